@@ -1,0 +1,49 @@
+-- exgate store, schema version 1.
+-- Secrets live only in the `*_sealed` BLOB columns, sealed by the vault with the row's ID as
+-- associated data; every other column is plain metadata.
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+
+CREATE TABLE connections (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    -- target, backend, authority and the non-secret parts of auth, as JSON
+    doc           TEXT NOT NULL,
+    -- the client secret, the certificate's private key, or the password
+    secret_sealed BLOB,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+
+CREATE TABLE accounts (
+    id                   TEXT PRIMARY KEY,
+    connection_id        TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    principal            TEXT NOT NULL,
+    mailbox              TEXT,
+    credential_kind      TEXT NOT NULL,
+    status               TEXT NOT NULL,
+    status_reason        TEXT,
+    refresh_token_sealed BLOB,
+    created_at           TEXT NOT NULL,
+    last_used_at         TEXT,
+    UNIQUE (connection_id, principal)
+);
+
+CREATE TABLE static_users (
+    id            TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    principal     TEXT NOT NULL,
+    mailbox       TEXT NOT NULL,
+    access        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    UNIQUE (connection_id, principal)
+);
+
+CREATE TABLE admin_credential (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);

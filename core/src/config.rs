@@ -1,0 +1,684 @@
+//! Layered configuration: built-in defaults, then the system file, the user's file, the file given
+//! with `--config`, then `EXGATE__SECTION__KEY` variables; resolved into checked [`Settings`].
+//!
+//! Every source is first read on its own so that an unknown key is reported with the file (or
+//! variable) it is in. Values are checked after merging, and an error names the key, the source the
+//! winning value came from, and what is expected.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::admin;
+use crate::model::{ConnectionName, ConnectionSettings, ConnectionSpec};
+use crate::secret::{Secret, SecretRef};
+
+/// The file name looked for in each configuration folder.
+pub const FILE_NAME: &str = "exgate.toml";
+/// The system-wide file, unless `EXGATE_SYSTEM_CONFIG` names another.
+pub const SYSTEM_FILE: &str = "/etc/exgate/exgate.toml";
+/// Where the gateway listens unless configured otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8087";
+const ENV_PREFIX: &str = "EXGATE__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown key `{key}` in {origin}; see docs/configuration.md for the keys exgate reads")]
+    UnknownKey { key: String, origin: String },
+    #[error("{key} (from {origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("{path} cannot be read as TOML: {message}", path = .path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("the configuration file {path} given with --config does not exist", path = .path.display())]
+    Missing { path: PathBuf },
+    #[error("the configuration could not be read: {0}")]
+    Other(String),
+    #[error(
+        "cannot tell where to keep exgate's data: HOME is not set; set HOME or XDG_DATA_HOME, or store.path and secrets.master_key_file"
+    )]
+    NoHome,
+}
+
+/// The process environment, captured once so that loading is a pure function of its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn dir(&self, xdg: &str, home_relative: &str) -> Option<PathBuf> {
+        self.get(xdg)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| self.get("HOME").map(|h| Path::new(&h).join(home_relative)))
+            .map(|d| d.join("exgate"))
+    }
+
+    /// `$XDG_CONFIG_HOME/exgate`, or `~/.config/exgate`.
+    pub fn config_dir(&self) -> Option<PathBuf> {
+        self.dir("XDG_CONFIG_HOME", ".config")
+    }
+
+    /// `$XDG_DATA_HOME/exgate`, or `~/.local/share/exgate`.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.dir("XDG_DATA_HOME", ".local/share")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// A configured admin password; `None` means the generated one kept (hashed) in the store.
+    pub admin_password: Option<Secret>,
+}
+
+/// A connection declared in a configuration file. It is read-only for the CLI and the API.
+#[derive(Debug)]
+pub struct ConfiguredConnection {
+    pub name: ConnectionName,
+    pub settings: ConnectionSettings,
+    /// The file that declares it.
+    pub origin: String,
+}
+
+/// Checked settings.
+#[derive(Debug)]
+pub struct Settings {
+    /// The SQLite database file.
+    pub store_path: PathBuf,
+    /// The 0600 file holding the master key that seals stored secrets.
+    pub master_key_file: PathBuf,
+    pub server: ServerSettings,
+    /// A tracing filter directive such as `info` or `exgate_core=debug`.
+    pub log_level: String,
+    pub connections: Vec<ConfiguredConnection>,
+    /// The configuration files that were read, in order.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawSettings {
+    store: RawStore,
+    secrets: RawSecrets,
+    server: RawServer,
+    log: RawLog,
+    connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawStore {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawSecrets {
+    master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawServer {
+    listen: Option<String>,
+    log_format: Option<String>,
+    admin_password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawLog {
+    level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawConnection {
+    target: Option<String>,
+    cloud: Option<String>,
+    tenant: Option<String>,
+    server_version: Option<String>,
+    ews_url: Option<String>,
+    backend: Option<String>,
+    auth: Option<String>,
+    client_id: Option<String>,
+    flow: Option<String>,
+    redirect_uri: Option<String>,
+    scopes: Option<Vec<String>>,
+    authority: Option<String>,
+    username: Option<String>,
+    /// `file:` or `env:` reference.
+    client_secret: Option<String>,
+    /// A PEM file holding the certificate (and possibly its key).
+    certificate_file: Option<PathBuf>,
+    /// `file:` or `env:` reference to the PEM private key.
+    private_key: Option<String>,
+    /// `file:` or `env:` reference.
+    password: Option<String>,
+}
+
+fn env_var_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+fn env_source(env: &Env) -> Environment {
+    let vars: config::Map<String, String> = env
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Environment::with_prefix("EXGATE")
+        .prefix_separator("__")
+        .separator("__")
+        .source(Some(vars))
+}
+
+fn config_error(e: config::ConfigError) -> ConfigError {
+    match e {
+        config::ConfigError::FileParse { uri, cause } => ConfigError::Parse {
+            path: PathBuf::from(uri.unwrap_or_default()),
+            message: cause.to_string(),
+        },
+        other => ConfigError::Other(other.to_string()),
+    }
+}
+
+/// Reads one source alone and reports the first key exgate does not know.
+fn check_unknown_keys(cfg: Config, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+    let mut unknown = Vec::new();
+    let result: Result<RawSettings, _> =
+        serde_ignored::deserialize(cfg, |path| unknown.push(path.to_string()));
+    if let Some(key) = unknown.into_iter().next() {
+        let origin = origin(&key);
+        return Err(ConfigError::UnknownKey { key, origin });
+    }
+    result.map(drop).map_err(config_error)
+}
+
+/// Which files are read, in order. Missing optional files are skipped.
+fn config_files(explicit: Option<&Path>, env: &Env) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut files = Vec::new();
+    let system = env
+        .get("EXGATE_SYSTEM_CONFIG")
+        .map_or_else(|| PathBuf::from(SYSTEM_FILE), PathBuf::from);
+    files.extend(Some(system).filter(|p| p.is_file()));
+    files.extend(
+        env.config_dir()
+            .map(|d| d.join(FILE_NAME))
+            .filter(|p| p.is_file()),
+    );
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        files.push(path.to_path_buf());
+    }
+    Ok(files)
+}
+
+/// Loads and checks the settings.
+pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Settings, ConfigError> {
+    let files = config_files(explicit, env)?;
+    let mut builder = Config::builder();
+    let mut layers = Vec::new();
+    for path in &files {
+        let source = File::from(path.as_path())
+            .format(FileFormat::Toml)
+            .required(true);
+        let alone = Config::builder()
+            .add_source(source.clone())
+            .build()
+            .map_err(config_error)?;
+        check_unknown_keys(alone.clone(), |_| path.display().to_string())?;
+        layers.push(Layer {
+            file: Some(path.clone()),
+            config: alone,
+        });
+        builder = builder.add_source(source);
+    }
+    let env_alone = Config::builder()
+        .add_source(env_source(env))
+        .build()
+        .map_err(config_error)?;
+    check_unknown_keys(env_alone.clone(), |key| {
+        format!("the environment variable {}", env_var_name(key))
+    })?;
+    layers.push(Layer {
+        file: None,
+        config: env_alone,
+    });
+    let merged = builder
+        .add_source(env_source(env))
+        .build()
+        .map_err(config_error)?;
+    let raw: RawSettings = merged.try_deserialize().map_err(config_error)?;
+    Resolver { layers, env }.resolve(raw, files)
+}
+
+/// One source read alone: a file, or (`file: None`) the `EXGATE__` variables.
+struct Layer {
+    file: Option<PathBuf>,
+    config: Config,
+}
+
+struct Resolver<'a> {
+    layers: Vec<Layer>,
+    env: &'a Env,
+}
+
+impl Resolver<'_> {
+    /// Where the value of `key` came from: a file path or an environment variable.
+    /// The last source that sets `key`, or else the nearest table around it.
+    fn origin(&self, key: &str) -> String {
+        let mut probe = key;
+        loop {
+            let found = self
+                .layers
+                .iter()
+                .rev()
+                .find(|l| l.config.get::<config::Value>(probe).is_ok());
+            match (found, probe.rsplit_once('.')) {
+                (
+                    Some(Layer {
+                        file: Some(path), ..
+                    }),
+                    _,
+                ) => return path.display().to_string(),
+                (Some(Layer { file: None, .. }), _) => {
+                    return format!("the environment variable {}", env_var_name(probe));
+                }
+                (None, Some((parent, _))) => probe = parent,
+                (None, None) => return "the built-in defaults".to_owned(),
+            }
+        }
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: self.origin(key),
+            message: message.into(),
+        }
+    }
+
+    fn secret(&self, key: &str, value: &str) -> Result<Secret, ConfigError> {
+        let env = |name: &str| self.env.get(name);
+        SecretRef::parse(value)
+            .and_then(|r| r.resolve(&env))
+            .map_err(|e| self.invalid(key, e.to_string()))
+    }
+
+    fn resolve(&self, raw: RawSettings, files: Vec<PathBuf>) -> Result<Settings, ConfigError> {
+        let data_dir = || self.env.data_dir().ok_or(ConfigError::NoHome);
+        let store_path = match raw.store.path {
+            Some(p) => p,
+            None => data_dir()?.join("exgate.db"),
+        };
+        let master_key_file = match self
+            .env
+            .get("EXGATE_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(raw.secrets.master_key_file)
+        {
+            Some(p) => p,
+            None => data_dir()?.join("master.key"),
+        };
+
+        let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+            self.invalid(
+                "server.listen",
+                format!("`{listen_text}` is not an address to listen on; expected IP:port such as {DEFAULT_LISTEN} (port 0 picks a free port)"),
+            )
+        })?;
+        let log_format = match raw
+            .server
+            .log_format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(self.invalid(
+                    "server.log_format",
+                    format!("`{other}` is not a log format; expected `human` or `json`"),
+                ));
+            }
+        };
+        let admin_password = raw
+            .server
+            .admin_password
+            .as_deref()
+            .map(|v| {
+                let secret = self.secret("server.admin_password", v)?;
+                admin::check_configured_password(&secret)
+                    .map_err(|why| self.invalid("server.admin_password", why))?;
+                Ok::<_, ConfigError>(secret)
+            })
+            .transpose()?;
+
+        let mut connections = Vec::new();
+        for (name, entry) in raw.connections {
+            connections.push(self.connection(&name, entry)?);
+        }
+
+        Ok(Settings {
+            store_path,
+            master_key_file,
+            server: ServerSettings {
+                listen,
+                log_format,
+                admin_password,
+            },
+            log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+            connections,
+            files,
+        })
+    }
+
+    fn connection(
+        &self,
+        name: &str,
+        entry: RawConnection,
+    ) -> Result<ConfiguredConnection, ConfigError> {
+        let key = |field: &str| format!("connections.{name}.{field}");
+        let parsed_name = name
+            .parse::<ConnectionName>()
+            .map_err(|e| self.invalid(&format!("connections.{name}"), e.0))?;
+        let secret = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| self.secret(&key(field), v))
+                .transpose()
+        };
+        let certificate_pem = entry
+            .certificate_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    self.invalid(
+                        &key("certificate_file"),
+                        format!("{} cannot be read: {e}", path.display()),
+                    )
+                })
+            })
+            .transpose()?;
+        let spec = ConnectionSpec {
+            target: entry.target,
+            cloud: entry.cloud,
+            tenant: entry.tenant,
+            server_version: entry.server_version,
+            ews_url: entry.ews_url,
+            backend: entry.backend,
+            auth: entry.auth,
+            client_id: entry.client_id,
+            flow: entry.flow,
+            redirect_uri: entry.redirect_uri,
+            scopes: entry.scopes,
+            authority: entry.authority,
+            username: entry.username,
+            client_secret: secret("client_secret", &entry.client_secret)?,
+            certificate_pem,
+            private_key_pem: secret("private_key", &entry.private_key)?,
+            password: secret("password", &entry.password)?,
+        };
+        let settings = spec.validate().map_err(|e| {
+            let field = match e.field {
+                "certificate" => "certificate_file",
+                "private_key" => "private_key",
+                other => other,
+            };
+            self.invalid(&key(field), e.message)
+        })?;
+        // Every key of the table comes from one file unless variables override single keys.
+        let origin = self.origin(&key("auth"));
+        Ok(ConfiguredConnection {
+            name: parsed_name,
+            settings,
+            origin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn env(&self, extra: &[(&str, &str)]) -> Env {
+            let root = self.dir.path().display().to_string();
+            let mut pairs = vec![
+                ("HOME".to_owned(), root.clone()),
+                ("XDG_CONFIG_HOME".to_owned(), format!("{root}/config")),
+                ("XDG_DATA_HOME".to_owned(), format!("{root}/data")),
+                (
+                    "EXGATE_SYSTEM_CONFIG".to_owned(),
+                    format!("{root}/system.toml"),
+                ),
+            ];
+            pairs.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+            Env::from_pairs(pairs)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    #[test]
+    fn defaults_follow_xdg() {
+        let f = Fixture::new();
+        let s = load(None, &f.env(&[])).unwrap();
+        assert_eq!(s.store_path, f.dir.path().join("data/exgate/exgate.db"));
+        assert_eq!(
+            s.master_key_file,
+            f.dir.path().join("data/exgate/master.key")
+        );
+        assert_eq!(s.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.server.log_format, LogFormat::Human);
+        assert!(s.files.is_empty());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let f = Fixture::new();
+        f.write(
+            "system.toml",
+            "[server]\nlisten = \"127.0.0.1:1001\"\nlog_format = \"json\"\n",
+        );
+        f.write(
+            "config/exgate/exgate.toml",
+            "[server]\nlisten = \"127.0.0.1:1002\"\n",
+        );
+        let explicit = f.write("explicit.toml", "[log]\nlevel = \"debug\"\n");
+        let env = f.env(&[]);
+        let s = load(Some(&explicit), &env).unwrap();
+        assert_eq!(s.server.listen.port(), 1002);
+        assert_eq!(s.server.log_format, LogFormat::Json);
+        assert_eq!(s.log_level, "debug");
+        assert_eq!(s.files.len(), 3);
+        let env = f.env(&[
+            ("EXGATE__SERVER__LISTEN", "127.0.0.1:1003"),
+            ("EXGATE_MASTER_KEY_FILE", "/k/master.key"),
+        ]);
+        let s = load(Some(&explicit), &env).unwrap();
+        assert_eq!(s.server.listen.port(), 1003);
+        assert_eq!(s.master_key_file, PathBuf::from("/k/master.key"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_file() {
+        let f = Fixture::new();
+        let path = f.write(
+            "config/exgate/exgate.toml",
+            "[server]\nlisen = \"127.0.0.1:1\"\n",
+        );
+        let err = load(None, &f.env(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown key `server.lisen`"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn unknown_variable_is_named() {
+        let f = Fixture::new();
+        let err = load(None, &f.env(&[("EXGATE__SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EXGATE__SERVER__LISTN"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key_origin_and_expectation() {
+        let f = Fixture::new();
+        let path = f.write("c.toml", "[server]\nlisten = \"everywhere\"\n");
+        let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("server.listen (from "), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("expected IP:port"), "{err}");
+
+        let err = load(None, &f.env(&[("EXGATE__SERVER__LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EXGATE__SERVER__LOG_FORMAT"), "{err}");
+        assert!(err.contains("expected `human` or `json`"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_and_bad_toml_are_errors() {
+        let f = Fixture::new();
+        let err = load(Some(Path::new("/nonexistent/x.toml")), &f.env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
+        let path = f.write("bad.toml", "[server\nlisten=");
+        let err = load(Some(&path), &f.env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn declared_connections_resolve_secret_references() {
+        let f = Fixture::new();
+        let secret_file = f.write("secret.txt", "s3cr3t~value-0123456789abcdefghij\n");
+        let path = f.write(
+            "c.toml",
+            &format!(
+                "[connections.Prod]\ntenant = \"contoso.onmicrosoft.com\"\nauth = \"oauth2-app-only\"\n\
+                 client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret = \"file:{}\"\n\
+                 [connections.lab]\news_url = \"https://mail.lab.example/EWS/Exchange.asmx\"\nauth = \"ntlm\"\n\
+                 username = \"LAB\\\\svc\"\npassword = \"env:LAB_PASSWORD\"\n",
+                secret_file.display()
+            ),
+        );
+        let s = load(Some(&path), &f.env(&[("LAB_PASSWORD", "pw")])).unwrap();
+        let names: Vec<_> = s.connections.iter().map(|c| c.name.to_string()).collect();
+        assert_eq!(names, ["Prod", "lab"]);
+        assert_eq!(s.connections[0].origin, path.display().to_string());
+        let secret = s.connections[0].settings.auth.secret().unwrap();
+        assert_eq!(secret.expose(), "s3cr3t~value-0123456789abcdefghij");
+
+        let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+        assert!(err.contains("connections.lab.password"), "{err}");
+        assert!(err.contains("LAB_PASSWORD is not set"), "{err}");
+    }
+
+    #[test]
+    fn inline_secrets_and_invalid_connections_are_refused() {
+        let f = Fixture::new();
+        let path = f.write(
+            "c.toml",
+            "[connections.x]\ntenant = \"common\"\nauth = \"oauth2-app-only\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret = \"inline-value\"\n",
+        );
+        let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+        assert!(err.contains("connections.x.client_secret"), "{err}");
+        assert!(err.contains("not written inline"), "{err}");
+        assert!(!err.contains("inline-value"), "{err}");
+
+        let path = f.write(
+            "d.toml",
+            "[connections.y]\ntenant = \"not-a-guid-0000\"\nauth = \"oauth2-delegated\"\n",
+        );
+        let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+        assert!(err.contains("connections.y.tenant"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+
+        let path = f.write("e.toml", "[connections.z]\ntenant = \"common\"\n");
+        let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+        assert!(err.contains("connections.z.auth"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn weak_configured_admin_password_is_refused() {
+        let f = Fixture::new();
+        let path = f.write("c.toml", "[server]\nadmin_password = \"env:PW\"\n");
+        let err = load(Some(&path), &f.env(&[("PW", "changeme")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.admin_password"), "{err}");
+        assert!(err.contains("well-known default"), "{err}");
+        let s = load(
+            Some(&path),
+            &f.env(&[("PW", "a long and unusual passphrase")]),
+        )
+        .unwrap();
+        assert!(s.server.admin_password.is_some());
+    }
+}

@@ -1,0 +1,215 @@
+//! The connection catalogue: connections created through the CLI or API (in the store) and
+//! connections declared in configuration files (read-only), under one set of names.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::config::ConfiguredConnection;
+use crate::model::{Connection, ConnectionId, ConnectionName, ConnectionSpec, InvalidInput};
+use crate::store::{Store, StoreError};
+
+/// Where a connection is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Created through the CLI or API; editable.
+    Store,
+    /// Declared in this configuration file; change it there.
+    File(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionEntry {
+    pub connection: Connection,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+pub struct Connections {
+    store: Arc<dyn Store>,
+    configured: Vec<ConnectionEntry>,
+    clock: Arc<dyn Clock>,
+}
+
+fn parse_name(name: &str) -> Result<ConnectionName, Error> {
+    name.parse::<ConnectionName>()
+        .map_err(|e| InvalidInput::new("name", e.0).into())
+}
+
+/// A declared connection's ID, stable across restarts so that accounts can refer to it.
+fn configured_id(name: &ConnectionName) -> ConnectionId {
+    let digest = Sha256::digest(format!(
+        "exgate/connection/{}",
+        name.as_str().to_ascii_lowercase()
+    ));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // A v8 UUID is "custom": derived here from the name.
+    ConnectionId::from_uuid(Uuid::new_v8(bytes))
+}
+
+impl Connections {
+    pub fn new(
+        store: Arc<dyn Store>,
+        configured: Vec<ConfiguredConnection>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let configured = configured
+            .into_iter()
+            .map(|c| {
+                let modified = std::fs::metadata(&c.origin)
+                    .and_then(|m| m.modified())
+                    .map(OffsetDateTime::from)
+                    .unwrap_or_else(|_| clock.now());
+                ConnectionEntry {
+                    connection: Connection {
+                        id: configured_id(&c.name),
+                        name: c.name,
+                        settings: c.settings,
+                        created_at: modified,
+                        updated_at: modified,
+                    },
+                    source: Source::File(c.origin),
+                }
+            })
+            .collect();
+        Self {
+            store,
+            configured,
+            clock,
+        }
+    }
+
+    fn configured(&self, name: &ConnectionName) -> Option<&ConnectionEntry> {
+        self.configured.iter().find(|e| {
+            e.connection
+                .name
+                .as_str()
+                .eq_ignore_ascii_case(name.as_str())
+        })
+    }
+
+    /// Every connection, declared ones first where names clash, sorted by name.
+    pub async fn list(&self) -> Result<Vec<ConnectionEntry>, Error> {
+        let mut all = self.configured.clone();
+        for connection in self.store.connections().await? {
+            if self.configured(&connection.name).is_none() {
+                all.push(ConnectionEntry {
+                    connection,
+                    source: Source::Store,
+                });
+            }
+        }
+        all.sort_by(|a, b| {
+            a.connection
+                .name
+                .as_str()
+                .to_ascii_lowercase()
+                .cmp(&b.connection.name.as_str().to_ascii_lowercase())
+        });
+        Ok(all)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<ConnectionEntry, Error> {
+        let name = parse_name(name)?;
+        if let Some(entry) = self.configured(&name) {
+            return Ok(entry.clone());
+        }
+        self.store
+            .connection(&name)
+            .await?
+            .map(|connection| ConnectionEntry {
+                connection,
+                source: Source::Store,
+            })
+            .ok_or_else(|| Error::NotFound {
+                what: "connection",
+                name: name.to_string(),
+            })
+    }
+
+    /// Validates `spec` and stores a new connection. Nothing is written if any check fails.
+    pub async fn add(&self, name: &str, spec: &ConnectionSpec) -> Result<Connection, Error> {
+        let name = parse_name(name)?;
+        if self.configured(&name).is_some() {
+            return Err(Error::AlreadyExists {
+                what: "connection",
+                name: name.to_string(),
+            });
+        }
+        let settings = spec.validate()?;
+        let now = self.clock.now();
+        let connection = Connection {
+            id: ConnectionId::new_random(),
+            name,
+            settings,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .insert_connection(&connection)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => Error::AlreadyExists {
+                    what: "connection",
+                    name: connection.name.to_string(),
+                },
+                other => other.into(),
+            })?;
+        tracing::info!(connection = %connection.name, id = %connection.id, "connection added");
+        Ok(connection)
+    }
+
+    /// Applies the fields `change` sets; see [`ConnectionSettings::edited`](crate::model::ConnectionSettings::edited).
+    pub async fn edit(
+        &self,
+        name: &str,
+        change: ConnectionSpec,
+        clear_credential: bool,
+    ) -> Result<Connection, Error> {
+        let entry = self.get(name).await?;
+        if let Source::File(origin) = entry.source {
+            return Err(Error::ReadOnly {
+                name: entry.connection.name.to_string(),
+                origin,
+            });
+        }
+        let mut connection = entry.connection;
+        connection.settings = connection
+            .settings
+            .edited(change, clear_credential)
+            .validate()?;
+        connection.updated_at = self.clock.now();
+        if !self.store.update_connection(&connection).await? {
+            return Err(Error::NotFound {
+                what: "connection",
+                name: connection.name.to_string(),
+            });
+        }
+        tracing::info!(connection = %connection.name, "connection edited");
+        Ok(connection)
+    }
+
+    /// Deletes a stored connection with its accounts and static users.
+    pub async fn remove(&self, name: &str) -> Result<(), Error> {
+        let entry = self.get(name).await?;
+        if let Source::File(origin) = entry.source {
+            return Err(Error::ReadOnly {
+                name: entry.connection.name.to_string(),
+                origin,
+            });
+        }
+        if !self.store.delete_connection(&entry.connection.name).await? {
+            return Err(Error::NotFound {
+                what: "connection",
+                name: entry.connection.name.to_string(),
+            });
+        }
+        tracing::info!(connection = %entry.connection.name, "connection removed");
+        Ok(())
+    }
+}

@@ -1,0 +1,67 @@
+//! The error every core entry point returns, with a classifier that frontends map to exit codes
+//! and HTTP statuses.
+
+use crate::config::ConfigError;
+use crate::model::InvalidInput;
+use crate::secret::VaultError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {0}")]
+    Invalid(#[from] InvalidInput),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{what} `{name}` does not exist")]
+    NotFound { what: &'static str, name: String },
+    #[error("{what} `{name}` already exists; nothing was changed")]
+    AlreadyExists { what: &'static str, name: String },
+    #[error("connection `{name}` is declared in {origin}; change it there")]
+    ReadOnly { name: String, origin: String },
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input is wrong; fix it and retry.
+    Invalid,
+    /// The configuration, key file or environment is wrong.
+    Config,
+    NotFound,
+    /// The operation conflicts with what exists (a taken name, a read-only entry).
+    Conflict,
+    /// The operation failed for a reason outside the caller's input.
+    Failed,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Config(_) | Self::Vault(_) => ErrorKind::Config,
+            Self::Store(
+                StoreError::Vault(_)
+                | StoreError::WrongKey { .. }
+                | StoreError::SchemaTooNew { .. },
+            ) => ErrorKind::Config,
+            Self::Store(StoreError::Conflict(_))
+            | Self::AlreadyExists { .. }
+            | Self::ReadOnly { .. } => ErrorKind::Conflict,
+            Self::Store(_) => ErrorKind::Failed,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Vault(v) => Self::Vault(v),
+            other => Self::Store(other),
+        }
+    }
+}

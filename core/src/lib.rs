@@ -1,0 +1,29 @@
+//! exgate-core: the domain model, configuration, encrypted store and flows behind the `exgate`
+//! CLI and the `exgate-server` gateway. Core holds all logic; it never prints, parses argv or
+//! serves HTTP. It emits `tracing` events and leaves subscribing to the binaries.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod connections;
+mod error;
+pub mod model;
+pub mod secret;
+pub mod store;
+
+pub use error::{Error, ErrorKind};
+
+use std::sync::Arc;
+
+use config::Settings;
+use secret::Vault;
+use store::SqliteStore;
+
+/// Opens the vault and the embedded store that `settings` name.
+pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, Error> {
+    let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
+    Ok(Arc::new(
+        SqliteStore::open(&settings.store_path, vault).await?,
+    ))
+}

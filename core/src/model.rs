@@ -1,0 +1,33 @@
+//! The domain model: connections, linked mailboxes ("known users") and static users.
+//! Every type here is valid by construction; raw input goes through [`ConnectionSpec::validate`]
+//! or a newtype's `FromStr`.
+
+mod account;
+mod connection;
+mod ids;
+
+pub use account::{Account, AccountStatus, CredentialKind, MailboxAccess, StaticUser};
+pub use connection::{
+    AppOnlyAuth, Auth, AuthKind, Backend, ClientCertificate, ClientCredential, Cloud, Connection,
+    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, PasswordAuth, ServerVersion,
+    Target,
+};
+pub use ids::{
+    AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,
+    Principal, StaticUserId, Tenant,
+};
+
+/// A field that failed validation, and why. Never holds a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    /// The field's name as in the configuration file (`client_secret`, `tenant`, …).
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: &'static str, message: String) -> Self {
+        Self { field, message }
+    }
+}

@@ -1,0 +1,802 @@
+//! A connection: which Exchange, through which API, signed in how.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::InvalidInput;
+use super::ids::{ClientId, ConnectionId, ConnectionName, EndpointUrl, ParseError, Tenant};
+use crate::secret::Secret;
+
+/// Declares a fieldless enum with its canonical spellings; `FromStr` lists them when it fails.
+macro_rules! keyword_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text $(| $alias)* => Ok(Self::$variant),)+
+                    _ => Err(ParseError(format!(
+                        "`{}` is not {}; expected one of: {}",
+                        s.trim(),
+                        $what,
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+keyword_enum!(
+    /// The Microsoft cloud an Exchange Online tenant lives in.
+    Cloud, "a Microsoft cloud" {
+        /// login.microsoftonline.com, graph.microsoft.com
+        Global = "global" | "public",
+        /// login.microsoftonline.us (GCC High, DoD)
+        UsGov = "usgov" | "us-gov",
+        /// login.chinacloudapi.cn (operated by 21Vianet)
+        China = "china",
+    }
+);
+
+keyword_enum!(
+    /// The Exchange Server release on premises.
+    ServerVersion, "an Exchange Server version" {
+        Exchange2016 = "2016",
+        Exchange2019 = "2019",
+        SubscriptionEdition = "se" | "subscription-edition",
+    }
+);
+
+keyword_enum!(
+    /// Which API reaches the mailboxes. `auto` picks Graph for Exchange Online and EWS for Exchange Server.
+    Backend, "a backend" {
+        Auto = "auto",
+        Graph = "graph",
+        Ews = "ews",
+    }
+);
+
+keyword_enum!(
+    /// How a connection authenticates.
+    AuthKind, "an auth kind" {
+        /// OAuth2 on behalf of a signed-in user.
+        OAuth2Delegated = "oauth2-delegated",
+        /// OAuth2 client credentials: the app acts on its own, with application permissions.
+        OAuth2AppOnly = "oauth2-app-only",
+        /// User name and password over TLS (Exchange Server only).
+        Basic = "basic",
+        /// NTLM over TLS (Exchange Server only).
+        Ntlm = "ntlm",
+    }
+);
+
+keyword_enum!(
+    /// How users of a delegated connection sign in by default.
+    DelegatedFlow, "a sign-in flow" {
+        /// Authorization code with PKCE in a browser; works for public and confidential clients.
+        AuthorizationCode = "authorization-code" | "auth-code",
+        /// Device code (RFC 8628): a public-client flow.
+        DeviceCode = "device-code",
+        /// Resource-owner password: a legacy public-client flow that MFA and Conditional Access break.
+        Password = "password" | "ropc",
+    }
+);
+
+impl DelegatedFlow {
+    /// Whether Entra treats the flow as a public-client flow, in which a client secret or
+    /// assertion is refused (AADSTS700025) and "Allow public client flows" must be on.
+    pub fn is_public_client_flow(self) -> bool {
+        matches!(self, Self::DeviceCode | Self::Password)
+    }
+}
+
+/// Where the mailboxes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Target {
+    Online {
+        cloud: Cloud,
+        tenant: Tenant,
+    },
+    Server {
+        version: ServerVersion,
+        ews_url: EndpointUrl,
+    },
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Online { .. } => "online",
+            Self::Server { .. } => "server",
+        }
+    }
+}
+
+/// An app registration's certificate credential: the public certificate and its private key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCertificate {
+    certificate_pem: String,
+    private_key_pem: Secret,
+    thumbprint_sha256: String,
+}
+
+impl ClientCertificate {
+    /// Takes the first `CERTIFICATE` block of `certificate` and the first private key block of
+    /// `private_key` (the two may come from the same file).
+    pub fn from_pem(certificate: &str, private_key: &Secret) -> Result<Self, ParseError> {
+        let cert = pem_block(certificate, &["CERTIFICATE"]).ok_or_else(|| {
+            ParseError(
+                "no `-----BEGIN CERTIFICATE-----` block found; give the certificate as PEM \
+                 (the .cer/.crt you uploaded under Certificates & secrets, base64-encoded)"
+                    .into(),
+            )
+        })?;
+        let der = B64
+            .decode(cert.body.split_whitespace().collect::<String>())
+            .map_err(|_| ParseError("the CERTIFICATE block is not valid base64".into()))?;
+        if pem_block(private_key.expose(), &["ENCRYPTED PRIVATE KEY"]).is_some() {
+            return Err(ParseError(
+                "the private key is encrypted; export it without a passphrase \
+                 (`openssl pkey -in key.pem -out plain.pem`) and protect the file instead"
+                    .into(),
+            ));
+        }
+        let key = pem_block(private_key.expose(), &["PRIVATE KEY", "RSA PRIVATE KEY"])
+            .ok_or_else(|| {
+                ParseError(
+                    "no `-----BEGIN PRIVATE KEY-----` or `-----BEGIN RSA PRIVATE KEY-----` block found in the private key"
+                        .into(),
+                )
+            })?;
+        let thumbprint_sha256 = Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        Ok(Self {
+            certificate_pem: cert.text.to_owned(),
+            private_key_pem: Secret::new(key.text),
+            thumbprint_sha256,
+        })
+    }
+
+    pub fn certificate_pem(&self) -> &str {
+        &self.certificate_pem
+    }
+
+    pub fn private_key(&self) -> &Secret {
+        &self.private_key_pem
+    }
+
+    /// SHA-256 of the DER certificate in upper-case hex (the basis of the `x5t#S256` header).
+    pub fn thumbprint_sha256(&self) -> &str {
+        &self.thumbprint_sha256
+    }
+}
+
+struct PemBlock<'a> {
+    text: &'a str,
+    body: &'a str,
+}
+
+fn pem_block<'a>(input: &'a str, labels: &[&str]) -> Option<PemBlock<'a>> {
+    labels.iter().find_map(|label| {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        let start = input.find(&begin)?;
+        let body_start = start + begin.len();
+        let body_len = input[body_start..].find(&end)?;
+        let stop = body_start + body_len + end.len();
+        Some(PemBlock {
+            text: &input[start..stop],
+            body: &input[body_start..body_start + body_len],
+        })
+    })
+}
+
+/// How an app registration proves its identity to Entra ID.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientCredential {
+    Secret(Secret),
+    Certificate(ClientCertificate),
+}
+
+/// OAuth2 on behalf of signed-in users.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelegatedAuth {
+    pub client_id: ClientId,
+    pub flow: DelegatedFlow,
+    /// `None` for a public client.
+    pub credential: Option<ClientCredential>,
+    /// `None` means the CLI's loopback redirect, `http://localhost`.
+    pub redirect_uri: Option<EndpointUrl>,
+    /// Empty means the defaults for the backend (DESIGN.md §2).
+    pub scopes: Vec<String>,
+}
+
+/// OAuth2 client credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppOnlyAuth {
+    pub client_id: ClientId,
+    pub credential: ClientCredential,
+}
+
+/// A user name and password for Basic or NTLM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordAuth {
+    /// `user@contoso.com`, `CONTOSO\user` or `user`.
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    OAuth2Delegated(DelegatedAuth),
+    OAuth2AppOnly(AppOnlyAuth),
+    Basic(PasswordAuth),
+    Ntlm(PasswordAuth),
+}
+
+impl Auth {
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            Self::OAuth2Delegated(_) => AuthKind::OAuth2Delegated,
+            Self::OAuth2AppOnly(_) => AuthKind::OAuth2AppOnly,
+            Self::Basic(_) => AuthKind::Basic,
+            Self::Ntlm(_) => AuthKind::Ntlm,
+        }
+    }
+
+    /// The one secret this auth holds, if any, for sealing in the store.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            Self::OAuth2Delegated(d) => d.credential.as_ref().map(ClientCredential::secret),
+            Self::OAuth2AppOnly(a) => Some(a.credential.secret()),
+            Self::Basic(p) | Self::Ntlm(p) => Some(&p.password),
+        }
+    }
+}
+
+impl ClientCredential {
+    /// The client secret, or the certificate's private key.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Self::Secret(s) => s,
+            Self::Certificate(c) => c.private_key(),
+        }
+    }
+}
+
+/// Everything about a connection but its identity and timestamps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionSettings {
+    pub target: Target,
+    pub backend: Backend,
+    pub auth: Auth,
+    /// A custom OIDC authority by its discovery URL (AD FS, Keycloak); `None` means Entra ID.
+    pub authority: Option<EndpointUrl>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub name: ConnectionName,
+    pub settings: ConnectionSettings,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A connection as a person writes it: every field optional and unparsed. The CLI builds one from
+/// flags, the configuration file from a `[connections.NAME]` table, the API from JSON; all of them
+/// are checked by [`ConnectionSpec::validate`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionSpec {
+    pub target: Option<String>,
+    pub cloud: Option<String>,
+    pub tenant: Option<String>,
+    pub server_version: Option<String>,
+    pub ews_url: Option<String>,
+    pub backend: Option<String>,
+    pub auth: Option<String>,
+    pub client_id: Option<String>,
+    pub flow: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub authority: Option<String>,
+    pub username: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub certificate_pem: Option<String>,
+    pub private_key_pem: Option<Secret>,
+    pub password: Option<Secret>,
+}
+
+fn parse_field<T: FromStr<Err = ParseError>>(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<T>, InvalidInput> {
+    value
+        .as_deref()
+        .map(|v| v.parse::<T>().map_err(|e| InvalidInput::new(field, e.0)))
+        .transpose()
+}
+
+fn required<T>(field: &'static str, value: Option<T>, why: &str) -> Result<T, InvalidInput> {
+    value.ok_or_else(|| InvalidInput::new(field, format!("missing: {why}")))
+}
+
+fn refuse(field: &'static str, present: bool, why: &str) -> Result<(), InvalidInput> {
+    if present {
+        Err(InvalidInput::new(field, why.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// A client secret value is a ~40-character string; the GUID beside it in Entra is the secret's ID.
+fn check_client_secret(secret: &Secret) -> Result<(), InvalidInput> {
+    if secret.expose().trim().is_empty() {
+        return Err(InvalidInput::new(
+            "client_secret",
+            "the client secret is empty".into(),
+        ));
+    }
+    if secret.expose().trim().parse::<ClientId>().is_ok() {
+        return Err(InvalidInput::new(
+            "client_secret",
+            "this is the secret's ID (a GUID), not its value; copy the secret's Value from \
+             Certificates & secrets (it is shown only once, right after you create the secret)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+impl ConnectionSpec {
+    /// Checks every field and how they fit together, and builds the settings.
+    pub fn validate(&self) -> Result<ConnectionSettings, InvalidInput> {
+        let target_kind = match self
+            .target
+            .as_deref()
+            .map(|t| t.trim().to_ascii_lowercase())
+        {
+            Some(t) if t == "online" => "online",
+            Some(t) if t == "server" => "server",
+            Some(t) => {
+                return Err(InvalidInput::new(
+                    "target",
+                    format!(
+                        "`{t}` is not a target; expected `online` (Exchange Online) or `server` (Exchange Server)"
+                    ),
+                ));
+            }
+            None if self.ews_url.is_some() => "server",
+            None if self.tenant.is_some() => "online",
+            None => {
+                return Err(InvalidInput::new(
+                    "target",
+                    "missing: give a tenant for Exchange Online, or an EWS URL for Exchange Server"
+                        .into(),
+                ));
+            }
+        };
+
+        let target = if target_kind == "online" {
+            refuse(
+                "ews_url",
+                self.ews_url.is_some(),
+                "an EWS URL is for Exchange Server; Exchange Online is reached through its tenant",
+            )?;
+            refuse(
+                "server_version",
+                self.server_version.is_some(),
+                "a server version is for Exchange Server only",
+            )?;
+            Target::Online {
+                cloud: parse_field("cloud", &self.cloud)?.unwrap_or(Cloud::Global),
+                tenant: required(
+                    "tenant",
+                    parse_field("tenant", &self.tenant)?,
+                    "Exchange Online needs the Directory (tenant) ID or a verified domain",
+                )?,
+            }
+        } else {
+            refuse(
+                "tenant",
+                self.tenant.is_some(),
+                "a tenant is for Exchange Online; for Exchange Server give the EWS URL (and a custom authority for modern auth)",
+            )?;
+            refuse(
+                "cloud",
+                self.cloud.is_some(),
+                "a cloud is for Exchange Online only",
+            )?;
+            Target::Server {
+                version: parse_field("server_version", &self.server_version)?
+                    .unwrap_or(ServerVersion::Exchange2019),
+                ews_url: required(
+                    "ews_url",
+                    parse_field("ews_url", &self.ews_url)?,
+                    "Exchange Server needs its EWS URL, such as https://mail.contoso.com/EWS/Exchange.asmx",
+                )?,
+            }
+        };
+
+        let backend: Backend = parse_field("backend", &self.backend)?.unwrap_or(Backend::Auto);
+        if matches!(target, Target::Server { .. }) && backend == Backend::Graph {
+            return Err(InvalidInput::new(
+                "backend",
+                "Exchange Server has no Microsoft Graph; use `ews` or `auto`".into(),
+            ));
+        }
+
+        let kind: AuthKind = required(
+            "auth",
+            parse_field("auth", &self.auth)?,
+            "choose oauth2-delegated, oauth2-app-only, basic or ntlm",
+        )?;
+        let auth = match kind {
+            AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly => self.oauth2_auth(kind)?,
+            AuthKind::Basic | AuthKind::Ntlm => {
+                if matches!(target, Target::Online { .. }) {
+                    return Err(InvalidInput::new(
+                        "auth",
+                        format!(
+                            "Exchange Online no longer accepts {kind} authentication; use oauth2-delegated or oauth2-app-only"
+                        ),
+                    ));
+                }
+                self.password_auth(kind)?
+            }
+        };
+
+        let authority = parse_field::<EndpointUrl>("authority", &self.authority)?;
+        refuse(
+            "authority",
+            authority.is_some()
+                && !matches!(kind, AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly),
+            "a custom authority is for OAuth2 auth only",
+        )?;
+        if let (Target::Server { .. }, AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly, None) =
+            (&target, kind, &authority)
+        {
+            return Err(InvalidInput::new(
+                "authority",
+                "missing: OAuth2 against Exchange Server needs the discovery URL of its identity provider, \
+                 such as https://adfs.contoso.com/adfs/.well-known/openid-configuration"
+                    .into(),
+            ));
+        }
+
+        Ok(ConnectionSettings {
+            target,
+            backend,
+            auth,
+            authority,
+        })
+    }
+
+    fn oauth2_auth(&self, kind: AuthKind) -> Result<Auth, InvalidInput> {
+        let what = kind.as_str();
+        refuse(
+            "username",
+            self.username.is_some(),
+            &format!("a user name is for basic or ntlm auth, not {what}"),
+        )?;
+        refuse(
+            "password",
+            self.password.is_some(),
+            &format!(
+                "a password is for basic or ntlm auth, not {what}; for a client secret use client_secret"
+            ),
+        )?;
+        let client_id = required(
+            "client_id",
+            parse_field("client_id", &self.client_id)?,
+            "give the Application (client) ID from the app registration's Overview page",
+        )?;
+        let credential = self.client_credential()?;
+        if kind == AuthKind::OAuth2AppOnly {
+            refuse(
+                "flow",
+                self.flow.is_some(),
+                "a sign-in flow is for oauth2-delegated; oauth2-app-only always uses client credentials",
+            )?;
+            refuse(
+                "redirect_uri",
+                self.redirect_uri.is_some(),
+                "a redirect URI is for oauth2-delegated; client credentials involve no browser",
+            )?;
+            refuse(
+                "scopes",
+                self.scopes.is_some(),
+                "oauth2-app-only always asks for the resource's `.default` scope; grant application permissions to the app instead",
+            )?;
+            let credential = required(
+                "client_secret",
+                credential,
+                "oauth2-app-only needs a client secret or a certificate",
+            )?;
+            return Ok(Auth::OAuth2AppOnly(AppOnlyAuth {
+                client_id,
+                credential,
+            }));
+        }
+        let flow = parse_field("flow", &self.flow)?.unwrap_or(DelegatedFlow::AuthorizationCode);
+        if flow.is_public_client_flow() && credential.is_some() {
+            let field = if self.client_secret.is_some() {
+                "client_secret"
+            } else {
+                "certificate"
+            };
+            return Err(InvalidInput::new(
+                field,
+                format!(
+                    "the {flow} flow is a public-client flow: Entra ID refuses a client secret or certificate \
+                     with it (AADSTS700025); remove the credential, or use the authorization-code flow"
+                ),
+            ));
+        }
+        let scopes = self.scopes.clone().unwrap_or_default();
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        {
+            return Err(InvalidInput::new(
+                "scopes",
+                format!("`{bad}` is not a scope; give one scope per value, such as Mail.ReadWrite"),
+            ));
+        }
+        Ok(Auth::OAuth2Delegated(DelegatedAuth {
+            client_id,
+            flow,
+            credential,
+            redirect_uri: parse_field("redirect_uri", &self.redirect_uri)?,
+            scopes,
+        }))
+    }
+
+    fn client_credential(&self) -> Result<Option<ClientCredential>, InvalidInput> {
+        match (
+            &self.client_secret,
+            &self.certificate_pem,
+            &self.private_key_pem,
+        ) {
+            (Some(_), Some(_), _) => Err(InvalidInput::new(
+                "client_secret",
+                "give either a client secret or a certificate, not both".into(),
+            )),
+            (Some(secret), None, None) => {
+                check_client_secret(secret)?;
+                Ok(Some(ClientCredential::Secret(secret.clone())))
+            }
+            (Some(_), None, Some(_)) => Err(InvalidInput::new(
+                "private_key",
+                "a private key goes with a certificate, not with a client secret".into(),
+            )),
+            (None, Some(cert), key) => {
+                let key = key.clone().unwrap_or_else(|| Secret::new(cert.clone()));
+                ClientCertificate::from_pem(cert, &key)
+                    .map(|c| Some(ClientCredential::Certificate(c)))
+                    .map_err(|e| InvalidInput::new("certificate", e.0))
+            }
+            (None, None, Some(_)) => Err(InvalidInput::new(
+                "certificate",
+                "missing: a private key was given without its certificate".into(),
+            )),
+            (None, None, None) => Ok(None),
+        }
+    }
+
+    fn password_auth(&self, kind: AuthKind) -> Result<Auth, InvalidInput> {
+        let what = kind.as_str();
+        for (field, present) in [
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            (
+                "certificate",
+                self.certificate_pem.is_some() || self.private_key_pem.is_some(),
+            ),
+            ("flow", self.flow.is_some()),
+            ("redirect_uri", self.redirect_uri.is_some()),
+            ("scopes", self.scopes.is_some()),
+        ] {
+            refuse(
+                field,
+                present,
+                &format!("{field} is for OAuth2 auth, not {what}"),
+            )?;
+        }
+        let username = required(
+            "username",
+            self.username.clone(),
+            &format!("{what} auth needs a user name"),
+        )?;
+        let username = username.trim().to_owned();
+        if username.is_empty() || username.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "username",
+                "the user name is empty or holds control characters".into(),
+            ));
+        }
+        let password = required(
+            "password",
+            self.password.clone(),
+            &format!("{what} auth needs a password"),
+        )?;
+        if password.is_empty() {
+            return Err(InvalidInput::new(
+                "password",
+                "the password is empty".into(),
+            ));
+        }
+        let auth = PasswordAuth { username, password };
+        Ok(if kind == AuthKind::Basic {
+            Auth::Basic(auth)
+        } else {
+            Auth::Ntlm(auth)
+        })
+    }
+
+    /// Overlays the fields `other` sets onto `self`.
+    pub fn overlay(&mut self, other: ConnectionSpec) {
+        // A new credential of one kind replaces one of the other kind.
+        if other.certificate_pem.is_some() && other.client_secret.is_none() {
+            self.client_secret = None;
+        } else if other.client_secret.is_some() && other.certificate_pem.is_none() {
+            self.certificate_pem = None;
+            self.private_key_pem = None;
+        }
+        macro_rules! take {
+            ($($f:ident),+) => { $(if other.$f.is_some() { self.$f = other.$f; })+ };
+        }
+        take!(
+            target,
+            cloud,
+            tenant,
+            server_version,
+            ews_url,
+            backend,
+            auth,
+            client_id,
+            flow,
+            redirect_uri,
+            scopes,
+            authority,
+            username,
+            client_secret,
+            certificate_pem,
+            private_key_pem,
+            password
+        );
+    }
+}
+
+impl ConnectionSettings {
+    /// The spec that validates back into these settings, secrets included.
+    pub fn to_spec(&self) -> ConnectionSpec {
+        let mut spec = ConnectionSpec {
+            backend: Some(self.backend.to_string()),
+            authority: self.authority.as_ref().map(ToString::to_string),
+            auth: Some(self.auth.kind().to_string()),
+            ..ConnectionSpec::default()
+        };
+        match &self.target {
+            Target::Online { cloud, tenant } => {
+                spec.target = Some("online".into());
+                spec.cloud = Some(cloud.to_string());
+                spec.tenant = Some(tenant.to_string());
+            }
+            Target::Server { version, ews_url } => {
+                spec.target = Some("server".into());
+                spec.server_version = Some(version.to_string());
+                spec.ews_url = Some(ews_url.to_string());
+            }
+        }
+        let mut credential = |c: &ClientCredential| match c {
+            ClientCredential::Secret(s) => spec.client_secret = Some(s.clone()),
+            ClientCredential::Certificate(c) => {
+                spec.certificate_pem = Some(c.certificate_pem().to_owned());
+                spec.private_key_pem = Some(c.private_key().clone());
+            }
+        };
+        match &self.auth {
+            Auth::OAuth2Delegated(d) => {
+                if let Some(c) = &d.credential {
+                    credential(c);
+                }
+                spec.client_id = Some(d.client_id.to_string());
+                spec.flow = Some(d.flow.to_string());
+                spec.redirect_uri = d.redirect_uri.as_ref().map(ToString::to_string);
+                spec.scopes = (!d.scopes.is_empty()).then(|| d.scopes.clone());
+            }
+            Auth::OAuth2AppOnly(a) => {
+                credential(&a.credential);
+                spec.client_id = Some(a.client_id.to_string());
+            }
+            Auth::Basic(p) | Auth::Ntlm(p) => {
+                spec.username = Some(p.username.clone());
+                spec.password = Some(p.password.clone());
+            }
+        }
+        spec
+    }
+
+    /// The spec for an edit: these settings with what `change` sets on top. Fields of the old
+    /// settings that the new target or auth kind does not use are dropped first, so an edit may
+    /// switch kinds; fields that `change` itself sets are kept, so a misfit there is still an error.
+    /// `clear_credential` removes the client secret or certificate (to make a public client).
+    pub fn edited(&self, change: ConnectionSpec, clear_credential: bool) -> ConnectionSpec {
+        let mut base = self.to_spec();
+        if clear_credential {
+            base.client_secret = None;
+            base.certificate_pem = None;
+            base.private_key_pem = None;
+        }
+        let target_changes = change
+            .target
+            .as_deref()
+            .is_some_and(|t| t != self.target.kind())
+            || (change.ews_url.is_some() && matches!(self.target, Target::Online { .. }))
+            || (change.tenant.is_some() && matches!(self.target, Target::Server { .. }));
+        if target_changes {
+            base.target = None;
+            base.cloud = None;
+            base.tenant = None;
+            base.server_version = None;
+            base.ews_url = None;
+        }
+        if change
+            .auth
+            .as_deref()
+            .is_some_and(|a| a != self.auth.kind().as_str())
+        {
+            let keep_backend = base.backend.take();
+            let keep_authority = base.authority.take();
+            base = ConnectionSpec {
+                target: base.target,
+                cloud: base.cloud,
+                tenant: base.tenant,
+                server_version: base.server_version,
+                ews_url: base.ews_url,
+                backend: keep_backend,
+                authority: keep_authority,
+                // OAuth2 kinds share the client ID.
+                client_id: base.client_id,
+                ..ConnectionSpec::default()
+            };
+            if matches!(change.auth.as_deref(), Some("basic" | "ntlm")) {
+                base.client_id = None;
+                base.authority = None;
+            }
+        }
+        base.overlay(change);
+        base
+    }
+}

@@ -1,0 +1,93 @@
+//! Persistence of connections, accounts, static users and the admin credential.
+//!
+//! [`Store`] is the seam every frontend goes through; [`SqliteStore`] is the embedded default
+//! (one file, WAL). Implementations seal every secret with the [`Vault`](crate::secret::Vault)
+//! before it reaches the database and bind each ciphertext to its row.
+
+mod sqlite;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::model::{
+    Account, AccountId, Connection, ConnectionId, ConnectionName, Principal, StaticUser,
+    StaticUserId,
+};
+use crate::secret::{Secret, VaultError};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name or principal is taken. Nothing was written.
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(
+        "the master key file {key_file} does not open this store's secrets (they were sealed under another key); \
+         point secrets.master_key_file or EXGATE_MASTER_KEY_FILE at the key this store was created with"
+    )]
+    WrongKey { key_file: String },
+    #[error("the store {path} cannot be opened: {message}")]
+    Open { path: String, message: String },
+    #[error(
+        "the store was written by a newer exgate (schema version {found}; this build knows up to {known}); upgrade exgate"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the store holds a malformed row ({0}); restore it from a backup")]
+    Corrupt(String),
+    #[error("the store failed while {context}: {source}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Where exgate keeps what it must remember. All methods are atomic: on error nothing changed.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    /// Cheap check that the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Fails with [`StoreError::Conflict`] if the name is taken (names ignore case).
+    async fn insert_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// Replaces the connection with the same ID. Returns false if there is none.
+    async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError>;
+    async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError>;
+    /// All connections, by name.
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Deletes the connection with its accounts and static users. Returns false if there is none.
+    async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError>;
+
+    /// Inserts or replaces the account for (connection, principal), with its refresh token if any.
+    async fn put_account(
+        &self,
+        account: &Account,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError>;
+    async fn account(
+        &self,
+        connection: ConnectionId,
+        principal: &Principal,
+    ) -> Result<Option<Account>, StoreError>;
+    async fn account_refresh_token(&self, id: AccountId) -> Result<Option<Secret>, StoreError>;
+    async fn accounts(&self, connection: ConnectionId) -> Result<Vec<Account>, StoreError>;
+    async fn delete_account(&self, id: AccountId) -> Result<bool, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`] if the principal already has a static user on the connection.
+    async fn insert_static_user(&self, user: &StaticUser) -> Result<(), StoreError>;
+    async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError>;
+    async fn delete_static_user(&self, id: StaticUserId) -> Result<bool, StoreError>;
+
+    /// The argon2 PHC hash of the generated admin password, if one was made.
+    async fn admin_password_hash(&self) -> Result<Option<String>, StoreError>;
+    async fn set_admin_password_hash(
+        &self,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,662 @@
+//! The embedded store: one SQLite file in WAL mode.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Store, StoreError};
+use crate::model::{
+    Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
+    ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
+    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
+    Principal, StaticUser, StaticUserId, Target,
+};
+use crate::secret::{Secret, Vault, create_private_dir};
+
+/// Versioned migrations, applied in order, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const KEY_CHECK: &[u8] = b"exgate key check";
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    vault: Arc<Vault>,
+    path: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Db { context, source }
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    // Formatting a valid OffsetDateTime as RFC 3339 fails only for years outside 0..=9999.
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn parse_ts(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}`")))
+}
+
+fn parse_col<T: FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
+}
+
+/// The non-secret parts of a connection, as stored in `connections.doc`.
+#[derive(Serialize, Deserialize)]
+struct ConnectionDoc {
+    target: Target,
+    backend: Backend,
+    authority: Option<EndpointUrl>,
+    auth: AuthDoc,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum AuthDoc {
+    #[serde(rename = "oauth2-delegated")]
+    Delegated {
+        client_id: ClientId,
+        flow: DelegatedFlow,
+        credential: Option<CredentialDoc>,
+        redirect_uri: Option<EndpointUrl>,
+        scopes: Vec<String>,
+    },
+    #[serde(rename = "oauth2-app-only")]
+    AppOnly {
+        client_id: ClientId,
+        credential: CredentialDoc,
+    },
+    Basic {
+        username: String,
+    },
+    Ntlm {
+        username: String,
+    },
+}
+
+/// The sealed column holds the client secret or the private key; the certificate is public.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum CredentialDoc {
+    Secret,
+    Certificate { certificate_pem: String },
+}
+
+impl CredentialDoc {
+    fn from_credential(c: &ClientCredential) -> Self {
+        match c {
+            ClientCredential::Secret(_) => Self::Secret,
+            ClientCredential::Certificate(c) => Self::Certificate {
+                certificate_pem: c.certificate_pem().to_owned(),
+            },
+        }
+    }
+
+    fn into_credential(self, secret: Secret) -> Result<ClientCredential, StoreError> {
+        Ok(match self {
+            Self::Secret => ClientCredential::Secret(secret),
+            Self::Certificate { certificate_pem } => ClientCredential::Certificate(
+                ClientCertificate::from_pem(&certificate_pem, &secret)
+                    .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))?,
+            ),
+        })
+    }
+}
+
+impl ConnectionDoc {
+    fn from_settings(s: &ConnectionSettings) -> Self {
+        let auth = match &s.auth {
+            Auth::OAuth2Delegated(d) => AuthDoc::Delegated {
+                client_id: d.client_id,
+                flow: d.flow,
+                credential: d.credential.as_ref().map(CredentialDoc::from_credential),
+                redirect_uri: d.redirect_uri.clone(),
+                scopes: d.scopes.clone(),
+            },
+            Auth::OAuth2AppOnly(a) => AuthDoc::AppOnly {
+                client_id: a.client_id,
+                credential: CredentialDoc::from_credential(&a.credential),
+            },
+            Auth::Basic(p) => AuthDoc::Basic {
+                username: p.username.clone(),
+            },
+            Auth::Ntlm(p) => AuthDoc::Ntlm {
+                username: p.username.clone(),
+            },
+        };
+        Self {
+            target: s.target.clone(),
+            backend: s.backend,
+            authority: s.authority.clone(),
+            auth,
+        }
+    }
+
+    fn into_settings(self, secret: Option<Secret>) -> Result<ConnectionSettings, StoreError> {
+        let need = |s: Option<Secret>| {
+            s.ok_or_else(|| StoreError::Corrupt("connection without its sealed secret".into()))
+        };
+        let auth = match self.auth {
+            AuthDoc::Delegated {
+                client_id,
+                flow,
+                credential,
+                redirect_uri,
+                scopes,
+            } => {
+                let credential = credential
+                    .map(|c| c.into_credential(need(secret)?))
+                    .transpose()?;
+                Auth::OAuth2Delegated(DelegatedAuth {
+                    client_id,
+                    flow,
+                    credential,
+                    redirect_uri,
+                    scopes,
+                })
+            }
+            AuthDoc::AppOnly {
+                client_id,
+                credential,
+            } => Auth::OAuth2AppOnly(AppOnlyAuth {
+                client_id,
+                credential: credential.into_credential(need(secret)?)?,
+            }),
+            AuthDoc::Basic { username } => Auth::Basic(PasswordAuth {
+                username,
+                password: need(secret)?,
+            }),
+            AuthDoc::Ntlm { username } => Auth::Ntlm(PasswordAuth {
+                username,
+                password: need(secret)?,
+            }),
+        };
+        Ok(ConnectionSettings {
+            target: self.target,
+            backend: self.backend,
+            auth,
+            authority: self.authority,
+        })
+    }
+}
+
+fn connection_secret_context(id: ConnectionId) -> String {
+    format!("connections/{id}/secret")
+}
+
+fn refresh_token_context(id: AccountId) -> String {
+    format!("accounts/{id}/refresh_token")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// The file is created 0600 in a 0700 folder; SQLite gives its -wal and -shm files the same mode.
+    pub async fn open(path: &Path, vault: Arc<Vault>) -> Result<Self, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: path.display().to_string(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)
+                .map_err(|e| open_err(format!("its folder cannot be created: {e}")))?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| open_err(e.to_string()))?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = Self {
+            pool,
+            vault,
+            path: path.display().to_string(),
+        };
+        store.migrate().await?;
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db("creating the migrations table"))?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("reading the schema version"))?;
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(db("starting a migration"))?;
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("applying a migration"))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(version)
+                .bind(ts(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("recording a migration"))?;
+            tx.commit().await.map_err(db("committing a migration"))?;
+            tracing::info!(version, store = %self.path, "applied store migration");
+        }
+        Ok(())
+    }
+
+    /// Seals a known value on first use, and on later opens checks that the key opens it, so a
+    /// wrong key file is reported at start rather than at the first secret.
+    async fn check_key(&self) -> Result<(), StoreError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = 'key_check'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the key check"))?;
+        match row {
+            Some(row) => {
+                let sealed: Vec<u8> = row.try_get(0).map_err(db("reading the key check"))?;
+                match self.vault.open("meta/key_check", &sealed) {
+                    Ok(v) if v == KEY_CHECK => Ok(()),
+                    _ => Err(StoreError::WrongKey {
+                        key_file: self.vault.key_file().display().to_string(),
+                    }),
+                }
+            }
+            None => {
+                sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)")
+                    .bind(self.vault.seal("meta/key_check", KEY_CHECK))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("writing the key check"))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn connection_from_row(&self, row: &SqliteRow) -> Result<Connection, StoreError> {
+        let get = |col: &str| {
+            row.try_get::<String, _>(col)
+                .map_err(db("reading a connection"))
+        };
+        let id: ConnectionId = parse_col(&get("id")?, "connection id")?;
+        let doc: ConnectionDoc = serde_json::from_str(&get("doc")?)
+            .map_err(|e| StoreError::Corrupt(format!("connection {id}: {e}")))?;
+        let sealed: Option<Vec<u8>> = row
+            .try_get("secret_sealed")
+            .map_err(db("reading a connection"))?;
+        let secret = sealed
+            .map(|s| self.vault.open_secret(&connection_secret_context(id), &s))
+            .transpose()?;
+        Ok(Connection {
+            id,
+            name: parse_col(&get("name")?, "connection name")?,
+            settings: doc.into_settings(secret)?,
+            created_at: parse_ts(&get("created_at")?)?,
+            updated_at: parse_ts(&get("updated_at")?)?,
+        })
+    }
+
+    fn connection_binds(&self, c: &Connection) -> Result<(String, Option<Vec<u8>>), StoreError> {
+        let doc =
+            serde_json::to_string(&ConnectionDoc::from_settings(&c.settings)).map_err(|e| {
+                StoreError::Corrupt(format!("connection {} cannot be encoded: {e}", c.id))
+            })?;
+        let sealed = c
+            .settings
+            .auth
+            .secret()
+            .map(|s| self.vault.seal_secret(&connection_secret_context(c.id), s));
+        Ok((doc, sealed))
+    }
+
+    fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+        let get = |col: &str| {
+            row.try_get::<String, _>(col)
+                .map_err(db("reading an account"))
+        };
+        let opt = |col: &str| {
+            row.try_get::<Option<String>, _>(col)
+                .map_err(db("reading an account"))
+        };
+        let credential = match get("credential_kind")?.as_str() {
+            "refresh-token" => CredentialKind::RefreshToken,
+            "app-only" => CredentialKind::AppOnly,
+            "service-account" => CredentialKind::ServiceAccount,
+            other => return Err(StoreError::Corrupt(format!("credential kind `{other}`"))),
+        };
+        let status = match get("status")?.as_str() {
+            "active" => AccountStatus::Active,
+            "needs-sign-in" => AccountStatus::NeedsSignIn {
+                reason: opt("status_reason")?.unwrap_or_default(),
+            },
+            other => return Err(StoreError::Corrupt(format!("account status `{other}`"))),
+        };
+        Ok(Account {
+            id: parse_col(&get("id")?, "account id")?,
+            connection: parse_col(&get("connection_id")?, "connection id")?,
+            principal: parse_col(&get("principal")?, "principal")?,
+            mailbox: opt("mailbox")?
+                .map(|m| parse_col(&m, "mailbox"))
+                .transpose()?,
+            credential,
+            status,
+            created_at: parse_ts(&get("created_at")?)?,
+            last_used_at: opt("last_used_at")?.map(|t| parse_ts(&t)).transpose()?,
+        })
+    }
+
+    fn static_user_from_row(row: &SqliteRow) -> Result<StaticUser, StoreError> {
+        let get = |col: &str| {
+            row.try_get::<String, _>(col)
+                .map_err(db("reading a static user"))
+        };
+        let access = match get("access")?.as_str() {
+            "impersonation" => MailboxAccess::Impersonation,
+            "delegation" => MailboxAccess::Delegation,
+            other => return Err(StoreError::Corrupt(format!("mailbox access `{other}`"))),
+        };
+        Ok(StaticUser {
+            id: parse_col(&get("id")?, "static user id")?,
+            connection: parse_col(&get("connection_id")?, "connection id")?,
+            principal: parse_col(&get("principal")?, "principal")?,
+            mailbox: parse_col(&get("mailbox")?, "mailbox")?,
+            access,
+            created_at: parse_ts(&get("created_at")?)?,
+        })
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db("answering a ping"))?;
+        Ok(())
+    }
+
+    async fn insert_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        let (doc, sealed) = self.connection_binds(c)?;
+        let result = sqlx::query(
+            "INSERT INTO connections (id, name, doc, secret_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.name.as_str())
+        .bind(doc)
+        .bind(sealed)
+        .bind(ts(c.created_at))
+        .bind(ts(c.updated_at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a connection named `{}`",
+                c.name
+            ))),
+            Err(e) => Err(db("inserting a connection")(e)),
+        }
+    }
+
+    async fn update_connection(&self, c: &Connection) -> Result<bool, StoreError> {
+        let (doc, sealed) = self.connection_binds(c)?;
+        let result = sqlx::query("UPDATE connections SET name = ?, doc = ?, secret_sealed = ?, updated_at = ? WHERE id = ?")
+            .bind(c.name.as_str())
+            .bind(doc)
+            .bind(sealed)
+            .bind(ts(c.updated_at))
+            .bind(c.id.to_string())
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(r) => Ok(r.rows_affected() == 1),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a connection named `{}`",
+                c.name
+            ))),
+            Err(e) => Err(db("updating a connection")(e)),
+        }
+    }
+
+    async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError> {
+        sqlx::query("SELECT * FROM connections WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a connection"))?
+            .map(|row| self.connection_from_row(&row))
+            .transpose()
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        sqlx::query("SELECT * FROM connections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing connections"))?
+            .iter()
+            .map(|row| self.connection_from_row(row))
+            .collect()
+    }
+
+    async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM connections WHERE name = ?")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting a connection"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn put_account(
+        &self,
+        a: &Account,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        let sealed = refresh_token.map(|t| self.vault.seal_secret(&refresh_token_context(a.id), t));
+        let reason = match &a.status {
+            AccountStatus::NeedsSignIn { reason } => Some(reason.clone()),
+            AccountStatus::Active => None,
+        };
+        let result = sqlx::query(
+            "INSERT INTO accounts (id, connection_id, principal, mailbox, credential_kind, status, status_reason, \
+             refresh_token_sealed, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET mailbox = excluded.mailbox, credential_kind = excluded.credential_kind, \
+             status = excluded.status, status_reason = excluded.status_reason, \
+             refresh_token_sealed = excluded.refresh_token_sealed, last_used_at = excluded.last_used_at",
+        )
+        .bind(a.id.to_string())
+        .bind(a.connection.to_string())
+        .bind(a.principal.as_str())
+        .bind(a.mailbox.as_ref().map(|m| m.as_str().to_owned()))
+        .bind(a.credential.as_str())
+        .bind(a.status.as_str())
+        .bind(reason)
+        .bind(sealed)
+        .bind(ts(a.created_at))
+        .bind(a.last_used_at.map(ts))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "an account for principal `{}` on this connection",
+                a.principal
+            ))),
+            Err(e) => Err(db("writing an account")(e)),
+        }
+    }
+
+    async fn account(
+        &self,
+        connection: ConnectionId,
+        principal: &Principal,
+    ) -> Result<Option<Account>, StoreError> {
+        sqlx::query("SELECT * FROM accounts WHERE connection_id = ? AND principal = ?")
+            .bind(connection.to_string())
+            .bind(principal.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading an account"))?
+            .map(|row| Self::account_from_row(&row))
+            .transpose()
+    }
+
+    async fn account_refresh_token(&self, id: AccountId) -> Result<Option<Secret>, StoreError> {
+        let row = sqlx::query("SELECT refresh_token_sealed FROM accounts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a refresh token"))?;
+        let sealed: Option<Vec<u8>> = match row {
+            Some(row) => row.try_get(0).map_err(db("reading a refresh token"))?,
+            None => None,
+        };
+        Ok(sealed
+            .map(|s| self.vault.open_secret(&refresh_token_context(id), &s))
+            .transpose()?)
+    }
+
+    async fn accounts(&self, connection: ConnectionId) -> Result<Vec<Account>, StoreError> {
+        sqlx::query("SELECT * FROM accounts WHERE connection_id = ? ORDER BY principal")
+            .bind(connection.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing accounts"))?
+            .iter()
+            .map(Self::account_from_row)
+            .collect()
+    }
+
+    async fn delete_account(&self, id: AccountId) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM accounts WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting an account"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn insert_static_user(&self, u: &StaticUser) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO static_users (id, connection_id, principal, mailbox, access, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(u.connection.to_string())
+        .bind(u.principal.as_str())
+        .bind(u.mailbox.as_str())
+        .bind(u.access.as_str())
+        .bind(ts(u.created_at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a static user for principal `{}` on this connection",
+                u.principal
+            ))),
+            Err(e) => Err(db("inserting a static user")(e)),
+        }
+    }
+
+    async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError> {
+        sqlx::query("SELECT * FROM static_users WHERE connection_id = ? ORDER BY principal")
+            .bind(connection.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing static users"))?
+            .iter()
+            .map(Self::static_user_from_row)
+            .collect()
+    }
+
+    async fn delete_static_user(&self, id: StaticUserId) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM static_users WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting a static user"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn admin_password_hash(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_hash FROM admin_credential WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the admin credential"))?;
+        row.map(|r| r.try_get(0).map_err(db("reading the admin credential")))
+            .transpose()
+    }
+
+    async fn set_admin_password_hash(
+        &self,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_credential (id, password_hash, created_at) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at",
+        )
+        .bind(hash)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await
+        .map_err(db("writing the admin credential"))?;
+        Ok(())
+    }
+}
