@@ -110,6 +110,8 @@ pub struct ConfiguredConnection {
     pub settings: ConnectionSettings,
     /// The file that declares it.
     pub origin: String,
+    /// When that file was last changed.
+    pub modified: time::OffsetDateTime,
 }
 
 /// Checked settings.
@@ -472,10 +474,17 @@ impl Resolver<'_> {
         })?;
         // Every key of the table comes from one file unless variables override single keys.
         let origin = self.origin(&key("auth"));
+        let modified = std::fs::metadata(&origin)
+            .and_then(|m| m.modified())
+            .map_or_else(
+                |_| time::OffsetDateTime::now_utc(),
+                time::OffsetDateTime::from,
+            );
         Ok(ConfiguredConnection {
             name: parsed_name,
             settings,
             origin,
+            modified,
         })
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Error;
@@ -60,21 +59,15 @@ impl Connections {
     ) -> Self {
         let configured = configured
             .into_iter()
-            .map(|c| {
-                let modified = std::fs::metadata(&c.origin)
-                    .and_then(|m| m.modified())
-                    .map(OffsetDateTime::from)
-                    .unwrap_or_else(|_| clock.now());
-                ConnectionEntry {
-                    connection: Connection {
-                        id: configured_id(&c.name),
-                        name: c.name,
-                        settings: c.settings,
-                        created_at: modified,
-                        updated_at: modified,
-                    },
-                    source: Source::File(c.origin),
-                }
+            .map(|c| ConnectionEntry {
+                connection: Connection {
+                    id: configured_id(&c.name),
+                    name: c.name,
+                    settings: c.settings,
+                    created_at: c.modified,
+                    updated_at: c.modified,
+                },
+                source: Source::File(c.origin),
             })
             .collect();
         Self {
@@ -211,5 +204,138 @@ impl Connections {
         }
         tracing::info!(connection = %entry.connection.name, "connection removed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::MockClock;
+    use crate::config::ConfiguredConnection;
+    use crate::secret::{Secret, Vault};
+    use crate::store::SqliteStore;
+
+    fn spec() -> ConnectionSpec {
+        ConnectionSpec {
+            tenant: Some("contoso.onmicrosoft.com".into()),
+            auth: Some("oauth2-delegated".into()),
+            client_id: Some("11111111-2222-3333-4444-555555555555".into()),
+            ..ConnectionSpec::default()
+        }
+    }
+
+    async fn service(dir: &tempfile::TempDir, clock: MockClock) -> Connections {
+        let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).unwrap());
+        let store = SqliteStore::open(&dir.path().join("db"), vault)
+            .await
+            .unwrap();
+        let declared = ConfiguredConnection {
+            name: "declared".parse().unwrap(),
+            settings: spec().validate().unwrap(),
+            origin: "/etc/exgate/exgate.toml".into(),
+            modified: datetime!(2025-06-01 0:00 UTC),
+        };
+        Connections::new(Arc::new(store), vec![declared], Arc::new(clock))
+    }
+
+    #[tokio::test]
+    async fn timestamps_come_from_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clock = MockClock::new();
+        let mut seq = mockall::Sequence::new();
+        clock
+            .expect_now()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(datetime!(2026-01-01 0:00 UTC));
+        clock
+            .expect_now()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_const(datetime!(2026-02-01 0:00 UTC));
+        let svc = service(&dir, clock).await;
+        let added = svc.add("prod", &spec()).await.unwrap();
+        assert_eq!(added.created_at, datetime!(2026-01-01 0:00 UTC));
+        let change = ConnectionSpec {
+            backend: Some("ews".into()),
+            ..ConnectionSpec::default()
+        };
+        let edited = svc.edit("PROD", change, false).await.unwrap();
+        assert_eq!(edited.created_at, datetime!(2026-01-01 0:00 UTC));
+        assert_eq!(edited.updated_at, datetime!(2026-02-01 0:00 UTC));
+        assert_eq!(svc.get("prod").await.unwrap().connection, edited);
+    }
+
+    #[tokio::test]
+    async fn declared_connections_are_listed_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clock = MockClock::new();
+        clock
+            .expect_now()
+            .return_const(datetime!(2026-01-01 0:00 UTC));
+        let svc = service(&dir, clock).await;
+        svc.add("stored", &spec()).await.unwrap();
+        let names: Vec<_> = svc
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.connection.name.to_string())
+            .collect();
+        assert_eq!(names, ["declared", "stored"]);
+        let declared = svc.get("declared").await.unwrap();
+        assert_eq!(
+            declared.source,
+            Source::File("/etc/exgate/exgate.toml".into())
+        );
+        assert_eq!(
+            declared.connection.id,
+            svc.get("Declared").await.unwrap().connection.id
+        );
+
+        let err = svc.remove("declared").await.unwrap_err();
+        assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+        let err = svc.add("DECLARED", &spec()).await.unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        let err = svc
+            .edit("declared", ConnectionSpec::default(), false)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("declared in /etc/exgate/exgate.toml"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_edits_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clock = MockClock::new();
+        clock
+            .expect_now()
+            .return_const(datetime!(2026-01-01 0:00 UTC));
+        let svc = service(&dir, clock).await;
+        let before = svc.add("prod", &spec()).await.unwrap();
+        let change = ConnectionSpec {
+            flow: Some("device-code".into()),
+            client_secret: Some(Secret::new("abc8Q~secret-value-0123456789")),
+            ..ConnectionSpec::default()
+        };
+        let err = svc.edit("prod", change, false).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Invalid);
+        assert_eq!(svc.get("prod").await.unwrap().connection, before);
+        assert!(matches!(
+            svc.remove("nope").await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            svc.add("bad name", &spec()).await,
+            Err(Error::Invalid(_))
+        ));
     }
 }

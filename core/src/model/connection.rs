@@ -800,3 +800,224 @@ impl ConnectionSettings {
         base
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = include_str!("../../tests/fixtures/app.crt");
+    const KEY: &str = include_str!("../../tests/fixtures/app.key");
+    const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn online(auth: &str) -> ConnectionSpec {
+        ConnectionSpec {
+            tenant: Some("contoso.onmicrosoft.com".into()),
+            auth: Some(auth.into()),
+            client_id: Some(CLIENT.into()),
+            ..ConnectionSpec::default()
+        }
+    }
+
+    fn server(auth: &str) -> ConnectionSpec {
+        ConnectionSpec {
+            ews_url: Some("https://mail.contoso.com/EWS/Exchange.asmx".into()),
+            auth: Some(auth.into()),
+            username: Some("CONTOSO\\svc".into()),
+            password: Some(Secret::new("pw")),
+            ..ConnectionSpec::default()
+        }
+    }
+
+    fn field_error(spec: &ConnectionSpec) -> (&'static str, String) {
+        let e = spec.validate().unwrap_err();
+        (e.field, e.message)
+    }
+
+    #[test]
+    fn every_auth_kind_round_trips_through_its_spec() {
+        let mut delegated = online("oauth2-delegated");
+        delegated.cloud = Some("usgov".into());
+        delegated.client_secret = Some(Secret::new("abc8Q~secret-value-0123456789"));
+        delegated.redirect_uri = Some("https://portal.contoso.com/service/oauth2/authorize".into());
+        delegated.scopes = Some(vec!["Mail.Read".into(), "offline_access".into()]);
+        let mut app_cert = online("oauth2-app-only");
+        app_cert.certificate_pem = Some(CERT.into());
+        app_cert.private_key_pem = Some(Secret::new(KEY));
+        let mut adfs = server("oauth2-delegated");
+        adfs.username = None;
+        adfs.password = None;
+        adfs.client_id = Some(CLIENT.into());
+        adfs.flow = Some("device-code".into());
+        adfs.authority =
+            Some("https://adfs.contoso.com/adfs/.well-known/openid-configuration".into());
+        for spec in [delegated, app_cert, server("basic"), server("ntlm"), adfs] {
+            let settings = spec.validate().unwrap();
+            assert_eq!(settings.to_spec().validate().unwrap(), settings);
+        }
+    }
+
+    #[test]
+    fn certificate_thumbprint_is_sha256_of_der() {
+        let c = ClientCertificate::from_pem(CERT, &Secret::new(KEY)).unwrap();
+        assert_eq!(c.thumbprint_sha256().len(), 64);
+        assert!(
+            c.certificate_pem()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        // A combined PEM file carries both.
+        let both = format!("{CERT}{KEY}");
+        let c2 = ClientCertificate::from_pem(&both, &Secret::new(both.clone())).unwrap();
+        assert_eq!(c.thumbprint_sha256(), c2.thumbprint_sha256());
+        assert!(ClientCertificate::from_pem(KEY, &Secret::new(KEY)).is_err());
+        assert!(ClientCertificate::from_pem(CERT, &Secret::new(CERT)).is_err());
+    }
+
+    #[test]
+    fn a_secret_for_a_public_client_flow_is_refused() {
+        for flow in ["device-code", "password"] {
+            let mut spec = online("oauth2-delegated");
+            spec.flow = Some(flow.into());
+            spec.client_secret = Some(Secret::new("abc8Q~secret-value-0123456789"));
+            let (field, message) = field_error(&spec);
+            assert_eq!(field, "client_secret");
+            assert!(message.contains("public-client flow"), "{message}");
+            assert!(message.contains("AADSTS700025"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_secret_id_is_recognised() {
+        let mut spec = online("oauth2-app-only");
+        spec.client_secret = Some(Secret::new("9b5d7c2e-1f0a-4d3b-8c6e-2a1b0c9d8e7f"));
+        let (field, message) = field_error(&spec);
+        assert_eq!(field, "client_secret");
+        assert!(message.contains("the secret's ID"), "{message}");
+        assert!(!message.contains("9b5d7c2e"), "{message}");
+    }
+
+    #[test]
+    fn misfits_are_named() {
+        let cases: Vec<(ConnectionSpec, &str, &str)> = vec![
+            (
+                online("oauth2-app-only"),
+                "client_secret",
+                "needs a client secret or a certificate",
+            ),
+            (
+                ConnectionSpec {
+                    auth: Some("basic".into()),
+                    ..online("basic")
+                },
+                "auth",
+                "no longer accepts basic",
+            ),
+            (
+                ConnectionSpec {
+                    backend: Some("graph".into()),
+                    ..server("basic")
+                },
+                "backend",
+                "no Microsoft Graph",
+            ),
+            (
+                ConnectionSpec {
+                    ews_url: Some("http://mail.contoso.com/EWS/Exchange.asmx".into()),
+                    ..server("basic")
+                },
+                "ews_url",
+                "clear text",
+            ),
+            (
+                ConnectionSpec {
+                    tenant: None,
+                    ..online("oauth2-delegated")
+                },
+                "target",
+                "give a tenant",
+            ),
+            (
+                ConnectionSpec {
+                    client_id: Some("secret-id".into()),
+                    ..online("oauth2-delegated")
+                },
+                "client_id",
+                "malformed client ID",
+            ),
+            (
+                ConnectionSpec {
+                    auth: Some("kerberos".into()),
+                    ..online("oauth2-delegated")
+                },
+                "auth",
+                "expected one of: oauth2-delegated",
+            ),
+            (
+                ConnectionSpec {
+                    password: Some(Secret::new("x")),
+                    ..online("oauth2-delegated")
+                },
+                "password",
+                "for basic or ntlm",
+            ),
+            (
+                ConnectionSpec {
+                    client_id: Some(CLIENT.into()),
+                    password: None,
+                    username: None,
+                    ..server("oauth2-app-only")
+                },
+                "client_secret",
+                "needs a client secret",
+            ),
+        ];
+        for (spec, field, needle) in cases {
+            let (f, m) = field_error(&spec);
+            assert_eq!(f, field, "{m}");
+            assert!(m.contains(needle), "{field}: {m}");
+        }
+    }
+
+    #[test]
+    fn edits_may_switch_kinds_and_drop_credentials() {
+        let mut spec = online("oauth2-delegated");
+        spec.client_secret = Some(Secret::new("abc8Q~secret-value-0123456789"));
+        let settings = spec.validate().unwrap();
+
+        // Switching to a public-client flow needs the secret removed.
+        let change = ConnectionSpec {
+            flow: Some("device-code".into()),
+            ..ConnectionSpec::default()
+        };
+        assert!(settings.edited(change.clone(), false).validate().is_err());
+        let public = settings.edited(change, true).validate().unwrap();
+        let Auth::OAuth2Delegated(d) = &public.auth else {
+            panic!("{public:?}")
+        };
+        assert!(d.credential.is_none());
+        assert_eq!(d.flow, DelegatedFlow::DeviceCode);
+
+        // Switching to Exchange Server with NTLM drops the tenant and the client ID.
+        let change = ConnectionSpec {
+            ews_url: Some("https://mail.contoso.com/EWS/Exchange.asmx".into()),
+            ..server("ntlm")
+        };
+        let ntlm = settings.edited(change, false).validate().unwrap();
+        assert_eq!(ntlm.auth.kind(), AuthKind::Ntlm);
+        assert!(matches!(ntlm.target, Target::Server { .. }));
+
+        // A certificate replaces a secret.
+        let change = ConnectionSpec {
+            certificate_pem: Some(CERT.into()),
+            private_key_pem: Some(Secret::new(KEY)),
+            ..ConnectionSpec::default()
+        };
+        let cert = settings.edited(change, false).validate().unwrap();
+        let Auth::OAuth2Delegated(d) = &cert.auth else {
+            panic!()
+        };
+        assert!(matches!(
+            d.credential,
+            Some(ClientCredential::Certificate(_))
+        ));
+    }
+}
