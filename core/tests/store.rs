@@ -138,7 +138,7 @@ async fn connections_round_trip_and_secrets_never_reach_the_disk_in_clear() {
     assert_eq!(read, written);
     assert_eq!(
         store
-            .account(written[1].id, &account.principal)
+            .account(account.connection, &account.principal)
             .await
             .unwrap(),
         Some(account.clone())
