@@ -1,1 +1,123 @@
-fn main() {}
+//! `exgate`: parse the command line, call exgate-core, render the result.
+//!
+//! Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error.
+
+mod args;
+mod connection;
+mod input;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser};
+use exgate_core::clock::SystemClock;
+use exgate_core::config::{self, Env, Settings};
+use exgate_core::connections::Connections;
+use exgate_core::{Error as CoreError, ErrorKind};
+
+use args::{Cli, Command};
+
+/// A mistake in how exgate was called (exit code 2).
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What the connection commands need: the catalogue over the store and the configuration.
+pub(crate) struct Context {
+    pub(crate) connections: Connections,
+}
+
+impl Context {
+    async fn open(cli: &Cli) -> anyhow::Result<Self> {
+        let mut settings: Settings = config::load(cli.config.as_deref(), &Env::from_process())
+            .map_err(CoreError::from)?;
+        let store = exgate_core::open_store(&settings).await?;
+        let declared = std::mem::take(&mut settings.connections);
+        Ok(Self {
+            connections: Connections::new(store, declared, Arc::new(SystemClock)),
+        })
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "exgate", &mut out);
+            out.flush().context("writing the completion script")?;
+            Ok(())
+        }
+        Command::Connection(cmd) => {
+            let ctx = Context::open(&cli).await?;
+            connection::run(&ctx, cmd).await
+        }
+    }
+}
+
+/// The exit code for an error, and a hint to print under it.
+fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
+    if err.downcast_ref::<UsageError>().is_some() {
+        return (2, None);
+    }
+    match err.downcast_ref::<CoreError>() {
+        Some(e) => {
+            let code = match e.kind() {
+                ErrorKind::Invalid | ErrorKind::Config => 2,
+                ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Failed => 1,
+            };
+            (code, connection::hint(e))
+        }
+        None => (1, None),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("exgate: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, hint) = classify(&err);
+            eprintln!("exgate: {err:#}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -470,7 +470,12 @@ impl Resolver<'_> {
                 "private_key" => "private_key",
                 other => other,
             };
-            self.invalid(&key(field), e.message)
+            let message = if e.missing {
+                format!("missing: {}", e.message)
+            } else {
+                e.message
+            };
+            self.invalid(&key(field), message)
         })?;
         // Every key of the table comes from one file unless variables override single keys.
         let origin = self.origin(&key("auth"));

@@ -8,7 +8,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid {0}")]
+    #[error(transparent)]
     Invalid(#[from] InvalidInput),
     #[error(transparent)]
     Config(#[from] ConfigError),

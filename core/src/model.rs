@@ -19,15 +19,29 @@ pub use ids::{
 
 /// A field that failed validation, and why. Never holds a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
+#[error("{} {field}: {message}", if *.missing { "missing" } else { "invalid" })]
 pub struct InvalidInput {
     /// The field's name as in the configuration file (`client_secret`, `tenant`, …).
     pub field: &'static str,
     pub message: String,
+    /// The field is required here and was not given.
+    pub missing: bool,
 }
 
 impl InvalidInput {
     pub fn new(field: &'static str, message: String) -> Self {
-        Self { field, message }
+        Self {
+            field,
+            message,
+            missing: false,
+        }
+    }
+
+    pub fn missing(field: &'static str, message: String) -> Self {
+        Self {
+            field,
+            message,
+            missing: true,
+        }
     }
 }

@@ -348,7 +348,7 @@ fn parse_field<T: FromStr<Err = ParseError>>(
 }
 
 fn required<T>(field: &'static str, value: Option<T>, why: &str) -> Result<T, InvalidInput> {
-    value.ok_or_else(|| InvalidInput::new(field, format!("missing: {why}")))
+    value.ok_or_else(|| InvalidInput::missing(field, why.to_owned()))
 }
 
 fn refuse(field: &'static str, present: bool, why: &str) -> Result<(), InvalidInput> {
@@ -399,10 +399,9 @@ impl ConnectionSpec {
             None if self.ews_url.is_some() => "server",
             None if self.tenant.is_some() => "online",
             None => {
-                return Err(InvalidInput::new(
+                return Err(InvalidInput::missing(
                     "target",
-                    "missing: give a tenant for Exchange Online, or an EWS URL for Exchange Server"
-                        .into(),
+                    "give a tenant for Exchange Online, or an EWS URL for Exchange Server".into(),
                 ));
             }
         };
@@ -486,9 +485,9 @@ impl ConnectionSpec {
         if let (Target::Server { .. }, AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly, None) =
             (&target, kind, &authority)
         {
-            return Err(InvalidInput::new(
+            return Err(InvalidInput::missing(
                 "authority",
-                "missing: OAuth2 against Exchange Server needs the discovery URL of its identity provider, \
+                "OAuth2 against Exchange Server needs the discovery URL of its identity provider, \
                  such as https://adfs.contoso.com/adfs/.well-known/openid-configuration"
                     .into(),
             ));
@@ -606,9 +605,9 @@ impl ConnectionSpec {
                     .map(|c| Some(ClientCredential::Certificate(c)))
                     .map_err(|e| InvalidInput::new("certificate", e.0))
             }
-            (None, None, Some(_)) => Err(InvalidInput::new(
+            (None, None, Some(_)) => Err(InvalidInput::missing(
                 "certificate",
-                "missing: a private key was given without its certificate".into(),
+                "a private key was given without its certificate".into(),
             )),
             (None, None, None) => Ok(None),
         }

@@ -1,0 +1,154 @@
+//! The command line, as clap definitions. Parsing only: no logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "exgate",
+    version,
+    about = "Connect scripts and mail clients to Microsoft Exchange through Entra ID",
+    propagate_version = true
+)]
+pub(crate) struct Cli {
+    /// Read this configuration file after the system and user files.
+    #[arg(long, global = true, value_name = "FILE", env = "EXGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Log more to stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Add, inspect, change and remove connections to Exchange.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConnectionCommand {
+    /// Add a connection. Secrets are read from a file, stdin or a prompt, never from arguments.
+    #[command(after_help = ADD_EXAMPLES)]
+    Add {
+        name: String,
+        #[command(flatten)]
+        settings: ConnectionArgs,
+        #[command(flatten)]
+        secrets: SecretArgs,
+    },
+    /// List connections.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one connection; secrets are shown only as set or not set.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the given settings of a connection and keep the rest.
+    Edit {
+        name: String,
+        #[command(flatten)]
+        settings: ConnectionArgs,
+        #[command(flatten)]
+        secrets: SecretArgs,
+        /// Remove the client secret or certificate, making the app a public client.
+        #[arg(long, conflicts_with_all = ["client_secret_file", "ask_client_secret", "certificate"])]
+        remove_credential: bool,
+    },
+    /// Remove a connection with its linked accounts.
+    Remove { name: String },
+}
+
+const ADD_EXAMPLES: &str = "\
+Examples:
+  Exchange Online, users sign in (public client):
+    exgate connection add contoso --tenant contoso.onmicrosoft.com \\
+      --auth oauth2-delegated --client-id 11111111-2222-3333-4444-555555555555
+  Exchange Online, app-only with a secret kept in a file:
+    exgate connection add contoso-app --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47 \\
+      --auth oauth2-app-only --client-id 11111111-2222-3333-4444-555555555555 \\
+      --client-secret-file /run/secrets/exgate-client-secret
+  Exchange Server with NTLM, password typed at a prompt:
+    exgate connection add onprem --ews-url https://mail.contoso.com/EWS/Exchange.asmx \\
+      --auth ntlm --username 'CONTOSO\\svc-exgate' --ask-password";
+
+/// Non-secret settings of a connection; each maps to one field of the configuration file.
+#[derive(Debug, Args)]
+pub(crate) struct ConnectionArgs {
+    /// `online` (Exchange Online) or `server` (Exchange Server); inferred from --tenant or --ews-url.
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Microsoft cloud of the tenant: global, usgov or china.
+    #[arg(long)]
+    pub(crate) cloud: Option<String>,
+    /// Directory (tenant) ID, a verified domain, `organizations` or `common`.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Exchange Server version: 2016, 2019 or se.
+    #[arg(long)]
+    pub(crate) server_version: Option<String>,
+    /// Exchange Server's EWS URL, such as https://mail.contoso.com/EWS/Exchange.asmx.
+    #[arg(long)]
+    pub(crate) ews_url: Option<String>,
+    /// auto, graph or ews.
+    #[arg(long)]
+    pub(crate) backend: Option<String>,
+    /// oauth2-delegated, oauth2-app-only, basic or ntlm.
+    #[arg(long)]
+    pub(crate) auth: Option<String>,
+    /// Application (client) ID of the app registration.
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// Default sign-in flow for oauth2-delegated: authorization-code, device-code or password.
+    #[arg(long)]
+    pub(crate) flow: Option<String>,
+    /// Redirect URI registered for the app (default: http://localhost for the CLI).
+    #[arg(long)]
+    pub(crate) redirect_uri: Option<String>,
+    /// A delegated scope to request instead of the defaults; repeat for more.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Discovery URL of a custom OIDC authority (AD FS, Keycloak).
+    #[arg(long)]
+    pub(crate) authority: Option<String>,
+    /// User name for basic or ntlm (user@contoso.com or DOMAIN\user).
+    #[arg(long)]
+    pub(crate) username: Option<String>,
+}
+
+/// Where secrets come from. `-` as a file means standard input.
+#[derive(Debug, Args)]
+pub(crate) struct SecretArgs {
+    /// Read the client secret's value from FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "ask_client_secret")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// Prompt for the client secret's value.
+    #[arg(long)]
+    pub(crate) ask_client_secret: bool,
+    /// PEM file with the app's certificate (and its private key, unless --private-key is given).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["client_secret_file", "ask_client_secret"])]
+    pub(crate) certificate: Option<PathBuf>,
+    /// PEM file with the certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    pub(crate) private_key: Option<PathBuf>,
+    /// Read the basic/ntlm password from FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "ask_password")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Prompt for the basic/ntlm password.
+    #[arg(long)]
+    pub(crate) ask_password: bool,
+}

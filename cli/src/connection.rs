@@ -1,0 +1,417 @@
+//! `exgate connection …`: map arguments to a core `ConnectionSpec`, call the catalogue, render.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use exgate_core::Error as CoreError;
+use exgate_core::connections::{ConnectionEntry, Source};
+use exgate_core::model::{
+    Auth, ClientCredential, Connection, ConnectionSpec, DelegatedAuth, InvalidInput, Target,
+};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+
+use crate::Context;
+use crate::args::{ConnectionArgs, ConnectionCommand};
+use crate::input;
+
+fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
+    ConnectionSpec {
+        target: args.target.clone(),
+        cloud: args.cloud.clone(),
+        tenant: args.tenant.clone(),
+        server_version: args.server_version.clone(),
+        ews_url: args.ews_url.clone(),
+        backend: args.backend.clone(),
+        auth: args.auth.clone(),
+        client_id: args.client_id.clone(),
+        flow: args.flow.clone(),
+        redirect_uri: args.redirect_uri.clone(),
+        scopes: (!args.scopes.is_empty()).then(|| args.scopes.clone()),
+        authority: args.authority.clone(),
+        username: args.username.clone(),
+        ..ConnectionSpec::default()
+    }
+}
+
+/// A secret the chosen auth needs but was not given, which a terminal user can type now.
+fn missing_secret(err: &CoreError) -> Option<&'static str> {
+    match err {
+        CoreError::Invalid(InvalidInput {
+            field,
+            missing: true,
+            ..
+        }) => match *field {
+            "client_secret" => Some("client secret value"),
+            "password" => Some("password"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        ConnectionCommand::Add {
+            name,
+            settings,
+            secrets,
+        } => {
+            let mut spec = spec_from(settings);
+            input::read_secrets(secrets, &mut spec)?;
+            let added = match ctx.connections.add(name, &spec).await {
+                Err(e) if input::can_prompt() && missing_secret(&e).is_some() => {
+                    let label = missing_secret(&e).unwrap_or("secret");
+                    let secret = input::prompt(label)?;
+                    if label == "password" {
+                        spec.password = Some(secret);
+                    } else {
+                        spec.client_secret = Some(secret);
+                    }
+                    ctx.connections.add(name, &spec).await?
+                }
+                other => other?,
+            };
+            writeln!(out, "added connection {} ({})", added.name, added.id)?;
+        }
+        ConnectionCommand::List { json } => {
+            let all = ctx.connections.list().await?;
+            if *json {
+                let views: Vec<_> = all.iter().map(ConnectionView::from).collect();
+                serde_json::to_writer_pretty(&mut out, &views)?;
+                writeln!(out)?;
+            } else if all.is_empty() {
+                writeln!(
+                    out,
+                    "no connections yet; add one with `exgate connection add NAME …` (see --help)"
+                )?;
+            } else {
+                write_table(&mut out, &all)?;
+            }
+        }
+        ConnectionCommand::Show { name, json } => {
+            let entry = ctx.connections.get(name).await?;
+            let view = ConnectionView::from(&entry);
+            if *json {
+                serde_json::to_writer_pretty(&mut out, &view)?;
+                writeln!(out)?;
+            } else {
+                write_details(&mut out, &view)?;
+            }
+        }
+        ConnectionCommand::Edit {
+            name,
+            settings,
+            secrets,
+            remove_credential,
+        } => {
+            let mut change = spec_from(settings);
+            input::read_secrets(secrets, &mut change)?;
+            if change == ConnectionSpec::default() && !remove_credential {
+                return Err(crate::UsageError(
+                    "nothing to change: give the settings to change, such as --tenant or --client-secret-file".into(),
+                )
+                .into());
+            }
+            let edited = ctx
+                .connections
+                .edit(name, change, *remove_credential)
+                .await?;
+            writeln!(out, "updated connection {}", edited.name)?;
+        }
+        ConnectionCommand::Remove { name } => {
+            ctx.connections.remove(name).await?;
+            writeln!(out, "removed connection {name}")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// What to do about an error, when the message alone does not say.
+pub(crate) fn hint(err: &CoreError) -> Option<String> {
+    match err {
+        CoreError::AlreadyExists { name, .. } => Some(format!(
+            "choose another name, or change it with `exgate connection edit {name} …`"
+        )),
+        CoreError::NotFound { .. } => {
+            Some("`exgate connection list` shows the connections there are".into())
+        }
+        CoreError::Invalid(InvalidInput { field, .. }) => match *field {
+            "client_secret" if missing_secret(err).is_some() => Some(
+                "give the secret's value with --client-secret-file FILE (`-` reads stdin) or \
+                 --ask-client-secret, or a certificate with --certificate FILE"
+                    .into(),
+            ),
+            "password" if missing_secret(err).is_some() => Some(
+                "give the password with --password-file FILE (`-` reads stdin) or --ask-password"
+                    .into(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ConnectionView {
+    name: String,
+    id: String,
+    /// `store`, or the configuration file that declares the connection.
+    source: String,
+    target: TargetView,
+    backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authority: Option<String>,
+    auth: AuthView,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetView {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ews_url: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct AuthView {
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    /// Whether a client secret is set; never its value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateView>,
+    /// Whether a password is set; never its value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_set: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct CertificateView {
+    thumbprint_sha256: String,
+    private_key_set: bool,
+}
+
+fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn credential_view(view: &mut AuthView, credential: Option<&ClientCredential>) {
+    match credential {
+        Some(ClientCredential::Secret(_)) => view.client_secret_set = Some(true),
+        Some(ClientCredential::Certificate(c)) => {
+            view.client_secret_set = Some(false);
+            view.certificate = Some(CertificateView {
+                thumbprint_sha256: c.thumbprint_sha256().to_owned(),
+                private_key_set: true,
+            });
+        }
+        None => view.client_secret_set = Some(false),
+    }
+}
+
+impl From<&ConnectionEntry> for ConnectionView {
+    fn from(entry: &ConnectionEntry) -> Self {
+        let Connection {
+            id,
+            name,
+            settings,
+            created_at,
+            updated_at,
+        } = &entry.connection;
+        let target = match &settings.target {
+            Target::Online { cloud, tenant } => TargetView {
+                kind: "online",
+                cloud: Some(cloud.to_string()),
+                tenant: Some(tenant.to_string()),
+                server_version: None,
+                ews_url: None,
+            },
+            Target::Server { version, ews_url } => TargetView {
+                kind: "server",
+                cloud: None,
+                tenant: None,
+                server_version: Some(version.to_string()),
+                ews_url: Some(ews_url.to_string()),
+            },
+        };
+        let mut auth = AuthView {
+            kind: settings.auth.kind().to_string(),
+            ..AuthView::default()
+        };
+        match &settings.auth {
+            Auth::OAuth2Delegated(DelegatedAuth {
+                client_id,
+                flow,
+                credential,
+                redirect_uri,
+                scopes,
+            }) => {
+                auth.client_id = Some(client_id.to_string());
+                auth.flow = Some(flow.to_string());
+                auth.redirect_uri = redirect_uri.as_ref().map(ToString::to_string);
+                auth.scopes = Some(scopes.clone());
+                credential_view(&mut auth, credential.as_ref());
+            }
+            Auth::OAuth2AppOnly(a) => {
+                auth.client_id = Some(a.client_id.to_string());
+                credential_view(&mut auth, Some(&a.credential));
+            }
+            Auth::Basic(p) | Auth::Ntlm(p) => {
+                auth.username = Some(p.username.clone());
+                auth.password_set = Some(!p.password.is_empty());
+            }
+        }
+        Self {
+            name: name.to_string(),
+            id: id.to_string(),
+            source: match &entry.source {
+                Source::Store => "store".into(),
+                Source::File(path) => path.clone(),
+            },
+            target,
+            backend: settings.backend.to_string(),
+            authority: settings.authority.as_ref().map(ToString::to_string),
+            auth,
+            created_at: timestamp(*created_at),
+            updated_at: timestamp(*updated_at),
+        }
+    }
+}
+
+fn where_of(target: &Target) -> String {
+    match target {
+        Target::Online { tenant, .. } => tenant.to_string(),
+        Target::Server { ews_url, .. } => ews_url.to_string(),
+    }
+}
+
+fn write_table(out: &mut impl Write, all: &[ConnectionEntry]) -> anyhow::Result<()> {
+    let header = [
+        "NAME",
+        "TARGET",
+        "TENANT / EWS URL",
+        "BACKEND",
+        "AUTH",
+        "SOURCE",
+    ];
+    let rows: Vec<[String; 6]> = all
+        .iter()
+        .map(|e| {
+            let s = &e.connection.settings;
+            [
+                e.connection.name.to_string(),
+                s.target.kind().to_owned(),
+                where_of(&s.target),
+                s.backend.to_string(),
+                s.auth.kind().to_string(),
+                match &e.source {
+                    Source::Store => "store".to_owned(),
+                    Source::File(path) => path.clone(),
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(out, "{}", line(&header))?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
+    }
+    Ok(())
+}
+
+fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()> {
+    let set = |b: bool| if b { "set" } else { "not set" };
+    let mut rows: Vec<(&str, String)> = vec![
+        ("name", v.name.clone()),
+        ("id", v.id.clone()),
+        ("source", v.source.clone()),
+        ("target", v.target.kind.to_owned()),
+    ];
+    let t = &v.target;
+    rows.extend(t.cloud.clone().map(|c| ("cloud", c)));
+    rows.extend(t.tenant.clone().map(|c| ("tenant", c)));
+    rows.extend(t.server_version.clone().map(|c| ("server version", c)));
+    rows.extend(t.ews_url.clone().map(|c| ("ews url", c)));
+    rows.push(("backend", v.backend.clone()));
+    rows.push((
+        "authority",
+        v.authority
+            .clone()
+            .unwrap_or_else(|| "Entra ID (default)".into()),
+    ));
+    let a = &v.auth;
+    rows.push(("auth", a.kind.clone()));
+    rows.extend(a.client_id.clone().map(|c| ("client id", c)));
+    rows.extend(a.flow.clone().map(|c| ("flow", c)));
+    if a.flow.is_some() {
+        rows.push((
+            "redirect uri",
+            a.redirect_uri
+                .clone()
+                .unwrap_or_else(|| "http://localhost (default)".into()),
+        ));
+    }
+    if let Some(scopes) = &a.scopes {
+        rows.push((
+            "scopes",
+            if scopes.is_empty() {
+                "defaults for the backend".into()
+            } else {
+                scopes.join(" ")
+            },
+        ));
+    }
+    rows.extend(a.username.clone().map(|c| ("username", c)));
+    rows.extend(
+        a.client_secret_set
+            .map(|b| ("client secret", set(b).to_owned())),
+    );
+    if let Some(c) = &a.certificate {
+        rows.push(("certificate sha256", c.thumbprint_sha256.clone()));
+        rows.push(("private key", set(c.private_key_set).to_owned()));
+    }
+    rows.extend(a.password_set.map(|b| ("password", set(b).to_owned())));
+    rows.push(("created", v.created_at.clone()));
+    rows.push(("updated", v.updated_at.clone()));
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    for (key, value) in rows {
+        writeln!(out, "{:<width$} {value}", format!("{key}:"))?;
+    }
+    Ok(())
+}
