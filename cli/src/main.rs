@@ -6,7 +6,7 @@ mod args;
 mod connection;
 mod input;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -38,8 +38,8 @@ pub(crate) struct Context {
 
 impl Context {
     async fn open(cli: &Cli) -> anyhow::Result<Self> {
-        let mut settings: Settings = config::load(cli.config.as_deref(), &Env::from_process())
-            .map_err(CoreError::from)?;
+        let mut settings: Settings =
+            config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
         let store = exgate_core::open_store(&settings).await?;
         let declared = std::mem::take(&mut settings.connections);
         Ok(Self {
@@ -60,6 +60,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -1,1 +1,196 @@
-fn main() {}
+//! `exgate-server`: load configuration, open the store, make sure an admin credential exists,
+//! then serve the gateway until SIGINT or SIGTERM.
+//!
+//! stdout carries what an operator must see (the generated admin password, once, and the
+//! address); logs go to stderr. Exit codes: 0 ok, 1 failed, 2 usage or configuration error.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use exgate_core::admin::{self, AdminCredential};
+use exgate_core::clock::SystemClock;
+use exgate_core::config::{self, Env, LogFormat, Settings};
+use exgate_core::{Error as CoreError, ErrorKind};
+use exgate_server::AppState;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "exgate-server",
+    version,
+    about = "The exgate HTTP gateway to Exchange mailboxes"
+)]
+struct Cli {
+    /// Read this configuration file after the system and user files.
+    #[arg(long, global = true, value_name = "FILE", env = "EXGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen on this address instead of server.listen (port 0 picks a free port).
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the admin credential.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Replace the admin password with a new random one and print it.
+    Reset,
+}
+
+fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .map_err(|e| {
+            CoreError::from(config::ConfigError::Invalid {
+                key: "log.level".into(),
+                origin: "the configuration".into(),
+                message: format!(
+                    "`{}` is not a log filter ({e}); expected a level such as info or debug",
+                    settings.log_level
+                ),
+            })
+        })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match settings.server.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+    Ok(())
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn say(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings =
+        config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
+    init_logging(&settings)?;
+    let store = exgate_core::open_store(&settings).await?;
+    let clock = SystemClock;
+
+    if let Some(Command::Admin(AdminCommand::Reset)) = cli.command {
+        if settings.server.admin_password.is_some() {
+            return Err(CoreError::from(config::ConfigError::Invalid {
+                key: "server.admin_password".into(),
+                origin: "the configuration".into(),
+                message: "the admin password is configured, so there is no generated one to reset; change it where it is configured".into(),
+            })
+            .into());
+        }
+        let password = admin::reset_admin_credential(store.as_ref(), &clock)
+            .await
+            .map_err(CoreError::from)?;
+        say("new admin password (shown only this once; the old one no longer works):")?;
+        say(&format!("    {}", password.expose()))?;
+        return Ok(());
+    }
+
+    match admin::ensure_admin_credential(
+        store.as_ref(),
+        settings.server.admin_password.as_ref(),
+        &clock,
+    )
+    .await
+    .map_err(CoreError::from)?
+    {
+        AdminCredential::Generated(password) => {
+            say(
+                "generated the admin password (shown only this once; `exgate-server admin reset` makes a new one):",
+            )?;
+            say(&format!("    {}", password.expose()))?;
+        }
+        AdminCredential::Configured => tracing::info!("using the configured admin password"),
+        AdminCredential::Stored => tracing::info!("using the stored admin password"),
+    }
+
+    let addr = cli.listen.unwrap_or(settings.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}; is another process using it? (set server.listen or --listen)"
+        )
+    })?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %local, store = %store.path(), "exgate-server listening");
+    say(&format!("exgate-server listening on http://{local}"))?;
+
+    exgate_server::serve(
+        listener,
+        AppState {
+            store: Arc::clone(&store) as _,
+        },
+        shutdown_signal(),
+    )
+    .await
+    .context("serving HTTP")?;
+    tracing::info!("exgate-server stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("exgate-server: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("exgate-server: {err:#}");
+            let usage = err
+                .downcast_ref::<CoreError>()
+                .is_some_and(|e| matches!(e.kind(), ErrorKind::Invalid | ErrorKind::Config));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}

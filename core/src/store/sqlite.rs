@@ -255,6 +255,11 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Closes the connection pool; later calls fail. For orderly shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
