@@ -28,7 +28,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Add, inspect, change and remove connections to Exchange.
     #[command(subcommand)]
-    Connection(ConnectionCommand),
+    Connection(Box<ConnectionCommand>),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]

@@ -1,6 +1,7 @@
 //! `exgate`: parse the command line, call exgate-core, render the result.
 //!
 //! Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error.
+#![allow(clippy::print_stderr)] // a binary reports its failure on stderr
 
 mod args;
 mod connection;

@@ -56,7 +56,7 @@ pub fn check_configured_password(password: &Secret) -> Result<(), String> {
             "the admin password is shorter than {MIN_PASSWORD_LEN} characters; choose a longer one, or remove it to have exgate-server generate one"
         ));
     }
-    if p.chars().all(|c| Some(c) == p.chars().next()) {
+    if p.chars().all(|c| p.starts_with(c)) {
         return Err("the admin password repeats one character; choose another".into());
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! CLI and the `exgate-server` gateway. Core holds all logic; it never prints, parses argv or
 //! serves HTTP. It emits `tracing` events and leaves subscribing to the binaries.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
 pub mod clock;

@@ -62,7 +62,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Fills a buffer from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
-    // The OS random source failing is not recoverable; there is no safe fallback.
+    #[allow(
+        clippy::expect_used,
+        reason = "the OS random source failing is not recoverable; there is no safe fallback"
+    )]
     getrandom::fill(&mut buf).expect("the operating system's random number generator failed");
     buf
 }
@@ -94,16 +97,11 @@ pub enum SecretRefError {
 
 impl SecretRef {
     pub fn parse(value: &str) -> Result<Self, SecretRefError> {
-        if let Some(path) = value.strip_prefix("file:") {
-            if !path.is_empty() {
-                return Ok(Self::File(PathBuf::from(path)));
-            }
-        } else if let Some(name) = value.strip_prefix("env:") {
-            if !name.is_empty() {
-                return Ok(Self::Env(name.to_owned()));
-            }
+        match value.split_once(':') {
+            Some(("file", path)) if !path.is_empty() => Ok(Self::File(PathBuf::from(path))),
+            Some(("env", name)) if !name.is_empty() => Ok(Self::Env(name.to_owned())),
+            _ => Err(SecretRefError::NotAReference),
         }
-        Err(SecretRefError::NotAReference)
     }
 
     /// Reads the secret: a file's contents without the final line break, or a variable's value.
@@ -232,7 +230,10 @@ impl Vault {
         let nonce_bytes = random_bytes::<NONCE_LEN>();
         let nonce = Nonce::from(nonce_bytes);
         let aad = aad(context);
-        // Encryption fails only for inputs beyond AES-GCM's 64 GiB limit.
+        #[allow(
+            clippy::expect_used,
+            reason = "encryption fails only for inputs beyond AES-GCM's 64 GiB limit"
+        )]
         let ciphertext = self
             .cipher
             .encrypt(

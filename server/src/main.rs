@@ -3,6 +3,7 @@
 //!
 //! stdout carries what an operator must see (the generated admin password, once, and the
 //! address); logs go to stderr. Exit codes: 0 ok, 1 failed, 2 usage or configuration error.
+#![allow(clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;

@@ -1,1 +1,190 @@
+//! exgate-testkit: mock Microsoft endpoints for tests and demos, and the `exgate-mock` binary.
+//!
+//! The testkit never depends on exgate-core: mocks read and write the wire formats on their own,
+//! so a serialization bug in core cannot be mirrored and hidden here.
+//!
+//! [`MockServer`] is the base every mock stands on: it binds `127.0.0.1:0`, records each request
+//! it answers, and stops when dropped. The mock Entra ID, EWS and Graph routers mount on it.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// One request a mock answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    pub status: u16,
+}
+
+/// A mock HTTP server on loopback. Dropping it stops the server.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+async fn record(
+    axum::extract::State(log): axum::extract::State<Arc<Mutex<Vec<RecordedRequest>>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let resp = next.run(req).await;
+    let entry = RecordedRequest {
+        method,
+        uri,
+        status: resp.status().as_u16(),
+    };
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(entry);
+    resp
+}
+
+impl MockServer {
+    /// Serves `router` on `127.0.0.1:0`.
+    pub async fn start(router: Router) -> std::io::Result<Self> {
+        Self::bind(
+            "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+            router,
+        )
+        .await
+    }
+
+    /// Serves `router` on `addr` (the `exgate-mock` binary lets users choose it).
+    pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let app = router.layer(middleware::from_fn_with_state(
+            Arc::clone(&requests),
+            record,
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing_free_log(&format!("mock server stopped with an error: {e}"));
+            }
+        });
+        Ok(Self {
+            addr,
+            requests,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests answered so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The testkit has no logging dependency; a mock that fails says so on stderr.
+fn tracing_free_log(message: &str) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("exgate-testkit: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_on_loopback_records_requests_and_stops_when_dropped() {
+        let router = Router::new().route("/ping", get(|| async { "pong" }));
+        let server = MockServer::start(router).await.unwrap();
+        assert!(server.addr().ip().is_loopback());
+        assert_ne!(server.addr().port(), 0);
+
+        let body = reqwest::get(format!("{}/ping?x=1", server.base_url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "pong");
+        let missing = reqwest::get(format!("{}/nope", server.base_url()))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        assert_eq!(
+            server.requests(),
+            vec![
+                RecordedRequest {
+                    method: "GET".into(),
+                    uri: "/ping?x=1".into(),
+                    status: 200
+                },
+                RecordedRequest {
+                    method: "GET".into(),
+                    uri: "/nope".into(),
+                    status: 404
+                },
+            ]
+        );
+
+        let addr = server.addr();
+        server.shutdown().await;
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "still listening after shutdown"
+        );
+    }
+}
