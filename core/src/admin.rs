@@ -69,11 +69,14 @@ pub fn generate_password() -> Secret {
 
 /// The argon2id PHC string for `password`, with a random salt.
 pub fn hash_password(password: &Secret) -> String {
-    // Hashing fails only for parameters or lengths far outside what is passed here.
+    #[allow(
+        clippy::expect_used,
+        reason = "argon2 with default parameters fails only for passwords over 4 GiB or a failing OS RNG"
+    )]
     Argon2::default()
         .hash_password(password.expose().as_bytes())
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+        .expect("argon2 hashing failed")
+        .to_string()
 }
 
 /// Whether `password` matches the PHC `hash`. A malformed hash matches nothing.

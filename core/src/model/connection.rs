@@ -758,10 +758,11 @@ impl ConnectionSettings {
             base.certificate_pem = None;
             base.private_key_pem = None;
         }
-        let target_changes = change
+        let new_target = change
             .target
             .as_deref()
-            .is_some_and(|t| t != self.target.kind())
+            .map(|t| t.trim().to_ascii_lowercase());
+        let target_changes = new_target.is_some_and(|t| t != self.target.kind())
             || (change.ews_url.is_some() && matches!(self.target, Target::Online { .. }))
             || (change.tenant.is_some() && matches!(self.target, Target::Server { .. }));
         if target_changes {
@@ -771,11 +772,12 @@ impl ConnectionSettings {
             base.server_version = None;
             base.ews_url = None;
         }
-        if change
+        // An unparsable kind is left for `validate` to report.
+        let new_auth = change
             .auth
             .as_deref()
-            .is_some_and(|a| a != self.auth.kind().as_str())
-        {
+            .and_then(|a| a.parse::<AuthKind>().ok());
+        if new_auth.is_some_and(|k| k != self.auth.kind()) {
             let keep_backend = base.backend.take();
             let keep_authority = base.authority.take();
             base = ConnectionSpec {
@@ -790,7 +792,7 @@ impl ConnectionSettings {
                 client_id: base.client_id,
                 ..ConnectionSpec::default()
             };
-            if matches!(change.auth.as_deref(), Some("basic" | "ntlm")) {
+            if matches!(new_auth, Some(AuthKind::Basic | AuthKind::Ntlm)) {
                 base.client_id = None;
                 base.authority = None;
             }
@@ -1001,6 +1003,12 @@ mod tests {
             ..server("ntlm")
         };
         let ntlm = settings.edited(change, false).validate().unwrap();
+        // Naming the kind it already has, in any case, keeps the rest.
+        let same = ConnectionSpec {
+            auth: Some("OAuth2-Delegated".into()),
+            ..ConnectionSpec::default()
+        };
+        assert_eq!(settings.edited(same, false).validate().unwrap(), settings);
         assert_eq!(ntlm.auth.kind(), AuthKind::Ntlm);
         assert!(matches!(ntlm.target, Target::Server { .. }));
 
