@@ -30,6 +30,14 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn has_nextest() -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
@@ -41,7 +49,23 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    if has_nextest() {
+        // nextest does not run doc tests; run them first so that the last line is nextest's
+        // summary over every test binary.
+        cargo(&["test", "--workspace", "--locked", "--doc"])?;
+        cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ])?;
+    } else {
+        eprintln!(
+            "xtask: cargo-nextest not found; running cargo test (install it with `cargo install cargo-nextest --locked`)"
+        );
+        cargo(&["test", "--workspace", "--locked"])?;
+    }
     Ok(())
 }
 
