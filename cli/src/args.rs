@@ -29,6 +29,24 @@ pub(crate) enum Command {
     /// Add, inspect, change and remove connections to Exchange.
     #[command(subcommand)]
     Connection(Box<ConnectionCommand>),
+    /// Sign a user in on an oauth2-delegated connection and link their mailbox.
+    Login(LoginArgs),
+    /// Remove a linked account and its tokens.
+    Logout {
+        #[command(flatten)]
+        target: AccountArgs,
+    },
+    /// The linked accounts ("known users") of a connection.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Print an access token, and nothing else, on stdout (for msmtp/mutt/aerc `passwordeval`).
+    Token {
+        #[command(flatten)]
+        target: AccountArgs,
+        /// The API the token is for.
+        #[arg(long, default_value = "graph", value_name = "graph|ews|imap|pop|smtp")]
+        resource: String,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -151,4 +169,75 @@ pub(crate) struct SecretArgs {
     /// Prompt for the basic/ntlm password.
     #[arg(long)]
     pub(crate) ask_password: bool,
+}
+
+/// Which connection and account a command is about.
+#[derive(Debug, Args)]
+pub(crate) struct AccountArgs {
+    /// The connection (default: the only one there is).
+    #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
+    pub(crate) connection: Option<String>,
+    /// The account (default: the connection's only account).
+    #[arg(long, short = 'a', env = "EXGATE_ACCOUNT")]
+    pub(crate) account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("method").args(["browser", "device_code", "manual", "password"]))]
+pub(crate) struct LoginArgs {
+    #[command(flatten)]
+    pub(crate) target: AccountArgs,
+    /// Sign in in a browser that returns to a listener on this machine (authorization code + PKCE).
+    #[arg(long)]
+    pub(crate) browser: bool,
+    /// Sign in on another device with a code (for SSH sessions and machines without a browser).
+    #[arg(long)]
+    pub(crate) device_code: bool,
+    /// Sign in in any browser, then paste the address it ends on.
+    #[arg(long)]
+    pub(crate) manual: bool,
+    /// Sign in with a user name and password (legacy; fails under MFA).
+    #[arg(long)]
+    pub(crate) password: bool,
+    /// The user name for --password (prompted for when missing).
+    #[arg(long, requires = "password")]
+    pub(crate) username: Option<String>,
+    /// Read the password for --password from FILE (`-` for stdin); prompted for when missing.
+    #[arg(long, value_name = "FILE", requires = "password")]
+    pub(crate) password_file: Option<std::path::PathBuf>,
+    /// Suggest this user name on the sign-in page.
+    #[arg(long)]
+    pub(crate) login_hint: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountsCommand {
+    /// List accounts, optionally those whose principal or mailbox contains TEXT.
+    List {
+        #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
+        connection: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account.
+    Show {
+        principal: String,
+        #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
+        connection: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget an account's tokens; the user must sign in again.
+    Reset {
+        principal: String,
+        #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
+        connection: Option<String>,
+    },
+    /// Forget the tokens of every account of the connection.
+    ResetAll {
+        #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
+        connection: Option<String>,
+    },
 }

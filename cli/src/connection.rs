@@ -135,9 +135,31 @@ pub(crate) fn hint(err: &CoreError) -> Option<String> {
         CoreError::AlreadyExists { name, .. } => Some(format!(
             "choose another name, or change it with `exgate connection edit {name} …`"
         )),
-        CoreError::NotFound { .. } => {
-            Some("`exgate connection list` shows the connections there are".into())
-        }
+        CoreError::NotFound {
+            what: "connection",
+            name,
+        } if name == "(any)" => Some("add one with `exgate connection add NAME …`".into()),
+        CoreError::NotFound {
+            what: "connection", ..
+        } => Some("`exgate connection list` shows the connections there are".into()),
+        CoreError::NotFound {
+            what: "account", ..
+        } => Some("`exgate accounts list` shows the accounts there are".into()),
+        CoreError::NeedsSignIn { .. } => Some("sign in with `exgate login`".into()),
+        CoreError::Auth(e) => match e.fix() {
+            Some(fix) => Some(fix.to_owned()),
+            None if e.needs_sign_in() => Some("sign in again with `exgate login`".into()),
+            None => None,
+        },
+        CoreError::Invalid(InvalidInput {
+            field: "connection",
+            ..
+        }) => Some("pass --connection NAME (or set EXGATE_CONNECTION)".into()),
+        CoreError::Invalid(InvalidInput {
+            field: "account", ..
+        }) => Some(
+            "pass --account NAME (or set EXGATE_ACCOUNT); `exgate accounts list` shows them".into(),
+        ),
         CoreError::Invalid(InvalidInput { field, .. }) => match *field {
             "client_secret" if missing_secret(err).is_some() => Some(
                 "give the secret's value with --client-secret-file FILE (`-` reads stdin) or \

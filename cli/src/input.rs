@@ -18,7 +18,7 @@ fn trim_line_end(mut s: String) -> String {
 }
 
 /// Reads a secret from `path`, or from standard input when `path` is `-`.
-fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
+pub(crate) fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()

@@ -1,11 +1,12 @@
 //! `exgate`: parse the command line, call exgate-core, render the result.
 //!
-//! Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error.
+//! Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 a user must sign in.
 #![allow(clippy::print_stderr)] // a binary reports its failure on stderr
 
 mod args;
 mod connection;
 mod input;
+mod signin;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
+use exgate_core::auth::SignIn;
 use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, Settings};
 use exgate_core::connections::Connections;
@@ -32,9 +34,10 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// What the connection commands need: the catalogue over the store and the configuration.
+/// What the commands need: the connection catalogue and sign-in, over the store and configuration.
 pub(crate) struct Context {
-    pub(crate) connections: Connections,
+    pub(crate) connections: Arc<Connections>,
+    pub(crate) signin: SignIn,
 }
 
 impl Context {
@@ -43,8 +46,12 @@ impl Context {
             config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
         let store = exgate_core::open_store(&settings).await?;
         let declared = std::mem::take(&mut settings.connections);
+        let clock = Arc::new(SystemClock);
+        let connections = Arc::new(Connections::new(store.clone(), declared, clock.clone()));
+        let signin = SignIn::new(store, Arc::clone(&connections), settings.network, clock)?;
         Ok(Self {
-            connections: Connections::new(store, declared, Arc::new(SystemClock)),
+            connections,
+            signin,
         })
     }
 }
@@ -74,9 +81,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out.flush().context("writing the completion script")?;
             Ok(())
         }
-        Command::Connection(cmd) => {
-            let ctx = Context::open(&cli).await?;
-            connection::run(&ctx, cmd).await
+        Command::Connection(cmd) => connection::run(&Context::open(&cli).await?, cmd).await,
+        Command::Login(args) => signin::login(&Context::open(&cli).await?, args).await,
+        Command::Logout { target } => signin::logout(&Context::open(&cli).await?, target).await,
+        Command::Accounts(cmd) => signin::accounts(&Context::open(&cli).await?, cmd).await,
+        Command::Token { target, resource } => {
+            signin::token(&Context::open(&cli).await?, target, resource).await
         }
     }
 }
@@ -90,6 +100,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         Some(e) => {
             let code = match e.kind() {
                 ErrorKind::Invalid | ErrorKind::Config => 2,
+                ErrorKind::NeedsSignIn => 3,
                 ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Failed => 1,
             };
             (code, connection::hint(e))

@@ -13,7 +13,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::admin;
-use crate::model::{ConnectionName, ConnectionSettings, ConnectionSpec};
+use crate::model::{ConnectionName, ConnectionSettings, ConnectionSpec, EndpointUrl};
 use crate::secret::{Secret, SecretRef};
 
 /// The file name looked for in each configuration folder.
@@ -125,8 +125,19 @@ pub struct Settings {
     /// A tracing filter directive such as `info` or `exgate_core=debug`.
     pub log_level: String,
     pub connections: Vec<ConfiguredConnection>,
+    pub network: NetworkSettings,
     /// The configuration files that were read, in order.
     pub files: Vec<PathBuf>,
+}
+
+/// How exgate reaches identity providers and Microsoft's APIs.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSettings {
+    /// Replaces the Entra ID login host of the connection's cloud (`login.microsoftonline.com`
+    /// and its sovereign twins), for a proxy or a test double.
+    pub authority_host: Option<EndpointUrl>,
+    /// PEM certificates to trust besides the system's roots (an internal AD FS, a TLS proxy).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,7 +147,21 @@ struct RawSettings {
     secrets: RawSecrets,
     server: RawServer,
     log: RawLog,
+    endpoints: RawEndpoints,
+    tls: RawTls,
     connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawEndpoints {
+    authority_host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawTls {
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +428,38 @@ impl Resolver<'_> {
         for (name, entry) in raw.connections {
             connections.push(self.connection(&name, entry)?);
         }
+        let authority_host = raw
+            .endpoints
+            .authority_host
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.authority_host", e.0))
+            })
+            .transpose()?;
+        let ca_pem = raw
+            .tls
+            .ca_file
+            .as_ref()
+            .map(|path| {
+                let pem = std::fs::read(path).map_err(|e| {
+                    self.invalid(
+                        "tls.ca_file",
+                        format!("{} cannot be read: {e}", path.display()),
+                    )
+                })?;
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(self.invalid(
+                        "tls.ca_file",
+                        format!(
+                            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(pem)
+            })
+            .transpose()?;
 
         Ok(Settings {
             store_path,
@@ -414,6 +471,10 @@ impl Resolver<'_> {
             },
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             connections,
+            network: NetworkSettings {
+                authority_host,
+                ca_pem,
+            },
             files,
         })
     }

@@ -125,6 +125,47 @@ impl Connections {
             })
     }
 
+    /// The named connection, or the only one there is when no name is given.
+    pub async fn resolve(&self, name: Option<&str>) -> Result<ConnectionEntry, Error> {
+        if let Some(name) = name {
+            return self.get(name).await;
+        }
+        let mut all = self.list().await?;
+        match all.len() {
+            1 => Ok(all.remove(0)),
+            0 => Err(Error::NotFound {
+                what: "connection",
+                name: "(any)".into(),
+            }),
+            _ => {
+                let names: Vec<String> =
+                    all.iter().map(|e| e.connection.name.to_string()).collect();
+                Err(InvalidInput::missing(
+                    "connection",
+                    format!(
+                        "there are several connections ({}); name one",
+                        names.join(", ")
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+
+    /// The connection with this ID (accounts and tokens refer to connections by ID).
+    pub async fn by_id(&self, id: ConnectionId) -> Result<Connection, Error> {
+        if let Some(entry) = self.configured.iter().find(|e| e.connection.id == id) {
+            return Ok(entry.connection.clone());
+        }
+        self.store
+            .connection_by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "connection",
+                name: id.to_string(),
+            })
+    }
+
     /// Validates `spec` and stores a new connection. Nothing is written if any check fails.
     pub async fn add(&self, name: &str, spec: &ConnectionSpec) -> Result<Connection, Error> {
         let name = parse_name(name)?;

@@ -1,6 +1,7 @@
 //! The error every core entry point returns, with a classifier that frontends map to exit codes
 //! and HTTP statuses.
 
+use crate::auth::AuthError;
 use crate::config::ConfigError;
 use crate::model::InvalidInput;
 use crate::secret::VaultError;
@@ -22,6 +23,11 @@ pub enum Error {
     AlreadyExists { what: &'static str, name: String },
     #[error("connection `{name}` is declared in {origin}; change it there")]
     ReadOnly { name: String, origin: String },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The user must sign in (again) before exgate can act for them.
+    #[error("{}{reason}", if principal.is_empty() { String::new() } else { format!("account `{principal}` needs to sign in again: ") })]
+    NeedsSignIn { principal: String, reason: String },
 }
 
 /// What kind of failure an [`Error`] is.
@@ -36,6 +42,8 @@ pub enum ErrorKind {
     Conflict,
     /// The operation failed for a reason outside the caller's input.
     Failed,
+    /// A user must sign in before the operation can succeed.
+    NeedsSignIn,
 }
 
 impl Error {
@@ -53,6 +61,10 @@ impl Error {
             | Self::ReadOnly { .. } => ErrorKind::Conflict,
             Self::Store(_) => ErrorKind::Failed,
             Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::NeedsSignIn { .. } => ErrorKind::NeedsSignIn,
+            Self::Auth(a) if a.needs_sign_in() => ErrorKind::NeedsSignIn,
+            Self::Auth(AuthError::Unsupported(_)) => ErrorKind::Invalid,
+            Self::Auth(_) => ErrorKind::Failed,
         }
     }
 }

@@ -5,11 +5,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connections;
 mod error;
 pub mod model;
+pub mod net;
 pub mod secret;
 pub mod store;
 

@@ -5,6 +5,7 @@
 mod account;
 mod connection;
 mod ids;
+mod token;
 
 pub use account::{Account, AccountStatus, CredentialKind, MailboxAccess, StaticUser};
 pub use connection::{
@@ -16,6 +17,7 @@ pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,
     Principal, StaticUserId, Tenant,
 };
+pub use token::{AccessToken, Resource, TokenKey};
 
 /// A field that failed validation, and why. Never holds a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, AccountId, Connection, ConnectionId, ConnectionName, Principal, StaticUser,
-    StaticUserId,
+    AccessToken, Account, AccountId, AccountStatus, Connection, ConnectionId, ConnectionName,
+    Principal, StaticUser, StaticUserId, TokenKey,
 };
 use crate::secret::{Secret, VaultError};
 
@@ -58,9 +58,11 @@ pub trait Store: Send + Sync + Debug {
     /// Replaces the connection with the same ID. Returns false if there is none.
     async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError>;
     async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError>;
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError>;
     /// All connections, by name.
     async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
-    /// Deletes the connection with its accounts and static users. Returns false if there is none.
+    /// Deletes the connection with its accounts, static users and tokens. Returns false if there
+    /// is none.
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError>;
 
     /// Inserts or replaces the account for (connection, principal), with its refresh token if any.
@@ -76,7 +78,34 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Option<Account>, StoreError>;
     async fn account_refresh_token(&self, id: AccountId) -> Result<Option<Secret>, StoreError>;
     async fn accounts(&self, connection: ConnectionId) -> Result<Vec<Account>, StoreError>;
+    /// Deletes the account with its tokens.
     async fn delete_account(&self, id: AccountId) -> Result<bool, StoreError>;
+    /// Sets an account's status and, if given, when it was last used. False if there is none.
+    async fn set_account_status(
+        &self,
+        id: AccountId,
+        status: &AccountStatus,
+        last_used_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the account's refresh token and access tokens and marks it as needing sign-in.
+    async fn reset_account(&self, id: AccountId, reason: &str) -> Result<bool, StoreError>;
+
+    /// A cached access token.
+    async fn access_token(&self, key: &TokenKey) -> Result<Option<AccessToken>, StoreError>;
+    /// Stores an access token and, in the same transaction, the refresh token that came with it,
+    /// so a rotated refresh token is durable before the access token is used.
+    async fn save_tokens(
+        &self,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError>;
+    /// Deletes the access tokens of a connection, or of one of its accounts.
+    async fn delete_access_tokens(
+        &self,
+        connection: ConnectionId,
+        account: Option<AccountId>,
+    ) -> Result<(), StoreError>;
 
     /// Fails with [`StoreError::Conflict`] if the principal already has a static user on the connection.
     async fn insert_static_user(&self, user: &StaticUser) -> Result<(), StoreError>;

@@ -1,6 +1,9 @@
 -- exgate store, schema version 1.
 -- Secrets live only in the `*_sealed` BLOB columns, sealed by the vault with the row's ID as
 -- associated data; every other column is plain metadata.
+-- Accounts, static users and tokens may belong to a connection declared in a configuration file,
+-- which has no row here; so they carry the connection's ID without a foreign key, and deleting a
+-- connection deletes them in the same transaction.
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -20,7 +23,7 @@ CREATE TABLE connections (
 
 CREATE TABLE accounts (
     id                   TEXT PRIMARY KEY,
-    connection_id        TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    connection_id        TEXT NOT NULL,
     principal            TEXT NOT NULL,
     mailbox              TEXT,
     credential_kind      TEXT NOT NULL,
@@ -34,12 +37,24 @@ CREATE TABLE accounts (
 
 CREATE TABLE static_users (
     id            TEXT PRIMARY KEY,
-    connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    connection_id TEXT NOT NULL,
     principal     TEXT NOT NULL,
     mailbox       TEXT NOT NULL,
     access        TEXT NOT NULL,
     created_at    TEXT NOT NULL,
     UNIQUE (connection_id, principal)
+);
+
+-- Access tokens, so a new process (the CLI's `exgate token`) answers from the cache.
+CREATE TABLE access_tokens (
+    connection_id TEXT NOT NULL,
+    -- '' for an app-only connection's own token
+    account_id    TEXT NOT NULL,
+    resource      TEXT NOT NULL,
+    token_sealed  BLOB NOT NULL,
+    expires_at    TEXT NOT NULL,
+    refresh_at    TEXT NOT NULL,
+    PRIMARY KEY (connection_id, account_id, resource)
 );
 
 CREATE TABLE admin_credential (

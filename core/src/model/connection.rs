@@ -195,9 +195,22 @@ impl ClientCertificate {
         &self.private_key_pem
     }
 
-    /// SHA-256 of the DER certificate in upper-case hex (the basis of the `x5t#S256` header).
+    /// SHA-256 of the DER certificate in upper-case hex (as shown to people).
     pub fn thumbprint_sha256(&self) -> &str {
         &self.thumbprint_sha256
+    }
+
+    /// SHA-256 of the DER certificate (the `x5t#S256` header of a client assertion).
+    pub fn sha256(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (byte, pair) in out
+            .iter_mut()
+            .zip(self.thumbprint_sha256.as_bytes().chunks(2))
+        {
+            let hex = std::str::from_utf8(pair).unwrap_or("00");
+            *byte = u8::from_str_radix(hex, 16).unwrap_or(0);
+        }
+        out
     }
 }
 

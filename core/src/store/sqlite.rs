@@ -20,10 +20,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Store, StoreError};
 use crate::model::{
-    Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
+    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
     CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
-    Principal, StaticUser, StaticUserId, Target,
+    Principal, StaticUser, StaticUserId, Target, TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
@@ -209,6 +209,19 @@ fn connection_secret_context(id: ConnectionId) -> String {
 
 fn refresh_token_context(id: AccountId) -> String {
     format!("accounts/{id}/refresh_token")
+}
+
+fn account_column(key: &TokenKey) -> String {
+    key.account.map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn access_token_context(key: &TokenKey) -> String {
+    format!(
+        "access_tokens/{}/{}/{}/token",
+        key.connection,
+        account_column(key),
+        key.resource
+    )
 }
 
 impl SqliteStore {
@@ -489,6 +502,16 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        sqlx::query("SELECT * FROM connections WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a connection"))?
+            .map(|row| self.connection_from_row(&row))
+            .transpose()
+    }
+
     async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
         sqlx::query("SELECT * FROM connections ORDER BY name")
             .fetch_all(&self.pool)
@@ -500,12 +523,31 @@ impl Store for SqliteStore {
     }
 
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM connections WHERE name = ?")
+        let ctx = "deleting a connection";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        let row = sqlx::query("SELECT id FROM connections WHERE name = ?")
             .bind(name.as_str())
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(db("deleting a connection"))?;
-        Ok(r.rows_affected() > 0)
+            .map_err(db(ctx))?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: String = row.try_get(0).map_err(db(ctx))?;
+        for sql in [
+            "DELETE FROM access_tokens WHERE connection_id = ?",
+            "DELETE FROM accounts WHERE connection_id = ?",
+            "DELETE FROM static_users WHERE connection_id = ?",
+            "DELETE FROM connections WHERE id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(ctx))?;
+        }
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(true)
     }
 
     async fn put_account(
@@ -589,12 +631,146 @@ impl Store for SqliteStore {
     }
 
     async fn delete_account(&self, id: AccountId) -> Result<bool, StoreError> {
+        let ctx = "deleting an account";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        sqlx::query("DELETE FROM access_tokens WHERE account_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
         let r = sqlx::query("DELETE FROM accounts WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(db("deleting an account"))?;
+            .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_account_status(
+        &self,
+        id: AccountId,
+        status: &AccountStatus,
+        last_used_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let reason = match status {
+            AccountStatus::NeedsSignIn { reason } => Some(reason.clone()),
+            AccountStatus::Active => None,
+        };
+        let r = sqlx::query(
+            "UPDATE accounts SET status = ?, status_reason = ?, \
+             last_used_at = COALESCE(?, last_used_at) WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(last_used_at.map(ts))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db("updating an account's status"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn reset_account(&self, id: AccountId, reason: &str) -> Result<bool, StoreError> {
+        let ctx = "resetting an account";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        sqlx::query("DELETE FROM access_tokens WHERE account_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        let r = sqlx::query(
+            "UPDATE accounts SET refresh_token_sealed = NULL, status = 'needs-sign-in', \
+             status_reason = ? WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn access_token(&self, key: &TokenKey) -> Result<Option<AccessToken>, StoreError> {
+        let ctx = "reading an access token";
+        let row = sqlx::query(
+            "SELECT token_sealed, expires_at, refresh_at FROM access_tokens \
+             WHERE connection_id = ? AND account_id = ? AND resource = ?",
+        )
+        .bind(key.connection.to_string())
+        .bind(account_column(key))
+        .bind(key.resource.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db(ctx))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sealed: Vec<u8> = row.try_get(0).map_err(db(ctx))?;
+        let expires: String = row.try_get(1).map_err(db(ctx))?;
+        let refresh: String = row.try_get(2).map_err(db(ctx))?;
+        Ok(Some(AccessToken {
+            secret: self
+                .vault
+                .open_secret(&access_token_context(key), &sealed)?,
+            expires_at: parse_ts(&expires)?,
+            refresh_at: parse_ts(&refresh)?,
+        }))
+    }
+
+    async fn save_tokens(
+        &self,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        let ctx = "saving tokens";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        if let (Some(account), Some(rt)) = (key.account, refresh_token) {
+            sqlx::query("UPDATE accounts SET refresh_token_sealed = ? WHERE id = ?")
+                .bind(self.vault.seal_secret(&refresh_token_context(account), rt))
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db(ctx))?;
+        }
+        sqlx::query(
+            "INSERT INTO access_tokens (connection_id, account_id, resource, token_sealed, expires_at, refresh_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connection_id, account_id, resource) DO UPDATE SET \
+             token_sealed = excluded.token_sealed, expires_at = excluded.expires_at, refresh_at = excluded.refresh_at",
+        )
+        .bind(key.connection.to_string())
+        .bind(account_column(key))
+        .bind(key.resource.as_str())
+        .bind(self.vault.seal_secret(&access_token_context(key), &access.secret))
+        .bind(ts(access.expires_at))
+        .bind(ts(access.refresh_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn delete_access_tokens(
+        &self,
+        connection: ConnectionId,
+        account: Option<AccountId>,
+    ) -> Result<(), StoreError> {
+        let q = match account {
+            Some(a) => {
+                sqlx::query("DELETE FROM access_tokens WHERE connection_id = ? AND account_id = ?")
+                    .bind(connection.to_string())
+                    .bind(a.to_string())
+            }
+            None => sqlx::query("DELETE FROM access_tokens WHERE connection_id = ?")
+                .bind(connection.to_string()),
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(db("deleting access tokens"))?;
+        Ok(())
     }
 
     async fn insert_static_user(&self, u: &StaticUser) -> Result<(), StoreError> {

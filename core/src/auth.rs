@@ -1,0 +1,24 @@
+//! Sign-in with Entra ID and other OIDC providers: every OAuth2 flow exgate supports, the token
+//! cache, and the AADSTS catalogue that explains failures.
+//!
+//! - [`oauth`]: a connection's endpoints and flows (authorization code + PKCE, device code,
+//!   client credentials with a secret or a certificate, refresh, password).
+//! - [`signin`]: the service the frontends call: start and finish sign-ins, link accounts, tokens.
+//! - [`cache`]: [`TokenCache`], one refresh in flight per key, refresh ahead of expiry.
+//! - [`aadsts`]: what each AADSTS code means and how to fix it.
+
+pub mod aadsts;
+pub mod assertion;
+pub mod cache;
+mod error;
+pub mod loopback;
+pub mod oauth;
+pub mod pending;
+pub mod signin;
+
+pub use cache::{RetryPolicy, TokenCache, TokenSource};
+pub use error::{AuthError, ErrorBody};
+pub use loopback::{LoopbackReceiver, RedirectParams};
+pub use oauth::{DeviceAuthorization, Endpoints, Identity, OAuthClient, TokenResponse};
+pub use pending::{PendingLogin, PendingLogins};
+pub use signin::{BrowserLogin, DeviceLogin, PASSWORD_FLOW_WARNING, SignIn};

@@ -1,0 +1,263 @@
+//! The token cache: every caller in the process asks it for access tokens.
+//!
+//! Invariants:
+//! - A fresh token (before its `refresh_at`) is served from memory: no I/O, no await.
+//! - A token that is due for refresh but still valid is served while one background refresh runs;
+//!   a transient failure of that refresh (network, 5xx, 429) backs off — within `Retry-After`
+//!   when the server gives one — and the valid token keeps being served.
+//! - When there is no valid token, callers wait on the key's lock; exactly one of them loads the
+//!   persisted token or fetches a new one, and the rest take its result. Transient failures are
+//!   retried with capped exponential back-off before the callers get an error.
+//! - Keys are independent: one account's failure never touches another's token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::model::{AccessToken, TokenKey};
+
+/// Where tokens come from when the cache has none.
+#[async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    /// A token an earlier process persisted. No network I/O.
+    async fn stored(&self, key: &TokenKey) -> Result<Option<AccessToken>, Error>;
+    /// A new token from the identity provider, persisted before it is returned.
+    async fn fetch(&self, key: &TokenKey) -> Result<AccessToken, Error>;
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts a waiting caller makes before giving up.
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `failures + 1`: the server's hint if any, else exponential, capped.
+    pub fn delay(&self, failures: u32, hint: Option<Duration>) -> Duration {
+        let exponential = self.base.saturating_mul(1u32 << failures.min(16));
+        hint.unwrap_or(exponential).min(self.cap)
+    }
+}
+
+fn retryable(e: &Error) -> bool {
+    matches!(e, Error::Auth(a) if a.is_retryable())
+}
+
+fn retry_hint(e: &Error) -> Option<Duration> {
+    match e {
+        Error::Auth(a) => a.retry_after(),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    not_before: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    token: RwLock<Option<AccessToken>>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+    backoff: Mutex<Backoff>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<AccessToken> {
+        self.token
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, token: AccessToken) {
+        *self.token.write().unwrap_or_else(PoisonError::into_inner) = Some(token);
+        *self.backoff.lock().unwrap_or_else(PoisonError::into_inner) = Backoff::default();
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub fetches: AtomicU64,
+    pub fetch_failures: AtomicU64,
+}
+
+pub struct TokenCache {
+    source: Arc<dyn TokenSource>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+    slots: Mutex<HashMap<TokenKey, Arc<Slot>>>,
+    stats: CacheStats,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub fn new(
+        source: Arc<dyn TokenSource>,
+        clock: Arc<dyn Clock>,
+        policy: RetryPolicy,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            source,
+            clock,
+            policy,
+            slots: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    fn slot(&self, key: &TokenKey) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(slots.entry(*key).or_default())
+    }
+
+    /// The token if it is fresh, from memory only.
+    pub fn fresh(&self, key: &TokenKey) -> Option<AccessToken> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()?;
+        slot.current().filter(|t| t.is_fresh(self.clock.now()))
+    }
+
+    /// Forgets the key's token (after a sign-out or reset).
+    pub fn forget(&self, key: &TokenKey) {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// A valid access token for `key`.
+    pub async fn get(self: &Arc<Self>, key: TokenKey) -> Result<AccessToken, Error> {
+        let slot = self.slot(&key);
+        let now = self.clock.now();
+        if let Some(token) = slot.current() {
+            if token.is_fresh(now) {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(token);
+            }
+            if token.is_usable(now) {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                self.refresh_in_background(key, &slot, now);
+                return Ok(token);
+            }
+        }
+
+        let _turn = slot.refresh.lock().await;
+        let now = self.clock.now();
+        if let Some(token) = slot.current().filter(|t| t.is_usable(now)) {
+            return Ok(token);
+        }
+        if let Some(token) = self.source.stored(&key).await?.filter(|t| t.is_usable(now)) {
+            slot.set(token.clone());
+            if !token.is_fresh(now) {
+                drop(_turn);
+                self.refresh_in_background(key, &slot, now);
+            }
+            return Ok(token);
+        }
+        let token = self.fetch_with_retries(&key).await?;
+        slot.set(token.clone());
+        Ok(token)
+    }
+
+    async fn fetch_with_retries(&self, key: &TokenKey) -> Result<AccessToken, Error> {
+        let mut failures = 0;
+        loop {
+            self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+            match self.source.fetch(key).await {
+                Ok(token) => return Ok(token),
+                Err(e) => {
+                    self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    failures += 1;
+                    if !retryable(&e) || failures >= self.policy.attempts {
+                        return Err(e);
+                    }
+                    let wait = self.policy.delay(failures - 1, retry_hint(&e));
+                    tracing::warn!(resource = %key.resource, error = %e, wait_ms = wait.as_millis() as u64, "token request failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Starts one refresh for the key unless one is running or the last failure asked to wait.
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        key: TokenKey,
+        slot: &Arc<Slot>,
+        now: OffsetDateTime,
+    ) {
+        let waiting = slot
+            .backoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .not_before
+            .is_some_and(|t| now < t);
+        if waiting {
+            return;
+        }
+        let Ok(turn) = Arc::clone(&slot.refresh).try_lock_owned() else {
+            return;
+        };
+        let cache = Arc::clone(self);
+        let slot = Arc::clone(slot);
+        tokio::spawn(async move {
+            let _turn = turn;
+            cache.stats.fetches.fetch_add(1, Ordering::Relaxed);
+            match cache.source.fetch(&key).await {
+                Ok(token) => slot.set(token),
+                Err(e) => {
+                    cache.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                    let mut backoff = slot.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+                    let wait = if retryable(&e) {
+                        cache.policy.delay(backoff.failures, retry_hint(&e))
+                    } else {
+                        // A permanent failure: stop trying until the token expires.
+                        cache.policy.cap
+                    };
+                    backoff.failures += 1;
+                    backoff.not_before = Some(cache.clock.now() + wait);
+                    tracing::warn!(resource = %key.resource, error = %e, "background token refresh failed; serving the current token");
+                }
+            }
+        });
+    }
+}

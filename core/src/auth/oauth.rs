@@ -1,0 +1,611 @@
+//! One connection's OAuth2 client: where its identity provider's endpoints are, and each flow.
+//!
+//! The authorization request (PKCE S256 and `state`) is built with the `oauth2` crate. Token
+//! endpoint requests are sent here, so that everything the server says — status, `Retry-After`,
+//! and Entra's error fields (codes, trace and correlation IDs) — is kept as evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oauth2::{AuthUrl, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope};
+use serde::Deserialize;
+use url::Url;
+
+use super::assertion::{self, ASSERTION_TYPE};
+use super::error::{AuthError, ErrorBody};
+use crate::clock::Clock;
+use crate::config::NetworkSettings;
+use crate::model::{
+    Auth, ClientCredential, ClientId, Cloud, ConnectionSettings, EndpointUrl, Target, Tenant,
+};
+use crate::net;
+use crate::secret::Secret;
+
+/// The Entra ID login host of each cloud.
+pub fn login_host(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Global => "https://login.microsoftonline.com",
+        Cloud::UsGov => "https://login.microsoftonline.us",
+        Cloud::China => "https://login.chinacloudapi.cn",
+    }
+}
+
+/// Where a connection's identity provider takes requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: Option<Url>,
+    pub token: Url,
+    pub device_authorization: Option<Url>,
+}
+
+/// The fields of an OIDC discovery document exgate uses.
+#[derive(Debug, Deserialize)]
+struct Discovery {
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+}
+
+fn endpoint_url(field: &str, value: &str) -> Result<Url, AuthError> {
+    value
+        .parse::<EndpointUrl>()
+        .map(|u| u.as_url().clone())
+        .map_err(|e| {
+            AuthError::Unsupported(format!(
+                "the identity provider's {field} is unusable: {}",
+                e.0
+            ))
+        })
+}
+
+impl Endpoints {
+    /// Entra ID's v2.0 endpoints for `tenant` on `host`.
+    pub fn entra(host: &str, tenant: &Tenant) -> Result<Self, AuthError> {
+        let base = format!("{}/{tenant}/oauth2/v2.0", host.trim_end_matches('/'));
+        Ok(Self {
+            authorization: Some(endpoint_url(
+                "authorize endpoint",
+                &format!("{base}/authorize"),
+            )?),
+            token: endpoint_url("token endpoint", &format!("{base}/token"))?,
+            device_authorization: Some(endpoint_url(
+                "device code endpoint",
+                &format!("{base}/devicecode"),
+            )?),
+        })
+    }
+
+    /// Reads an OIDC discovery document. Every endpoint must be https (or loopback).
+    pub async fn discover(
+        http: &reqwest::Client,
+        discovery: &EndpointUrl,
+    ) -> Result<Self, AuthError> {
+        let during = "OIDC discovery";
+        let url = discovery.as_url().clone();
+        let resp = http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| transport(during, &url, &e))?;
+        let status = resp.status().as_u16();
+        let body = net::read_body(resp)
+            .await
+            .map_err(|message| AuthError::Protocol { during, message })?;
+        if status != 200 {
+            return Err(AuthError::Http {
+                during,
+                status,
+                retry_after: None,
+            });
+        }
+        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
+            during,
+            message: format!("{url} is not an OpenID Connect discovery document: {e}"),
+        })?;
+        let token = doc.token_endpoint.ok_or_else(|| AuthError::Protocol {
+            during,
+            message: format!("{url} names no token_endpoint"),
+        })?;
+        Ok(Self {
+            token: endpoint_url("token_endpoint", &token)?,
+            authorization: doc
+                .authorization_endpoint
+                .map(|u| endpoint_url("authorization_endpoint", &u))
+                .transpose()?,
+            device_authorization: doc
+                .device_authorization_endpoint
+                .map(|u| endpoint_url("device_authorization_endpoint", &u))
+                .transpose()?,
+        })
+    }
+
+    /// The endpoints of a connection: its custom authority's discovery document, or Entra ID for
+    /// its cloud and tenant (on `network.authority_host` when set).
+    pub async fn for_connection(
+        settings: &ConnectionSettings,
+        network: &NetworkSettings,
+        http: &reqwest::Client,
+    ) -> Result<Self, AuthError> {
+        if let Some(discovery) = &settings.authority {
+            return Self::discover(http, discovery).await;
+        }
+        match &settings.target {
+            Target::Online { cloud, tenant } => {
+                let host = network
+                    .authority_host
+                    .as_ref()
+                    .map_or_else(|| login_host(*cloud).to_owned(), |h| h.to_string());
+                Self::entra(&host, tenant)
+            }
+            Target::Server { .. } => Err(AuthError::Unsupported(
+                "OAuth2 against Exchange Server needs the connection's authority (its identity provider's discovery URL)".into(),
+            )),
+        }
+    }
+}
+
+fn transport(during: &'static str, url: &Url, e: &reqwest::Error) -> AuthError {
+    let message = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        e.to_string()
+    };
+    AuthError::Transport {
+        during,
+        endpoint: format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.path()
+        ),
+        message,
+    }
+}
+
+/// A token endpoint's answer.
+#[derive(Debug)]
+pub struct TokenResponse {
+    pub access_token: Secret,
+    pub expires_in: Duration,
+    pub refresh_in: Option<Duration>,
+    pub refresh_token: Option<Secret>,
+    pub scopes: Vec<String>,
+    /// Who signed in, from the ID token (or the access token) — unverified: it came straight from
+    /// the token endpoint over TLS (OIDC Core §3.1.3.7).
+    pub identity: Option<Identity>,
+}
+
+/// Who a delegated token belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Identity {
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub upn: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub tid: Option<String>,
+}
+
+impl Identity {
+    /// The sign-in name: `upn`, else `preferred_username`.
+    pub fn username(&self) -> Option<&str> {
+        self.upn.as_deref().or(self.preferred_username.as_deref())
+    }
+
+    fn from_jwt(jwt: &str) -> Option<Self> {
+        let payload = jwt.split('.').nth(1)?;
+        let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn get(&self) -> Option<u64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::Text(s) => s.parse().ok(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawToken {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<Seconds>,
+    #[serde(default)]
+    refresh_in: Option<Seconds>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+/// A device code sign-in in progress (RFC 8628 §3.2).
+#[derive(Debug)]
+pub struct DeviceAuthorization {
+    pub device_code: Secret,
+    pub user_code: String,
+    pub verification_uri: String,
+    /// Entra's ready-made instruction for the user.
+    pub message: Option<String>,
+    pub expires_in: Duration,
+    pub interval: Duration,
+}
+
+#[derive(Deserialize)]
+struct RawDeviceAuthorization {
+    device_code: String,
+    user_code: String,
+    #[serde(alias = "verification_url")]
+    verification_uri: String,
+    #[serde(default)]
+    message: Option<String>,
+    expires_in: Seconds,
+    #[serde(default)]
+    interval: Option<Seconds>,
+}
+
+/// An authorization request to send the user's browser to.
+#[derive(Debug)]
+pub struct AuthorizationRequest {
+    pub url: Url,
+    /// The `state` to expect back (single use).
+    pub state: String,
+    /// The PKCE verifier for the code exchange; deliberately not `Clone`.
+    pub verifier: PkceCodeVerifier,
+    pub redirect_uri: String,
+}
+
+/// A connection's OAuth2 client.
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    client_id: ClientId,
+    credential: Option<ClientCredential>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The RFC 8628 default polling interval.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+impl OAuthClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoints: Endpoints,
+        client_id: ClientId,
+        credential: Option<ClientCredential>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            http,
+            endpoints,
+            client_id,
+            credential,
+            clock,
+        }
+    }
+
+    /// The client for an OAuth2 connection; basic and NTLM connections have none.
+    pub async fn for_connection(
+        settings: &ConnectionSettings,
+        network: &NetworkSettings,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
+        let (client_id, credential) = match &settings.auth {
+            Auth::OAuth2Delegated(d) => (d.client_id, d.credential.clone()),
+            Auth::OAuth2AppOnly(a) => (a.client_id, Some(a.credential.clone())),
+            Auth::Basic(_) | Auth::Ntlm(_) => {
+                return Err(AuthError::Unsupported(format!(
+                    "the connection uses {} authentication, which involves no OAuth2 sign-in or tokens",
+                    settings.auth.kind()
+                )));
+            }
+        };
+        let endpoints = Endpoints::for_connection(settings, network, &http).await?;
+        Ok(Self::new(http, endpoints, client_id, credential, clock))
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// A browser sign-in request with PKCE (S256) and a random `state`.
+    pub fn authorization_request(
+        &self,
+        redirect_uri: &str,
+        scopes: &[String],
+        login_hint: Option<&str>,
+    ) -> Result<AuthorizationRequest, AuthError> {
+        let auth_url = self.endpoints.authorization.clone().ok_or_else(|| {
+            AuthError::Unsupported("the identity provider has no authorization endpoint; browser sign-in is not possible".into())
+        })?;
+        let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| {
+            AuthError::Flow(format!(
+                "the redirect URI `{redirect_uri}` is not a URL: {e}"
+            ))
+        })?;
+        let client =
+            oauth2::basic::BasicClient::new(oauth2::ClientId::new(self.client_id.to_string()))
+                .set_auth_uri(AuthUrl::from_url(auth_url))
+                .set_redirect_uri(redirect);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("response_mode", "query");
+        if let Some(hint) = login_hint {
+            request = request.add_extra_param("login_hint", hint);
+        }
+        let (url, state) = request.url();
+        Ok(AuthorizationRequest {
+            url,
+            state: state.secret().clone(),
+            verifier,
+            redirect_uri: redirect_uri.to_owned(),
+        })
+    }
+
+    /// Redeems an authorization code (RFC 6749 §4.1.3 with RFC 7636's verifier).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: PkceCodeVerifier,
+        redirect_uri: &str,
+        scopes: &[String],
+    ) -> Result<TokenResponse, AuthError> {
+        let form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", redirect_uri.to_owned()),
+            ("code_verifier", verifier.secret().clone()),
+            ("scope", scopes.join(" ")),
+        ];
+        self.token_request("authorization code exchange", form)
+            .await
+    }
+
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        scopes: &[String],
+    ) -> Result<TokenResponse, AuthError> {
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.expose().to_owned()),
+            ("scope", scopes.join(" ")),
+        ];
+        self.token_request("token refresh", form).await
+    }
+
+    pub async fn client_credentials(&self, scope: &str) -> Result<TokenResponse, AuthError> {
+        if self.credential.is_none() {
+            return Err(AuthError::Unsupported(
+                "client credentials need a client secret or certificate on the connection".into(),
+            ));
+        }
+        let form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("scope", scope.to_owned()),
+        ];
+        self.token_request("client credentials request", form).await
+    }
+
+    /// Resource-owner password credentials (RFC 6749 §4.3). Legacy: fails under MFA and most
+    /// Conditional Access policies.
+    pub async fn password(
+        &self,
+        username: &str,
+        password: &Secret,
+        scopes: &[String],
+    ) -> Result<TokenResponse, AuthError> {
+        let form = vec![
+            ("grant_type", "password".to_owned()),
+            ("username", username.to_owned()),
+            ("password", password.expose().to_owned()),
+            ("scope", scopes.join(" ")),
+        ];
+        self.token_request("password sign-in", form).await
+    }
+
+    /// Starts a device code sign-in (RFC 8628 §3.1).
+    pub async fn device_authorization(
+        &self,
+        scopes: &[String],
+    ) -> Result<DeviceAuthorization, AuthError> {
+        let during = "device code request";
+        let url = self.endpoints.device_authorization.clone().ok_or_else(|| {
+            AuthError::Unsupported(
+                "the identity provider has no device authorization endpoint; use browser sign-in"
+                    .into(),
+            )
+        })?;
+        let form = vec![
+            ("client_id", self.client_id.to_string()),
+            ("scope", scopes.join(" ")),
+        ];
+        let body = self.post(during, &url, &form).await?;
+        let raw: RawDeviceAuthorization =
+            serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
+                during,
+                message: e.to_string(),
+            })?;
+        Ok(DeviceAuthorization {
+            device_code: Secret::new(raw.device_code),
+            user_code: raw.user_code,
+            verification_uri: raw.verification_uri,
+            message: raw.message,
+            expires_in: Duration::from_secs(raw.expires_in.get().unwrap_or(900)),
+            interval: raw
+                .interval
+                .and_then(|i| i.get())
+                .map_or(DEFAULT_INTERVAL, Duration::from_secs),
+        })
+    }
+
+    /// Polls until the user finishes the device code sign-in (RFC 8628 §3.4–3.5): waits the
+    /// interval on `authorization_pending`, adds five seconds on `slow_down`, and stops on
+    /// `expired_token`, `authorization_declined`, any other error, or the code's expiry.
+    pub async fn poll_device(
+        &self,
+        device: &DeviceAuthorization,
+    ) -> Result<TokenResponse, AuthError> {
+        let deadline = tokio::time::Instant::now() + device.expires_in;
+        let mut interval = device.interval;
+        loop {
+            let form = vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:device_code".to_owned(),
+                ),
+                ("device_code", device.device_code.expose().to_owned()),
+            ];
+            match self.token_request("device code sign-in", form).await {
+                Err(AuthError::Refused { body, .. }) if body.error == "authorization_pending" => {}
+                Err(AuthError::Refused { body, .. }) if body.error == "slow_down" => {
+                    interval += SLOW_DOWN_STEP
+                }
+                other => return other,
+            }
+            if tokio::time::Instant::now() + interval >= deadline {
+                return Err(AuthError::Flow(
+                    "the device code expired before the sign-in was completed; run the sign-in again".into(),
+                ));
+            }
+            if interval.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+
+    fn client_authentication(
+        &self,
+        form: &mut Vec<(&'static str, String)>,
+    ) -> Result<(), AuthError> {
+        form.push(("client_id", self.client_id.to_string()));
+        match &self.credential {
+            Some(ClientCredential::Secret(secret)) => {
+                form.push(("client_secret", secret.expose().to_owned()))
+            }
+            Some(ClientCredential::Certificate(cert)) => {
+                let jwt = assertion::client_assertion(
+                    cert,
+                    &self.client_id,
+                    self.endpoints.token.as_str(),
+                    self.clock.now(),
+                )?;
+                form.push(("client_assertion_type", ASSERTION_TYPE.to_owned()));
+                form.push(("client_assertion", jwt));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn token_request(
+        &self,
+        during: &'static str,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<TokenResponse, AuthError> {
+        self.client_authentication(&mut form)?;
+        let url = self.endpoints.token.clone();
+        let body = self.post(during, &url, &form).await?;
+        let raw: RawToken = serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
+            during,
+            message: format!("the token response is not the expected JSON: {e}"),
+        })?;
+        if let Some(kind) = raw
+            .token_type
+            .as_deref()
+            .filter(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(AuthError::Protocol {
+                during,
+                message: format!("token type `{kind}` is not Bearer"),
+            });
+        }
+        let identity = raw
+            .id_token
+            .as_deref()
+            .and_then(Identity::from_jwt)
+            .or_else(|| Identity::from_jwt(&raw.access_token));
+        Ok(TokenResponse {
+            expires_in: Duration::from_secs(raw.expires_in.and_then(|e| e.get()).unwrap_or(3600)),
+            refresh_in: raw
+                .refresh_in
+                .and_then(|r| r.get())
+                .map(Duration::from_secs),
+            refresh_token: raw.refresh_token.map(Secret::new),
+            scopes: raw
+                .scope
+                .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            access_token: Secret::new(raw.access_token),
+            identity,
+        })
+    }
+
+    /// Posts a form; a non-200 answer becomes a typed error with the server's body as evidence.
+    async fn post(
+        &self,
+        during: &'static str,
+        url: &Url,
+        form: &[(&'static str, String)],
+    ) -> Result<Vec<u8>, AuthError> {
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| transport(during, url, &e))?;
+        let status = resp.status().as_u16();
+        let retry_after = net::retry_after(resp.headers());
+        let body = net::read_body(resp)
+            .await
+            .map_err(|message| AuthError::Protocol { during, message })?;
+        if status == 200 {
+            return Ok(body);
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) if !error.error.is_empty() => Err(AuthError::Refused {
+                during,
+                status,
+                body: error,
+                retry_after,
+            }),
+            _ => Err(AuthError::Http {
+                during,
+                status,
+                retry_after,
+            }),
+        }
+    }
+}

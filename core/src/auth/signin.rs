@@ -1,0 +1,611 @@
+//! Sign-in as a service: starts and finishes each flow, links the signed-in mailbox as an account,
+//! and hands out access tokens through the [`TokenCache`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::AuthError;
+use super::cache::{RetryPolicy, TokenCache, TokenSource};
+use super::loopback::RedirectParams;
+use super::oauth::{AuthorizationRequest, DeviceAuthorization, OAuthClient, TokenResponse};
+use super::pending::{PendingLogin, PendingLogins};
+use crate::Error;
+use crate::clock::Clock;
+use crate::config::NetworkSettings;
+use crate::connections::Connections;
+use crate::model::{
+    AccessToken, Account, AccountId, AccountStatus, Auth, Backend, Connection, CredentialKind,
+    EmailAddress, InvalidInput, Principal, Resource, Target, TokenKey,
+};
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// Shown whenever the password flow is used.
+pub const PASSWORD_FLOW_WARNING: &str = "the password flow is legacy: it fails for accounts with multi-factor \
+authentication or Conditional Access, and Microsoft may turn it off; prefer browser or device-code sign-in";
+
+/// The resource a connection's mailbox calls go to.
+pub fn primary_resource(connection: &Connection) -> Resource {
+    match (&connection.settings.target, connection.settings.backend) {
+        (Target::Server { .. }, _) | (_, Backend::Ews) => Resource::Ews,
+        (Target::Online { .. }, Backend::Auto | Backend::Graph) => Resource::Graph,
+    }
+}
+
+/// The resource's identifier for this connection: Microsoft's for Exchange Online in its cloud,
+/// the EWS host for Exchange Server (hybrid modern auth).
+pub fn resource_identifier(connection: &Connection, resource: Resource) -> String {
+    match &connection.settings.target {
+        Target::Online { cloud, .. } => resource.identifier(*cloud).to_owned(),
+        Target::Server { ews_url, .. } => {
+            let url = ews_url.as_url();
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}",
+                url.scheme(),
+                url.host_str().unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// The scopes of a delegated request for `resource`; the connection's own scopes apply to its
+/// primary resource.
+pub fn delegated_scopes(connection: &Connection, resource: Resource) -> Vec<String> {
+    let custom: &[String] = match &connection.settings.auth {
+        Auth::OAuth2Delegated(d) if resource == primary_resource(connection) => &d.scopes,
+        _ => &[],
+    };
+    resource.delegated_scopes(&resource_identifier(connection, resource), custom)
+}
+
+fn is_app_only(connection: &Connection) -> bool {
+    matches!(connection.settings.auth, Auth::OAuth2AppOnly(_))
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn Store>,
+    connections: Arc<Connections>,
+    network: NetworkSettings,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    async fn client(&self, connection: &Connection) -> Result<OAuthClient, Error> {
+        Ok(OAuthClient::for_connection(
+            &connection.settings,
+            &self.network,
+            self.http.clone(),
+            Arc::clone(&self.clock),
+        )
+        .await?)
+    }
+
+    fn access_token(&self, response: &TokenResponse) -> AccessToken {
+        let now = self.clock.now();
+        let (expires_at, refresh_at) =
+            AccessToken::timing(now, response.expires_in, response.refresh_in);
+        AccessToken {
+            secret: response.access_token.clone(),
+            expires_at,
+            refresh_at,
+        }
+    }
+
+    async fn account_by_id(
+        &self,
+        connection: &Connection,
+        id: AccountId,
+    ) -> Result<Account, Error> {
+        self.store
+            .accounts(connection.id)
+            .await?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: "account",
+                name: id.to_string(),
+            })
+    }
+
+    /// Refreshes a delegated token. A refusal that only a new sign-in clears marks the account;
+    /// if the refresh token changed meanwhile (another process rotated it), that one is tried first.
+    async fn refresh_delegated(
+        &self,
+        connection: &Connection,
+        key: &TokenKey,
+        account: AccountId,
+    ) -> Result<AccessToken, Error> {
+        let account = self.account_by_id(connection, account).await?;
+        if let AccountStatus::NeedsSignIn { reason } = &account.status {
+            return Err(Error::NeedsSignIn {
+                principal: account.principal.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        let client = self.client(connection).await?;
+        let scopes = delegated_scopes(connection, key.resource);
+        let mut tried: Option<Secret> = None;
+        loop {
+            let Some(refresh_token) = self.store.account_refresh_token(account.id).await? else {
+                return Err(self
+                    .mark_needs_sign_in(&account, "no refresh token is stored; sign in again")
+                    .await);
+            };
+            if tried.as_ref() == Some(&refresh_token) {
+                return Err(Error::NeedsSignIn {
+                    principal: account.principal.to_string(),
+                    reason: "the refresh token was refused".into(),
+                });
+            }
+            match client.refresh(&refresh_token, &scopes).await {
+                Ok(response) => {
+                    let token = self.access_token(&response);
+                    self.store
+                        .save_tokens(key, &token, response.refresh_token.as_ref())
+                        .await?;
+                    self.store
+                        .set_account_status(
+                            account.id,
+                            &AccountStatus::Active,
+                            Some(self.clock.now()),
+                        )
+                        .await?;
+                    return Ok(token);
+                }
+                Err(e) if e.needs_sign_in() => {
+                    let latest = self.store.account_refresh_token(account.id).await?;
+                    if latest.as_ref().is_some_and(|l| l != &refresh_token) {
+                        tried = Some(refresh_token);
+                        continue;
+                    }
+                    let reason = e.to_string();
+                    self.mark_needs_sign_in(&account, &reason).await;
+                    return Err(Error::Auth(e));
+                }
+                Err(e) => return Err(Error::Auth(e)),
+            }
+        }
+    }
+
+    async fn mark_needs_sign_in(&self, account: &Account, reason: &str) -> Error {
+        let status = AccountStatus::NeedsSignIn {
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self
+            .store
+            .set_account_status(account.id, &status, None)
+            .await
+        {
+            return e.into();
+        }
+        if let Err(e) = self
+            .store
+            .delete_access_tokens(account.connection, Some(account.id))
+            .await
+        {
+            return e.into();
+        }
+        tracing::warn!(principal = %account.principal, reason, "account needs sign-in");
+        Error::NeedsSignIn {
+            principal: account.principal.to_string(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl TokenSource for Shared {
+    async fn stored(&self, key: &TokenKey) -> Result<Option<AccessToken>, Error> {
+        Ok(self.store.access_token(key).await?)
+    }
+
+    async fn fetch(&self, key: &TokenKey) -> Result<AccessToken, Error> {
+        let connection = self.connections.by_id(key.connection).await?;
+        match key.account {
+            Some(account) => self.refresh_delegated(&connection, key, account).await,
+            None => {
+                let client = self.client(&connection).await?;
+                let scope =
+                    Resource::app_only_scope(&resource_identifier(&connection, key.resource));
+                let response = client.client_credentials(&scope).await?;
+                let token = self.access_token(&response);
+                self.store.save_tokens(key, &token, None).await?;
+                Ok(token)
+            }
+        }
+    }
+}
+
+/// A browser sign-in that was started: send the user to `url`.
+#[derive(Debug)]
+pub struct BrowserLogin {
+    pub url: String,
+    pub state: String,
+}
+
+/// A device code sign-in that was started: show `user_code` and `verification_uri`.
+#[derive(Debug)]
+pub struct DeviceLogin {
+    pub connection: Connection,
+    pub authorization: DeviceAuthorization,
+    resource: Resource,
+}
+
+/// Sign-in and tokens for every connection.
+#[derive(Debug)]
+pub struct SignIn {
+    shared: Arc<Shared>,
+    pending: PendingLogins,
+    cache: Arc<TokenCache>,
+}
+
+impl SignIn {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connections: Arc<Connections>,
+        network: NetworkSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let http = crate::net::http_client(&network)
+            .map_err(|e| Error::Auth(AuthError::Unsupported(e.to_string())))?;
+        let shared = Arc::new(Shared {
+            store,
+            connections,
+            network,
+            http,
+            clock: Arc::clone(&clock),
+        });
+        let cache = TokenCache::new(
+            Arc::clone(&shared) as Arc<dyn TokenSource>,
+            Arc::clone(&clock),
+            RetryPolicy::default(),
+        );
+        Ok(Self {
+            shared,
+            pending: PendingLogins::new(clock),
+            cache,
+        })
+    }
+
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
+    }
+
+    fn delegated(connection: &Connection) -> Result<(), Error> {
+        match &connection.settings.auth {
+            Auth::OAuth2Delegated(_) => Ok(()),
+            other => Err(Error::Auth(AuthError::Unsupported(format!(
+                "connection `{}` uses {}; users sign in only on oauth2-delegated connections",
+                connection.name,
+                other.kind()
+            )))),
+        }
+    }
+
+    /// Starts a browser sign-in that will return to `redirect_uri`.
+    pub async fn start_browser_login(
+        &self,
+        connection: &str,
+        principal: Option<Principal>,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+    ) -> Result<BrowserLogin, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        Self::delegated(&connection)?;
+        let resource = primary_resource(&connection);
+        let scopes = delegated_scopes(&connection, resource);
+        let client = self.shared.client(&connection).await?;
+        let AuthorizationRequest {
+            url,
+            state,
+            verifier,
+            redirect_uri,
+        } = client.authorization_request(redirect_uri, &scopes, login_hint)?;
+        self.pending.insert(
+            state.clone(),
+            PendingLogin {
+                connection: connection.id,
+                principal,
+                resource,
+                scopes,
+                redirect_uri,
+                verifier,
+                started_at: self.shared.clock.now(),
+            },
+        );
+        Ok(BrowserLogin {
+            url: url.to_string(),
+            state,
+        })
+    }
+
+    /// Finishes a browser sign-in from what the redirect carried.
+    pub async fn finish_browser_login(&self, params: RedirectParams) -> Result<Account, Error> {
+        let state = params.state.as_deref().ok_or_else(|| {
+            AuthError::Flow(
+                "the sign-in response carries no `state`; start the sign-in again".into(),
+            )
+        })?;
+        let pending = self.pending.take(state)?;
+        if let Some(error) = params.error {
+            let description = params.error_description.unwrap_or_default();
+            let body = super::error::ErrorBody {
+                error,
+                error_description: Some(description),
+                ..super::error::ErrorBody::default()
+            };
+            return Err(Error::Auth(AuthError::Refused {
+                during: "sign-in",
+                status: 400,
+                body,
+                retry_after: None,
+            }));
+        }
+        let code = params
+            .code
+            .ok_or_else(|| AuthError::Flow("the sign-in response carries no code".into()))?;
+        let connection = self.shared.connections.by_id(pending.connection).await?;
+        let client = self.shared.client(&connection).await?;
+        let response = client
+            .exchange_code(
+                &code,
+                pending.verifier,
+                &pending.redirect_uri,
+                &pending.scopes,
+            )
+            .await?;
+        self.link(&connection, pending.principal, pending.resource, response)
+            .await
+    }
+
+    /// Starts a device code sign-in.
+    pub async fn start_device_login(&self, connection: &str) -> Result<DeviceLogin, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        Self::delegated(&connection)?;
+        let resource = primary_resource(&connection);
+        let scopes = delegated_scopes(&connection, resource);
+        let client = self.shared.client(&connection).await?;
+        let authorization = client.device_authorization(&scopes).await?;
+        Ok(DeviceLogin {
+            connection,
+            authorization,
+            resource,
+        })
+    }
+
+    /// Waits for the user to finish a device code sign-in, then links the account.
+    pub async fn finish_device_login(
+        &self,
+        login: DeviceLogin,
+        principal: Option<Principal>,
+    ) -> Result<Account, Error> {
+        let client = self.shared.client(&login.connection).await?;
+        let response = client.poll_device(&login.authorization).await?;
+        self.link(&login.connection, principal, login.resource, response)
+            .await
+    }
+
+    /// Signs in with a user name and password (resource-owner password credentials).
+    pub async fn password_login(
+        &self,
+        connection: &str,
+        principal: Option<Principal>,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Account, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        Self::delegated(&connection)?;
+        tracing::warn!(connection = %connection.name, "{PASSWORD_FLOW_WARNING}");
+        let resource = primary_resource(&connection);
+        let scopes = delegated_scopes(&connection, resource);
+        let client = self.shared.client(&connection).await?;
+        let response = client.password(username, password, &scopes).await?;
+        self.link(&connection, principal, resource, response).await
+    }
+
+    /// Stores the account that signed in, its refresh token and its first access token.
+    async fn link(
+        &self,
+        connection: &Connection,
+        principal: Option<Principal>,
+        resource: Resource,
+        response: TokenResponse,
+    ) -> Result<Account, Error> {
+        let username = response
+            .identity
+            .as_ref()
+            .and_then(|i| i.username())
+            .map(str::to_owned);
+        let principal = match principal {
+            Some(p) => p,
+            None => username
+                .as_deref()
+                .ok_or_else(|| {
+                    AuthError::Flow("the identity provider did not say who signed in; name the account explicitly".into())
+                })?
+                .parse::<Principal>()
+                .map_err(|e| InvalidInput::new("principal", e.0))?,
+        };
+        let now = self.shared.clock.now();
+        let existing = self.shared.store.account(connection.id, &principal).await?;
+        let account = Account {
+            id: existing
+                .as_ref()
+                .map_or_else(AccountId::new_random, |a| a.id),
+            connection: connection.id,
+            principal,
+            mailbox: username
+                .as_deref()
+                .and_then(|u| u.parse::<EmailAddress>().ok()),
+            credential: CredentialKind::RefreshToken,
+            status: AccountStatus::Active,
+            created_at: existing.as_ref().map_or(now, |a| a.created_at),
+            last_used_at: Some(now),
+        };
+        let key = TokenKey {
+            connection: connection.id,
+            account: Some(account.id),
+            resource,
+        };
+        let token = self.shared.access_token(&response);
+        self.shared
+            .store
+            .put_account(&account, response.refresh_token.as_ref())
+            .await?;
+        self.shared
+            .store
+            .delete_access_tokens(connection.id, Some(account.id))
+            .await?;
+        self.shared.store.save_tokens(&key, &token, None).await?;
+        for r in Resource::ALL {
+            self.cache.forget(&TokenKey { resource: r, ..key });
+        }
+        tracing::info!(connection = %connection.name, principal = %account.principal, "account signed in");
+        Ok(account)
+    }
+
+    /// The account for a principal, or the connection's only account when none is named.
+    pub async fn resolve_account(
+        &self,
+        connection: &Connection,
+        principal: Option<&Principal>,
+    ) -> Result<Account, Error> {
+        match principal {
+            Some(p) => self
+                .shared
+                .store
+                .account(connection.id, p)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: "account",
+                    name: p.to_string(),
+                }),
+            None => {
+                let mut accounts = self.shared.store.accounts(connection.id).await?;
+                match accounts.len() {
+                    1 => Ok(accounts.remove(0)),
+                    0 => Err(Error::NeedsSignIn {
+                        principal: String::new(),
+                        reason: format!(
+                            "no account has signed in on connection `{}`",
+                            connection.name
+                        ),
+                    }),
+                    n => Err(Error::Invalid(InvalidInput::missing(
+                        "account",
+                        format!(
+                            "connection `{}` has {n} accounts; name the one to use",
+                            connection.name
+                        ),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A valid access token: the app's own for an app-only connection, else the account's.
+    pub async fn token(
+        &self,
+        connection: &str,
+        principal: Option<&Principal>,
+        resource: Resource,
+    ) -> Result<AccessToken, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let account = if is_app_only(&connection) {
+            None
+        } else {
+            Self::delegated(&connection)?;
+            let account = self.resolve_account(&connection, principal).await?;
+            if let AccountStatus::NeedsSignIn { reason } = &account.status {
+                return Err(Error::NeedsSignIn {
+                    principal: account.principal.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            Some(account.id)
+        };
+        self.cache
+            .get(TokenKey {
+                connection: connection.id,
+                account,
+                resource,
+            })
+            .await
+    }
+
+    /// The accounts of a connection whose principal or mailbox contains `filter` (any case).
+    pub async fn accounts(
+        &self,
+        connection: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<Account>, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let needle = filter.map(str::to_lowercase);
+        Ok(self
+            .shared
+            .store
+            .accounts(connection.id)
+            .await?
+            .into_iter()
+            .filter(|a| {
+                needle.as_deref().is_none_or(|n| {
+                    a.principal.as_str().to_lowercase().contains(n)
+                        || a.mailbox.as_ref().is_some_and(|m| m.as_str().contains(n))
+                })
+            })
+            .collect())
+    }
+
+    /// Removes an account with its tokens.
+    pub async fn logout(
+        &self,
+        connection: &str,
+        principal: Option<&Principal>,
+    ) -> Result<Account, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let account = self.resolve_account(&connection, principal).await?;
+        self.shared.store.delete_account(account.id).await?;
+        self.forget_account(&connection, account.id);
+        Ok(account)
+    }
+
+    /// Forgets an account's tokens; it must sign in again.
+    pub async fn reset(&self, connection: &str, principal: &Principal) -> Result<Account, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let account = self.resolve_account(&connection, Some(principal)).await?;
+        self.shared
+            .store
+            .reset_account(account.id, "reset by an administrator")
+            .await?;
+        self.forget_account(&connection, account.id);
+        self.resolve_account(&connection, Some(principal)).await
+    }
+
+    /// Resets every account of a connection. Returns how many.
+    pub async fn reset_all(&self, connection: &str) -> Result<usize, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let accounts = self.shared.store.accounts(connection.id).await?;
+        for account in &accounts {
+            self.shared
+                .store
+                .reset_account(account.id, "reset by an administrator")
+                .await?;
+            self.forget_account(&connection, account.id);
+        }
+        Ok(accounts.len())
+    }
+
+    fn forget_account(&self, connection: &Connection, account: AccountId) {
+        for resource in Resource::ALL {
+            self.cache.forget(&TokenKey {
+                connection: connection.id,
+                account: Some(account),
+                resource,
+            });
+        }
+    }
+}
