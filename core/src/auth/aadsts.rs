@@ -193,4 +193,43 @@ mod tests {
                 .starts_with("this is the secret's ID")
         );
     }
+
+    /// docs/troubleshooting.md lists every code with the catalogue's meaning and fix, and no
+    /// code the catalogue does not know.
+    #[test]
+    fn the_troubleshooting_page_matches_the_catalogue() {
+        let page = include_str!("../../../docs/troubleshooting.md");
+        for e in CATALOGUE {
+            let section = page
+                .split(&format!("## AADSTS{}\n", e.code))
+                .nth(1)
+                .unwrap_or_else(|| {
+                    panic!("AADSTS{} is missing from docs/troubleshooting.md", e.code)
+                });
+            let section = section.split("\n## ").next().unwrap_or_default();
+            assert!(
+                section.contains(&format!("**Meaning:** {}.", e.meaning)),
+                "AADSTS{}: meaning differs",
+                e.code
+            );
+            assert!(
+                section.contains(&format!("**Fix:** {}.", e.fix)),
+                "AADSTS{}: fix differs",
+                e.code
+            );
+            assert_eq!(
+                section.contains("**Needs sign-in.**"),
+                e.needs_sign_in,
+                "AADSTS{}: needs sign-in differs",
+                e.code
+            );
+        }
+        for heading in page.lines().filter_map(|l| l.strip_prefix("## AADSTS")) {
+            let code: u32 = heading.trim().parse().unwrap();
+            assert!(
+                lookup(code).is_some(),
+                "docs list AADSTS{code}, which the catalogue does not know"
+            );
+        }
+    }
 }

@@ -78,20 +78,20 @@ struct Backoff {
 
 #[derive(Debug, Default)]
 struct Slot {
-    token: RwLock<Option<AccessToken>>,
+    token: RwLock<Option<Arc<AccessToken>>>,
     refresh: Arc<tokio::sync::Mutex<()>>,
     backoff: Mutex<Backoff>,
 }
 
 impl Slot {
-    fn current(&self) -> Option<AccessToken> {
+    fn current(&self) -> Option<Arc<AccessToken>> {
         self.token
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn set(&self, token: AccessToken) {
+    fn set(&self, token: Arc<AccessToken>) {
         *self.token.write().unwrap_or_else(PoisonError::into_inner) = Some(token);
         *self.backoff.lock().unwrap_or_else(PoisonError::into_inner) = Backoff::default();
     }
@@ -146,7 +146,7 @@ impl TokenCache {
     }
 
     /// The token if it is fresh, from memory only.
-    pub fn fresh(&self, key: &TokenKey) -> Option<AccessToken> {
+    pub fn fresh(&self, key: &TokenKey) -> Option<Arc<AccessToken>> {
         let slot = self
             .slots
             .lock()
@@ -165,7 +165,7 @@ impl TokenCache {
     }
 
     /// A valid access token for `key`.
-    pub async fn get(self: &Arc<Self>, key: TokenKey) -> Result<AccessToken, Error> {
+    pub async fn get(self: &Arc<Self>, key: TokenKey) -> Result<Arc<AccessToken>, Error> {
         let slot = self.slot(&key);
         let now = self.clock.now();
         if let Some(token) = slot.current() {
@@ -186,15 +186,16 @@ impl TokenCache {
             return Ok(token);
         }
         if let Some(token) = self.source.stored(&key).await?.filter(|t| t.is_usable(now)) {
-            slot.set(token.clone());
+            let token = Arc::new(token);
+            slot.set(Arc::clone(&token));
             if !token.is_fresh(now) {
                 drop(_turn);
                 self.refresh_in_background(key, &slot, now);
             }
             return Ok(token);
         }
-        let token = self.fetch_with_retries(&key).await?;
-        slot.set(token.clone());
+        let token = Arc::new(self.fetch_with_retries(&key).await?);
+        slot.set(Arc::clone(&token));
         Ok(token)
     }
 
@@ -243,7 +244,7 @@ impl TokenCache {
             let _turn = turn;
             cache.stats.fetches.fetch_add(1, Ordering::Relaxed);
             match cache.source.fetch(&key).await {
-                Ok(token) => slot.set(token),
+                Ok(token) => slot.set(Arc::new(token)),
                 Err(e) => {
                     cache.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
                     let mut backoff = slot.backoff.lock().unwrap_or_else(PoisonError::into_inner);
@@ -259,5 +260,199 @@ impl TokenCache {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::auth::AuthError;
+    use crate::clock::MockClock;
+    use crate::model::{ConnectionId, Resource};
+    use crate::secret::Secret;
+
+    /// A clock the test moves by hand.
+    fn manual_clock(start: OffsetDateTime) -> (Arc<Mutex<OffsetDateTime>>, Arc<dyn Clock>) {
+        let now = Arc::new(Mutex::new(start));
+        let mut clock = MockClock::new();
+        let reader = Arc::clone(&now);
+        clock
+            .expect_now()
+            .returning(move || *reader.lock().unwrap());
+        (now, Arc::new(clock))
+    }
+
+    /// Issues numbered tokens living one hour; fails while `failing` holds an error.
+    #[derive(Debug)]
+    struct Source {
+        fetches: AtomicUsize,
+        clock: Arc<dyn Clock>,
+        failing: Mutex<Option<AuthError>>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Source {
+        fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+            Arc::new(Self {
+                fetches: AtomicUsize::new(0),
+                clock,
+                failing: Mutex::new(None),
+                gate: tokio::sync::Semaphore::new(Semaphore::MAX_PERMITS),
+            })
+        }
+    }
+
+    use tokio::sync::Semaphore;
+
+    #[async_trait]
+    impl TokenSource for Source {
+        async fn stored(&self, _: &TokenKey) -> Result<Option<AccessToken>, Error> {
+            Ok(None)
+        }
+        async fn fetch(&self, _: &TokenKey) -> Result<AccessToken, Error> {
+            let _permit = self.gate.acquire().await.unwrap();
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(e) = self.failing.lock().unwrap().clone() {
+                return Err(Error::Auth(e));
+            }
+            let now = self.clock.now();
+            let (expires_at, refresh_at) =
+                AccessToken::timing(now, Duration::from_secs(3600), None);
+            Ok(AccessToken {
+                secret: Secret::new(format!("token-{n}")),
+                expires_at,
+                refresh_at,
+            })
+        }
+    }
+
+    fn key() -> TokenKey {
+        TokenKey {
+            connection: ConnectionId::new_random(),
+            account: None,
+            resource: Resource::Graph,
+        }
+    }
+
+    fn server_error() -> AuthError {
+        AuthError::Http {
+            during: "token refresh",
+            status: 503,
+            retry_after: Some(Duration::from_secs(2)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thousand_callers_at_expiry_cause_one_fetch() {
+        let (_, clock) = manual_clock(datetime!(2026-01-01 10:00 UTC));
+        let source = Source::new(Arc::clone(&clock));
+        let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());
+        let key = key();
+        // Hold the source so every caller arrives while the fetch is in flight.
+        let hold = source
+            .gate
+            .acquire_many(Semaphore::MAX_PERMITS as u32)
+            .await
+            .unwrap();
+        let callers: Vec<_> = (0..1000)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(
+                    async move { cache.get(key).await.map(|t| t.secret.expose().to_owned()) },
+                )
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        drop(hold);
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), "token-1");
+        }
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+        // Served from memory afterwards.
+        assert_eq!(cache.fresh(&key).unwrap().secret.expose(), "token-1");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_refresh_does_not_interrupt_callers_while_the_token_is_valid() {
+        let start = datetime!(2026-01-01 10:00 UTC);
+        let (now, clock) = manual_clock(start);
+        let source = Source::new(Arc::clone(&clock));
+        let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());
+        let key = key();
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-1");
+
+        // Due for refresh (56 minutes in), but the token endpoint answers 503.
+        *source.failing.lock().unwrap() = Some(server_error());
+        *now.lock().unwrap() = start + time::Duration::minutes(56);
+        for _ in 0..50 {
+            assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-1");
+            tokio::task::yield_now().await;
+        }
+        // One background attempt, then it waits the server's Retry-After (2 s) before the next.
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+
+        // After the hint, it tries again; the endpoint is back, and a new token is served.
+        *source.failing.lock().unwrap() = None;
+        *now.lock().unwrap() = start + time::Duration::minutes(56) + time::Duration::seconds(3);
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-1");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_valid_token_transient_failures_are_retried_then_reported() {
+        let (_, clock) = manual_clock(datetime!(2026-01-01 10:00 UTC));
+        let source = Source::new(Arc::clone(&clock));
+        *source.failing.lock().unwrap() = Some(server_error());
+        let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());
+        let err = cache.get(key()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Auth(AuthError::Http { status: 503, .. })),
+            "{err}"
+        );
+        assert_eq!(
+            source.fetches.load(Ordering::SeqCst),
+            RetryPolicy::default().attempts as usize
+        );
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_not_retried() {
+        let (_, clock) = manual_clock(datetime!(2026-01-01 10:00 UTC));
+        let source = Source::new(Arc::clone(&clock));
+        *source.failing.lock().unwrap() = Some(AuthError::Refused {
+            during: "token refresh",
+            status: 400,
+            body: crate::auth::ErrorBody {
+                error: "invalid_grant".into(),
+                error_codes: vec![70008],
+                ..Default::default()
+            },
+            retry_after: None,
+        });
+        let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());
+        let err = cache.get(key()).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NeedsSignIn);
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn retry_delays_honour_hints_and_the_cap() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(0, None), Duration::from_millis(500));
+        assert_eq!(p.delay(3, None), Duration::from_secs(4));
+        assert_eq!(p.delay(20, None), p.cap);
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(p.delay(0, Some(Duration::from_secs(999))), p.cap);
     }
 }

@@ -513,7 +513,7 @@ impl SignIn {
         connection: &str,
         principal: Option<&Principal>,
         resource: Resource,
-    ) -> Result<AccessToken, Error> {
+    ) -> Result<Arc<AccessToken>, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         let account = if is_app_only(&connection) {
             None
