@@ -4,7 +4,12 @@
 //! so a serialization bug in core cannot be mirrored and hidden here.
 //!
 //! [`MockServer`] is the base every mock stands on: it binds `127.0.0.1:0`, records each request
-//! it answers, and stops when dropped. The mock Entra ID, EWS and Graph routers mount on it.
+//! it answers, and stops when dropped. [`entra::MockEntra`] is the mock Entra ID (Microsoft
+//! identity platform v2.0); the EWS and Graph routers will mount beside it.
+
+pub mod entra;
+pub mod fixtures;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,6 +21,9 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub use entra::{Fault, MockEntra, Seed};
+pub use tls::TlsIdentity;
 
 /// One request a mock answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +38,7 @@ pub struct RecordedRequest {
 #[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,
+    tls: bool,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -41,7 +50,11 @@ async fn record(
     next: Next,
 ) -> Response {
     let method = req.method().to_string();
-    let uri = req.uri().to_string();
+    // HTTP/2 requests carry an absolute URI; record the path and query either way.
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().to_string(), ToString::to_string);
     let resp = next.run(req).await;
     let entry = RecordedRequest {
         method,
@@ -67,12 +80,14 @@ impl MockServer {
     /// Serves `router` on `addr` (the `exgate-mock` binary lets users choose it).
     pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        Self::serve(listener, router).await
+    }
+
+    /// Serves `router` on a listener the caller bound (so it can learn the port first).
+    pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let app = router.layer(middleware::from_fn_with_state(
-            Arc::clone(&requests),
-            record,
-        ));
+        let app = with_recording(router, &requests);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -87,6 +102,40 @@ impl MockServer {
         });
         Ok(Self {
             addr,
+            tls: false,
+            requests,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Serves `router` over HTTPS on `127.0.0.1:0` with the given certificate (DER) and its
+    /// PKCS#8 private key (DER). See [`TlsIdentity`] for a self-signed pair.
+    pub async fn start_tls(
+        router: Router,
+        cert_der: Vec<u8>,
+        key_der: Vec<u8>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        Self::serve_tls(listener, router, cert_der, key_der).await
+    }
+
+    /// Serves `router` over HTTPS on a listener the caller bound.
+    pub async fn serve_tls(
+        listener: TcpListener,
+        router: Router,
+        cert_der: Vec<u8>,
+        key_der: Vec<u8>,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let acceptor = tls::acceptor(cert_der, key_der)?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let app = with_recording(router, &requests);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tls::serve(listener, acceptor, app, stopped));
+        Ok(Self {
+            addr,
+            tls: true,
             requests,
             stop: Some(stop),
             task: Some(task),
@@ -97,9 +146,19 @@ impl MockServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (or `https://…` when serving TLS), without a trailing slash.
+    /// An unspecified listen address (`0.0.0.0`, `[::]`) is reported as loopback.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("{scheme}://{addr}")
     }
 
     /// The requests answered so far, oldest first.
@@ -132,8 +191,12 @@ impl Drop for MockServer {
     }
 }
 
+fn with_recording(router: Router, requests: &Arc<Mutex<Vec<RecordedRequest>>>) -> Router {
+    router.layer(middleware::from_fn_with_state(Arc::clone(requests), record))
+}
+
 /// The testkit has no logging dependency; a mock that fails says so on stderr.
-fn tracing_free_log(message: &str) {
+pub(crate) fn tracing_free_log(message: &str) {
     #[allow(clippy::print_stderr)]
     {
         eprintln!("exgate-testkit: {message}");
@@ -186,5 +249,32 @@ mod tests {
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "still listening after shutdown"
         );
+    }
+
+    #[tokio::test]
+    async fn serves_tls_with_a_generated_identity_and_records_requests() {
+        let router = Router::new().route("/ping", get(|| async { "pong" }));
+        let identity = TlsIdentity::generate_for_loopback().unwrap();
+        assert!(!format!("{identity:?}").contains("BEGIN PRIVATE KEY"));
+        let server = MockServer::start_tls(router, identity.cert_der, identity.key_der)
+            .await
+            .unwrap();
+        assert!(server.base_url().starts_with("https://127.0.0.1:"));
+        let client = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(identity.ca_pem.as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        for host in ["127.0.0.1", "localhost"] {
+            let url = format!("https://{host}:{}/ping", server.addr().port());
+            let body = client.get(&url).send().await.unwrap().text().await.unwrap();
+            assert_eq!(body, "pong", "{host}");
+        }
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(server.requests()[0].uri, "/ping");
+        let addr = server.addr();
+        server.shutdown().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }

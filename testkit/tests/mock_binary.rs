@@ -1,41 +1,78 @@
-//! The `exgate-mock` binary: ready line, serving on loopback, clean exit on SIGTERM.
+//! The `exgate-mock` binary: ready line, serving on loopback, TLS, seeds, clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
-#[tokio::test]
-async fn prints_a_ready_line_serves_and_exits_cleanly_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-mock"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    assert_eq!(ready["ready"], true);
-    let base = ready["base_url"].as_str().unwrap();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+use exgate_testkit::entra::seed::{
+    ADELE, ADELE_PASSWORD, DAEMON_APP, DAEMON_APP_SECRET, PUBLIC_APP, TENANT_DOMAIN, TENANT_ID,
+    WEB_APP_SECRET,
+};
+use serde_json::{Value, json};
 
-    let body = reqwest::get(format!("{base}/healthz"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(body, "ok");
+/// A running `exgate-mock`; killed if a test fails before stopping it.
+struct Mock {
+    child: Option<Child>,
+    ready: Value,
+}
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
+impl Mock {
+    fn start(args: &[&str]) -> Mock {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-mock"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready = match serde_json::from_str(&line) {
+            Ok(ready) => ready,
+            Err(e) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "no ready line ({e}): {line:?}; stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        };
+        Mock {
+            child: Some(child),
+            ready,
+        }
+    }
+
+    fn base(&self) -> String {
+        self.ready["base_url"].as_str().unwrap().to_string()
+    }
+
+    /// SIGTERM, then the process's exit and output.
+    fn stop(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn assert_clean_exit(out: &Output) {
     assert!(
         out.status.success(),
         "{:?} {}",
@@ -44,12 +81,234 @@ async fn prints_a_ready_line_serves_and_exits_cleanly_on_sigterm() {
     );
 }
 
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_exgate-mock"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn prints_a_ready_line_serves_and_exits_cleanly_on_sigterm() {
+    let mock = Mock::start(&[]);
+    let ready = mock.ready.clone();
+    assert_eq!(ready["ready"], true);
+    let base = mock.base();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert_eq!(ready["entra"]["authority"], format!("{base}/{TENANT_ID}"));
+    assert_eq!(
+        ready["entra"]["discovery_url"],
+        format!("{base}/{TENANT_ID}/v2.0/.well-known/openid-configuration")
+    );
+    assert_eq!(ready["ca_cert"], Value::Null);
+    let tenant = &ready["tenants"][0];
+    assert_eq!(tenant["id"], TENANT_ID);
+    assert_eq!(tenant["domain"], TENANT_DOMAIN);
+    assert!(
+        tenant["users"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"upn": ADELE, "password": ADELE_PASSWORD}))
+    );
+    let apps = tenant["apps"].as_array().unwrap();
+    assert!(apps.contains(&json!({
+        "client_id": PUBLIC_APP, "name": "exgate CLI", "public_client": true, "secret": null
+    })));
+    assert!(apps.iter().any(|a| a["secret"] == WEB_APP_SECRET));
+
+    let body = reqwest::get(format!("{base}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ok");
+    let discovery: Value = reqwest::get(ready["entra"]["discovery_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], format!("{base}/{TENANT_ID}/v2.0"));
+
+    assert_clean_exit(&mock.stop());
+}
+
+#[tokio::test]
+async fn tls_writes_the_ca_certificate_that_clients_trust() {
+    let mock = Mock::start(&["--tls"]);
+    let base = mock.base();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let ca_path = mock.ready["ca_cert"].as_str().unwrap().to_string();
+    let ca = std::fs::read(&ca_path).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(health, "ok");
+    let out = mock.stop();
+    assert_clean_exit(&out);
+    assert!(
+        !Path::new(&ca_path).exists(),
+        "the temporary CA file outlived the process"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = dir.path().join("mock-ca.pem");
+    let mock = Mock::start(&["--tls", "--ca-out", chosen.to_str().unwrap()]);
+    assert_eq!(mock.ready["ca_cert"], chosen.to_str().unwrap());
+    let pem = std::fs::read_to_string(&chosen).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_clean_exit(&mock.stop());
+}
+
+#[tokio::test]
+async fn serves_a_seed_file_with_its_own_tenant_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.json");
+    let fabrikam = "3c1d9e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let app = "7d6c5b4a-3333-4333-8333-000000000001";
+    let seed = json!({
+        "tenants": [{
+            "id": fabrikam,
+            "domain": "fabrikam.onmicrosoft.com",
+            "users": [{
+                "upn": "alex@fabrikam.onmicrosoft.com",
+                "password": "Alex-Passw0rd!",
+                "object_id": "9a8b7c6d-0000-4000-8000-000000000001",
+                "display_name": "Alex Wilber"
+            }],
+            "apps": [{
+                "client_id": app,
+                "name": "fabrikam daemon",
+                "secrets": [{"id": "1b2c3d4e-0000-4000-8000-000000000009", "value": "fab~secret", "expires": "2099-01-01T00:00:00Z"}],
+                "application_permissions": {"https://graph.microsoft.com": ["Mail.Read"]}
+            }]
+        }]
+    });
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let mock = Mock::start(&[
+        "--seed",
+        seed_path.to_str().unwrap(),
+        "--token-lifetime",
+        "77",
+    ]);
+    let base = mock.base();
+    assert_eq!(
+        mock.ready["entra"]["authority"],
+        format!("{base}/{fabrikam}")
+    );
+    assert_eq!(mock.ready["tenants"][0]["apps"][0]["secret"], "fab~secret");
+    assert_eq!(mock.ready["tenants"].as_array().unwrap().len(), 1);
+
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{base}/fabrikam.onmicrosoft.com/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app),
+            ("client_secret", "fab~secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(issued["expires_in"], 77, "{issued}");
+    // The default tenant is not there.
+    let missing = reqwest::Client::new()
+        .post(format!("{base}/{TENANT_ID}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON_APP),
+            ("client_secret", DAEMON_APP_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    assert_clean_exit(&mock.stop());
+}
+
+#[tokio::test]
+async fn auto_approve_signs_the_user_in_without_a_form() {
+    let mock = Mock::start(&["--auto-approve", ADELE]);
+    let base = mock.base();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!(
+            "{base}/{TENANT_ID}/oauth2/v2.0/authorize?client_id={PUBLIC_APP}&response_type=code\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A5000&scope=User.Read&state=s"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("http://localhost:5000/?code="),
+        "{location}"
+    );
+    assert_clean_exit(&mock.stop());
+}
+
+#[test]
+fn bad_seed_files_and_arguments_exit_2_with_a_precise_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"tenants\": [").unwrap();
+    let out = run(&["--seed", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the seed file {} is unusable", broken.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not valid JSON"), "{stderr}");
+
+    let invalid = dir.path().join("invalid.json");
+    std::fs::write(
+        &invalid,
+        r#"{"tenants":[{"id":"not-a-guid","domain":"x.example"}]}"#,
+    )
+    .unwrap();
+    let out = run(&["--seed", invalid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tenant #0: id `not-a-guid` is not a GUID"),
+        "{stderr}"
+    );
+
+    let out = run(&["--seed", dir.path().join("missing.json").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the seed file"));
+
+    let out = run(&["--auto-approve", "ghost@contoso.onmicrosoft.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no seeded tenant has this user"));
+
+    let out = run(&["--token-lifetime", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-lifetime `soon`"));
+}
+
 #[test]
 fn rejects_unknown_arguments_with_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_exgate-mock"))
-        .arg("--port")
-        .output()
-        .unwrap();
+    let out = run(&["--port"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: exgate-mock"));
 }

@@ -1,0 +1,153 @@
+//! The mock's token signing key (RS256) and the certificates apps sign client assertions with.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs8::DecodePrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::sha1;
+
+/// The mock's signing key, embedded: tokens verify across restarts of the mock.
+const SIGNING_KEY_PEM: &str = include_str!("../../keys/entra-signing.pem");
+
+pub(crate) fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn sha256_b64url(bytes: &[u8]) -> String {
+    b64url(&Sha256::digest(bytes))
+}
+
+/// The key that signs access and ID tokens, with its public half as a JWK.
+pub(crate) struct SigningKey {
+    encoding: EncodingKey,
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub(crate) fn load() -> Result<Self, String> {
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(SIGNING_KEY_PEM)
+            .map_err(|e| format!("the embedded signing key is not a PKCS#8 RSA key: {e}"))?;
+        let n = private.n().to_bytes_be();
+        let e = private.e().to_bytes_be();
+        let encoding = EncodingKey::from_rsa_pem(SIGNING_KEY_PEM.as_bytes())
+            .map_err(|e| format!("the embedded signing key cannot sign: {e}"))?;
+        // Entra's kids look like a base64url SHA-1 thumbprint; derive one from the modulus.
+        let kid = b64url(&sha1::digest(&n));
+        Ok(Self {
+            encoding,
+            kid,
+            n: b64url(&n),
+            e: b64url(&e),
+        })
+    }
+
+    pub(crate) fn sign(&self, claims: &Value) -> Result<String, String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("JWT".into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| format!("cannot sign a token: {e}"))
+    }
+
+    pub(crate) fn jwk(&self, issuer: &str) -> Value {
+        json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "n": self.n,
+            "e": self.e,
+            "alg": "RS256",
+            "issuer": issuer,
+        })
+    }
+}
+
+/// A certificate registered on an app.
+#[derive(Debug, Clone)]
+pub(crate) struct AppCert {
+    /// base64url SHA-256 of the DER: the `x5t#S256` header.
+    pub x5t_s256: String,
+    /// base64url SHA-1 of the DER: the legacy `x5t` header.
+    pub x5t: String,
+    /// The RSA public key, PKCS#1 DER (what `DecodingKey::from_rsa_der` takes).
+    pub public_key: Vec<u8>,
+}
+
+impl AppCert {
+    pub(crate) fn from_pem(pem: &str) -> Result<Self, String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let cert = pem
+            .parse_x509()
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let spki = cert.public_key();
+        // rsaEncryption
+        if spki.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
+            return Err("the certificate's key is not an RSA key".into());
+        }
+        Ok(Self {
+            x5t_s256: sha256_b64url(&pem.contents),
+            x5t: b64url(&sha1::digest(&pem.contents)),
+            public_key: spki.subject_public_key.data.to_vec(),
+        })
+    }
+}
+
+/// Upper-case hex, as Entra prints certificate thumbprints.
+pub(crate) fn thumbprint_hex(x5t_b64url: &str) -> String {
+    URL_SAFE_NO_PAD
+        .decode(x5t_b64url)
+        .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect())
+        .unwrap_or_else(|_| x5t_b64url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_key_signs_tokens_that_its_jwk_verifies() {
+        let key = SigningKey::load().unwrap();
+        let token = key
+            .sign(&json!({"sub": "x", "exp": 4_000_000_000u64}))
+            .unwrap();
+        let decoding = jsonwebtoken::DecodingKey::from_rsa_components(&key.n, &key.e).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
+        assert_eq!(data.claims["sub"], "x");
+        assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
+    }
+
+    #[test]
+    fn the_fixture_certificate_is_usable_for_assertions() {
+        let cert = AppCert::from_pem(crate::fixtures::APP_CERT_PEM).unwrap();
+        // `openssl x509 -noout -fingerprint -sha1 / -sha256` of fixtures/app.crt
+        assert_eq!(
+            thumbprint_hex(&cert.x5t),
+            "D6B2C2831EDA191BDF734AD39A96C30C8E39A3D7"
+        );
+        assert_eq!(
+            thumbprint_hex(&cert.x5t_s256),
+            "18B1EACBE6AF5088CE2F6B63398CC0050D860FCCD893CFD86435B16A6169E2DD"
+        );
+        assert!(
+            AppCert::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! What the mock directory holds: tenants, users, app registrations and their permissions.
+//!
+//! [`Seed::contoso`] is the default; the `exgate-mock` binary also reads a [`Seed`] as JSON
+//! (`--seed FILE`). The constants below are the default seed's values, for tests to use.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// The seeded tenant's ID.
+pub const TENANT_ID: &str = "6f0f3c52-7f3e-4c2b-9d7e-0b1d4c3a5e21";
+/// The seeded tenant's initial domain.
+pub const TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";
+
+/// Adele Vance's sign-in name.
+pub const ADELE: &str = "adele@contoso.onmicrosoft.com";
+pub const ADELE_PASSWORD: &str = "Adele-Passw0rd!";
+pub const ADELE_OID: &str = "a1b2c3d4-0000-4000-8000-000000000001";
+pub const ADELE_NAME: &str = "Adele Vance";
+
+/// Megan Bowen's sign-in name.
+pub const MEGAN: &str = "megan@contoso.onmicrosoft.com";
+pub const MEGAN_PASSWORD: &str = "Megan-Passw0rd!";
+pub const MEGAN_OID: &str = "a1b2c3d4-0000-4000-8000-000000000002";
+pub const MEGAN_NAME: &str = "Megan Bowen";
+
+/// "exgate CLI": a public client with public client flows enabled, no credentials,
+/// redirect URI `http://localhost` (any port).
+pub const PUBLIC_APP: &str = "0a1b2c3d-1111-4111-8111-111111111111";
+pub const PUBLIC_APP_NAME: &str = "exgate CLI";
+
+/// "exgate gateway": a confidential web app with one client secret.
+pub const WEB_APP: &str = "0a1b2c3d-2222-4222-8222-222222222222";
+pub const WEB_APP_NAME: &str = "exgate gateway";
+pub const WEB_APP_SECRET_ID: &str = "5e6f7a8b-2222-4222-8222-aaaaaaaaaaaa";
+pub const WEB_APP_SECRET: &str = "web~SecretValue.2222222222222222222222";
+
+/// "exgate daemon": a confidential app with a secret and the fixture certificate
+/// ([`crate::fixtures::APP_CERT_PEM`]), holding application permissions.
+pub const DAEMON_APP: &str = "0a1b2c3d-3333-4333-8333-333333333333";
+pub const DAEMON_APP_NAME: &str = "exgate daemon";
+pub const DAEMON_APP_SECRET_ID: &str = "5e6f7a8b-3333-4333-8333-aaaaaaaaaaaa";
+pub const DAEMON_APP_SECRET: &str = "daemon~SecretValue.3333333333333333333333";
+
+/// Microsoft Graph's resource URI.
+pub const GRAPH: &str = "https://graph.microsoft.com";
+/// Exchange Online's resource URI (EWS, IMAP, POP, SMTP).
+pub const OUTLOOK: &str = "https://outlook.office365.com";
+
+/// Delegated Graph permissions consented for [`PUBLIC_APP`] and [`WEB_APP`].
+pub const GRAPH_DELEGATED: &[&str] = &[
+    "Mail.ReadWrite",
+    "Mail.ReadWrite.Shared",
+    "Mail.Send",
+    "Mail.Send.Shared",
+    "Calendars.ReadWrite",
+    "Calendars.ReadWrite.Shared",
+    "Contacts.ReadWrite",
+    "Contacts.ReadWrite.Shared",
+    "User.Read",
+];
+/// Delegated Exchange Online permissions consented for [`PUBLIC_APP`] and [`WEB_APP`].
+pub const OUTLOOK_DELEGATED: &[&str] = &[
+    "EWS.AccessAsUser.All",
+    "IMAP.AccessAsUser.All",
+    "POP.AccessAsUser.All",
+    "SMTP.Send",
+];
+/// Application permissions (app roles) on Graph granted to [`DAEMON_APP`].
+pub const GRAPH_APPLICATION: &[&str] = &[
+    "Mail.ReadWrite",
+    "Mail.Send",
+    "Calendars.ReadWrite",
+    "Contacts.ReadWrite",
+    "User.Read.All",
+];
+/// Application permissions (app roles) on Exchange Online granted to [`DAEMON_APP`].
+pub const OUTLOOK_APPLICATION: &[&str] =
+    &["full_access_as_app", "IMAP.AccessAsApp", "POP.AccessAsApp"];
+
+/// The whole directory: one or more tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    pub tenants: Vec<TenantSeed>,
+}
+
+/// A tenant (directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSeed {
+    /// The tenant ID, a GUID.
+    pub id: String,
+    /// The tenant's domain (e.g. `contoso.onmicrosoft.com`); also accepted in URLs.
+    pub domain: String,
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    #[serde(default)]
+    pub apps: Vec<AppSeed>,
+}
+
+/// A user who can sign in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    /// The user principal name, e.g. `adele@contoso.onmicrosoft.com`.
+    pub upn: String,
+    pub password: String,
+    /// The user's object ID (`oid` claim), a GUID.
+    pub object_id: String,
+    pub display_name: String,
+    /// Conditional Access demands MFA: password and refresh-token grants fail with AADSTS50076.
+    #[serde(default)]
+    pub mfa_required: bool,
+}
+
+/// An app registration (and its service principal in the same tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSeed {
+    /// The application (client) ID, a GUID.
+    pub client_id: String,
+    pub name: String,
+    /// A public client (desktop/mobile platform): it must not present credentials.
+    #[serde(default)]
+    pub public_client: bool,
+    /// "Allow public client flows": device code and password grants without a credential.
+    #[serde(default)]
+    pub public_client_flows: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretSeed>,
+    /// Certificates (PEM) whose keys may sign client assertions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Consented delegated permissions, by resource URI (e.g. `https://graph.microsoft.com`).
+    #[serde(default)]
+    pub delegated_permissions: BTreeMap<String, Vec<String>>,
+    /// Granted application permissions (app roles), by resource URI.
+    #[serde(default)]
+    pub application_permissions: BTreeMap<String, Vec<String>>,
+    /// The service principal's object ID (the `oid` of app-only tokens). Derived from the
+    /// client ID when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_principal_id: Option<String>,
+}
+
+/// A client secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSeed {
+    /// The secret's ID (what the portal shows as "Secret ID"; not usable as a secret).
+    pub id: String,
+    /// The secret's value.
+    pub value: String,
+    /// When the secret expires (RFC 3339, e.g. `2099-01-01T00:00:00Z`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+}
+
+/// A seed that cannot be used, with what is wrong and where.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SeedError {
+    #[error("the seed is not valid JSON for a seed: {0}")]
+    Json(String),
+    #[error("the seed has no tenants; add at least one under \"tenants\"")]
+    NoTenants,
+    #[error("tenant #{index}: id `{id}` is not a GUID")]
+    TenantId { index: usize, id: String },
+    #[error("tenant `{0}` appears twice (ids and domains must be unique)")]
+    DuplicateTenant(String),
+    #[error("tenant `{tenant}`: domain `{domain}` is not a domain name")]
+    Domain { tenant: String, domain: String },
+    #[error("tenant `{tenant}`: user `{upn}` {problem}")]
+    User {
+        tenant: String,
+        upn: String,
+        problem: String,
+    },
+    #[error("tenant `{tenant}`: app `{client_id}` {problem}")]
+    App {
+        tenant: String,
+        client_id: String,
+        problem: String,
+    },
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self::contoso()
+    }
+}
+
+impl Seed {
+    /// The default directory: tenant contoso with Adele and Megan and the three exgate apps.
+    pub fn contoso() -> Self {
+        let delegated = BTreeMap::from([
+            (GRAPH.to_string(), strings(GRAPH_DELEGATED)),
+            (OUTLOOK.to_string(), strings(OUTLOOK_DELEGATED)),
+        ]);
+        let far_future = datetime!(2099-01-01 00:00:00 UTC);
+        Self {
+            tenants: vec![TenantSeed {
+                id: TENANT_ID.into(),
+                domain: TENANT_DOMAIN.into(),
+                users: vec![
+                    UserSeed {
+                        upn: ADELE.into(),
+                        password: ADELE_PASSWORD.into(),
+                        object_id: ADELE_OID.into(),
+                        display_name: ADELE_NAME.into(),
+                        mfa_required: false,
+                    },
+                    UserSeed {
+                        upn: MEGAN.into(),
+                        password: MEGAN_PASSWORD.into(),
+                        object_id: MEGAN_OID.into(),
+                        display_name: MEGAN_NAME.into(),
+                        mfa_required: false,
+                    },
+                ],
+                apps: vec![
+                    AppSeed {
+                        client_id: PUBLIC_APP.into(),
+                        name: PUBLIC_APP_NAME.into(),
+                        public_client: true,
+                        public_client_flows: true,
+                        redirect_uris: vec!["http://localhost".into()],
+                        secrets: vec![],
+                        certificates: vec![],
+                        delegated_permissions: delegated.clone(),
+                        application_permissions: BTreeMap::new(),
+                        service_principal_id: None,
+                    },
+                    AppSeed {
+                        client_id: WEB_APP.into(),
+                        name: WEB_APP_NAME.into(),
+                        public_client: false,
+                        public_client_flows: false,
+                        redirect_uris: vec![
+                            "http://localhost".into(),
+                            "http://127.0.0.1/service/oauth2/authorize".into(),
+                        ],
+                        secrets: vec![SecretSeed {
+                            id: WEB_APP_SECRET_ID.into(),
+                            value: WEB_APP_SECRET.into(),
+                            expires: far_future,
+                        }],
+                        certificates: vec![],
+                        delegated_permissions: delegated,
+                        application_permissions: BTreeMap::new(),
+                        service_principal_id: None,
+                    },
+                    AppSeed {
+                        client_id: DAEMON_APP.into(),
+                        name: DAEMON_APP_NAME.into(),
+                        public_client: false,
+                        public_client_flows: false,
+                        redirect_uris: vec![],
+                        secrets: vec![SecretSeed {
+                            id: DAEMON_APP_SECRET_ID.into(),
+                            value: DAEMON_APP_SECRET.into(),
+                            expires: far_future,
+                        }],
+                        certificates: vec![crate::fixtures::APP_CERT_PEM.to_string()],
+                        delegated_permissions: BTreeMap::new(),
+                        application_permissions: BTreeMap::from([
+                            (GRAPH.to_string(), strings(GRAPH_APPLICATION)),
+                            (OUTLOOK.to_string(), strings(OUTLOOK_APPLICATION)),
+                        ]),
+                        service_principal_id: None,
+                    },
+                ],
+            }],
+        }
+    }
+
+    /// Reads a seed from JSON and checks it (see [`Seed::validate`]).
+    pub fn from_json(json: &str) -> Result<Self, SeedError> {
+        let seed: Seed = serde_json::from_str(json).map_err(|e| SeedError::Json(e.to_string()))?;
+        seed.validate()?;
+        Ok(seed)
+    }
+
+    /// Checks what the mock relies on: GUID IDs, unique tenants, apps and users, parseable
+    /// redirect URIs and certificates.
+    pub fn validate(&self) -> Result<(), SeedError> {
+        if self.tenants.is_empty() {
+            return Err(SeedError::NoTenants);
+        }
+        let mut names = HashSet::new();
+        let mut client_ids = HashSet::new();
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            if uuid::Uuid::parse_str(&tenant.id).is_err() {
+                return Err(SeedError::TenantId {
+                    index,
+                    id: tenant.id.clone(),
+                });
+            }
+            if tenant.domain.is_empty()
+                || !tenant.domain.contains('.')
+                || tenant.domain.contains(['/', ' ', '@'])
+            {
+                return Err(SeedError::Domain {
+                    tenant: tenant.id.clone(),
+                    domain: tenant.domain.clone(),
+                });
+            }
+            for name in [&tenant.id, &tenant.domain] {
+                if !names.insert(name.to_ascii_lowercase()) {
+                    return Err(SeedError::DuplicateTenant(name.clone()));
+                }
+            }
+            validate_users(tenant)?;
+            for app in &tenant.apps {
+                validate_app(tenant, app, &mut client_ids)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_users(tenant: &TenantSeed) -> Result<(), SeedError> {
+    let mut upns = HashSet::new();
+    for user in &tenant.users {
+        let problem = if !user.upn.contains('@') {
+            Some("is not a user principal name (name@domain)".to_string())
+        } else if !upns.insert(user.upn.to_ascii_lowercase()) {
+            Some("appears twice".to_string())
+        } else if uuid::Uuid::parse_str(&user.object_id).is_err() {
+            Some(format!(
+                "has an object_id `{}` that is not a GUID",
+                user.object_id
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(SeedError::User {
+                tenant: tenant.id.clone(),
+                upn: user.upn.clone(),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn validate_app(
+    tenant: &TenantSeed,
+    app: &AppSeed,
+    client_ids: &mut HashSet<String>,
+) -> Result<(), SeedError> {
+    let fail = |problem: String| SeedError::App {
+        tenant: tenant.id.clone(),
+        client_id: app.client_id.clone(),
+        problem,
+    };
+    if uuid::Uuid::parse_str(&app.client_id).is_err() {
+        return Err(fail("has a client_id that is not a GUID".into()));
+    }
+    if !client_ids.insert(app.client_id.to_ascii_lowercase()) {
+        return Err(fail("appears twice".into()));
+    }
+    if let Some(sp) = &app.service_principal_id
+        && uuid::Uuid::parse_str(sp).is_err()
+    {
+        return Err(fail(format!(
+            "has a service_principal_id `{sp}` that is not a GUID"
+        )));
+    }
+    for uri in &app.redirect_uris {
+        if url::Url::parse(uri).is_err() {
+            return Err(fail(format!(
+                "has a redirect URI `{uri}` that is not an absolute URL"
+            )));
+        }
+    }
+    for (i, pem) in app.certificates.iter().enumerate() {
+        if let Err(e) = super::jwt::AppCert::from_pem(pem) {
+            return Err(fail(format!("certificate #{i} is unusable: {e}")));
+        }
+    }
+    for (kind, map) in [
+        ("delegated_permissions", &app.delegated_permissions),
+        ("application_permissions", &app.application_permissions),
+    ] {
+        for resource in map.keys() {
+            if url::Url::parse(resource).is_err() {
+                return Err(fail(format!(
+                    "{kind} names resource `{resource}`, which is not an absolute URI"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_seed_is_valid_and_round_trips_through_json() {
+        let seed = Seed::contoso();
+        seed.validate().unwrap();
+        let json = serde_json::to_string(&seed).unwrap();
+        assert!(
+            json.contains("\"expires\":\"2099-01-01T00:00:00Z\""),
+            "{json}"
+        );
+        assert_eq!(Seed::from_json(&json).unwrap(), seed);
+    }
+
+    #[test]
+    fn bad_seeds_are_refused_with_the_place_named() {
+        assert_eq!(
+            Seed::from_json(r#"{"tenants":[]}"#),
+            Err(SeedError::NoTenants)
+        );
+        let err = Seed::from_json(r#"{"tenants":[{"id":"x","domain":"a.b"}]}"#).unwrap_err();
+        assert_eq!(err.to_string(), "tenant #0: id `x` is not a GUID");
+        let err = Seed::from_json(r#"{"tenantz":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `tenantz`"), "{err}");
+        let mut seed = Seed::contoso();
+        seed.tenants[0].apps[1]
+            .redirect_uris
+            .push("not a url".into());
+        let err = seed.validate().unwrap_err();
+        assert!(err.to_string().contains("`not a url`"), "{err}");
+    }
+}

@@ -1,0 +1,316 @@
+//! The mock directory's mutable state: seed, clock, issued codes and tokens, switches.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::Fault;
+use super::jwt::{AppCert, SigningKey};
+use super::scopes::FIRST_PARTY;
+use super::seed::{AppSeed, Seed, TenantSeed, UserSeed};
+
+/// Authorization codes live 10 minutes.
+pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(600);
+/// Device codes live 15 minutes (`expires_in` 900).
+pub(crate) const DEVICE_CODE_LIFETIME: u64 = 900;
+/// Refresh tokens expire after 90 days without use.
+pub(crate) const REFRESH_INACTIVITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The shared state of one mock Entra ID. Cloning shares it; [`super::entra_router`] serves it.
+#[derive(Clone)]
+pub struct EntraState {
+    inner: Arc<Mutex<Inner>>,
+    pub(crate) key: Arc<SigningKey>,
+}
+
+impl std::fmt::Debug for EntraState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraState")
+            .field("base_url", &self.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntraState {
+    /// A fresh directory from `seed`, answering as `base_url` (no trailing slash).
+    pub fn new(seed: Seed, base_url: impl Into<String>) -> std::io::Result<Self> {
+        seed.validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let key = SigningKey::load().map_err(std::io::Error::other)?;
+        let mut certs: HashMap<String, Vec<AppCert>> = HashMap::new();
+        for app in seed.tenants.iter().flat_map(|t| &t.apps) {
+            for pem in &app.certificates {
+                let cert = AppCert::from_pem(pem)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                certs
+                    .entry(app.client_id.to_ascii_lowercase())
+                    .or_default()
+                    .push(cert);
+            }
+        }
+        let inner = Inner {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            seed,
+            certs,
+            clock_offset: Duration::ZERO,
+            token_lifetime: 3600,
+            refresh_in: None,
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            device_codes: HashMap::new(),
+            seen_jtis: HashSet::new(),
+            fault: None,
+            latency: Duration::ZERO,
+            auto_approve: None,
+            device_interval: 5,
+            token_requests: 0,
+            mfa_users: HashSet::new(),
+            consent_revoked: HashSet::new(),
+            secrets_expired: HashSet::new(),
+        };
+        Ok(Self {
+            inner: Arc::new(Mutex::new(inner)),
+            key: Arc::new(key),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.lock().base_url.clone()
+    }
+
+    /// Sets the URL the mock answers as (issuer, endpoints, `verification_uri`).
+    pub fn set_base_url(&self, base_url: &str) {
+        self.lock().base_url = base_url.trim_end_matches('/').to_string();
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(crate) struct AuthCode {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub user_oid: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub issued_at: OffsetDateTime,
+    pub redeemed: bool,
+}
+
+pub(crate) struct RefreshGrant {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub user_oid: String,
+    pub scope: String,
+    pub issued_at: OffsetDateTime,
+    /// Replaced by a newer refresh token (strict rotation).
+    pub rotated: bool,
+    pub revoked: bool,
+    /// Expired by the inactivity switch.
+    pub inactive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeviceStatus {
+    Pending,
+    Approved { user_oid: String },
+    Declined,
+}
+
+pub(crate) struct DeviceGrant {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub user_code: String,
+    pub expires_at: OffsetDateTime,
+    pub interval: u64,
+    pub status: DeviceStatus,
+    pub last_poll: Option<OffsetDateTime>,
+}
+
+pub(crate) struct Inner {
+    pub base_url: String,
+    pub seed: Seed,
+    /// Certificates by lower-case client ID.
+    pub certs: HashMap<String, Vec<AppCert>>,
+    pub clock_offset: Duration,
+    pub token_lifetime: u64,
+    pub refresh_in: Option<u64>,
+    pub codes: HashMap<String, AuthCode>,
+    pub refresh_tokens: HashMap<String, RefreshGrant>,
+    /// By device code.
+    pub device_codes: HashMap<String, DeviceGrant>,
+    pub seen_jtis: HashSet<String>,
+    pub fault: Option<(Fault, usize)>,
+    pub latency: Duration,
+    pub auto_approve: Option<String>,
+    pub device_interval: u64,
+    pub token_requests: usize,
+    /// Lower-case UPNs that must use MFA (switch).
+    pub mfa_users: HashSet<String>,
+    /// Lower-case client IDs whose consent (delegated and application) was revoked.
+    pub consent_revoked: HashSet<String>,
+    /// Lower-case client IDs whose secrets were all expired by the switch.
+    pub secrets_expired: HashSet<String>,
+}
+
+/// Which tenant a URL names.
+pub(crate) enum TenantLookup {
+    Found(usize),
+    NotFound,
+}
+
+impl Inner {
+    /// The mock's clock: the real time plus whatever tests advanced it by.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        let real = OffsetDateTime::now_utc();
+        time::Duration::try_from(self.clock_offset)
+            .ok()
+            .and_then(|offset| real.checked_add(offset))
+            .unwrap_or(real)
+    }
+
+    /// Resolves the `{tenant}` path segment: a tenant ID, a domain, or `organizations`/`common`
+    /// (which mean the tenant of `client_id`, or the first tenant).
+    pub(crate) fn find_tenant(&self, segment: &str, client_id: Option<&str>) -> TenantLookup {
+        let tenants = &self.seed.tenants;
+        if let Some(i) = tenants.iter().position(|t| {
+            t.id.eq_ignore_ascii_case(segment) || t.domain.eq_ignore_ascii_case(segment)
+        }) {
+            return TenantLookup::Found(i);
+        }
+        if is_alias(segment) {
+            let by_client = client_id.and_then(|id| {
+                tenants
+                    .iter()
+                    .position(|t| t.apps.iter().any(|a| a.client_id.eq_ignore_ascii_case(id)))
+            });
+            if let Some(i) = by_client {
+                return TenantLookup::Found(i);
+            }
+            if !tenants.is_empty() {
+                return TenantLookup::Found(0);
+            }
+        }
+        TenantLookup::NotFound
+    }
+
+    pub(crate) fn tenant(&self, t: usize) -> Option<&TenantSeed> {
+        self.seed.tenants.get(t)
+    }
+
+    pub(crate) fn tenant_index_by_id(&self, tenant_id: &str) -> Option<usize> {
+        self.seed.tenants.iter().position(|t| t.id == tenant_id)
+    }
+
+    pub(crate) fn app(&self, t: usize, client_id: &str) -> Option<&AppSeed> {
+        self.tenant(t)?
+            .apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub(crate) fn app_mut(&mut self, client_id: &str) -> Option<&mut AppSeed> {
+        self.seed
+            .tenants
+            .iter_mut()
+            .flat_map(|t| t.apps.iter_mut())
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub(crate) fn user(&self, t: usize, upn: &str) -> Option<&UserSeed> {
+        self.tenant(t)?
+            .users
+            .iter()
+            .find(|u| u.upn.eq_ignore_ascii_case(upn.trim()))
+    }
+
+    pub(crate) fn user_by_oid(&self, t: usize, oid: &str) -> Option<&UserSeed> {
+        self.tenant(t)?.users.iter().find(|u| u.object_id == oid)
+    }
+
+    /// First-party resources plus every resource the seed grants permissions on.
+    pub(crate) fn known_resources(&self) -> Vec<String> {
+        let mut known: Vec<String> = FIRST_PARTY.iter().map(|(r, _)| (*r).to_string()).collect();
+        for app in self.seed.tenants.iter().flat_map(|t| &t.apps) {
+            for resource in app
+                .delegated_permissions
+                .keys()
+                .chain(app.application_permissions.keys())
+            {
+                if !known.iter().any(|k| k.eq_ignore_ascii_case(resource)) {
+                    known.push(resource.clone());
+                }
+            }
+        }
+        known
+    }
+
+    pub(crate) fn issuer(&self, tenant_id: &str) -> String {
+        format!("{}/{tenant_id}/v2.0", self.base_url)
+    }
+
+    pub(crate) fn mfa_required(&self, user: &UserSeed) -> bool {
+        user.mfa_required || self.mfa_users.contains(&user.upn.to_ascii_lowercase())
+    }
+
+    pub(crate) fn consent_revoked(&self, client_id: &str) -> bool {
+        self.consent_revoked
+            .contains(&client_id.to_ascii_lowercase())
+    }
+
+    pub(crate) fn certs(&self, client_id: &str) -> &[AppCert] {
+        self.certs
+            .get(&client_id.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+pub(crate) fn is_alias(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case("organizations") || segment.eq_ignore_ascii_case("common")
+}
+
+/// The service principal's object ID: from the seed, or derived from the client ID.
+pub(crate) fn service_principal_id(app: &AppSeed) -> String {
+    if let Some(id) = &app.service_principal_id {
+        return id.clone();
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("service-principal:{}", app.client_id).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
+/// A random opaque string of `len` bytes, base64url.
+pub(crate) fn random_token(len: usize) -> String {
+    super::jwt::b64url(&random_bytes(len))
+}
+
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to UUIDs (uniqueness is all the mock needs).
+        let mut fallback = Vec::with_capacity(len + 16);
+        while fallback.len() < len {
+            fallback.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        }
+        fallback.truncate(len);
+        bytes = fallback;
+    }
+    bytes
+}
+
+/// A user code like Entra's: 9 characters, A–Z and 0–9.
+pub(crate) fn user_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    random_bytes(9)
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
