@@ -92,7 +92,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The exit code for an error, and a hint to print under it.
-fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
+/// Exit code 3 tells a script that a user must sign in; a failed `login` itself is just a failure.
+fn classify(err: &anyhow::Error, is_login: bool) -> (u8, Option<String>) {
     if err.downcast_ref::<UsageError>().is_some() {
         return (2, None);
     }
@@ -100,6 +101,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         Some(e) => {
             let code = match e.kind() {
                 ErrorKind::Invalid | ErrorKind::Config => 2,
+                ErrorKind::NeedsSignIn if is_login => 1,
                 ErrorKind::NeedsSignIn => 3,
                 ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Failed => 1,
             };
@@ -112,6 +114,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let is_login = matches!(cli.command, Command::Login(_));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -125,7 +128,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let (code, hint) = classify(&err);
+            let (code, hint) = classify(&err, is_login);
             eprintln!("exgate: {err:#}");
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");

@@ -430,11 +430,11 @@ mod tests {
         *source.failing.lock().unwrap() = Some(AuthError::Refused {
             during: "token refresh",
             status: 400,
-            body: crate::auth::ErrorBody {
+            body: Box::new(crate::auth::ErrorBody {
                 error: "invalid_grant".into(),
                 error_codes: vec![70008],
                 ..Default::default()
-            },
+            }),
             retry_after: None,
         });
         let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());

@@ -69,7 +69,7 @@ pub enum AuthError {
     Refused {
         during: &'static str,
         status: u16,
-        body: ErrorBody,
+        body: Box<ErrorBody>,
         retry_after: Option<Duration>,
     },
     /// The identity provider answered with an HTTP error and no OAuth2 body.
@@ -183,7 +183,7 @@ mod tests {
         AuthError::Refused {
             during: "token request",
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: error.into(),
                 error_description: Some(format!(
                     "AADSTS{code}: Something happened. Trace ID: t Correlation ID: c Timestamp: 2026-11-21 10:00:00Z"
@@ -191,7 +191,7 @@ mod tests {
                 error_codes: vec![code],
                 correlation_id: Some("c0ffee".into()),
                 ..ErrorBody::default()
-            },
+            }),
             retry_after: None,
         }
     }

@@ -598,7 +598,7 @@ impl OAuthClient {
             Ok(error) if !error.error.is_empty() => Err(AuthError::Refused {
                 during,
                 status,
-                body: error,
+                body: Box::new(error),
                 retry_after,
             }),
             _ => Err(AuthError::Http {

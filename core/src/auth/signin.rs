@@ -341,7 +341,7 @@ impl SignIn {
             return Err(Error::Auth(AuthError::Refused {
                 during: "sign-in",
                 status: 400,
-                body,
+                body: Box::new(body),
                 retry_after: None,
             }));
         }
