@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, with few dependencies.
 //!
 //! - `ci`: what CI runs — formatting, lints, then every test of the workspace.
+//! - `bench`: the criterion benchmarks (a cached token lookup).
 #![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci    cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the criterion benchmarks (cargo bench -p exgate-core)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("ci") => ci(),
+        Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"]),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),
     };
