@@ -681,3 +681,35 @@ async fn basic_connections_have_no_sign_in() {
         .await
         .fails(2, &["`bogus` is not a resource"]);
 }
+
+#[tokio::test]
+async fn a_custom_authority_by_its_discovery_url() {
+    let env = Env::new().await;
+    let secret = env.write("s", seed::DAEMON_APP_SECRET);
+    let discovery = env.mock.discovery_url(seed::TENANT_ID);
+    env.run(&[
+        "connection",
+        "add",
+        "oidc",
+        "--tenant",
+        seed::TENANT_ID,
+        "--auth",
+        "oauth2-app-only",
+        "--client-id",
+        seed::DAEMON_APP,
+        "--client-secret-file",
+        secret.to_str().unwrap(),
+        "--authority",
+        &discovery,
+    ])
+    .await
+    .ok();
+    let token = env.run(&["token"]).await.ok().stdout();
+    assert_eq!(jwt_claims(&token)["tid"], seed::TENANT_ID);
+    assert!(
+        env.mock
+            .requests()
+            .iter()
+            .any(|r| r.uri.ends_with("/.well-known/openid-configuration"))
+    );
+}

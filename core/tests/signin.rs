@@ -723,3 +723,51 @@ async fn a_custom_authority_by_discovery_and_an_http_token_url_is_refused() {
     assert!(text.contains("http://"), "{text}");
     assert_eq!(idp.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn an_expired_device_code_is_reported() {
+    let w = World::new().await;
+    w.add(
+        "device",
+        ConnectionSpec {
+            flow: Some("device-code".into()),
+            ..delegated(seed::PUBLIC_APP)
+        },
+    )
+    .await;
+    w.mock.set_device_code_interval(0);
+    let login = w.signin.start_device_login("device").await.unwrap();
+    w.mock.advance_clock(Duration::from_secs(16 * 60));
+    let err = w.signin.finish_device_login(login, None).await.unwrap_err();
+    assert_eq!(refused_code(&err), Some(70019), "{err}");
+    assert!(err.to_string().contains("the device code expired"), "{err}");
+}
+
+#[tokio::test]
+async fn sovereign_clouds_sign_in_at_their_own_hosts() {
+    use exgate_core::auth::Endpoints;
+    for (cloud, host) in [
+        ("global", "https://login.microsoftonline.com"),
+        ("usgov", "https://login.microsoftonline.us"),
+        ("china", "https://login.chinacloudapi.cn"),
+    ] {
+        let settings = ConnectionSpec {
+            cloud: Some(cloud.into()),
+            ..app_only_secret("a~b")
+        }
+        .validate()
+        .unwrap();
+        let http = reqwest::Client::new();
+        let e = Endpoints::for_connection(&settings, &NetworkSettings::default(), &http)
+            .await
+            .unwrap();
+        assert_eq!(
+            e.token.as_str(),
+            format!("{host}/{}/oauth2/v2.0/token", seed::TENANT_DOMAIN)
+        );
+        assert_eq!(
+            e.device_authorization.unwrap().as_str(),
+            format!("{host}/{}/oauth2/v2.0/devicecode", seed::TENANT_DOMAIN)
+        );
+    }
+}
