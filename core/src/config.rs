@@ -136,6 +136,9 @@ pub struct NetworkSettings {
     /// Replaces the Entra ID login host of the connection's cloud (`login.microsoftonline.com`
     /// and its sovereign twins), for a proxy or a test double.
     pub authority_host: Option<EndpointUrl>,
+    /// Replaces Microsoft Graph's v1.0 root of the connection's cloud
+    /// (`https://graph.microsoft.com/v1.0` and its sovereign twins).
+    pub graph_url: Option<EndpointUrl>,
     /// PEM certificates to trust besides the system's roots (an internal AD FS, a TLS proxy).
     pub ca_pem: Option<Vec<u8>>,
 }
@@ -156,6 +159,7 @@ struct RawSettings {
 #[serde(default)]
 struct RawEndpoints {
     authority_host: Option<String>,
+    graph_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -437,6 +441,15 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.authority_host", e.0))
             })
             .transpose()?;
+        let graph_url = raw
+            .endpoints
+            .graph_url
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.graph_url", e.0))
+            })
+            .transpose()?;
         let ca_pem = raw
             .tls
             .ca_file
@@ -473,6 +486,7 @@ impl Resolver<'_> {
             connections,
             network: NetworkSettings {
                 authority_host,
+                graph_url,
                 ca_pem,
             },
             files,

@@ -3,6 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::config::ConfigError;
+use crate::mailbox::MailboxError;
 use crate::model::InvalidInput;
 use crate::secret::VaultError;
 use crate::store::StoreError;
@@ -25,6 +26,8 @@ pub enum Error {
     ReadOnly { name: String, origin: String },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Mailbox(#[from] MailboxError),
     /// The user must sign in (again) before exgate can act for them.
     #[error("{}{reason}", if principal.is_empty() { String::new() } else { format!("account `{principal}` needs to sign in again: ") })]
     NeedsSignIn { principal: String, reason: String },
@@ -44,6 +47,8 @@ pub enum ErrorKind {
     Failed,
     /// A user must sign in before the operation can succeed.
     NeedsSignIn,
+    /// The caller lacks a permission or right.
+    Forbidden,
 }
 
 impl Error {
@@ -65,6 +70,16 @@ impl Error {
             Self::Auth(a) if a.needs_sign_in() => ErrorKind::NeedsSignIn,
             Self::Auth(AuthError::Unsupported(_)) => ErrorKind::Invalid,
             Self::Auth(_) => ErrorKind::Failed,
+            Self::Mailbox(MailboxError::NotFound { .. } | MailboxError::UnknownMailbox { .. }) => {
+                ErrorKind::NotFound
+            }
+            Self::Mailbox(
+                MailboxError::MissingPermission { .. } | MailboxError::Forbidden { .. },
+            ) => ErrorKind::Forbidden,
+            Self::Mailbox(MailboxError::Invalid(_) | MailboxError::Unsupported(_)) => {
+                ErrorKind::Invalid
+            }
+            Self::Mailbox(_) => ErrorKind::Failed,
         }
     }
 }

@@ -599,6 +599,32 @@ impl SignIn {
         Ok(accounts.len())
     }
 
+    /// Drops the cached token for (connection, account, resource) after a server rejected it.
+    pub async fn invalidate(
+        &self,
+        connection: &str,
+        principal: Option<&Principal>,
+        resource: Resource,
+    ) -> Result<(), Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        let account = if is_app_only(&connection) {
+            None
+        } else {
+            Some(self.resolve_account(&connection, principal).await?.id)
+        };
+        let key = TokenKey {
+            connection: connection.id,
+            account,
+            resource,
+        };
+        self.cache.forget(&key);
+        self.shared
+            .store
+            .delete_access_tokens(connection.id, account)
+            .await?;
+        Ok(())
+    }
+
     fn forget_account(&self, connection: &Connection, account: AccountId) {
         for resource in Resource::ALL {
             self.cache.forget(&TokenKey {

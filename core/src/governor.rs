@@ -1,0 +1,219 @@
+//! Per-mailbox concurrency and request budget, shared by every caller in the process.
+//!
+//! Microsoft limits each app to 4 concurrent requests and 10,000 requests per 10 minutes per
+//! mailbox (DESIGN.md §2). The governor keeps every caller within that: a semaphore per mailbox,
+//! and a token bucket that refills at the allowed rate with a small burst (so a sliding window is
+//! never exceeded). A server's back-off hint (`Retry-After`, `BackOffMilliseconds`) pauses every
+//! caller of that mailbox until it has passed.
+//!
+//! Time is tokio's, so tests can pause it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The limits to keep, per mailbox.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GovernorPolicy {
+    pub concurrent: usize,
+    pub requests: u32,
+    pub window: Duration,
+    /// How many requests may go at once before pacing starts.
+    pub burst: u32,
+}
+
+impl Default for GovernorPolicy {
+    /// Microsoft Graph's published Outlook limits.
+    fn default() -> Self {
+        Self {
+            concurrent: 4,
+            requests: 10_000,
+            window: Duration::from_secs(600),
+            burst: 20,
+        }
+    }
+}
+
+impl GovernorPolicy {
+    fn per_second(&self) -> f64 {
+        f64::from(self.requests) / self.window.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+    paused_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    permits: Arc<Semaphore>,
+    bucket: Mutex<Bucket>,
+}
+
+/// Holds one of the mailbox's concurrent slots; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Permit {
+    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+pub struct Governor {
+    policy: GovernorPolicy,
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+impl Governor {
+    pub fn new(policy: GovernorPolicy) -> Arc<Self> {
+        Arc::new(Self {
+            policy,
+            gates: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn policy(&self) -> GovernorPolicy {
+        self.policy
+    }
+
+    fn gate(&self, mailbox: &str) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            gates
+                .entry(mailbox.to_ascii_lowercase())
+                .or_insert_with(|| {
+                    Arc::new(Gate {
+                        permits: Arc::new(Semaphore::new(self.policy.concurrent.max(1))),
+                        bucket: Mutex::new(Bucket {
+                            tokens: f64::from(self.policy.burst.max(1)),
+                            updated: Instant::now(),
+                            paused_until: None,
+                        }),
+                    })
+                }),
+        )
+    }
+
+    /// Waits until `cost` requests may be sent to `mailbox` and one concurrent slot is free.
+    pub async fn acquire(&self, mailbox: &str, cost: u32) -> Permit {
+        let gate = self.gate(mailbox);
+        let rate = self.policy.per_second();
+        let capacity = f64::from(self.policy.burst.max(cost).max(1));
+        loop {
+            let wait = {
+                let mut b = gate.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+                b.tokens = (b.tokens + elapsed * rate).min(capacity);
+                b.updated = now;
+                match b.paused_until {
+                    Some(until) if until > now => until - now,
+                    _ if b.tokens >= f64::from(cost) => {
+                        b.tokens -= f64::from(cost);
+                        Duration::ZERO
+                    }
+                    _ => Duration::from_secs_f64(
+                        (f64::from(cost) - b.tokens) / rate.max(f64::EPSILON),
+                    ),
+                }
+            };
+            if wait.is_zero() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        // The semaphore is never closed, so acquiring cannot fail.
+        let slot = Arc::clone(&gate.permits)
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("governor semaphores are never closed"));
+        Permit { _slot: slot }
+    }
+
+    /// The server asked to wait: no request to `mailbox` starts before `wait` has passed.
+    pub fn back_off(&self, mailbox: &str, wait: Duration) {
+        let gate = self.gate(mailbox);
+        let mut b = gate.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = Instant::now() + wait;
+        if b.paused_until.is_none_or(|p| p < until) {
+            b.paused_until = Some(until);
+        }
+        tracing::info!(
+            mailbox,
+            wait_ms = wait.as_millis() as u64,
+            "server asked to back off"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_four_in_flight_per_mailbox() {
+        let gov = Governor::new(GovernorPolicy {
+            requests: 1_000_000,
+            ..GovernorPolicy::default()
+        });
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (gov, in_flight, peak) =
+                    (Arc::clone(&gov), Arc::clone(&in_flight), Arc::clone(&peak));
+                tokio::spawn(async move {
+                    let _p = gov.acquire("adele@contoso.com", 1).await;
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // Another mailbox is not held up by the first.
+        let other = gov.acquire("megan@contoso.com", 1).await;
+        drop(other);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_paces_requests_to_the_allowed_rate() {
+        // 100 requests per 10 s, burst 20: 220 requests need (220 - 20) / 10 per s = 20 s.
+        let gov = Governor::new(GovernorPolicy {
+            concurrent: 4,
+            requests: 100,
+            window: Duration::from_secs(10),
+            burst: 20,
+        });
+        let start = Instant::now();
+        for _ in 0..220 {
+            drop(gov.acquire("a", 1).await);
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(20) && took < Duration::from_millis(20_100),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_hint_pauses_every_caller_of_that_mailbox() {
+        let gov = Governor::new(GovernorPolicy::default());
+        gov.back_off("a", Duration::from_secs(7));
+        let start = Instant::now();
+        drop(gov.acquire("b", 1).await);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        drop(gov.acquire("A", 1).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+    }
+}

@@ -1,0 +1,239 @@
+//! The backend-neutral mailbox: what the CLI and the gateway call, whichever API (Microsoft Graph
+//! for Exchange Online, EWS for Exchange Server) carries it.
+
+mod types;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::Error;
+
+pub use types::{
+    Attachment, AttachmentInfo, Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus,
+    Contact, ContactDraft, Event, EventDraft, EventKind, EventTime, FlagStatus, Folder,
+    FolderChanges, FolderRef, FreeBusy, Importance, MailboxRef, Message, MessageQuery,
+    MessageSummary, NewAttachment, NewMessage, Page, Recipient, Recurrence, RecurrencePattern,
+    RecurrenceRange, Response, WellKnownFolder,
+};
+
+/// An operation on a mailbox and the permissions it needs (for errors that name the missing one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub name: &'static str,
+    /// The delegated permission for the signed-in user's own mailbox.
+    pub delegated: &'static str,
+    /// The delegated permission for another user's or a shared mailbox.
+    pub shared: &'static str,
+    /// The application permission (app-only).
+    pub application: &'static str,
+}
+
+macro_rules! operations {
+    ($($id:ident = $name:literal, $d:literal, $s:literal, $a:literal;)+) => {
+        impl Operation {
+            $(pub const $id: Self = Self { name: $name, delegated: $d, shared: $s, application: $a };)+
+        }
+    };
+}
+
+operations! {
+    READ_MAIL = "read mail", "Mail.Read", "Mail.Read.Shared", "Mail.Read";
+    WRITE_MAIL = "change mail", "Mail.ReadWrite", "Mail.ReadWrite.Shared", "Mail.ReadWrite";
+    SEND_MAIL = "send mail", "Mail.Send", "Mail.Send.Shared", "Mail.Send";
+    READ_CALENDAR = "read the calendar", "Calendars.Read", "Calendars.Read.Shared", "Calendars.Read";
+    WRITE_CALENDAR = "change the calendar", "Calendars.ReadWrite", "Calendars.ReadWrite.Shared", "Calendars.ReadWrite";
+    READ_CONTACTS = "read contacts", "Contacts.Read", "Contacts.Read.Shared", "Contacts.Read";
+    WRITE_CONTACTS = "change contacts", "Contacts.ReadWrite", "Contacts.ReadWrite.Shared", "Contacts.ReadWrite";
+}
+
+/// Why a mailbox call failed. Every variant says what to do; none holds a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MailboxError {
+    #[error("{what} `{id}` was not found in the mailbox (request ID {request_id})")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        request_id: String,
+    },
+    #[error("the mailbox `{mailbox}` does not exist or is not visible to this connection")]
+    UnknownMailbox { mailbox: String },
+    /// The token lacks the permission the operation needs.
+    #[error(
+        "cannot {operation}: the token has no {permission}; add it under API permissions and grant admin consent (request ID {request_id})"
+    )]
+    MissingPermission {
+        operation: &'static str,
+        permission: &'static str,
+        request_id: String,
+    },
+    /// The token has the permission, but the server still refused (mailbox rights, policies).
+    #[error("cannot {operation}: {message} (request ID {request_id})")]
+    Forbidden {
+        operation: &'static str,
+        message: String,
+        hint: String,
+        request_id: String,
+    },
+    #[error("the server rejected the token: {message}")]
+    Unauthorized { message: String },
+    #[error("the mailbox is throttled; retry after {} s", retry_after.as_secs())]
+    Throttled { retry_after: std::time::Duration },
+    #[error(
+        "the server refused the request ({status} {code}): {message} (request ID {request_id})"
+    )]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    #[error("the server failed ({status} {code}): {message} (request ID {request_id})")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    #[error("the mailbox server could not be reached: {0}")]
+    Transport(String),
+    #[error("the server's answer cannot be read: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl MailboxError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttled { .. } | Self::Server { .. } | Self::Transport(_)
+        )
+    }
+
+    /// What to do, when the message alone does not say.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Self::Forbidden { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+}
+
+/// A mailbox API. Every method takes the mailbox it acts on: the caller's own (`MailboxRef::Me`)
+/// or another one by address.
+#[async_trait]
+pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
+    async fn folders(&self, mailbox: &MailboxRef) -> Result<Vec<Folder>, Error>;
+    /// One page of messages; pass the previous page's `next` to continue.
+    async fn messages(
+        &self,
+        mailbox: &MailboxRef,
+        query: &MessageQuery,
+        page: Option<&str>,
+    ) -> Result<Page<MessageSummary>, Error>;
+    /// A whole message; `body` asks for the body as text or HTML (default: as stored).
+    async fn message(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        body: Option<BodyKind>,
+    ) -> Result<Message, Error>;
+    async fn attachment(
+        &self,
+        mailbox: &MailboxRef,
+        message: &str,
+        attachment: &str,
+    ) -> Result<Attachment, Error>;
+    /// The message as MIME (RFC 5322), for `.eml` export.
+    async fn mime(&self, mailbox: &MailboxRef, id: &str) -> Result<Vec<u8>, Error>;
+    /// Several messages as MIME, each with its own result (in `ids` order).
+    async fn mime_many(
+        &self,
+        mailbox: &MailboxRef,
+        ids: &[String],
+    ) -> Result<Vec<Result<Vec<u8>, Error>>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.mime(mailbox, id).await);
+        }
+        Ok(out)
+    }
+    /// Sends a message. A retry after a timeout never delivers it twice.
+    async fn send(&self, mailbox: &MailboxRef, message: &NewMessage) -> Result<(), Error>;
+    async fn reply(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        comment: &str,
+        all: bool,
+    ) -> Result<(), Error>;
+    async fn forward(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        to: &[Recipient],
+        comment: &str,
+    ) -> Result<(), Error>;
+    /// Moves a message; returns its new ID.
+    async fn move_message(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        to: &FolderRef,
+    ) -> Result<String, Error>;
+    async fn delete_message(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
+    async fn set_read(&self, mailbox: &MailboxRef, id: &str, read: bool) -> Result<(), Error>;
+    /// What changed in a folder since `state` (all of it when `None`).
+    async fn changes(
+        &self,
+        mailbox: &MailboxRef,
+        folder: &FolderRef,
+        state: Option<&str>,
+    ) -> Result<FolderChanges, Error>;
+
+    /// Events overlapping a range, recurrences expanded, times in `time_zone` (default UTC).
+    async fn events(
+        &self,
+        mailbox: &MailboxRef,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        time_zone: Option<&str>,
+    ) -> Result<Vec<Event>, Error>;
+    async fn create_event(&self, mailbox: &MailboxRef, event: &EventDraft) -> Result<Event, Error>;
+    async fn update_event(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        change: &EventDraft,
+    ) -> Result<Event, Error>;
+    async fn delete_event(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
+    async fn free_busy(
+        &self,
+        mailbox: &MailboxRef,
+        who: &[String],
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+        interval_minutes: u32,
+    ) -> Result<Vec<FreeBusy>, Error>;
+
+    async fn contacts(
+        &self,
+        mailbox: &MailboxRef,
+        page: Option<&str>,
+    ) -> Result<Page<Contact>, Error>;
+    async fn contact(&self, mailbox: &MailboxRef, id: &str) -> Result<Contact, Error>;
+    async fn create_contact(
+        &self,
+        mailbox: &MailboxRef,
+        contact: &ContactDraft,
+    ) -> Result<Contact, Error>;
+    async fn update_contact(
+        &self,
+        mailbox: &MailboxRef,
+        id: &str,
+        change: &ContactDraft,
+    ) -> Result<Contact, Error>;
+    async fn delete_contact(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
+}
