@@ -47,6 +47,15 @@ pub(crate) enum Command {
         #[arg(long, default_value = "graph", value_name = "graph|ews|imap|pop|smtp")]
         resource: String,
     },
+    /// Read, send, move, delete and export mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Events, invitations and free/busy.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+    /// The mailbox's contacts.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -240,4 +249,298 @@ pub(crate) enum AccountsCommand {
         #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
         connection: Option<String>,
     },
+}
+
+/// Which mailbox a mail, calendar or contacts command acts on.
+#[derive(Debug, Args)]
+pub(crate) struct MailboxArgs {
+    #[command(flatten)]
+    pub(crate) target: AccountArgs,
+    /// Another user's or a shared mailbox (default: the signed-in user's own; required app-only).
+    #[arg(long, short = 'm', env = "EXGATE_MAILBOX")]
+    pub(crate) mailbox: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = false)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailCommand {
+    /// List messages, newest first.
+    List {
+        #[command(flatten)]
+        on: MailboxArgs,
+        /// inbox, drafts, sent-items, deleted-items, archive, junk-email, or a folder ID (default: inbox).
+        #[arg(long, default_value = "inbox")]
+        folder: String,
+        #[arg(long)]
+        unread: bool,
+        /// Only from this address.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only received on or after this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        with_attachments: bool,
+        /// Messages per page.
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+        /// The page token a previous list printed.
+        #[arg(long)]
+        page: Option<String>,
+    },
+    /// List the mailbox's folders.
+    Folders {
+        #[command(flatten)]
+        on: MailboxArgs,
+    },
+    /// Show a message.
+    Show {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        /// Ask the server for the body as plain text.
+        #[arg(long, conflicts_with = "html")]
+        text: bool,
+        /// Ask the server for the body as HTML.
+        #[arg(long)]
+        html: bool,
+        /// Save the message's file attachments into DIR.
+        #[arg(long, value_name = "DIR")]
+        save_attachments: Option<std::path::PathBuf>,
+    },
+    /// Send a message. The body is read from --body, --body-file, or standard input.
+    Send {
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long)]
+        cc: Vec<String>,
+        #[arg(long)]
+        bcc: Vec<String>,
+        #[arg(long, default_value = "")]
+        subject: String,
+        #[arg(long, conflicts_with = "body_file")]
+        body: Option<String>,
+        /// Read the body from FILE (`-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        body_file: Option<std::path::PathBuf>,
+        /// The body is HTML.
+        #[arg(long)]
+        html: bool,
+        /// Attach FILE; repeat for more.
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<std::path::PathBuf>,
+        /// Send as this (shared) mailbox; needs Send As on it.
+        #[arg(long)]
+        from: Option<String>,
+        /// Do not keep a copy in Sent Items.
+        #[arg(long)]
+        no_save: bool,
+        #[arg(long, value_enum, default_value = "normal")]
+        importance: ImportanceArg,
+    },
+    /// Reply to a message.
+    Reply {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Reply to all recipients.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Forward a message.
+    Forward {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Move a message to another folder; prints its new ID.
+    Move {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        /// inbox, archive, deleted-items, … or a folder ID.
+        #[arg(long = "to")]
+        folder: String,
+    },
+    /// Delete a message (it goes to Deleted Items).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+    },
+    /// Mark a message read or unread.
+    Mark {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long, conflicts_with = "unread", required_unless_present = "unread")]
+        read: bool,
+        #[arg(long)]
+        unread: bool,
+    },
+    /// Export a folder as .eml files into DIR; run it again to resume.
+    Export {
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long, default_value = "inbox")]
+        folder: String,
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ImportanceArg {
+    Low,
+    Normal,
+    High,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CalendarCommand {
+    /// Events in a range, recurrences expanded.
+    List {
+        #[command(flatten)]
+        on: MailboxArgs,
+        /// Start (YYYY-MM-DD or RFC 3339; default: today).
+        #[arg(long)]
+        from: Option<String>,
+        /// End (default: 7 days after the start).
+        #[arg(long)]
+        to: Option<String>,
+        /// Show times in this zone (IANA or Windows name; default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Create an event; attendees get an invitation.
+    Create {
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[command(flatten)]
+        event: EventArgs,
+    },
+    /// Change an event.
+    Update {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[command(flatten)]
+        event: EventArgs,
+    },
+    /// Delete an event.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+    },
+    /// Free/busy of one or more mailboxes.
+    Freebusy {
+        #[command(flatten)]
+        on: MailboxArgs,
+        /// A mailbox to look up; repeat for more.
+        #[arg(long, required = true)]
+        who: Vec<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Minutes per slot.
+        #[arg(long, default_value_t = 30)]
+        interval: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventArgs {
+    #[arg(long)]
+    pub(crate) subject: Option<String>,
+    /// Start, local to --tz (YYYY-MM-DDTHH:MM, or YYYY-MM-DD with --all-day).
+    #[arg(long)]
+    pub(crate) start: Option<String>,
+    #[arg(long)]
+    pub(crate) end: Option<String>,
+    /// The zone of --start and --end (IANA or Windows name; default UTC).
+    #[arg(long)]
+    pub(crate) tz: Option<String>,
+    #[arg(long)]
+    pub(crate) all_day: bool,
+    #[arg(long)]
+    pub(crate) location: Option<String>,
+    #[arg(long)]
+    pub(crate) body: Option<String>,
+    /// A required attendee; repeat for more.
+    #[arg(long)]
+    pub(crate) attendee: Vec<String>,
+    /// An optional attendee; repeat for more.
+    #[arg(long)]
+    pub(crate) optional: Vec<String>,
+    /// Make it an online (Teams) meeting.
+    #[arg(long)]
+    pub(crate) online: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContactsCommand {
+    List {
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[arg(long)]
+        page: Option<String>,
+    },
+    Show {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+    },
+    Create {
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    Update {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        on: MailboxArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContactArgs {
+    /// Display name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    #[arg(long)]
+    pub(crate) given_name: Option<String>,
+    #[arg(long)]
+    pub(crate) surname: Option<String>,
+    /// An email address; repeat for more (replaces the existing ones on update).
+    #[arg(long)]
+    pub(crate) email: Vec<String>,
+    /// A business phone; repeat for more.
+    #[arg(long)]
+    pub(crate) phone: Vec<String>,
+    #[arg(long)]
+    pub(crate) mobile: Option<String>,
+    #[arg(long)]
+    pub(crate) company: Option<String>,
+    #[arg(long)]
+    pub(crate) job_title: Option<String>,
 }

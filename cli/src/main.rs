@@ -6,6 +6,7 @@
 mod args;
 mod connection;
 mod input;
+mod mailbox;
 mod signin;
 
 use std::io::{IsTerminal, Write};
@@ -18,6 +19,7 @@ use exgate_core::auth::SignIn;
 use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, Settings};
 use exgate_core::connections::Connections;
+use exgate_core::mailboxes::Mailboxes;
 use exgate_core::{Error as CoreError, ErrorKind};
 
 use args::{Cli, Command};
@@ -34,10 +36,12 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// What the commands need: the connection catalogue and sign-in, over the store and configuration.
+/// What the commands need: the connection catalogue, sign-in and mailboxes, over the store and
+/// the configuration.
 pub(crate) struct Context {
     pub(crate) connections: Arc<Connections>,
-    pub(crate) signin: SignIn,
+    pub(crate) signin: Arc<SignIn>,
+    pub(crate) mailboxes: Mailboxes,
 }
 
 impl Context {
@@ -48,10 +52,22 @@ impl Context {
         let declared = std::mem::take(&mut settings.connections);
         let clock = Arc::new(SystemClock);
         let connections = Arc::new(Connections::new(store.clone(), declared, clock.clone()));
-        let signin = SignIn::new(store, Arc::clone(&connections), settings.network, clock)?;
+        let signin = Arc::new(SignIn::new(
+            store,
+            Arc::clone(&connections),
+            settings.network.clone(),
+            clock,
+        )?);
+        let mailboxes = Mailboxes::new(
+            Arc::clone(&signin),
+            Arc::clone(&connections),
+            settings.network,
+            settings.governor,
+        )?;
         Ok(Self {
             connections,
             signin,
+            mailboxes,
         })
     }
 }
@@ -85,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => signin::login(&Context::open(&cli).await?, args).await,
         Command::Logout { target } => signin::logout(&Context::open(&cli).await?, target).await,
         Command::Accounts(cmd) => signin::accounts(&Context::open(&cli).await?, cmd).await,
+        Command::Mail(cmd) => mailbox::mail(&Context::open(&cli).await?, cmd).await,
+        Command::Calendar(cmd) => mailbox::calendar(&Context::open(&cli).await?, cmd).await,
+        Command::Contacts(cmd) => mailbox::contacts(&Context::open(&cli).await?, cmd).await,
         Command::Token { target, resource } => {
             signin::token(&Context::open(&cli).await?, target, resource).await
         }
@@ -103,7 +122,10 @@ fn classify(err: &anyhow::Error, is_login: bool) -> (u8, Option<String>) {
                 ErrorKind::Invalid | ErrorKind::Config => 2,
                 ErrorKind::NeedsSignIn if is_login => 1,
                 ErrorKind::NeedsSignIn => 3,
-                ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Failed => 1,
+                ErrorKind::NotFound
+                | ErrorKind::Conflict
+                | ErrorKind::Failed
+                | ErrorKind::Forbidden => 1,
             };
             (code, connection::hint(e))
         }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use exgate_testkit::entra::{Fault, MockEntra, Seed, seed};
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::{Fault, Seed, seed};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -14,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 struct Env {
     dir: tempfile::TempDir,
-    mock: MockEntra,
+    mock: MockMicrosoft,
 }
 
 struct Run {
@@ -101,7 +102,7 @@ impl Running {
 
 impl Env {
     async fn new() -> Self {
-        let mock = MockEntra::start(Seed::contoso()).await.unwrap();
+        let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
         let env = Self {
             dir: tempfile::tempdir().unwrap(),
             mock,

@@ -126,6 +126,8 @@ pub struct Settings {
     pub log_level: String,
     pub connections: Vec<ConfiguredConnection>,
     pub network: NetworkSettings,
+    /// The per-mailbox limits the governor keeps (Microsoft's published ones by default).
+    pub governor: crate::governor::GovernorPolicy,
     /// The configuration files that were read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -152,6 +154,7 @@ struct RawSettings {
     log: RawLog,
     endpoints: RawEndpoints,
     tls: RawTls,
+    graph: RawGraph,
     connections: BTreeMap<String, RawConnection>,
 }
 
@@ -160,6 +163,14 @@ struct RawSettings {
 struct RawEndpoints {
     authority_host: Option<String>,
     graph_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawGraph {
+    concurrent: Option<usize>,
+    requests: Option<u32>,
+    window_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -489,7 +500,36 @@ impl Resolver<'_> {
                 graph_url,
                 ca_pem,
             },
+            governor: self.governor(&raw.graph)?,
             files,
+        })
+    }
+
+    fn governor(&self, raw: &RawGraph) -> Result<crate::governor::GovernorPolicy, ConfigError> {
+        let default = crate::governor::GovernorPolicy::default();
+        let positive = |key: &str, v: u64| {
+            if v == 0 {
+                Err(self.invalid(key, "must be at least 1"))
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(c) = raw.concurrent {
+            positive("graph.concurrent", c as u64)?;
+        }
+        if let Some(r) = raw.requests {
+            positive("graph.requests", u64::from(r))?;
+        }
+        if let Some(w) = raw.window_secs {
+            positive("graph.window_secs", w)?;
+        }
+        Ok(crate::governor::GovernorPolicy {
+            concurrent: raw.concurrent.unwrap_or(default.concurrent),
+            requests: raw.requests.unwrap_or(default.requests),
+            window: raw
+                .window_secs
+                .map_or(default.window, std::time::Duration::from_secs),
+            burst: default.burst,
         })
     }
 

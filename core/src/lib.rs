@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 mod error;
+pub mod export;
 pub mod governor;
 pub mod graph;
 pub mod mailbox;

@@ -11,7 +11,8 @@ use exgate_core::connections::Connections;
 use exgate_core::model::{AccountStatus, ConnectionSpec, EndpointUrl, Principal, Resource};
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::{SqliteStore, Store};
-use exgate_testkit::entra::{Fault, MockEntra, Seed, seed};
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::{Fault, Seed, seed};
 use exgate_testkit::fixtures;
 use time::OffsetDateTime;
 
@@ -36,7 +37,7 @@ impl Clock for TestClock {
 
 struct World {
     _dir: tempfile::TempDir,
-    mock: MockEntra,
+    mock: MockMicrosoft,
     store: Arc<SqliteStore>,
     connections: Arc<Connections>,
     signin: SignIn,
@@ -45,10 +46,10 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        Self::with(MockEntra::start(Seed::contoso()).await.unwrap(), None).await
+        Self::with(MockMicrosoft::start(Seed::contoso()).await.unwrap(), None).await
     }
 
-    async fn with(mock: MockEntra, ca_pem: Option<Vec<u8>>) -> Self {
+    async fn with(mock: MockMicrosoft, ca_pem: Option<Vec<u8>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let vault = Arc::new(Vault::open_or_create(&dir.path().join("master.key")).unwrap());
         let store = Arc::new(
@@ -657,7 +658,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
 
 #[tokio::test]
 async fn over_tls_with_a_configured_ca() {
-    let mock = MockEntra::start_tls(Seed::contoso()).await.unwrap();
+    let mock = MockMicrosoft::start_tls(Seed::contoso()).await.unwrap();
     let ca = mock.ca_pem().unwrap().into_bytes();
     let w = World::with(mock, Some(ca)).await;
     assert!(w.mock.base_url().starts_with("https://"));
@@ -668,7 +669,7 @@ async fn over_tls_with_a_configured_ca() {
         .await
         .unwrap();
 
-    let untrusted = MockEntra::start_tls(Seed::contoso()).await.unwrap();
+    let untrusted = MockMicrosoft::start_tls(Seed::contoso()).await.unwrap();
     let w = World::with(untrusted, None).await;
     w.add("daemon", app_only_secret(seed::DAEMON_APP_SECRET))
         .await;
