@@ -112,6 +112,28 @@ pub trait Store: Send + Sync + Debug {
     async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError>;
     async fn delete_static_user(&self, id: StaticUserId) -> Result<bool, StoreError>;
 
+    async fn insert_api_key(
+        &self,
+        key: &crate::apikeys::ApiKey,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError>;
+    async fn api_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<crate::apikeys::ApiKey>, StoreError>;
+    async fn api_keys(&self) -> Result<Vec<crate::apikeys::ApiKey>, StoreError>;
+    async fn touch_api_key(
+        &self,
+        id: crate::apikeys::ApiKeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Marks a key revoked. False if there is none (or it was revoked already).
+    async fn revoke_api_key(
+        &self,
+        id: crate::apikeys::ApiKeyId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// The argon2 PHC hash of the generated admin password, if one was made.
     async fn admin_password_hash(&self) -> Result<Option<String>, StoreError>;
     async fn set_admin_password_hash(

@@ -272,3 +272,39 @@ async fn store_files_are_private() {
     let mode = std::fs::metadata(f.db()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_stored_hashed_scoped_and_revocable() {
+    use exgate_core::apikeys::{ApiKeys, KeyScope};
+    use exgate_core::clock::SystemClock;
+    let f = Fixture::new();
+    let store = Arc::new(f.open().await.unwrap());
+    let keys = ApiKeys::new(store.clone(), Arc::new(SystemClock));
+    let conn = ConnectionId::new_random();
+    let (key, secret) = keys
+        .create("portal", KeyScope::Connections(vec![conn]))
+        .await
+        .unwrap();
+    assert!(secret.expose().starts_with("exg_"));
+    assert!(key.scope.allows(conn));
+    assert!(!key.scope.allows(ConnectionId::new_random()));
+
+    let found = keys.verify(secret.expose()).await.unwrap().unwrap();
+    assert_eq!(found.id, key.id);
+    assert!(keys.verify("exg_not-a-key").await.unwrap().is_none());
+    assert!(keys.verify("Basic something").await.unwrap().is_none());
+    assert!(!contains(&read_all(&f.db()), secret.expose()));
+
+    keys.revoke(key.id).await.unwrap();
+    assert!(keys.verify(secret.expose()).await.unwrap().is_none());
+    assert!(
+        keys.revoke(key.id).await.is_err(),
+        "revoking twice says it is gone"
+    );
+    assert!(keys.create(" ", KeyScope::Admin).await.is_err());
+    assert!(
+        keys.create("x", KeyScope::Connections(vec![]))
+            .await
+            .is_err()
+    );
+}

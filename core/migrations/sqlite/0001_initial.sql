@@ -57,6 +57,19 @@ CREATE TABLE access_tokens (
     PRIMARY KEY (connection_id, account_id, resource)
 );
 
+-- API keys: only the SHA-256 of the key is kept (keys are 256 random bits, so a fast hash is
+-- enough and lookups by hash are exact).
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    key_hash     BLOB NOT NULL UNIQUE,
+    -- '*' for an admin key, else a JSON array of connection IDs
+    scope        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+);
+
 CREATE TABLE admin_credential (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     password_hash TEXT NOT NULL,

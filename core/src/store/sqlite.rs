@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Store, StoreError};
+use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
@@ -209,6 +210,39 @@ fn connection_secret_context(id: ConnectionId) -> String {
 
 fn refresh_token_context(id: AccountId) -> String {
     format!("accounts/{id}/refresh_token")
+}
+
+fn scope_column(scope: &KeyScope) -> String {
+    match scope {
+        KeyScope::Admin => "*".to_owned(),
+        KeyScope::Connections(ids) => serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+    }
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let get = |col: &str| {
+        row.try_get::<String, _>(col)
+            .map_err(db("reading an API key"))
+    };
+    let opt = |col: &str| {
+        row.try_get::<Option<String>, _>(col)
+            .map_err(db("reading an API key"))
+    };
+    let scope = match get("scope")?.as_str() {
+        "*" => KeyScope::Admin,
+        json => KeyScope::Connections(
+            serde_json::from_str(json)
+                .map_err(|_| StoreError::Corrupt(format!("API key scope `{json}`")))?,
+        ),
+    };
+    Ok(ApiKey {
+        id: ApiKeyId(parse_col(&get("id")?, "API key id")?),
+        name: get("name")?,
+        scope,
+        created_at: parse_ts(&get("created_at")?)?,
+        last_used_at: opt("last_used_at")?.map(|t| parse_ts(&t)).transpose()?,
+        revoked_at: opt("revoked_at")?.map(|t| parse_ts(&t)).transpose()?,
+    })
 }
 
 fn account_column(key: &TokenKey) -> String {
@@ -813,6 +847,62 @@ impl Store for SqliteStore {
             .await
             .map_err(db("deleting a static user"))?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.name)
+        .bind(hash.to_vec())
+        .bind(scope_column(&key.scope))
+        .bind(ts(key.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db("creating an API key"))?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE key_hash = ?")
+            .bind(hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading an API key"))?
+            .map(|row| api_key_from_row(&row))
+            .transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing API keys"))?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording an API key's use"))?;
+        Ok(())
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(ts(at))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(db("revoking an API key"))?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn admin_password_hash(&self) -> Result<Option<String>, StoreError> {
