@@ -101,6 +101,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// A configured admin password; `None` means the generated one kept (hashed) in the store.
     pub admin_password: Option<Secret>,
+    /// Where browsers reach the gateway (for the sign-in redirect URI); default `http://<listen>`.
+    pub public_url: Option<EndpointUrl>,
 }
 
 /// A connection declared in a configuration file. It is read-only for the CLI and the API.
@@ -195,6 +197,7 @@ struct RawSecrets {
 #[serde(default)]
 struct RawServer {
     listen: Option<String>,
+    public_url: Option<String>,
     log_format: Option<String>,
     admin_password: Option<String>,
 }
@@ -439,6 +442,15 @@ impl Resolver<'_> {
             })
             .transpose()?;
 
+        let public_url = raw
+            .server
+            .public_url
+            .as_deref()
+            .map(|u| {
+                u.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("server.public_url", e.0))
+            })
+            .transpose()?;
         let mut connections = Vec::new();
         for (name, entry) in raw.connections {
             connections.push(self.connection(&name, entry)?);
@@ -492,6 +504,7 @@ impl Resolver<'_> {
                 listen,
                 log_format,
                 admin_password,
+                public_url,
             },
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             connections,

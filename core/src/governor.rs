@@ -66,6 +66,7 @@ pub struct Permit {
 pub struct Governor {
     policy: GovernorPolicy,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
+    back_offs: std::sync::atomic::AtomicU64,
 }
 
 impl Governor {
@@ -73,11 +74,17 @@ impl Governor {
         Arc::new(Self {
             policy,
             gates: Mutex::new(HashMap::new()),
+            back_offs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub fn policy(&self) -> GovernorPolicy {
         self.policy
+    }
+
+    /// How often a server has asked to back off (for `/metrics`).
+    pub fn back_offs(&self) -> u64 {
+        self.back_offs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn gate(&self, mailbox: &str) -> Arc<Gate> {
@@ -136,6 +143,8 @@ impl Governor {
 
     /// The server asked to wait: no request to `mailbox` starts before `wait` has passed.
     pub fn back_off(&self, mailbox: &str, wait: Duration) {
+        self.back_offs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let gate = self.gate(mailbox);
         let mut b = gate.bucket.lock().unwrap_or_else(PoisonError::into_inner);
         let until = Instant::now() + wait;

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod diagnose;
 mod error;
 pub mod export;
 pub mod governor;

@@ -3,8 +3,10 @@
 //! secret or a stack trace.
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use exgate_core::mailbox::MailboxError;
+use exgate_core::{Error as CoreError, ErrorKind};
 use serde::Serialize;
 
 use crate::REQUEST_ID;
@@ -20,27 +22,29 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// The request's `x-request-id`, to find it in the gateway's log.
     pub correlation_id: String,
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-        headers: &HeaderMap,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
             hint: None,
-            correlation_id: request_id(headers),
+            correlation_id: String::new(),
+            retry_after: None,
         }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
     }
 }
 
@@ -53,17 +57,114 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match (&e, e.kind()) {
+            (CoreError::Mailbox(MailboxError::Throttled { .. }), _) => {
+                (StatusCode::TOO_MANY_REQUESTS, "throttled")
+            }
+            (CoreError::Mailbox(MailboxError::Transport(_)), _) => {
+                (StatusCode::GATEWAY_TIMEOUT, "backend_unreachable")
+            }
+            (CoreError::Mailbox(_), ErrorKind::Failed) => {
+                (StatusCode::BAD_GATEWAY, "backend_error")
+            }
+            (CoreError::Auth(_), ErrorKind::Failed) => {
+                (StatusCode::BAD_GATEWAY, "identity_provider_error")
+            }
+            (_, ErrorKind::Invalid) => (StatusCode::BAD_REQUEST, "invalid_input"),
+            (_, ErrorKind::NotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            (_, ErrorKind::Conflict) => (StatusCode::CONFLICT, "conflict"),
+            (_, ErrorKind::NeedsSignIn) => (StatusCode::FORBIDDEN, "needs_sign_in"),
+            (_, ErrorKind::Forbidden) => (StatusCode::FORBIDDEN, "forbidden"),
+            (_, ErrorKind::Config | ErrorKind::Failed) => {
+                tracing::error!(error = %e, "request failed inside the gateway");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the gateway failed; its log has the details under this correlation_id",
+                );
+            }
+        };
+        let hint = match &e {
+            CoreError::Auth(a) => a.fix().map(str::to_owned),
+            CoreError::Mailbox(m) => m.hint().map(str::to_owned),
+            CoreError::NeedsSignIn { .. } => Some(
+                "start a sign-in for this user with POST /api/v1/connections/{connection}/logins"
+                    .into(),
+            ),
+            _ => None,
+        };
+        let retry_after = match &e {
+            CoreError::Mailbox(MailboxError::Throttled { retry_after }) => {
+                Some(retry_after.as_secs().max(1))
+            }
+            _ => None,
+        };
+        Self {
+            status,
+            code,
+            message,
+            hint,
+            correlation_id: String::new(),
+            retry_after,
+        }
     }
 }
 
-pub(crate) async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
+        let mut resp = (self.status, Json(self)).into_response();
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Fills in `correlation_id` on every error body from the response's request ID.
+pub(crate) async fn correlate(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = request_id(req.headers());
+    let resp = next.run(req).await;
+    if !resp.status().is_client_error() && !resp.status().is_server_error() {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if value
+        .get("correlation_id")
+        .is_some_and(|c| c.as_str().is_some_and(str::is_empty))
+    {
+        value["correlation_id"] = serde_json::Value::String(id);
+    }
+    let body = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("there is no route {}", uri.path()),
-        &headers,
     )
+    .with_hint("GET /api/openapi.json lists the routes the gateway serves")
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState};
@@ -13,10 +13,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 /// The gateway can do its work: the store answers.
-pub(crate) async fn readyz(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ready" }))),
         Err(e) => {
@@ -25,7 +22,6 @@ pub(crate) async fn readyz(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the gateway's store does not answer",
-                &headers,
             )
             .with_hint("see the gateway's log for the store error under this correlation_id"))
         }

@@ -4,17 +4,20 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with
 //! `tower::ServiceExt::oneshot` and the binary serves it with [`serve`].
 
+pub mod auth;
 mod error;
 mod health;
+mod metrics;
+mod routes;
+mod state;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
-use exgate_core::store::Store;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -22,42 +25,135 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use metrics::Metrics;
+pub use routes::signin::{DeviceLogins, LoginStatus};
+pub use state::AppState;
 
 /// The header that carries a request's ID in and out; it is also every error's `correlation_id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest request body accepted (attachments travel base64-encoded in JSON).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// How long a request may take before the gateway answers 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What handlers share. Core services sit behind trait objects so tests can swap them.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-}
-
-/// The gateway's router with its middleware: request IDs, tracing, body limit, timeout.
+/// The gateway's router with its middleware: request IDs, tracing, metrics, body limit, timeout.
 pub fn app(state: AppState) -> Router {
+    use routes::{admin, mailbox as mb, signin};
+    let user = "/api/v1/connections/{connection}/users/{principal}";
+    let api = Router::new()
+        .route(
+            "/api/v1/connections",
+            get(admin::list_connections).post(admin::create_connection),
+        )
+        .route(
+            "/api/v1/connections/{connection}",
+            get(admin::get_connection)
+                .patch(admin::update_connection)
+                .delete(admin::delete_connection),
+        )
+        .route(
+            "/api/v1/connections/{connection}/test",
+            post(admin::test_connection),
+        )
+        .route(
+            "/api/v1/connections/{connection}/accounts",
+            get(admin::list_accounts),
+        )
+        .route(
+            "/api/v1/connections/{connection}/accounts/reset-all",
+            post(admin::reset_all_accounts),
+        )
+        .route(
+            "/api/v1/connections/{connection}/accounts/{principal}",
+            get(admin::get_account),
+        )
+        .route(
+            "/api/v1/connections/{connection}/accounts/{principal}/reset",
+            post(admin::reset_account),
+        )
+        .route(
+            "/api/v1/connections/{connection}/static-users",
+            get(admin::list_static_users).post(admin::create_static_user),
+        )
+        .route(
+            "/api/v1/connections/{connection}/static-users/{principal}",
+            axum::routing::delete(admin::delete_static_user),
+        )
+        .route(
+            "/api/v1/connections/{connection}/logins",
+            post(signin::start),
+        )
+        .route(
+            "/api/v1/connections/{connection}/logins/{login}",
+            get(signin::status),
+        )
+        .route(
+            "/api/v1/keys",
+            get(admin::list_keys).post(admin::create_key),
+        )
+        .route(
+            "/api/v1/keys/{id}",
+            axum::routing::delete(admin::revoke_key),
+        )
+        .route(&format!("{user}/folders"), get(mb::folders))
+        .route(
+            &format!("{user}/messages"),
+            get(mb::messages).post(mb::send),
+        )
+        .route(
+            &format!("{user}/messages/{{id}}"),
+            get(mb::message).delete(mb::delete_message),
+        )
+        .route(&format!("{user}/messages/{{id}}/mime"), get(mb::mime))
+        .route(
+            &format!("{user}/messages/{{id}}/attachments/{{attachment}}"),
+            get(mb::attachment),
+        )
+        .route(&format!("{user}/messages/{{id}}/reply"), post(mb::reply))
+        .route(
+            &format!("{user}/messages/{{id}}/forward"),
+            post(mb::forward),
+        )
+        .route(
+            &format!("{user}/messages/{{id}}/move"),
+            post(mb::move_message),
+        )
+        .route(&format!("{user}/messages/{{id}}/read"), post(mb::mark_read))
+        .route(
+            &format!("{user}/events"),
+            get(mb::events).post(mb::create_event),
+        )
+        .route(
+            &format!("{user}/events/{{id}}"),
+            axum::routing::patch(mb::update_event).delete(mb::delete_event),
+        )
+        .route(&format!("{user}/freebusy"), post(mb::free_busy))
+        .route(
+            &format!("{user}/contacts"),
+            get(mb::contacts).post(mb::create_contact),
+        )
+        .route(
+            &format!("{user}/contacts/{{id}}"),
+            get(mb::contact)
+                .patch(mb::update_contact)
+                .delete(mb::delete_contact),
+        );
     Router::new()
+        .merge(api)
+        .route("/service/oauth2/authorize", get(signin::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
+        .layer(axum::middleware::from_fn(error::correlate))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -68,7 +164,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

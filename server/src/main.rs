@@ -162,15 +162,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(address = %local, store = %store.path(), "exgate-server listening");
     say(&format!("exgate-server listening on http://{local}"))?;
 
-    exgate_server::serve(
-        listener,
-        AppState {
-            store: Arc::clone(&store) as _,
-        },
-        shutdown_signal(),
-    )
-    .await
-    .context("serving HTTP")?;
+    let public_url = settings
+        .server
+        .public_url
+        .as_ref()
+        .map_or_else(|| format!("http://{local}"), ToString::to_string);
+    let state = AppState::new(settings, Arc::clone(&store) as _, public_url)?;
+    tracing::info!(redirect_uri = %state.redirect_uri(), "register this redirect URI for gateway sign-ins");
+    exgate_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     tracing::info!("exgate-server stopped");
     Ok(())
 }

@@ -275,6 +275,11 @@ impl SignIn {
         &self.cache
     }
 
+    /// How sign-in reaches identity providers.
+    pub fn network(&self) -> NetworkSettings {
+        self.shared.network.clone()
+    }
+
     fn delegated(connection: &Connection) -> Result<(), Error> {
         match &connection.settings.auth {
             Auth::OAuth2Delegated(_) => Ok(()),

@@ -1,0 +1,158 @@
+//! `/metrics` in the Prometheus text format: requests and latency per route, token cache
+//! activity, and throttling back-offs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// Latency bucket bounds, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Series>>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let mut latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = latency.entry(route.to_owned()).or_default();
+        s.count += 1;
+        s.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+}
+
+/// Records every request under its route pattern (not its concrete path: no IDs in labels).
+pub(crate) async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    s.metrics.record(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP exgate_http_requests_total HTTP requests by method, route and status.\n# TYPE exgate_http_requests_total counter"
+    );
+    for ((method, route, status), n) in s
+        .metrics
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "exgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+            label(route)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP exgate_http_request_duration_seconds Request latency by route.\n# TYPE exgate_http_request_duration_seconds histogram"
+    );
+    for (route, series) in s
+        .metrics
+        .latency
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        let r = label(route);
+        for (bound, n) in BUCKETS.iter().zip(series.buckets) {
+            let _ = writeln!(
+                out,
+                "exgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "exgate_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+            series.count
+        );
+        let _ = writeln!(
+            out,
+            "exgate_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+            series.sum
+        );
+        let _ = writeln!(
+            out,
+            "exgate_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+            series.count
+        );
+    }
+    let stats = s.signin.cache().stats();
+    let _ = writeln!(
+        out,
+        "# HELP exgate_token_cache_hits_total Tokens served from the cache.\n# TYPE exgate_token_cache_hits_total counter\nexgate_token_cache_hits_total {}",
+        stats.hits.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP exgate_token_refreshes_total Token requests to identity providers.\n# TYPE exgate_token_refreshes_total counter\nexgate_token_refreshes_total {}",
+        stats.fetches.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP exgate_token_refresh_failures_total Failed token requests.\n# TYPE exgate_token_refresh_failures_total counter\nexgate_token_refresh_failures_total {}",
+        stats.fetch_failures.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP exgate_throttle_backoffs_total Times a mailbox server asked to back off.\n# TYPE exgate_throttle_backoffs_total counter\nexgate_throttle_backoffs_total{{backend=\"graph\"}} {}",
+        s.mailboxes.governor().back_offs()
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+}

@@ -1,0 +1,5 @@
+//! The API's routes, by area.
+
+pub(crate) mod admin;
+pub(crate) mod mailbox;
+pub(crate) mod signin;

@@ -1,0 +1,76 @@
+//! What handlers share: the core services, built once from the settings and the store.
+
+use std::sync::Arc;
+
+use exgate_core::apikeys::ApiKeys;
+use exgate_core::auth::SignIn;
+use exgate_core::clock::{Clock, SystemClock};
+use exgate_core::config::Settings;
+use exgate_core::connections::Connections;
+use exgate_core::mailboxes::Mailboxes;
+use exgate_core::secret::Secret;
+use exgate_core::store::Store;
+
+use crate::auth::Guard;
+use crate::{DeviceLogins, Metrics};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub connections: Arc<Connections>,
+    pub signin: Arc<SignIn>,
+    pub mailboxes: Arc<Mailboxes>,
+    pub keys: Arc<ApiKeys>,
+    /// A configured admin password; `None` means the generated one, hashed in the store.
+    pub admin_password: Option<Secret>,
+    /// The gateway's address as browsers reach it, for the sign-in redirect URI.
+    pub public_url: String,
+    pub guard: Arc<Guard>,
+    pub device_logins: Arc<DeviceLogins>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Builds the services over `store`. `public_url` is where browsers reach the gateway.
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        public_url: String,
+    ) -> Result<Self, exgate_core::Error> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let connections = Arc::new(Connections::new(
+            Arc::clone(&store),
+            settings.connections,
+            Arc::clone(&clock),
+        ));
+        let signin = Arc::new(SignIn::new(
+            Arc::clone(&store),
+            Arc::clone(&connections),
+            settings.network.clone(),
+            Arc::clone(&clock),
+        )?);
+        let mailboxes = Arc::new(Mailboxes::new(
+            Arc::clone(&signin),
+            Arc::clone(&connections),
+            settings.network,
+            settings.governor,
+        )?);
+        Ok(Self {
+            keys: Arc::new(ApiKeys::new(Arc::clone(&store), clock)),
+            store,
+            connections,
+            signin,
+            mailboxes,
+            admin_password: settings.server.admin_password,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            guard: Arc::new(Guard::default()),
+            device_logins: Arc::new(DeviceLogins::default()),
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// The redirect URI an admin registers in Entra for gateway sign-ins.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/service/oauth2/authorize", self.public_url)
+    }
+}
