@@ -252,11 +252,10 @@ fn progress_printer() -> impl Fn(ExportProgress) + Send + Sync {
         let mut err = std::io::stderr().lock();
         if tty {
             let width = 30;
-            let filled = if p.total == 0 {
-                width
-            } else {
-                done * width / p.total
-            };
+            let filled = (done * width)
+                .checked_div(p.total)
+                .unwrap_or(width)
+                .min(width);
             let _ = write!(
                 err,
                 "\r[{}{}] {done}/{} ({} skipped, {} failed) {rate:.0} msg/s ",

@@ -117,11 +117,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = self.retry_after;
         let mut resp = (self.status, Json(self)).into_response();
-        if let Some(secs) = retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, v);
-            }
+        if let Some(v) = retry_after.and_then(|secs| HeaderValue::from_str(&secs.to_string()).ok())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
         }
         resp
     }
