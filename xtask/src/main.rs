@@ -1,15 +1,19 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, with few dependencies.
 //!
 //! - `ci`: what CI runs — formatting, lints, then every test of the workspace.
-//! - `bench`: the criterion benchmarks (a cached token lookup).
-#![allow(clippy::print_stderr)]
+//! - `bench`: a cached token lookup (criterion), then a 20,000-message export from the throttled
+//!   mock Graph reported as a fraction of the allowed rate.
+//! - `demo`: exgate-mock and exgate-server wired together, with what to try.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
+
+mod demo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the criterion benchmarks (cargo bench -p exgate-core)";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache benchmark, then the Graph export against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,7 +78,9 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("ci") => ci(),
-        Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"]),
+        Some("demo") => demo::run(&workspace_root(), &cargo),
+        Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
+            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"])),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),
     };

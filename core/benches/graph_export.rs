@@ -1,0 +1,94 @@
+//! `cargo xtask bench` part 2: export a 20,000-message mailbox from the throttled mock Graph and
+//! report the rate as a fraction of what the simulated per-mailbox policy allows; then list a year
+//! of calendar events. Not a criterion bench: one timed run, reported as ratios.
+//!
+//! The policy is Microsoft's (4 concurrent, 10,000 requests per window) with the window shortened
+//! so the run takes seconds; the fraction is what matters, not the absolute time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exgate_core::auth::SignIn;
+use exgate_core::clock::SystemClock;
+use exgate_core::config::NetworkSettings;
+use exgate_core::connections::Connections;
+use exgate_core::export;
+use exgate_core::governor::GovernorPolicy;
+use exgate_core::mailbox::{FolderRef, MailboxRef, WellKnownFolder};
+use exgate_core::mailboxes::Mailboxes;
+use exgate_core::model::ConnectionSpec;
+use exgate_core::secret::{Secret, Vault};
+use exgate_core::store::SqliteStore;
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::{Seed, seed};
+use exgate_testkit::graph::ThrottlePolicy;
+use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+
+fn main() {
+    let messages: usize = std::env::var("EXGATE_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let window = Duration::from_secs(20);
+    let requests = 10_000u32;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let mock = MockMicrosoft::start(Seed::contoso()).await.expect("mock");
+        let content = generate(FixtureSpec {
+            mailbox: seed::ADELE.into(),
+            messages,
+            attachment_every: 10,
+            events_years: 1,
+            contacts: 200,
+            seed: 7,
+        });
+        mock.load_mailbox(content);
+        mock.set_graph_throttling(Some(ThrottlePolicy { concurrent: 4, requests, window }));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).expect("vault"));
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), vault).await.expect("store"));
+        let clock = Arc::new(SystemClock);
+        let connections = Arc::new(Connections::new(store.clone(), vec![], clock.clone()));
+        let network = NetworkSettings {
+            authority_host: Some(mock.base_url().parse().expect("url")),
+            graph_url: Some(mock.graph_url().parse().expect("url")),
+            ca_pem: None,
+        };
+        let spec = ConnectionSpec {
+            tenant: Some(seed::TENANT_ID.into()),
+            auth: Some("oauth2-app-only".into()),
+            client_id: Some(seed::DAEMON_APP.into()),
+            client_secret: Some(Secret::new(seed::DAEMON_APP_SECRET)),
+            ..ConnectionSpec::default()
+        };
+        connections.add("bench", &spec).await.expect("connection");
+        let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).expect("signin"));
+        let policy = GovernorPolicy { concurrent: 4, requests, window, burst: 20 };
+        let mailboxes = Mailboxes::new(signin, connections, network, policy).expect("mailboxes");
+        let backend = mailboxes.open(Some("bench"), None).await.expect("backend");
+        let adele = MailboxRef::User(seed::ADELE.into());
+
+        let out = dir.path().join("export");
+        let before = mock.graph_requests();
+        let started = Instant::now();
+        let report = export::export_folder(backend.clone(), &adele, &FolderRef::WellKnown(WellKnownFolder::Inbox), &out, &|_| {})
+            .await
+            .expect("export");
+        let took = started.elapsed().as_secs_f64();
+        let files = std::fs::read_dir(&out).expect("dir").count();
+        let inner_requests = report.exported as f64 + (mock.graph_requests() - before) as f64 - (report.exported as f64 / 20.0).ceil();
+        let allowed = f64::from(requests) / window.as_secs_f64();
+        let achieved = inner_requests / took;
+        println!("export: {} messages ({} failed, {} files) in {took:.1} s = {:.0} msg/s", report.exported, report.failed.len(), files, report.exported as f64 / took);
+        println!(
+            "export: {achieved:.0} requests/s against {allowed:.0} allowed by the simulated policy = {:.0}% of the allowance",
+            100.0 * achieved / allowed
+        );
+        assert!(report.failed.is_empty(), "failed items: {:?}", &report.failed[..report.failed.len().min(5)]);
+        assert_eq!(files, report.exported, "duplicated or missing files");
+
+        let started = Instant::now();
+        let year = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let events = backend.events(&adele, year, year + time::Duration::days(365), Some("Europe/Berlin")).await.expect("events");
+        let took = started.elapsed().as_secs_f64();
+        println!("calendar: {} events of a year listed in {took:.2} s = {:.0} events/s", events.len(), events.len() as f64 / took);
+    });
+}

@@ -1,0 +1,261 @@
+//! `cargo xtask demo`: exgate-mock (Entra ID + Graph) and exgate-server wired together, with a
+//! seeded mailbox, two connections, an API key and a static user; prints what to try.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+const GATEWAY: &str = "127.0.0.1:8087";
+
+fn bin(root: &Path, name: &str) -> PathBuf {
+    root.join("target/debug").join(name)
+}
+
+/// Sets the demo's isolated configuration and data folders.
+fn isolated(cmd: &mut Command, home: &Path) {
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("EXGATE_SYSTEM_CONFIG", home.join("none.toml"));
+}
+
+fn first_line(
+    child: &mut Child,
+    what: &str,
+) -> anyhow::Result<(String, BufReader<std::process::ChildStdout>)> {
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("{what} has no stdout"))?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .with_context(|| format!("reading {what}'s first line"))?;
+    if line.trim().is_empty() {
+        bail!("{what} exited before it was ready");
+    }
+    Ok((line, reader))
+}
+
+fn exgate(root: &Path, home: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = Command::new(bin(root, "exgate"));
+    isolated(&mut cmd, home);
+    let out = cmd.args(args).output().context("running exgate")?;
+    if !out.status.success() {
+        bail!(
+            "`exgate {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A minimal HTTP/1.1 POST with Basic auth to the local gateway.
+fn post(path: &str, basic: &str, body: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(GATEWAY).context("connecting to the gateway")?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {GATEWAY}\r\nAuthorization: Basic {basic}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.1 2") {
+        bail!("POST {path} failed: {answer}");
+    }
+    Ok(answer)
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(T[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn run(
+    root: &Path,
+    cargo: &dyn Fn(&[&str]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    cargo(&[
+        "build",
+        "-p",
+        "exgate-testkit",
+        "-p",
+        "exgate-server",
+        "-p",
+        "exgate-cli",
+    ])?;
+    let home = root.join("target/demo");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join("config/exgate"))?;
+
+    let mut mock = Command::new(bin(root, "exgate-mock"));
+    mock.stdout(Stdio::piped()).stdin(Stdio::null());
+    let mut mock = mock.spawn().context("starting exgate-mock")?;
+    let (ready, _mock_out) = first_line(&mut mock, "exgate-mock")?;
+    let ready: Value = serde_json::from_str(&ready).context("reading exgate-mock's ready line")?;
+    let base = ready["base_url"]
+        .as_str()
+        .context("no base_url")?
+        .to_owned();
+    let graph = ready["graph_url"]
+        .as_str()
+        .map_or_else(|| format!("{base}/graph/v1.0"), str::to_owned);
+    let tenant = &ready["tenants"][0];
+    let tid = tenant["id"].as_str().context("no tenant")?.to_owned();
+    let app = |name: &str| {
+        tenant["apps"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (daemon, web) = (app("exgate daemon"), app("exgate gateway"));
+    let user = &tenant["users"][0];
+    let (upn, password) = (
+        user["upn"].as_str().unwrap_or_default().to_owned(),
+        user["password"].as_str().unwrap_or_default().to_owned(),
+    );
+
+    std::fs::write(
+        home.join("config/exgate/exgate.toml"),
+        format!(
+            "[server]\nlisten = \"{GATEWAY}\"\n\n[endpoints]\nauthority_host = \"{base}\"\ngraph_url = \"{graph}\"\n"
+        ),
+    )?;
+    let secret_file = |name: &str, value: &Value| -> anyhow::Result<PathBuf> {
+        let p = home.join(name);
+        std::fs::write(&p, value.as_str().unwrap_or_default())?;
+        Ok(p)
+    };
+    let daemon_secret = secret_file("daemon.secret", &daemon["secret"])?;
+    let web_secret = secret_file("web.secret", &web["secret"])?;
+    exgate(
+        root,
+        &home,
+        &[
+            "connection",
+            "add",
+            "contoso-app",
+            "--tenant",
+            &tid,
+            "--auth",
+            "oauth2-app-only",
+            "--client-id",
+            daemon["client_id"].as_str().unwrap_or_default(),
+            "--client-secret-file",
+            &daemon_secret.display().to_string(),
+        ],
+    )?;
+    exgate(
+        root,
+        &home,
+        &[
+            "connection",
+            "add",
+            "contoso",
+            "--tenant",
+            &tid,
+            "--auth",
+            "oauth2-delegated",
+            "--client-id",
+            web["client_id"].as_str().unwrap_or_default(),
+            "--client-secret-file",
+            &web_secret.display().to_string(),
+            "--redirect-uri",
+            &format!("http://{GATEWAY}/service/oauth2/authorize"),
+        ],
+    )?;
+
+    let mut key_cmd = Command::new(bin(root, "exgate-server"));
+    isolated(&mut key_cmd, &home);
+    let out = key_cmd
+        .args([
+            "admin",
+            "api-key",
+            "demo-portal",
+            "--connection",
+            "contoso-app",
+            "--connection",
+            "contoso",
+        ])
+        .output()?;
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+
+    let mut server = Command::new(bin(root, "exgate-server"));
+    isolated(&mut server, &home);
+    server
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .env("EXGATE_LOG", "warn");
+    let mut server = server.spawn().context("starting exgate-server")?;
+    let (first, mut server_out) = first_line(&mut server, "exgate-server")?;
+    let mut admin_password = String::new();
+    if first.contains("admin password") {
+        server_out.read_line(&mut admin_password)?;
+        let mut listening = String::new();
+        server_out.read_line(&mut listening)?;
+    }
+    let admin_password = admin_password.trim().to_owned();
+    let basic = base64(format!("admin:{admin_password}").as_bytes());
+    post(
+        "/api/v1/connections/contoso-app/static-users",
+        &basic,
+        &format!("{{\"principal\":\"invoices-bot\",\"mailbox\":\"{upn}\"}}"),
+    )?;
+
+    let gw = format!("http://{GATEWAY}");
+    let env = format!(
+        "XDG_CONFIG_HOME={0}/config XDG_DATA_HOME={0}/data",
+        home.display()
+    );
+    println!(
+        "\nexgate demo is running — Ctrl-C stops it.\n\n\
+         exgate-mock (Entra ID + Graph): {base}\n  tenant {tid}, user {upn} / {password}\n\
+         exgate-server:                  {gw}\n  admin user `admin`, password {admin_password}\n  API key (connections contoso-app, contoso): {key}\n\n\
+         Try, through the gateway:\n\
+         \x20 # the mailbox of static user `invoices-bot` (app-only connection contoso-app):\n\
+         \x20 curl -s -H 'Authorization: Bearer {key}' {gw}/api/v1/connections/contoso-app/users/invoices-bot/messages\n\
+         \x20 # sign a user in (delegated connection contoso): open the authorization_url it returns and sign in as {upn}\n\
+         \x20 curl -s -X POST -H 'Authorization: Bearer {key}' -H 'content-type: application/json' -d '{{\"principal\":\"u42\"}}' {gw}/api/v1/connections/contoso/logins\n\
+         \x20 curl -s -H 'Authorization: Bearer {key}' {gw}/api/v1/connections/contoso/users/u42/messages\n\
+         \x20 # the admin's view of connections and known users:\n\
+         \x20 curl -s -u 'admin:{admin_password}' {gw}/api/v1/connections/contoso/accounts\n\n\
+         Or with the CLI, on the same configuration and store:\n\
+         \x20 {env} target/debug/exgate mail list -c contoso-app --mailbox {upn}\n\
+         \x20 {env} target/debug/exgate login -c contoso --manual\n"
+    );
+    let status = server.wait()?;
+    let _ = mock.kill();
+    let _ = mock.wait();
+    if !status.success() && status.code().is_some() {
+        bail!("exgate-server stopped with {status}");
+    }
+    Ok(())
+}
