@@ -4,6 +4,7 @@
 //!
 //! The policy is Microsoft's (4 concurrent, 10,000 requests per window) with the window shortened
 //! so the run takes seconds; the fraction is what matters, not the absolute time.
+#![allow(clippy::print_stdout)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +26,10 @@ use exgate_testkit::graph::ThrottlePolicy;
 use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
 
 fn main() {
-    let messages: usize = std::env::var("EXGATE_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let messages: usize = std::env::var("EXGATE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let window = Duration::from_secs(20);
     let requests = 10_000u32;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -39,7 +43,7 @@ fn main() {
             contacts: 200,
             seed: 7,
         });
-        mock.load_mailbox(content);
+        mock.load_mailbox(content).expect("fixtures load");
         mock.set_graph_throttling(Some(ThrottlePolicy { concurrent: 4, requests, window }));
 
         let dir = tempfile::tempdir().expect("tempdir");

@@ -376,7 +376,14 @@ impl GraphMailbox {
                     mailbox: self.key(call.mailbox),
                 }
             }
+            // Graph answers 400 ErrorInvalidIdMalformed for a string that cannot be an item ID:
+            // for the caller, there is no such item.
             404 => MailboxError::NotFound {
+                what: "item",
+                id: item_id(&call.target),
+                request_id,
+            },
+            400 if code == "ErrorInvalidIdMalformed" => MailboxError::NotFound {
                 what: "item",
                 id: item_id(&call.target),
                 request_id,

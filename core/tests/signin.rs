@@ -65,6 +65,7 @@ impl World {
         ));
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse::<EndpointUrl>().unwrap()),
+            graph_url: None,
             ca_pem,
         };
         let signin = SignIn::new(
@@ -642,6 +643,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
         .unwrap();
     let network = NetworkSettings {
         authority_host: Some(w.mock.base_url().parse().unwrap()),
+        graph_url: None,
         ca_pem: None,
     };
     let fresh = SignIn::new(

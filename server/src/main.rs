@@ -47,6 +47,18 @@ enum Command {
 enum AdminCommand {
     /// Replace the admin password with a new random one and print it.
     Reset,
+    /// Create an API key and print it (it is shown only once).
+    #[command(name = "api-key")]
+    ApiKey {
+        /// A name to recognise the key by.
+        name: String,
+        /// A connection the key may use; repeat for more.
+        #[arg(long = "connection", required_unless_present = "admin")]
+        connections: Vec<String>,
+        /// An admin key instead: it may do everything.
+        #[arg(long, conflicts_with = "connections")]
+        admin: bool,
+    },
 }
 
 fn init_logging(settings: &Settings) -> anyhow::Result<()> {
@@ -78,29 +90,20 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Listens for SIGINT (Ctrl-C) and SIGTERM from the moment it is called: the handlers are
+/// installed before the gateway says it is listening, so no signal falls into a gap where the
+/// default action would kill the process without a graceful shutdown.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
 
 fn say(line: &str) -> anyhow::Result<()> {
@@ -116,6 +119,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&settings)?;
     let store = exgate_core::open_store(&settings).await?;
     let clock = SystemClock;
+
+    if let Some(Command::Admin(AdminCommand::ApiKey {
+        name,
+        connections,
+        admin,
+    })) = &cli.command
+    {
+        let clock = Arc::new(SystemClock);
+        let catalogue = exgate_core::connections::Connections::new(
+            Arc::clone(&store) as _,
+            settings.connections,
+            clock.clone(),
+        );
+        let scope = if *admin {
+            exgate_core::apikeys::KeyScope::Admin
+        } else {
+            let mut ids = Vec::new();
+            for c in connections {
+                ids.push(catalogue.get(c).await?.connection.id);
+            }
+            exgate_core::apikeys::KeyScope::Connections(ids)
+        };
+        let keys = exgate_core::apikeys::ApiKeys::new(Arc::clone(&store) as _, clock);
+        let (key, secret) = keys.create(name, scope).await?;
+        say(&format!(
+            "API key `{}` ({}), shown only this once:",
+            key.name, key.id
+        ))?;
+        say(&format!("    {}", secret.expose()))?;
+        return Ok(());
+    }
 
     if let Some(Command::Admin(AdminCommand::Reset)) = cli.command {
         if settings.server.admin_password.is_some() {
@@ -152,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         AdminCredential::Stored => tracing::info!("using the stored admin password"),
     }
 
+    let shutdown = shutdown_signal()?;
     let addr = cli.listen.unwrap_or(settings.server.listen);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -169,7 +204,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_or_else(|| format!("http://{local}"), ToString::to_string);
     let state = AppState::new(settings, Arc::clone(&store) as _, public_url)?;
     tracing::info!(redirect_uri = %state.redirect_uri(), "register this redirect URI for gateway sign-ins");
-    exgate_server::serve(listener, state, shutdown_signal())
+    exgate_server::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
     tracing::info!("exgate-server stopped");

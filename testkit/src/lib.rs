@@ -4,11 +4,14 @@
 //! so a serialization bug in core cannot be mirrored and hidden here.
 //!
 //! [`MockServer`] is the base every mock stands on: it binds `127.0.0.1:0`, records each request
-//! it answers, and stops when dropped. [`entra::MockEntra`] is the mock Entra ID (Microsoft
-//! identity platform v2.0); the EWS and Graph routers will mount beside it.
+//! it answers, and stops when dropped. [`MockMicrosoft`] serves the mock Entra ID (Microsoft
+//! identity platform v2.0, [`entra`]) and the mock Microsoft Graph v1.0 ([`graph`]) on one
+//! server; the EWS router will mount beside them.
 
 pub mod entra;
 pub mod fixtures;
+pub mod graph;
+mod microsoft;
 mod tls;
 
 use std::net::SocketAddr;
@@ -22,7 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use entra::{Fault, MockEntra, Seed};
+pub use entra::{Fault, Seed};
+pub use microsoft::MockMicrosoft;
 pub use tls::TlsIdentity;
 
 /// One request a mock answered.

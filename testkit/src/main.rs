@@ -1,4 +1,5 @@
-//! `exgate-mock`: runs the mock Entra ID until SIGINT or SIGTERM.
+//! `exgate-mock`: runs the mock Entra ID and Microsoft Graph until SIGINT or SIGTERM, or
+//! (`exgate-mock fixtures …`) writes a generated mailbox to a file.
 //!
 //! When ready it prints one JSON line on stdout with its URLs, the seeded tenants and their
 //! test credentials, so scripts and tests can wait for it and find it.
@@ -11,17 +12,36 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::routing::get;
-use exgate_testkit::entra::{MockEntra, Seed};
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::Seed;
+use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH]] [--seed FILE] \
-                     [--token-lifetime SECS] [--auto-approve UPN]
+                     [--token-lifetime SECS] [--auto-approve UPN] [--mailboxes FILE]... \
+                     [--throttle-scale N]
+       exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
+                     [--events-years N] [--contacts N] [--seed N]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
   --tls                   serve HTTPS with a certificate from a fresh test CA
   --ca-out PATH           write that CA's certificate (PEM) to PATH (default: a temporary file)
   --seed FILE             the directory to serve, as JSON (default: the contoso seed)
   --token-lifetime SECS   lifetime of issued tokens (default 3600)
-  --auto-approve UPN      /authorize signs this user in without showing the form";
+  --auto-approve UPN      /authorize signs this user in without showing the form
+  --mailboxes FILE        mailbox content (one mailbox or a list, e.g. from `fixtures`) that
+                          replaces the seeded content of those mailboxes; repeatable
+  --throttle-scale N      enforce Outlook throttling on Graph: 4 concurrent requests and
+                          10,000 requests per 600/N seconds, scaled down by N (1 = Microsoft's)
+
+fixtures: writes a generated mailbox (JSON) for --mailboxes
+  --mailbox ADDRESS       whose mailbox it is (required)
+  --out FILE              where to write it (required)
+  --messages N            messages across Inbox and three subfolders (default 20000)
+  --attachment-every N    every N-th message has 1-3 attachments (default 10, 0 = none)
+  --events-years N        calendar years of events from 2026 (default 1)
+  --contacts N            contacts (default 200)
+  --seed N                generator seed (default 1): the same seed gives the same file";
 
 #[derive(Debug)]
 struct Args {
@@ -31,9 +51,65 @@ struct Args {
     seed: Option<PathBuf>,
     token_lifetime: Option<u64>,
     auto_approve: Option<String>,
+    mailboxes: Vec<PathBuf>,
+    throttle_scale: Option<u32>,
 }
 
-fn parse_args(argv: impl IntoIterator<Item = String>) -> anyhow::Result<Args> {
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Serve(Args),
+    Fixtures { spec: FixtureSpec, out: PathBuf },
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
+    v.parse()
+        .map_err(|_| anyhow::anyhow!("{flag} `{v}` is not a number\n{USAGE}"))
+}
+
+fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
+    if argv.first().map(String::as_str) != Some("fixtures") {
+        return parse_args(argv).map(Command::Serve);
+    }
+    let mut args = argv.into_iter().skip(1);
+    let mut mailbox = None;
+    let mut out = None;
+    let mut spec = FixtureSpec::new("");
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--mailbox" => mailbox = Some(value("--mailbox")?),
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--messages" => spec.messages = number("--messages", &value("--messages")?)?,
+            "--attachment-every" => {
+                spec.attachment_every =
+                    number("--attachment-every", &value("--attachment-every")?)?;
+            }
+            "--events-years" => {
+                spec.events_years = number("--events-years", &value("--events-years")?)?;
+            }
+            "--contacts" => spec.contacts = number("--contacts", &value("--contacts")?)?,
+            "--seed" => spec.seed = number("--seed", &value("--seed")?)?,
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    let mailbox = mailbox.with_context(|| format!("fixtures needs --mailbox\n{USAGE}"))?;
+    if !mailbox.contains('@') {
+        bail!("--mailbox `{mailbox}` is not an SMTP address");
+    }
+    let out = out.with_context(|| format!("fixtures needs --out\n{USAGE}"))?;
+    if spec.events_years > 50 {
+        bail!("--events-years must be at most 50");
+    }
+    spec.mailbox = mailbox;
+    Ok(Command::Fixtures { spec, out })
+}
+
+fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
     let mut args = argv.into_iter();
     let mut parsed = Args {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -42,6 +118,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> anyhow::Result<Args> {
         seed: None,
         token_lifetime: None,
         auto_approve: None,
+        mailboxes: Vec::new(),
+        throttle_scale: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -69,6 +147,15 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> anyhow::Result<Args> {
                 parsed.token_lifetime = Some(secs);
             }
             "--auto-approve" => parsed.auto_approve = Some(value("--auto-approve")?),
+            "--mailboxes" => parsed.mailboxes.push(PathBuf::from(value("--mailboxes")?)),
+            "--throttle-scale" => {
+                let v = value("--throttle-scale")?;
+                let scale: u32 = number("--throttle-scale", &v)?;
+                if scale == 0 {
+                    bail!("--throttle-scale must be at least 1\n{USAGE}");
+                }
+                parsed.throttle_scale = Some(scale);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
@@ -77,6 +164,43 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> anyhow::Result<Args> {
         bail!("--ca-out only makes sense with --tls\n{USAGE}");
     }
     Ok(parsed)
+}
+
+/// Reads every `--mailboxes` file and checks that its mailboxes exist in the seed.
+fn load_mailboxes(args: &Args, seed: &Seed) -> anyhow::Result<Vec<MailboxContent>> {
+    let mut all = Vec::new();
+    for path in &args.mailboxes {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the mailbox file {}", path.display()))?;
+        let contents = MailboxContent::list_from_json(&text)
+            .map_err(|e| anyhow::anyhow!("the mailbox file {} is unusable: {e}", path.display()))?;
+        for content in contents {
+            let known = seed.tenants.iter().any(|t| {
+                t.users
+                    .iter()
+                    .any(|u| u.upn.eq_ignore_ascii_case(&content.mailbox))
+                    || t.shared_mailboxes
+                        .iter()
+                        .any(|s| s.address.eq_ignore_ascii_case(&content.mailbox))
+            });
+            if !known {
+                bail!(
+                    "the mailbox file {} has content for `{}`, which is neither a seeded user nor a shared mailbox",
+                    path.display(),
+                    content.mailbox
+                );
+            }
+            content.validate().with_context(|| {
+                format!(
+                    "the mailbox file {} is unusable ({})",
+                    path.display(),
+                    content.mailbox
+                )
+            })?;
+            all.push(content);
+        }
+    }
+    Ok(all)
 }
 
 fn load_seed(args: &Args) -> anyhow::Result<Seed> {
@@ -102,7 +226,7 @@ fn load_seed(args: &Args) -> anyhow::Result<Seed> {
     Ok(seed)
 }
 
-fn ready_line(mock: &MockEntra, seed: &Seed, ca_cert: Option<&PathBuf>) -> Value {
+fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> Value {
     let base = mock.base_url();
     let first = seed
         .tenants
@@ -123,12 +247,17 @@ fn ready_line(mock: &MockEntra, seed: &Seed, ca_cert: Option<&PathBuf>) -> Value
                     "public_client": a.public_client,
                     "secret": a.secrets.first().map(|s| s.value.clone()),
                 })).collect::<Vec<_>>(),
+                "shared_mailboxes": t.shared_mailboxes.iter().map(|s| json!({
+                    "address": s.address,
+                    "display_name": s.display_name,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
     json!({
         "ready": true,
         "base_url": base,
+        "graph_url": mock.graph_url(),
         "entra": {
             "authority": mock.authority(&first),
             "discovery_url": mock.discovery_url(&first),
@@ -138,11 +267,19 @@ fn ready_line(mock: &MockEntra, seed: &Seed, ca_cert: Option<&PathBuf>) -> Value
     })
 }
 
-async fn run(args: Args, seed: Seed) -> anyhow::Result<()> {
+async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::Result<()> {
     let health = Router::new().route("/healthz", get(|| async { "ok" }));
-    let mock = MockEntra::bind(args.listen, seed.clone(), args.tls, health)
+    let mock = MockMicrosoft::bind(args.listen, seed.clone(), args.tls, health)
         .await
         .with_context(|| format!("cannot serve on {}", args.listen))?;
+    for content in mailboxes {
+        let mailbox = content.mailbox.clone();
+        mock.load_mailbox(content)
+            .with_context(|| format!("cannot load the content of {mailbox}"))?;
+    }
+    if let Some(scale) = args.throttle_scale {
+        mock.set_graph_throttling(Some(ThrottlePolicy::scaled(scale)));
+    }
     if let Some(secs) = args.token_lifetime {
         mock.set_token_lifetime(secs);
     }
@@ -185,11 +322,45 @@ async fn run(args: Args, seed: Seed) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn write_fixtures(spec: FixtureSpec, out: &PathBuf) -> anyhow::Result<()> {
+    let content = generate(spec);
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut writer, &content)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    use std::io::Write as _;
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    // A problem with the command line or the seed: exit code 2, before anything starts.
-    let prepared = parse_args(std::env::args().skip(1))
-        .and_then(|args| load_seed(&args).map(|seed| (args, seed)));
-    let (args, seed) = match prepared {
+    // A problem with the command line, the seed or a mailbox file: exit code 2, before
+    // anything starts.
+    let command = match parse_command(std::env::args().skip(1).collect()) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("exgate-mock: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = match command {
+        Command::Fixtures { spec, out } => {
+            return match write_fixtures(spec, &out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("exgate-mock: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Command::Serve(args) => args,
+    };
+    let prepared = load_seed(&args)
+        .and_then(|seed| load_mailboxes(&args, &seed).map(|mailboxes| (seed, mailboxes)));
+    let (seed, mailboxes) = match prepared {
         Ok(ready) => ready,
         Err(e) => {
             eprintln!("exgate-mock: {e:#}");
@@ -198,7 +369,7 @@ fn main() -> ExitCode {
     };
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(args, seed)));
+        .and_then(|rt| rt.block_on(run(args, seed, mailboxes)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

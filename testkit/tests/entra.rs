@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::seed::*;
-use exgate_testkit::entra::{Fault, MockEntra, Seed};
+use exgate_testkit::entra::{Fault, Seed};
 use exgate_testkit::fixtures::{APP_CERT_PEM, APP_KEY_PEM};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
@@ -16,8 +17,8 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const LOOPBACK: &str = "http://localhost:53123/";
 
-async fn mock() -> MockEntra {
-    MockEntra::start(Seed::contoso()).await.unwrap()
+async fn mock() -> MockMicrosoft {
+    MockMicrosoft::start(Seed::contoso()).await.unwrap()
 }
 
 fn http() -> reqwest::Client {
@@ -34,11 +35,11 @@ struct Answer {
     body: Value,
 }
 
-async fn token(m: &MockEntra, form: &[(&str, &str)]) -> Answer {
+async fn token(m: &MockMicrosoft, form: &[(&str, &str)]) -> Answer {
     token_at(m, TENANT_ID, form).await
 }
 
-async fn token_at(m: &MockEntra, tenant: &str, form: &[(&str, &str)]) -> Answer {
+async fn token_at(m: &MockMicrosoft, tenant: &str, form: &[(&str, &str)]) -> Answer {
     let response = http()
         .post(m.token_endpoint(tenant))
         .form(form)
@@ -140,7 +141,7 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 }
 
 fn authorize_url(
-    m: &MockEntra,
+    m: &MockMicrosoft,
     client_id: &str,
     redirect_uri: &str,
     extra: &[(&str, &str)],
@@ -157,7 +158,7 @@ fn authorize_url(
 
 /// Opens the sign-in page and submits it; returns the response to the submission.
 async fn submit_sign_in(
-    m: &MockEntra,
+    m: &MockMicrosoft,
     authorize: &str,
     login: &str,
     password: &str,
@@ -180,7 +181,7 @@ async fn submit_sign_in(
 }
 
 /// Signs Adele in at PUBLIC_APP with PKCE and returns (code, verifier).
-async fn adele_code(m: &MockEntra, scope: &str) -> (String, String) {
+async fn adele_code(m: &MockMicrosoft, scope: &str) -> (String, String) {
     let (verifier, challenge) = pkce();
     let url = authorize_url(
         m,
@@ -199,7 +200,7 @@ async fn adele_code(m: &MockEntra, scope: &str) -> (String, String) {
     (code, verifier)
 }
 
-async fn ropc(m: &MockEntra, upn: &str, password: &str, scope: &str) -> Answer {
+async fn ropc(m: &MockMicrosoft, upn: &str, password: &str, scope: &str) -> Answer {
     token(
         m,
         &[
@@ -213,7 +214,7 @@ async fn ropc(m: &MockEntra, upn: &str, password: &str, scope: &str) -> Answer {
     .await
 }
 
-async fn refresh(m: &MockEntra, refresh_token: &str, scope: &str) -> Answer {
+async fn refresh(m: &MockMicrosoft, refresh_token: &str, scope: &str) -> Answer {
     token(
         m,
         &[
@@ -258,7 +259,7 @@ fn assertion_claims(aud: &str) -> Value {
     })
 }
 
-async fn with_assertion(m: &MockEntra, assertion: &str) -> Answer {
+async fn with_assertion(m: &MockMicrosoft, assertion: &str) -> Answer {
     token(
         m,
         &[
@@ -802,7 +803,7 @@ async fn authorize_errors_are_pages_until_the_redirect_uri_is_trusted_then_redir
     assert_eq!(error, "login_required");
 }
 
-async fn start_device_flow(m: &MockEntra, client_id: &str) -> (String, String) {
+async fn start_device_flow(m: &MockMicrosoft, client_id: &str) -> (String, String) {
     let response = http()
         .post(m.device_code_endpoint(TENANT_ID))
         .form(&[
@@ -820,7 +821,7 @@ async fn start_device_flow(m: &MockEntra, client_id: &str) -> (String, String) {
     )
 }
 
-async fn poll(m: &MockEntra, client_id: &str, device_code: &str) -> Answer {
+async fn poll(m: &MockMicrosoft, client_id: &str, device_code: &str) -> Answer {
     token(
         m,
         &[
@@ -1764,7 +1765,7 @@ async fn token_lifetime_refresh_in_and_the_clock_shape_issued_tokens() {
 
 #[tokio::test]
 async fn tls_mock_serves_https_to_clients_that_trust_its_ca() {
-    let m = MockEntra::start_tls(Seed::contoso()).await.unwrap();
+    let m = MockMicrosoft::start_tls(Seed::contoso()).await.unwrap();
     assert!(
         m.base_url().starts_with("https://127.0.0.1:"),
         "{}",
@@ -1812,7 +1813,7 @@ async fn tls_mock_serves_https_to_clients_that_trust_its_ca() {
             .is_err()
     );
     assert!(
-        MockEntra::start(Seed::contoso())
+        MockMicrosoft::start(Seed::contoso())
             .await
             .unwrap()
             .ca_pem()

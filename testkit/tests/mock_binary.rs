@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use exgate_testkit::entra::seed::{
-    ADELE, ADELE_PASSWORD, DAEMON_APP, DAEMON_APP_SECRET, PUBLIC_APP, TENANT_DOMAIN, TENANT_ID,
-    WEB_APP_SECRET,
+    ADELE, ADELE_PASSWORD, DAEMON_APP, DAEMON_APP_SECRET, MEGAN, PUBLIC_APP, SALES, TENANT_DOMAIN,
+    TENANT_ID, WEB_APP_SECRET,
 };
 use serde_json::{Value, json};
 
@@ -311,4 +311,141 @@ fn rejects_unknown_arguments_with_usage() {
     let out = run(&["--port"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: exgate-mock"));
+}
+
+async fn graph_token(base: &str) -> String {
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{base}/{TENANT_ID}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON_APP),
+            ("client_secret", DAEMON_APP_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    issued["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn serves_graph_with_generated_fixtures_and_scaled_throttling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("adele.json");
+    let again = dir.path().join("again.json");
+    for path in [&file, &again] {
+        let out = run(&[
+            "fixtures",
+            "--mailbox",
+            ADELE,
+            "--messages",
+            "500",
+            "--attachment-every",
+            "25",
+            "--contacts",
+            "30",
+            "--seed",
+            "7",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert_clean_exit(&out);
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "the same seed writes the same file"
+    );
+    let content: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(content["mailbox"], ADELE);
+    assert_eq!(content["messages"].as_array().unwrap().len(), 500);
+
+    let mock = Mock::start(&[
+        "--mailboxes",
+        file.to_str().unwrap(),
+        "--throttle-scale",
+        "10000",
+    ]);
+    let base = mock.base();
+    let graph = mock.ready["graph_url"].as_str().unwrap().to_string();
+    assert_eq!(graph, format!("{base}/graph/v1.0"));
+    assert_eq!(
+        mock.ready["tenants"][0]["shared_mailboxes"],
+        json!([{"address": SALES, "display_name": "Sales"}])
+    );
+    let token = graph_token(&base).await;
+    let client = reqwest::Client::new();
+    let count: Value = client
+        .get(format!(
+            "{graph}/users/{ADELE}/messages?$count=true&$top=1&$select=id"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["@odata.count"], 500, "{count}");
+    // Scaled by 10,000: one request per 60 ms per mailbox; three in one batch exceed it.
+    let url = format!("/users/{MEGAN}/mailFolders/inbox");
+    let batch: Value = client
+        .post(format!("{graph}/$batch"))
+        .bearer_auth(&token)
+        .json(&json!({"requests": [
+            {"id": "1", "method": "GET", "url": url},
+            {"id": "2", "method": "GET", "url": url},
+            {"id": "3", "method": "GET", "url": url}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let throttled = batch["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    assert!(throttled >= 2, "{batch}");
+    assert_clean_exit(&mock.stop());
+}
+
+#[test]
+fn bad_mailbox_files_and_fixture_arguments_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = dir.path().join("stranger.json");
+    std::fs::write(&stranger, r#"{"mailbox": "ghost@contoso.onmicrosoft.com"}"#).unwrap();
+    let out = run(&["--mailboxes", stranger.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ghost@contoso.onmicrosoft.com")
+            && stderr.contains("neither a seeded user"),
+        "{stderr}"
+    );
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"mailbox": "adele@contoso.onmicrosoft.com", "messages": [{"folder": "Nowhere", "subject": "x", "from": {"address": "a@b.c"}, "received": "2026-11-01T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let out = run(&["--mailboxes", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("folder `Nowhere` is not listed"),
+        "{stderr}"
+    );
+
+    let out = run(&["fixtures", "--out", "x.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fixtures needs --mailbox"));
+    let out = run(&["--throttle-scale", "0"]);
+    assert_eq!(out.status.code(), Some(2));
 }

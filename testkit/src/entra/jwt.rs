@@ -63,6 +63,12 @@ impl SigningKey {
             .map_err(|e| format!("cannot sign a token: {e}"))
     }
 
+    /// The public half, to verify the tokens this key signed (the Graph mock does).
+    pub(crate) fn decoding_key(&self) -> Result<jsonwebtoken::DecodingKey, String> {
+        jsonwebtoken::DecodingKey::from_rsa_components(&self.n, &self.e)
+            .map_err(|e| format!("the signing key's public half is unusable: {e}"))
+    }
+
     pub(crate) fn jwk(&self, issuer: &str) -> Value {
         json!({
             "kty": "RSA",

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::graph::MailboxContent;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -25,6 +27,12 @@ pub const MEGAN: &str = "megan@contoso.onmicrosoft.com";
 pub const MEGAN_PASSWORD: &str = "Megan-Passw0rd!";
 pub const MEGAN_OID: &str = "a1b2c3d4-0000-4000-8000-000000000002";
 pub const MEGAN_NAME: &str = "Megan Bowen";
+
+/// The shared mailbox "Sales": no password (nobody signs in as it); [`ADELE`] has FullAccess
+/// and SendAs on it, [`MEGAN`] has no rights.
+pub const SALES: &str = "sales@contoso.onmicrosoft.com";
+pub const SALES_NAME: &str = "Sales";
+pub const SALES_OID: &str = "a1b2c3d4-0000-4000-8000-000000000101";
 
 /// "exgate CLI": a public client with public client flows enabled, no credentials,
 /// redirect URI `http://localhost` (any port).
@@ -99,6 +107,48 @@ pub struct TenantSeed {
     pub users: Vec<UserSeed>,
     #[serde(default)]
     pub apps: Vec<AppSeed>,
+    /// Shared mailboxes: they have a mailbox and a directory entry but nobody signs in as them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_mailboxes: Vec<SharedMailboxSeed>,
+    /// Exchange mailbox permissions (`Add-MailboxPermission` / `Add-RecipientPermission`):
+    /// which user may open or send as which mailbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailbox_permissions: Vec<MailboxPermissionSeed>,
+    /// What the mailboxes hold at start (every user and shared mailbox has a mailbox; those
+    /// not listed start empty, with the well-known folders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes: Vec<MailboxContent>,
+}
+
+/// A shared mailbox (a disabled user account with a mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedMailboxSeed {
+    /// The primary SMTP address, also its user principal name.
+    pub address: String,
+    pub display_name: String,
+    /// The mailbox user's object ID, a GUID.
+    pub object_id: String,
+}
+
+/// Rights of one user on one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxPermissionSeed {
+    /// The mailbox (a user's UPN or a shared mailbox's address).
+    pub mailbox: String,
+    /// The user who holds the rights (UPN).
+    pub user: String,
+    pub rights: Vec<MailboxRight>,
+}
+
+/// An Exchange mailbox right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MailboxRight {
+    /// Open the mailbox and read or change its content.
+    FullAccess,
+    /// Send mail that appears to come from the mailbox.
+    SendAs,
 }
 
 /// A user who can sign in.
@@ -146,6 +196,10 @@ pub struct AppSeed {
     /// client ID when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_principal_id: Option<String>,
+    /// An application access policy (RBAC for Applications): app-only Graph requests may only
+    /// reach these mailboxes. `None`: every mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_scope: Option<Vec<String>>,
 }
 
 /// A client secret.
@@ -184,6 +238,12 @@ pub enum SeedError {
     App {
         tenant: String,
         client_id: String,
+        problem: String,
+    },
+    #[error("tenant `{tenant}`: mailbox `{mailbox}` {problem}")]
+    Mailbox {
+        tenant: String,
+        mailbox: String,
         problem: String,
     },
 }
@@ -234,6 +294,7 @@ impl Seed {
                         delegated_permissions: delegated.clone(),
                         application_permissions: BTreeMap::new(),
                         service_principal_id: None,
+                        mailbox_scope: None,
                     },
                     AppSeed {
                         client_id: WEB_APP.into(),
@@ -253,6 +314,7 @@ impl Seed {
                         delegated_permissions: delegated,
                         application_permissions: BTreeMap::new(),
                         service_principal_id: None,
+                        mailbox_scope: None,
                     },
                     AppSeed {
                         client_id: DAEMON_APP.into(),
@@ -272,8 +334,20 @@ impl Seed {
                             (OUTLOOK.to_string(), strings(OUTLOOK_APPLICATION)),
                         ]),
                         service_principal_id: None,
+                        mailbox_scope: None,
                     },
                 ],
+                shared_mailboxes: vec![SharedMailboxSeed {
+                    address: SALES.into(),
+                    display_name: SALES_NAME.into(),
+                    object_id: SALES_OID.into(),
+                }],
+                mailbox_permissions: vec![MailboxPermissionSeed {
+                    mailbox: SALES.into(),
+                    user: ADELE.into(),
+                    rights: vec![MailboxRight::FullAccess, MailboxRight::SendAs],
+                }],
+                mailboxes: crate::graph::contoso::mailboxes(),
             }],
         }
     }
@@ -318,6 +392,7 @@ impl Seed {
             for app in &tenant.apps {
                 validate_app(tenant, app, &mut client_ids)?;
             }
+            validate_mailboxes(tenant)?;
         }
         Ok(())
     }
@@ -345,6 +420,84 @@ fn validate_users(tenant: &TenantSeed) -> Result<(), SeedError> {
                 problem,
             });
         }
+    }
+    Ok(())
+}
+
+/// Shared mailboxes, mailbox permissions and mailbox content must name mailboxes that exist.
+fn validate_mailboxes(tenant: &TenantSeed) -> Result<(), SeedError> {
+    let fail = |mailbox: &str, problem: String| SeedError::Mailbox {
+        tenant: tenant.id.clone(),
+        mailbox: mailbox.to_string(),
+        problem,
+    };
+    let mut addresses: HashSet<String> = tenant
+        .users
+        .iter()
+        .map(|u| u.upn.to_ascii_lowercase())
+        .collect();
+    for shared in &tenant.shared_mailboxes {
+        if !shared.address.contains('@') {
+            return Err(fail(&shared.address, "is not an SMTP address".into()));
+        }
+        if !addresses.insert(shared.address.to_ascii_lowercase()) {
+            return Err(fail(
+                &shared.address,
+                "appears twice (users and shared mailboxes must have distinct addresses)".into(),
+            ));
+        }
+        if uuid::Uuid::parse_str(&shared.object_id).is_err() {
+            return Err(fail(
+                &shared.address,
+                format!("has an object_id `{}` that is not a GUID", shared.object_id),
+            ));
+        }
+    }
+    for permission in &tenant.mailbox_permissions {
+        if !addresses.contains(&permission.mailbox.to_ascii_lowercase()) {
+            return Err(fail(
+                &permission.mailbox,
+                "has permissions but is neither a user nor a shared mailbox".into(),
+            ));
+        }
+        if !tenant
+            .users
+            .iter()
+            .any(|u| u.upn.eq_ignore_ascii_case(&permission.user))
+        {
+            return Err(fail(
+                &permission.mailbox,
+                format!("grants rights to `{}`, who is not a user", permission.user),
+            ));
+        }
+    }
+    for app in &tenant.apps {
+        for address in app.mailbox_scope.iter().flatten() {
+            if !address.contains('@') {
+                return Err(SeedError::App {
+                    tenant: tenant.id.clone(),
+                    client_id: app.client_id.clone(),
+                    problem: format!(
+                        "has a mailbox_scope entry `{address}` that is not an address"
+                    ),
+                });
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for content in &tenant.mailboxes {
+        if !addresses.contains(&content.mailbox.to_ascii_lowercase()) {
+            return Err(fail(
+                &content.mailbox,
+                "has content but is neither a user nor a shared mailbox".into(),
+            ));
+        }
+        if !seen.insert(content.mailbox.to_ascii_lowercase()) {
+            return Err(fail(&content.mailbox, "has content twice".into()));
+        }
+        content
+            .validate()
+            .map_err(|e| fail(&content.mailbox, e.to_string()))?;
     }
     Ok(())
 }

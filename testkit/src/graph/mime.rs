@@ -1,0 +1,329 @@
+//! Body conversions (HTML ⇄ text) and the RFC 5322 / MIME form of a message (`$value`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::content::{Address, BodyType};
+use super::store::{Body, Message};
+
+/// The text of an HTML body: tags stripped, block ends as line breaks, entities decoded.
+pub(crate) fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..open]));
+        let after = &rest[open..];
+        let Some(close) = after.find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = after[1..close].trim().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        rest = &after[close + 1..];
+        // Skip the content of head, style and script elements.
+        if !tag.starts_with('/') && matches!(name.as_str(), "head" | "style" | "script" | "title") {
+            let end = format!("</{name}");
+            match rest.to_ascii_lowercase().find(&end) {
+                Some(i) => {
+                    rest = &rest[i..];
+                    if let Some(gt) = rest.find('>') {
+                        rest = &rest[gt + 1..];
+                    }
+                }
+                None => rest = "",
+            }
+            continue;
+        }
+        let block_end = tag.starts_with('/')
+            && matches!(
+                name.as_str(),
+                "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "table" | "blockquote"
+            );
+        if name == "br" || block_end {
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&decode_entities(rest));
+    // Lines without trailing blanks, no more than one empty line in a row.
+    let mut text = String::with_capacity(out.len());
+    let mut empty = 0;
+    for line in out.replace("\r\n", "\n").lines() {
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            empty += 1;
+            if empty > 1 || text.is_empty() {
+                continue;
+            }
+        } else {
+            empty = 0;
+        }
+        text.push_str(line.trim_start_matches(['\u{a0}']));
+        text.push_str("\r\n");
+    }
+    text.trim_end().to_string()
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.replace(['\r', '\n'], " ");
+    }
+    s.replace(['\r', '\n'], " ")
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+pub(crate) fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// How Exchange turns a text body into HTML.
+pub(crate) fn text_to_html(text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(escape_html).collect();
+    format!(
+        "<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n<div>{}</div>\r\n</body>\r\n</html>\r\n",
+        lines.join("<br>\r\n")
+    )
+}
+
+impl Body {
+    pub(crate) fn text(&self) -> String {
+        match self.kind {
+            BodyType::Text => self.content.clone(),
+            BodyType::Html => html_to_text(&self.content),
+        }
+    }
+
+    pub(crate) fn as_kind(&self, kind: BodyType) -> Body {
+        let content = match (self.kind, kind) {
+            (BodyType::Html, BodyType::Text) => html_to_text(&self.content),
+            (BodyType::Text, BodyType::Html) => text_to_html(&self.content),
+            _ => self.content.clone(),
+        };
+        Body { kind, content }
+    }
+
+    /// `bodyPreview`: the first 255 characters of the text, whitespace collapsed.
+    pub(crate) fn preview(&self) -> String {
+        let text = self.text();
+        let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        collapsed.chars().take(255).collect()
+    }
+}
+
+/// `Mon, 02 Nov 2026 09:00:00 +0000`
+pub(crate) fn rfc5322_date(t: OffsetDateTime) -> String {
+    let fmt = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] +0000"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(fmt)
+        .unwrap_or_default()
+}
+
+/// An RFC 2047 encoded word when the text is not plain ASCII.
+fn encode_header(text: &str) -> String {
+    if text.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+        text.to_string()
+    } else {
+        format!("=?utf-8?B?{}?=", STANDARD.encode(text.as_bytes()))
+    }
+}
+
+pub(crate) fn mailbox_header(a: &Address) -> String {
+    if a.name.is_empty() || a.name == a.address {
+        a.address.clone()
+    } else if a
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ')
+    {
+        format!("{} <{}>", a.name, a.address)
+    } else if a.name.is_ascii() {
+        format!("\"{}\" <{}>", a.name.replace(['"', '\\'], ""), a.address)
+    } else {
+        format!("{} <{}>", encode_header(&a.name), a.address)
+    }
+}
+
+pub(crate) fn address_list(list: &[Address]) -> String {
+    list.iter()
+        .map(mailbox_header)
+        .collect::<Vec<_>>()
+        .join(",\r\n ")
+}
+
+/// Base64 in lines of 76 characters.
+fn base64_lines(bytes: &[u8]) -> String {
+    let encoded = STANDARD.encode(bytes);
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / 76 * 2 + 2);
+    for chunk in encoded.as_bytes().chunks(76) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Quoted-printable (RFC 2045) with soft line breaks before 76 characters.
+fn quoted_printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let normalized = text.replace("\r\n", "\n");
+    for (i, line) in normalized.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let mut width = 0;
+        let bytes = line.as_bytes();
+        for (j, b) in bytes.iter().enumerate() {
+            let last = j + 1 == bytes.len();
+            let piece = match *b {
+                b' ' | b'\t' if last => format!("={b:02X}"),
+                b'=' => "=3D".to_string(),
+                33..=126 | b' ' | b'\t' => char::from(*b).to_string(),
+                _ => format!("={b:02X}"),
+            };
+            if width + piece.len() > 75 {
+                out.push_str("=\r\n");
+                width = 0;
+            }
+            width += piece.len();
+            out.push_str(&piece);
+        }
+    }
+    out
+}
+
+/// The internet headers Exchange would show for the message (`internetMessageHeaders`).
+pub(crate) fn headers(m: &Message) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if !m.is_draft {
+        headers.push((
+            "Received".to_string(),
+            format!(
+                "from exgate-mock.prod.outlook.com by exgate-mock.prod.outlook.com with HTTPS; {}",
+                rfc5322_date(m.received)
+            ),
+        ));
+    }
+    if let Some(from) = &m.from {
+        headers.push(("From".into(), mailbox_header(from)));
+    }
+    if !m.to.is_empty() {
+        headers.push(("To".into(), address_list(&m.to)));
+    }
+    if !m.cc.is_empty() {
+        headers.push(("Cc".into(), address_list(&m.cc)));
+    }
+    headers.push(("Subject".into(), encode_header(&m.subject)));
+    headers.push(("Date".into(), rfc5322_date(m.sent.unwrap_or(m.created))));
+    headers.push(("Message-ID".into(), m.internet_message_id.clone()));
+    if let Some(parent) = &m.in_reply_to {
+        headers.push(("In-Reply-To".into(), parent.clone()));
+        headers.push(("References".into(), parent.clone()));
+    }
+    if !m.reply_to.is_empty() {
+        headers.push(("Reply-To".into(), address_list(&m.reply_to)));
+    }
+    headers.push(("MIME-Version".into(), "1.0".into()));
+    for (name, value) in &m.extra_headers {
+        headers.push((name.clone(), value.clone()));
+    }
+    headers
+}
+
+/// The message as RFC 5322 text: headers, then a multipart/mixed body with the body part and
+/// one base64 part per attachment (a single part when there are none).
+pub(crate) fn render(m: &Message) -> String {
+    let mut out = String::new();
+    for (name, value) in headers(m) {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let (body_type, charset_body) = match m.body.kind {
+        BodyType::Html => ("text/html", quoted_printable(&m.body.content)),
+        BodyType::Text => ("text/plain", quoted_printable(&m.body.content)),
+    };
+    let body_headers = format!(
+        "Content-Type: {body_type}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+    );
+    if m.attachments.is_empty() {
+        out.push_str(&body_headers);
+        out.push_str("\r\n");
+        out.push_str(&charset_body);
+        out.push_str("\r\n");
+        return out;
+    }
+    let digest = Sha256::digest(m.internet_message_id.as_bytes());
+    let boundary: String = format!(
+        "_000_{}_",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    out.push_str(&format!(
+        "Content-Type: multipart/mixed;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
+    ));
+    out.push_str(&format!(
+        "--{boundary}\r\n{body_headers}\r\n{charset_body}\r\n"
+    ));
+    for a in &m.attachments {
+        let name = a.name.replace(['"', '\r', '\n'], "");
+        out.push_str(&format!("\r\n--{boundary}\r\n"));
+        out.push_str(&format!(
+            "Content-Type: {}; name=\"{}\"\r\n",
+            a.content_type,
+            encode_header(&name)
+        ));
+        out.push_str(&format!(
+            "Content-Disposition: {}; filename=\"{}\"; size={}\r\n",
+            if a.is_inline { "inline" } else { "attachment" },
+            encode_header(&name),
+            a.bytes.len()
+        ));
+        if let Some(cid) = &a.content_id {
+            out.push_str(&format!(
+                "Content-ID: <{}>\r\n",
+                cid.trim_matches(['<', '>'])
+            ));
+        }
+        out.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+        out.push_str(&base64_lines(&a.bytes));
+    }
+    out.push_str(&format!("\r\n--{boundary}--\r\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_readable_text() {
+        let html = "<html><head><style>p{}</style><title>x</title></head><body><p>Hello&nbsp;<b>Adele</b>,</p><div>a &amp; b &lt;ok&gt;<br>next</div></body></html>";
+        assert_eq!(html_to_text(html), "Hello Adele,\r\na & b <ok>\r\nnext");
+        assert_eq!(html_to_text("plain"), "plain");
+        assert_eq!(html_to_text("broken <b"), "broken");
+    }
+
+    #[test]
+    fn quoted_printable_keeps_lines_short_and_escapes() {
+        let qp = quoted_printable(&format!("{}=é \nnext", "x".repeat(100)));
+        assert!(qp.lines().all(|l| l.len() <= 76), "{qp}");
+        assert!(qp.contains("=3D=C3=A9=20"), "{qp}");
+        assert!(qp.ends_with("\r\nnext"));
+    }
+}

@@ -1,0 +1,364 @@
+//! [`MockMicrosoft`]: one server with the mock Entra ID (at the root) and the mock Microsoft
+//! Graph v1.0 (under `/graph/v1.0`), their switches and observers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::entra::device;
+use crate::entra::state::{self, DeviceStatus};
+use crate::entra::{EntraState, Fault, Seed, entra_router};
+use crate::graph::{ContentError, GraphState, MailboxContent, ThrottlePolicy, graph_router};
+use crate::{MockServer, RecordedRequest, TlsIdentity};
+
+/// A running mock of Microsoft's endpoints: Entra ID at the root and Microsoft Graph v1.0
+/// under `/graph/v1.0`, on one server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct MockMicrosoft {
+    server: MockServer,
+    state: EntraState,
+    graph: GraphState,
+    ca_pem: Option<String>,
+}
+
+impl MockMicrosoft {
+    /// Serves `seed` over HTTP on `127.0.0.1:0`.
+    pub async fn start(seed: Seed) -> std::io::Result<MockMicrosoft> {
+        Self::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed,
+            false,
+            Router::new(),
+        )
+        .await
+    }
+
+    /// Serves `seed` over HTTPS on `127.0.0.1:0`, with a certificate for `127.0.0.1`, `::1` and
+    /// `localhost` issued by a fresh CA ([`MockMicrosoft::ca_pem`]).
+    pub async fn start_tls(seed: Seed) -> std::io::Result<MockMicrosoft> {
+        Self::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed,
+            true,
+            Router::new(),
+        )
+        .await
+    }
+
+    /// Serves `seed` on `addr`, over HTTPS when `tls`, with `extra` routes beside Entra's and
+    /// Graph's (the `exgate-mock` binary adds `/healthz`).
+    pub async fn bind(
+        addr: SocketAddr,
+        seed: Seed,
+        tls: bool,
+        extra: Router,
+    ) -> std::io::Result<MockMicrosoft> {
+        seed.validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        // The directory keeps the seed without its (possibly large) mailbox content; the
+        // Graph mock owns the content.
+        let mut seed = seed;
+        let contents: Vec<MailboxContent> = seed
+            .tenants
+            .iter_mut()
+            .flat_map(|t| std::mem::take(&mut t.mailboxes))
+            .collect();
+        let state = EntraState::new(seed, "")?;
+        let graph = GraphState::new(state.clone(), contents)?;
+        let listener = TcpListener::bind(addr).await?;
+        let router = entra_router(state.clone())
+            .merge(graph_router(graph.clone()))
+            .merge(extra);
+        let (server, ca_pem) = if tls {
+            let identity = TlsIdentity::generate_for_loopback()?;
+            let server =
+                MockServer::serve_tls(listener, router, identity.cert_der, identity.key_der)
+                    .await?;
+            (server, Some(identity.ca_pem))
+        } else {
+            (MockServer::serve(listener, router).await?, None)
+        };
+        state.set_base_url(&server.base_url());
+        Ok(MockMicrosoft {
+            server,
+            state,
+            graph,
+            ca_pem,
+        })
+    }
+
+    /// The CA certificate (PEM) to trust when serving TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://…`): the authority host, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// `{base}/{tenant}`
+    pub fn authority(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.base_url())
+    }
+
+    /// `{base}/{tenant}/v2.0/.well-known/openid-configuration`
+    pub fn discovery_url(&self, tenant: &str) -> String {
+        format!(
+            "{}/{tenant}/v2.0/.well-known/openid-configuration",
+            self.base_url()
+        )
+    }
+
+    /// `{base}/{tenant}/oauth2/v2.0/token`
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// `{base}/{tenant}/oauth2/v2.0/authorize`
+    pub fn authorize_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/authorize", self.base_url())
+    }
+
+    /// `{base}/{tenant}/oauth2/v2.0/devicecode`
+    pub fn device_code_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/devicecode", self.base_url())
+    }
+
+    /// How many POSTs reached any `/token` endpoint so far (faulted ones included).
+    pub fn token_requests(&self) -> usize {
+        self.state.lock().token_requests
+    }
+
+    /// The requests answered so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// The shared Entra state, e.g. to mount [`entra_router`] elsewhere.
+    pub fn state(&self) -> EntraState {
+        self.state.clone()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    /// Lifetime of access and ID tokens (`expires_in`), default 3600 seconds.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.state.lock().token_lifetime = secs;
+    }
+
+    /// Adds `"refresh_in": secs` to token responses when `Some`.
+    pub fn set_refresh_in(&self, secs: Option<u64>) {
+        self.state.lock().refresh_in = secs;
+    }
+
+    /// Moves the mock's clock forward (codes, device codes, secrets, refresh tokens and token
+    /// `exp` claims all follow it).
+    pub fn advance_clock(&self, by: Duration) {
+        let mut inner = self.state.lock();
+        inner.clock_offset = inner.clock_offset.saturating_add(by);
+    }
+
+    /// Expires every secret of the app: secret authentication fails with AADSTS7000222.
+    pub fn expire_secret(&self, client_id: &str) {
+        self.state
+            .lock()
+            .secrets_expired
+            .insert(client_id.to_ascii_lowercase());
+    }
+
+    /// Revokes the app's consent: delegated flows fail with AADSTS65001 (a `consent_required`
+    /// redirect from `/authorize`), app-only tokens carry no roles.
+    pub fn revoke_consent(&self, client_id: &str) {
+        self.state
+            .lock()
+            .consent_revoked
+            .insert(client_id.to_ascii_lowercase());
+    }
+
+    /// Gives the app its seeded consent back.
+    pub fn grant_consent(&self, client_id: &str) {
+        self.state
+            .lock()
+            .consent_revoked
+            .remove(&client_id.to_ascii_lowercase());
+    }
+
+    /// The user must use MFA: password and refresh-token grants fail with AADSTS50076.
+    pub fn require_mfa(&self, upn: &str) {
+        self.state.lock().mfa_users.insert(upn.to_ascii_lowercase());
+    }
+
+    /// Revokes every refresh token issued to the user so far (AADSTS70008 on use).
+    pub fn revoke_refresh_tokens(&self, upn: &str) {
+        self.mark_refresh_tokens(upn, |grant| grant.revoked = true);
+    }
+
+    /// Expires every refresh token issued to the user so far by inactivity (AADSTS700082).
+    pub fn expire_refresh_tokens_by_inactivity(&self, upn: &str) {
+        self.mark_refresh_tokens(upn, |grant| grant.inactive = true);
+    }
+
+    fn mark_refresh_tokens(&self, upn: &str, mark: impl Fn(&mut state::RefreshGrant)) {
+        let mut inner = self.state.lock();
+        let oids: Vec<(String, String)> = inner
+            .seed
+            .tenants
+            .iter()
+            .flat_map(|t| {
+                t.users
+                    .iter()
+                    .filter(|u| u.upn.eq_ignore_ascii_case(upn))
+                    .map(|u| (t.id.clone(), u.object_id.clone()))
+            })
+            .collect();
+        for grant in inner.refresh_tokens.values_mut() {
+            if oids
+                .iter()
+                .any(|(tid, oid)| *tid == grant.tenant_id && *oid == grant.user_oid)
+            {
+                mark(grant);
+            }
+        }
+    }
+
+    /// "Allow public client flows": when disabled, device code and password grants without a
+    /// client credential fail with AADSTS7000218.
+    pub fn set_public_client_flows(&self, client_id: &str, enabled: bool) {
+        if let Some(app) = self.state.lock().app_mut(client_id) {
+            app.public_client_flows = enabled;
+        }
+    }
+
+    /// The next `count` token requests fail with `fault`.
+    pub fn fail_token_requests(&self, fault: Fault, count: usize) {
+        self.state.lock().fault = (count > 0).then_some((fault, count));
+    }
+
+    /// Delay added before answering `/token`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().latency = latency;
+    }
+
+    /// `GET /authorize` redirects straight back with a code for this user (no sign-in form).
+    pub fn set_auto_approve(&self, upn: Option<&str>) {
+        self.state.lock().auto_approve = upn.map(str::to_string);
+    }
+
+    /// What a user completing `/devicelogin` does: approves the pending device code.
+    pub fn approve_device_code(&self, user_code: &str, upn: &str) -> Result<(), String> {
+        let mut inner = self.state.lock();
+        let device_code = device::pending_device_code(&inner, user_code)?;
+        let Some(grant) = inner.device_codes.get(&device_code) else {
+            return Err(format!("no device code has the user code `{user_code}`"));
+        };
+        let Some(t) = inner.tenant_index_by_id(&grant.tenant_id) else {
+            return Err("the device code's tenant is gone".into());
+        };
+        let Some(user) = inner.user(t, upn) else {
+            return Err(format!(
+                "user `{upn}` does not exist in tenant {}",
+                grant.tenant_id
+            ));
+        };
+        let user_oid = user.object_id.clone();
+        if let Some(grant) = inner.device_codes.get_mut(&device_code) {
+            grant.status = DeviceStatus::Approved { user_oid };
+        }
+        Ok(())
+    }
+
+    /// The user declines the pending device code.
+    pub fn decline_device_code(&self, user_code: &str) -> Result<(), String> {
+        let mut inner = self.state.lock();
+        let device_code = device::pending_device_code(&inner, user_code)?;
+        if let Some(grant) = inner.device_codes.get_mut(&device_code) {
+            grant.status = DeviceStatus::Declined;
+        }
+        Ok(())
+    }
+
+    /// Seconds a device must wait between polls (`interval`), default 5; 0 never answers
+    /// `slow_down`.
+    pub fn set_device_code_interval(&self, secs: u64) {
+        self.state.lock().device_interval = secs;
+    }
+
+    /// `{base}/graph/v1.0`: the Graph root (what `https://graph.microsoft.com/v1.0` is in
+    /// production), no trailing slash.
+    pub fn graph_url(&self) -> String {
+        format!("{}/graph/v1.0", self.base_url())
+    }
+
+    /// The shared Graph state, e.g. to mount [`graph_router`] elsewhere.
+    pub fn graph_state(&self) -> GraphState {
+        self.graph.clone()
+    }
+
+    /// Outlook throttling per app and mailbox (`None`, the default: no throttling).
+    /// [`ThrottlePolicy::microsoft`] is what Exchange Online enforces.
+    pub fn set_graph_throttling(&self, policy: Option<ThrottlePolicy>) {
+        self.graph.set_throttling(policy);
+    }
+
+    /// The next `count` Graph requests (batch items count one by one) fail with `fault`:
+    /// 429 `ApplicationThrottled` with `Retry-After`, or the 5xx status.
+    pub fn fail_graph_requests(&self, fault: Fault, count: usize) {
+        self.graph.fail_requests(fault, count);
+    }
+
+    /// Delay before answering each Graph request, while it holds its concurrency slot.
+    pub fn set_graph_latency(&self, latency: Duration) {
+        self.graph.set_latency(latency);
+    }
+
+    /// How many HTTP requests reached Graph so far (a `$batch` counts once, whatever it holds;
+    /// for throttling its items count one by one).
+    pub fn graph_requests(&self) -> usize {
+        self.graph.requests()
+    }
+
+    /// The most requests to `mailbox` that were in progress at once so far, the rejected ones
+    /// included: a client that respects the limit of 4 never makes this exceed 4.
+    pub fn max_concurrent_seen(&self, mailbox: &str) -> usize {
+        self.graph.max_concurrent_seen(mailbox)
+    }
+
+    /// Every message delivered into `mailbox` so far (sent mail and meeting invitations), as
+    /// `(internetMessageId, subject)`, oldest first.
+    pub fn delivered(&self, mailbox: &str) -> Vec<(String, String)> {
+        self.graph.delivered(mailbox)
+    }
+
+    /// Every message submitted from `mailbox` so far (sendMail, send, reply, forward), as
+    /// `(internetMessageId, subject)`, oldest first, whoever its recipients were.
+    pub fn submitted(&self, mailbox: &str) -> Vec<(String, String)> {
+        self.graph.submitted(mailbox)
+    }
+
+    /// Replaces the content of the mailbox `content.mailbox` (a seeded user or shared mailbox).
+    pub fn load_mailbox(&self, content: MailboxContent) -> Result<(), ContentError> {
+        self.graph.load_mailbox(content)
+    }
+
+    /// The current content of a mailbox, in the same form [`MockMicrosoft::load_mailbox`] takes
+    /// (without the IDs the mock gave its items).
+    pub fn mailbox_content(&self, mailbox: &str) -> Option<MailboxContent> {
+        self.graph.mailbox_content(mailbox)
+    }
+
+    /// Sets the app's application access policy: app-only requests reach only these mailboxes
+    /// (`None`: all).
+    pub fn set_mailbox_scope(&self, client_id: &str, mailboxes: Option<Vec<String>>) {
+        self.graph.set_mailbox_scope(client_id, mailboxes);
+    }
+}
