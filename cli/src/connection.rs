@@ -146,6 +146,7 @@ pub(crate) fn hint(err: &CoreError) -> Option<String> {
             what: "account", ..
         } => Some("`exgate accounts list` shows the accounts there are".into()),
         CoreError::NeedsSignIn { .. } => Some("sign in with `exgate login`".into()),
+        CoreError::Mailbox(m) => m.hint().map(str::to_owned),
         CoreError::Auth(e) => match e.fix() {
             Some(fix) => Some(fix.to_owned()),
             None if e.needs_sign_in() => Some("sign in again with `exgate login`".into()),

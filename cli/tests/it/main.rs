@@ -1,0 +1,6 @@
+//! The `exgate` binary, end to end: one test binary, one module per area.
+
+mod connections;
+mod mailbox;
+mod signin;
+mod util;
