@@ -1,0 +1,237 @@
+//! The gateway end to end: the mock Microsoft cloud and the real `exgate-server` binary on port 0.
+//! A connection is created through the API, a user signs in through the real callback (the mock's
+//! consent form submitted over HTTP), then reads and sends mail and creates an event.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::{Seed, seed};
+use serde_json::{Value, json};
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The hidden inputs of the mock's sign-in form.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|tail| {
+            let name = tail.split("name=\"").nth(1)?.split('"').next()?;
+            let value = tail.split("value=\"").nth(1)?.split('"').next()?;
+            Some((unescape(name), unescape(value)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_signs_in_through_the_gateway_then_reads_sends_and_schedules() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config/exgate/exgate.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
+            mock.base_url(),
+            mock.graph_url()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    assert!(lines.next().unwrap().contains("admin password"));
+    let password = lines.next().unwrap().trim().to_owned();
+    let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+
+    // The admin creates a delegated connection and an API key for the portal.
+    let resp = http
+        .post(format!("{base}/api/v1/connections"))
+        .basic_auth("admin", Some(&password))
+        .json(&json!({
+            "name": "contoso", "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
+            "client_id": seed::WEB_APP, "client_secret": seed::WEB_APP_SECRET,
+            "redirect_uri": format!("{base}/service/oauth2/authorize"),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let resp = http
+        .post(format!("{base}/api/v1/keys"))
+        .basic_auth("admin", Some(&password))
+        .json(&json!({ "name": "portal", "connections": ["contoso"] }))
+        .send()
+        .await
+        .unwrap();
+    let key = resp.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The portal starts a sign-in for its user u42; the user's browser goes to Entra.
+    let login: Value = http
+        .post(format!("{base}/api/v1/connections/contoso/logins"))
+        .bearer_auth(&key)
+        .json(&json!({ "principal": "u42" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = login["authorization_url"].as_str().unwrap();
+    assert_eq!(
+        login["redirect_uri"],
+        format!("{base}/service/oauth2/authorize")
+    );
+    let page = http.get(url).send().await.unwrap().text().await.unwrap();
+    let mut form = hidden_inputs(&page);
+    assert!(!form.is_empty(), "{page}");
+    form.push(("login".into(), seed::ADELE.into()));
+    form.push(("passwd".into(), seed::ADELE_PASSWORD.into()));
+    form.push(("consent".into(), "accept".into()));
+    let action = format!(
+        "{}/{}/oauth2/v2.0/authorize",
+        mock.base_url(),
+        seed::TENANT_ID
+    );
+    let resp = http.post(action).form(&form).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    let callback = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{base}/service/oauth2/authorize?")),
+        "{callback}"
+    );
+    let done = http.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let done = done.text().await.unwrap();
+    assert!(
+        done.contains("Signed in") && done.contains(seed::ADELE),
+        "{done}"
+    );
+
+    // The callback is single use: a replay is refused with a page that says why.
+    let replay = http.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("start the sign-in again")
+    );
+
+    // Now the portal uses u42's mailbox.
+    let user = format!("{base}/api/v1/connections/contoso/users/u42");
+    let listed: Value = http
+        .get(format!("{user}/messages?limit=5"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 5, "{listed}");
+    let resp = http
+        .post(format!("{user}/messages"))
+        .bearer_auth(&key)
+        .json(&json!({ "to": [seed::MEGAN], "subject": "via the gateway", "body": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        mock.delivered(seed::MEGAN)
+            .iter()
+            .filter(|(_, s)| s == "via the gateway")
+            .count(),
+        1
+    );
+    let resp = http
+        .post(format!("{user}/events"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "subject": "Gateway review",
+            "start": { "date_time": "2026-12-03T10:00:00", "time_zone": "UTC" },
+            "end": { "date_time": "2026-12-03T11:00:00", "time_zone": "UTC" },
+            "attendees": [seed::MEGAN],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    // The admin sees the known user; a user that never signed in needs to.
+    let accounts: Value = http
+        .get(format!("{base}/api/v1/connections/contoso/accounts"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accounts["total"], 1);
+    assert_eq!(accounts["items"][0]["principal"], "u42");
+    assert_eq!(accounts["items"][0]["mailbox"], seed::ADELE);
+    assert!(accounts["items"][0]["token_expires_at"].is_string());
+    let resp = http
+        .get(format!(
+            "{base}/api/v1/connections/contoso/users/u43/messages"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("route=\"/api/v1/connections/{connection}/users/{principal}/messages\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("exgate_token_refreshes_total"));
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.wait().unwrap().success());
+}
