@@ -388,10 +388,12 @@ pub(crate) enum MailCommand {
         #[arg(long)]
         unread: bool,
     },
-    /// Export a folder as .eml files into DIR; run it again to resume.
+    /// Export a folder (or `--folder all`: the whole mailbox) as .eml files into DIR; run it
+    /// again to resume.
     Export {
         #[command(flatten)]
         on: MailboxArgs,
+        /// A folder, or `all`.
         #[arg(long, default_value = "inbox")]
         folder: String,
         #[arg(long, value_name = "DIR")]

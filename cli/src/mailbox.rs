@@ -522,10 +522,11 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
         } => {
             let o = open(ctx, on).await?;
             let printer = progress_printer();
+            let folder = (folder != "all").then(|| FolderRef::parse(folder));
             let report = export::export_folder(
                 Arc::clone(&o.backend),
                 &o.mailbox,
-                &FolderRef::parse(folder),
+                folder.as_ref(),
                 dir,
                 &printer,
             )

@@ -15,7 +15,7 @@ use exgate_core::config::NetworkSettings;
 use exgate_core::connections::Connections;
 use exgate_core::export;
 use exgate_core::governor::GovernorPolicy;
-use exgate_core::mailbox::{FolderRef, MailboxRef, WellKnownFolder};
+use exgate_core::mailbox::MailboxRef;
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::model::ConnectionSpec;
 use exgate_core::secret::{Secret, Vault};
@@ -73,7 +73,7 @@ fn main() {
         let out = dir.path().join("export");
         let before = mock.graph_requests();
         let started = Instant::now();
-        let report = export::export_folder(backend.clone(), &adele, &FolderRef::WellKnown(WellKnownFolder::Inbox), &out, &|_| {})
+        let report = export::export_folder(backend.clone(), &adele, None, &out, &|_| {})
             .await
             .expect("export");
         let took = started.elapsed().as_secs_f64();

@@ -59,11 +59,12 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::fs::rename(&tmp, path).await
 }
 
-/// Exports every message of `folder` into `dir`, calling `progress` as it goes.
+/// Exports every message of `folder` (every folder when `None`) into `dir`, calling `progress`
+/// as it goes.
 pub async fn export_folder(
     backend: Arc<dyn MailboxBackend>,
     mailbox: &MailboxRef,
-    folder: &FolderRef,
+    folder: Option<&FolderRef>,
     dir: &Path,
     progress: &(dyn Fn(ExportProgress) + Send + Sync),
 ) -> Result<ExportReport, Error> {
@@ -75,7 +76,7 @@ pub async fn export_folder(
     })?;
 
     let query = MessageQuery {
-        folder: Some(folder.clone()),
+        folder: folder.cloned(),
         page_size: LIST_PAGE,
         ..MessageQuery::default()
     };

@@ -203,7 +203,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .as_ref()
         .map_or_else(|| format!("http://{local}"), ToString::to_string);
     let state = AppState::new(settings, Arc::clone(&store) as _, public_url)?;
-    tracing::info!(redirect_uri = %state.redirect_uri(), "register this redirect URI for gateway sign-ins");
+    say(&format!(
+        "redirect URI to register in Entra ID for sign-ins through the gateway: {}",
+        state.redirect_uri()
+    ))?;
     exgate_server::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;

@@ -80,7 +80,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo::run(&workspace_root(), &cargo),
         Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
-            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"])),
+            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"]))
+            .and_then(|()| cargo(&["bench", "-p", "exgate-server", "--bench", "gateway"])),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),
     };

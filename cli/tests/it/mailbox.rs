@@ -361,12 +361,33 @@ async fn app_only_mailboxes_throttling_and_batching() {
         "export",
         "--mailbox",
         seed::ADELE,
+        "--folder",
+        "all",
         "--out",
         out.to_str().unwrap(),
     ])
     .await
     .ok();
     let files = std::fs::read_dir(&out).unwrap().count();
+    // Every folder's messages, not only the inbox's.
+    let inbox = json(
+        &env.run(&[
+            "mail",
+            "list",
+            "--mailbox",
+            seed::ADELE,
+            "--limit",
+            "1000",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert!(
+        files > inbox["messages"].as_array().unwrap().len(),
+        "{files} files"
+    );
     assert!(
         env.mock.graph_requests() - before < files,
         "{} requests for {files} messages",
