@@ -118,7 +118,14 @@ pub async fn test_connection(
         push(
             &mut checks,
             "token",
-            token.map(|t| format!("a {resource} token valid until {}", t.expires_at)),
+            token.map(|t| {
+                format!(
+                    "a {resource} token valid until {}",
+                    t.expires_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                )
+            }),
         );
         if !got_token {
             return Ok(Report {

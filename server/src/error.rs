@@ -165,5 +165,17 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
         "not_found",
         format!("there is no route {}", uri.path()),
     )
-    .with_hint("GET /api/openapi.json lists the routes the gateway serves")
+    .with_hint("docs/api.md lists the routes the gateway serves")
+}
+
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not answer {method}", uri.path()),
+    )
+    .with_hint("docs/api.md lists each route's methods")
 }

@@ -597,3 +597,21 @@ fn a_bad_config_value_is_a_configuration_error() {
     assert!(stderr.contains("server.listen"), "{stderr}");
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_wrong_method_gets_the_error_shape() {
+    let home = Home::new();
+    let resp = app(home.state().await)
+        .oneshot(get("/api/v1/connections/c/test"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body = body_json(resp).await;
+    assert_eq!(body["code"], "method_not_allowed");
+    assert!(
+        body["correlation_id"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
+}

@@ -3,12 +3,15 @@
 //!
 //! On a delegated connection `{principal}` is a linked account (`?mailbox=` then names a shared or
 //! delegated mailbox it may use); on an app-only connection it is a static user, mapped by an admin
-//! to the mailbox the app acts on.
+//! to the mailbox the app acts on. The [`UserMailbox`] extractor resolves all of that.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -32,11 +35,6 @@ pub(crate) struct On {
     mailbox: Option<String>,
 }
 
-struct Target {
-    backend: Arc<dyn MailboxBackend>,
-    mailbox: MailboxRef,
-}
-
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
@@ -47,26 +45,41 @@ fn address(s: &str) -> ApiResult<Recipient> {
         .map_err(|e| bad(format!("`{s}` is not an email address: {}", e.0)))
 }
 
-async fn target(
-    s: &AppState,
-    caller: &Caller,
-    connection: &str,
-    principal: &str,
-    on: &On,
-) -> ApiResult<Target> {
-    let conn = s.connections.get(connection).await?.connection;
-    caller.may_use(conn.id)?;
-    let principal = principal
-        .parse::<Principal>()
-        .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;
-    let requested = on
-        .mailbox
-        .as_deref()
-        .map(address)
-        .transpose()?
-        .map(|r| MailboxRef::User(r.address));
-    match conn.settings.auth {
-        Auth::OAuth2AppOnly(_) => {
+/// The mailbox a request acts on: resolved from `{connection}` and `{principal}` in the path,
+/// `?mailbox=` in the query, and the caller's right to use the connection.
+pub(crate) struct UserMailbox {
+    backend: Arc<dyn MailboxBackend>,
+    mailbox: MailboxRef,
+}
+
+impl FromRequestParts<AppState> for UserMailbox {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> ApiResult<Self> {
+        let caller = Caller::from_request_parts(parts, s).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, s)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let Query(on) = Query::<On>::from_request_parts(parts, s)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let (Some(connection), Some(principal)) =
+            (params.get("connection"), params.get("principal"))
+        else {
+            return Err(bad("the route names no connection and principal"));
+        };
+        let conn = s.connections.get(connection).await?.connection;
+        caller.may_use(conn.id)?;
+        let principal = principal
+            .parse::<Principal>()
+            .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;
+        let requested = on
+            .mailbox
+            .as_deref()
+            .map(address)
+            .transpose()?
+            .map(|r| MailboxRef::User(r.address));
+        if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
             let users = s
                 .store
                 .static_users(conn.id)
@@ -82,18 +95,16 @@ async fn target(
                 ));
             }
             let backend = s.mailboxes.open(Some(connection), None).await?;
-            Ok(Target {
+            return Ok(Self {
                 backend,
                 mailbox: MailboxRef::User(user.mailbox.to_string()),
-            })
+            });
         }
-        _ => {
-            let backend = s.mailboxes.open(Some(connection), Some(&principal)).await?;
-            Ok(Target {
-                backend,
-                mailbox: requested.unwrap_or(MailboxRef::Me),
-            })
-        }
+        let backend = s.mailboxes.open(Some(connection), Some(&principal)).await?;
+        Ok(Self {
+            backend,
+            mailbox: requested.unwrap_or(MailboxRef::Me),
+        })
     }
 }
 
@@ -105,19 +116,12 @@ fn instant(field: &str, s: &str) -> ApiResult<OffsetDateTime> {
     })
 }
 
-pub(crate) async fn folders(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(on): Query<On>,
-) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
+pub(crate) async fn folders(t: UserMailbox) -> ApiResult<Response> {
     Ok(Json(t.backend.folders(&t.mailbox).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
-    mailbox: Option<String>,
     folder: Option<String>,
     #[serde(default)]
     unread: bool,
@@ -130,22 +134,7 @@ pub(crate) struct ListQuery {
     page: Option<String>,
 }
 
-pub(crate) async fn messages(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Response> {
-    let t = target(
-        &s,
-        &c,
-        &conn,
-        &p,
-        &On {
-            mailbox: q.mailbox.clone(),
-        },
-    )
-    .await?;
+pub(crate) async fn messages(t: UserMailbox, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let query = MessageQuery {
         folder: Some(FolderRef::parse(q.folder.as_deref().unwrap_or("inbox"))),
         unread_only: q.unread,
@@ -172,18 +161,15 @@ pub(crate) async fn messages(
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ShowQuery {
-    mailbox: Option<String>,
     /// `text` or `html`.
     body: Option<String>,
 }
 
 pub(crate) async fn message(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Query(q): Query<ShowQuery>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &On { mailbox: q.mailbox }).await?;
     let kind = match q.body.as_deref() {
         None => None,
         Some("text") => Some(BodyKind::Text),
@@ -194,12 +180,9 @@ pub(crate) async fn message(
 }
 
 pub(crate) async fn attachment(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id, aid)): Path<(String, String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id, aid)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     let a = t.backend.attachment(&t.mailbox, &id, &aid).await?;
     let mut resp = a.content.into_response();
     let ct = a
@@ -222,12 +205,9 @@ pub(crate) async fn attachment(
 }
 
 pub(crate) async fn mime(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     let bytes = t.backend.mime(&t.mailbox, &id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
@@ -275,14 +255,7 @@ fn addresses(list: &[String]) -> ApiResult<Vec<Recipient>> {
     list.iter().map(|a| address(a)).collect()
 }
 
-pub(crate) async fn send(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(on): Query<On>,
-    Json(b): Json<SendBody>,
-) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
+pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<Response> {
     if b.to.is_empty() {
         return Err(bad("`to` needs at least one address"));
     }
@@ -350,13 +323,10 @@ pub(crate) struct ReplyBody {
 }
 
 pub(crate) async fn reply(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<ReplyBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend.reply(&t.mailbox, &id, &b.comment, b.all).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -370,13 +340,10 @@ pub(crate) struct ForwardBody {
 }
 
 pub(crate) async fn forward(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<ForwardBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend
         .forward(&t.mailbox, &id, &addresses(&b.to)?, &b.comment)
         .await?;
@@ -390,13 +357,10 @@ pub(crate) struct MoveBody {
 }
 
 pub(crate) async fn move_message(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<MoveBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     let new_id = t
         .backend
         .move_message(&t.mailbox, &id, &FolderRef::parse(&b.folder))
@@ -411,53 +375,31 @@ pub(crate) struct ReadBody {
 }
 
 pub(crate) async fn mark_read(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<ReadBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend.set_read(&t.mailbox, &id, b.read).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn delete_message(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend.delete_message(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RangeQuery {
-    mailbox: Option<String>,
     start: String,
     end: String,
     /// IANA or Windows zone for the answer's times (default UTC).
     tz: Option<String>,
 }
 
-pub(crate) async fn events(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(q): Query<RangeQuery>,
-) -> ApiResult<Response> {
-    let t = target(
-        &s,
-        &c,
-        &conn,
-        &p,
-        &On {
-            mailbox: q.mailbox.clone(),
-        },
-    )
-    .await?;
+pub(crate) async fn events(t: UserMailbox, Query(q): Query<RangeQuery>) -> ApiResult<Response> {
     let (start, end) = (instant("start", &q.start)?, instant("end", &q.end)?);
     if end <= start {
         return Err(bad("`end` must be after `start`"));
@@ -514,36 +456,23 @@ impl EventBody {
     }
 }
 
-pub(crate) async fn create_event(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(on): Query<On>,
-    Json(b): Json<EventBody>,
-) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
+pub(crate) async fn create_event(t: UserMailbox, Json(b): Json<EventBody>) -> ApiResult<Response> {
     let event = t.backend.create_event(&t.mailbox, &b.draft()?).await?;
     Ok((StatusCode::CREATED, Json(event)).into_response())
 }
 
 pub(crate) async fn update_event(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<EventBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     Ok(Json(t.backend.update_event(&t.mailbox, &id, &b.draft()?).await?).into_response())
 }
 
 pub(crate) async fn delete_event(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend.delete_event(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -562,14 +491,7 @@ fn thirty() -> u32 {
     30
 }
 
-pub(crate) async fn free_busy(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(on): Query<On>,
-    Json(b): Json<FreeBusyBody>,
-) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
+pub(crate) async fn free_busy(t: UserMailbox, Json(b): Json<FreeBusyBody>) -> ApiResult<Response> {
     let who: Vec<String> = addresses(&b.who)?.into_iter().map(|r| r.address).collect();
     let (start, end) = (instant("start", &b.start)?, instant("end", &b.end)?);
     Ok(Json(
@@ -588,28 +510,18 @@ pub(crate) async fn free_busy(
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PageQuery {
-    mailbox: Option<String>,
     page: Option<String>,
 }
 
-pub(crate) async fn contacts(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(q): Query<PageQuery>,
-) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &On { mailbox: q.mailbox }).await?;
+pub(crate) async fn contacts(t: UserMailbox, Query(q): Query<PageQuery>) -> ApiResult<Response> {
     let page = t.backend.contacts(&t.mailbox, q.page.as_deref()).await?;
     Ok(Json(serde_json::json!({ "contacts": page.items, "next_page": page.next })).into_response())
 }
 
 pub(crate) async fn contact(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     Ok(Json(t.backend.contact(&t.mailbox, &id).await?).into_response())
 }
 
@@ -642,13 +554,9 @@ impl ContactBody {
 }
 
 pub(crate) async fn create_contact(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p)): Path<(String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
     Json(b): Json<ContactBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     Ok((
         StatusCode::CREATED,
         Json(t.backend.create_contact(&t.mailbox, &b.draft()?).await?),
@@ -657,13 +565,10 @@ pub(crate) async fn create_contact(
 }
 
 pub(crate) async fn update_contact(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
     Json(b): Json<ContactBody>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     Ok(Json(
         t.backend
             .update_contact(&t.mailbox, &id, &b.draft()?)
@@ -673,12 +578,9 @@ pub(crate) async fn update_contact(
 }
 
 pub(crate) async fn delete_contact(
-    c: Caller,
-    State(s): State<AppState>,
-    Path((conn, p, id)): Path<(String, String, String)>,
-    Query(on): Query<On>,
+    t: UserMailbox,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let t = target(&s, &c, &conn, &p, &on).await?;
     t.backend.delete_contact(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
