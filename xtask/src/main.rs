@@ -4,6 +4,7 @@
 //! - `bench`: a cached token lookup (criterion), then a 20,000-message export from the throttled
 //!   mock Graph reported as a fraction of the allowed rate.
 //! - `demo`: exgate-mock and exgate-server wired together, with what to try.
+//! - `fixtures`: generate a mailbox of any size for `exgate-mock --mailboxes`.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
 mod demo;
@@ -13,7 +14,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache benchmark, then the Graph export against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache benchmark, then the Graph export against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,11 +75,37 @@ fn ci() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Generates a mailbox for `exgate-mock --mailboxes`: the mock's own generator, with its flags.
+fn fixtures(args: Vec<String>) -> anyhow::Result<()> {
+    let mut all = vec![
+        "run",
+        "-q",
+        "-p",
+        "exgate-testkit",
+        "--bin",
+        "exgate-mock",
+        "--",
+        "fixtures",
+    ];
+    if args.is_empty() {
+        all.extend([
+            "--mailbox",
+            "adele@contoso.onmicrosoft.com",
+            "--out",
+            "target/fixtures/adele.json",
+        ]);
+        std::fs::create_dir_all(workspace_root().join("target/fixtures"))?;
+    }
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
+}
+
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("ci") => ci(),
         Some("demo") => demo::run(&workspace_root(), &cargo),
+        Some("fixtures") => fixtures(std::env::args().skip(2).collect()),
         Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
             .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"]))
             .and_then(|()| cargo(&["bench", "-p", "exgate-server", "--bench", "gateway"])),
