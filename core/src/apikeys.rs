@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::model::{ConnectionId, InvalidInput};
 use crate::secret::{Secret, random_bytes};
 use crate::store::Store;
+use crate::ttl::{TTL, TtlCache};
 
 /// Every key starts with this, so leaked keys are easy to find with secret scanners.
 pub const PREFIX: &str = "exg_";
@@ -66,11 +67,17 @@ pub fn hash(secret: &str) -> [u8; 32] {
 pub struct ApiKeys {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Live keys by hash; revoking through this process clears it at once.
+    live: TtlCache<[u8; 32], ApiKey>,
 }
 
 impl ApiKeys {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            live: TtlCache::new(TTL),
+        }
     }
 
     /// Creates a key; the returned secret is shown once and never stored.
@@ -114,13 +121,27 @@ impl ApiKeys {
         if !presented.starts_with(PREFIX) {
             return Ok(None);
         }
-        let Some(key) = self.store.api_key_by_hash(&hash(presented)).await? else {
+        let digest = hash(presented);
+        if let Some(key) = self.live.get(&digest) {
+            return Ok(Some(key));
+        }
+        let Some(mut key) = self.store.api_key_by_hash(&digest).await? else {
             return Ok(None);
         };
         if key.revoked_at.is_some() {
             return Ok(None);
         }
-        self.store.touch_api_key(key.id, self.clock.now()).await?;
+        // Last use is kept to the minute: writing it on every request would put a synchronous
+        // disk write on every API call.
+        let now = self.clock.now();
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t >= time::Duration::minutes(1))
+        {
+            self.store.touch_api_key(key.id, now).await?;
+            key.last_used_at = Some(now);
+        }
+        self.live.put(digest, key.clone());
         Ok(Some(key))
     }
 
@@ -128,8 +149,9 @@ impl ApiKeys {
         Ok(self.store.api_keys().await?)
     }
 
-    /// Revokes a key; it stops working at once.
+    /// Revokes a key; it stops working at once in this process, and within seconds in others.
     pub async fn revoke(&self, id: ApiKeyId) -> Result<ApiKey, Error> {
+        self.live.clear();
         if !self.store.revoke_api_key(id, self.clock.now()).await? {
             return Err(Error::NotFound {
                 what: "API key",

@@ -9,8 +9,10 @@ use uuid::Uuid;
 use crate::Error;
 use crate::clock::Clock;
 use crate::config::ConfiguredConnection;
+use crate::model::StaticUser;
 use crate::model::{Connection, ConnectionId, ConnectionName, ConnectionSpec, InvalidInput};
 use crate::store::{Store, StoreError};
+use crate::ttl::{TTL, TtlCache};
 
 /// Where a connection is defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub struct Connections {
     store: Arc<dyn Store>,
     configured: Vec<ConnectionEntry>,
     clock: Arc<dyn Clock>,
+    /// Stored connections by lower-case name, and by ID.
+    by_name: TtlCache<String, Connection>,
+    by_id: TtlCache<ConnectionId, Connection>,
+    static_users: TtlCache<ConnectionId, Vec<StaticUser>>,
 }
 
 fn parse_name(name: &str) -> Result<ConnectionName, Error> {
@@ -74,6 +80,9 @@ impl Connections {
             store,
             configured,
             clock,
+            by_name: TtlCache::new(TTL),
+            by_id: TtlCache::new(TTL),
+            static_users: TtlCache::new(TTL),
         }
     }
 
@@ -112,17 +121,26 @@ impl Connections {
         if let Some(entry) = self.configured(&name) {
             return Ok(entry.clone());
         }
-        self.store
-            .connection(&name)
-            .await?
-            .map(|connection| ConnectionEntry {
-                connection,
-                source: Source::Store,
-            })
-            .ok_or_else(|| Error::NotFound {
-                what: "connection",
-                name: name.to_string(),
-            })
+        let key = name.as_str().to_ascii_lowercase();
+        let connection = match self.by_name.get(&key) {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .store
+                    .connection(&name)
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        what: "connection",
+                        name: name.to_string(),
+                    })?;
+                self.by_name.put(key, c.clone());
+                c
+            }
+        };
+        Ok(ConnectionEntry {
+            connection,
+            source: Source::Store,
+        })
     }
 
     /// The named connection, or the only one there is when no name is given.
@@ -157,13 +175,56 @@ impl Connections {
         if let Some(entry) = self.configured.iter().find(|e| e.connection.id == id) {
             return Ok(entry.connection.clone());
         }
-        self.store
+        if let Some(c) = self.by_id.get(&id) {
+            return Ok(c);
+        }
+        let c = self
+            .store
             .connection_by_id(id)
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: "connection",
                 name: id.to_string(),
+            })?;
+        self.by_id.put(id, c.clone());
+        Ok(c)
+    }
+
+    /// The static users of a connection.
+    pub async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, Error> {
+        if let Some(users) = self.static_users.get(&connection) {
+            return Ok(users);
+        }
+        let users = self.store.static_users(connection).await?;
+        self.static_users.put(connection, users.clone());
+        Ok(users)
+    }
+
+    /// Maps a principal to a mailbox the connection's service identity acts on.
+    pub async fn add_static_user(&self, user: &StaticUser) -> Result<(), Error> {
+        self.static_users.clear();
+        self.store
+            .insert_static_user(user)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => Error::AlreadyExists {
+                    what: "static user",
+                    name: user.principal.to_string(),
+                },
+                other => other.into(),
             })
+    }
+
+    pub async fn remove_static_user(&self, user: &StaticUser) -> Result<(), Error> {
+        self.static_users.clear();
+        self.store.delete_static_user(user.id).await?;
+        Ok(())
+    }
+
+    fn forget(&self) {
+        self.by_name.clear();
+        self.by_id.clear();
+        self.static_users.clear();
     }
 
     /// Validates `spec` and stores a new connection. Nothing is written if any check fails.
@@ -184,6 +245,7 @@ impl Connections {
             created_at: now,
             updated_at: now,
         };
+        self.forget();
         self.store
             .insert_connection(&connection)
             .await
@@ -218,6 +280,7 @@ impl Connections {
             .edited(change, clear_credential)
             .validate()?;
         connection.updated_at = self.clock.now();
+        self.forget();
         if !self.store.update_connection(&connection).await? {
             return Err(Error::NotFound {
                 what: "connection",
@@ -237,6 +300,7 @@ impl Connections {
                 origin,
             });
         }
+        self.forget();
         if !self.store.delete_connection(&entry.connection.name).await? {
             return Err(Error::NotFound {
                 what: "connection",

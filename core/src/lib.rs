@@ -21,6 +21,7 @@ pub mod model;
 pub mod net;
 pub mod secret;
 pub mod store;
+mod ttl;
 
 pub use error::{Error, ErrorKind};
 

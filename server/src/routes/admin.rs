@@ -465,11 +465,7 @@ pub(crate) async fn list_static_users(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<StaticUserView>>> {
     let connection = s.connections.get(&name).await?.connection;
-    let users = s
-        .store
-        .static_users(connection.id)
-        .await
-        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
+    let users = s.connections.static_users(connection.id).await?;
     Ok(Json(users.iter().map(static_view).collect()))
 }
 
@@ -500,10 +496,7 @@ pub(crate) async fn create_static_user(
         access,
         created_at: OffsetDateTime::now_utc(),
     };
-    s.store
-        .insert_static_user(&user)
-        .await
-        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
+    s.connections.add_static_user(&user).await?;
     Ok((StatusCode::CREATED, Json(static_view(&user))))
 }
 
@@ -514,20 +507,13 @@ pub(crate) async fn delete_static_user(
 ) -> ApiResult<StatusCode> {
     let connection = s.connections.get(&name).await?.connection;
     let p = principal(&p)?;
-    let users = s
-        .store
-        .static_users(connection.id)
-        .await
-        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
+    let users = s.connections.static_users(connection.id).await?;
     let user = users.iter().find(|u| u.principal == p).ok_or_else(|| {
         ApiError::from(exgate_core::Error::NotFound {
             what: "static user",
             name: p.to_string(),
         })
     })?;
-    s.store
-        .delete_static_user(user.id)
-        .await
-        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
+    s.connections.remove_static_user(user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -80,11 +80,7 @@ impl FromRequestParts<AppState> for UserMailbox {
             .transpose()?
             .map(|r| MailboxRef::User(r.address));
         if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
-            let users = s
-                .store
-                .static_users(conn.id)
-                .await
-                .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
+            let users = s.connections.static_users(conn.id).await?;
             let user = users.iter().find(|u| u.principal == principal).ok_or_else(|| {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("`{principal}` is not a static user of connection `{connection}`"))
                     .with_hint("an admin maps it to a mailbox with POST /api/v1/connections/{connection}/static-users")
