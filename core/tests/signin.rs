@@ -774,3 +774,92 @@ async fn sovereign_clouds_sign_in_at_their_own_hosts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_session_only_account_never_reaches_the_store() {
+    let w = World::new().await;
+    w.mock.set_token_lifetime(600);
+    w.add("contoso", delegated(seed::PUBLIC_APP)).await;
+    w.mock.set_auto_approve(Some(seed::ADELE));
+    let login = w
+        .signin
+        .start_browser_session(
+            "contoso",
+            "u42".parse().unwrap(),
+            "http://localhost:50001",
+            None,
+        )
+        .await
+        .unwrap();
+    let params = w.browser_redirect(&login.url).await;
+    let account = w.signin.finish_browser_login(params).await.unwrap();
+    assert_eq!(
+        account.credential,
+        exgate_core::model::CredentialKind::Session
+    );
+    let u42: Principal = "u42".parse().unwrap();
+
+    // It works, refreshes (the mock rotates refresh tokens strictly) and is listed…
+    let first = w
+        .signin
+        .token("contoso", Some(&u42), Resource::Graph)
+        .await
+        .unwrap();
+    w.clock.advance(Duration::from_secs(700));
+    let second = w
+        .signin
+        .token("contoso", Some(&u42), Resource::Graph)
+        .await
+        .unwrap();
+    assert_ne!(first.secret, second.secret);
+    w.clock.advance(Duration::from_secs(700));
+    w.signin
+        .token("contoso", Some(&u42), Resource::Graph)
+        .await
+        .unwrap();
+    let listed = w.signin.accounts("contoso", None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].principal, u42);
+
+    // …but the store holds neither the account nor its tokens.
+    let conn = w.connections.get("contoso").await.unwrap().connection;
+    assert!(w.store.accounts(conn.id).await.unwrap().is_empty());
+    let db = std::fs::read(w._dir.path().join("exgate.db")).unwrap();
+    let wal = std::fs::read(w._dir.path().join("exgate.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(3).any(|w| w == b"u42"),
+            "the session account reached the store"
+        );
+    }
+
+    // Reset and logout act on it; another process (a restart) does not know it.
+    w.signin.reset("contoso", &u42).await.unwrap();
+    let err = w
+        .signin
+        .token("contoso", Some(&u42), Resource::Graph)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), exgate_core::ErrorKind::NeedsSignIn);
+    w.signin.logout("contoso", Some(&u42)).await.unwrap();
+    assert!(w.signin.accounts("contoso", None).await.unwrap().is_empty());
+    let network = NetworkSettings {
+        authority_host: Some(w.mock.base_url().parse().unwrap()),
+        graph_url: None,
+        ca_pem: None,
+    };
+    let restarted = SignIn::new(
+        w.store.clone(),
+        w.connections.clone(),
+        network,
+        Arc::new(w.clock.clone()),
+    )
+    .unwrap();
+    assert!(
+        restarted
+            .accounts("contoso", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -156,6 +156,11 @@ impl TokenCache {
         slot.current().filter(|t| t.is_fresh(self.clock.now()))
     }
 
+    /// Puts a token obtained elsewhere (a sign-in) into the cache.
+    pub fn insert(&self, key: TokenKey, token: AccessToken) {
+        self.slot(&key).set(Arc::new(token));
+    }
+
     /// Forgets the key's token (after a sign-out or reset).
     pub fn forget(&self, key: &TokenKey) {
         self.slots

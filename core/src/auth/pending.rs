@@ -23,6 +23,8 @@ pub struct PendingLogin {
     pub resource: Resource,
     pub scopes: Vec<String>,
     pub redirect_uri: String,
+    /// Keep the account's tokens in memory only (never written to the store).
+    pub session_only: bool,
     pub verifier: PkceCodeVerifier,
     pub started_at: OffsetDateTime,
 }
@@ -85,6 +87,7 @@ mod tests {
             resource: Resource::Graph,
             scopes: vec![],
             redirect_uri: "http://localhost".into(),
+            session_only: false,
             verifier: PkceCodeVerifier::new("v".repeat(43)),
             started_at: at,
         }

@@ -1,7 +1,8 @@
 //! Sign-in as a service: starts and finishes each flow, links the signed-in mailbox as an account,
 //! and hands out access tokens through the [`TokenCache`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
@@ -64,6 +65,13 @@ fn is_app_only(connection: &Connection) -> bool {
     matches!(connection.settings.auth, Auth::OAuth2AppOnly(_))
 }
 
+/// A session-only account: it and its refresh token live in this process only.
+#[derive(Debug, Clone)]
+struct SessionAccount {
+    account: Account,
+    refresh_token: Option<Secret>,
+}
+
 #[derive(Debug)]
 struct Shared {
     store: Arc<dyn Store>,
@@ -71,6 +79,8 @@ struct Shared {
     network: NetworkSettings,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// Session-only accounts by ID; never written to the store.
+    sessions: Mutex<HashMap<AccountId, SessionAccount>>,
 }
 
 impl Shared {
@@ -95,11 +105,63 @@ impl Shared {
         }
     }
 
+    fn session(&self, id: AccountId) -> Option<SessionAccount> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    fn session_by_principal(
+        &self,
+        connection: &Connection,
+        principal: &Principal,
+    ) -> Option<Account> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .find(|s| s.account.connection == connection.id && &s.account.principal == principal)
+            .map(|s| s.account.clone())
+    }
+
+    fn sessions_of(&self, connection: &Connection) -> Vec<Account> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|s| s.account.connection == connection.id)
+            .map(|s| s.account.clone())
+            .collect()
+    }
+
+    fn update_session(&self, id: AccountId, change: impl FnOnce(&mut SessionAccount)) {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id)
+        {
+            change(s);
+        }
+    }
+
+    async fn refresh_token_of(&self, account: &Account) -> Result<Option<Secret>, Error> {
+        match self.session(account.id) {
+            Some(s) => Ok(s.refresh_token),
+            None => Ok(self.store.account_refresh_token(account.id).await?),
+        }
+    }
+
     async fn account_by_id(
         &self,
         connection: &Connection,
         id: AccountId,
     ) -> Result<Account, Error> {
+        if let Some(s) = self.session(id) {
+            return Ok(s.account);
+        }
         self.store
             .accounts(connection.id)
             .await?
@@ -130,7 +192,7 @@ impl Shared {
         let scopes = delegated_scopes(connection, key.resource);
         let mut tried: Option<Secret> = None;
         loop {
-            let Some(refresh_token) = self.store.account_refresh_token(account.id).await? else {
+            let Some(refresh_token) = self.refresh_token_of(&account).await? else {
                 return Err(self
                     .mark_needs_sign_in(&account, "no refresh token is stored; sign in again")
                     .await);
@@ -144,6 +206,17 @@ impl Shared {
             match client.refresh(&refresh_token, &scopes).await {
                 Ok(response) => {
                     let token = self.access_token(&response);
+                    if account.credential == CredentialKind::Session {
+                        let now = self.clock.now();
+                        self.update_session(account.id, |s| {
+                            if let Some(rt) = response.refresh_token.clone() {
+                                s.refresh_token = Some(rt);
+                            }
+                            s.account.status = AccountStatus::Active;
+                            s.account.last_used_at = Some(now);
+                        });
+                        return Ok(token);
+                    }
                     self.store
                         .save_tokens(key, &token, response.refresh_token.as_ref())
                         .await?;
@@ -157,7 +230,7 @@ impl Shared {
                     return Ok(token);
                 }
                 Err(e) if e.needs_sign_in() => {
-                    let latest = self.store.account_refresh_token(account.id).await?;
+                    let latest = self.refresh_token_of(&account).await?;
                     if latest.as_ref().is_some_and(|l| l != &refresh_token) {
                         tried = Some(refresh_token);
                         continue;
@@ -175,6 +248,16 @@ impl Shared {
         let status = AccountStatus::NeedsSignIn {
             reason: reason.to_owned(),
         };
+        if account.credential == CredentialKind::Session {
+            self.update_session(account.id, |s| {
+                s.account.status = status.clone();
+                s.refresh_token = None;
+            });
+            return Error::NeedsSignIn {
+                principal: account.principal.to_string(),
+                reason: reason.to_owned(),
+            };
+        }
         if let Err(e) = self
             .store
             .set_account_status(account.id, &status, None)
@@ -200,6 +283,9 @@ impl Shared {
 #[async_trait]
 impl TokenSource for Shared {
     async fn stored(&self, key: &TokenKey) -> Result<Option<AccessToken>, Error> {
+        if key.account.is_some_and(|a| self.session(a).is_some()) {
+            return Ok(None);
+        }
         Ok(self.store.access_token(key).await?)
     }
 
@@ -233,6 +319,8 @@ pub struct DeviceLogin {
     pub connection: Connection,
     pub authorization: DeviceAuthorization,
     resource: Resource,
+    /// Keep the account's tokens in memory only.
+    pub session_only: bool,
 }
 
 /// Sign-in and tokens for every connection.
@@ -258,6 +346,7 @@ impl SignIn {
             network,
             http,
             clock: Arc::clone(&clock),
+            sessions: Mutex::new(HashMap::new()),
         });
         let cache = TokenCache::new(
             Arc::clone(&shared) as Arc<dyn TokenSource>,
@@ -299,6 +388,31 @@ impl SignIn {
         redirect_uri: &str,
         login_hint: Option<&str>,
     ) -> Result<BrowserLogin, Error> {
+        self.start_browser(connection, principal, redirect_uri, login_hint, false)
+            .await
+    }
+
+    /// Like [`SignIn::start_browser_login`], but the account's tokens stay in this process's
+    /// memory and are never written to the store (gone when it stops).
+    pub async fn start_browser_session(
+        &self,
+        connection: &str,
+        principal: Principal,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+    ) -> Result<BrowserLogin, Error> {
+        self.start_browser(connection, Some(principal), redirect_uri, login_hint, true)
+            .await
+    }
+
+    async fn start_browser(
+        &self,
+        connection: &str,
+        principal: Option<Principal>,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+        session_only: bool,
+    ) -> Result<BrowserLogin, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         Self::delegated(&connection)?;
         let resource = primary_resource(&connection);
@@ -318,6 +432,7 @@ impl SignIn {
                 resource,
                 scopes,
                 redirect_uri,
+                session_only,
                 verifier,
                 started_at: self.shared.clock.now(),
             },
@@ -363,8 +478,14 @@ impl SignIn {
                 &pending.scopes,
             )
             .await?;
-        self.link(&connection, pending.principal, pending.resource, response)
-            .await
+        self.link(
+            &connection,
+            pending.principal,
+            pending.resource,
+            response,
+            pending.session_only,
+        )
+        .await
     }
 
     /// Starts a device code sign-in.
@@ -379,7 +500,15 @@ impl SignIn {
             connection,
             authorization,
             resource,
+            session_only: false,
         })
+    }
+
+    /// Like [`SignIn::start_device_login`], for a session-only account.
+    pub async fn start_device_session(&self, connection: &str) -> Result<DeviceLogin, Error> {
+        let mut login = self.start_device_login(connection).await?;
+        login.session_only = true;
+        Ok(login)
     }
 
     /// Waits for the user to finish a device code sign-in, then links the account.
@@ -390,8 +519,14 @@ impl SignIn {
     ) -> Result<Account, Error> {
         let client = self.shared.client(&login.connection).await?;
         let response = client.poll_device(&login.authorization).await?;
-        self.link(&login.connection, principal, login.resource, response)
-            .await
+        self.link(
+            &login.connection,
+            principal,
+            login.resource,
+            response,
+            login.session_only,
+        )
+        .await
     }
 
     /// Signs in with a user name and password (resource-owner password credentials).
@@ -409,16 +544,19 @@ impl SignIn {
         let scopes = delegated_scopes(&connection, resource);
         let client = self.shared.client(&connection).await?;
         let response = client.password(username, password, &scopes).await?;
-        self.link(&connection, principal, resource, response).await
+        self.link(&connection, principal, resource, response, false)
+            .await
     }
 
-    /// Stores the account that signed in, its refresh token and its first access token.
+    /// Stores the account that signed in, its refresh token and its first access token; a
+    /// session-only account is kept in memory instead.
     async fn link(
         &self,
         connection: &Connection,
         principal: Option<Principal>,
         resource: Resource,
         response: TokenResponse,
+        session_only: bool,
     ) -> Result<Account, Error> {
         let username = response
             .identity
@@ -436,6 +574,9 @@ impl SignIn {
                 .map_err(|e| InvalidInput::new("principal", e.0))?,
         };
         let now = self.shared.clock.now();
+        if session_only {
+            return Ok(self.link_session(connection, principal, resource, username, response));
+        }
         let existing = self.shared.store.account(connection.id, &principal).await?;
         let account = Account {
             id: existing
@@ -473,6 +614,54 @@ impl SignIn {
         Ok(account)
     }
 
+    fn link_session(
+        &self,
+        connection: &Connection,
+        principal: Principal,
+        resource: Resource,
+        username: Option<String>,
+        response: TokenResponse,
+    ) -> Account {
+        let now = self.shared.clock.now();
+        let existing = self.shared.session_by_principal(connection, &principal);
+        let account = Account {
+            id: existing
+                .as_ref()
+                .map_or_else(AccountId::new_random, |a| a.id),
+            connection: connection.id,
+            principal,
+            mailbox: username
+                .as_deref()
+                .and_then(|u| u.parse::<EmailAddress>().ok()),
+            credential: CredentialKind::Session,
+            status: AccountStatus::Active,
+            created_at: existing.as_ref().map_or(now, |a| a.created_at),
+            last_used_at: Some(now),
+        };
+        let key = TokenKey {
+            connection: connection.id,
+            account: Some(account.id),
+            resource,
+        };
+        for r in Resource::ALL {
+            self.cache.forget(&TokenKey { resource: r, ..key });
+        }
+        self.cache.insert(key, self.shared.access_token(&response));
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                account.id,
+                SessionAccount {
+                    account: account.clone(),
+                    refresh_token: response.refresh_token,
+                },
+            );
+        tracing::info!(connection = %connection.name, principal = %account.principal, "session-only account signed in");
+        account
+    }
+
     /// The account for a principal, or the connection's only account when none is named.
     pub async fn resolve_account(
         &self,
@@ -480,17 +669,21 @@ impl SignIn {
         principal: Option<&Principal>,
     ) -> Result<Account, Error> {
         match principal {
-            Some(p) => self
-                .shared
-                .store
-                .account(connection.id, p)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    what: "account",
-                    name: p.to_string(),
-                }),
+            Some(p) => match self.shared.session_by_principal(connection, p) {
+                Some(session) => Ok(session),
+                None => self
+                    .shared
+                    .store
+                    .account(connection.id, p)
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        what: "account",
+                        name: p.to_string(),
+                    }),
+            },
             None => {
                 let mut accounts = self.shared.store.accounts(connection.id).await?;
+                accounts.extend(self.shared.sessions_of(connection));
                 match accounts.len() {
                     1 => Ok(accounts.remove(0)),
                     0 => Err(Error::NeedsSignIn {
@@ -550,11 +743,10 @@ impl SignIn {
     ) -> Result<Vec<Account>, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         let needle = filter.map(str::to_lowercase);
-        Ok(self
-            .shared
-            .store
-            .accounts(connection.id)
-            .await?
+        let mut all = self.shared.store.accounts(connection.id).await?;
+        all.extend(self.shared.sessions_of(&connection));
+        all.sort_by(|a, b| a.principal.cmp(&b.principal));
+        Ok(all
             .into_iter()
             .filter(|a| {
                 needle.as_deref().is_none_or(|n| {
@@ -573,7 +765,15 @@ impl SignIn {
     ) -> Result<Account, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         let account = self.resolve_account(&connection, principal).await?;
-        self.shared.store.delete_account(account.id).await?;
+        if account.credential == CredentialKind::Session {
+            self.shared
+                .sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&account.id);
+        } else {
+            self.shared.store.delete_account(account.id).await?;
+        }
         self.forget_account(&connection, account.id);
         Ok(account)
     }
@@ -582,10 +782,7 @@ impl SignIn {
     pub async fn reset(&self, connection: &str, principal: &Principal) -> Result<Account, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         let account = self.resolve_account(&connection, Some(principal)).await?;
-        self.shared
-            .store
-            .reset_account(account.id, "reset by an administrator")
-            .await?;
+        self.reset_one(&account).await?;
         self.forget_account(&connection, account.id);
         self.resolve_account(&connection, Some(principal)).await
     }
@@ -593,15 +790,28 @@ impl SignIn {
     /// Resets every account of a connection. Returns how many.
     pub async fn reset_all(&self, connection: &str) -> Result<usize, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
-        let accounts = self.shared.store.accounts(connection.id).await?;
+        let mut accounts = self.shared.store.accounts(connection.id).await?;
+        accounts.extend(self.shared.sessions_of(&connection));
         for account in &accounts {
-            self.shared
-                .store
-                .reset_account(account.id, "reset by an administrator")
-                .await?;
+            self.reset_one(account).await?;
             self.forget_account(&connection, account.id);
         }
         Ok(accounts.len())
+    }
+
+    async fn reset_one(&self, account: &Account) -> Result<(), Error> {
+        const REASON: &str = "reset by an administrator";
+        if account.credential == CredentialKind::Session {
+            self.shared.update_session(account.id, |s| {
+                s.refresh_token = None;
+                s.account.status = AccountStatus::NeedsSignIn {
+                    reason: REASON.into(),
+                };
+            });
+            return Ok(());
+        }
+        self.shared.store.reset_account(account.id, REASON).await?;
+        Ok(())
     }
 
     /// Drops the cached token for (connection, account, resource) after a server rejected it.

@@ -15,6 +15,8 @@ pub enum CredentialKind {
     AppOnly,
     /// The connection's Basic or NTLM service account; the account holds no secret.
     ServiceAccount,
+    /// A session-only sign-in: its tokens live in the gateway's memory and are never stored.
+    Session,
 }
 
 impl CredentialKind {
@@ -23,6 +25,7 @@ impl CredentialKind {
             Self::RefreshToken => "refresh-token",
             Self::AppOnly => "app-only",
             Self::ServiceAccount => "service-account",
+            Self::Session => "session",
         }
     }
 }
