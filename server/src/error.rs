@@ -8,16 +8,22 @@ use axum::response::{IntoResponse, Response};
 use exgate_core::mailbox::MailboxError;
 use exgate_core::{Error as CoreError, ErrorKind};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::REQUEST_ID;
 
-#[derive(Debug, Serialize)]
+/// Every error the API answers: a stable code, a message that names what is wrong, and often a
+/// hint that says how to fix it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
     /// A stable, machine-readable code such as `not_found`.
+    #[schema(example = "not_found")]
     pub code: &'static str,
+    /// What went wrong, for a person.
     pub message: String,
+    /// How to fix it, when the gateway knows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// The request's `x-request-id`, to find it in the gateway's log.
@@ -165,7 +171,7 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
         "not_found",
         format!("there is no route {}", uri.path()),
     )
-    .with_hint("docs/api.md lists the routes the gateway serves")
+    .with_hint("GET /api/openapi.json lists the routes the gateway serves (as a page: /api/docs)")
 }
 
 pub(crate) async fn method_not_allowed(
@@ -177,5 +183,5 @@ pub(crate) async fn method_not_allowed(
         "method_not_allowed",
         format!("{} does not answer {method}", uri.path()),
     )
-    .with_hint("docs/api.md lists each route's methods")
+    .with_hint("GET /api/openapi.json lists each route's methods (as a page: /api/docs)")
 }

@@ -7,12 +7,29 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState};
 
-/// The process is up and serving.
+/// Liveness: the process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Up", body = Object, example = json!({"status": "ok"})),
+    ),
+)]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The gateway can do its work: the store answers.
+/// Readiness: the gateway can do its work (the store answers).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "`store_unavailable`: the store does not answer", body = ApiError),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ready" }))),

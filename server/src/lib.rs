@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 mod health;
 mod metrics;
+mod openapi;
 mod routes;
 mod state;
 
@@ -26,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use openapi::ApiDoc;
 pub use routes::signin::{DeviceLogins, LoginStatus};
 pub use state::AppState;
 
@@ -137,7 +139,9 @@ pub fn app(state: AppState) -> Router {
             get(mb::contact)
                 .patch(mb::update_contact)
                 .delete(mb::delete_contact),
-        );
+        )
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/docs", get(openapi::page));
     Router::new()
         .merge(api)
         .route("/service/oauth2/authorize", get(signin::callback))

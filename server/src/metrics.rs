@@ -74,6 +74,18 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// Metrics in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`exgate_http_requests_total{method,route,status}`, \
+            `exgate_http_request_duration_seconds{route}`, `exgate_token_cache_hits_total`, \
+            `exgate_token_refreshes_total`, `exgate_token_refresh_failures_total`, \
+            `exgate_throttle_backoffs_total{backend}`", content_type = "text/plain; version=0.0.4", body = String),
+    ),
+)]
 pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     let _ = writeln!(

@@ -13,8 +13,10 @@ use exgate_core::secret::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Admin;
+use crate::openapi::{AdminErrors, Report};
 use crate::{ApiError, AppState};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -23,28 +25,54 @@ fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// A connection as the API takes it. Secrets are write-only: they are never returned.
-#[derive(Debug, Default, Deserialize)]
+/// A connection as the API takes it: the fields of the configuration file. On creation `name`
+/// and `auth` are required; on update only the fields given change. Secrets are write-only: they
+/// are never returned.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConnectionBody {
+    /// The connection's name (creation only: a connection cannot be renamed).
     #[serde(default)]
+    #[schema(example = "contoso")]
     name: Option<String>,
+    /// `online` or `server`; inferred from `tenant` or `ews_url`.
     target: Option<String>,
+    /// Exchange Online: `global` (default), `usgov` or `china`.
     cloud: Option<String>,
+    /// Exchange Online: a tenant GUID, a verified domain, `organizations` or `common`.
+    #[schema(example = "contoso.onmicrosoft.com")]
     tenant: Option<String>,
+    /// Exchange Server: `2016`, `2019` (default) or `se`.
     server_version: Option<String>,
+    /// Exchange Server: `https://…/EWS/Exchange.asmx`.
     ews_url: Option<String>,
+    /// `auto` (default), `graph` or `ews`.
     backend: Option<String>,
+    /// `oauth2-delegated`, `oauth2-app-only`, `basic` or `ntlm`.
+    #[schema(example = "oauth2-app-only")]
     auth: Option<String>,
+    /// OAuth2: the application (client) ID, a GUID.
     client_id: Option<String>,
+    /// Delegated: `authorization-code` (default), `device-code` or `password`.
     flow: Option<String>,
+    /// Delegated: the redirect URI registered for the app.
     redirect_uri: Option<String>,
+    /// Delegated: the scopes to ask for (default: the backend's).
     scopes: Option<Vec<String>>,
+    /// The OIDC discovery URL of a custom identity provider (AD FS, Keycloak).
     authority: Option<String>,
+    /// Basic or NTLM: the service account.
     username: Option<String>,
+    /// Write-only: the app's client secret (its value, not its ID).
+    #[schema(write_only)]
     client_secret: Option<String>,
+    /// The app's certificate (PEM), with `private_key_pem`.
     certificate_pem: Option<String>,
+    /// Write-only: the certificate's private key (PEM).
+    #[schema(write_only)]
     private_key_pem: Option<String>,
+    /// Write-only: the Basic or NTLM password.
+    #[schema(write_only)]
     password: Option<String>,
     /// On update: remove the client secret or certificate (make the app a public client).
     #[serde(default)]
@@ -75,16 +103,29 @@ impl ConnectionBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A connection as the API shows it: whether each secret is set, never what it is.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectionView {
     name: String,
     id: String,
+    /// `store`, or the configuration file that declares it (read-only).
     source: String,
+    /// `{"kind": "online", "cloud", "tenant"}` or `{"kind": "server", "version", "ews_url"}`.
+    #[schema(value_type = Object)]
     target: serde_json::Value,
+    /// `graph` or `ews`.
     backend: String,
     authority: Option<String>,
+    /// `{"kind": "oauth2-delegated", "client_id", "flow", "redirect_uri", "scopes",
+    /// "credential"}`, `{"kind": "oauth2-app-only", "client_id", "credential"}` or
+    /// `{"kind": "basic" | "ntlm", "username", "password_set"}`; `credential` is
+    /// `{"kind": "secret", "set": true}`, `{"kind": "certificate", "thumbprint_sha256",
+    /// "private_key_set": true}` or null.
+    #[schema(value_type = Object)]
     auth: serde_json::Value,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339.
     updated_at: String,
 }
 
@@ -138,6 +179,17 @@ impl From<&ConnectionEntry> for ConnectionView {
     }
 }
 
+/// List connections.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections",
+    tag = "admin",
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Every connection, stored or declared in a configuration file", body = Vec<ConnectionView>),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn list_connections(
     _: Admin,
     State(s): State<AppState>,
@@ -152,6 +204,19 @@ pub(crate) async fn list_connections(
     ))
 }
 
+/// Show a connection.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn get_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -160,6 +225,22 @@ pub(crate) async fn get_connection(
     Ok(Json(ConnectionView::from(&s.connections.get(&name).await?)))
 }
 
+/// Create a connection.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections",
+    tag = "admin",
+    request_body = ConnectionBody,
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = ConnectionView),
+        (status = 400, description = "`invalid_input`: a field is missing or wrong; the message names it", body = ApiError),
+        (status = 409, description = "`conflict`: the name is taken, or declared in a configuration file", body = ApiError),
+        (status = 413, description = "The body is over 8 MiB"),
+        (status = 422, description = "The body is not JSON of this shape (e.g. an unknown field)"),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn create_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -176,6 +257,25 @@ pub(crate) async fn create_connection(
     ))
 }
 
+/// Change the given fields of a connection.
+///
+/// `remove_credential: true` removes the client secret or certificate (a public client).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/connections/{connection}",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    request_body = ConnectionBody,
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The changed connection", body = ConnectionView),
+        (status = 400, description = "`invalid_input`: a field is wrong, or `name` was given", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        (status = 409, description = "`conflict`: the connection is declared in a configuration file", body = ApiError),
+        (status = 422, description = "The body is not JSON of this shape"),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn update_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -192,6 +292,20 @@ pub(crate) async fn update_connection(
     Ok(Json(ConnectionView::from(&s.connections.get(&name).await?)))
 }
 
+/// Remove a connection.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{connection}",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Removed, with its accounts and static users"),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        (status = 409, description = "`conflict`: the connection is declared in a configuration file", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn delete_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -201,12 +315,26 @@ pub(crate) async fn delete_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TestQuery {
     /// The mailbox to probe on an app-only connection.
     mailbox: Option<String>,
 }
 
+/// Test a connection: identity provider, token, mailbox.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/test",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name"), TestQuery),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The checks in order, each with status, detail and fix; `ok` when all passed", body = Report),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn test_connection(
     _: Admin,
     State(s): State<AppState>,
@@ -225,27 +353,37 @@ pub(crate) async fn test_connection(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new API key: `{"name": "portal", "connections": ["contoso"]}` or
+/// `{"name": "ops", "admin": true}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyBody {
+    /// A name to recognise the key by.
+    #[schema(example = "portal")]
     name: String,
     /// An admin key may do everything; an application key only what its connections allow.
     #[serde(default)]
     admin: bool,
+    /// The names of the connections an application key may use.
     #[serde(default)]
     connections: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An API key as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct KeyView {
     id: String,
     name: String,
     admin: bool,
+    /// The IDs of the connections an application key may use.
     connections: Vec<String>,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339, to the minute.
     last_used_at: Option<String>,
+    /// RFC 3339; a revoked key no longer authenticates.
     revoked_at: Option<String>,
-    /// Only in the answer to its creation.
+    /// The key itself (`exg_…`): only in the answer to its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
@@ -266,6 +404,21 @@ fn key_view(k: &ApiKey, secret: Option<&Secret>) -> KeyView {
     }
 }
 
+/// Create an API key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "admin",
+    request_body = KeyBody,
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created; `key` is in this answer only", body = KeyView),
+        (status = 400, description = "`invalid_input`: an admin key scoped to connections, or a bad name", body = ApiError),
+        (status = 404, description = "`not_found`: a connection in `connections` does not exist", body = ApiError),
+        (status = 422, description = "The body is not JSON of this shape"),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn create_key(
     _: Admin,
     State(s): State<AppState>,
@@ -289,6 +442,17 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, Json(key_view(&key, Some(&secret)))))
 }
 
+/// List API keys.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "admin",
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Every API key, revoked ones included, without the key", body = Vec<KeyView>),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn list_keys(
     _: Admin,
     State(s): State<AppState>,
@@ -303,6 +467,20 @@ pub(crate) async fn list_keys(
     ))
 }
 
+/// Revoke an API key.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The key's ID (a UUID)")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The revoked key; it no longer authenticates", body = KeyView),
+        (status = 400, description = "`invalid_input`: not a key ID", body = ApiError),
+        (status = 404, description = "`not_found`: no such key", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn revoke_key(
     _: Admin,
     State(s): State<AppState>,
@@ -313,12 +491,18 @@ pub(crate) async fn revoke_key(
     Ok(Json(key_view(&s.keys.revoke(ApiKeyId(id)).await?, None)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AccountQuery {
+    /// Only users whose principal or mailbox contains this text.
     filter: Option<String>,
+    /// How many to skip.
     #[serde(default)]
+    #[param(default = 0)]
     offset: usize,
+    /// How many to return (1–500).
     #[serde(default = "default_limit")]
+    #[param(default = 50, minimum = 1, maximum = 500)]
     limit: usize,
 }
 
@@ -326,23 +510,41 @@ fn default_limit() -> usize {
     50
 }
 
-#[derive(Debug, Serialize)]
+/// A known user: an account linked on a connection.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AccountView {
+    /// The application's ID for its user.
     principal: String,
+    /// The mailbox's address, once signed in.
     mailbox: Option<String>,
+    /// `refresh-token`, `app-only`, `service-account` or `session`.
     auth_kind: &'static str,
+    /// `active` or `needs-sign-in`.
     status: &'static str,
+    /// Why the user must sign in again.
     status_reason: Option<String>,
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339.
     last_used_at: Option<String>,
+    /// RFC 3339: when the cached access token expires.
     token_expires_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of known users.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AccountPage {
+    /// How many match the filter.
     total: usize,
     offset: usize,
     items: Vec<AccountView>,
+}
+
+/// The answer to a reset of every account.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResetAll {
+    /// How many accounts were reset.
+    reset: usize,
 }
 
 async fn account_view(
@@ -381,6 +583,19 @@ fn principal(p: &str) -> ApiResult<Principal> {
         .map_err(|e| ApiError::bad_request(format!("invalid principal: {}", e.0)))
 }
 
+/// List known users: the accounts linked on a connection.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/accounts",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name"), AccountQuery),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of known users", body = AccountPage),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn list_accounts(
     _: Admin,
     State(s): State<AppState>,
@@ -400,6 +615,20 @@ pub(crate) async fn list_accounts(
     }))
 }
 
+/// Show a known user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/accounts/{principal}",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name"), ("principal" = String, Path, description = "The application's ID for its user")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The known user", body = AccountView),
+        (status = 400, description = "`invalid_input`: not a valid principal", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection, or no account for this principal", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn get_account(
     _: Admin,
     State(s): State<AppState>,
@@ -413,6 +642,20 @@ pub(crate) async fn get_account(
     Ok(Json(account_view(&s, &connection, &account).await?))
 }
 
+/// Forget a known user's tokens: the user must sign in again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/accounts/{principal}/reset",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name"), ("principal" = String, Path, description = "The application's ID for its user")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The user, now `needs-sign-in`", body = AccountView),
+        (status = 400, description = "`invalid_input`: not a valid principal", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection or account", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn reset_account(
     _: Admin,
     State(s): State<AppState>,
@@ -423,30 +666,52 @@ pub(crate) async fn reset_account(
     Ok(Json(account_view(&s, &connection, &account).await?))
 }
 
+/// Forget the tokens of every known user of a connection.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/accounts/reset-all",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "How many accounts were reset", body = ResetAll),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn reset_all_accounts(
     _: Admin,
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let n = s.signin.reset_all(&name).await?;
-    Ok(Json(serde_json::json!({ "reset": n })))
+) -> ApiResult<Json<ResetAll>> {
+    Ok(Json(ResetAll {
+        reset: s.signin.reset_all(&name).await?,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A static user: a principal mapped to a mailbox the app acts on.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StaticUserBody {
+    /// The application's ID for the user.
+    #[schema(example = "adele")]
     principal: String,
+    /// The mailbox's address.
+    #[schema(example = "adele@contoso.onmicrosoft.com")]
     mailbox: String,
     /// `impersonation` (default) or `delegation`.
     #[serde(default)]
     access: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A static user as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StaticUserView {
     principal: String,
     mailbox: String,
+    /// `impersonation` or `delegation`.
     access: &'static str,
+    /// RFC 3339.
     created_at: String,
 }
 
@@ -459,6 +724,19 @@ fn static_view(u: &StaticUser) -> StaticUserView {
     }
 }
 
+/// List static users ("additional users").
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/static-users",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The connection's static users", body = Vec<StaticUserView>),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn list_static_users(
     _: Admin,
     State(s): State<AppState>,
@@ -469,6 +747,23 @@ pub(crate) async fn list_static_users(
     Ok(Json(users.iter().map(static_view).collect()))
 }
 
+/// Map a principal to a mailbox the app acts on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/static-users",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name")),
+    request_body = StaticUserBody,
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = StaticUserView),
+        (status = 400, description = "`invalid_input`: a bad principal, mailbox or access", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        (status = 409, description = "`conflict`: the principal is taken on this connection", body = ApiError),
+        (status = 422, description = "The body is not JSON of this shape"),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn create_static_user(
     _: Admin,
     State(s): State<AppState>,
@@ -500,6 +795,20 @@ pub(crate) async fn create_static_user(
     Ok((StatusCode::CREATED, Json(static_view(&user))))
 }
 
+/// Remove a static user.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{connection}/static-users/{principal}",
+    tag = "admin",
+    params(("connection" = String, Path, description = "The connection's name"), ("principal" = String, Path, description = "The static user's principal")),
+    security(("admin" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_input`: not a valid principal", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection or static user", body = ApiError),
+        AdminErrors,
+    ),
+)]
 pub(crate) async fn delete_static_user(
     _: Admin,
     State(s): State<AppState>,

@@ -8,30 +8,77 @@
 use std::sync::Arc;
 
 use axum::Json;
-use std::collections::HashMap;
-
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use exgate_core::mailbox::{
-    AttendeeKind, Body, BodyKind, ContactDraft, EventDraft, EventTime, FolderRef, Importance,
-    MailboxBackend, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
+    AttendeeKind, Body, BodyKind, Contact, ContactDraft, EventDraft, EventTime, FolderRef,
+    Importance, MailboxBackend, MailboxRef, MessageQuery, MessageSummary, NewAttachment,
+    NewMessage, Recipient,
 };
 use exgate_core::model::{Auth, EmailAddress, Principal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::openapi::{self, MailboxErrors};
 use crate::{ApiError, AppState};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Debug, Default, Deserialize)]
+/// The user in the path of every mailbox route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct UserPath {
+    /// The connection's name.
+    connection: String,
+    /// A linked account's principal on a delegated connection; a static user on an app-only one.
+    principal: String,
+}
+
+/// A message in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct MessageId {
+    /// The message's ID.
+    id: String,
+}
+
+/// An attachment in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct AttachmentId {
+    /// The message's ID.
+    id: String,
+    /// The attachment's ID.
+    attachment: String,
+}
+
+/// An event in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct EventId {
+    /// The event's ID.
+    id: String,
+}
+
+/// A contact in the path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ContactId {
+    /// The contact's ID.
+    id: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct On {
-    /// A shared or another user's mailbox, for a delegated account.
+    /// A shared or another user's mailbox, for a delegated account (not on app-only
+    /// connections: there the static user names the mailbox).
     mailbox: Option<String>,
 }
 
@@ -57,17 +104,16 @@ impl FromRequestParts<AppState> for UserMailbox {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> ApiResult<Self> {
         let caller = Caller::from_request_parts(parts, s).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, s)
+        let Path(UserPath {
+            connection,
+            principal,
+        }) = Path::<UserPath>::from_request_parts(parts, s)
             .await
             .map_err(|e| bad(e.to_string()))?;
         let Query(on) = Query::<On>::from_request_parts(parts, s)
             .await
             .map_err(|e| bad(e.to_string()))?;
-        let (Some(connection), Some(principal)) =
-            (params.get("connection"), params.get("principal"))
-        else {
-            return Err(bad("the route names no connection and principal"));
-        };
+        let connection = connection.as_str();
         let conn = s.connections.get(connection).await?.connection;
         caller.may_use(conn.id)?;
         let principal = principal
@@ -112,24 +158,58 @@ fn instant(field: &str, s: &str) -> ApiResult<OffsetDateTime> {
     })
 }
 
+/// List mail folders.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/folders",
+    tag = "mailbox",
+    params(UserPath, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The mail folders", body = Vec<openapi::Folder>),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn folders(t: UserMailbox) -> ApiResult<Response> {
     Ok(Json(t.backend.folders(&t.mailbox).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// A well-known folder (`inbox`, `drafts`, `sent-items`, `deleted-items`, `archive`,
+    /// `junk-email`, `outbox`) or a folder ID.
+    #[param(default = "inbox")]
     folder: Option<String>,
+    /// Only unread messages.
     #[serde(default)]
     unread: bool,
+    /// Only messages from this address.
     from: Option<String>,
+    /// Only messages received at or after this RFC 3339 time.
     since: Option<String>,
+    /// Only messages with attachments.
     #[serde(default)]
     with_attachments: bool,
+    /// Page size (1–1000).
+    #[param(default = 25, minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The `next_page` of the previous answer.
     page: Option<String>,
 }
 
+/// List a page of messages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages",
+    tag = "mailbox",
+    params(UserPath, ListQuery, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of messages, newest first", body = MessagePage),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn messages(t: UserMailbox, Query(q): Query<ListQuery>) -> ApiResult<Response> {
     let query = MessageQuery {
         folder: Some(FolderRef::parse(q.folder.as_deref().unwrap_or("inbox"))),
@@ -152,18 +232,44 @@ pub(crate) async fn messages(t: UserMailbox, Query(q): Query<ListQuery>) -> ApiR
         .backend
         .messages(&t.mailbox, &query, q.page.as_deref())
         .await?;
-    Ok(Json(serde_json::json!({ "messages": page.items, "next_page": page.next })).into_response())
+    Ok(Json(MessagePage {
+        messages: page.items,
+        next_page: page.next,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A page of messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessagePage {
+    #[schema(value_type = Vec<openapi::MessageSummary>)]
+    messages: Vec<MessageSummary>,
+    /// Pass as `page` for the next page; null on the last.
+    next_page: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ShowQuery {
     /// `text` or `html`.
     body: Option<String>,
 }
 
+/// Show a message.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}",
+    tag = "mailbox",
+    params(UserPath, MessageId, ShowQuery, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The message: headers, body, attachments' metadata", body = openapi::Message),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn message(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
     Query(q): Query<ShowQuery>,
 ) -> ApiResult<Response> {
     let kind = match q.body.as_deref() {
@@ -175,11 +281,23 @@ pub(crate) async fn message(
     Ok(Json(t.backend.message(&t.mailbox, &id, kind).await?).into_response())
 }
 
+/// An attachment's content.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/attachments/{attachment}",
+    tag = "mailbox",
+    params(UserPath, AttachmentId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The attachment's bytes, with its content type and `Content-Disposition: attachment; filename=…`", content_type = "application/octet-stream", body = inline(openapi::Binary)),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn attachment(
     t: UserMailbox,
-    Path((_, _, id, aid)): Path<(String, String, String, String)>,
+    Path(AttachmentId { id, attachment }): Path<AttachmentId>,
 ) -> ApiResult<Response> {
-    let a = t.backend.attachment(&t.mailbox, &id, &aid).await?;
+    let a = t.backend.attachment(&t.mailbox, &id, &attachment).await?;
     let mut resp = a.content.into_response();
     let ct = a
         .info
@@ -200,27 +318,45 @@ pub(crate) async fn attachment(
     Ok(resp)
 }
 
+/// A message's MIME content.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/mime",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The message as RFC 5322 (MIME)", content_type = "message/rfc822", body = String),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn mime(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
 ) -> ApiResult<Response> {
     let bytes = t.backend.mime(&t.mailbox, &id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// A file to attach.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttachmentBody {
+    #[schema(example = "report.pdf")]
     name: String,
+    /// Default `application/octet-stream`.
     #[serde(default)]
     content_type: Option<String>,
     /// Base64 of the file.
     content_base64: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A message to send.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendBody {
+    /// At least one address.
+    #[schema(example = json!(["megan@contoso.onmicrosoft.com"]))]
     to: Vec<String>,
     #[serde(default)]
     cc: Vec<String>,
@@ -230,16 +366,20 @@ pub(crate) struct SendBody {
     subject: String,
     #[serde(default)]
     body: String,
+    /// `body` is HTML rather than text.
     #[serde(default)]
     html: bool,
     #[serde(default)]
     attachments: Vec<AttachmentBody>,
+    /// `low`, `normal` (default) or `high`.
     #[serde(default)]
     importance: Option<String>,
     /// Send as this shared mailbox (needs Send As).
     #[serde(default)]
     from: Option<String>,
+    /// Keep a copy in Sent Items.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     save_to_sent: bool,
 }
 
@@ -251,6 +391,21 @@ fn addresses(list: &[String]) -> ApiResult<Vec<Recipient>> {
     list.iter().map(|a| address(a)).collect()
 }
 
+/// Send a message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages",
+    tag = "mailbox",
+    params(UserPath, On),
+    request_body = SendBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 202, description = "Sent", body = Sent),
+        (status = 413, description = "The body is over 8 MiB"),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<Response> {
     if b.to.is_empty() {
         return Err(bad("`to` needs at least one address"));
@@ -302,42 +457,78 @@ pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<R
         save_to_sent: b.save_to_sent,
     };
     t.backend.send(&t.mailbox, &message).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "status": "sent" })),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(Sent { status: "sent" })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// The answer to a send.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Sent {
+    /// `sent`.
+    status: &'static str,
+}
+
+/// A reply.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplyBody {
+    /// Text above the quoted message.
     #[serde(default)]
     comment: String,
+    /// Reply to all recipients.
     #[serde(default)]
     all: bool,
 }
 
+/// Reply (or reply all) to a message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/reply",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    request_body = ReplyBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 202, description = "Sent"),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn reply(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<ReplyBody>,
 ) -> ApiResult<Response> {
     t.backend.reply(&t.mailbox, &id, &b.comment, b.all).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// A forward.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForwardBody {
     to: Vec<String>,
+    /// Text above the forwarded message.
     #[serde(default)]
     comment: String,
 }
 
+/// Forward a message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/forward",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    request_body = ForwardBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 202, description = "Sent"),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn forward(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<ForwardBody>,
 ) -> ApiResult<Response> {
     t.backend
@@ -346,55 +537,121 @@ pub(crate) async fn forward(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Where to move a message.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MoveBody {
+    /// A well-known folder (`archive`, `deleted-items`, …) or a folder ID.
+    #[schema(example = "archive")]
     folder: String,
 }
 
+/// Move a message to another folder.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/move",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    request_body = MoveBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "Moved; a moved message has a new ID", body = Moved),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn move_message(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<MoveBody>,
 ) -> ApiResult<Response> {
     let new_id = t
         .backend
         .move_message(&t.mailbox, &id, &FolderRef::parse(&b.folder))
         .await?;
-    Ok(Json(serde_json::json!({ "id": new_id })).into_response())
+    Ok(Json(Moved { id: new_id }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// The answer to a move.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Moved {
+    /// The message's ID in its new folder.
+    id: String,
+}
+
+/// Read or unread.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadBody {
     read: bool,
 }
 
+/// Mark a message read or unread.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}/read",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    request_body = ReadBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Marked"),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn mark_read(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<ReadBody>,
 ) -> ApiResult<Response> {
     t.backend.set_read(&t.mailbox, &id, b.read).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Delete a message.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{connection}/users/{principal}/messages/{id}",
+    tag = "mailbox",
+    params(UserPath, MessageId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Deleted (moved to Deleted Items)"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn delete_message(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(MessageId { id }): Path<MessageId>,
 ) -> ApiResult<Response> {
     t.backend.delete_message(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RangeQuery {
+    /// RFC 3339, e.g. `2026-12-01T00:00:00Z`.
     start: String,
+    /// RFC 3339, after `start`.
     end: String,
     /// IANA or Windows zone for the answer's times (default UTC).
     tz: Option<String>,
 }
 
+/// List the events in a range.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/events",
+    tag = "mailbox",
+    params(UserPath, RangeQuery, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The events in the range, recurrences expanded, ordered by start", body = Vec<openapi::Event>),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn events(t: UserMailbox, Query(q): Query<RangeQuery>) -> ApiResult<Response> {
     let (start, end) = (instant("start", &q.start)?, instant("end", &q.end)?);
     if end <= start {
@@ -408,19 +665,26 @@ pub(crate) async fn events(t: UserMailbox, Query(q): Query<RangeQuery>) -> ApiRe
     .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// An event to create, or the fields of one to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventBody {
     subject: Option<String>,
+    #[schema(value_type = Option<openapi::EventTime>)]
     start: Option<EventTime>,
+    #[schema(value_type = Option<openapi::EventTime>)]
     end: Option<EventTime>,
     is_all_day: Option<bool>,
     location: Option<String>,
+    /// Text.
     body: Option<String>,
+    /// Required attendees' addresses.
     #[serde(default)]
     attendees: Option<Vec<String>>,
+    /// Optional attendees' addresses.
     #[serde(default)]
     optional_attendees: Option<Vec<String>>,
+    /// Add a Teams meeting.
     online_meeting: Option<bool>,
 }
 
@@ -452,34 +716,80 @@ impl EventBody {
     }
 }
 
+/// Create an event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/events",
+    tag = "mailbox",
+    params(UserPath, On),
+    request_body = EventBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 201, description = "Created; attendees are invited", body = openapi::Event),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn create_event(t: UserMailbox, Json(b): Json<EventBody>) -> ApiResult<Response> {
     let event = t.backend.create_event(&t.mailbox, &b.draft()?).await?;
     Ok((StatusCode::CREATED, Json(event)).into_response())
 }
 
+/// Change the given fields of an event.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/connections/{connection}/users/{principal}/events/{id}",
+    tag = "mailbox",
+    params(UserPath, EventId, On),
+    request_body = EventBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The changed event", body = openapi::Event),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn update_event(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(EventId { id }): Path<EventId>,
     Json(b): Json<EventBody>,
 ) -> ApiResult<Response> {
     Ok(Json(t.backend.update_event(&t.mailbox, &id, &b.draft()?).await?).into_response())
 }
 
+/// Delete an event.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{connection}/users/{principal}/events/{id}",
+    tag = "mailbox",
+    params(UserPath, EventId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Deleted (an organizer's delete cancels it for the attendees)"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn delete_event(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(EventId { id }): Path<EventId>,
 ) -> ApiResult<Response> {
     t.backend.delete_event(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Whose availability, when.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FreeBusyBody {
+    /// Mailbox addresses.
     who: Vec<String>,
+    /// RFC 3339.
     start: String,
+    /// RFC 3339.
     end: String,
+    /// 5–1440.
     #[serde(default = "thirty")]
+    #[schema(default = 30, minimum = 5, maximum = 1440)]
     interval_minutes: u32,
 }
 
@@ -487,6 +797,20 @@ fn thirty() -> u32 {
     30
 }
 
+/// Free/busy of mailboxes in a range.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/freebusy",
+    tag = "mailbox",
+    params(UserPath, On),
+    request_body = FreeBusyBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "One answer per mailbox in `who`", body = Vec<openapi::FreeBusy>),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn free_busy(t: UserMailbox, Json(b): Json<FreeBusyBody>) -> ApiResult<Response> {
     let who: Vec<String> = addresses(&b.who)?.into_iter().map(|r| r.address).collect();
     let (start, end) = (instant("start", &b.start)?, instant("end", &b.end)?);
@@ -504,29 +828,70 @@ pub(crate) async fn free_busy(t: UserMailbox, Json(b): Json<FreeBusyBody>) -> Ap
     .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// The `next_page` of the previous answer.
     page: Option<String>,
 }
 
+/// List a page of contacts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/contacts",
+    tag = "mailbox",
+    params(UserPath, PageQuery, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "A page of contacts", body = ContactPage),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn contacts(t: UserMailbox, Query(q): Query<PageQuery>) -> ApiResult<Response> {
     let page = t.backend.contacts(&t.mailbox, q.page.as_deref()).await?;
-    Ok(Json(serde_json::json!({ "contacts": page.items, "next_page": page.next })).into_response())
+    Ok(Json(ContactPage {
+        contacts: page.items,
+        next_page: page.next,
+    })
+    .into_response())
 }
 
+/// A page of contacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ContactPage {
+    #[schema(value_type = Vec<openapi::Contact>)]
+    contacts: Vec<Contact>,
+    /// Pass as `page` for the next page; null on the last.
+    next_page: Option<String>,
+}
+
+/// Show a contact.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/users/{principal}/contacts/{id}",
+    tag = "mailbox",
+    params(UserPath, ContactId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The contact", body = openapi::Contact),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn contact(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(ContactId { id }): Path<ContactId>,
 ) -> ApiResult<Response> {
     Ok(Json(t.backend.contact(&t.mailbox, &id).await?).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A contact to create, or the fields of one to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ContactBody {
     display_name: Option<String>,
     given_name: Option<String>,
     surname: Option<String>,
+    /// Addresses.
     emails: Option<Vec<String>>,
     business_phones: Option<Vec<String>>,
     mobile_phone: Option<String>,
@@ -549,6 +914,20 @@ impl ContactBody {
     }
 }
 
+/// Create a contact.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/users/{principal}/contacts",
+    tag = "mailbox",
+    params(UserPath, On),
+    request_body = ContactBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 201, description = "Created", body = openapi::Contact),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn create_contact(
     t: UserMailbox,
     Json(b): Json<ContactBody>,
@@ -560,9 +939,23 @@ pub(crate) async fn create_contact(
         .into_response())
 }
 
+/// Change the given fields of a contact.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/connections/{connection}/users/{principal}/contacts/{id}",
+    tag = "mailbox",
+    params(UserPath, ContactId, On),
+    request_body = ContactBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "The changed contact", body = openapi::Contact),
+        (status = 422, description = "The body is not JSON of this shape"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn update_contact(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(ContactId { id }): Path<ContactId>,
     Json(b): Json<ContactBody>,
 ) -> ApiResult<Response> {
     Ok(Json(
@@ -573,9 +966,21 @@ pub(crate) async fn update_contact(
     .into_response())
 }
 
+/// Delete a contact.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{connection}/users/{principal}/contacts/{id}",
+    tag = "mailbox",
+    params(UserPath, ContactId, On),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        MailboxErrors,
+    ),
+)]
 pub(crate) async fn delete_contact(
     t: UserMailbox,
-    Path((_, _, id)): Path<(String, String, String)>,
+    Path(ContactId { id }): Path<ContactId>,
 ) -> ApiResult<Response> {
     t.backend.delete_contact(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -11,46 +11,99 @@ use axum::response::Html;
 use exgate_core::auth::RedirectParams;
 use exgate_core::model::Principal;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::openapi::CallerErrors;
 use crate::{ApiError, AppState};
 
 /// Device code sign-ins started through the API, by login ID.
 #[derive(Debug, Default)]
 pub struct DeviceLogins(Mutex<HashMap<String, LoginStatus>>);
 
-#[derive(Debug, Clone, Serialize)]
+/// Where a device code sign-in stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum LoginStatus {
+    /// The user has not finished yet.
     Pending,
+    /// The mailbox is linked for `principal`.
     SignedIn {
         principal: String,
         mailbox: Option<String>,
     },
-    Failed {
-        error: String,
-        hint: Option<String>,
-    },
+    /// The sign-in failed; `hint` says how to fix it.
+    Failed { error: String, hint: Option<String> },
 }
 
-#[derive(Debug, Deserialize)]
+/// A sign-in to start for one of the application's users.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
     /// The application's own ID for its user; the linked mailbox is stored under it.
+    #[schema(example = "u42")]
     principal: String,
     /// `browser` (authorization code + PKCE; default) or `device_code`.
     #[serde(default)]
+    #[schema(example = "browser")]
     method: Option<String>,
+    /// Browser: prefills the user name on the sign-in page.
     #[serde(default)]
     login_hint: Option<String>,
+    /// Keep this user's tokens in the gateway's memory only: never written to its store, gone
+    /// when the gateway stops (the user then signs in again).
+    #[serde(default)]
+    session_only: bool,
 }
 
+/// A started sign-in: where to send the user's browser, or the code the user enters.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub(crate) enum LoginStarted {
+    /// Send the user's browser to `authorization_url`; Entra returns it to `redirect_uri`.
+    Browser {
+        authorization_url: String,
+        /// `<public URL>/service/oauth2/authorize`, registered as a Web redirect URI.
+        redirect_uri: String,
+        /// Seconds the sign-in may take.
+        expires_in: u64,
+    },
+    /// Show `message` (or `user_code` and `verification_uri`) to the user, then poll
+    /// `GET …/logins/{login_id}`.
+    DeviceCode {
+        login_id: String,
+        user_code: String,
+        verification_uri: String,
+        message: Option<String>,
+        /// Seconds the code is valid.
+        expires_in: u64,
+    },
+}
+
+/// Start a sign-in for one of the application's users.
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/{connection}/logins",
+    tag = "sign-in",
+    params(("connection" = String, Path, description = "A delegated connection's name")),
+    request_body = LoginBody,
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 201, description = "Started", body = LoginStarted),
+        (status = 400, description = "`invalid_input`: a bad principal or method, or the connection is not delegated", body = ApiError),
+        (status = 403, description = "`forbidden`: the API key may not use this connection", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection", body = ApiError),
+        (status = 422, description = "The body is not JSON of this shape"),
+        (status = 502, description = "`identity_provider_error`: Entra ID refused (the hint has the fix)", body = ApiError),
+        CallerErrors,
+    ),
+)]
 pub(crate) async fn start(
     caller: Caller,
     State(s): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<LoginBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<LoginStarted>), ApiError> {
     let connection = s.connections.get(&name).await?.connection;
     caller.may_use(connection.id)?;
     let principal = body
@@ -60,37 +113,40 @@ pub(crate) async fn start(
     match body.method.as_deref().unwrap_or("browser") {
         "browser" => {
             let redirect_uri = s.redirect_uri();
-            let login = s
-                .signin
-                .start_browser_login(
-                    &name,
-                    Some(principal),
-                    &redirect_uri,
-                    body.login_hint.as_deref(),
-                )
-                .await?;
+            let hint = body.login_hint.as_deref();
+            let login = if body.session_only {
+                s.signin
+                    .start_browser_session(&name, principal, &redirect_uri, hint)
+                    .await?
+            } else {
+                s.signin
+                    .start_browser_login(&name, Some(principal), &redirect_uri, hint)
+                    .await?
+            };
             Ok((
                 StatusCode::CREATED,
-                Json(serde_json::json!({
-                    "method": "browser",
-                    "authorization_url": login.url,
-                    "redirect_uri": redirect_uri,
-                    "expires_in": 600,
-                })),
+                Json(LoginStarted::Browser {
+                    authorization_url: login.url,
+                    redirect_uri,
+                    expires_in: 600,
+                }),
             ))
         }
         "device_code" => {
-            let login = s.signin.start_device_login(&name).await?;
+            let login = if body.session_only {
+                s.signin.start_device_session(&name).await?
+            } else {
+                s.signin.start_device_login(&name).await?
+            };
             let id = uuid::Uuid::new_v4().to_string();
             let a = &login.authorization;
-            let answer = serde_json::json!({
-                "method": "device_code",
-                "login_id": id,
-                "user_code": a.user_code,
-                "verification_uri": a.verification_uri,
-                "message": a.message,
-                "expires_in": a.expires_in.as_secs(),
-            });
+            let answer = LoginStarted::DeviceCode {
+                login_id: id.clone(),
+                user_code: a.user_code.clone(),
+                verification_uri: a.verification_uri.clone(),
+                message: a.message.clone(),
+                expires_in: a.expires_in.as_secs(),
+            };
             s.device_logins
                 .0
                 .lock()
@@ -125,6 +181,23 @@ pub(crate) async fn start(
     }
 }
 
+/// Where a device code sign-in stands.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{connection}/logins/{login}",
+    tag = "sign-in",
+    params(
+        ("connection" = String, Path, description = "The connection's name"),
+        ("login" = String, Path, description = "The `login_id` of a started device code sign-in"),
+    ),
+    security(("api_key" = []), ("admin" = [])),
+    responses(
+        (status = 200, description = "`pending`, `signed_in` or `failed`", body = LoginStatus),
+        (status = 403, description = "`forbidden`: the API key may not use this connection", body = ApiError),
+        (status = 404, description = "`not_found`: no such connection or sign-in", body = ApiError),
+        CallerErrors,
+    ),
+)]
 pub(crate) async fn status(
     caller: Caller,
     State(s): State<AppState>,
@@ -167,15 +240,32 @@ fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// What the identity provider appends to the redirect URI.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CallbackQuery {
+    /// The authorization code.
     code: Option<String>,
+    /// Ties the answer to the sign-in that was started (single use, 10 minutes).
     state: Option<String>,
+    /// Set when the sign-in failed.
     error: Option<String>,
     error_description: Option<String>,
 }
 
 /// Where the browser returns after signing in. Public: the `state` ties it to a sign-in.
+///
+/// Renders an HTML page: "Signed in", or the precise failure and its fix.
+#[utoipa::path(
+    get,
+    path = "/service/oauth2/authorize",
+    tag = "sign-in",
+    params(CallbackQuery),
+    responses(
+        (status = 200, description = "Signed in: the mailbox is linked", content_type = "text/html", body = String),
+        (status = 400, description = "The sign-in failed (unknown, used or expired `state`, a refusal): what happened and how to fix it", content_type = "text/html", body = String),
+    ),
+)]
 pub(crate) async fn callback(
     State(s): State<AppState>,
     Query(q): Query<CallbackQuery>,
