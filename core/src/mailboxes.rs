@@ -11,8 +11,8 @@ use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::governor::{Governor, GovernorPolicy};
 use crate::graph::{GraphMailbox, TokenProvider, default_base_url};
-use crate::mailbox::{MailboxBackend, MailboxError};
-use crate::model::{AccessToken, Auth, Principal, Resource, Target};
+use crate::mailbox::{MailboxBackend, MailboxError, MailboxRef};
+use crate::model::{AccessToken, Auth, EmailAddress, InvalidInput, Principal, Resource, Target};
 
 /// Tokens for one (connection, account) from the sign-in service.
 #[derive(Debug)]
@@ -72,6 +72,41 @@ impl Mailboxes {
 
     pub fn governor(&self) -> &Arc<Governor> {
         &self.governor
+    }
+
+    /// The backend and mailbox an application's user acts on. On an app-only connection the
+    /// principal is a static user, mapped by an admin to the mailbox the app acts on; on a
+    /// delegated connection it is a linked account, acting on its own mailbox or on `mailbox`
+    /// (a shared or delegated one).
+    pub async fn for_principal(
+        &self,
+        connection: &str,
+        principal: &Principal,
+        mailbox: Option<&EmailAddress>,
+    ) -> Result<(Arc<dyn MailboxBackend>, MailboxRef), Error> {
+        let conn = self.connections.get(connection).await?.connection;
+        if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
+            if mailbox.is_some() {
+                return Err(InvalidInput::new(
+                    "mailbox",
+                    "is not used on app-only connections: the static user names the mailbox".into(),
+                )
+                .into());
+            }
+            let users = self.connections.static_users(conn.id).await?;
+            let user = users
+                .iter()
+                .find(|u| &u.principal == principal)
+                .ok_or_else(|| Error::NotFound {
+                    what: "static user",
+                    name: principal.to_string(),
+                })?;
+            let backend = self.open(Some(connection), None).await?;
+            return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
+        }
+        let backend = self.open(Some(connection), Some(principal)).await?;
+        let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));
+        Ok((backend, target))
     }
 
     /// The backend for `connection` (default: the only one), acting as `account` (default: the

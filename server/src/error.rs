@@ -96,6 +96,9 @@ impl From<CoreError> for ApiError {
         let hint = match &e {
             CoreError::Auth(a) => a.fix().map(str::to_owned),
             CoreError::Mailbox(m) => m.hint().map(str::to_owned),
+            CoreError::NotFound { what: "static user", .. } => Some(
+                "an admin maps a principal to a mailbox with POST /api/v1/connections/{connection}/static-users".into(),
+            ),
             CoreError::NeedsSignIn { .. } => Some(
                 "start a sign-in for this user with POST /api/v1/connections/{connection}/logins"
                     .into(),

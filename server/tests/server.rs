@@ -2064,6 +2064,7 @@ async fn a_session_only_sign_in_is_listed_but_never_stored() {
         .await;
     assert_eq!(status, StatusCode::OK, "{account}");
     assert_eq!(account["auth_kind"], "session");
+    assert!(account["token_expires_at"].is_string(), "{account}");
     let (status, page) = gw
         .call(
             "GET",

@@ -156,6 +156,17 @@ impl TokenCache {
         slot.current().filter(|t| t.is_fresh(self.clock.now()))
     }
 
+    /// The token held in memory for the key, fresh or not.
+    pub fn current(&self, key: &TokenKey) -> Option<Arc<AccessToken>> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()?;
+        slot.current()
+    }
+
     /// Puts a token obtained elsewhere (a sign-in) into the cache.
     pub fn insert(&self, key: TokenKey, token: AccessToken) {
         self.slot(&key).set(Arc::new(token));

@@ -814,6 +814,32 @@ impl SignIn {
         Ok(())
     }
 
+    /// When the account's token for its connection's main resource expires: from memory (the
+    /// only place for a session-only account), else from the store. No network call.
+    pub async fn token_expiry(
+        &self,
+        connection: &Connection,
+        account: &Account,
+    ) -> Result<Option<time::OffsetDateTime>, Error> {
+        let key = TokenKey {
+            connection: connection.id,
+            account: Some(account.id),
+            resource: primary_resource(connection),
+        };
+        if let Some(t) = self.cache.current(&key) {
+            return Ok(Some(t.expires_at));
+        }
+        if account.credential == CredentialKind::Session {
+            return Ok(None);
+        }
+        Ok(self
+            .shared
+            .store
+            .access_token(&key)
+            .await?
+            .map(|t| t.expires_at))
+    }
+
     /// Drops the cached token for (connection, account, resource) after a server rejected it.
     pub async fn invalidate(
         &self,

@@ -7,7 +7,7 @@ use exgate_core::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use exgate_core::connections::{ConnectionEntry, Source};
 use exgate_core::model::{
     Account, AccountStatus, Auth, ClientCredential, ConnectionSpec, EmailAddress, MailboxAccess,
-    Principal, StaticUser, StaticUserId, Target, TokenKey,
+    Principal, StaticUser, StaticUserId, Target,
 };
 use exgate_core::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -552,17 +552,7 @@ async fn account_view(
     connection: &exgate_core::model::Connection,
     a: &Account,
 ) -> ApiResult<AccountView> {
-    let key = TokenKey {
-        connection: connection.id,
-        account: Some(a.id),
-        resource: exgate_core::auth::signin::primary_resource(connection),
-    };
-    let expiry = s
-        .store
-        .access_token(&key)
-        .await
-        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?
-        .map(|t| ts(t.expires_at));
+    let expiry = s.signin.token_expiry(connection, a).await?.map(ts);
     Ok(AccountView {
         principal: a.principal.to_string(),
         mailbox: a.mailbox.as_ref().map(ToString::to_string),

@@ -18,7 +18,7 @@ use exgate_core::mailbox::{
     Importance, MailboxBackend, MailboxRef, MessageQuery, MessageSummary, NewAttachment,
     NewMessage, Recipient,
 };
-use exgate_core::model::{Auth, EmailAddress, Principal};
+use exgate_core::model::{EmailAddress, Principal};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -113,40 +113,24 @@ impl FromRequestParts<AppState> for UserMailbox {
         let Query(on) = Query::<On>::from_request_parts(parts, s)
             .await
             .map_err(|e| bad(e.to_string()))?;
-        let connection = connection.as_str();
-        let conn = s.connections.get(connection).await?.connection;
+        let conn = s.connections.get(&connection).await?.connection;
         caller.may_use(conn.id)?;
         let principal = principal
             .parse::<Principal>()
             .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;
-        let requested = on
+        let mailbox = on
             .mailbox
             .as_deref()
-            .map(address)
-            .transpose()?
-            .map(|r| MailboxRef::User(r.address));
-        if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
-            let users = s.connections.static_users(conn.id).await?;
-            let user = users.iter().find(|u| u.principal == principal).ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("`{principal}` is not a static user of connection `{connection}`"))
-                    .with_hint("an admin maps it to a mailbox with POST /api/v1/connections/{connection}/static-users")
-            })?;
-            if requested.is_some() {
-                return Err(bad(
-                    "`mailbox` is not used on app-only connections: the static user names the mailbox",
-                ));
-            }
-            let backend = s.mailboxes.open(Some(connection), None).await?;
-            return Ok(Self {
-                backend,
-                mailbox: MailboxRef::User(user.mailbox.to_string()),
-            });
-        }
-        let backend = s.mailboxes.open(Some(connection), Some(&principal)).await?;
-        Ok(Self {
-            backend,
-            mailbox: requested.unwrap_or(MailboxRef::Me),
-        })
+            .map(|m| {
+                m.parse::<EmailAddress>()
+                    .map_err(|e| bad(format!("`{m}` is not an email address: {}", e.0)))
+            })
+            .transpose()?;
+        let (backend, mailbox) = s
+            .mailboxes
+            .for_principal(&connection, &principal, mailbox.as_ref())
+            .await?;
+        Ok(Self { backend, mailbox })
     }
 }
 
