@@ -22,6 +22,7 @@ mod client_auth;
 pub(crate) mod device;
 mod discovery;
 mod error;
+mod faults;
 mod html;
 mod issue;
 pub(crate) mod jwt;
@@ -77,5 +78,9 @@ pub fn entra_router(state: EntraState) -> Router {
             get(device::login_page).post(device::login_submit),
         )
         .route("/error", get(discovery::error_page))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::apply,
+        ))
         .with_state(state)
 }

@@ -18,6 +18,7 @@ mod content;
 pub(crate) mod contoso;
 mod dispatch;
 mod error;
+mod faults;
 pub mod fixtures;
 mod http;
 mod mail;
@@ -52,6 +53,7 @@ pub use throttle::ThrottlePolicy;
 
 use crate::entra::seed::MailboxRight;
 use crate::entra::{EntraState, Fault, Seed};
+use crate::faults::Faults;
 use auth::Claims;
 use store::Mailbox;
 use throttle::Throttle;
@@ -149,6 +151,7 @@ impl GraphInner {
 #[derive(Clone)]
 pub struct GraphState {
     entra: EntraState,
+    faults: Faults,
     inner: Arc<Mutex<GraphInner>>,
     throttle: Throttle,
     decoding: Arc<DecodingKey>,
@@ -179,6 +182,7 @@ impl GraphState {
         }
         let state = Self {
             entra,
+            faults: Faults::default(),
             inner: Arc::new(Mutex::new(GraphInner {
                 tenants,
                 mailboxes,
@@ -198,6 +202,18 @@ impl GraphState {
                 .map_err(|e| invalid(e.to_string()))?;
         }
         Ok(state)
+    }
+
+    /// The fault plan Graph requests go through (shared with whoever holds a clone).
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    /// Serves Graph with this fault plan instead of its own (the mock server shares one plan
+    /// between its mocks).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, GraphInner> {
@@ -327,5 +343,14 @@ pub fn graph_router(state: GraphState) -> Router {
 }
 
 async fn entry(State(state): State<GraphState>, request: Request) -> Response {
-    dispatch::serve(&state, request).await.into_response()
+    let control = crate::conn::control(request.extensions());
+    let resp = dispatch::serve(&state, request).await;
+    if matches!(resp.body, http::RespBody::Reset)
+        && let Some(control) = control
+    {
+        control.reset();
+        // The connection task drops this future with the connection.
+        std::future::pending::<()>().await;
+    }
+    resp.into_response()
 }

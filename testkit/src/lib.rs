@@ -8,7 +8,9 @@
 //! identity platform v2.0, [`entra`]) and the mock Microsoft Graph v1.0 ([`graph`]) on one
 //! server; the EWS router will mount beside them.
 
+mod conn;
 pub mod entra;
+pub mod faults;
 pub mod fixtures;
 pub mod graph;
 mod microsoft;
@@ -25,7 +27,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use conn::ConnectionControl;
 pub use entra::{Fault, Seed};
+pub use faults::{FaultKind, FaultPlan, FaultReport, FaultRule, Service};
 pub use microsoft::MockMicrosoft;
 pub use tls::TlsIdentity;
 
@@ -93,17 +97,7 @@ impl MockServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let app = with_recording(router, &requests);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing_free_log(&format!("mock server stopped with an error: {e}"));
-            }
-        });
+        let task = tokio::spawn(conn::serve(listener, None, app, stopped));
         Ok(Self {
             addr,
             tls: false,
@@ -136,7 +130,7 @@ impl MockServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let app = with_recording(router, &requests);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tls::serve(listener, acceptor, app, stopped));
+        let task = tokio::spawn(conn::serve(listener, Some(acceptor), app, stopped));
         Ok(Self {
             addr,
             tls: true,
@@ -197,14 +191,6 @@ impl Drop for MockServer {
 
 fn with_recording(router: Router, requests: &Arc<Mutex<Vec<RecordedRequest>>>) -> Router {
     router.layer(middleware::from_fn_with_state(Arc::clone(requests), record))
-}
-
-/// The testkit has no logging dependency; a mock that fails says so on stderr.
-pub(crate) fn tracing_free_log(message: &str) {
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("exgate-testkit: {message}");
-    }
 }
 
 #[cfg(test)]

@@ -14,13 +14,14 @@ use axum::Router;
 use axum::routing::get;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::Seed;
+use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH]] [--seed FILE] \
                      [--token-lifetime SECS] [--auto-approve UPN] [--mailboxes FILE]... \
-                     [--throttle-scale N]
+                     [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... [--faults FILE]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
@@ -33,6 +34,14 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                           replaces the seeded content of those mailboxes; repeatable
   --throttle-scale N      enforce Outlook throttling on Graph: 4 concurrent requests and
                           10,000 requests per 600/N seconds, scaled down by N (1 = Microsoft's)
+  --fault SPEC            inject a fault into the next matching requests; repeatable. SPEC is
+                          KIND[=VALUE][,times=N][,method=M][,path=P][,prefix=P][,service=graph|entra]
+                          KIND: 429[=RETRY-AFTER] 503[=RETRY-AFTER] 504 reset reset_after delay=MS
+                          json_array truncated_json not_mime repeat_next_link
+  --chaos SPEC            random faults: P,seed=N,mix=KIND[=VALUE][*WEIGHT]+...[,method=M][,path=P]...
+                          e.g. 0.2,seed=7,mix=429=1*3+503+reset; repeatable
+  --faults FILE           fault rules as JSON (what POST /_mock/faults takes)
+  The plan can be read, extended and cleared at run time: GET/POST/DELETE {base}/_mock/faults
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)
@@ -53,6 +62,7 @@ struct Args {
     auto_approve: Option<String>,
     mailboxes: Vec<PathBuf>,
     throttle_scale: Option<u32>,
+    faults: FaultPlan,
 }
 
 /// What the command line asks for.
@@ -120,6 +130,7 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         auto_approve: None,
         mailboxes: Vec::new(),
         throttle_scale: None,
+        faults: FaultPlan::default(),
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -155,6 +166,25 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                     bail!("--throttle-scale must be at least 1\n{USAGE}");
                 }
                 parsed.throttle_scale = Some(scale);
+            }
+            "--fault" => {
+                let v = value("--fault")?;
+                let rule = FaultRule::parse_flag(&v).with_context(|| format!("--fault `{v}`"))?;
+                parsed.faults.rules.push(rule);
+            }
+            "--chaos" => {
+                let v = value("--chaos")?;
+                let rule =
+                    FaultRule::parse_chaos_flag(&v).with_context(|| format!("--chaos `{v}`"))?;
+                parsed.faults.rules.push(rule);
+            }
+            "--faults" => {
+                let path = PathBuf::from(value("--faults")?);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the fault file {}", path.display()))?;
+                let plan = FaultPlan::from_json(&text)
+                    .with_context(|| format!("the fault file {} is unusable", path.display()))?;
+                parsed.faults.rules.extend(plan.rules);
             }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
@@ -280,6 +310,8 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
     if let Some(scale) = args.throttle_scale {
         mock.set_graph_throttling(Some(ThrottlePolicy::scaled(scale)));
     }
+    mock.add_faults(args.faults.clone())
+        .context("cannot install the fault rules")?;
     if let Some(secs) = args.token_lifetime {
         mock.set_token_lifetime(secs);
     }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::entra::device;
 use crate::entra::state::{self, DeviceStatus};
 use crate::entra::{EntraState, Fault, Seed, entra_router};
+use crate::faults::{FaultError, FaultPlan, FaultReport, FaultRule, Faults};
 use crate::graph::{ContentError, GraphState, MailboxContent, ThrottlePolicy, graph_router};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
@@ -20,6 +21,7 @@ pub struct MockMicrosoft {
     server: MockServer,
     state: EntraState,
     graph: GraphState,
+    faults: Faults,
     ca_pem: Option<String>,
 }
 
@@ -65,11 +67,13 @@ impl MockMicrosoft {
             .iter_mut()
             .flat_map(|t| std::mem::take(&mut t.mailboxes))
             .collect();
-        let state = EntraState::new(seed, "")?;
-        let graph = GraphState::new(state.clone(), contents)?;
+        let faults = Faults::default();
+        let state = EntraState::new(seed, "")?.with_faults(faults.clone());
+        let graph = GraphState::new(state.clone(), contents)?.with_faults(faults.clone());
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
+            .merge(admin_router(faults.clone()))
             .merge(extra);
         let (server, ca_pem) = if tls {
             let identity = TlsIdentity::generate_for_loopback()?;
@@ -85,6 +89,7 @@ impl MockMicrosoft {
             server,
             state,
             graph,
+            faults,
             ca_pem,
         })
     }
@@ -361,4 +366,66 @@ impl MockMicrosoft {
     pub fn set_mailbox_scope(&self, client_id: &str, mailboxes: Option<Vec<String>>) {
         self.graph.set_mailbox_scope(client_id, mailboxes);
     }
+
+    /// The fault plan shared by the mocks of this server (what `/_mock/faults` changes).
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    /// Adds a fault rule after the existing ones; see [`FaultRule`].
+    pub fn add_fault(&self, rule: FaultRule) -> Result<(), FaultError> {
+        self.faults.add(FaultPlan { rules: vec![rule] })
+    }
+
+    /// Adds every rule of `plan` after the existing ones.
+    pub fn add_faults(&self, plan: FaultPlan) -> Result<(), FaultError> {
+        self.faults.add(plan)
+    }
+
+    /// Removes every fault rule and resets the counters.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// The rules, what is left of them, and the faults injected so far by kind.
+    pub fn fault_report(&self) -> FaultReport {
+        self.faults.report()
+    }
+}
+
+/// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time.
+fn admin_router(faults: Faults) -> Router {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    async fn get(State(faults): State<Faults>) -> Response {
+        Json(faults.report()).into_response()
+    }
+    async fn post(State(faults): State<Faults>, body: axum::body::Bytes) -> Response {
+        let added = std::str::from_utf8(&body)
+            .map_err(|_| FaultError::Invalid("the body is not UTF-8".into()))
+            .and_then(FaultPlan::from_json)
+            .and_then(|plan| faults.add(plan));
+        match added {
+            Ok(()) => Json(faults.report()).into_response(),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": e.to_string()})),
+            )
+                .into_response(),
+        }
+    }
+    async fn delete(State(faults): State<Faults>) -> Response {
+        let report = faults.report();
+        faults.clear();
+        Json(report).into_response()
+    }
+    Router::new()
+        .route(
+            "/_mock/faults",
+            axum::routing::get(get).post(post).delete(delete),
+        )
+        .with_state(faults)
 }

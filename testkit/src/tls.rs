@@ -1,22 +1,15 @@
 //! HTTPS for the mocks: a throwaway certificate authority and an accept loop.
 //!
-//! `axum::serve` speaks plain HTTP only, so TLS connections are accepted here with
-//! tokio-rustls (ring provider, chosen explicitly) and handed to hyper-util's auto builder.
+//! TLS connections are accepted with tokio-rustls (ring provider, chosen explicitly) by the
+//! accept loop in `conn.rs`.
 
 use std::fmt;
 use std::sync::Arc;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
 
@@ -100,41 +93,4 @@ pub(crate) fn acceptor(cert_der: Vec<u8>, key_der: Vec<u8>) -> std::io::Result<T
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Accepts connections until `stop` fires; then drops every open connection.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                connections.spawn(async move {
-                    // A client that fails the handshake (e.g. does not trust the CA) is dropped.
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = TowerToHyperService::new(app);
-                    // A connection that ends badly (client gone mid-request) concerns nobody.
-                    let _ = Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
 }

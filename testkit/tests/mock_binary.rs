@@ -449,3 +449,112 @@ fn bad_mailbox_files_and_fixture_arguments_exit_2() {
     let out = run(&["--throttle-scale", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn fault_flags_and_the_admin_endpoint_drive_faults_in_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("faults.json");
+    std::fs::write(
+        &plan,
+        r#"{"rules":[{"match":{"method":"GET","path":"/messages"},"fault":{"kind":"json_array"}}]}"#,
+    )
+    .unwrap();
+    let mock = Mock::start(&[
+        "--fault",
+        "429=18446744073709551615,times=2,method=GET,path=/mailfolders",
+        "--fault",
+        "503=120,service=entra,path=/devicecode",
+        "--faults",
+        plan.to_str().unwrap(),
+        "--chaos",
+        "0,seed=3,mix=reset",
+    ]);
+    let base = mock.base();
+    let token = graph_token(&base).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{base}/graph/v1.0/users/{ADELE}{path}"))
+            .bearer_auth(&token)
+            .send()
+    };
+    for _ in 0..2 {
+        let a = get("/mailFolders").await.unwrap();
+        assert_eq!(a.status(), 429);
+        assert_eq!(a.headers()["retry-after"], "18446744073709551615");
+    }
+    assert_eq!(get("/mailFolders").await.unwrap().status(), 200);
+    assert_eq!(get("/messages").await.unwrap().text().await.unwrap(), "[]");
+    let device = client
+        .post(format!("{base}/{TENANT_ID}/oauth2/v2.0/devicecode"))
+        .form(&[("client_id", PUBLIC_APP), ("scope", "User.Read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(device.status(), 503);
+    assert_eq!(device.headers()["retry-after"], "120");
+
+    // At run time: a reset for the next POST, then the counters.
+    let admin = format!("{base}/_mock/faults");
+    let added = client
+        .post(&admin)
+        .body(r#"{"match":{"method":"POST"},"fault":{"kind":"reset"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let send = client
+        .post(format!("{base}/graph/v1.0/users/{ADELE}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({"subject": "x"}))
+        .send()
+        .await;
+    assert!(send.is_err(), "{send:?}");
+    let report: Value = client
+        .get(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        report["injected"],
+        json!({"429": 2, "503": 1, "json_array": 1, "reset": 1})
+    );
+    assert_eq!(report["rules"].as_array().unwrap().len(), 5);
+    let cleared = client.delete(&admin).send().await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    let report: Value = client
+        .get(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["total"], 0);
+    assert_clean_exit(&mock.stop());
+}
+
+#[test]
+fn bad_fault_flags_exit_2_naming_the_problem() {
+    for (args, expected) in [
+        (&["--fault", "418"][..], "unknown fault kind `418`"),
+        (&["--fault", "delay"][..], "needs milliseconds"),
+        (
+            &["--fault", "reset,color=red"][..],
+            "unknown fault option `color`",
+        ),
+        (&["--chaos", "2,mix=reset"][..], "between 0 and 1"),
+        (
+            &["--faults", "/nonexistent/faults.json"][..],
+            "cannot read the fault file",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

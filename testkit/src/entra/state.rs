@@ -23,6 +23,7 @@ pub(crate) const REFRESH_INACTIVITY: Duration = Duration::from_secs(90 * 24 * 36
 pub struct EntraState {
     inner: Arc<Mutex<Inner>>,
     pub(crate) key: Arc<SigningKey>,
+    pub(crate) faults: crate::faults::Faults,
 }
 
 impl std::fmt::Debug for EntraState {
@@ -73,11 +74,18 @@ impl EntraState {
         Ok(Self {
             inner: Arc::new(Mutex::new(inner)),
             key: Arc::new(key),
+            faults: crate::faults::Faults::default(),
         })
     }
 
     pub fn base_url(&self) -> String {
         self.lock().base_url.clone()
+    }
+
+    /// Serves Entra with this fault plan (rules with `"service": "entra"`) instead of its own.
+    pub fn with_faults(mut self, faults: crate::faults::Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// Sets the URL the mock answers as (issuer, endpoints, `verification_uri`).

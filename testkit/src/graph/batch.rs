@@ -152,6 +152,10 @@ pub(crate) async fn serve(state: &GraphState, ctx: &Ctx, req: Req) -> GraphResul
             (424, resp)
         } else {
             let resp = run(state, ctx, &req.headers, &item).await;
+            if matches!(resp.body, RespBody::Reset) {
+                // An item's injected reset takes the whole connection down.
+                return Ok(resp);
+            }
             (resp.status.as_u16(), resp)
         };
         statuses.insert(item.id.clone(), status);
@@ -229,7 +233,7 @@ fn answer(id: &str, resp: Resp) -> Value {
     o.insert("status".into(), resp.status.as_u16().into());
     o.insert("headers".into(), Value::Object(headers));
     match resp.body {
-        RespBody::Empty => {}
+        RespBody::Empty | RespBody::Reset => {}
         RespBody::Json(v) => {
             o.insert("body".into(), v);
         }

@@ -7,7 +7,7 @@ use axum::http::Method;
 use super::auth::{self, Caller, MailboxRef, Need, Target};
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp};
-use super::{GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, mail, users};
+use super::{GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, faults, mail, users};
 use crate::entra::Fault;
 
 /// Serves one HTTP request under `/graph/v1.0`.
@@ -53,11 +53,21 @@ pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
         body,
     };
     if is_batch(&req.path) {
-        let mut resp = match batch::serve(state, &ctx, req).await {
+        let picked = match faults::before(state, &ctx, &req).await {
+            Ok(picked) => picked,
+            Err(mut resp) => {
+                ctx.decorate(&mut resp);
+                return resp;
+            }
+        };
+        let mut resp = match batch::serve(state, &ctx, req.clone()).await {
             Ok(resp) => resp,
             Err(e) => e.into_resp(&ctx),
         };
         ctx.decorate(&mut resp);
+        if let Some(picked) = picked {
+            resp = faults::after(state, &ctx, &req, &picked, resp);
+        }
         return resp;
     }
     let latency = state.lock().latency;
@@ -76,12 +86,22 @@ pub(crate) async fn handle(
     req: Req,
     latency: std::time::Duration,
 ) -> Resp {
+    let picked = match faults::before(state, &ctx, &req).await {
+        Ok(picked) => picked,
+        Err(mut resp) => {
+            ctx.decorate(&mut resp);
+            return resp;
+        }
+    };
     let mut resp = match process(state, &ctx, &req, latency).await {
         Ok(resp) => resp,
         Err(e) => e.into_resp(&ctx),
     };
     ctx.decorate(&mut resp);
-    resp
+    match picked {
+        Some(picked) => faults::after(state, &ctx, &req, &picked, resp),
+        None => resp,
+    }
 }
 
 async fn process(

@@ -51,6 +51,8 @@ pub(crate) enum RespBody {
         content_type: String,
         bytes: Vec<u8>,
     },
+    /// No answer: the connection is reset (an injected fault).
+    Reset,
 }
 
 /// A Graph answer.
@@ -88,7 +90,7 @@ impl Resp {
 
     pub(crate) fn content_type(&self) -> Option<String> {
         match &self.body {
-            RespBody::Empty => None,
+            RespBody::Empty | RespBody::Reset => None,
             RespBody::Json(_) => {
                 Some("application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8".into())
             }
@@ -102,6 +104,7 @@ impl IntoResponse for Resp {
         let content_type = self.content_type();
         let body = match self.body {
             RespBody::Empty => Body::empty(),
+            RespBody::Reset => Body::new(ResetBody),
             RespBody::Json(value) => Body::from(value.to_string()),
             RespBody::Bytes { bytes, .. } => Body::from(bytes),
         };
@@ -121,6 +124,25 @@ impl IntoResponse for Resp {
             }
         }
         response
+    }
+}
+
+/// A body that fails at once: hyper then abandons the connection. Used only when a reset was
+/// asked for on a connection the mock does not control (its router served elsewhere).
+struct ResetBody;
+
+impl axum::body::HttpBody for ResetBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by an injected fault",
+        ))))
     }
 }
 
@@ -279,7 +301,7 @@ pub(crate) fn link(ctx: &Ctx, req: &Req, extra: &[(&str, &str)]) -> String {
 }
 
 /// Percent-encodes a query component, keeping `$` and the characters OData writes bare.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
