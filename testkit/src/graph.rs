@@ -28,6 +28,7 @@ mod recurrence;
 mod store;
 mod throttle;
 mod tz;
+mod uploads;
 mod users;
 
 use std::collections::HashMap;
@@ -115,6 +116,8 @@ pub(crate) struct GraphInner {
     pub requests: usize,
     /// Verified tokens and their claims (signature checked once per token).
     pub tokens: HashMap<String, Claims>,
+    /// Attachment upload sessions by session ID.
+    pub uploads: HashMap<String, uploads::UploadSession>,
 }
 
 impl GraphInner {
@@ -192,6 +195,7 @@ impl GraphState {
                 latency: Duration::ZERO,
                 requests: 0,
                 tokens: HashMap::new(),
+                uploads: HashMap::new(),
             })),
             throttle: Throttle::default(),
             decoding: Arc::new(decoding),
@@ -262,6 +266,20 @@ impl GraphState {
             .get(&mailbox.to_ascii_lowercase())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Adds messages to a mailbox (a seeded user or shared mailbox) without touching the rest;
+    /// answers their Graph IDs, in order.
+    pub fn add_messages(
+        &self,
+        mailbox: &str,
+        messages: &[MessageContent],
+    ) -> Result<Vec<String>, ContentError> {
+        let mut inner = self.lock();
+        let mb = inner
+            .mailbox_mut(mailbox)
+            .ok_or_else(|| ContentError::UnknownMailbox(mailbox.to_string()))?;
+        mb.append_messages(messages)
     }
 
     /// Replaces a mailbox's content.
@@ -338,13 +356,28 @@ fn directory(seed: &Seed) -> Vec<TenantDir> {
 pub fn graph_router(state: GraphState) -> Router {
     Router::new()
         .route("/graph/v1.0/{*rest}", any(entry))
+        // Upload URLs of attachment upload sessions (Exchange's `/api/v2.0/…` on outlook.office.com).
+        .route("/api/v2.0/{*rest}", any(upload_entry))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+async fn upload_entry(State(state): State<GraphState>, request: Request) -> Response {
+    let control = crate::conn::control(request.extensions());
+    let resp = uploads::serve(&state, request).await;
+    answer(resp, control).await
 }
 
 async fn entry(State(state): State<GraphState>, request: Request) -> Response {
     let control = crate::conn::control(request.extensions());
     let resp = dispatch::serve(&state, request).await;
+    answer(resp, control).await
+}
+
+async fn answer(
+    resp: http::Resp,
+    control: Option<Arc<crate::conn::ConnectionControl>>,
+) -> Response {
     if matches!(resp.body, http::RespBody::Reset)
         && let Some(control) = control
     {

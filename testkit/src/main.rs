@@ -15,7 +15,7 @@ use axum::routing::get;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::Seed;
 use exgate_testkit::faults::{FaultPlan, FaultRule};
-use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
 use serde_json::{Value, json};
 
@@ -23,7 +23,7 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--token-lifetime SECS] [--auto-approve UPN] [--mailboxes FILE]... \
                      [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... [--faults FILE]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
-                     [--events-years N] [--contacts N] [--seed N]
+                     [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
   --tls                   serve HTTPS with a certificate from a fresh test CA
   --ca-out PATH           write that CA's certificate (PEM) to PATH (default: a temporary file)
@@ -50,7 +50,10 @@ fixtures: writes a generated mailbox (JSON) for --mailboxes
   --attachment-every N    every N-th message has 1-3 attachments (default 10, 0 = none)
   --events-years N        calendar years of events from 2026 (default 1)
   --contacts N            contacts (default 200)
-  --seed N                generator seed (default 1): the same seed gives the same file";
+  --seed N                generator seed (default 1): the same seed gives the same file
+  --large-every N         every N-th message gets one more attachment of --large-size bytes,
+                          generated when loaded (the file stays small; default 0 = none)
+  --large-size BYTES      size of those attachments (default 20971520, 20 MiB)";
 
 #[derive(Debug)]
 struct Args {
@@ -69,7 +72,11 @@ struct Args {
 #[derive(Debug)]
 enum Command {
     Serve(Args),
-    Fixtures { spec: FixtureSpec, out: PathBuf },
+    Fixtures {
+        spec: FixtureSpec,
+        large: (usize, u64),
+        out: PathBuf,
+    },
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
@@ -85,6 +92,7 @@ fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
     let mut mailbox = None;
     let mut out = None;
     let mut spec = FixtureSpec::new("");
+    let mut large = (0usize, 20 * 1024 * 1024u64);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
             args.next()
@@ -103,6 +111,8 @@ fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
             }
             "--contacts" => spec.contacts = number("--contacts", &value("--contacts")?)?,
             "--seed" => spec.seed = number("--seed", &value("--seed")?)?,
+            "--large-every" => large.0 = number("--large-every", &value("--large-every")?)?,
+            "--large-size" => large.1 = number("--large-size", &value("--large-size")?)?,
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
@@ -115,8 +125,11 @@ fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
     if spec.events_years > 50 {
         bail!("--events-years must be at most 50");
     }
+    if large.1 > 1 << 30 {
+        bail!("--large-size must be at most 1 GiB");
+    }
     spec.mailbox = mailbox;
-    Ok(Command::Fixtures { spec, out })
+    Ok(Command::Fixtures { spec, large, out })
 }
 
 fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
@@ -354,8 +367,9 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
     Ok(())
 }
 
-fn write_fixtures(spec: FixtureSpec, out: &PathBuf) -> anyhow::Result<()> {
-    let content = generate(spec);
+fn write_fixtures(spec: FixtureSpec, large: (usize, u64), out: &PathBuf) -> anyhow::Result<()> {
+    let mut content = generate(spec);
+    add_large_attachments(&mut content, large.0, large.1);
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
@@ -379,8 +393,8 @@ fn main() -> ExitCode {
         }
     };
     let args = match command {
-        Command::Fixtures { spec, out } => {
-            return match write_fixtures(spec, &out) {
+        Command::Fixtures { spec, large, out } => {
+            return match write_fixtures(spec, large, &out) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("exgate-mock: {e:#}");

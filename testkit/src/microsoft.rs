@@ -11,7 +11,9 @@ use crate::entra::device;
 use crate::entra::state::{self, DeviceStatus};
 use crate::entra::{EntraState, Fault, Seed, entra_router};
 use crate::faults::{FaultError, FaultPlan, FaultReport, FaultRule, Faults};
-use crate::graph::{ContentError, GraphState, MailboxContent, ThrottlePolicy, graph_router};
+use crate::graph::{
+    ContentError, GraphState, MailboxContent, MessageContent, ThrottlePolicy, graph_router,
+};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
 /// A running mock of Microsoft's endpoints: Entra ID at the root and Microsoft Graph v1.0
@@ -353,6 +355,16 @@ impl MockMicrosoft {
     /// Replaces the content of the mailbox `content.mailbox` (a seeded user or shared mailbox).
     pub fn load_mailbox(&self, content: MailboxContent) -> Result<(), ContentError> {
         self.graph.load_mailbox(content)
+    }
+
+    /// Adds messages to a mailbox without reloading it (e.g. a few large ones, with
+    /// [`crate::graph::AttachmentContent::generated`] attachments); answers their Graph IDs.
+    pub fn add_messages(
+        &self,
+        mailbox: &str,
+        messages: &[MessageContent],
+    ) -> Result<Vec<String>, ContentError> {
+        self.graph.add_messages(mailbox, messages)
     }
 
     /// The current content of a mailbox, in the same form [`MockMicrosoft::load_mailbox`] takes

@@ -558,3 +558,83 @@ fn bad_fault_flags_exit_2_naming_the_problem() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn fixtures_with_large_attachments_stay_small_on_disk_and_serve_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("large.json");
+    let out = run(&[
+        "fixtures",
+        "--mailbox",
+        ADELE,
+        "--out",
+        file.to_str().unwrap(),
+        "--messages",
+        "20",
+        "--attachment-every",
+        "0",
+        "--events-years",
+        "0",
+        "--contacts",
+        "0",
+        "--large-every",
+        "10",
+        "--large-size",
+        "20971520",
+    ]);
+    assert_clean_exit(&out);
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(len < 200_000, "{len} bytes on disk");
+    let content: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let large: Vec<&Value> = content["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["generated_size"] == 20_971_520)
+        .map(|_| &content["mailbox"])
+        .collect();
+    assert_eq!(large.len(), 2);
+
+    let mock = Mock::start(&["--mailboxes", file.to_str().unwrap()]);
+    let base = mock.base();
+    let token = graph_token(&base).await;
+    let client = reqwest::Client::new();
+    let page: Value = client
+        .get(format!(
+            "{base}/graph/v1.0/users/{ADELE}/messages?$filter=hasAttachments eq true&$select=id"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = page["value"][0]["id"].as_str().unwrap().to_string();
+    let attachments: Value = client
+        .get(format!(
+            "{base}/graph/v1.0/users/{ADELE}/messages/{id}/attachments"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let aid = attachments["value"][0]["id"].as_str().unwrap();
+    let raw = client
+        .get(format!(
+            "{base}/graph/v1.0/users/{ADELE}/messages/{id}/attachments/{aid}/$value"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 20_971_520);
+    assert_clean_exit(&mock.stop());
+}

@@ -140,8 +140,14 @@ pub struct HeaderContent {
 pub struct AttachmentContent {
     pub name: String,
     pub content_type: String,
-    /// The bytes, base64 (standard alphabet, padded).
+    /// The bytes, base64 (standard alphabet, padded). Empty with `generated_size`.
+    #[serde(default)]
     pub content_bytes: String,
+    /// Instead of `content_bytes`: that many deterministic pseudo-random bytes, made when the
+    /// mailbox is loaded (large attachments without large JSON). Written back as
+    /// `content_bytes` by [`crate::MockMicrosoft::mailbox_content`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_size: Option<u64>,
     #[serde(default)]
     pub is_inline: bool,
     /// For inline attachments: what `cid:` URLs in the HTML body name.
@@ -314,6 +320,92 @@ fn invalid(item: impl Into<String>, problem: impl Into<String>) -> ContentError 
     }
 }
 
+/// The largest generated attachment.
+const MAX_GENERATED: u64 = 1 << 30;
+
+impl AttachmentContent {
+    /// A file attachment with the given bytes.
+    pub fn new(name: impl Into<String>, content_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Self {
+            name: name.into(),
+            content_type: content_type.into(),
+            content_bytes: STANDARD.encode(bytes),
+            generated_size: None,
+            is_inline: false,
+            content_id: None,
+        }
+    }
+
+    /// A file attachment of `size` deterministic pseudo-random bytes (the same name and size
+    /// give the same bytes), made when loaded: a 100 MB attachment without 133 MB of base64.
+    pub fn generated(name: impl Into<String>, content_type: impl Into<String>, size: u64) -> Self {
+        Self {
+            name: name.into(),
+            content_type: content_type.into(),
+            content_bytes: String::new(),
+            generated_size: Some(size),
+            is_inline: false,
+            content_id: None,
+        }
+    }
+
+    /// The attachment's bytes (decoded, or generated).
+    pub fn bytes(&self) -> Vec<u8> {
+        match self.generated_size {
+            Some(size) => generated_bytes(&self.name, size),
+            None => STANDARD.decode(&self.content_bytes).unwrap_or_default(),
+        }
+    }
+}
+
+/// `size` pseudo-random bytes from a generator seeded by `name` (xorshift64*, 8 bytes a step).
+pub(crate) fn generated_bytes(name: &str, size: u64) -> Vec<u8> {
+    let mut state = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    }) | 1;
+    let len = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let word = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        let take = (len - out.len()).min(8);
+        out.extend_from_slice(&word[..take]);
+    }
+    out
+}
+
+impl MessageContent {
+    /// A received message in `folder` with a text body, read, no recipients; fill in the rest.
+    pub fn new(
+        folder: impl Into<String>,
+        subject: impl Into<String>,
+        from: Address,
+        received: OffsetDateTime,
+    ) -> Self {
+        Self {
+            folder: folder.into(),
+            subject: subject.into(),
+            body: String::new(),
+            body_type: BodyType::default(),
+            from,
+            to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            received,
+            is_read: true,
+            is_draft: false,
+            importance: Importance::default(),
+            categories: Vec::new(),
+            flag: FlagStatus::default(),
+            attachments: Vec::new(),
+            internet_message_id: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
 impl MailboxContent {
     /// An empty mailbox (the well-known folders only).
     pub fn empty(mailbox: impl Into<String>) -> Self {
@@ -386,6 +478,18 @@ impl MailboxContent {
                 ));
             }
             for (j, a) in m.attachments.iter().enumerate() {
+                if a.generated_size.is_some() && !a.content_bytes.is_empty() {
+                    return Err(invalid(
+                        format!("{item}.attachments[{j}]"),
+                        "give either content_bytes or generated_size, not both",
+                    ));
+                }
+                if a.generated_size.is_some_and(|n| n > MAX_GENERATED) {
+                    return Err(invalid(
+                        format!("{item}.attachments[{j}]"),
+                        "generated_size is over 1 GiB",
+                    ));
+                }
                 if STANDARD.decode(&a.content_bytes).is_err() {
                     return Err(invalid(
                         format!("{item}.attachments[{j}]"),

@@ -75,6 +75,7 @@ fn file(name: &str, content_type: &str, bytes: &[u8]) -> AttachmentContent {
         name: name.into(),
         content_type: content_type.into(),
         content_bytes: STANDARD.encode(bytes),
+        generated_size: None,
         is_inline: false,
         content_id: None,
     }

@@ -7,7 +7,9 @@ use axum::http::Method;
 use super::auth::{self, Caller, MailboxRef, Need, Target};
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp};
-use super::{GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, faults, mail, users};
+use super::{
+    GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, faults, mail, uploads, users,
+};
 use crate::entra::Fault;
 
 /// Serves one HTTP request under `/graph/v1.0`.
@@ -266,6 +268,7 @@ enum Route {
     MessageMime(String),
     ListAttachments(String),
     AddAttachment(String),
+    CreateUploadSession(String),
     GetAttachment(String, String),
     DeleteAttachment(String, String),
     AttachmentValue(String, String),
@@ -314,6 +317,9 @@ impl Route {
             (["messages", _, "$value"], Method::GET) => Route::MessageMime(own(1)),
             (["messages", _, "attachments"], Method::GET) => Route::ListAttachments(own(1)),
             (["messages", _, "attachments"], Method::POST) => Route::AddAttachment(own(1)),
+            (["messages", _, "attachments", "createuploadsession"], Method::POST) => {
+                Route::CreateUploadSession(own(1))
+            }
             (["messages", _, "attachments", _], Method::GET) => {
                 Route::GetAttachment(own(1), own(3))
             }
@@ -367,6 +373,7 @@ impl Route {
             | Route::PatchMessage(_)
             | Route::DeleteMessage(_)
             | Route::AddAttachment(_)
+            | Route::CreateUploadSession(_)
             | Route::DeleteAttachment(..)
             | Route::Move(_)
             | Route::Copy(_) => Need::MailWrite,
@@ -401,6 +408,7 @@ impl Route {
             Route::MessageMime(id) => mail::mime(inner, op, id),
             Route::ListAttachments(id) => mail::list_attachments(inner, op, id),
             Route::AddAttachment(id) => mail::add_attachment(inner, op, id),
+            Route::CreateUploadSession(id) => uploads::create(inner, op, id),
             Route::GetAttachment(id, a) => mail::get_attachment(inner, op, id, a, false),
             Route::AttachmentValue(id, a) => mail::get_attachment(inner, op, id, a, true),
             Route::DeleteAttachment(id, a) => mail::delete_attachment(inner, op, id, a),

@@ -233,7 +233,7 @@ pub(crate) mod graph_errors {
         GraphError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLarge",
-            "The request body exceeds the maximum allowed size of 4 MB.",
+            "The maximum request length supported is 4MB.",
         )
     }
 

@@ -952,6 +952,7 @@ struct MessagePatch {
     categories: Option<Vec<String>>,
     flag: Option<FlagStatus>,
     headers: Option<Vec<(String, String)>>,
+    internet_message_id: Option<String>,
     attachments: Vec<Attachment>,
 }
 
@@ -966,6 +967,8 @@ impl MessagePatch {
             Some("Recipients")
         } else if self.from.is_some() {
             Some("From")
+        } else if self.internet_message_id.is_some() {
+            Some("InternetMessageId")
         } else {
             None
         }
@@ -1009,6 +1012,9 @@ impl MessagePatch {
         if let Some(v) = self.headers {
             m.extra_headers = v;
         }
+        if let Some(v) = self.internet_message_id {
+            m.internet_message_id = v;
+        }
         for a in self.attachments {
             m.add_attachment(a);
         }
@@ -1027,7 +1033,6 @@ const READ_ONLY: &[&str] = &[
     "receivedDateTime",
     "sentDateTime",
     "hasAttachments",
-    "internetMessageId",
     "bodyPreview",
     "parentFolderId",
     "conversationId",
@@ -1080,6 +1085,16 @@ fn parse_patch(
                         return Err(convert_error(value, "microsoft.graph.followupFlagStatus"));
                     }
                 });
+            }
+            // Settable while the message is a draft (Graph: "Updatable only if isDraft = true").
+            "internetmessageid" => {
+                let id = as_string(value)?;
+                if id.trim().is_empty() || id.contains(['\r', '\n']) || id.len() > 998 {
+                    return Err(graph_errors::invalid_request(
+                        "The internetMessageId is not a valid Message-ID.",
+                    ));
+                }
+                p.internet_message_id = Some(id.trim().to_string());
             }
             "internetmessageheaders" => {
                 let list = value.as_array().ok_or_else(|| {

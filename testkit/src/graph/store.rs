@@ -749,6 +749,34 @@ impl Mailbox {
         Ok(mailbox)
     }
 
+    /// Adds messages to the mailbox as [`Mailbox::load`] would; answers their Graph IDs.
+    pub(crate) fn append_messages(
+        &mut self,
+        messages: &[MessageContent],
+    ) -> Result<Vec<String>, ContentError> {
+        let probe = MailboxContent {
+            messages: messages.to_vec(),
+            ..MailboxContent::empty(self.address.clone())
+        };
+        probe.validate()?;
+        let folders = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                self.folder_by_path(&m.folder)
+                    .ok_or_else(|| invalid(&format!("messages[{i}]"), "its folder does not exist"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let offset = self.messages.len();
+        let mut ids = Vec::with_capacity(messages.len());
+        for (i, (m, folder)) in messages.iter().zip(folders).enumerate() {
+            let message = message_from_content(&self.address, offset + i, m, folder);
+            let seq = self.insert_message(message);
+            ids.push(self.message_id(seq));
+        }
+        Ok(ids)
+    }
+
     /// The mailbox's content in the form [`Mailbox::load`] takes.
     pub(crate) fn to_content(&self) -> MailboxContent {
         let root = self.root();
@@ -799,6 +827,7 @@ impl Mailbox {
                     name: a.name.clone(),
                     content_type: a.content_type.clone(),
                     content_bytes: STANDARD.encode(&a.bytes),
+                    generated_size: None,
                     is_inline: a.is_inline,
                     content_id: a.content_id.clone(),
                 })
@@ -896,7 +925,7 @@ fn message_from_content(address: &str, index: usize, m: &MessageContent, folder:
             seq: 0,
             name: a.name.clone(),
             content_type: a.content_type.clone(),
-            bytes: STANDARD.decode(&a.content_bytes).unwrap_or_default(),
+            bytes: a.bytes(),
             is_inline: a.is_inline,
             content_id: a.content_id.clone(),
             modified: m.received,
