@@ -29,7 +29,6 @@ pub(crate) mod jwt;
 mod params;
 mod scopes;
 pub mod seed;
-mod sha1;
 pub(crate) mod state;
 mod token;
 

@@ -11,6 +11,7 @@ use exgate_testkit::entra::seed::*;
 use exgate_testkit::entra::{Fault, Seed};
 use exgate_testkit::graph::ThrottlePolicy;
 use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+use mail_parser::{MessageParser, MimeHeaders as _};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -670,70 +671,51 @@ async fn mime_value_is_rfc_5322_with_a_multipart_body() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = mime.text();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("headers end with an empty line");
-    let mut headers = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            let last: &mut (String, String) = headers.last_mut().unwrap();
-            last.1.push_str(line.trim());
-        } else {
-            let (name, value) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("bad header line {line:?}"));
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    // Parsed by a real MIME parser, not by the mock's own rules.
+    let parsed = MessageParser::default()
+        .parse(&mime.bytes)
+        .expect("the MIME parses");
+    let from = parsed.from().and_then(|a| a.first()).unwrap();
     assert_eq!(
-        get("From"),
-        Some("Megan Bowen <megan@contoso.onmicrosoft.com>")
+        (from.name(), from.address()),
+        (Some("Megan Bowen"), Some("megan@contoso.onmicrosoft.com"))
+    );
+    let to = parsed.to().and_then(|a| a.first()).unwrap();
+    assert_eq!(
+        (to.name(), to.address()),
+        (Some("Adele Vance"), Some("adele@contoso.onmicrosoft.com"))
+    );
+    assert_eq!(parsed.subject(), Some("Team offsite photos"));
+    assert_eq!(
+        parsed.date().map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-11-03T09:04:57Z")
     );
     assert_eq!(
-        get("To"),
-        Some("Adele Vance <adele@contoso.onmicrosoft.com>")
+        parsed.header_raw("MIME-Version").map(str::trim),
+        Some("1.0")
     );
-    assert_eq!(get("Subject"), Some("Team offsite photos"));
-    assert_eq!(get("Date"), Some("Tue, 03 Nov 2026 09:04:57 +0000"));
-    assert_eq!(get("MIME-Version"), Some("1.0"));
-    assert!(get("Message-ID").unwrap().starts_with('<'));
-    let content_type = get("Content-Type").unwrap();
-    assert!(
-        content_type.starts_with("multipart/mixed;"),
-        "{content_type}"
+    let message = g
+        .get(&format!("/me/messages/{id}?$select=internetMessageId"))
+        .await;
+    assert_eq!(
+        parsed.message_id().map(|m| format!("<{m}>")),
+        message.body["internetMessageId"]
+            .as_str()
+            .map(str::to_string)
     );
-    let boundary = content_type
-        .split("boundary=\"")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('"');
-    let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
-    // preamble, body, two attachments, closing "--"
-    assert_eq!(parts.len(), 5, "{body}");
-    assert!(parts[1].contains("Content-Type: text/html"));
-    assert!(parts[4].starts_with("--"));
-    let png = parts
-        .iter()
-        .find(|p| p.contains("name=\"logo.png\""))
-        .unwrap();
-    assert!(
-        png.contains("Content-ID: <logo@contoso>")
-            && png.contains("Content-Transfer-Encoding: base64")
-    );
-    let encoded: String = png
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
+    assert!(parsed.body_html(0).unwrap().contains("offsite"));
+    assert_eq!(parsed.attachment_count(), 2);
+    let names: Vec<&str> = parsed
+        .attachments()
+        .filter_map(|a| a.attachment_name())
         .collect();
-    assert!(STANDARD.decode(encoded).unwrap().starts_with(b"\x89PNG"));
+    assert_eq!(names, ["agenda.pdf", "logo.png"]);
+    let png = parsed
+        .attachments()
+        .find(|a| a.attachment_name() == Some("logo.png"))
+        .unwrap();
+    assert_eq!(png.content_id(), Some("logo@contoso"));
+    assert!(png.contents().starts_with(b"\x89PNG"));
 }
 
 // ----- writing and sending -----

@@ -460,3 +460,42 @@ async fn large_messages_and_attachments_are_seeded_cheaply_and_served_whole() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_mime_of_a_draft_round_trips_through_a_real_parser() {
+    use base64::Engine as _;
+    use mail_parser::{MessageParser, MimeHeaders as _};
+    let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let g = Graph::app(&m).await;
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let created = g
+        .post(
+            &adele("/messages"),
+            &json!({
+                "subject": "Grüße — 報告 «Q4»",
+                "body": {"contentType": "Text", "content": "Zeile 1\nline 2 with a very long tail that goes on and on and on past seventy-six characters"},
+                "toRecipients": [{"emailAddress": {"name": "Megan Bowen", "address": MEGAN}}],
+                "internetMessageId": "<round-trip@exgate.test>",
+                "attachments": [{"@odata.type": "#microsoft.graph.fileAttachment",
+                                 "name": "données.bin", "contentType": "application/octet-stream",
+                                 "contentBytes": base64::engine::general_purpose::STANDARD.encode(&binary)}]
+            }),
+        )
+        .await;
+    let id = created.ok()["id"].as_str().unwrap().to_string();
+    let mime = g.get(&adele(&format!("/messages/{id}/$value"))).await;
+    let parsed = MessageParser::default().parse(&mime.bytes).unwrap();
+    assert_eq!(parsed.subject(), Some("Grüße — 報告 «Q4»"));
+    assert_eq!(parsed.message_id(), Some("round-trip@exgate.test"));
+    let to = parsed.to().and_then(|a| a.first()).unwrap();
+    assert_eq!(to.address(), Some(MEGAN));
+    assert!(
+        parsed
+            .body_text(0)
+            .unwrap()
+            .contains("past seventy-six characters")
+    );
+    let attachment = parsed.attachments().next().unwrap();
+    assert_eq!(attachment.attachment_name(), Some("données.bin"));
+    assert!(attachment.contents() == binary.as_slice());
+}

@@ -8,7 +8,7 @@ use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::sha1;
+use sha1::Sha1;
 
 /// The mock's signing key, embedded: tokens verify across restarts of the mock.
 const SIGNING_KEY_PEM: &str = include_str!("../../keys/entra-signing.pem");
@@ -46,7 +46,7 @@ impl SigningKey {
         let encoding = EncodingKey::from_rsa_pem(SIGNING_KEY_PEM.as_bytes())
             .map_err(|e| format!("the embedded signing key cannot sign: {e}"))?;
         // Entra's kids look like a base64url SHA-1 thumbprint; derive one from the modulus.
-        let kid = b64url(&sha1::digest(&n));
+        let kid = b64url(&Sha1::digest(&n));
         Ok(Self {
             encoding,
             kid,
@@ -107,7 +107,7 @@ impl AppCert {
         }
         Ok(Self {
             x5t_s256: sha256_b64url(&pem.contents),
-            x5t: b64url(&sha1::digest(&pem.contents)),
+            x5t: b64url(&Sha1::digest(&pem.contents)),
             public_key: spki.subject_public_key.data.to_vec(),
         })
     }

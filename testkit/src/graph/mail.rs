@@ -866,7 +866,7 @@ pub(crate) fn mime(inner: &GraphInner, op: &Op<'_>, id: &str) -> GraphResult<Res
         StatusCode::OK,
         RespBody::Bytes {
             content_type: "text/plain".into(),
-            bytes: mime::render(m).into_bytes(),
+            bytes: mime::render(m),
         },
     ))
 }

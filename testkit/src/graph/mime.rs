@@ -2,7 +2,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -167,46 +166,6 @@ pub(crate) fn address_list(list: &[Address]) -> String {
         .join(",\r\n ")
 }
 
-/// Base64 in lines of 76 characters.
-fn base64_lines(bytes: &[u8]) -> String {
-    let encoded = STANDARD.encode(bytes);
-    let mut out = String::with_capacity(encoded.len() + encoded.len() / 76 * 2 + 2);
-    for chunk in encoded.as_bytes().chunks(76) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// Quoted-printable (RFC 2045) with soft line breaks before 76 characters.
-fn quoted_printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    let normalized = text.replace("\r\n", "\n");
-    for (i, line) in normalized.split('\n').enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
-        }
-        let mut width = 0;
-        let bytes = line.as_bytes();
-        for (j, b) in bytes.iter().enumerate() {
-            let last = j + 1 == bytes.len();
-            let piece = match *b {
-                b' ' | b'\t' if last => format!("={b:02X}"),
-                b'=' => "=3D".to_string(),
-                33..=126 | b' ' | b'\t' => char::from(*b).to_string(),
-                _ => format!("={b:02X}"),
-            };
-            if width + piece.len() > 75 {
-                out.push_str("=\r\n");
-                width = 0;
-            }
-            width += piece.len();
-            out.push_str(&piece);
-        }
-    }
-    out
-}
-
 /// The internet headers Exchange would show for the message (`internetMessageHeaders`).
 pub(crate) fn headers(m: &Message) -> Vec<(String, String)> {
     let mut headers = Vec::new();
@@ -245,66 +204,85 @@ pub(crate) fn headers(m: &Message) -> Vec<(String, String)> {
     headers
 }
 
-/// The message as RFC 5322 text: headers, then a multipart/mixed body with the body part and
-/// one base64 part per attachment (a single part when there are none).
-pub(crate) fn render(m: &Message) -> String {
-    let mut out = String::new();
-    for (name, value) in headers(m) {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    let (body_type, charset_body) = match m.body.kind {
-        BodyType::Html => ("text/html", quoted_printable(&m.body.content)),
-        BodyType::Text => ("text/plain", quoted_printable(&m.body.content)),
+/// An address as mail-builder takes it (the display name only when there is one).
+fn builder_address(a: &Address) -> mail_builder::headers::address::Address<'_> {
+    let name = (!a.name.is_empty() && a.name != a.address).then_some(a.name.as_str());
+    mail_builder::headers::address::Address::new_address(name, a.address.as_str())
+}
+
+fn builder_list(list: &[Address]) -> mail_builder::headers::address::Address<'_> {
+    mail_builder::headers::address::Address::new_list(list.iter().map(builder_address).collect())
+}
+
+/// The message as RFC 5322 bytes, built by mail-builder: headers, then the body part alone or
+/// a `multipart/mixed` with one part per attachment (`Content-ID` for inline ones).
+pub(crate) fn render(m: &Message) -> Vec<u8> {
+    use mail_builder::MessageBuilder;
+    use mail_builder::headers::raw::Raw;
+    use mail_builder::mime::MimePart;
+
+    let bare = |id: &str| {
+        id.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
     };
-    let body_headers = format!(
-        "Content-Type: {body_type}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n"
-    );
-    if m.attachments.is_empty() {
-        out.push_str(&body_headers);
-        out.push_str("\r\n");
-        out.push_str(&charset_body);
-        out.push_str("\r\n");
-        return out;
+    let mut b = MessageBuilder::new();
+    if !m.is_draft {
+        b = b.header(
+            "Received",
+            Raw::new(format!(
+                "from exgate-mock.prod.outlook.com by exgate-mock.prod.outlook.com with HTTPS; {}",
+                rfc5322_date(m.received)
+            )),
+        );
     }
-    let digest = Sha256::digest(m.internet_message_id.as_bytes());
-    let boundary: String = format!(
-        "_000_{}_",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    out.push_str(&format!(
-        "Content-Type: multipart/mixed;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
-    ));
-    out.push_str(&format!(
-        "--{boundary}\r\n{body_headers}\r\n{charset_body}\r\n"
-    ));
-    for a in &m.attachments {
-        let name = a.name.replace(['"', '\r', '\n'], "");
-        out.push_str(&format!("\r\n--{boundary}\r\n"));
-        out.push_str(&format!(
-            "Content-Type: {}; name=\"{}\"\r\n",
-            a.content_type,
-            encode_header(&name)
-        ));
-        out.push_str(&format!(
-            "Content-Disposition: {}; filename=\"{}\"; size={}\r\n",
-            if a.is_inline { "inline" } else { "attachment" },
-            encode_header(&name),
-            a.bytes.len()
-        ));
-        if let Some(cid) = &a.content_id {
-            out.push_str(&format!(
-                "Content-ID: <{}>\r\n",
-                cid.trim_matches(['<', '>'])
-            ));
+    if let Some(from) = &m.from {
+        b = b.from(builder_address(from));
+    }
+    if !m.to.is_empty() {
+        b = b.to(builder_list(&m.to));
+    }
+    if !m.cc.is_empty() {
+        b = b.cc(builder_list(&m.cc));
+    }
+    if !m.reply_to.is_empty() {
+        b = b.reply_to(builder_list(&m.reply_to));
+    }
+    b = b
+        .subject(m.subject.as_str())
+        .date(m.sent.unwrap_or(m.created).unix_timestamp())
+        .message_id(bare(&m.internet_message_id));
+    if let Some(parent) = &m.in_reply_to {
+        b = b.in_reply_to(bare(parent)).references(bare(parent));
+    }
+    for (name, value) in &m.extra_headers {
+        b = b.header(name.as_str(), Raw::new(value.as_str()));
+    }
+    let body = match m.body.kind {
+        BodyType::Html => MimePart::new("text/html", m.body.content.as_str()),
+        BodyType::Text => MimePart::new("text/plain", m.body.content.as_str()),
+    };
+    let body = if m.attachments.is_empty() {
+        body
+    } else {
+        let mut parts = vec![body];
+        for a in &m.attachments {
+            let name = a.name.replace(['"', '\r', '\n'], "");
+            let content_type =
+                mail_builder::headers::content_type::ContentType::new(a.content_type.as_str())
+                    .attribute("name", name.clone());
+            let part = MimePart::new(content_type, a.bytes.as_slice());
+            parts.push(match &a.content_id {
+                Some(cid) if a.is_inline => {
+                    part.inline().cid(cid.trim_matches(['<', '>']).to_string())
+                }
+                _ => part.attachment(name),
+            });
         }
-        out.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
-        out.push_str(&base64_lines(&a.bytes));
-    }
-    out.push_str(&format!("\r\n--{boundary}--\r\n"));
-    out
+        MimePart::new("multipart/mixed", parts)
+    };
+    b.body(body).write_to_vec().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -317,13 +295,5 @@ mod tests {
         assert_eq!(html_to_text(html), "Hello Adele,\r\na & b <ok>\r\nnext");
         assert_eq!(html_to_text("plain"), "plain");
         assert_eq!(html_to_text("broken <b"), "broken");
-    }
-
-    #[test]
-    fn quoted_printable_keeps_lines_short_and_escapes() {
-        let qp = quoted_printable(&format!("{}=é \nnext", "x".repeat(100)));
-        assert!(qp.lines().all(|l| l.len() <= 76), "{qp}");
-        assert!(qp.contains("=3D=C3=A9=20"), "{qp}");
-        assert!(qp.ends_with("\r\nnext"));
     }
 }
