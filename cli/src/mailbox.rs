@@ -2,14 +2,12 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use exgate_core::export::{self, ExportProgress};
 use exgate_core::mailbox::{
-    AttendeeKind, Body, BodyKind, BusyStatus, ContactDraft, Event, EventDraft, EventTime,
-    FolderRef, Importance, MailboxBackend, MailboxRef, MessageQuery, NewAttachment, NewMessage,
-    Recipient,
+    AttendeeKind, Backend, Body, BodyKind, BusyStatus, ContactDraft, Event, EventDraft, EventTime,
+    FolderRef, Importance, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
 };
 use exgate_core::model::{EmailAddress, InvalidInput, Principal};
 use serde::Serialize;
@@ -101,7 +99,7 @@ fn range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(OffsetDateTime
 }
 
 struct Opened {
-    backend: Arc<dyn MailboxBackend>,
+    backend: Backend,
     mailbox: MailboxRef,
     json: bool,
 }
@@ -238,7 +236,7 @@ fn attachment(path: &Path) -> anyhow::Result<NewAttachment> {
     Ok(NewAttachment {
         name,
         content_type: content_type.into(),
-        content,
+        content: content.into(),
     })
 }
 
@@ -306,6 +304,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             };
             let page = o
                 .backend
+                .mail()?
                 .messages(&o.mailbox, &query, page.as_deref())
                 .await?;
             if o.json {
@@ -343,7 +342,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
         }
         MailCommand::Folders { on } => {
             let o = open(ctx, on).await?;
-            let folders = o.backend.folders(&o.mailbox).await?;
+            let folders = o.backend.mail()?.folders(&o.mailbox).await?;
             if o.json {
                 return print_json(&folders);
             }
@@ -370,18 +369,17 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             } else {
                 None
             };
-            let m = o.backend.message(&o.mailbox, id, kind).await?;
+            let m = o.backend.mail()?.message(&o.mailbox, id, kind).await?;
             if let Some(dir) = save_attachments {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 for a in m.attachments.iter().filter(|a| !a.is_inline) {
-                    let content = o.backend.attachment(&o.mailbox, id, &a.id).await?;
+                    let download = o.backend.mail()?.attachment(&o.mailbox, id, &a.id).await?;
                     let name = Path::new(&a.name)
                         .file_name()
                         .map(|n| n.to_owned())
                         .unwrap_or_else(|| "attachment".into());
-                    std::fs::write(dir.join(&name), &content.content)
-                        .with_context(|| format!("writing {}", a.name))?;
+                    export::save(download.content, &dir.join(&name)).await?;
                     writeln!(std::io::stderr(), "saved {}", dir.join(name).display())?;
                 }
             }
@@ -463,7 +461,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
                 from: from.as_deref().map(|f| address("from", f)).transpose()?,
                 save_to_sent: !no_save,
             };
-            o.backend.send(&o.mailbox, &message).await?;
+            o.backend.mail()?.send(&o.mailbox, &message).await?;
             writeln!(
                 out,
                 "sent to {}",
@@ -482,7 +480,10 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             all,
         } => {
             let o = open(ctx, on).await?;
-            o.backend.reply(&o.mailbox, id, comment, *all).await?;
+            o.backend
+                .mail()?
+                .reply(&o.mailbox, id, comment, *all)
+                .await?;
             writeln!(out, "replied")?;
         }
         MailCommand::Forward {
@@ -493,6 +494,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
         } => {
             let o = open(ctx, on).await?;
             o.backend
+                .mail()?
                 .forward(&o.mailbox, id, &addresses("to", to)?, comment)
                 .await?;
             writeln!(out, "forwarded")?;
@@ -501,18 +503,19 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             let o = open(ctx, on).await?;
             let new_id = o
                 .backend
+                .mail()?
                 .move_message(&o.mailbox, id, &FolderRef::parse(folder))
                 .await?;
             writeln!(out, "{new_id}")?;
         }
         MailCommand::Delete { id, on } => {
             let o = open(ctx, on).await?;
-            o.backend.delete_message(&o.mailbox, id).await?;
+            o.backend.mail()?.delete_message(&o.mailbox, id).await?;
             writeln!(out, "deleted")?;
         }
         MailCommand::Mark { id, on, read, .. } => {
             let o = open(ctx, on).await?;
-            o.backend.set_read(&o.mailbox, id, *read).await?;
+            o.backend.mail()?.set_read(&o.mailbox, id, *read).await?;
             writeln!(out, "marked {}", if *read { "read" } else { "unread" })?;
         }
         MailCommand::Export {
@@ -524,7 +527,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             let printer = progress_printer();
             let folder = (folder != "all").then(|| FolderRef::parse(folder));
             let report = export::export_folder(
-                Arc::clone(&o.backend),
+                o.backend.mail_handle()?,
                 &o.mailbox,
                 folder.as_ref(),
                 dir,
@@ -624,6 +627,7 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
             let (start, end) = range(from.as_deref(), to.as_deref())?;
             let events = o
                 .backend
+                .calendar()?
                 .events(&o.mailbox, start, end, tz.as_deref())
                 .await?;
             if o.json {
@@ -637,7 +641,11 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
             if draft.subject.is_none() || draft.start.is_none() || draft.end.is_none() {
                 return Err(usage("a new event needs --subject, --start and --end"));
             }
-            let created = o.backend.create_event(&o.mailbox, &draft).await?;
+            let created = o
+                .backend
+                .calendar()?
+                .create_event(&o.mailbox, &draft)
+                .await?;
             if o.json {
                 return print_json(&created);
             }
@@ -651,7 +659,11 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
                     "nothing to change: give --subject, --start, --end, --location, … to change",
                 ));
             }
-            let updated = o.backend.update_event(&o.mailbox, id, &draft).await?;
+            let updated = o
+                .backend
+                .calendar()?
+                .update_event(&o.mailbox, id, &draft)
+                .await?;
             if o.json {
                 return print_json(&updated);
             }
@@ -659,7 +671,7 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
         }
         CalendarCommand::Delete { id, on } => {
             let o = open(ctx, on).await?;
-            o.backend.delete_event(&o.mailbox, id).await?;
+            o.backend.calendar()?.delete_event(&o.mailbox, id).await?;
             writeln!(out, "deleted")?;
         }
         CalendarCommand::Freebusy {
@@ -677,6 +689,7 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
                 .collect();
             let answers = o
                 .backend
+                .availability()?
                 .free_busy(&o.mailbox, &who, start, end, *interval)
                 .await?;
             if o.json {
@@ -732,7 +745,11 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
     match cmd {
         ContactsCommand::List { on, page } => {
             let o = open(ctx, on).await?;
-            let page = o.backend.contacts(&o.mailbox, page.as_deref()).await?;
+            let page = o
+                .backend
+                .contacts()?
+                .contacts(&o.mailbox, page.as_deref())
+                .await?;
             if o.json {
                 return print_json(&page.items);
             }
@@ -756,7 +773,7 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
         }
         ContactsCommand::Show { id, on } => {
             let o = open(ctx, on).await?;
-            let c = o.backend.contact(&o.mailbox, id).await?;
+            let c = o.backend.contacts()?.contact(&o.mailbox, id).await?;
             if o.json {
                 return print_json(&c);
             }
@@ -781,6 +798,7 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
             let o = open(ctx, on).await?;
             let created = o
                 .backend
+                .contacts()?
                 .create_contact(&o.mailbox, &contact_draft(contact)?)
                 .await?;
             if o.json {
@@ -796,7 +814,11 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
                     "nothing to change: give --name, --email, --phone, … to change",
                 ));
             }
-            let updated = o.backend.update_contact(&o.mailbox, id, &draft).await?;
+            let updated = o
+                .backend
+                .contacts()?
+                .update_contact(&o.mailbox, id, &draft)
+                .await?;
             if o.json {
                 return print_json(&updated);
             }
@@ -804,7 +826,7 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
         }
         ContactsCommand::Delete { id, on } => {
             let o = open(ctx, on).await?;
-            o.backend.delete_contact(&o.mailbox, id).await?;
+            o.backend.contacts()?.delete_contact(&o.mailbox, id).await?;
             writeln!(out, "deleted")?;
         }
     }

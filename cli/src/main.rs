@@ -20,6 +20,7 @@ use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, Settings};
 use exgate_core::connections::Connections;
 use exgate_core::mailboxes::Mailboxes;
+use exgate_core::services::Services;
 use exgate_core::{Error as CoreError, ErrorKind};
 
 use args::{Cli, Command};
@@ -41,33 +42,18 @@ impl std::error::Error for UsageError {}
 pub(crate) struct Context {
     pub(crate) connections: Arc<Connections>,
     pub(crate) signin: Arc<SignIn>,
-    pub(crate) mailboxes: Mailboxes,
+    pub(crate) mailboxes: Arc<Mailboxes>,
 }
 
 impl Context {
     async fn open(cli: &Cli) -> anyhow::Result<Self> {
         let mut settings: Settings =
             config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
-        let store = exgate_core::open_store(&settings).await?;
-        let declared = std::mem::take(&mut settings.connections);
-        let clock = Arc::new(SystemClock);
-        let connections = Arc::new(Connections::new(store.clone(), declared, clock.clone()));
-        let signin = Arc::new(SignIn::new(
-            store,
-            Arc::clone(&connections),
-            settings.network.clone(),
-            clock,
-        )?);
-        let mailboxes = Mailboxes::new(
-            Arc::clone(&signin),
-            Arc::clone(&connections),
-            settings.network,
-            settings.governor,
-        )?;
+        let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
         Ok(Self {
-            connections,
-            signin,
-            mailboxes,
+            connections: services.connections,
+            signin: services.signin,
+            mailboxes: services.mailboxes,
         })
     }
 }

@@ -18,6 +18,7 @@ use exgate_core::governor::GovernorPolicy;
 use exgate_core::mailbox::MailboxRef;
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::model::ConnectionSpec;
+use exgate_core::pipeline::Limits;
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::SqliteStore;
 use exgate_testkit::MockMicrosoft;
@@ -48,7 +49,7 @@ fn main() {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).expect("vault"));
-        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), vault).await.expect("store"));
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), vault.clone()).await.expect("store"));
         let clock = Arc::new(SystemClock);
         let connections = Arc::new(Connections::new(store.clone(), vec![], clock.clone()));
         let network = NetworkSettings {
@@ -66,18 +67,24 @@ fn main() {
         connections.add("bench", &spec).await.expect("connection");
         let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).expect("signin"));
         let policy = GovernorPolicy { concurrent: 4, requests, window, burst: 20 };
-        let mailboxes = Mailboxes::new(signin, connections, network, policy).expect("mailboxes");
+        let mailboxes = Mailboxes::new(signin, connections, vault, network, policy, Limits::default()).expect("mailboxes");
         let backend = mailboxes.open(Some("bench"), None).await.expect("backend");
         let adele = MailboxRef::User(seed::ADELE.into());
 
         let out = dir.path().join("export");
         let before = mock.graph_requests();
         let started = Instant::now();
-        let report = export::export_folder(backend.clone(), &adele, None, &out, &|_| {})
+        let report = export::export_folder(backend.mail_handle().expect("mail"), &adele, None, &out, &|_| {})
             .await
             .expect("export");
         let took = started.elapsed().as_secs_f64();
-        let files = std::fs::read_dir(&out).expect("dir").count();
+        // One folder per mail folder, each holding `.eml` files; the manifest beside them.
+        let files: usize = std::fs::read_dir(&out)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .map(|d| std::fs::read_dir(d.path()).expect("folder").filter(|f| f.as_ref().is_ok_and(|f| f.path().extension().is_some_and(|x| x == "eml"))).count())
+            .sum();
         let inner_requests = report.exported as f64 + (mock.graph_requests() - before) as f64 - (report.exported as f64 / 20.0).ceil();
         let allowed = f64::from(requests) / window.as_secs_f64();
         let achieved = inner_requests / took;
@@ -91,7 +98,7 @@ fn main() {
 
         let started = Instant::now();
         let year = time::macros::datetime!(2026-01-01 0:00 UTC);
-        let events = backend.events(&adele, year, year + time::Duration::days(365), Some("Europe/Berlin")).await.expect("events");
+        let events = backend.calendar().expect("calendar").events(&adele, year, year + time::Duration::days(365), Some("Europe/Berlin")).await.expect("events");
         let took = started.elapsed().as_secs_f64();
         println!("calendar: {} events of a year listed in {took:.2} s = {:.0} events/s", events.len(), events.len() as f64 / took);
     });

@@ -6,10 +6,12 @@
 //! - [`signin`]: the service the frontends call: start and finish sign-ins, link accounts, tokens.
 //! - [`cache`]: [`TokenCache`], one refresh in flight per key, refresh ahead of expiry.
 //! - [`aadsts`]: what each AADSTS code means and how to fix it.
+//! - [`credentials`]: what a mailbox backend authenticates with (bearer, Basic, NTLM).
 
 pub mod aadsts;
 pub mod assertion;
 pub mod cache;
+pub mod credentials;
 mod error;
 pub mod loopback;
 pub mod oauth;
@@ -17,6 +19,7 @@ pub mod pending;
 pub mod signin;
 
 pub use cache::{RetryPolicy, TokenCache, TokenSource};
+pub use credentials::{Credential, Credentials, PasswordCredentials, SignInCredentials};
 pub use error::{AuthError, ErrorBody};
 pub use loopback::{LoopbackReceiver, RedirectParams};
 pub use oauth::{DeviceAuthorization, Endpoints, Identity, OAuthClient, TokenResponse};

@@ -130,6 +130,8 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// The per-mailbox limits the governor keeps (Microsoft's published ones by default).
     pub governor: crate::governor::GovernorPolicy,
+    /// Item sizes and waits of the mailbox pipeline (`[limits]`).
+    pub limits: crate::pipeline::Limits,
     /// The configuration files that were read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -157,7 +159,15 @@ struct RawSettings {
     endpoints: RawEndpoints,
     tls: RawTls,
     graph: RawGraph,
+    limits: RawLimits,
     connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawLimits {
+    max_item_mb: Option<u64>,
+    max_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -514,8 +524,27 @@ impl Resolver<'_> {
                 ca_pem,
             },
             governor: self.governor(&raw.graph)?,
+            limits: self.limits(&raw.limits)?,
             files,
         })
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<crate::pipeline::Limits, ConfigError> {
+        let default = crate::pipeline::Limits::default();
+        let mut limits = default;
+        if let Some(mb) = raw.max_item_mb {
+            if !(1..=4096).contains(&mb) {
+                return Err(self.invalid("limits.max_item_mb", "must be between 1 and 4096"));
+            }
+            limits.max_item_bytes = mb * 1024 * 1024;
+        }
+        if let Some(secs) = raw.max_wait_secs {
+            if secs > 3600 {
+                return Err(self.invalid("limits.max_wait_secs", "must be at most 3600"));
+            }
+            limits.max_wait = std::time::Duration::from_secs(secs);
+        }
+        Ok(limits)
     }
 
     fn governor(&self, raw: &RawGraph) -> Result<crate::governor::GovernorPolicy, ConfigError> {

@@ -147,7 +147,7 @@ pub async fn test_connection(
             Some(target) => {
                 let probe = async {
                     let backend = mailboxes.open(Some(name), None).await?;
-                    let folders = backend.folders(&target).await?;
+                    let folders = backend.mail()?.folders(&target).await?;
                     Ok::<_, Error>(format!("listed {} mail folder(s)", folders.len()))
                 };
                 push(&mut checks, "mailbox", probe.await);

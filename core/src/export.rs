@@ -1,26 +1,38 @@
-//! Exporting a folder as `.eml` files, resumable.
+//! Exporting a mailbox (or one folder) as `.eml` files, resumable, one folder per mail folder.
 //!
-//! Each message becomes `<received, UTC>_<hash of its ID>.eml`, written to a temporary name and
-//! renamed, so a file either is complete or does not exist. A second run skips what exists: an
-//! interrupted export resumes where it stopped, and nothing is written twice.
+//! Layout: `<dir>/<folder name>/<received, UTC>_<hash of the ID>.eml`, folders 0700 and files
+//! 0600 (mail is private), and `<dir>/manifest.json`, which names each exported message's file
+//! so a resumed run knows what it has even when a folder was renamed meanwhile.
+//!
+//! Messages are fetched in batches (the backend's `mime_many`); every message a batch could not
+//! deliver is then fetched alone, streamed to its file, and retried a few times. A failure is
+//! never its neighbours': the run ends with every failure listed and everything else exported.
+//! Files are written under a temporary name and renamed, so a file is complete or absent.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::mailbox::{
-    FolderRef, MailboxBackend, MailboxError, MailboxRef, MessageQuery, MessageSummary,
+    Folder, FolderRef, Mail, MailboxError, MailboxRef, MessageQuery, MessageSummary,
 };
 
 /// Messages fetched per request batch.
 const CHUNK: usize = 20;
 /// Batches in flight at once (the per-mailbox concurrency limit).
 const IN_FLIGHT: usize = 4;
-/// Page size when listing the folder.
+/// Page size when listing.
 const LIST_PAGE: u32 = 1000;
+/// How often a message that failed in its batch is fetched alone.
+const ALONE_ATTEMPTS: u32 = 3;
+/// The manifest's name, beside the folders.
+pub const MANIFEST: &str = "manifest.json";
 
 /// Where an export stands, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,63 +53,218 @@ pub struct ExportReport {
     pub failed: Vec<(String, String)>,
 }
 
-/// The file a message is exported to.
+/// What an export wrote, kept beside it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    /// Message ID → file, relative to the export folder.
+    messages: BTreeMap<String, String>,
+}
+
+/// The file a message is exported to, within its folder.
 pub fn file_name(summary: &MessageSummary) -> String {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let when = summary
         .received_at
         .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
         .unwrap_or_else(|| "undated".into());
-    let digest = Sha256::digest(summary.id.as_bytes());
-    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("{when}_{hash}.eml")
+    format!("{when}_{}.eml", short_hash(&summary.id))
 }
 
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("eml.part");
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, path).await
+fn short_hash(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A folder's name as one safe path component: no separators, no control characters, no
+/// leading dot (so never `.` or `..`), at most 100 characters.
+fn folder_dir_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(100)
+        .collect();
+    out = out.trim().to_owned();
+    if out.starts_with('.') {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        "folder".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Folder ID → its directory name, unique among the export's folders.
+fn folder_dirs(folders: &[Folder]) -> HashMap<String, String> {
+    let mut used = HashSet::new();
+    let mut out = HashMap::new();
+    for f in folders {
+        let mut name = folder_dir_name(&f.name);
+        if !used.insert(name.to_lowercase()) {
+            name = format!("{name}_{}", &short_hash(&f.id)[..8]);
+            used.insert(name.to_lowercase());
+        }
+        out.insert(f.id.clone(), name);
+    }
+    out
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    MailboxError::Sink(format!("{what} {}: {e}", path.display())).into()
+}
+
+fn private_dir(path: &Path) -> Result<(), Error> {
+    crate::secret::create_private_dir(path).map_err(|e| io_error("cannot create", path, &e))
+}
+
+async fn create_private_file(path: &Path) -> Result<tokio::fs::File, Error> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await
+        .map_err(|e| io_error("cannot create", path, &e))
+}
+
+async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("part");
+    let mut file = create_private_file(&tmp).await?;
+    file.write_all(bytes)
+        .await
+        .map_err(|e| io_error("cannot write", &tmp, &e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| io_error("cannot write", &tmp, &e))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| io_error("cannot rename", &tmp, &e))
+}
+
+/// Writes `content` to `path` as it arrives: a private file (0600), complete or absent.
+pub async fn save(content: crate::mailbox::ByteStream, path: &Path) -> Result<u64, Error> {
+    let tmp = path.with_extension("part");
+    let mut file = create_private_file(&tmp).await?;
+    let written = content.copy_to(&mut file).await?;
+    file.sync_all()
+        .await
+        .map_err(|e| io_error("cannot write", &tmp, &e))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| io_error("cannot rename", &tmp, &e))?;
+    Ok(written)
+}
+
+/// Fetches one message alone, streamed to its file.
+async fn fetch_alone(
+    mail: &dyn Mail,
+    mailbox: &MailboxRef,
+    id: &str,
+    path: &Path,
+) -> Result<(), Error> {
+    save(mail.mime(mailbox, id).await?, path).await.map(drop)
+}
+
+/// Lists every message of the query, refusing a server that repeats itself.
+async fn list_all(
+    mail: &dyn Mail,
+    mailbox: &MailboxRef,
+    query: &MessageQuery,
+) -> Result<Vec<MessageSummary>, Error> {
+    let mut all = Vec::new();
+    let mut seen = HashSet::new();
+    let mut page = mail.messages(mailbox, query, None).await?;
+    loop {
+        let before = seen.len();
+        for m in page.items.drain(..) {
+            if seen.insert(m.id.clone()) {
+                all.push(m);
+            }
+        }
+        match page.next.take() {
+            Some(_) if seen.len() == before => {
+                return Err(MailboxError::Protocol(
+                    "the server answered a page of messages it had already listed; stopped instead of looping (a server fault: try again later)".into(),
+                )
+                .into());
+            }
+            Some(next) => page = mail.messages(mailbox, query, Some(&next)).await?,
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Exports every message of `folder` (every folder when `None`) into `dir`, calling `progress`
 /// as it goes.
 pub async fn export_folder(
-    backend: Arc<dyn MailboxBackend>,
+    mail: Arc<dyn Mail>,
     mailbox: &MailboxRef,
     folder: Option<&FolderRef>,
     dir: &Path,
     progress: &(dyn Fn(ExportProgress) + Send + Sync),
 ) -> Result<ExportReport, Error> {
-    tokio::fs::create_dir_all(dir).await.map_err(|e| {
-        MailboxError::Invalid(format!(
-            "the export folder {} cannot be created: {e}",
-            dir.display()
-        ))
-    })?;
+    private_dir(dir)?;
+    let manifest_path = dir.join(MANIFEST);
+    let mut manifest: Manifest = match tokio::fs::read(&manifest_path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            MailboxError::Invalid(format!(
+                "{} is not an exgate export manifest ({e}); export into an empty folder",
+                manifest_path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest {
+            version: 1,
+            ..Manifest::default()
+        },
+        Err(e) => return Err(io_error("cannot read", &manifest_path, &e)),
+    };
 
+    let dirs = folder_dirs(&mail.folders(mailbox).await?);
     let query = MessageQuery {
         folder: folder.cloned(),
         page_size: LIST_PAGE,
         ..MessageQuery::default()
     };
-    let mut all = Vec::new();
-    let mut page = backend.messages(mailbox, &query, None).await?;
-    loop {
-        all.append(&mut page.items);
-        match page.next.take() {
-            Some(next) => page = backend.messages(mailbox, &query, Some(&next)).await?,
-            None => break,
-        }
-    }
+    let all = list_all(mail.as_ref(), mailbox, &query).await?;
 
     let mut report = ExportReport::default();
-    let mut todo: Vec<(String, PathBuf)> = Vec::new();
+    let mut todo: Vec<(String, PathBuf, String)> = Vec::new();
     for m in &all {
-        let path = dir.join(file_name(m));
+        if let Some(done) = manifest.messages.get(&m.id)
+            && tokio::fs::try_exists(dir.join(done)).await.unwrap_or(false)
+        {
+            report.skipped += 1;
+            continue;
+        }
+        let sub = m
+            .folder_id
+            .as_ref()
+            .and_then(|f| dirs.get(f).cloned())
+            .or_else(|| {
+                m.folder_id
+                    .as_ref()
+                    .map(|f| format!("folder_{}", short_hash(f)))
+            })
+            .unwrap_or_else(|| "unfiled".to_owned());
+        private_dir(&dir.join(&sub))?;
+        let relative = format!("{sub}/{}", file_name(m));
+        let path = dir.join(&relative);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            manifest.messages.insert(m.id.clone(), relative);
             report.skipped += 1;
         } else {
-            todo.push((m.id.clone(), path));
+            todo.push((m.id.clone(), path, relative));
         }
     }
     let total = all.len();
@@ -114,31 +281,42 @@ pub async fn export_folder(
         .map(<[_]>::to_vec)
         .collect::<Vec<_>>()
         .into_iter();
-    let mut running: JoinSet<Vec<(String, Result<(), String>)>> = JoinSet::new();
-    let spawn = |running: &mut JoinSet<_>, chunk: Vec<(String, PathBuf)>| {
-        let backend = Arc::clone(&backend);
+    type Done = Vec<(String, String, Result<(), String>)>;
+    let mut running: JoinSet<Done> = JoinSet::new();
+    let spawn = |running: &mut JoinSet<Done>, chunk: Vec<(String, PathBuf, String)>| {
+        let mail = Arc::clone(&mail);
         let mailbox = mailbox.clone();
         running.spawn(async move {
-            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-            match backend.mime_many(&mailbox, &ids).await {
-                Ok(results) => {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    for ((id, path), result) in chunk.into_iter().zip(results) {
-                        let written = match result {
-                            Ok(bytes) => write_atomically(&path, &bytes)
-                                .await
-                                .map_err(|e| format!("{}: {e}", path.display())),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        out.push((id, written));
+            let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
+            let results = match mail.mime_many(&mailbox, &ids).await {
+                Ok(r) => r.into_iter().map(Some).collect(),
+                Err(_) => (0..chunk.len()).map(|_| None).collect::<Vec<_>>(),
+            };
+            let mut out = Vec::with_capacity(chunk.len());
+            for ((id, path, relative), batched) in chunk.into_iter().zip(results) {
+                let mut result = match batched {
+                    Some(Ok(bytes)) => write_atomically(&path, &bytes).await,
+                    Some(Err(e)) => Err(e),
+                    None => Err(MailboxError::Protocol("its batch failed".into()).into()),
+                };
+                // Whatever failed in the batch is fetched alone, streamed, a few times.
+                let mut attempt = 0;
+                while let Err(e) = &result {
+                    attempt += 1;
+                    if attempt > ALONE_ATTEMPTS
+                        || matches!(e, Error::Mailbox(MailboxError::Sink(_)))
+                    {
+                        break;
                     }
-                    out
+                    tracing::debug!(message = %id, attempt, error = %e, "fetching a message alone");
+                    if attempt > 1 {
+                        tokio::time::sleep(crate::pipeline::backoff(attempt)).await;
+                    }
+                    result = fetch_alone(mail.as_ref(), &mailbox, &id, &path).await;
                 }
-                Err(e) => chunk
-                    .into_iter()
-                    .map(|(id, _)| (id, Err(e.to_string())))
-                    .collect(),
+                out.push((id, relative, result.map_err(|e| e.to_string())));
             }
+            out
         });
     };
     for chunk in chunks.by_ref().take(IN_FLIGHT) {
@@ -147,9 +325,12 @@ pub async fn export_folder(
     while let Some(done) = running.join_next().await {
         let done =
             done.map_err(|e| MailboxError::Protocol(format!("an export task failed: {e}")))?;
-        for (id, result) in done {
+        for (id, relative, result) in done {
             match result {
-                Ok(()) => report.exported += 1,
+                Ok(()) => {
+                    report.exported += 1;
+                    manifest.messages.insert(id, relative);
+                }
                 Err(why) => report.failed.push((id, why)),
             }
         }
@@ -158,5 +339,35 @@ pub async fn export_folder(
             spawn(&mut running, chunk);
         }
     }
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| MailboxError::Protocol(format!("the manifest cannot be written: {e}")))?;
+    write_atomically(&manifest_path, &json).await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_become_one_safe_component() {
+        assert_eq!(folder_dir_name("Inbox"), "Inbox");
+        assert_eq!(folder_dir_name("a/b\\c"), "a_b_c");
+        assert_eq!(folder_dir_name(".."), "_.");
+        assert_eq!(folder_dir_name("."), "_");
+        assert_eq!(folder_dir_name("  "), "folder");
+        assert_eq!(folder_dir_name("x\u{0}y\n"), "x_y_");
+        let f = |id: &str, name: &str| Folder {
+            id: id.into(),
+            name: name.into(),
+            parent_id: None,
+            unread: 0,
+            total: 0,
+            children: 0,
+        };
+        let dirs = folder_dirs(&[f("1", "Reports"), f("2", "reports"), f("3", "Inbox")]);
+        assert_eq!(dirs["1"], "Reports");
+        assert!(dirs["2"].starts_with("reports_"), "{}", dirs["2"]);
+        assert_eq!(dirs["3"], "Inbox");
+    }
 }

@@ -107,6 +107,20 @@ impl Governor {
 
     /// Waits until `cost` requests may be sent to `mailbox` and one concurrent slot is free.
     pub async fn acquire(&self, mailbox: &str, cost: u32) -> Permit {
+        match self.acquire_within(mailbox, cost, Duration::MAX).await {
+            Ok(p) => p,
+            Err(_) => unreachable!("no pause is longer than Duration::MAX"),
+        }
+    }
+
+    /// Like [`Governor::acquire`], but when a server asked every caller of `mailbox` to wait
+    /// longer than `max_wait`, answers at once with how long that is left instead of waiting.
+    pub async fn acquire_within(
+        &self,
+        mailbox: &str,
+        cost: u32,
+        max_wait: Duration,
+    ) -> Result<Permit, Duration> {
         let gate = self.gate(mailbox);
         let rate = self.policy.per_second();
         let capacity = f64::from(self.policy.burst.max(cost).max(1));
@@ -118,6 +132,9 @@ impl Governor {
                 b.tokens = (b.tokens + elapsed * rate).min(capacity);
                 b.updated = now;
                 match b.paused_until {
+                    Some(until) if until > now && until - now > max_wait => {
+                        return Err(until - now);
+                    }
                     Some(until) if until > now => until - now,
                     _ if b.tokens >= f64::from(cost) => {
                         b.tokens -= f64::from(cost);
@@ -138,16 +155,20 @@ impl Governor {
             .acquire_owned()
             .await
             .unwrap_or_else(|_| unreachable!("governor semaphores are never closed"));
-        Permit { _slot: slot }
+        Ok(Permit { _slot: slot })
     }
 
     /// The server asked to wait: no request to `mailbox` starts before `wait` has passed.
+    /// A wait beyond [`crate::net::MAX_HINT`] counts as that long (no overflow on any hint).
     pub fn back_off(&self, mailbox: &str, wait: Duration) {
         self.back_offs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let gate = self.gate(mailbox);
         let mut b = gate.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now
+            .checked_add(wait.min(crate::net::MAX_HINT))
+            .unwrap_or(now);
         if b.paused_until.is_none_or(|p| p < until) {
             b.paused_until = Some(until);
         }
@@ -224,5 +245,26 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
         drop(gov.acquire("A", 1).await);
         assert_eq!(start.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_cap_answers_at_once_and_hostile_hints_do_not_overflow() {
+        let gov = Governor::new(GovernorPolicy::default());
+        gov.back_off("a", Duration::MAX);
+        let start = Instant::now();
+        let left = gov
+            .acquire_within("a", 1, Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(left, crate::net::MAX_HINT);
+        // Within the cap, the caller waits for the pause to end.
+        gov.back_off("b", Duration::from_secs(30));
+        drop(
+            gov.acquire_within("b", 1, Duration::from_secs(60))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 }

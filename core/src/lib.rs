@@ -19,7 +19,9 @@ pub mod mailbox;
 pub mod mailboxes;
 pub mod model;
 pub mod net;
+pub mod pipeline;
 pub mod secret;
+pub mod services;
 pub mod store;
 mod ttl;
 

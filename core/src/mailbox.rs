@@ -3,17 +3,20 @@
 
 mod types;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::Error;
+pub use crate::pipeline::ByteStream;
 
 pub use types::{
-    Attachment, AttachmentInfo, Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus,
-    Contact, ContactDraft, Event, EventDraft, EventKind, EventTime, FlagStatus, Folder,
-    FolderChanges, FolderRef, FreeBusy, Importance, MailboxRef, Message, MessageQuery,
-    MessageSummary, NewAttachment, NewMessage, Page, Recipient, Recurrence, RecurrencePattern,
-    RecurrenceRange, Response, WellKnownFolder,
+    AttachmentInfo, Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus, Contact,
+    ContactDraft, Event, EventDraft, EventKind, EventTime, FlagStatus, Folder, FolderChanges,
+    FolderRef, FreeBusy, Importance, MailboxRef, Message, MessageQuery, MessageSummary,
+    NewAttachment, NewMessage, Page, Recipient, Recurrence, RecurrencePattern, RecurrenceRange,
+    Response, WellKnownFolder,
 };
 
 /// An operation on a mailbox and the permissions it needs (for errors that name the missing one).
@@ -76,8 +79,17 @@ pub enum MailboxError {
     },
     #[error("the server rejected the token: {message}")]
     Unauthorized { message: String },
-    #[error("the mailbox is throttled; retry after {} s", retry_after.as_secs())]
+    #[error("the mailbox server is throttling this mailbox; retry after {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: std::time::Duration },
+    /// An item over the configured size limit.
+    #[error(
+        "the item is larger than {} MiB, the most exgate reads or sends (limits.max_item_mb)",
+        limit / (1024 * 1024)
+    )]
+    TooLarge { limit: u64 },
+    /// The content could not be written where it was going (a file, a client).
+    #[error("the content could not be written: {0}")]
+    Sink(String),
     #[error(
         "the server refused the request ({status} {code}): {message} (request ID {request_id})"
     )]
@@ -121,12 +133,13 @@ impl MailboxError {
     }
 }
 
-/// A mailbox API. Every method takes the mailbox it acts on: the caller's own (`MailboxRef::Me`)
-/// or another one by address.
+/// Mail: folders, messages, MIME, attachments, sending. Every method takes the mailbox it acts
+/// on: the caller's own (`MailboxRef::Me`) or another one by address.
 #[async_trait]
-pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
+pub trait Mail: Send + Sync + std::fmt::Debug {
     async fn folders(&self, mailbox: &MailboxRef) -> Result<Vec<Folder>, Error>;
-    /// One page of messages; pass the previous page's `next` to continue.
+    /// One page of messages; pass the previous page's `next` to continue. Page tokens are bound
+    /// to the mailbox, folder and query they were issued for.
     async fn messages(
         &self,
         mailbox: &MailboxRef,
@@ -140,15 +153,17 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
         id: &str,
         body: Option<BodyKind>,
     ) -> Result<Message, Error>;
+    /// An attachment's metadata, and its content as it arrives.
     async fn attachment(
         &self,
         mailbox: &MailboxRef,
         message: &str,
         attachment: &str,
     ) -> Result<Attachment, Error>;
-    /// The message as MIME (RFC 5322), for `.eml` export.
-    async fn mime(&self, mailbox: &MailboxRef, id: &str) -> Result<Vec<u8>, Error>;
-    /// Several messages as MIME, each with its own result (in `ids` order).
+    /// The message as MIME (RFC 5322), as it arrives.
+    async fn mime(&self, mailbox: &MailboxRef, id: &str) -> Result<ByteStream, Error>;
+    /// Several messages as MIME, each with its own result (in `ids` order). A backend that can
+    /// batch does; a failure of one never fails the others.
     async fn mime_many(
         &self,
         mailbox: &MailboxRef,
@@ -156,7 +171,10 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Result<Vec<u8>, Error>>, Error> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.mime(mailbox, id).await);
+            out.push(match self.mime(mailbox, id).await {
+                Ok(body) => body.into_bytes().await.map_err(Error::from),
+                Err(e) => Err(e),
+            });
         }
         Ok(out)
     }
@@ -185,14 +203,19 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<String, Error>;
     async fn delete_message(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
     async fn set_read(&self, mailbox: &MailboxRef, id: &str, read: bool) -> Result<(), Error>;
-    /// What changed in a folder since `state` (all of it when `None`).
+    /// What changed in a folder since `state` (all of it when `None`). The state is bound to
+    /// the mailbox and folder it was issued for.
     async fn changes(
         &self,
         mailbox: &MailboxRef,
         folder: &FolderRef,
         state: Option<&str>,
     ) -> Result<FolderChanges, Error>;
+}
 
+/// Calendar events.
+#[async_trait]
+pub trait Calendar: Send + Sync + std::fmt::Debug {
     /// Events overlapping a range, recurrences expanded, times in `time_zone` (default UTC).
     async fn events(
         &self,
@@ -209,6 +232,11 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
         change: &EventDraft,
     ) -> Result<Event, Error>;
     async fn delete_event(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
+}
+
+/// Free/busy of several mailboxes at once.
+#[async_trait]
+pub trait Availability: Send + Sync + std::fmt::Debug {
     async fn free_busy(
         &self,
         mailbox: &MailboxRef,
@@ -217,7 +245,11 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
         end: OffsetDateTime,
         interval_minutes: u32,
     ) -> Result<Vec<FreeBusy>, Error>;
+}
 
+/// Contacts.
+#[async_trait]
+pub trait Contacts: Send + Sync + std::fmt::Debug {
     async fn contacts(
         &self,
         mailbox: &MailboxRef,
@@ -236,4 +268,70 @@ pub trait MailboxBackend: Send + Sync + std::fmt::Debug {
         change: &ContactDraft,
     ) -> Result<Contact, Error>;
     async fn delete_contact(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error>;
+}
+
+/// An attachment's metadata and its content, streamed.
+#[derive(Debug)]
+pub struct Attachment {
+    pub info: AttachmentInfo,
+    pub content: ByteStream,
+}
+
+/// What a connection's backend can do: each capability its protocol has (Graph and EWS have
+/// all; IMAP and POP only mail).
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The protocol, as people call it ("Microsoft Graph").
+    pub protocol: &'static str,
+    pub mail: Option<Arc<dyn Mail>>,
+    pub calendar: Option<Arc<dyn Calendar>>,
+    pub availability: Option<Arc<dyn Availability>>,
+    pub contacts: Option<Arc<dyn Contacts>>,
+}
+
+impl Backend {
+    /// A backend with every capability, all served by `b`.
+    pub fn full<B: Mail + Calendar + Availability + Contacts + 'static>(
+        protocol: &'static str,
+        b: Arc<B>,
+    ) -> Self {
+        Self {
+            protocol,
+            mail: Some(Arc::clone(&b) as Arc<dyn Mail>),
+            calendar: Some(Arc::clone(&b) as Arc<dyn Calendar>),
+            availability: Some(Arc::clone(&b) as Arc<dyn Availability>),
+            contacts: Some(b as Arc<dyn Contacts>),
+        }
+    }
+
+    fn lacks(&self, what: &str) -> Error {
+        MailboxError::Unsupported(format!(
+            "this connection reaches the mailbox over {}, which has no {what}; use a connection with the Graph or EWS backend",
+            self.protocol
+        ))
+        .into()
+    }
+
+    pub fn mail(&self) -> Result<&dyn Mail, Error> {
+        self.mail.as_deref().ok_or_else(|| self.lacks("mail"))
+    }
+    /// The mail capability, to hand to a task (an export).
+    pub fn mail_handle(&self) -> Result<Arc<dyn Mail>, Error> {
+        self.mail.clone().ok_or_else(|| self.lacks("mail"))
+    }
+    pub fn calendar(&self) -> Result<&dyn Calendar, Error> {
+        self.calendar
+            .as_deref()
+            .ok_or_else(|| self.lacks("calendar"))
+    }
+    pub fn availability(&self) -> Result<&dyn Availability, Error> {
+        self.availability
+            .as_deref()
+            .ok_or_else(|| self.lacks("free/busy lookup"))
+    }
+    pub fn contacts(&self) -> Result<&dyn Contacts, Error> {
+        self.contacts
+            .as_deref()
+            .ok_or_else(|| self.lacks("contacts"))
+    }
 }

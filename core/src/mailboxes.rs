@@ -1,46 +1,20 @@
-//! Opens the mailbox backend of a connection for one of its accounts (or, app-only, for the app).
+//! Opens the mailbox backend of a connection for one of its accounts (or, app-only, for the app):
+//! its credentials, its pipeline over the shared governor, and its page tokens.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use crate::Error;
 use crate::auth::SignIn;
+use crate::auth::credentials::SignInCredentials;
 use crate::auth::signin::primary_resource;
 use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::governor::{Governor, GovernorPolicy};
-use crate::graph::{GraphMailbox, TokenProvider, default_base_url};
-use crate::mailbox::{MailboxBackend, MailboxError, MailboxRef};
-use crate::model::{AccessToken, Auth, EmailAddress, InvalidInput, Principal, Resource, Target};
-
-/// Tokens for one (connection, account) from the sign-in service.
-#[derive(Debug)]
-struct SignInTokens {
-    signin: Arc<SignIn>,
-    connection: String,
-    principal: Option<Principal>,
-    resource: Resource,
-}
-
-#[async_trait]
-impl TokenProvider for SignInTokens {
-    async fn token(&self) -> Result<Arc<AccessToken>, Error> {
-        self.signin
-            .token(&self.connection, self.principal.as_ref(), self.resource)
-            .await
-    }
-
-    async fn forget(&self) {
-        if let Err(e) = self
-            .signin
-            .invalidate(&self.connection, self.principal.as_ref(), self.resource)
-            .await
-        {
-            tracing::warn!(error = %e, "could not drop a rejected token");
-        }
-    }
-}
+use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
+use crate::mailbox::{Backend, MailboxError, MailboxRef};
+use crate::model::{Auth, EmailAddress, InvalidInput, Principal, Resource, Target};
+use crate::pipeline::{Limits, PageTokens, Pipeline};
+use crate::secret::Vault;
 
 /// Hands out mailbox backends; one governor is shared by all of them.
 #[derive(Debug)]
@@ -49,6 +23,8 @@ pub struct Mailboxes {
     connections: Arc<Connections>,
     network: NetworkSettings,
     governor: Arc<Governor>,
+    limits: Limits,
+    vault: Arc<Vault>,
     http: reqwest::Client,
 }
 
@@ -56,18 +32,26 @@ impl Mailboxes {
     pub fn new(
         signin: Arc<SignIn>,
         connections: Arc<Connections>,
+        vault: Arc<Vault>,
         network: NetworkSettings,
         policy: GovernorPolicy,
+        limits: Limits,
     ) -> Result<Self, Error> {
-        let http = crate::net::http_client(&network)
+        let http = crate::net::content_client(&network)
             .map_err(|e| Error::Mailbox(MailboxError::Unsupported(e.to_string())))?;
         Ok(Self {
             signin,
             connections,
             network,
             governor: Governor::new(policy),
+            limits,
+            vault,
             http,
         })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub fn governor(&self) -> &Arc<Governor> {
@@ -83,7 +67,7 @@ impl Mailboxes {
         connection: &str,
         principal: &Principal,
         mailbox: Option<&EmailAddress>,
-    ) -> Result<(Arc<dyn MailboxBackend>, MailboxRef), Error> {
+    ) -> Result<(Backend, MailboxRef), Error> {
         let conn = self.connections.get(connection).await?.connection;
         if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
             if mailbox.is_some() {
@@ -115,7 +99,7 @@ impl Mailboxes {
         &self,
         connection: Option<&str>,
         account: Option<&Principal>,
-    ) -> Result<Arc<dyn MailboxBackend>, Error> {
+    ) -> Result<Backend, Error> {
         let entry = self.connections.resolve(connection).await?;
         let conn = entry.connection;
         let (principal, me) = match &conn.settings.auth {
@@ -139,14 +123,33 @@ impl Mailboxes {
         };
         match (&conn.settings.target, primary_resource(&conn)) {
             (Target::Online { cloud, .. }, Resource::Graph) => {
-                let base = self.network.graph_url.as_ref().map_or_else(|| default_base_url(*cloud).to_owned(), ToString::to_string);
-                let tokens = Arc::new(SignInTokens {
-                    signin: Arc::clone(&self.signin),
-                    connection: conn.name.to_string(),
+                let base = self
+                    .network
+                    .graph_url
+                    .as_ref()
+                    .map_or_else(|| default_base_url(*cloud).to_owned(), ToString::to_string);
+                let principal_name = principal.as_ref().map(ToString::to_string);
+                let credentials = Arc::new(SignInCredentials::new(
+                    Arc::clone(&self.signin),
+                    conn.name.to_string(),
                     principal,
-                    resource: Resource::Graph,
-                });
-                Ok(Arc::new(GraphMailbox::new(self.http.clone(), &base, tokens, Arc::clone(&self.governor), me)))
+                    Resource::Graph,
+                ));
+                let pipe = Pipeline::new(
+                    self.http.clone(),
+                    Arc::clone(&self.governor),
+                    credentials,
+                    Arc::new(GraphAnswers),
+                    self.limits,
+                    conn.name.to_string(),
+                );
+                let pages = PageTokens::new(
+                    Arc::clone(&self.vault),
+                    conn.name.as_str(),
+                    principal_name.as_deref(),
+                );
+                let graph = GraphMailbox::new(pipe, &base, pages, me)?;
+                Ok(Backend::full("Microsoft Graph", Arc::new(graph)))
             }
             _ => Err(MailboxError::Unsupported(format!(
                 "connection `{}` uses the EWS backend, which is not built yet; for Exchange Online use --backend graph",

@@ -10,12 +10,13 @@ use exgate_core::config::NetworkSettings;
 use exgate_core::connections::Connections;
 use exgate_core::governor::GovernorPolicy;
 use exgate_core::mailbox::{
-    AttendeeKind, Body, BodyKind, ContactDraft, EventDraft, EventKind, EventTime, FolderRef,
-    MailboxBackend, MailboxError, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
+    AttendeeKind, Backend, Body, BodyKind, ContactDraft, EventDraft, EventKind, EventTime,
+    FolderRef, MailboxError, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
     WellKnownFolder,
 };
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::model::ConnectionSpec;
+use exgate_core::pipeline::Limits;
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::SqliteStore;
 use exgate_core::{Error, ErrorKind};
@@ -42,7 +43,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).unwrap());
         let store = Arc::new(
-            SqliteStore::open(&dir.path().join("db"), vault)
+            SqliteStore::open(&dir.path().join("db"), vault.clone())
                 .await
                 .unwrap(),
         );
@@ -55,8 +56,15 @@ impl World {
         };
         let signin =
             Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());
-        let mailboxes =
-            Mailboxes::new(signin.clone(), connections.clone(), network, policy).unwrap();
+        let mailboxes = Mailboxes::new(
+            signin.clone(),
+            connections.clone(),
+            vault,
+            network,
+            policy,
+            Limits::default(),
+        )
+        .unwrap();
         Self {
             _dir: dir,
             mock,
@@ -66,12 +74,7 @@ impl World {
         }
     }
 
-    async fn delegated(
-        &self,
-        name: &str,
-        upn: &str,
-        scopes: Option<Vec<String>>,
-    ) -> Arc<dyn MailboxBackend> {
+    async fn delegated(&self, name: &str, upn: &str, scopes: Option<Vec<String>>) -> Backend {
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),
             auth: Some("oauth2-delegated".into()),
@@ -99,7 +102,7 @@ impl World {
         self.mailboxes.open(Some(name), None).await.unwrap()
     }
 
-    async fn app_only(&self, name: &str) -> Arc<dyn MailboxBackend> {
+    async fn app_only(&self, name: &str) -> Backend {
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),
             auth: Some("oauth2-app-only".into()),
@@ -140,14 +143,24 @@ async fn delegated_mail_end_to_end() {
     let mb = w.delegated("contoso", seed::ADELE, None).await;
     let me = MailboxRef::Me;
 
-    let folders = mb.folders(&me).await.unwrap();
+    let folders = mb.mail().unwrap().folders(&me).await.unwrap();
     assert!(folders.iter().any(|f| f.name == "Inbox"), "{folders:?}");
 
     // Paging through the inbox, newest first, without repeats.
-    let first = mb.messages(&me, &inbox(), None).await.unwrap();
+    let first = mb
+        .mail()
+        .unwrap()
+        .messages(&me, &inbox(), None)
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 5);
     let next = first.next.clone().expect("more than one page");
-    let second = mb.messages(&me, &inbox(), Some(&next)).await.unwrap();
+    let second = mb
+        .mail()
+        .unwrap()
+        .messages(&me, &inbox(), Some(&next))
+        .await
+        .unwrap();
     assert!(
         second
             .items
@@ -168,16 +181,27 @@ async fn delegated_mail_end_to_end() {
         .iter()
         .find(|m| m.has_attachments)
         .expect("a message with attachments");
-    let full = mb.message(&me, &with_att.id, None).await.unwrap();
+    let full = mb
+        .mail()
+        .unwrap()
+        .message(&me, &with_att.id, None)
+        .await
+        .unwrap();
     assert!(!full.attachments.is_empty());
     let att = mb
+        .mail()
+        .unwrap()
         .attachment(&me, &with_att.id, &full.attachments[0].id)
         .await
         .unwrap();
-    assert_eq!(att.content.len() as u64, full.attachments[0].size);
-    let mime = String::from_utf8(mb.mime(&me, &with_att.id).await.unwrap()).unwrap();
+    let content = att.content.into_bytes().await.unwrap();
+    assert_eq!(content.len() as u64, full.attachments[0].size);
+    let mime = mb.mail().unwrap().mime(&me, &with_att.id).await.unwrap();
+    let mime = String::from_utf8(mime.into_bytes().await.unwrap()).unwrap();
     assert!(mime.contains("Subject:"), "{mime}");
     let text = mb
+        .mail()
+        .unwrap()
         .message(&me, &with_att.id, Some(BodyKind::Text))
         .await
         .unwrap();
@@ -188,9 +212,9 @@ async fn delegated_mail_end_to_end() {
     msg.attachments.push(NewAttachment {
         name: "a.txt".into(),
         content_type: "text/plain".into(),
-        content: b"attached".to_vec(),
+        content: b"attached".to_vec().into(),
     });
-    mb.send(&me, &msg).await.unwrap();
+    mb.mail().unwrap().send(&me, &msg).await.unwrap();
     let delivered: Vec<_> = w
         .mock
         .delivered(seed::MEGAN)
@@ -201,19 +225,33 @@ async fn delegated_mail_end_to_end() {
 
     // Reply, forward, mark, move (new ID), delete.
     let target = &all[0];
-    mb.reply(&me, &target.id, "thanks", false).await.unwrap();
-    mb.forward(&me, &target.id, &[Recipient::address(seed::MEGAN)], "fyi")
+    mb.mail()
+        .unwrap()
+        .reply(&me, &target.id, "thanks", false)
         .await
         .unwrap();
-    mb.set_read(&me, &target.id, true).await.unwrap();
+    mb.mail()
+        .unwrap()
+        .forward(&me, &target.id, &[Recipient::address(seed::MEGAN)], "fyi")
+        .await
+        .unwrap();
+    mb.mail()
+        .unwrap()
+        .set_read(&me, &target.id, true)
+        .await
+        .unwrap();
     assert!(
-        mb.message(&me, &target.id, None)
+        mb.mail()
+            .unwrap()
+            .message(&me, &target.id, None)
             .await
             .unwrap()
             .summary
             .is_read
     );
     let moved = mb
+        .mail()
+        .unwrap()
         .move_message(
             &me,
             &target.id,
@@ -222,9 +260,18 @@ async fn delegated_mail_end_to_end() {
         .await
         .unwrap();
     assert_ne!(moved, target.id);
-    mb.delete_message(&me, &moved).await.unwrap();
+    mb.mail()
+        .unwrap()
+        .delete_message(&me, &moved)
+        .await
+        .unwrap();
 
-    let err = mb.message(&me, "does-not-exist", None).await.unwrap_err();
+    let err = mb
+        .mail()
+        .unwrap()
+        .message(&me, "does-not-exist", None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
@@ -234,19 +281,32 @@ async fn folder_changes_are_incremental() {
     let mb = w.delegated("contoso", seed::ADELE, None).await;
     let me = MailboxRef::Me;
     let inbox = FolderRef::WellKnown(WellKnownFolder::Inbox);
-    let initial = mb.changes(&me, &inbox, None).await.unwrap();
+    let initial = mb.mail().unwrap().changes(&me, &inbox, None).await.unwrap();
     assert!(!initial.changed.is_empty());
-    let unchanged = mb.changes(&me, &inbox, Some(&initial.state)).await.unwrap();
+    let unchanged = mb
+        .mail()
+        .unwrap()
+        .changes(&me, &inbox, Some(&initial.state))
+        .await
+        .unwrap();
     assert!(unchanged.changed.is_empty() && unchanged.removed.is_empty());
 
     let victim = initial.changed[0].id.clone();
-    mb.delete_message(&me, &victim).await.unwrap();
+    mb.mail()
+        .unwrap()
+        .delete_message(&me, &victim)
+        .await
+        .unwrap();
     let megan = w.delegated("megan", seed::MEGAN, None).await;
     megan
+        .mail()
+        .unwrap()
         .send(&me, &text_message(seed::ADELE, "new since the last sync"))
         .await
         .unwrap();
     let delta = mb
+        .mail()
+        .unwrap()
         .changes(&me, &inbox, Some(&unchanged.state))
         .await
         .unwrap();
@@ -270,6 +330,8 @@ async fn calendar_and_free_busy() {
         datetime!(2027-12-31 0:00 UTC),
     );
     let events = mb
+        .calendar()
+        .unwrap()
         .events(&me, start, end, Some("Europe/Berlin"))
         .await
         .unwrap();
@@ -306,14 +368,21 @@ async fn calendar_and_free_busy() {
         online_meeting: Some(true),
         ..EventDraft::default()
     };
-    let created = mb.create_event(&me, &draft).await.unwrap();
+    let created = mb
+        .calendar()
+        .unwrap()
+        .create_event(&me, &draft)
+        .await
+        .unwrap();
     assert_eq!(created.attendees[0].who.address, seed::MEGAN);
     let change = EventDraft {
         location: Some("Room 4".into()),
         ..EventDraft::default()
     };
     assert_eq!(
-        mb.update_event(&me, &created.id, &change)
+        mb.calendar()
+            .unwrap()
+            .update_event(&me, &created.id, &change)
             .await
             .unwrap()
             .location
@@ -322,6 +391,8 @@ async fn calendar_and_free_busy() {
     );
 
     let fb = mb
+        .availability()
+        .unwrap()
         .free_busy(
             &me,
             &[
@@ -336,7 +407,11 @@ async fn calendar_and_free_busy() {
         .unwrap();
     assert_eq!(fb[0].view.len(), 6);
     assert!(fb[1].error.is_some(), "{fb:?}");
-    mb.delete_event(&me, &created.id).await.unwrap();
+    mb.calendar()
+        .unwrap()
+        .delete_event(&me, &created.id)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -344,16 +419,34 @@ async fn contacts_crud() {
     let w = World::new().await;
     let mb = w.delegated("contoso", seed::ADELE, None).await;
     let me = MailboxRef::Me;
-    let before = mb.contacts(&me, None).await.unwrap().items.len();
+    let before = mb
+        .contacts()
+        .unwrap()
+        .contacts(&me, None)
+        .await
+        .unwrap()
+        .items
+        .len();
     let draft = ContactDraft {
         display_name: Some("Alex Wilber".into()),
         emails: Some(vec![Recipient::address("alex@contoso.onmicrosoft.com")]),
         company: Some("Contoso".into()),
         ..ContactDraft::default()
     };
-    let c = mb.create_contact(&me, &draft).await.unwrap();
+    let c = mb
+        .contacts()
+        .unwrap()
+        .create_contact(&me, &draft)
+        .await
+        .unwrap();
     assert_eq!(
-        mb.contact(&me, &c.id).await.unwrap().emails[0].address,
+        mb.contacts()
+            .unwrap()
+            .contact(&me, &c.id)
+            .await
+            .unwrap()
+            .emails[0]
+            .address,
         "alex@contoso.onmicrosoft.com"
     );
     let change = ContactDraft {
@@ -361,7 +454,9 @@ async fn contacts_crud() {
         ..ContactDraft::default()
     };
     assert_eq!(
-        mb.update_contact(&me, &c.id, &change)
+        mb.contacts()
+            .unwrap()
+            .update_contact(&me, &c.id, &change)
             .await
             .unwrap()
             .job_title
@@ -369,12 +464,27 @@ async fn contacts_crud() {
         Some("Director")
     );
     assert_eq!(
-        mb.contacts(&me, None).await.unwrap().items.len(),
+        mb.contacts()
+            .unwrap()
+            .contacts(&me, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
         before + 1
     );
-    mb.delete_contact(&me, &c.id).await.unwrap();
+    mb.contacts()
+        .unwrap()
+        .delete_contact(&me, &c.id)
+        .await
+        .unwrap();
     assert_eq!(
-        mb.contact(&me, &c.id).await.unwrap_err().kind(),
+        mb.contacts()
+            .unwrap()
+            .contact(&me, &c.id)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 }
@@ -396,7 +506,12 @@ async fn shared_mailboxes_need_shared_permissions_and_rights() {
     let w = World::with_seed(no_shared).await;
     let plain = w.delegated("plain", seed::ADELE, None).await;
     let sales = MailboxRef::User(seed::SALES.into());
-    let err = plain.messages(&sales, &inbox(), None).await.unwrap_err();
+    let err = plain
+        .mail()
+        .unwrap()
+        .messages(&sales, &inbox(), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -425,6 +540,8 @@ async fn shared_mailboxes_need_shared_permissions_and_rights() {
         .await;
     assert!(
         !adele
+            .mail()
+            .unwrap()
             .messages(&sales, &inbox(), None)
             .await
             .unwrap()
@@ -432,6 +549,8 @@ async fn shared_mailboxes_need_shared_permissions_and_rights() {
             .is_empty()
     );
     adele
+        .mail()
+        .unwrap()
         .send(&sales, &text_message(seed::MEGAN, "from sales"))
         .await
         .unwrap();
@@ -448,7 +567,12 @@ async fn shared_mailboxes_need_shared_permissions_and_rights() {
     let megan = w
         .delegated("megan-shared", seed::MEGAN, shared_scopes)
         .await;
-    let err = megan.messages(&sales, &inbox(), None).await.unwrap_err();
+    let err = megan
+        .mail()
+        .unwrap()
+        .messages(&sales, &inbox(), None)
+        .await
+        .unwrap_err();
     let Error::Mailbox(MailboxError::Forbidden { hint, .. }) = &err else {
         panic!("{err}")
     };
@@ -460,20 +584,31 @@ async fn shared_mailboxes_need_shared_permissions_and_rights() {
 async fn app_only_names_the_mailbox() {
     let w = World::new().await;
     let mb = w.app_only("daemon").await;
-    let err = mb.folders(&MailboxRef::Me).await.unwrap_err();
+    let err = mb
+        .mail()
+        .unwrap()
+        .folders(&MailboxRef::Me)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no mailbox of its own"), "{err}");
     let adele = MailboxRef::User(seed::ADELE.into());
     assert!(
-        !mb.messages(&adele, &inbox(), None)
+        !mb.mail()
+            .unwrap()
+            .messages(&adele, &inbox(), None)
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    mb.send(&adele, &text_message(seed::MEGAN, "app-only send"))
+    mb.mail()
+        .unwrap()
+        .send(&adele, &text_message(seed::MEGAN, "app-only send"))
         .await
         .unwrap();
     let err = mb
+        .mail()
+        .unwrap()
         .folders(&MailboxRef::User("ghost@contoso.onmicrosoft.com".into()))
         .await
         .unwrap_err();
@@ -491,6 +626,8 @@ async fn batches_fetch_mime_for_many_messages() {
         ..MessageQuery::default()
     };
     let ids: Vec<String> = mb
+        .mail()
+        .unwrap()
         .messages(&adele, &q, None)
         .await
         .unwrap()
@@ -501,7 +638,7 @@ async fn batches_fetch_mime_for_many_messages() {
     let mut wanted = ids.clone();
     wanted.push("missing".into());
     let before = w.mock.graph_requests();
-    let mimes = mb.mime_many(&adele, &wanted).await.unwrap();
+    let mimes = mb.mail().unwrap().mime_many(&adele, &wanted).await.unwrap();
     assert_eq!(mimes.len(), wanted.len());
     for (id, m) in ids.iter().zip(&mimes) {
         let m = m.as_ref().unwrap_or_else(|e| panic!("{id}: {e}"));
@@ -530,8 +667,8 @@ async fn throttling_is_respected_and_retried() {
     w.mock.set_graph_latency(Duration::from_millis(50));
     let calls: Vec<_> = (0..16)
         .map(|_| {
-            let (mb, adele) = (Arc::clone(&mb), adele.clone());
-            tokio::spawn(async move { mb.folders(&adele).await.map(|f| f.len()) })
+            let (mb, adele) = (mb.clone(), adele.clone());
+            tokio::spawn(async move { mb.mail().unwrap().folders(&adele).await.map(|f| f.len()) })
         })
         .collect();
     for c in calls {
@@ -548,7 +685,7 @@ async fn throttling_is_respected_and_retried() {
         1,
     );
     let started = std::time::Instant::now();
-    mb.folders(&adele).await.unwrap();
+    mb.mail().unwrap().folders(&adele).await.unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
 
@@ -559,7 +696,9 @@ async fn a_failed_send_is_retried_without_a_duplicate() {
     let adele = MailboxRef::User(seed::ADELE.into());
     w.mock
         .fail_graph_requests(exgate_testkit::Fault::ServerError { status: 503 }, 1);
-    mb.send(&adele, &text_message(seed::MEGAN, "exactly once"))
+    mb.mail()
+        .unwrap()
+        .send(&adele, &text_message(seed::MEGAN, "exactly once"))
         .await
         .unwrap();
     assert_eq!(

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use exgate_core::store::Store;
 use exgate_server::AppState;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
@@ -72,11 +71,17 @@ fn main() {
             // The bench measures overhead, not throttling.
             ("EXGATE__GRAPH__REQUESTS", "100000000".into()),
         ]);
-        let settings = exgate_core::config::load(None, &env).expect("settings");
-        let store = exgate_core::open_store(&settings).await.expect("store");
+        let mut settings = exgate_core::config::load(None, &env).expect("settings");
+        let services = exgate_core::services::Services::open(
+            &mut settings,
+            std::sync::Arc::new(exgate_core::clock::SystemClock),
+        )
+        .await
+        .expect("services");
+        let store = std::sync::Arc::clone(&services.store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(settings, store.clone(), base.clone()).expect("state");
+        let state = AppState::new(services, settings, base.clone());
         let spec = exgate_core::model::ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),
             auth: Some("oauth2-app-only".into()),

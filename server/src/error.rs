@@ -136,12 +136,16 @@ impl IntoResponse for ApiError {
 }
 
 /// Fills in `correlation_id` on every error body from the response's request ID.
+/// Error bodies are small; one larger than this is not an error shape to rewrite.
+const ERROR_BODY_BYTES: usize = 1024 * 1024;
+
 pub(crate) async fn correlate(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let id = request_id(req.headers());
-    let resp = next.run(req).await;
+    // Mailbox requests made for this one carry its ID to the server (`client-request-id`).
+    let resp = exgate_core::pipeline::with_request_id(id.clone(), next.run(req)).await;
     if !resp.status().is_client_error() && !resp.status().is_server_error() {
         return resp;
     }
@@ -153,7 +157,7 @@ pub(crate) async fn correlate(
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_BYTES).await else {
         return Response::from_parts(parts, axum::body::Body::empty());
     };
     let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();

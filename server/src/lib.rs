@@ -33,14 +33,14 @@ pub use state::AppState;
 
 /// The header that carries a request's ID in and out; it is also every error's `correlation_id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The largest request body accepted (attachments travel base64-encoded in JSON).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// How long a request may take before the gateway answers 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The gateway's router with its middleware: request IDs, tracing, metrics, body limit, timeout.
 pub fn app(state: AppState) -> Router {
     use routes::{admin, mailbox as mb, signin};
+    // One limit for every request body: core's item limit (`limits.max_item_mb`).
+    let max_body = usize::try_from(state.mailboxes.limits().max_item_bytes).unwrap_or(usize::MAX);
     let user = "/api/v1/connections/{connection}/users/{principal}";
     let api = Router::new()
         .route(
@@ -153,7 +153,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
         .layer(axum::middleware::from_fn(error::correlate))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use exgate_core::admin::{self, AdminCredential};
 use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, LogFormat, Settings};
+use exgate_core::services::Services;
 use exgate_core::{Error as CoreError, ErrorKind};
 use exgate_server::AppState;
 
@@ -114,10 +115,11 @@ fn say(line: &str) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings =
+    let mut settings =
         config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
     init_logging(&settings)?;
-    let store = exgate_core::open_store(&settings).await?;
+    let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
+    let store = Arc::clone(&services.store);
     let clock = SystemClock;
 
     if let Some(Command::Admin(AdminCommand::ApiKey {
@@ -126,23 +128,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         admin,
     })) = &cli.command
     {
-        let clock = Arc::new(SystemClock);
-        let catalogue = exgate_core::connections::Connections::new(
-            Arc::clone(&store) as _,
-            settings.connections,
-            clock.clone(),
-        );
         let scope = if *admin {
             exgate_core::apikeys::KeyScope::Admin
         } else {
             let mut ids = Vec::new();
             for c in connections {
-                ids.push(catalogue.get(c).await?.connection.id);
+                ids.push(services.connections.get(c).await?.connection.id);
             }
             exgate_core::apikeys::KeyScope::Connections(ids)
         };
-        let keys = exgate_core::apikeys::ApiKeys::new(Arc::clone(&store) as _, clock);
-        let (key, secret) = keys.create(name, scope).await?;
+        let (key, secret) = services.keys.create(name, scope).await?;
         say(&format!(
             "API key `{}` ({}), shown only this once:",
             key.name, key.id
@@ -194,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
     })?;
     let local = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(address = %local, store = %store.path(), "exgate-server listening");
+    tracing::info!(address = %local, store = %settings.store_path.display(), "exgate-server listening");
     say(&format!("exgate-server listening on http://{local}"))?;
 
     let public_url = settings
@@ -202,7 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .public_url
         .as_ref()
         .map_or_else(|| format!("http://{local}"), ToString::to_string);
-    let state = AppState::new(settings, Arc::clone(&store) as _, public_url)?;
+    let state = AppState::new(services, settings, public_url);
     say(&format!(
         "redirect URI to register in Entra ID for sign-ins through the gateway: {}",
         state.redirect_uri()

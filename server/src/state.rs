@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use exgate_core::apikeys::ApiKeys;
 use exgate_core::auth::SignIn;
-use exgate_core::clock::{Clock, SystemClock};
 use exgate_core::config::Settings;
 use exgate_core::connections::Connections;
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::secret::Secret;
+use exgate_core::services::Services;
 use exgate_core::store::Store;
 
 use crate::auth::Guard;
@@ -32,41 +32,19 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the services over `store`. `public_url` is where browsers reach the gateway.
-    pub fn new(
-        settings: Settings,
-        store: Arc<dyn Store>,
-        public_url: String,
-    ) -> Result<Self, exgate_core::Error> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let connections = Arc::new(Connections::new(
-            Arc::clone(&store),
-            settings.connections,
-            Arc::clone(&clock),
-        ));
-        let signin = Arc::new(SignIn::new(
-            Arc::clone(&store),
-            Arc::clone(&connections),
-            settings.network.clone(),
-            Arc::clone(&clock),
-        )?);
-        let mailboxes = Arc::new(Mailboxes::new(
-            Arc::clone(&signin),
-            Arc::clone(&connections),
-            settings.network,
-            settings.governor,
-        )?);
-        Ok(Self {
-            keys: Arc::new(ApiKeys::new(Arc::clone(&store), clock)),
-            store,
-            connections,
-            signin,
-            mailboxes,
+    pub fn new(services: Services, settings: Settings, public_url: String) -> Self {
+        Self {
+            keys: services.keys,
+            store: services.store,
+            connections: services.connections,
+            signin: services.signin,
+            mailboxes: services.mailboxes,
             admin_password: settings.server.admin_password,
             public_url: public_url.trim_end_matches('/').to_owned(),
             guard: Arc::new(Guard::default()),
             device_logins: Arc::new(DeviceLogins::default()),
             metrics: Arc::new(Metrics::default()),
-        })
+        }
     }
 
     /// The redirect URI an admin registers in Entra for gateway sign-ins.

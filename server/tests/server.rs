@@ -175,9 +175,14 @@ impl Home {
         ];
         pairs.extend(env);
         let env = exgate_core::config::Env::from_pairs(pairs);
-        let settings = exgate_core::config::load(None, &env).unwrap();
-        let store: Arc<dyn exgate_core::store::Store> = Arc::new(self.store().await);
-        AppState::new(settings, store, public_url.into()).unwrap()
+        let mut settings = exgate_core::config::load(None, &env).unwrap();
+        let services = exgate_core::services::Services::open(
+            &mut settings,
+            Arc::new(exgate_core::clock::SystemClock),
+        )
+        .await
+        .unwrap();
+        AppState::new(services, settings, public_url.into())
     }
 }
 
@@ -501,7 +506,13 @@ fn base64_encode(s: &str) -> String {
 #[tokio::test]
 async fn oversized_bodies_are_refused_and_change_nothing() {
     let home = Home::new();
-    let state = home.state().await;
+    // The gateway's one body limit is core's item limit (limits.max_item_mb).
+    let state = home
+        .state_with(
+            "http://gateway.test",
+            [("EXGATE__LIMITS__MAX_ITEM_MB", "1".to_owned())],
+        )
+        .await;
     let password = exgate_core::admin::reset_admin_credential(
         state.store.as_ref(),
         &exgate_core::clock::SystemClock,
@@ -509,7 +520,7 @@ async fn oversized_bodies_are_refused_and_change_nothing() {
     .await
     .unwrap();
     let mut body = br#"{"name":"big","tenant":"common","auth":"oauth2-delegated","client_id":"11111111-2222-3333-4444-555555555555","scopes":[""#.to_vec();
-    body.resize(exgate_server::MAX_BODY_BYTES + 10, b'x');
+    body.resize(1024 * 1024 + 10, b'x');
     body.extend_from_slice(br#""]}"#);
     let req = Request::post("/api/v1/connections")
         .header("content-type", "application/json")

@@ -184,7 +184,19 @@ async fn export_writes_eml_files_and_resumes() {
         ])
         .await
         .ok();
-    let files: Vec<_> = std::fs::read_dir(&out)
+    // One private folder per mail folder, private files, and the manifest beside them.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out), 0o700);
+    assert_eq!(mode(&out.join("manifest.json")), 0o600);
+    let inbox = out.join("Inbox");
+    assert_eq!(
+        mode(&inbox),
+        0o700,
+        "{:?}",
+        std::fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+    );
+    let files: Vec<_> = std::fs::read_dir(&inbox)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -192,7 +204,7 @@ async fn export_writes_eml_files_and_resumes() {
     assert!(
         files
             .iter()
-            .all(|f| f.extension().is_some_and(|e| e == "eml"))
+            .all(|f| f.extension().is_some_and(|e| e == "eml") && mode(f) == 0o600)
     );
     let eml = std::fs::read_to_string(&files[0]).unwrap();
     assert!(

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::mailbox::{
     Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus, Contact, ContactDraft, Event,
     EventDraft, EventKind, EventTime, FlagStatus, Folder, FreeBusy, Importance, Message,
-    MessageSummary, NewMessage, Recipient, Recurrence, Response,
+    MessageSummary, NewAttachment, NewMessage, Recipient, Recurrence, Response,
 };
 
 #[derive(Debug, Deserialize)]
@@ -129,8 +129,7 @@ pub(crate) struct Flag {
 }
 
 /// The fields a message list selects.
-pub(crate) const SUMMARY_FIELDS: &str =
-    "id,subject,from,receivedDateTime,isRead,hasAttachments,importance,flag,categories,bodyPreview";
+pub(crate) const SUMMARY_FIELDS: &str = "id,subject,from,receivedDateTime,isRead,hasAttachments,importance,flag,categories,bodyPreview,parentFolderId";
 /// The fields `message` selects.
 pub(crate) const MESSAGE_FIELDS: &str = "id,subject,from,receivedDateTime,sentDateTime,isRead,hasAttachments,\
 importance,flag,categories,bodyPreview,toRecipients,ccRecipients,bccRecipients,replyTo,body,internetMessageId,\
@@ -207,6 +206,7 @@ impl WireMessage {
             flag,
             categories: self.categories,
             preview: self.body_preview.unwrap_or_default(),
+            folder_id: self.parent_folder_id,
         };
         let rest = WireRest {
             to: self.to_recipients,
@@ -217,7 +217,6 @@ impl WireMessage {
             body: self.body,
             internet_message_id: self.internet_message_id,
             conversation_id: self.conversation_id,
-            folder_id: self.parent_folder_id,
         };
         (summary, rest)
     }
@@ -235,7 +234,6 @@ impl WireMessage {
             attachments,
             internet_message_id: rest.internet_message_id,
             conversation_id: rest.conversation_id,
-            folder_id: rest.folder_id,
         }
     }
 }
@@ -249,7 +247,6 @@ struct WireRest {
     body: Option<ItemBody>,
     internet_message_id: Option<String>,
     conversation_id: Option<String>,
-    folder_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,8 +261,9 @@ pub(crate) struct WireAttachment {
     pub size: u64,
     #[serde(default)]
     pub is_inline: bool,
-    #[serde(default)]
-    pub content_bytes: Option<String>,
+    /// `#microsoft.graph.fileAttachment`, `…itemAttachment` or `…referenceAttachment`.
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
 }
 
 impl WireAttachment {
@@ -280,10 +278,24 @@ impl WireAttachment {
     }
 }
 
-/// The JSON of a message to send or save as a draft.
+/// The JSON of a message to send or save as a draft, with all its attachments inline.
 pub(crate) fn new_message_json(m: &NewMessage) -> Value {
+    message_json(m, &m.attachments.iter().collect::<Vec<_>>())
+}
+
+/// The JSON of a file attachment sent inline.
+pub(crate) fn file_attachment_json(a: &NewAttachment) -> Value {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+    json!({
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": a.name,
+        "contentType": a.content_type,
+        "contentBytes": base64::engine::general_purpose::STANDARD.encode(&a.content),
+    })
+}
+
+/// The JSON of a message with only `attachments` inline (larger ones go by upload session).
+pub(crate) fn message_json(m: &NewMessage, attachments: &[&NewAttachment]) -> Value {
     let mut v = json!({
         "subject": m.subject,
         "body": { "contentType": match m.body.kind { BodyKind::Html => "HTML", BodyKind::Text => "Text" }, "content": m.body.content },
@@ -295,18 +307,10 @@ pub(crate) fn new_message_json(m: &NewMessage) -> Value {
     if let Some(from) = &m.from {
         v["from"] = recipient_json(from);
     }
-    if !m.attachments.is_empty() {
-        v["attachments"] = m
-            .attachments
+    if !attachments.is_empty() {
+        v["attachments"] = attachments
             .iter()
-            .map(|a| {
-                json!({
-                    "@odata.type": "#microsoft.graph.fileAttachment",
-                    "name": a.name,
-                    "contentType": a.content_type,
-                    "contentBytes": b64.encode(&a.content),
-                })
-            })
+            .map(|a| file_attachment_json(a))
             .collect();
     }
     v

@@ -144,6 +144,8 @@ pub struct MessageSummary {
     pub flag: FlagStatus,
     pub categories: Vec<String>,
     pub preview: String,
+    /// The folder it is in.
+    pub folder_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,12 +186,6 @@ pub struct AttachmentInfo {
     pub is_inline: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
-    pub info: AttachmentInfo,
-    pub content: Vec<u8>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     #[serde(flatten)]
@@ -204,7 +200,6 @@ pub struct Message {
     pub attachments: Vec<AttachmentInfo>,
     pub internet_message_id: Option<String>,
     pub conversation_id: Option<String>,
-    pub folder_id: Option<String>,
 }
 
 /// A file to attach to a new message.
@@ -212,7 +207,7 @@ pub struct Message {
 pub struct NewAttachment {
     pub name: String,
     pub content_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
 /// A message to send.

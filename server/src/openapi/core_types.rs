@@ -59,6 +59,8 @@ pub(crate) struct MessageSummary {
     flag: FlagStatus,
     categories: Vec<String>,
     preview: String,
+    /// The folder it is in.
+    folder_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,7 +101,6 @@ pub(crate) struct Message {
     attachments: Vec<AttachmentInfo>,
     internet_message_id: Option<String>,
     conversation_id: Option<String>,
-    folder_id: Option<String>,
 }
 
 /// A point in time as calendars carry it: a local date-time and its zone.

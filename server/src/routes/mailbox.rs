@@ -1,11 +1,9 @@
-//! Mailbox routes for the calling application's user, each a thin mapping onto core's
-//! `MailboxBackend`: `/api/v1/connections/{connection}/users/{principal}/…`.
+//! Mailbox routes for the calling application's user, each a thin mapping onto a capability of
+//! core's mailbox `Backend`: `/api/v1/connections/{connection}/users/{principal}/…`.
 //!
 //! On a delegated connection `{principal}` is a linked account (`?mailbox=` then names a shared or
 //! delegated mailbox it may use); on an app-only connection it is a static user, mapped by an admin
 //! to the mailbox the app acts on. The [`UserMailbox`] extractor resolves all of that.
-
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -14,8 +12,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use exgate_core::mailbox::{
-    AttendeeKind, Body, BodyKind, Contact, ContactDraft, EventDraft, EventTime, FolderRef,
-    Importance, MailboxBackend, MailboxRef, MessageQuery, MessageSummary, NewAttachment,
+    AttendeeKind, Backend, Body, BodyKind, ByteStream, Contact, ContactDraft, EventDraft,
+    EventTime, FolderRef, Importance, MailboxRef, MessageQuery, MessageSummary, NewAttachment,
     NewMessage, Recipient,
 };
 use exgate_core::model::{EmailAddress, Principal};
@@ -95,7 +93,7 @@ fn address(s: &str) -> ApiResult<Recipient> {
 /// The mailbox a request acts on: resolved from `{connection}` and `{principal}` in the path,
 /// `?mailbox=` in the query, and the caller's right to use the connection.
 pub(crate) struct UserMailbox {
-    backend: Arc<dyn MailboxBackend>,
+    backend: Backend,
     mailbox: MailboxRef,
 }
 
@@ -155,7 +153,7 @@ fn instant(field: &str, s: &str) -> ApiResult<OffsetDateTime> {
     ),
 )]
 pub(crate) async fn folders(t: UserMailbox) -> ApiResult<Response> {
-    Ok(Json(t.backend.folders(&t.mailbox).await?).into_response())
+    Ok(Json(t.backend.mail()?.folders(&t.mailbox).await?).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -214,6 +212,7 @@ pub(crate) async fn messages(t: UserMailbox, Query(q): Query<ListQuery>) -> ApiR
     };
     let page = t
         .backend
+        .mail()?
         .messages(&t.mailbox, &query, q.page.as_deref())
         .await?;
     Ok(Json(MessagePage {
@@ -262,7 +261,7 @@ pub(crate) async fn message(
         Some("html") => Some(BodyKind::Html),
         Some(other) => return Err(bad(format!("`body={other}`: expected text or html"))),
     };
-    Ok(Json(t.backend.message(&t.mailbox, &id, kind).await?).into_response())
+    Ok(Json(t.backend.mail()?.message(&t.mailbox, &id, kind).await?).into_response())
 }
 
 /// An attachment's content.
@@ -281,8 +280,12 @@ pub(crate) async fn attachment(
     t: UserMailbox,
     Path(AttachmentId { id, attachment }): Path<AttachmentId>,
 ) -> ApiResult<Response> {
-    let a = t.backend.attachment(&t.mailbox, &id, &attachment).await?;
-    let mut resp = a.content.into_response();
+    let a = t
+        .backend
+        .mail()?
+        .attachment(&t.mailbox, &id, &attachment)
+        .await?;
+    let mut resp = streamed(a.content);
     let ct = a
         .info
         .content_type
@@ -318,8 +321,36 @@ pub(crate) async fn mime(
     t: UserMailbox,
     Path(MessageId { id }): Path<MessageId>,
 ) -> ApiResult<Response> {
-    let bytes = t.backend.mime(&t.mailbox, &id).await?;
-    Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
+    let mut resp = streamed(t.backend.mail()?.mime(&t.mailbox, &id).await?);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("message/rfc822"),
+    );
+    Ok(resp)
+}
+
+/// A response whose body is passed on as it arrives, never held whole. A failure midway
+/// aborts the response (the client sees a short body and a broken connection, never a
+/// complete-looking one).
+fn streamed(body: ByteStream) -> Response {
+    let length = body.length();
+    let chunks = futures_util::stream::unfold(Some(body), |state| async move {
+        let mut body = state?;
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(body))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "a streamed mailbox body broke off");
+                Some((Err(e), None))
+            }
+        }
+    });
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+    if let Some(n) = length {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    resp
 }
 
 /// A file to attach.
@@ -412,7 +443,7 @@ pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<R
                     .content_type
                     .clone()
                     .unwrap_or_else(|| "application/octet-stream".into()),
-                content,
+                content: content.into(),
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
@@ -440,7 +471,7 @@ pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<R
         from: b.from.as_deref().map(address).transpose()?,
         save_to_sent: b.save_to_sent,
     };
-    t.backend.send(&t.mailbox, &message).await?;
+    t.backend.mail()?.send(&t.mailbox, &message).await?;
     Ok((StatusCode::ACCEPTED, Json(Sent { status: "sent" })).into_response())
 }
 
@@ -482,7 +513,10 @@ pub(crate) async fn reply(
     Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<ReplyBody>,
 ) -> ApiResult<Response> {
-    t.backend.reply(&t.mailbox, &id, &b.comment, b.all).await?;
+    t.backend
+        .mail()?
+        .reply(&t.mailbox, &id, &b.comment, b.all)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -516,6 +550,7 @@ pub(crate) async fn forward(
     Json(b): Json<ForwardBody>,
 ) -> ApiResult<Response> {
     t.backend
+        .mail()?
         .forward(&t.mailbox, &id, &addresses(&b.to)?, &b.comment)
         .await?;
     Ok(StatusCode::ACCEPTED.into_response())
@@ -551,6 +586,7 @@ pub(crate) async fn move_message(
 ) -> ApiResult<Response> {
     let new_id = t
         .backend
+        .mail()?
         .move_message(&t.mailbox, &id, &FolderRef::parse(&b.folder))
         .await?;
     Ok(Json(Moved { id: new_id }).into_response())
@@ -589,7 +625,7 @@ pub(crate) async fn mark_read(
     Path(MessageId { id }): Path<MessageId>,
     Json(b): Json<ReadBody>,
 ) -> ApiResult<Response> {
-    t.backend.set_read(&t.mailbox, &id, b.read).await?;
+    t.backend.mail()?.set_read(&t.mailbox, &id, b.read).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -609,7 +645,7 @@ pub(crate) async fn delete_message(
     t: UserMailbox,
     Path(MessageId { id }): Path<MessageId>,
 ) -> ApiResult<Response> {
-    t.backend.delete_message(&t.mailbox, &id).await?;
+    t.backend.mail()?.delete_message(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -643,6 +679,7 @@ pub(crate) async fn events(t: UserMailbox, Query(q): Query<RangeQuery>) -> ApiRe
     }
     Ok(Json(
         t.backend
+            .calendar()?
             .events(&t.mailbox, start, end, q.tz.as_deref())
             .await?,
     )
@@ -715,7 +752,11 @@ impl EventBody {
     ),
 )]
 pub(crate) async fn create_event(t: UserMailbox, Json(b): Json<EventBody>) -> ApiResult<Response> {
-    let event = t.backend.create_event(&t.mailbox, &b.draft()?).await?;
+    let event = t
+        .backend
+        .calendar()?
+        .create_event(&t.mailbox, &b.draft()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(event)).into_response())
 }
 
@@ -738,7 +779,13 @@ pub(crate) async fn update_event(
     Path(EventId { id }): Path<EventId>,
     Json(b): Json<EventBody>,
 ) -> ApiResult<Response> {
-    Ok(Json(t.backend.update_event(&t.mailbox, &id, &b.draft()?).await?).into_response())
+    Ok(Json(
+        t.backend
+            .calendar()?
+            .update_event(&t.mailbox, &id, &b.draft()?)
+            .await?,
+    )
+    .into_response())
 }
 
 /// Delete an event.
@@ -757,7 +804,7 @@ pub(crate) async fn delete_event(
     t: UserMailbox,
     Path(EventId { id }): Path<EventId>,
 ) -> ApiResult<Response> {
-    t.backend.delete_event(&t.mailbox, &id).await?;
+    t.backend.calendar()?.delete_event(&t.mailbox, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -800,6 +847,7 @@ pub(crate) async fn free_busy(t: UserMailbox, Json(b): Json<FreeBusyBody>) -> Ap
     let (start, end) = (instant("start", &b.start)?, instant("end", &b.end)?);
     Ok(Json(
         t.backend
+            .availability()?
             .free_busy(
                 &t.mailbox,
                 &who,
@@ -832,7 +880,11 @@ pub(crate) struct PageQuery {
     ),
 )]
 pub(crate) async fn contacts(t: UserMailbox, Query(q): Query<PageQuery>) -> ApiResult<Response> {
-    let page = t.backend.contacts(&t.mailbox, q.page.as_deref()).await?;
+    let page = t
+        .backend
+        .contacts()?
+        .contacts(&t.mailbox, q.page.as_deref())
+        .await?;
     Ok(Json(ContactPage {
         contacts: page.items,
         next_page: page.next,
@@ -865,7 +917,7 @@ pub(crate) async fn contact(
     t: UserMailbox,
     Path(ContactId { id }): Path<ContactId>,
 ) -> ApiResult<Response> {
-    Ok(Json(t.backend.contact(&t.mailbox, &id).await?).into_response())
+    Ok(Json(t.backend.contacts()?.contact(&t.mailbox, &id).await?).into_response())
 }
 
 /// A contact to create, or the fields of one to change.
@@ -918,7 +970,12 @@ pub(crate) async fn create_contact(
 ) -> ApiResult<Response> {
     Ok((
         StatusCode::CREATED,
-        Json(t.backend.create_contact(&t.mailbox, &b.draft()?).await?),
+        Json(
+            t.backend
+                .contacts()?
+                .create_contact(&t.mailbox, &b.draft()?)
+                .await?,
+        ),
     )
         .into_response())
 }
@@ -944,6 +1001,7 @@ pub(crate) async fn update_contact(
 ) -> ApiResult<Response> {
     Ok(Json(
         t.backend
+            .contacts()?
             .update_contact(&t.mailbox, &id, &b.draft()?)
             .await?,
     )
@@ -966,6 +1024,9 @@ pub(crate) async fn delete_contact(
     t: UserMailbox,
     Path(ContactId { id }): Path<ContactId>,
 ) -> ApiResult<Response> {
-    t.backend.delete_contact(&t.mailbox, &id).await?;
+    t.backend
+        .contacts()?
+        .delete_contact(&t.mailbox, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

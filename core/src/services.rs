@@ -1,0 +1,73 @@
+//! The composition root: every core service, wired once from the settings. The CLI, the
+//! gateway and the gateway's `admin` commands all open this, so no wiring is written twice.
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::apikeys::ApiKeys;
+use crate::auth::SignIn;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::connections::Connections;
+use crate::mailboxes::Mailboxes;
+use crate::secret::Vault;
+use crate::store::{SqliteStore, Store};
+
+/// What the frontends call.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<Vault>,
+    pub connections: Arc<Connections>,
+    pub signin: Arc<SignIn>,
+    pub mailboxes: Arc<Mailboxes>,
+    pub keys: Arc<ApiKeys>,
+}
+
+impl Services {
+    /// Opens the vault and the store that `settings` name and builds every service over them.
+    /// The connections `settings` declares are taken out of it.
+    pub async fn open(settings: &mut Settings, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&settings.store_path, Arc::clone(&vault)).await?);
+        Self::over(store, vault, settings, clock)
+    }
+
+    /// Builds every service over an open store (tests, and callers that opened it already).
+    pub fn over(
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        settings: &mut Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let declared = std::mem::take(&mut settings.connections);
+        let connections = Arc::new(Connections::new(
+            Arc::clone(&store),
+            declared,
+            Arc::clone(&clock),
+        ));
+        let signin = Arc::new(SignIn::new(
+            Arc::clone(&store),
+            Arc::clone(&connections),
+            settings.network.clone(),
+            Arc::clone(&clock),
+        )?);
+        let mailboxes = Arc::new(Mailboxes::new(
+            Arc::clone(&signin),
+            Arc::clone(&connections),
+            Arc::clone(&vault),
+            settings.network.clone(),
+            settings.governor,
+            settings.limits,
+        )?);
+        Ok(Self {
+            keys: Arc::new(ApiKeys::new(Arc::clone(&store), clock)),
+            store,
+            vault,
+            connections,
+            signin,
+            mailboxes,
+        })
+    }
+}
