@@ -6,6 +6,7 @@
 //! permission the operation needs and what the token carries. A send first saves a draft and then
 //! sends it by ID, so a retry after a timeout can never deliver the message twice.
 
+pub(crate) mod permissions;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -25,7 +26,7 @@ use crate::governor::Governor;
 use crate::mailbox::{
     Attachment, BodyKind, Contact, ContactDraft, Event, EventDraft, Folder, FolderChanges,
     FolderRef, FreeBusy, MailboxBackend, MailboxError, MailboxRef, Message, MessageQuery,
-    MessageSummary, NewMessage, Operation, Page, Recipient,
+    MessageSummary, NewMessage, Operation, Page, Recipient, TimeZone,
 };
 use crate::model::AccessToken;
 use crate::net;
@@ -338,15 +339,16 @@ impl GraphMailbox {
         match status.as_u16() {
             401 => MailboxError::Unauthorized { message },
             403 => {
-                let needed = match (call.mailbox, self.me.is_some()) {
-                    (_, false) => call.op.application,
-                    (MailboxRef::Me, true) => call.op.delegated,
-                    (MailboxRef::User(_), true) => call.op.shared,
+                let access = match (call.mailbox, self.me.is_some()) {
+                    (_, false) => permissions::Access::Application,
+                    (MailboxRef::Me, true) => permissions::Access::Delegated,
+                    (MailboxRef::User(_), true) => permissions::Access::Shared,
                 };
+                let needed = permissions::permission(call.op, access);
                 let granted = token_permissions(token.secret.expose());
                 if !granted.iter().any(|g| grants(g, needed)) {
                     return MailboxError::MissingPermission {
-                        operation: call.op.name,
+                        operation: call.op.name(),
                         permission: needed,
                         request_id,
                     };
@@ -361,7 +363,7 @@ impl GraphMailbox {
                     _ => "check the mailbox's permissions in Exchange".to_owned(),
                 };
                 MailboxError::Forbidden {
-                    operation: call.op.name,
+                    operation: call.op.name(),
                     message,
                     hint,
                     request_id,
@@ -445,7 +447,7 @@ fn backoff(attempt: u32) -> Duration {
 
 fn folder_segment(f: &FolderRef) -> String {
     match f {
-        FolderRef::WellKnown(w) => w.graph_name().to_owned(),
+        FolderRef::WellKnown(w) => wire::folder_name(*w).to_owned(),
         FolderRef::Id(id) => encode_segment(id),
     }
 }
@@ -809,7 +811,7 @@ impl MailboxBackend for GraphMailbox {
             encode_segment(id)
         );
         let destination = match to {
-            FolderRef::WellKnown(w) => w.graph_name().to_owned(),
+            FolderRef::WellKnown(w) => wire::folder_name(*w).to_owned(),
             FolderRef::Id(f) => f.clone(),
         };
         let moved: Value = self
@@ -897,7 +899,7 @@ impl MailboxBackend for GraphMailbox {
         mailbox: &MailboxRef,
         start: OffsetDateTime,
         end: OffsetDateTime,
-        time_zone: Option<&str>,
+        time_zone: Option<&TimeZone>,
     ) -> Result<Vec<Event>, Error> {
         let mut call = Call::new(
             Method::GET,
@@ -911,14 +913,14 @@ impl MailboxBackend for GraphMailbox {
         .query("$orderby", "start/dateTime")
         .query("$top", WALK_PAGE.to_string());
         if let Some(tz) = time_zone {
-            call = call.prefer(format!("outlook.timezone=\"{tz}\""));
+            call = call.prefer(format!("outlook.timezone=\"{}\"", wire::zone_name(tz)));
         }
         Ok(self
             .all::<WireEvent>(call)
             .await?
             .into_iter()
-            .map(Event::from)
-            .collect())
+            .map(|e| e.into_event(time_zone))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn create_event(&self, mailbox: &MailboxRef, event: &EventDraft) -> Result<Event, Error> {
@@ -935,7 +937,8 @@ impl MailboxBackend for GraphMailbox {
             mailbox,
         )
         .json(wire::event_json(event));
-        Ok(self.get_json::<WireEvent>(call).await?.into())
+        let asked = event.start.as_ref().map(|t| &t.time_zone);
+        Ok(self.get_json::<WireEvent>(call).await?.into_event(asked)?)
     }
 
     async fn update_event(
@@ -951,7 +954,7 @@ impl MailboxBackend for GraphMailbox {
                     .json(wire::event_json(change)),
             )
             .await?
-            .into())
+            .into_event(change.start.as_ref().map(|t| &t.time_zone))?)
     }
 
     async fn delete_event(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error> {
@@ -999,7 +1002,7 @@ impl MailboxBackend for GraphMailbox {
             .value
             .into_iter()
             .map(|s| s.into_free_busy(interval_minutes))
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 
     async fn contacts(
