@@ -81,7 +81,7 @@ impl TimeZone {
         windows: Some(WindowsTimezone::Utc),
     };
 
-    /// An IANA name (`Europe/Berlin`, `Asia/Kolkata`, `UTC`) or a Windows name
+    /// An IANA name (`Europe/Berlin`, `Asia/Kolkata`, `UTC`; any case) or a Windows name
     /// (`W. Europe Standard Time`, `India Standard Time`).
     pub fn parse(name: &str) -> Result<Self, UnknownTimeZone> {
         let trimmed = name.trim();
@@ -90,6 +90,13 @@ impl TimeZone {
         }
         if let Ok(w) = trimmed.parse::<WindowsTimezone>() {
             return Ok(Self::from_windows(w));
+        }
+        // `utc`, `europe/berlin`: IANA names typed in another case.
+        if let Some(tz) = chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|tz| tz.name().eq_ignore_ascii_case(trimmed))
+        {
+            return Ok(Self::from_iana(*tz));
         }
         Err(UnknownTimeZone(trimmed.to_owned()))
     }
@@ -249,6 +256,8 @@ mod tests {
         );
         assert_eq!(tz("UTC").windows(), Some("UTC"));
         assert_eq!(tz("UTC").iana(), "UTC");
+        assert_eq!(tz("europe/berlin").iana(), "Europe/Berlin");
+        assert_eq!(tz("utc"), TimeZone::UTC);
     }
 
     #[test]
