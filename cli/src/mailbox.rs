@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use exgate_core::export::{self, ExportProgress};
 use exgate_core::mailbox::{
-    AttendeeKind, Backend, Body, BodyKind, BusyStatus, ContactDraft, Event, EventDraft, EventTime,
-    FolderRef, Importance, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
+    AttendeeKind, Backend, Body, BodyKind, ContactDraft, Event, EventDraft, EventTime, FolderRef,
+    Importance, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient, ShowAs, TimeZone,
 };
 use exgate_core::model::{EmailAddress, InvalidInput, Principal};
 use serde::Serialize;
@@ -63,7 +63,7 @@ fn local(s: &str) -> Result<PrimitiveDateTime, time::error::Parse> {
         .or_else(|_| Date::parse(s, date_only).map(|d| d.midnight()))
 }
 
-fn event_time(field: &'static str, s: &str, tz: &str) -> anyhow::Result<EventTime> {
+fn event_time(field: &'static str, s: &str, tz: TimeZone) -> anyhow::Result<EventTime> {
     let t = local(s).map_err(|_| {
         invalid(
             field,
@@ -72,11 +72,12 @@ fn event_time(field: &'static str, s: &str, tz: &str) -> anyhow::Result<EventTim
             ),
         )
     })?;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    Ok(EventTime {
-        date_time: t.format(fmt).unwrap_or_default(),
-        time_zone: tz.to_owned(),
-    })
+    Ok(EventTime::new(t, tz))
+}
+
+/// `--tz`: an IANA or Windows zone name.
+fn time_zone(name: &str) -> anyhow::Result<TimeZone> {
+    TimeZone::parse(name).map_err(|e| invalid("tz", e.to_string()))
 }
 
 /// The range of `--from`/`--to`: default today (UTC) for a week.
@@ -557,7 +558,11 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
 }
 
 fn event_draft(e: &EventArgs) -> anyhow::Result<EventDraft> {
-    let tz = e.tz.clone().unwrap_or_else(|| "UTC".into());
+    let tz =
+        e.tz.as_deref()
+            .map(time_zone)
+            .transpose()?
+            .unwrap_or(TimeZone::UTC);
     let mut attendees: Vec<(Recipient, AttendeeKind)> = Vec::new();
     for a in &e.attendee {
         attendees.push((address("attendee", a)?, AttendeeKind::Required));
@@ -570,12 +575,12 @@ fn event_draft(e: &EventArgs) -> anyhow::Result<EventDraft> {
         start: e
             .start
             .as_deref()
-            .map(|s| event_time("start", s, &tz))
+            .map(|s| event_time("start", s, tz))
             .transpose()?,
         end: e
             .end
             .as_deref()
-            .map(|s| event_time("end", s, &tz))
+            .map(|s| event_time("end", s, tz))
             .transpose()?,
         is_all_day: e.all_day.then_some(true),
         location: e.location.clone(),
@@ -594,10 +599,15 @@ fn print_events(out: &mut impl Write, events: &[Event]) -> anyhow::Result<()> {
         let start = e
             .start
             .date_time
-            .get(..16)
-            .unwrap_or(&e.start.date_time)
-            .replace('T', " ");
-        let end = e.end.date_time.get(11..16).unwrap_or_default();
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]"
+            ))
+            .unwrap_or_default();
+        let end = e
+            .end
+            .date_time
+            .format(time::macros::format_description!("[hour]:[minute]"))
+            .unwrap_or_default();
         let mark = match e.kind {
             exgate_core::mailbox::EventKind::Occurrence => "↻",
             exgate_core::mailbox::EventKind::Exception => "↻*",
@@ -623,12 +633,13 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
     let mut out = std::io::stdout().lock();
     match cmd {
         CalendarCommand::List { on, from, to, tz } => {
-            let o = open(ctx, on).await?;
             let (start, end) = range(from.as_deref(), to.as_deref())?;
+            let tz = tz.as_deref().map(time_zone).transpose()?;
+            let o = open(ctx, on).await?;
             let events = o
                 .backend
                 .calendar()?
-                .events(&o.mailbox, start, end, tz.as_deref())
+                .events(&o.mailbox, start, end, tz.as_ref())
                 .await?;
             if o.json {
                 return print_json(&events);
@@ -636,11 +647,11 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
             print_events(&mut out, &events)?;
         }
         CalendarCommand::Create { on, event } => {
-            let o = open(ctx, on).await?;
             let draft = event_draft(event)?;
             if draft.subject.is_none() || draft.start.is_none() || draft.end.is_none() {
                 return Err(usage("a new event needs --subject, --start and --end"));
             }
+            let o = open(ctx, on).await?;
             let created = o
                 .backend
                 .calendar()?
@@ -652,13 +663,13 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
             writeln!(out, "created {}", created.id)?;
         }
         CalendarCommand::Update { id, on, event } => {
-            let o = open(ctx, on).await?;
             let draft = event_draft(event)?;
             if draft == EventDraft::default() {
                 return Err(usage(
                     "nothing to change: give --subject, --start, --end, --location, … to change",
                 ));
             }
+            let o = open(ctx, on).await?;
             let updated = o
                 .backend
                 .calendar()?
@@ -705,12 +716,12 @@ pub(crate) async fn calendar(ctx: &Context, cmd: &CalendarCommand) -> anyhow::Re
                     .view
                     .iter()
                     .map(|s| match s {
-                        BusyStatus::Free => '.',
-                        BusyStatus::Tentative => 't',
-                        BusyStatus::Busy => 'B',
-                        BusyStatus::OutOfOffice => 'O',
-                        BusyStatus::WorkingElsewhere => 'w',
-                        BusyStatus::Unknown => '?',
+                        ShowAs::Free => '.',
+                        ShowAs::Tentative => 't',
+                        ShowAs::Busy => 'B',
+                        ShowAs::OutOfOffice => 'O',
+                        ShowAs::WorkingElsewhere => 'w',
+                        ShowAs::Unknown => '?',
                     })
                     .collect();
                 match &fb.error {

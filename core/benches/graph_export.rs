@@ -15,7 +15,7 @@ use exgate_core::config::NetworkSettings;
 use exgate_core::connections::Connections;
 use exgate_core::export;
 use exgate_core::governor::GovernorPolicy;
-use exgate_core::mailbox::MailboxRef;
+use exgate_core::mailbox::{MailboxRef, TimeZone};
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::model::ConnectionSpec;
 use exgate_core::pipeline::Limits;
@@ -98,7 +98,7 @@ fn main() {
 
         let started = Instant::now();
         let year = time::macros::datetime!(2026-01-01 0:00 UTC);
-        let events = backend.calendar().expect("calendar").events(&adele, year, year + time::Duration::days(365), Some("Europe/Berlin")).await.expect("events");
+        let events = backend.calendar().expect("calendar").events(&adele, year, year + time::Duration::days(365), Some(&TimeZone::parse("Europe/Berlin").expect("a zone"))).await.expect("events");
         let took = started.elapsed().as_secs_f64();
         println!("calendar: {} events of a year listed in {took:.2} s = {:.0} events/s", events.len(), events.len() as f64 / took);
     });

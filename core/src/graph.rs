@@ -10,6 +10,7 @@ mod calendar;
 mod contacts;
 mod explain;
 mod mail;
+pub(crate) mod permissions;
 pub(crate) mod wire;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! The backend-neutral mailbox: what the CLI and the gateway call, whichever API (Microsoft Graph
 //! for Exchange Online, EWS for Exchange Server) carries it.
 
+mod recurrence;
+mod timezone;
 mod types;
 
 use std::sync::Arc;
@@ -11,42 +13,94 @@ use time::OffsetDateTime;
 use crate::Error;
 pub use crate::pipeline::ByteStream;
 
+pub use recurrence::{
+    DayOfWeek, InvalidRecurrence, Recurrence, RecurrencePattern, RecurrenceRange, WeekIndex,
+};
+pub use timezone::{TimeZone, UnknownTimeZone};
 pub use types::{
-    AttachmentInfo, Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus, Contact,
-    ContactDraft, Event, EventDraft, EventKind, EventTime, FlagStatus, Folder, FolderChanges,
-    FolderRef, FreeBusy, Importance, MailboxRef, Message, MessageQuery, MessageSummary,
-    NewAttachment, NewMessage, Page, Recipient, Recurrence, RecurrencePattern, RecurrenceRange,
-    Response, WellKnownFolder,
+    AttachmentInfo, Attendee, AttendeeKind, Body, BodyKind, BusySlot, Contact, ContactDraft, Event,
+    EventDraft, EventKind, EventTime, FlagStatus, Folder, FolderChanges, FolderRef, FreeBusy,
+    Importance, MailboxRef, Message, MessageQuery, MessageSummary, NewAttachment, NewMessage, Page,
+    Recipient, Response, Sensitivity, ShowAs, WellKnownFolder, parse_local_date_time,
 };
 
-/// An operation on a mailbox and the permissions it needs (for errors that name the missing one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Read,
+    /// Create, change, move or delete.
+    Write,
+    Send,
+}
+
+/// Which part of a mailbox an operation acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    Mail,
+    Calendar,
+    Contacts,
+}
+
+/// An operation on a mailbox: what is done to which part. Each backend names the permissions or
+/// rights an operation needs in its own terms (Graph: `graph::permissions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Operation {
-    pub name: &'static str,
-    /// The delegated permission for the signed-in user's own mailbox.
-    pub delegated: &'static str,
-    /// The delegated permission for another user's or a shared mailbox.
-    pub shared: &'static str,
-    /// The application permission (app-only).
-    pub application: &'static str,
+    action: Action,
+    capability: Capability,
 }
 
-macro_rules! operations {
-    ($($id:ident = $name:literal, $d:literal, $s:literal, $a:literal;)+) => {
-        impl Operation {
-            $(pub const $id: Self = Self { name: $name, delegated: $d, shared: $s, application: $a };)+
+impl Operation {
+    pub const READ_MAIL: Self = Self::new(Action::Read, Capability::Mail);
+    pub const WRITE_MAIL: Self = Self::new(Action::Write, Capability::Mail);
+    pub const SEND_MAIL: Self = Self::new(Action::Send, Capability::Mail);
+    pub const READ_CALENDAR: Self = Self::new(Action::Read, Capability::Calendar);
+    pub const WRITE_CALENDAR: Self = Self::new(Action::Write, Capability::Calendar);
+    pub const READ_CONTACTS: Self = Self::new(Action::Read, Capability::Contacts);
+    pub const WRITE_CONTACTS: Self = Self::new(Action::Write, Capability::Contacts);
+
+    /// Every operation there is.
+    pub const ALL: [Self; 7] = [
+        Self::READ_MAIL,
+        Self::WRITE_MAIL,
+        Self::SEND_MAIL,
+        Self::READ_CALENDAR,
+        Self::WRITE_CALENDAR,
+        Self::READ_CONTACTS,
+        Self::WRITE_CONTACTS,
+    ];
+
+    const fn new(action: Action, capability: Capability) -> Self {
+        Self { action, capability }
+    }
+
+    pub fn action(self) -> Action {
+        self.action
+    }
+
+    pub fn capability(self) -> Capability {
+        self.capability
+    }
+
+    /// What it does, for messages: "read mail", "change the calendar".
+    pub fn name(self) -> &'static str {
+        match (self.action, self.capability) {
+            (Action::Read, Capability::Mail) => "read mail",
+            (Action::Write, Capability::Mail) => "change mail",
+            (Action::Send, Capability::Mail) => "send mail",
+            (Action::Read, Capability::Calendar) => "read the calendar",
+            (Action::Write, Capability::Calendar) => "change the calendar",
+            // Invitations go out as mail from the calendar.
+            (Action::Send, Capability::Calendar) => "send invitations",
+            (Action::Read, Capability::Contacts) => "read contacts",
+            (Action::Write | Action::Send, Capability::Contacts) => "change contacts",
         }
-    };
+    }
 }
 
-operations! {
-    READ_MAIL = "read mail", "Mail.Read", "Mail.Read.Shared", "Mail.Read";
-    WRITE_MAIL = "change mail", "Mail.ReadWrite", "Mail.ReadWrite.Shared", "Mail.ReadWrite";
-    SEND_MAIL = "send mail", "Mail.Send", "Mail.Send.Shared", "Mail.Send";
-    READ_CALENDAR = "read the calendar", "Calendars.Read", "Calendars.Read.Shared", "Calendars.Read";
-    WRITE_CALENDAR = "change the calendar", "Calendars.ReadWrite", "Calendars.ReadWrite.Shared", "Calendars.ReadWrite";
-    READ_CONTACTS = "read contacts", "Contacts.Read", "Contacts.Read.Shared", "Contacts.Read";
-    WRITE_CONTACTS = "change contacts", "Contacts.ReadWrite", "Contacts.ReadWrite.Shared", "Contacts.ReadWrite";
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Why a mailbox call failed. Every variant says what to do; none holds a secret.
@@ -60,7 +114,8 @@ pub enum MailboxError {
     },
     #[error("the mailbox `{mailbox}` does not exist or is not visible to this connection")]
     UnknownMailbox { mailbox: String },
-    /// The token lacks the permission the operation needs.
+    /// The credentials lack the permission (Graph) or right (EWS) the operation needs; the
+    /// backend names it in its own terms.
     #[error(
         "cannot {operation}: the token has no {permission}; add it under API permissions and grant admin consent (request ID {request_id})"
     )]
@@ -114,6 +169,18 @@ pub enum MailboxError {
     Invalid(String),
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl From<InvalidRecurrence> for MailboxError {
+    fn from(e: InvalidRecurrence) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<UnknownTimeZone> for MailboxError {
+    fn from(e: UnknownTimeZone) -> Self {
+        Self::Invalid(e.to_string())
+    }
 }
 
 impl MailboxError {
@@ -222,7 +289,7 @@ pub trait Calendar: Send + Sync + std::fmt::Debug {
         mailbox: &MailboxRef,
         start: OffsetDateTime,
         end: OffsetDateTime,
-        time_zone: Option<&str>,
+        time_zone: Option<&TimeZone>,
     ) -> Result<Vec<Event>, Error>;
     async fn create_event(&self, mailbox: &MailboxRef, event: &EventDraft) -> Result<Event, Error>;
     async fn update_event(

@@ -10,9 +10,9 @@ use exgate_core::config::NetworkSettings;
 use exgate_core::connections::Connections;
 use exgate_core::governor::GovernorPolicy;
 use exgate_core::mailbox::{
-    AttendeeKind, Backend, Body, BodyKind, ContactDraft, EventDraft, EventKind, EventTime,
-    FolderRef, MailboxError, MailboxRef, MessageQuery, NewAttachment, NewMessage, Recipient,
-    WellKnownFolder,
+    AttendeeKind, Backend, Body, BodyKind, ContactDraft, DayOfWeek, EventDraft, EventKind,
+    EventTime, FolderRef, MailboxError, MailboxRef, MessageQuery, NewAttachment, NewMessage,
+    Recipient, Recurrence, RecurrencePattern, RecurrenceRange, TimeZone, WellKnownFolder,
 };
 use exgate_core::mailboxes::Mailboxes;
 use exgate_core::model::ConnectionSpec;
@@ -22,7 +22,7 @@ use exgate_core::store::SqliteStore;
 use exgate_core::{Error, ErrorKind};
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
-use time::macros::datetime;
+use time::macros::{date, datetime};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -329,10 +329,11 @@ async fn calendar_and_free_busy() {
         datetime!(2026-01-01 0:00 UTC),
         datetime!(2027-12-31 0:00 UTC),
     );
+    let berlin = TimeZone::parse("Europe/Berlin").unwrap();
     let events = mb
         .calendar()
         .unwrap()
-        .events(&me, start, end, Some("Europe/Berlin"))
+        .events(&me, start, end, Some(&berlin))
         .await
         .unwrap();
     assert!(
@@ -346,21 +347,15 @@ async fn calendar_and_free_busy() {
         events
             .iter()
             .filter(|e| !e.is_all_day)
-            .all(|e| e.start.time_zone.contains("Berlin") || e.start.time_zone.contains("Europe")),
+            .all(|e| e.start.time_zone == berlin),
         "{:?}",
         events.first()
     );
 
     let draft = EventDraft {
         subject: Some("exgate review".into()),
-        start: Some(EventTime {
-            date_time: "2026-12-02T10:00:00".into(),
-            time_zone: "UTC".into(),
-        }),
-        end: Some(EventTime {
-            date_time: "2026-12-02T11:00:00".into(),
-            time_zone: "UTC".into(),
-        }),
+        start: Some(EventTime::new(datetime!(2026-12-02 10:00), TimeZone::UTC)),
+        end: Some(EventTime::new(datetime!(2026-12-02 11:00), TimeZone::UTC)),
         attendees: Some(vec![(
             Recipient::address(seed::MEGAN),
             AttendeeKind::Required,
@@ -410,6 +405,72 @@ async fn calendar_and_free_busy() {
     mb.calendar()
         .unwrap()
         .delete_event(&me, &created.id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_recurring_series_round_trips_through_graph() {
+    let w = World::new().await;
+    let mb = w.delegated("contoso", seed::ADELE, None).await;
+    let me = MailboxRef::Me;
+    // Graph speaks Windows names (W. Europe Standard Time covers Berlin, Vienna, Rome, …):
+    // the zone given is the zone read back.
+    let vienna = TimeZone::parse("Europe/Vienna").unwrap();
+    let recurrence = Recurrence::new(
+        RecurrencePattern::Weekly {
+            interval: 1,
+            days: vec![DayOfWeek::Monday, DayOfWeek::Wednesday],
+            first_day_of_week: DayOfWeek::Monday,
+        },
+        RecurrenceRange::Numbered {
+            start_date: date!(2026 - 11 - 02),
+            occurrences: 6,
+        },
+        Some(vienna),
+    )
+    .unwrap();
+    let draft = EventDraft {
+        subject: Some("exgate standup".into()),
+        start: Some(EventTime::new(datetime!(2026-11-02 09:00), vienna)),
+        end: Some(EventTime::new(datetime!(2026-11-02 09:15), vienna)),
+        recurrence: Some(recurrence.clone()),
+        ..EventDraft::default()
+    };
+    let master = mb
+        .calendar()
+        .unwrap()
+        .create_event(&me, &draft)
+        .await
+        .unwrap();
+    assert_eq!(master.recurrence.as_ref(), Some(&recurrence), "{master:?}");
+    // Six occurrences (Mondays and Wednesdays from 2 November), each at 09:00 in Vienna.
+    let occurrences: Vec<_> = mb
+        .calendar()
+        .unwrap()
+        .events(
+            &me,
+            datetime!(2026-11-01 0:00 UTC),
+            datetime!(2026-12-01 0:00 UTC),
+            Some(&vienna),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.series_master_id.as_deref() == Some(master.id.as_str()))
+        .collect();
+    assert_eq!(occurrences.len(), 6, "{occurrences:?}");
+    assert!(
+        occurrences.iter().all(|e| e.start.time_zone == vienna
+            && e.start.date_time.time() == time::macros::time!(09:00))
+    );
+    assert_eq!(
+        occurrences[0].start.instant(),
+        datetime!(2026-11-02 08:00 UTC)
+    );
+    mb.calendar()
+        .unwrap()
+        .delete_event(&me, &master.id)
         .await
         .unwrap();
 }

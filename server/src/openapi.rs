@@ -19,7 +19,8 @@ use crate::ApiError;
 use crate::auth::Caller;
 
 pub(crate) use core_types::{
-    Binary, Contact, Event, EventTime, Folder, FreeBusy, Message, MessageSummary, Report,
+    Binary, Contact, Event, EventTime, Folder, FreeBusy, Message, MessageSummary, Recurrence,
+    Report,
 };
 
 /// The gateway's API as OpenAPI 3.1. `ApiDoc::openapi()` builds it; the gateway serves it at

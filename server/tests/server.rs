@@ -1603,6 +1603,43 @@ async fn applications_read_a_static_users_mailbox() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Times in a Windows zone come back under its IANA name.
+    let (status, events) = t
+        .user(
+            "GET",
+            "/events?start=2026-11-01T00:00:00Z&end=2026-11-08T00:00:00Z&tz=India%20Standard%20Time",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    let timed: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["is_all_day"] == false)
+        .collect();
+    assert!(!timed.is_empty(), "{events}");
+    assert!(
+        timed
+            .iter()
+            .all(|e| e["start"]["time_zone"] == "Asia/Kolkata"),
+        "{events}"
+    );
+    let (status, error) = t
+        .user(
+            "GET",
+            "/events?start=2026-11-01T00:00:00Z&end=2026-11-08T00:00:00Z&tz=Mars/Olympus_Mons",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown time zone `Mars/Olympus_Mons`"),
+        "{error}"
+    );
 
     let (status, schedule) = t
         .user(
@@ -1787,6 +1824,56 @@ async fn applications_send_and_change_mail_events_and_contacts() {
         .user("DELETE", &format!("/events/{event_id}"), Value::Null)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A recurring series, its zone given by its Windows name.
+    let recurrence = json!({
+        "pattern": {"type": "relative-monthly", "interval": 1, "index": "last", "days": ["friday"]},
+        "range": {"type": "numbered", "start_date": "2026-11-27", "occurrences": 3},
+        "time_zone": "W. Europe Standard Time",
+    });
+    let (status, series) = t
+        .user(
+            "POST",
+            "/events",
+            json!({
+                "subject": "Month end",
+                "start": { "date_time": "2026-11-27T16:00", "time_zone": "Europe/Berlin" },
+                "end": { "date_time": "2026-11-27T17:00", "time_zone": "Europe/Berlin" },
+                "recurrence": recurrence,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{series}");
+    assert_shape(&doc, "Recurrence", &series["recurrence"]);
+    let mut expected = recurrence.clone();
+    expected["time_zone"] = json!("Europe/Berlin");
+    assert_eq!(series["recurrence"], expected);
+    assert_eq!(
+        series["start"],
+        json!({ "date_time": "2026-11-27T16:00:00", "time_zone": "Europe/Berlin" })
+    );
+    let series_id = series["id"].as_str().unwrap();
+    let (status, _) = t
+        .user("DELETE", &format!("/events/{series_id}"), Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // An impossible series is refused before anything is sent.
+    let mut never = recurrence.clone();
+    never["pattern"]["interval"] = json!(0);
+    let resp =
+        t.gw.send(
+            "POST",
+            &format!("{ADELE}/events"),
+            Some(&t.key),
+            json!({ "subject": "Never", "recurrence": never }),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("interval is 0"),
+        "{body:?}"
+    );
 
     let (status, contact) = t
         .user(

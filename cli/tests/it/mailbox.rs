@@ -436,6 +436,13 @@ async fn calendar_commands() {
         events.iter().any(|e| e["kind"] == "occurrence"),
         "recurrences expanded"
     );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["is_all_day"] == false)
+            .all(|e| e["start"]["time_zone"] == "Europe/Berlin"),
+        "{events:?}"
+    );
     let created = json(
         &env.run(&[
             "calendar",
@@ -458,6 +465,10 @@ async fn calendar_commands() {
         .stdout(),
     );
     let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        created["start"],
+        serde_json::json!({"date_time": "2026-12-02T10:00:00", "time_zone": "Europe/Berlin"})
+    );
     assert_eq!(created["attendees"][0]["who"]["address"], seed::MEGAN);
     assert!(created["online_meeting_url"].is_string(), "{created}");
     let updated = json(
@@ -496,6 +507,27 @@ async fn calendar_commands() {
     ])
     .await
     .fails(2, &["not after its start"]);
+    // Time zones are checked before anything is sent.
+    env.run(&["calendar", "list", "--tz", "Mars/Olympus_Mons"])
+        .await
+        .fails(
+            2,
+            &["unknown time zone `Mars/Olympus_Mons`", "Europe/Berlin"],
+        );
+    env.run(&[
+        "calendar",
+        "create",
+        "--subject",
+        "x",
+        "--start",
+        "2026-12-02T10:00",
+        "--end",
+        "2026-12-02T11:00",
+        "--tz",
+        "Berlin",
+    ])
+    .await
+    .fails(2, &["unknown time zone `Berlin`"]);
 }
 
 #[tokio::test]

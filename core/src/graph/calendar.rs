@@ -11,6 +11,7 @@ use super::{Call, GraphMailbox, time_param};
 use crate::Error;
 use crate::mailbox::{
     Availability, Calendar, Event, EventDraft, FreeBusy, MailboxError, MailboxRef, Operation,
+    TimeZone,
 };
 use crate::pipeline::{Retry, segment};
 
@@ -24,7 +25,7 @@ impl Calendar for GraphMailbox {
         mailbox: &MailboxRef,
         start: OffsetDateTime,
         end: OffsetDateTime,
-        time_zone: Option<&str>,
+        time_zone: Option<&TimeZone>,
     ) -> Result<Vec<Event>, Error> {
         let mut call = Call::new(
             Method::GET,
@@ -38,14 +39,14 @@ impl Calendar for GraphMailbox {
         .query("$orderby", "start/dateTime")
         .query("$top", WALK_PAGE.to_string());
         if let Some(tz) = time_zone {
-            call = call.prefer(format!("outlook.timezone=\"{tz}\""));
+            call = call.prefer(format!("outlook.timezone=\"{}\"", wire::zone_name(tz)));
         }
         Ok(self
             .all::<WireEvent>(call)
             .await?
             .into_iter()
-            .map(Event::from)
-            .collect())
+            .map(|e| e.into_event(time_zone))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn create_event(&self, mailbox: &MailboxRef, event: &EventDraft) -> Result<Event, Error> {
@@ -62,7 +63,8 @@ impl Calendar for GraphMailbox {
             mailbox,
         )
         .json(wire::event_json(event));
-        Ok(self.get_json::<WireEvent>(call).await?.into())
+        let asked = event.start.as_ref().map(|t| &t.time_zone);
+        Ok(self.get_json::<WireEvent>(call).await?.into_event(asked)?)
     }
 
     async fn update_event(
@@ -78,7 +80,7 @@ impl Calendar for GraphMailbox {
                     .json(wire::event_json(change)),
             )
             .await?
-            .into())
+            .into_event(change.start.as_ref().map(|t| &t.time_zone))?)
     }
 
     async fn delete_event(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error> {
@@ -129,6 +131,6 @@ impl Availability for GraphMailbox {
             .value
             .into_iter()
             .map(|s| s.into_free_busy(interval_minutes))
-            .collect())
+            .collect::<Result<_, _>>()?)
     }
 }

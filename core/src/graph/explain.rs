@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use super::permissions::{Access, permission};
 use super::wire::ErrorEnvelope;
 use super::{Call, GraphMailbox};
 use crate::mailbox::{MailboxError, MailboxRef};
@@ -93,11 +94,12 @@ impl GraphMailbox {
         match status.as_u16() {
             401 => MailboxError::Unauthorized { message },
             403 => {
-                let needed = match (call.mailbox, self.me.is_some()) {
-                    (_, false) => call.op.application,
-                    (MailboxRef::Me, true) => call.op.delegated,
-                    (MailboxRef::User(_), true) => call.op.shared,
+                let access = match (call.mailbox, self.me.is_some()) {
+                    (_, false) => Access::Application,
+                    (MailboxRef::Me, true) => Access::Delegated,
+                    (MailboxRef::User(_), true) => Access::Shared,
                 };
+                let needed = permission(call.op, access);
                 let granted = answer
                     .credential
                     .as_ref()
@@ -106,7 +108,7 @@ impl GraphMailbox {
                     .unwrap_or_default();
                 if !granted.iter().any(|g| grants(g, needed)) {
                     return MailboxError::MissingPermission {
-                        operation: call.op.name,
+                        operation: call.op.name(),
                         permission: needed,
                         request_id,
                     };
@@ -121,7 +123,7 @@ impl GraphMailbox {
                     _ => "check the mailbox's permissions in Exchange".to_owned(),
                 };
                 MailboxError::Forbidden {
-                    operation: call.op.name,
+                    operation: call.op.name(),
                     message,
                     hint,
                     request_id,

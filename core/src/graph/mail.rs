@@ -31,7 +31,7 @@ const UPLOAD_CHUNK: usize = 10 * 320 * 1024;
 
 fn folder_segment(f: &FolderRef) -> Result<String, MailboxError> {
     match f {
-        FolderRef::WellKnown(w) => Ok(w.graph_name().to_owned()),
+        FolderRef::WellKnown(w) => Ok(wire::folder_name(*w).to_owned()),
         FolderRef::Id(id) => segment("folder", id),
     }
 }
@@ -694,7 +694,7 @@ impl Mail for GraphMailbox {
             segment("message", id)?
         );
         let destination = match to {
-            FolderRef::WellKnown(w) => w.graph_name().to_owned(),
+            FolderRef::WellKnown(w) => wire::folder_name(*w).to_owned(),
             FolderRef::Id(f) => f.clone(),
         };
         let moved: Value = self

@@ -9,10 +9,52 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::mailbox::{
-    Attendee, AttendeeKind, Body, BodyKind, BusySlot, BusyStatus, Contact, ContactDraft, Event,
-    EventDraft, EventKind, EventTime, FlagStatus, Folder, FreeBusy, Importance, Message,
-    MessageSummary, NewAttachment, NewMessage, Recipient, Recurrence, Response,
+    Attendee, AttendeeKind, Body, BodyKind, BusySlot, Contact, ContactDraft, DayOfWeek, Event,
+    EventDraft, EventKind, EventTime, FlagStatus, Folder, FreeBusy, Importance, MailboxError,
+    Message, MessageSummary, NewAttachment, NewMessage, Recipient, Recurrence, RecurrencePattern,
+    RecurrenceRange, Response, Sensitivity, ShowAs, TimeZone, WeekIndex, WellKnownFolder,
+    parse_local_date_time,
 };
+
+/// The name Graph accepts in place of a well-known folder's ID.
+pub(crate) fn folder_name(f: WellKnownFolder) -> &'static str {
+    match f {
+        WellKnownFolder::Inbox => "inbox",
+        WellKnownFolder::Drafts => "drafts",
+        WellKnownFolder::SentItems => "sentitems",
+        WellKnownFolder::DeletedItems => "deleteditems",
+        WellKnownFolder::Archive => "archive",
+        WellKnownFolder::JunkEmail => "junkemail",
+        WellKnownFolder::Outbox => "outbox",
+    }
+}
+
+/// The zone name Graph is sent: the Windows name (what every Exchange speaks), or the IANA name
+/// for the few zones CLDR maps to no Windows zone (Graph takes those too).
+pub(crate) fn zone_name(z: &TimeZone) -> &'static str {
+    z.windows().unwrap_or_else(|| z.iana())
+}
+
+/// A zone as Graph names it (Windows or IANA; `tzone://Microsoft/Utc` for UTC). When it is the
+/// zone that was asked for (under either name), that zone, so `Europe/Vienna` stays Vienna
+/// although Graph answers `W. Europe Standard Time`.
+pub(crate) fn zone_from_graph(
+    name: &str,
+    asked: Option<&TimeZone>,
+) -> Result<TimeZone, MailboxError> {
+    let name = name.trim();
+    if let Some(z) = asked
+        && (z.windows() == Some(name) || z.iana() == name)
+    {
+        return Ok(*z);
+    }
+    if name.eq_ignore_ascii_case("tzone://Microsoft/Utc") {
+        return Ok(TimeZone::UTC);
+    }
+    TimeZone::parse(name).map_err(|e| {
+        MailboxError::Protocol(format!("Graph gave a time zone exgate does not know: {e}"))
+    })
+}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Collection<T> {
@@ -324,12 +366,314 @@ pub(crate) struct DateTimeTimeZone {
     pub time_zone: Option<String>,
 }
 
-impl From<DateTimeTimeZone> for EventTime {
-    fn from(t: DateTimeTimeZone) -> Self {
-        Self {
-            date_time: t.date_time,
-            time_zone: t.time_zone.unwrap_or_else(|| "UTC".into()),
-        }
+impl DateTimeTimeZone {
+    /// Graph's `{"dateTime", "timeZone"}` (no zone: UTC), read with the zone that was asked for.
+    pub(crate) fn into_event_time(
+        self,
+        asked: Option<&TimeZone>,
+    ) -> Result<EventTime, MailboxError> {
+        let local = parse_local_date_time(&self.date_time).ok_or_else(|| {
+            MailboxError::Protocol(format!(
+                "Graph gave `{}`, which is not a local date-time",
+                self.date_time
+            ))
+        })?;
+        let zone = match self.time_zone.as_deref() {
+            None | Some("") => TimeZone::UTC,
+            Some(name) => zone_from_graph(name, asked)?,
+        };
+        Ok(EventTime::new(local, zone))
+    }
+}
+
+fn date_time_json(t: &EventTime) -> Value {
+    json!({ "dateTime": t.local_string(), "timeZone": zone_name(&t.time_zone) })
+}
+
+/// Graph's `patternedRecurrence`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireRecurrence {
+    pub pattern: WirePattern,
+    pub range: WireRange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WirePattern {
+    /// daily, weekly, absoluteMonthly, relativeMonthly, absoluteYearly, relativeYearly.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub interval: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub month: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub day_of_month: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days_of_week: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_day_of_week: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireRange {
+    /// endDate, noEnd, numbered.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub start_date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub number_of_occurrences: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_time_zone: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn week_index_name(i: WeekIndex) -> &'static str {
+    match i {
+        WeekIndex::First => "first",
+        WeekIndex::Second => "second",
+        WeekIndex::Third => "third",
+        WeekIndex::Fourth => "fourth",
+        WeekIndex::Last => "last",
+    }
+}
+
+fn iso_date(d: time::Date) -> String {
+    d.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
+}
+
+impl From<&Recurrence> for WireRecurrence {
+    fn from(r: &Recurrence) -> Self {
+        let days = |days: &[DayOfWeek]| days.iter().map(|d| d.name().to_owned()).collect();
+        let pattern = match &r.pattern {
+            RecurrencePattern::Daily { interval } => WirePattern {
+                kind: "daily".into(),
+                interval: *interval,
+                ..WirePattern::default()
+            },
+            RecurrencePattern::Weekly {
+                interval,
+                days: d,
+                first_day_of_week,
+            } => WirePattern {
+                kind: "weekly".into(),
+                interval: *interval,
+                days_of_week: days(d),
+                first_day_of_week: Some(first_day_of_week.name().into()),
+                ..WirePattern::default()
+            },
+            RecurrencePattern::AbsoluteMonthly {
+                interval,
+                day_of_month,
+            } => WirePattern {
+                kind: "absoluteMonthly".into(),
+                interval: *interval,
+                day_of_month: u32::from(*day_of_month),
+                ..WirePattern::default()
+            },
+            RecurrencePattern::RelativeMonthly {
+                interval,
+                index,
+                days: d,
+            } => WirePattern {
+                kind: "relativeMonthly".into(),
+                interval: *interval,
+                days_of_week: days(d),
+                index: Some(week_index_name(*index).into()),
+                ..WirePattern::default()
+            },
+            RecurrencePattern::AbsoluteYearly {
+                interval,
+                month,
+                day_of_month,
+            } => WirePattern {
+                kind: "absoluteYearly".into(),
+                interval: *interval,
+                month: u32::from(u8::from(*month)),
+                day_of_month: u32::from(*day_of_month),
+                ..WirePattern::default()
+            },
+            RecurrencePattern::RelativeYearly {
+                interval,
+                month,
+                index,
+                days: d,
+            } => WirePattern {
+                kind: "relativeYearly".into(),
+                interval: *interval,
+                month: u32::from(u8::from(*month)),
+                days_of_week: days(d),
+                index: Some(week_index_name(*index).into()),
+                ..WirePattern::default()
+            },
+        };
+        let recurrence_time_zone = r.time_zone.as_ref().map(|z| zone_name(z).to_owned());
+        let range = match &r.range {
+            RecurrenceRange::EndDate {
+                start_date,
+                end_date,
+            } => WireRange {
+                kind: "endDate".into(),
+                start_date: iso_date(*start_date),
+                end_date: Some(iso_date(*end_date)),
+                recurrence_time_zone,
+                ..WireRange::default()
+            },
+            RecurrenceRange::NoEnd { start_date } => WireRange {
+                kind: "noEnd".into(),
+                start_date: iso_date(*start_date),
+                recurrence_time_zone,
+                ..WireRange::default()
+            },
+            RecurrenceRange::Numbered {
+                start_date,
+                occurrences,
+            } => WireRange {
+                kind: "numbered".into(),
+                start_date: iso_date(*start_date),
+                number_of_occurrences: *occurrences,
+                recurrence_time_zone,
+                ..WireRange::default()
+            },
+        };
+        Self { pattern, range }
+    }
+}
+
+impl WireRecurrence {
+    /// The series Graph describes, checked like any other.
+    pub(crate) fn into_recurrence(
+        self,
+        asked: Option<&TimeZone>,
+    ) -> Result<Recurrence, MailboxError> {
+        let bad = |what: &str, value: &str| {
+            MailboxError::Protocol(format!("Graph gave a recurrence with {what} `{value}`"))
+        };
+        let day = |s: &str| {
+            DayOfWeek::ALL
+                .into_iter()
+                .find(|d| d.name().eq_ignore_ascii_case(s))
+                .ok_or_else(|| bad("the day", s))
+        };
+        let days = |list: &[String]| list.iter().map(|d| day(d)).collect::<Result<Vec<_>, _>>();
+        let index = |s: Option<&str>| match s.unwrap_or("first") {
+            "first" => Ok(WeekIndex::First),
+            "second" => Ok(WeekIndex::Second),
+            "third" => Ok(WeekIndex::Third),
+            "fourth" => Ok(WeekIndex::Fourth),
+            "last" => Ok(WeekIndex::Last),
+            other => Err(bad("the week index", other)),
+        };
+        let p = &self.pattern;
+        let day_of_month = || {
+            u8::try_from(p.day_of_month)
+                .map_err(|_| bad("the day of the month", &p.day_of_month.to_string()))
+        };
+        let month = || {
+            u8::try_from(p.month)
+                .ok()
+                .and_then(|m| time::Month::try_from(m).ok())
+                .ok_or_else(|| bad("the month", &p.month.to_string()))
+        };
+        let pattern = match p.kind.as_str() {
+            "daily" => RecurrencePattern::Daily {
+                interval: p.interval,
+            },
+            "weekly" => RecurrencePattern::Weekly {
+                interval: p.interval,
+                days: days(&p.days_of_week)?,
+                first_day_of_week: day(p.first_day_of_week.as_deref().unwrap_or("sunday"))?,
+            },
+            "absoluteMonthly" => RecurrencePattern::AbsoluteMonthly {
+                interval: p.interval,
+                day_of_month: day_of_month()?,
+            },
+            "relativeMonthly" => RecurrencePattern::RelativeMonthly {
+                interval: p.interval,
+                index: index(p.index.as_deref())?,
+                days: days(&p.days_of_week)?,
+            },
+            "absoluteYearly" => RecurrencePattern::AbsoluteYearly {
+                interval: p.interval,
+                month: month()?,
+                day_of_month: day_of_month()?,
+            },
+            "relativeYearly" => RecurrencePattern::RelativeYearly {
+                interval: p.interval,
+                month: month()?,
+                index: index(p.index.as_deref())?,
+                days: days(&p.days_of_week)?,
+            },
+            other => return Err(bad("the pattern type", other)),
+        };
+        let r = &self.range;
+        let date = |s: &str| {
+            parse_local_date_time(s)
+                .map(|t| t.date())
+                .ok_or_else(|| bad("the date", s))
+        };
+        let start_date = date(&r.start_date)?;
+        let range = match r.kind.as_str() {
+            "endDate" => RecurrenceRange::EndDate {
+                start_date,
+                end_date: date(r.end_date.as_deref().unwrap_or_default())?,
+            },
+            "noEnd" => RecurrenceRange::NoEnd { start_date },
+            "numbered" => RecurrenceRange::Numbered {
+                start_date,
+                occurrences: r.number_of_occurrences,
+            },
+            other => return Err(bad("the range type", other)),
+        };
+        let time_zone = match r.recurrence_time_zone.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(zone_from_graph(name, asked)?),
+        };
+        Recurrence::new(pattern, range, time_zone)
+            .map_err(|e| MailboxError::Protocol(format!("Graph gave an {e}")))
+    }
+}
+
+/// Graph's `showAs` (and a schedule item's `status`).
+pub(crate) fn show_as(s: &str) -> ShowAs {
+    match s {
+        "free" => ShowAs::Free,
+        "tentative" => ShowAs::Tentative,
+        "busy" => ShowAs::Busy,
+        "oof" => ShowAs::OutOfOffice,
+        "workingElsewhere" => ShowAs::WorkingElsewhere,
+        _ => ShowAs::Unknown,
+    }
+}
+
+/// A digit of `getSchedule`'s `availabilityView`.
+pub(crate) fn show_as_digit(c: char) -> ShowAs {
+    match c {
+        '0' => ShowAs::Free,
+        '1' => ShowAs::Tentative,
+        '2' => ShowAs::Busy,
+        '3' => ShowAs::OutOfOffice,
+        '4' => ShowAs::WorkingElsewhere,
+        _ => ShowAs::Unknown,
+    }
+}
+
+fn sensitivity(s: Option<&str>) -> Sensitivity {
+    match s {
+        Some("personal") => Sensitivity::Personal,
+        Some("private") => Sensitivity::Private,
+        Some("confidential") => Sensitivity::Confidential,
+        _ => Sensitivity::Normal,
     }
 }
 
@@ -367,7 +711,7 @@ pub(crate) struct OnlineMeeting {
 
 /// The fields `events` selects.
 pub(crate) const EVENT_FIELDS: &str = "id,subject,bodyPreview,start,end,isAllDay,location,attendees,organizer,\
-recurrence,onlineMeeting,onlineMeetingUrl,type,seriesMasterId,isCancelled,showAs";
+recurrence,onlineMeeting,onlineMeetingUrl,type,seriesMasterId,isCancelled,showAs,sensitivity";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -388,7 +732,7 @@ pub(crate) struct WireEvent {
     #[serde(default)]
     pub organizer: Option<Addressed>,
     #[serde(default)]
-    pub recurrence: Option<Recurrence>,
+    pub recurrence: Option<WireRecurrence>,
     #[serde(default)]
     pub online_meeting: Option<OnlineMeeting>,
     #[serde(default)]
@@ -401,10 +745,14 @@ pub(crate) struct WireEvent {
     pub is_cancelled: bool,
     #[serde(default)]
     pub show_as: Option<String>,
+    #[serde(default)]
+    pub sensitivity: Option<String>,
 }
 
-impl From<WireEvent> for Event {
-    fn from(e: WireEvent) -> Self {
+impl WireEvent {
+    /// The event, its times read with the zone that was asked for (`Prefer: outlook.timezone`).
+    pub(crate) fn into_event(self, asked: Option<&TimeZone>) -> Result<Event, MailboxError> {
+        let e = self;
         let attendees = e
             .attendees
             .into_iter()
@@ -439,11 +787,11 @@ impl From<WireEvent> for Event {
             Some("seriesMaster") => EventKind::SeriesMaster,
             _ => EventKind::Single,
         };
-        Self {
+        Ok(Event {
             id: e.id,
             subject: e.subject.unwrap_or_default(),
-            start: e.start.into(),
-            end: e.end.into(),
+            start: e.start.into_event_time(asked)?,
+            end: e.end.into_event_time(asked)?,
             is_all_day: e.is_all_day,
             location: e
                 .location
@@ -451,7 +799,7 @@ impl From<WireEvent> for Event {
                 .filter(|l| !l.is_empty()),
             organizer: e.organizer.and_then(Addressed::recipient),
             attendees,
-            recurrence: e.recurrence,
+            recurrence: e.recurrence.map(|r| r.into_recurrence(asked)).transpose()?,
             online_meeting_url: e
                 .online_meeting
                 .and_then(|m| m.join_url)
@@ -459,9 +807,10 @@ impl From<WireEvent> for Event {
             kind,
             series_master_id: e.series_master_id,
             is_cancelled: e.is_cancelled,
-            show_as: e.show_as,
+            show_as: e.show_as.as_deref().map(show_as),
+            sensitivity: sensitivity(e.sensitivity.as_deref()),
             preview: e.body_preview.unwrap_or_default(),
-        }
+        })
     }
 }
 
@@ -472,10 +821,10 @@ pub(crate) fn event_json(d: &EventDraft) -> Value {
         v["subject"] = json!(s);
     }
     if let Some(t) = &d.start {
-        v["start"] = json!({ "dateTime": t.date_time, "timeZone": t.time_zone });
+        v["start"] = date_time_json(t);
     }
     if let Some(t) = &d.end {
-        v["end"] = json!({ "dateTime": t.date_time, "timeZone": t.time_zone });
+        v["end"] = date_time_json(t);
     }
     if let Some(all_day) = d.is_all_day {
         v["isAllDay"] = json!(all_day);
@@ -501,7 +850,7 @@ pub(crate) fn event_json(d: &EventDraft) -> Value {
             .collect();
     }
     if let Some(r) = &d.recurrence {
-        v["recurrence"] = serde_json::to_value(r).unwrap_or(Value::Null);
+        v["recurrence"] = serde_json::to_value(WireRecurrence::from(r)).unwrap_or(Value::Null);
     }
     if let Some(online) = d.online_meeting {
         v["isOnlineMeeting"] = json!(online);
@@ -621,37 +970,24 @@ pub(crate) struct ScheduleInformation {
     pub error: Option<ScheduleError>,
 }
 
-fn busy(status: Option<&str>) -> BusyStatus {
-    match status {
-        Some("free") => BusyStatus::Free,
-        Some("tentative") => BusyStatus::Tentative,
-        Some("busy") => BusyStatus::Busy,
-        Some("oof") => BusyStatus::OutOfOffice,
-        Some("workingElsewhere") => BusyStatus::WorkingElsewhere,
-        _ => BusyStatus::Unknown,
-    }
-}
-
 impl ScheduleInformation {
-    pub(crate) fn into_free_busy(self, interval_minutes: u32) -> FreeBusy {
-        FreeBusy {
+    pub(crate) fn into_free_busy(self, interval_minutes: u32) -> Result<FreeBusy, MailboxError> {
+        Ok(FreeBusy {
             mailbox: self.schedule_id,
-            view: self
-                .availability_view
-                .chars()
-                .map(BusyStatus::from_digit)
-                .collect(),
+            view: self.availability_view.chars().map(show_as_digit).collect(),
             interval_minutes,
             slots: self
                 .schedule_items
                 .into_iter()
-                .map(|i| BusySlot {
-                    status: busy(i.status.as_deref()),
-                    start: i.start.into(),
-                    end: i.end.into(),
-                    subject: i.subject,
+                .map(|i| {
+                    Ok(BusySlot {
+                        status: i.status.as_deref().map_or(ShowAs::Unknown, show_as),
+                        start: i.start.into_event_time(None)?,
+                        end: i.end.into_event_time(None)?,
+                        subject: i.subject,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, MailboxError>>()?,
             error: self.error.map(|e| {
                 format!(
                     "{}{}",
@@ -661,7 +997,7 @@ impl ScheduleInformation {
                     e.message.unwrap_or_default()
                 )
             }),
-        }
+        })
     }
 }
 
@@ -738,7 +1074,10 @@ mod tests {
             "end":{"dateTime":"2026-11-23T09:15:00.0000000","timeZone":"Europe/Berlin"},"type":"occurrence","seriesMasterId":"m1",
             "attendees":[{"type":"optional","status":{"response":"tentativelyAccepted"},"emailAddress":{"address":"megan@contoso.com"}}],
             "onlineMeeting":{"joinUrl":"https://teams.example/join"}}"#;
-        let e: Event = serde_json::from_str::<WireEvent>(json).unwrap().into();
+        let e: Event = serde_json::from_str::<WireEvent>(json)
+            .unwrap()
+            .into_event(None)
+            .unwrap();
         assert_eq!(e.kind, EventKind::Occurrence);
         assert_eq!(e.series_master_id.as_deref(), Some("m1"));
         assert_eq!(e.attendees[0].response, Response::TentativelyAccepted);
@@ -747,6 +1086,240 @@ mod tests {
             e.online_meeting_url.as_deref(),
             Some("https://teams.example/join")
         );
-        assert_eq!(e.start.time_zone, "Europe/Berlin");
+        assert_eq!(e.start.time_zone.iana(), "Europe/Berlin");
+        assert_eq!(e.start.local_string(), "2026-11-23T09:00:00");
+        assert_eq!(e.sensitivity, Sensitivity::Normal);
+        assert_eq!(e.show_as, None);
+    }
+
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::parse(name).unwrap()
+    }
+
+    fn round_trip(r: &Recurrence) -> (Value, Recurrence) {
+        let v = serde_json::to_value(WireRecurrence::from(r)).unwrap();
+        let back: WireRecurrence = serde_json::from_value(v.clone()).unwrap();
+        (v, back.into_recurrence(None).unwrap())
+    }
+
+    #[test]
+    fn every_recurrence_pattern_round_trips_through_graph_json() {
+        use time::Month;
+        use time::macros::date;
+        let days = vec![DayOfWeek::Monday, DayOfWeek::Wednesday];
+        let patterns = [
+            RecurrencePattern::Daily { interval: 2 },
+            RecurrencePattern::Weekly {
+                interval: 1,
+                days: days.clone(),
+                first_day_of_week: DayOfWeek::Monday,
+            },
+            RecurrencePattern::AbsoluteMonthly {
+                interval: 1,
+                day_of_month: 31,
+            },
+            RecurrencePattern::RelativeMonthly {
+                interval: 3,
+                index: WeekIndex::Last,
+                days: vec![DayOfWeek::Friday],
+            },
+            RecurrencePattern::AbsoluteYearly {
+                interval: 1,
+                month: Month::February,
+                day_of_month: 29,
+            },
+            RecurrencePattern::RelativeYearly {
+                interval: 1,
+                month: Month::September,
+                index: WeekIndex::First,
+                days,
+            },
+        ];
+        let ranges = [
+            RecurrenceRange::EndDate {
+                start_date: date!(2026 - 11 - 02),
+                end_date: date!(2027 - 06 - 30),
+            },
+            RecurrenceRange::NoEnd {
+                start_date: date!(2026 - 11 - 02),
+            },
+            RecurrenceRange::Numbered {
+                start_date: date!(2026 - 11 - 02),
+                occurrences: 12,
+            },
+        ];
+        for pattern in patterns {
+            for range in &ranges {
+                let r = Recurrence::new(pattern.clone(), range.clone(), Some(zone("Asia/Kolkata")))
+                    .unwrap();
+                let (_, back) = round_trip(&r);
+                assert_eq!(back, r);
+            }
+        }
+    }
+
+    #[test]
+    fn recurrence_json_is_graphs() {
+        use time::macros::date;
+        let r = Recurrence::new(
+            RecurrencePattern::Weekly {
+                interval: 1,
+                days: vec![DayOfWeek::Monday, DayOfWeek::Wednesday],
+                first_day_of_week: DayOfWeek::Sunday,
+            },
+            RecurrenceRange::EndDate {
+                start_date: date!(2026 - 11 - 02),
+                end_date: date!(2027 - 06 - 30),
+            },
+            Some(zone("Europe/Berlin")),
+        )
+        .unwrap();
+        let (v, _) = round_trip(&r);
+        assert_eq!(
+            v,
+            json!({
+                "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "wednesday"], "firstDayOfWeek": "sunday"},
+                "range": {"type": "endDate", "startDate": "2026-11-02", "endDate": "2027-06-30", "recurrenceTimeZone": "W. Europe Standard Time"},
+            })
+        );
+        let draft = EventDraft {
+            recurrence: Some(r),
+            ..EventDraft::default()
+        };
+        assert_eq!(event_json(&draft)["recurrence"], v);
+    }
+
+    #[test]
+    fn graphs_recurrence_answers_are_read_and_checked() {
+        // As Graph answers: zeros for fields that do not apply, 0001-01-01 for no end date.
+        let answer = json!({
+            "pattern": {"type": "relativeMonthly", "interval": 1, "month": 0, "dayOfMonth": 0,
+                "daysOfWeek": ["friday"], "firstDayOfWeek": "sunday", "index": "last"},
+            "range": {"type": "noEnd", "startDate": "2026-11-27", "endDate": "0001-01-01",
+                "recurrenceTimeZone": "India Standard Time", "numberOfOccurrences": 0},
+        });
+        let r = serde_json::from_value::<WireRecurrence>(answer)
+            .unwrap()
+            .into_recurrence(None)
+            .unwrap();
+        assert_eq!(
+            r.pattern,
+            RecurrencePattern::RelativeMonthly {
+                interval: 1,
+                index: WeekIndex::Last,
+                days: vec![DayOfWeek::Friday],
+            }
+        );
+        assert!(matches!(r.range, RecurrenceRange::NoEnd { .. }));
+        assert_eq!(r.time_zone.unwrap().iana(), "Asia/Kolkata");
+
+        let broken = json!({
+            "pattern": {"type": "absoluteMonthly", "interval": 0, "dayOfMonth": 40},
+            "range": {"type": "noEnd", "startDate": "2026-11-27"},
+        });
+        let err = serde_json::from_value::<WireRecurrence>(broken)
+            .unwrap()
+            .into_recurrence(None)
+            .unwrap_err();
+        assert!(err.to_string().contains("interval is 0"), "{err}");
+        let unknown = json!({
+            "pattern": {"type": "hourly", "interval": 1},
+            "range": {"type": "noEnd", "startDate": "2026-11-27"},
+        });
+        let err = serde_json::from_value::<WireRecurrence>(unknown)
+            .unwrap()
+            .into_recurrence(None)
+            .unwrap_err();
+        assert!(err.to_string().contains("pattern type `hourly`"), "{err}");
+    }
+
+    #[test]
+    fn times_go_out_as_windows_names_and_come_back_as_asked() {
+        let vienna = zone("Europe/Vienna");
+        let t = EventTime::new(time::macros::datetime!(2026-12-02 10:00), vienna);
+        let draft = EventDraft {
+            start: Some(t),
+            ..EventDraft::default()
+        };
+        assert_eq!(
+            event_json(&draft)["start"],
+            json!({"dateTime": "2026-12-02T10:00:00", "timeZone": "W. Europe Standard Time"})
+        );
+        // Graph answers in the Windows zone; the zone asked for is kept.
+        let answer = DateTimeTimeZone {
+            date_time: "2026-12-02T10:00:00.0000000".into(),
+            time_zone: Some("W. Europe Standard Time".into()),
+        };
+        assert_eq!(answer.clone().into_event_time(Some(&vienna)).unwrap(), t);
+        // Asked for nothing: CLDR's zone for the Windows name.
+        assert_eq!(
+            answer.into_event_time(None).unwrap().time_zone.iana(),
+            "Europe/Berlin"
+        );
+        assert_eq!(
+            zone_from_graph("tzone://Microsoft/Utc", None).unwrap(),
+            TimeZone::UTC
+        );
+        assert_eq!(
+            zone_from_graph("Asia/Kolkata", None).unwrap().iana(),
+            "Asia/Kolkata"
+        );
+        let err = zone_from_graph("Customized Time Zone", None).unwrap_err();
+        assert!(err.to_string().contains("`Customized Time Zone`"), "{err}");
+    }
+
+    #[test]
+    fn show_as_and_sensitivity_map_graphs_names() {
+        let cases = [
+            ("free", ShowAs::Free),
+            ("tentative", ShowAs::Tentative),
+            ("busy", ShowAs::Busy),
+            ("oof", ShowAs::OutOfOffice),
+            ("workingElsewhere", ShowAs::WorkingElsewhere),
+            ("unknown", ShowAs::Unknown),
+            ("something new", ShowAs::Unknown),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(show_as(name), expected, "{name}");
+        }
+        let digits: Vec<ShowAs> = "012345".chars().map(show_as_digit).collect();
+        assert_eq!(
+            digits,
+            [
+                ShowAs::Free,
+                ShowAs::Tentative,
+                ShowAs::Busy,
+                ShowAs::OutOfOffice,
+                ShowAs::WorkingElsewhere,
+                ShowAs::Unknown
+            ]
+        );
+        let json = r#"{"id":"e2","start":{"dateTime":"2026-11-23T09:00:00","timeZone":"UTC"},
+            "end":{"dateTime":"2026-11-23T10:00:00","timeZone":"UTC"},"showAs":"oof","sensitivity":"private"}"#;
+        let e = serde_json::from_str::<WireEvent>(json)
+            .unwrap()
+            .into_event(None)
+            .unwrap();
+        assert_eq!(e.show_as, Some(ShowAs::OutOfOffice));
+        assert_eq!(e.sensitivity, Sensitivity::Private);
+        let out = serde_json::to_value(&e).unwrap();
+        assert_eq!(out["show_as"], "out-of-office");
+        assert_eq!(out["sensitivity"], "private");
+        assert_eq!(
+            out["start"],
+            json!({"date_time": "2026-11-23T09:00:00", "time_zone": "UTC"})
+        );
+    }
+
+    #[test]
+    fn well_known_folders_have_graphs_names() {
+        assert_eq!(folder_name(WellKnownFolder::SentItems), "sentitems");
+        assert_eq!(folder_name(WellKnownFolder::JunkEmail), "junkemail");
+        for f in WellKnownFolder::ALL {
+            assert_eq!(
+                crate::mailbox::FolderRef::parse(f.name()),
+                crate::mailbox::FolderRef::WellKnown(f)
+            );
+        }
     }
 }

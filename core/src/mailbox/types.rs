@@ -1,7 +1,9 @@
 //! The mailbox's data, independent of the API (Graph or EWS) that carries it.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::{Recurrence, TimeZone};
 
 /// Whose mailbox: the signed-in user's (or, app-only, none), or another/shared one by address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,15 +66,16 @@ impl WellKnownFolder {
         Self::Outbox,
     ];
 
-    /// The name Graph accepts in place of a folder ID (EWS's DistinguishedFolderId matches too).
-    pub fn graph_name(self) -> &'static str {
+    /// exgate's name for it: `inbox`, `drafts`, `sent-items`, `deleted-items`, `archive`,
+    /// `junk-email`, `outbox` (each backend maps it to its own).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Inbox => "inbox",
             Self::Drafts => "drafts",
-            Self::SentItems => "sentitems",
-            Self::DeletedItems => "deleteditems",
+            Self::SentItems => "sent-items",
+            Self::DeletedItems => "deleted-items",
             Self::Archive => "archive",
-            Self::JunkEmail => "junkemail",
+            Self::JunkEmail => "junk-email",
             Self::Outbox => "outbox",
         }
     }
@@ -90,14 +93,16 @@ impl FolderRef {
     /// `inbox`, `sent-items`, … name a well-known folder (any case, `-` or `_` or none between
     /// words); anything else is a folder ID.
     pub fn parse(s: &str) -> Self {
-        let folded: String = s
-            .chars()
-            .filter(|c| *c != '-' && *c != '_' && *c != ' ')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let fold = |s: &str| {
+            s.chars()
+                .filter(|c| *c != '-' && *c != '_' && *c != ' ')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let folded = fold(s);
         WellKnownFolder::ALL
             .into_iter()
-            .find(|f| f.graph_name() == folded)
+            .find(|f| fold(f.name()) == folded)
             .map_or_else(|| Self::Id(s.to_owned()), Self::WellKnown)
     }
 }
@@ -257,12 +262,100 @@ pub struct FolderChanges {
 }
 
 /// A point in time as calendars carry it: a local date-time and its zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// JSON: `{"date_time": "2026-12-03T10:00:00", "time_zone": "Europe/Berlin"}`; the zone is
+/// written as its IANA name and read as an IANA or a Windows name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "EventTimeJson", try_from = "EventTimeJson")]
 pub struct EventTime {
-    /// `YYYY-MM-DDTHH:MM:SS`, in `time_zone`.
-    pub date_time: String,
-    /// IANA or Windows zone name, as the server gave it.
-    pub time_zone: String,
+    /// The wall-clock time in `time_zone`.
+    pub date_time: PrimitiveDateTime,
+    pub time_zone: TimeZone,
+}
+
+impl EventTime {
+    pub fn new(date_time: PrimitiveDateTime, time_zone: TimeZone) -> Self {
+        Self {
+            date_time,
+            time_zone,
+        }
+    }
+
+    /// An instant as the wall-clock time in `zone`.
+    pub fn from_instant(t: OffsetDateTime, zone: TimeZone) -> Self {
+        Self::new(zone.local(t), zone)
+    }
+
+    /// The instant it names.
+    pub fn instant(&self) -> OffsetDateTime {
+        self.time_zone.instant(self.date_time)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    pub fn local_string(&self) -> String {
+        self.date_time.format(LOCAL_FORMAT).unwrap_or_default()
+    }
+}
+
+const LOCAL_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+
+/// A local date-time: `YYYY-MM-DDTHH:MM[:SS[.fraction]]`, or a date alone (midnight).
+pub fn parse_local_date_time(s: &str) -> Option<PrimitiveDateTime> {
+    let s = s.trim();
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let date = time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    let Some(t) = time else {
+        return Some(date.midnight());
+    };
+    let (hms, fraction) = t.split_once('.').unwrap_or((t, ""));
+    if !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let time = time::Time::parse(
+        hms,
+        time::macros::format_description!("[hour]:[minute]:[second]"),
+    )
+    .or_else(|_| time::Time::parse(hms, time::macros::format_description!("[hour]:[minute]")))
+    .ok()?;
+    Some(PrimitiveDateTime::new(date, time))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventTimeJson {
+    date_time: String,
+    time_zone: String,
+}
+
+impl From<EventTime> for EventTimeJson {
+    fn from(t: EventTime) -> Self {
+        Self {
+            date_time: t.local_string(),
+            time_zone: t.time_zone.iana().to_owned(),
+        }
+    }
+}
+
+impl TryFrom<EventTimeJson> for EventTime {
+    type Error = String;
+    fn try_from(j: EventTimeJson) -> Result<Self, String> {
+        let date_time = parse_local_date_time(&j.date_time).ok_or_else(|| {
+            format!(
+                "`{}` is not a local date-time; use YYYY-MM-DDTHH:MM:SS",
+                j.date_time
+            )
+        })?;
+        let time_zone = TimeZone::parse(&j.time_zone).map_err(|e| e.to_string())?;
+        Ok(Self::new(date_time, time_zone))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +366,7 @@ pub enum AttendeeKind {
     Resource,
 }
 
+/// An attendee's answer to an invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Response {
@@ -289,42 +383,6 @@ pub struct Attendee {
     pub who: Recipient,
     pub kind: AttendeeKind,
     pub response: Response,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RecurrencePattern {
-    /// daily, weekly, absoluteMonthly, relativeMonthly, absoluteYearly, relativeYearly.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub interval: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub days_of_week: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub day_of_month: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub month: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RecurrenceRange {
-    /// endDate, noEnd, numbered.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub start_date: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number_of_occurrences: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recurrence {
-    pub pattern: RecurrencePattern,
-    pub range: RecurrenceRange,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,7 +409,8 @@ pub struct Event {
     pub kind: EventKind,
     pub series_master_id: Option<String>,
     pub is_cancelled: bool,
-    pub show_as: Option<String>,
+    pub show_as: Option<ShowAs>,
+    pub sensitivity: Sensitivity,
     pub preview: String,
 }
 
@@ -395,9 +454,10 @@ pub struct ContactDraft {
     pub job_title: Option<String>,
 }
 
+/// How a time shows in the calendar and in free/busy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BusyStatus {
+pub enum ShowAs {
     Free,
     Tentative,
     Busy,
@@ -406,23 +466,20 @@ pub enum BusyStatus {
     Unknown,
 }
 
-impl BusyStatus {
-    /// Graph's availabilityView digit.
-    pub fn from_digit(c: char) -> Self {
-        match c {
-            '0' => Self::Free,
-            '1' => Self::Tentative,
-            '2' => Self::Busy,
-            '3' => Self::OutOfOffice,
-            '4' => Self::WorkingElsewhere,
-            _ => Self::Unknown,
-        }
-    }
+/// Who may see an item's details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    #[default]
+    Normal,
+    Personal,
+    Private,
+    Confidential,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusySlot {
-    pub status: BusyStatus,
+    pub status: ShowAs,
     pub start: EventTime,
     pub end: EventTime,
     pub subject: Option<String>,
@@ -433,9 +490,94 @@ pub struct BusySlot {
 pub struct FreeBusy {
     pub mailbox: String,
     /// One status per interval from the range's start.
-    pub view: Vec<BusyStatus>,
+    pub view: Vec<ShowAs>,
     pub interval_minutes: u32,
     pub slots: Vec<BusySlot>,
     /// Set when the server could not answer for this mailbox.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn folder_names_are_exgates_own() {
+        for (input, expected) in [
+            ("inbox", WellKnownFolder::Inbox),
+            ("sent-items", WellKnownFolder::SentItems),
+            ("Sent Items", WellKnownFolder::SentItems),
+            ("sentitems", WellKnownFolder::SentItems),
+            ("deleted_items", WellKnownFolder::DeletedItems),
+            ("junk-email", WellKnownFolder::JunkEmail),
+        ] {
+            assert_eq!(
+                FolderRef::parse(input),
+                FolderRef::WellKnown(expected),
+                "{input}"
+            );
+        }
+        assert_eq!(WellKnownFolder::SentItems.name(), "sent-items");
+        assert_eq!(FolderRef::parse("AAMkAD="), FolderRef::Id("AAMkAD=".into()));
+    }
+
+    #[test]
+    fn event_times_are_readable_json() {
+        let berlin = TimeZone::parse("Europe/Berlin").unwrap();
+        let t = EventTime::new(datetime!(2026-12-03 10:00), berlin);
+        let v = serde_json::to_value(t).unwrap();
+        assert_eq!(
+            v,
+            json!({"date_time": "2026-12-03T10:00:00", "time_zone": "Europe/Berlin"})
+        );
+        assert_eq!(serde_json::from_value::<EventTime>(v).unwrap(), t);
+        assert_eq!(t.instant(), datetime!(2026-12-03 09:00 UTC));
+        assert_eq!(
+            EventTime::from_instant(datetime!(2026-12-03 09:00 UTC), berlin),
+            t
+        );
+
+        // Windows names and minutes are read too; the zone is written back as IANA.
+        let w: EventTime = serde_json::from_value(
+            json!({"date_time": "2026-12-03T10:00", "time_zone": "W. Europe Standard Time"}),
+        )
+        .unwrap();
+        assert_eq!(w.local_string(), "2026-12-03T10:00:00");
+        assert_eq!(w.time_zone.iana(), "Europe/Berlin");
+
+        let err = serde_json::from_value::<EventTime>(
+            json!({"date_time": "2026-12-03T10:00:00", "time_zone": "Atlantis"}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown time zone `Atlantis`"),
+            "{err}"
+        );
+        let err = serde_json::from_value::<EventTime>(
+            json!({"date_time": "tomorrow", "time_zone": "UTC"}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`tomorrow` is not a local date-time"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn local_date_times_parse_with_or_without_seconds_and_fractions() {
+        assert_eq!(
+            parse_local_date_time("2026-11-23T09:00:00.0000000"),
+            Some(datetime!(2026-11-23 09:00))
+        );
+        assert_eq!(
+            parse_local_date_time("2026-11-23"),
+            Some(datetime!(2026-11-23 00:00))
+        );
+        assert_eq!(parse_local_date_time("2026-11-23T25:00"), None);
+        assert_eq!(parse_local_date_time("2026-11-23T09:00:00.x"), None);
+    }
 }

@@ -106,12 +106,117 @@ pub(crate) struct Message {
 /// A point in time as calendars carry it: a local date-time and its zone.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EventTime {
-    /// `YYYY-MM-DDTHH:MM:SS`, in `time_zone`.
+    /// `YYYY-MM-DDTHH:MM:SS`, in `time_zone` (requests may leave out the seconds).
     #[schema(example = "2026-12-03T10:00:00")]
     date_time: String,
-    /// An IANA or Windows zone name.
-    #[schema(example = "UTC")]
+    /// An IANA zone name in answers; requests may also give a Windows name
+    /// (`W. Europe Standard Time`). An unknown zone is refused.
+    #[schema(example = "Europe/Berlin")]
     time_zone: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DayOfWeek {
+    Sunday,
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+}
+
+/// Which week of the month a relative pattern means.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WeekIndex {
+    First,
+    Second,
+    Third,
+    Fourth,
+    Last,
+}
+
+/// How often a series repeats; `interval` (1 or more) counts days, weeks, months or years.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub(crate) enum RecurrencePattern {
+    Daily {
+        #[schema(minimum = 1)]
+        interval: u32,
+    },
+    Weekly {
+        #[schema(minimum = 1)]
+        interval: u32,
+        /// At least one.
+        days: Vec<DayOfWeek>,
+        first_day_of_week: DayOfWeek,
+    },
+    AbsoluteMonthly {
+        #[schema(minimum = 1)]
+        interval: u32,
+        #[schema(minimum = 1, maximum = 31)]
+        day_of_month: u8,
+    },
+    RelativeMonthly {
+        #[schema(minimum = 1)]
+        interval: u32,
+        index: WeekIndex,
+        /// At least one.
+        days: Vec<DayOfWeek>,
+    },
+    AbsoluteYearly {
+        #[schema(minimum = 1)]
+        interval: u32,
+        #[schema(minimum = 1, maximum = 12)]
+        month: u8,
+        #[schema(minimum = 1, maximum = 31)]
+        day_of_month: u8,
+    },
+    RelativeYearly {
+        #[schema(minimum = 1)]
+        interval: u32,
+        #[schema(minimum = 1, maximum = 12)]
+        month: u8,
+        index: WeekIndex,
+        /// At least one.
+        days: Vec<DayOfWeek>,
+    },
+}
+
+/// From when (`YYYY-MM-DD`), and until when, a series repeats.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub(crate) enum RecurrenceRange {
+    EndDate {
+        #[schema(example = "2026-11-02")]
+        start_date: String,
+        /// Inclusive, not before `start_date`.
+        #[schema(example = "2027-06-30")]
+        end_date: String,
+    },
+    NoEnd {
+        #[schema(example = "2026-11-02")]
+        start_date: String,
+    },
+    Numbered {
+        #[schema(example = "2026-11-02")]
+        start_date: String,
+        #[schema(minimum = 1)]
+        occurrences: u32,
+    },
+}
+
+/// A recurring series.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Recurrence {
+    pattern: RecurrencePattern,
+    range: RecurrenceRange,
+    /// The zone the series is kept in (IANA in answers; IANA or Windows in requests); absent:
+    /// the start's zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_zone: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -160,17 +265,25 @@ pub(crate) struct Event {
     location: Option<String>,
     organizer: Option<Recipient>,
     attendees: Vec<Attendee>,
-    /// Graph's recurrence: `{"pattern": {"type", "interval", "daysOfWeek", …}, "range": {"type",
-    /// "startDate", …}}`; on series masters only.
-    #[schema(value_type = Option<Object>)]
-    recurrence: Option<serde_json::Value>,
+    /// On series masters only.
+    recurrence: Option<Recurrence>,
     online_meeting_url: Option<String>,
     kind: EventKind,
     series_master_id: Option<String>,
     is_cancelled: bool,
-    /// `free`, `tentative`, `busy`, `oof`, `workingElsewhere`, as the server says.
-    show_as: Option<String>,
+    show_as: Option<ShowAs>,
+    sensitivity: Sensitivity,
     preview: String,
+}
+
+/// Who may see an item's details.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Sensitivity {
+    Normal,
+    Personal,
+    Private,
+    Confidential,
 }
 
 /// A contact.
@@ -187,9 +300,10 @@ pub(crate) struct Contact {
     job_title: Option<String>,
 }
 
+/// How a time shows in the calendar and in free/busy.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum BusyStatus {
+pub(crate) enum ShowAs {
     Free,
     Tentative,
     Busy,
@@ -200,7 +314,7 @@ pub(crate) enum BusyStatus {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct BusySlot {
-    status: BusyStatus,
+    status: ShowAs,
     start: EventTime,
     end: EventTime,
     subject: Option<String>,
@@ -211,7 +325,7 @@ pub(crate) struct BusySlot {
 pub(crate) struct FreeBusy {
     mailbox: String,
     /// One status per interval from the range's start.
-    view: Vec<BusyStatus>,
+    view: Vec<ShowAs>,
     interval_minutes: u32,
     slots: Vec<BusySlot>,
     /// Set when the server could not answer for this mailbox.

@@ -14,7 +14,7 @@ use base64::Engine;
 use exgate_core::mailbox::{
     AttendeeKind, Backend, Body, BodyKind, ByteStream, Contact, ContactDraft, EventDraft,
     EventTime, FolderRef, Importance, MailboxRef, MessageQuery, MessageSummary, NewAttachment,
-    NewMessage, Recipient,
+    NewMessage, Recipient, Recurrence, TimeZone,
 };
 use exgate_core::model::{EmailAddress, Principal};
 use serde::{Deserialize, Serialize};
@@ -656,7 +656,8 @@ pub(crate) struct RangeQuery {
     start: String,
     /// RFC 3339, after `start`.
     end: String,
-    /// IANA or Windows zone for the answer's times (default UTC).
+    /// IANA or Windows zone for the answer's times (default UTC); answers name it by its IANA
+    /// name.
     tz: Option<String>,
 }
 
@@ -677,10 +678,14 @@ pub(crate) async fn events(t: UserMailbox, Query(q): Query<RangeQuery>) -> ApiRe
     if end <= start {
         return Err(bad("`end` must be after `start`"));
     }
+    let tz =
+        q.tz.as_deref()
+            .map(|name| TimeZone::parse(name).map_err(|e| bad(format!("`tz`: {e}"))))
+            .transpose()?;
     Ok(Json(
         t.backend
             .calendar()?
-            .events(&t.mailbox, start, end, q.tz.as_deref())
+            .events(&t.mailbox, start, end, tz.as_ref())
             .await?,
     )
     .into_response())
@@ -707,6 +712,10 @@ pub(crate) struct EventBody {
     optional_attendees: Option<Vec<String>>,
     /// Add a Teams meeting.
     online_meeting: Option<bool>,
+    /// Make it a recurring series (checked: interval 1 or more, days that exist, at least one
+    /// day of the week where the pattern needs days).
+    #[schema(value_type = Option<openapi::Recurrence>)]
+    recurrence: Option<Recurrence>,
 }
 
 impl EventBody {
@@ -731,7 +740,7 @@ impl EventBody {
             location: self.location,
             body: self.body.map(Body::text),
             attendees,
-            recurrence: None,
+            recurrence: self.recurrence,
             online_meeting: self.online_meeting,
         })
     }
