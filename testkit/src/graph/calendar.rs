@@ -321,16 +321,14 @@ fn instance_by_id<'a>(mb: &'a Mailbox, id: &str) -> GraphResult<Instance<'a>> {
     })
 }
 
-/// The zone answers are written in: `Prefer: outlook.timezone` when Graph knows it, else UTC.
-fn display_zone(ctx: &Ctx) -> (&'static Zone, String) {
-    match ctx
-        .prefer
-        .time_zone
-        .as_deref()
-        .and_then(|name| tz::find(name).map(|z| (z, name)))
-    {
-        Some((zone, name)) => (zone, name.trim().to_string()),
-        None => (tz::utc(), "UTC".into()),
+/// The zone answers are written in: `Prefer: outlook.timezone`, else UTC. A zone Graph does
+/// not know fails the request, as in Graph: 400 `TimeZoneNotSupportedException`.
+fn display_zone(ctx: &Ctx) -> GraphResult<(Zone, String)> {
+    match ctx.prefer.time_zone.as_deref().map(str::trim) {
+        Some(name) => tz::find(name)
+            .map(|zone| (zone, name.to_string()))
+            .ok_or_else(|| graph_errors::time_zone_not_supported(name)),
+        None => Ok((tz::utc(), "UTC".into())),
     }
 }
 
@@ -345,7 +343,7 @@ fn zone_applied(ctx: &Ctx, resp: &mut Resp) {
     }
 }
 
-fn time_json(t: OffsetDateTime, all_day: bool, zone: &Zone, zone_name: &str) -> Value {
+fn time_json(t: OffsetDateTime, all_day: bool, zone: Zone, zone_name: &str) -> Value {
     let local = if all_day {
         PrimitiveDateTime::new(t.date(), t.time())
     } else {
@@ -388,7 +386,7 @@ fn response_time(t: Option<OffsetDateTime>) -> String {
     t.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), fmt_instant)
 }
 
-fn event_json(mb: &Mailbox, i: &Instance<'_>, q: &Query, ctx: &Ctx, zone: (&Zone, &str)) -> Value {
+fn event_json(mb: &Mailbox, i: &Instance<'_>, q: &Query, ctx: &Ctx, zone: (Zone, &str)) -> Value {
     let e = i.event;
     let id = i.id(mb);
     let wants = |p: &str| q.wants(&EVENT, p);
@@ -595,7 +593,7 @@ fn answer_instances(
     odata::sort_rows(&mut rows, &q.orderby);
     let (offset, size) = q.page(op.ctx, 10)?;
     let total = rows.len();
-    let zone = display_zone(op.ctx);
+    let zone = display_zone(op.ctx)?;
     let value: Vec<Value> = rows
         .iter()
         .skip(offset)
@@ -688,7 +686,7 @@ pub(crate) fn get_event(inner: &GraphInner, op: &Op<'_>, id: &str) -> GraphResul
     let mb = mailbox(inner, op)?;
     let q = parse_query(op.req, &EVENT)?;
     let i = instance_by_id(mb, id)?;
-    let zone = display_zone(op.ctx);
+    let zone = display_zone(op.ctx)?;
     let mut resp = Resp::ok(event_json(mb, &i, &q, op.ctx, (zone.0, &zone.1)));
     zone_applied(op.ctx, &mut resp);
     Ok(resp)
@@ -916,6 +914,10 @@ fn teams_url(ical_uid: &str) -> String {
 }
 
 pub(crate) fn create_event(inner: &mut GraphInner, op: &Op<'_>) -> GraphResult<Resp> {
+    let preferred = match op.ctx.prefer.time_zone {
+        Some(_) => Some(display_zone(op.ctx)?),
+        None => None,
+    };
     let map = json_body(op.req)?;
     let p = parse_event(&map)?;
     let all_day = p.is_all_day.unwrap_or(false);
@@ -996,8 +998,8 @@ pub(crate) fn create_event(inner: &mut GraphInner, op: &Op<'_>) -> GraphResult<R
         exception: None,
     };
     // A new event answers in the zone it was created in unless the caller prefers another.
-    let (zone, name) = match op.ctx.prefer.time_zone.as_deref().and_then(tz::find) {
-        Some(_) => display_zone(op.ctx),
+    let (zone, name) = match preferred {
+        Some(preferred) => preferred,
         None => (tz::find(&zone_name).unwrap_or_else(tz::utc), zone_name),
     };
     let mut resp = Resp::json(
@@ -1075,6 +1077,7 @@ fn attendee_copies(inner: &GraphInner, op: &Op<'_>, ical_uid: &str) -> Vec<(Stri
 }
 
 pub(crate) fn patch_event(inner: &mut GraphInner, op: &Op<'_>, id: &str) -> GraphResult<Resp> {
+    let zone = display_zone(op.ctx)?;
     let map = json_body(op.req)?;
     let p = parse_event(&map)?;
     let now = op.ctx.now;
@@ -1172,7 +1175,6 @@ pub(crate) fn patch_event(inner: &mut GraphInner, op: &Op<'_>, id: &str) -> Grap
     mb.touch_event(decoded.seq, now);
     let mb = mailbox(inner, op)?;
     let i = instance_by_id(mb, id)?;
-    let zone = display_zone(op.ctx);
     let mut resp = Resp::ok(event_json(
         mb,
         &i,
@@ -1292,7 +1294,7 @@ pub(crate) fn get_schedule(inner: &GraphInner, op: &Op<'_>) -> GraphResult<Resp>
         ));
     }
     let tenant = op.tenant(inner)?;
-    let zone = display_zone(op.ctx);
+    let zone = display_zone(op.ctx)?;
     let slots = ((end - start).whole_minutes() + interval - 1) / interval;
     let mut value = Vec::new();
     for schedule in schedules {
@@ -1373,7 +1375,7 @@ pub(crate) fn get_schedule(inner: &GraphInner, op: &Op<'_>) -> GraphResult<Resp>
                 "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
                 "startTime": "08:00:00.0000000",
                 "endTime": "17:00:00.0000000",
-                "timeZone": {"name": mailbox_zone.windows},
+                "timeZone": {"name": mailbox_zone.windows_name()},
             },
         }));
     }

@@ -262,7 +262,7 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn zone(&self) -> &'static Zone {
+    pub(crate) fn zone(&self) -> Zone {
         tz::find(&self.time_zone).unwrap_or_else(tz::utc)
     }
 

@@ -80,6 +80,19 @@ impl Answer {
         assert!(self.status.is_success(), "{} {}", self.status, self.text());
         &self.body
     }
+
+    /// Asserts a Graph error with this status and code; answers its message.
+    #[track_caller]
+    pub fn error(&self, status: u16, code: &str) -> &str {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(self.body["error"]["code"], code, "{}", self.text());
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+
+    /// The items of a collection answer.
+    pub fn values(&self) -> Vec<Value> {
+        self.body["value"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 /// A Graph client for one token; `send` gives the transport error too.
@@ -120,10 +133,24 @@ impl Graph {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, reqwest::Error> {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// [`Graph::send`] with extra request headers (`Prefer`, …).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, reqwest::Error> {
         let mut request = self
             .client
             .request(method, self.absolute(path))
             .bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -146,5 +173,17 @@ impl Graph {
 
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         self.send(Method::POST, path, Some(body)).await.unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.send_with(Method::GET, path, None, headers)
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        self.send_with(Method::POST, path, Some(body), headers)
+            .await
+            .unwrap()
     }
 }
