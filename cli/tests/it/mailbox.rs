@@ -368,19 +368,30 @@ async fn app_only_mailboxes_throttling_and_batching() {
     // Export uses $batch: far fewer HTTP requests than messages.
     let before = env.mock.graph_requests();
     let out = env.dir.path().join("adele");
-    env.run(&[
-        "mail",
-        "export",
-        "--mailbox",
-        seed::ADELE,
-        "--folder",
-        "all",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .await
-    .ok();
-    let files = std::fs::read_dir(&out).unwrap().count();
+    let export = env
+        .run(&[
+            "mail",
+            "export",
+            "--mailbox",
+            seed::ADELE,
+            "--folder",
+            "all",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    // One folder per mail folder: count the messages in all of them.
+    let folders: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(folders.len() > 1, "{folders:?}");
+    let files: usize = folders
+        .iter()
+        .map(|f| std::fs::read_dir(f).unwrap().count())
+        .sum();
     // Every folder's messages, not only the inbox's.
     let inbox = json(
         &env.run(&[
@@ -398,7 +409,9 @@ async fn app_only_mailboxes_throttling_and_batching() {
     );
     assert!(
         files > inbox["messages"].as_array().unwrap().len(),
-        "{files} files"
+        "{files} files, {} listed: {}",
+        inbox["messages"].as_array().unwrap().len(),
+        export.dump()
     );
     assert!(
         env.mock.graph_requests() - before < files,
