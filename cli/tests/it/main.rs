@@ -2,5 +2,6 @@
 
 mod connections;
 mod mailbox;
+mod pipeline;
 mod signin;
 mod util;

@@ -166,6 +166,52 @@ impl Env {
         self.run_with_stdin(args, "").await
     }
 
+    /// Runs `exgate` under GNU time; answers the run and the process's peak resident memory in
+    /// bytes (the kernel's own figure for that process, whatever else runs).
+    pub(crate) async fn run_measured(&self, args: &[&str]) -> (Run, u64) {
+        let report = self.dir.path().join("peak-rss");
+        let mut cmd = self.command(args);
+        let std = cmd.as_std_mut();
+        let program = std.get_program().to_owned();
+        let mut timed = vec![
+            "-f".into(),
+            "%M".into(),
+            "-o".into(),
+            report.clone().into_os_string(),
+            program,
+        ];
+        timed.extend(std.get_args().map(ToOwned::to_owned));
+        let mut wrapped = Command::new("/usr/bin/time");
+        wrapped.args(timed).env_clear();
+        for (k, v) in std.get_envs() {
+            if let Some(v) = v {
+                wrapped.env(k, v);
+            }
+        }
+        wrapped
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(WAIT, wrapped.output())
+            .await
+            .expect("exgate hangs")
+            .expect("GNU time runs (`cargo xtask ci` installs Debian's `time`)");
+        let kib: u64 = std::fs::read_to_string(&report)
+            .unwrap()
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("GNU time reports the peak memory");
+        (
+            Run {
+                cmd: format!("exgate {}", args.join(" ")),
+                out,
+            },
+            kib * 1024,
+        )
+    }
+
     pub(crate) fn spawn(&self, args: &[&str]) -> Running {
         let mut child = self.command(args).spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap()).lines();

@@ -1,0 +1,302 @@
+//! The request pipeline as a user meets it through the CLI: tokens and IDs that cannot be
+//! turned against another mailbox, large items streamed, hostile server hints ended in bounded
+//! time with a clear error.
+
+use exgate_testkit::entra::seed;
+use exgate_testkit::graph::{Address, AttachmentContent, MessageContent};
+use exgate_testkit::{FaultKind, FaultRule};
+use serde_json::Value;
+
+use crate::util::Env;
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+async fn daemon() -> Env {
+    let env = Env::new().await;
+    env.add_app_only("daemon", seed::DAEMON_APP_SECRET).await;
+    env
+}
+
+/// The next-page token of a one-message listing of `mailbox`.
+async fn first_page_token(env: &Env, mailbox: &str, folder: &str) -> String {
+    let page = json(
+        &env.run(&[
+            "mail", "list", "-m", mailbox, "--folder", folder, "--limit", "1", "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    page["next_page"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next page: {page}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_page_token_works_only_for_the_mailbox_folder_and_query_it_came_from() {
+    let env = daemon().await;
+    let token = first_page_token(&env, seed::MEGAN, "inbox").await;
+    assert!(!token.contains("graph"), "the token is opaque: {token}");
+
+    // Its own listing continues.
+    let next = json(
+        &env.run(&[
+            "mail",
+            "list",
+            "-m",
+            seed::MEGAN,
+            "--folder",
+            "inbox",
+            "--page",
+            &token,
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert!(!next["messages"].as_array().unwrap().is_empty(), "{next}");
+
+    let before = env.mock.graph_requests();
+    // Another mailbox, another folder: refused before anything is sent.
+    for (mailbox, folder) in [(seed::ADELE, "inbox"), (seed::MEGAN, "sent-items")] {
+        env.run(&[
+            "mail", "list", "-m", mailbox, "--folder", folder, "--page", &token,
+        ])
+        .await
+        .fails(2, &["was not issued for this mailbox, folder and query"]);
+    }
+    // The raw Graph URL of Adele's inbox, as the measured attack used it: refused too.
+    let adele_inbox = format!(
+        "{}/users/{}/mailFolders/inbox/messages?$top=10",
+        env.mock.graph_url(),
+        seed::ADELE
+    );
+    env.run(&[
+        "mail",
+        "list",
+        "-m",
+        seed::MEGAN,
+        "--folder",
+        "inbox",
+        "--page",
+        &adele_inbox,
+    ])
+    .await
+    .fails(2, &["was not issued for this mailbox"]);
+    assert_eq!(env.mock.graph_requests(), before, "nothing reached Graph");
+}
+
+#[tokio::test]
+async fn item_ids_stay_inside_their_item() {
+    let env = daemon().await;
+    for id in [".", ".."] {
+        env.run(&["mail", "delete", id, "-m", seed::ADELE])
+            .await
+            .fails(2, &["is not a message ID"]);
+    }
+    for (id, sent) in [
+        ("a/b", "/messages/a%2Fb"),
+        ("a%2Fb", "/messages/a%252Fb"),
+        ("../..", "/messages/..%2F.."),
+        ("x?$select=id#", "/messages/x%3F%24select%3Did%23"),
+    ] {
+        env.run(&["mail", "delete", id, "-m", seed::ADELE])
+            .await
+            .fails(1, &["was not found in the mailbox"]);
+        let last = env.mock.requests().pop().unwrap();
+        assert_eq!(last.method, "DELETE");
+        assert!(
+            last.uri
+                .ends_with(&format!("/users/{}{sent}", seed::ADELE.replace('@', "%40"))),
+            "{id} was sent as {}",
+            last.uri
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_20_mb_attachment_streams_to_its_file() {
+    let env = daemon().await;
+    let size = 20 * 1024 * 1024;
+    let big = AttachmentContent::generated("big.bin", "application/octet-stream", size);
+    let small = AttachmentContent::new("small.txt", "text/plain", b"small");
+    let mut ids = env
+        .mock
+        .add_messages(
+            seed::ADELE,
+            &[
+                MessageContent::new("inbox", "big", Address::new("M", seed::MEGAN), now()),
+                MessageContent::new("inbox", "small", Address::new("M", seed::MEGAN), now()),
+            ]
+            .map(|mut m| {
+                m.attachments = vec![if m.subject == "big" {
+                    big.clone()
+                } else {
+                    small.clone()
+                }];
+                m
+            }),
+        )
+        .unwrap();
+    let (small_id, big_id) = (ids.pop().unwrap(), ids.pop().unwrap());
+
+    let dir = env.dir.path().join("saved");
+    let dir_arg = dir.to_str().unwrap();
+    let (_, baseline) = env
+        .run_measured(&[
+            "mail",
+            "show",
+            &small_id,
+            "-m",
+            seed::ADELE,
+            "--save-attachments",
+            dir_arg,
+        ])
+        .await;
+    let (run, peak) = env
+        .run_measured(&[
+            "mail",
+            "show",
+            &big_id,
+            "-m",
+            seed::ADELE,
+            "--save-attachments",
+            dir_arg,
+        ])
+        .await;
+    let run = run.ok();
+    let saved = std::fs::read(dir.join("big.bin")).unwrap();
+    assert!(saved == big.bytes(), "{}", run.dump());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.join("big.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Streamed: the process grew by well under the attachment's size.
+    let grew = peak.saturating_sub(baseline);
+    assert!(
+        grew < size / 4,
+        "peak {peak} bytes against {baseline} for a small attachment: grew {grew} for {size}"
+    );
+}
+
+#[tokio::test]
+async fn a_mailbox_with_30_mb_messages_exports_completely() {
+    let env = daemon().await;
+    let big = |n: usize| {
+        let mut m = MessageContent::new(
+            "inbox",
+            &format!("large {n}"),
+            Address::new("M", seed::MEGAN),
+            now(),
+        );
+        m.attachments = vec![AttachmentContent::generated(
+            format!("large-{n}.bin"),
+            "application/octet-stream",
+            30 * 1024 * 1024,
+        )];
+        m
+    };
+    env.mock
+        .add_messages(seed::ADELE, &[big(1), big(2)])
+        .unwrap();
+    let listed = json(
+        &env.run(&[
+            "mail",
+            "list",
+            "-m",
+            seed::ADELE,
+            "--folder",
+            "inbox",
+            "--limit",
+            "1000",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    let total = listed["messages"].as_array().unwrap().len();
+    let out = env.dir.path().join("export");
+    let run = env
+        .run(&[
+            "mail",
+            "export",
+            "-m",
+            seed::ADELE,
+            "--folder",
+            "inbox",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    assert!(
+        run.stdout()
+            .contains(&format!("exported {total} message(s)"))
+            && run.stdout().contains("0 failed"),
+        "{}",
+        run.dump()
+    );
+    let large: Vec<_> = std::fs::read_dir(out.join("Inbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 30 * 1024 * 1024)
+        .collect();
+    assert_eq!(large.len(), 2, "{}", run.dump());
+}
+
+#[tokio::test]
+async fn hostile_and_long_server_hints_end_at_once_with_how_long() {
+    let env = daemon().await;
+    for (hint, says) in [
+        ("18446744073709551615", "retry after 86400 s"),
+        ("3600", "retry after 3600 s"),
+    ] {
+        env.mock
+            .add_fault(FaultRule::next(
+                1,
+                FaultKind::TooManyRequests {
+                    retry_after: Some(hint.into()),
+                },
+            ))
+            .unwrap();
+        let started = std::time::Instant::now();
+        env.run(&["mail", "list", "-m", seed::ADELE])
+            .await
+            .fails(1, &["throttling this mailbox", says]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        env.mock.clear_faults();
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_repeats_its_page_link_ends_the_listing_with_an_error() {
+    let env = daemon().await;
+    let token = first_page_token(&env, seed::ADELE, "inbox").await;
+    env.mock
+        .add_fault(FaultRule::next(1, FaultKind::RepeatNextLink).method("GET"))
+        .unwrap();
+    env.run(&[
+        "mail",
+        "list",
+        "-m",
+        seed::ADELE,
+        "--folder",
+        "inbox",
+        "--page",
+        &token,
+    ])
+    .await
+    .fails(1, &["repeated a paging link", "stopped instead of looping"]);
+    assert_eq!(env.mock.fault_report().total, 1);
+}
