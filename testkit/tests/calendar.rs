@@ -306,3 +306,95 @@ async fn working_hours_name_the_windows_zone_of_the_mailbox() {
     bad.time_zone = Some("Mars/Olympus_Mons".into());
     assert!(m.load_mailbox(bad).is_err());
 }
+
+// ----- series -----
+
+#[tokio::test]
+async fn last_friday_monthly_stays_at_ten_pacific_across_the_end_of_us_summer_time() {
+    let m = mock().await;
+    let g = Graph::adele(&m).await;
+    let mut event = single(
+        "Board prep",
+        "2026-09-25T10:00:00",
+        "2026-09-25T11:00:00",
+        "Pacific Standard Time",
+    );
+    event["recurrence"] = json!({
+        "pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["friday"], "index": "last"},
+        "range": {"type": "numbered", "startDate": "2026-09-25", "numberOfOccurrences": 4}
+    });
+    let master = create(&g, event).await;
+    assert_eq!(master["type"], "seriesMaster");
+    let window = ("2026-09-01T00:00:00Z", "2027-03-01T00:00:00Z");
+    // PDT (UTC-7) ends on 1 November: the UTC time moves, the local one does not.
+    assert_eq!(
+        view(&g, window, "Board prep", "UTC").await,
+        [
+            "2026-09-25T17:00:00.0000000",
+            "2026-10-30T17:00:00.0000000",
+            "2026-11-27T18:00:00.0000000",
+            "2026-12-25T18:00:00.0000000"
+        ]
+    );
+    for zone in ["Pacific Standard Time", "America/Los_Angeles"] {
+        assert_eq!(
+            view(&g, window, "Board prep", zone).await,
+            [
+                "2026-09-25T10:00:00.0000000",
+                "2026-10-30T10:00:00.0000000",
+                "2026-11-27T10:00:00.0000000",
+                "2026-12-25T10:00:00.0000000"
+            ],
+            "{zone}"
+        );
+    }
+    let id = master["id"].as_str().unwrap();
+    let instances = g
+        .get(&format!(
+            "/me/events/{id}/instances?startDateTime={}&endDateTime={}",
+            window.0, window.1
+        ))
+        .await;
+    assert_eq!(instances.values().len(), 4, "{}", instances.text());
+}
+
+#[tokio::test]
+async fn mondays_and_wednesdays_stay_at_nine_in_berlin_across_the_switch_to_summer_time() {
+    let m = mock().await;
+    let g = Graph::adele(&m).await;
+    let mut event = single(
+        "Standup Berlin",
+        "2026-03-16T09:00:00",
+        "2026-03-16T09:15:00",
+        "Europe/Berlin",
+    );
+    event["recurrence"] = json!({
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "wednesday"], "firstDayOfWeek": "monday"},
+        "range": {"type": "endDate", "startDate": "2026-03-16", "endDate": "2026-04-08", "recurrenceTimeZone": "Europe/Berlin"}
+    });
+    let master = create(&g, event).await;
+    assert_eq!(
+        master["recurrence"]["range"]["recurrenceTimeZone"],
+        "Europe/Berlin"
+    );
+    let window = ("2026-03-01T00:00:00Z", "2026-05-01T00:00:00Z");
+    assert_eq!(
+        view(&g, window, "Standup Berlin", "UTC").await,
+        [
+            "2026-03-16T08:00:00.0000000",
+            "2026-03-18T08:00:00.0000000",
+            "2026-03-23T08:00:00.0000000",
+            "2026-03-25T08:00:00.0000000",
+            "2026-03-30T07:00:00.0000000",
+            "2026-04-01T07:00:00.0000000",
+            "2026-04-06T07:00:00.0000000",
+            "2026-04-08T07:00:00.0000000"
+        ]
+    );
+    let local = view(&g, window, "Standup Berlin", "W. Europe Standard Time").await;
+    assert_eq!(local.len(), 8);
+    assert!(
+        local.iter().all(|t| t.ends_with("T09:00:00.0000000")),
+        "{local:?}"
+    );
+}

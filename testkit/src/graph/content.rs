@@ -525,6 +525,11 @@ fn validate_event(e: &EventContent) -> Result<(), String> {
     }
     if let Some(recurrence) = &e.recurrence {
         recurrence.validate()?;
+        if let Some(zone) = recurrence.range.recurrence_time_zone.as_deref()
+            && tz::find(zone).is_none()
+        {
+            return Err(format!("unknown recurrenceTimeZone `{zone}`"));
+        }
     } else if !e.exceptions.is_empty() || !e.cancelled_occurrences.is_empty() {
         return Err("has exceptions or cancelled occurrences but no recurrence".into());
     }

@@ -278,16 +278,9 @@ impl Event {
         }
     }
 
-    fn instant(&self, local: PrimitiveDateTime) -> OffsetDateTime {
-        if self.is_all_day {
-            local.assume_utc()
-        } else {
-            self.zone().to_utc(local)
-        }
-    }
-
-    /// The series' pattern occurrence starts (UTC), in order, up to `until`, while `visit`
-    /// returns true. Nothing for a single event.
+    /// The series' pattern occurrence starts (UTC), in order, up to `until` (inclusive), while
+    /// `visit` returns true. Nothing for a single event. The pattern repeats the start's
+    /// wall-clock time in the event's zone (all-day events: floating dates).
     pub(crate) fn pattern_starts(
         &self,
         until: OffsetDateTime,
@@ -296,15 +289,13 @@ impl Event {
         let Some(recurrence) = &self.recurrence else {
             return;
         };
+        let zone = if self.is_all_day {
+            tz::utc()
+        } else {
+            self.zone()
+        };
         let time_of_day = self.local(self.start).time();
-        let until_date = self
-            .local(until)
-            .date()
-            .next_day()
-            .unwrap_or(self.local(until).date());
-        recurrence.dates(until_date, |date| {
-            visit(self.instant(PrimitiveDateTime::new(date, time_of_day)))
-        });
+        recurrence.starts(zone, time_of_day, |start| start <= until && visit(start));
     }
 
     /// Whether `start` is the original start of one of the series' occurrences.

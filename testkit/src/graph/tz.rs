@@ -151,7 +151,6 @@ impl Zone {
     }
 
     /// The tz database zone (a Windows name gives CLDR's zone for it, e.g. `Europe/Berlin`).
-    #[cfg(test)]
     pub(crate) fn tz(self) -> Tz {
         self.tz
     }
