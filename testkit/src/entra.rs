@@ -1,4 +1,5 @@
-//! Mock Entra ID: the Microsoft identity platform v2.0 endpoints over an in-memory directory.
+//! Mock Entra ID: the Microsoft identity platform v2.0 endpoints over the directory
+//! ([`crate::directory`]) and the mocks' clock; it never reads the mail store or Graph.
 //!
 //! Endpoints (under the base URL; `{tenant}` is a tenant ID, a domain, `organizations` or
 //! `common`):
@@ -28,27 +29,20 @@ mod issue;
 pub(crate) mod jwt;
 mod params;
 mod scopes;
-pub mod seed;
 pub(crate) mod state;
 mod token;
 
 use axum::Router;
 use axum::routing::get;
 
+/// The seed's types and constants, at their old path (they live in [`crate::directory`]).
+pub use crate::directory::seed;
+pub use crate::faults::Fault;
 pub use seed::{
     AppSeed, MailboxPermissionSeed, MailboxRight, SecretSeed, Seed, SeedError, SharedMailboxSeed,
     TenantSeed, UserSeed,
 };
 pub use state::EntraState;
-
-/// A failure injected into the next token (or Graph) requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// HTTP 429 with `Retry-After: retry_after_secs`.
-    TooManyRequests { retry_after_secs: u64 },
-    /// That HTTP status (e.g. 500 or 503), `error=temporarily_unavailable`.
-    ServerError { status: u16 },
-}
 
 /// The Entra routes over `state`, to serve alone or beside other mocks (their routes must not
 /// collide with these specific patterns; Graph and EWS live under `/graph/…` and `/EWS/…`).

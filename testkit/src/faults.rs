@@ -16,6 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::{Deserialize, Serialize};
 
 /// Which mock a rule applies to.
+/// The older, simpler switch: a failure injected into the next token requests
+/// (`MockMicrosoft::fail_token_requests`) or Graph requests (`fail_graph_requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After: retry_after_secs`.
+    TooManyRequests { retry_after_secs: u64 },
+    /// That HTTP status (e.g. 500 or 503), `error=temporarily_unavailable`.
+    ServerError { status: u16 },
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {

@@ -7,31 +7,30 @@
 //! Answers follow Microsoft's v1.0 JSON shapes, errors included. See `docs/testkit.md` for the
 //! endpoints, the permission table, throttling and the fixtures.
 //!
-//! The mock keeps its mailboxes in memory ([`MailboxContent`] is their JSON form) and records
-//! every delivery, so tests can prove a send happened exactly once.
+//! It reads the directory ([`crate::directory`]: mailboxes, rights, application access
+//! policies) and serves the mail store ([`crate::mailstore`], where [`MailboxContent`] is a
+//! mailbox's JSON form and every delivery is recorded, so tests can prove a send happened
+//! exactly once); it never imports the Entra mock, whose tokens it verifies with the key it is
+//! given.
 
 mod auth;
 mod batch;
 mod calendar;
 mod contacts;
-mod content;
-pub(crate) mod contoso;
 mod dispatch;
 mod error;
 mod faults;
-pub mod fixtures;
 mod http;
+pub(crate) mod ids;
 mod mail;
 mod mime;
 mod odata;
-mod recurrence;
-mod store;
 mod throttle;
-mod tz;
 mod uploads;
 mod users;
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -42,74 +41,35 @@ use axum::routing::any;
 use jsonwebtoken::DecodingKey;
 use time::OffsetDateTime;
 
-pub use content::{
+/// The mailbox content types, at their old path (they live in [`crate::mailstore`]).
+pub use crate::mailstore::content::{
     Address, AttachmentContent, AttendeeContent, AttendeeType, BodyType, ContactContent,
     ContentError, EventContent, ExceptionContent, FlagStatus, HeaderContent, Importance,
     MailboxContent, MessageContent, ResponseType, ShowAs,
 };
-pub use recurrence::{
+/// The fixture generator, at its old path (it lives in [`crate::mailstore`]).
+pub use crate::mailstore::fixtures;
+pub use crate::mailstore::recurrence::{
     DayOfWeek, PatternType, RangeType, Recurrence, RecurrencePattern, RecurrenceRange, WeekIndex,
 };
 pub use throttle::ThrottlePolicy;
 
-use crate::entra::seed::MailboxRight;
-use crate::entra::{EntraState, Fault, Seed};
-use crate::faults::Faults;
+use crate::clock::Clock;
+use crate::directory::{Directory, DirectoryData, Recipient};
+use crate::faults::{Fault, Faults};
+use crate::mailstore::mailbox::Mailbox;
+use crate::mailstore::{MailStore, Mailboxes};
 use auth::Claims;
-use store::Mailbox;
+use ids::GraphIds as _;
 use throttle::Throttle;
 
 /// Request bodies above 4 MiB are refused with 413, as Graph does.
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// A mailbox in the directory: a user's or a shared one.
-#[derive(Debug, Clone)]
-pub(crate) struct DirEntry {
-    pub address: String,
-    pub display_name: String,
-    pub object_id: String,
-    pub shared: bool,
-}
-
-/// What Graph knows of one tenant.
-#[derive(Debug, Clone)]
-pub(crate) struct TenantDir {
-    pub id: String,
-    pub entries: Vec<DirEntry>,
-    /// (mailbox, user, rights), lower case.
-    pub rights: Vec<(String, String, Vec<MailboxRight>)>,
-    /// Application access policies by lower-case client ID.
-    pub app_scopes: HashMap<String, Option<Vec<String>>>,
-}
-
-impl TenantDir {
-    /// A user or shared mailbox by address/UPN or object ID.
-    pub(crate) fn entry(&self, key: &str) -> Option<&DirEntry> {
-        let key = key.trim();
-        self.entries
-            .iter()
-            .find(|e| e.address.eq_ignore_ascii_case(key) || e.object_id.eq_ignore_ascii_case(key))
-    }
-
-    pub(crate) fn has_right(&self, mailbox: &str, user: &str, right: MailboxRight) -> bool {
-        self.rights.iter().any(|(m, u, rights)| {
-            m.eq_ignore_ascii_case(mailbox)
-                && u.eq_ignore_ascii_case(user)
-                && rights.contains(&right)
-        })
-    }
-}
-
-/// The mutable state of the Graph mock.
-#[derive(Debug)]
-pub(crate) struct GraphInner {
-    pub tenants: Vec<TenantDir>,
-    /// By lower-case address.
-    pub mailboxes: HashMap<String, Mailbox>,
-    /// Deliveries into a mailbox (lower-case address): (internetMessageId, subject).
-    pub deliveries: HashMap<String, Vec<(String, String)>>,
-    /// Submissions from a mailbox.
-    pub submissions: HashMap<String, Vec<(String, String)>>,
+/// Graph's own mutable state (the mailboxes are the mail store's, the directory the
+/// directory's).
+#[derive(Debug, Default)]
+pub(crate) struct GraphOwn {
     pub fault: Option<(Fault, usize)>,
     pub latency: Duration,
     /// HTTP requests under `/graph/v1.0` (a `$batch` is one).
@@ -120,42 +80,52 @@ pub(crate) struct GraphInner {
     pub uploads: HashMap<String, uploads::UploadSession>,
 }
 
-impl GraphInner {
+/// What a Graph operation works on: Graph's own state and the mail store, both locked (in this
+/// order), and the directory as it was when the locks were taken.
+pub(crate) struct GraphInner<'a> {
+    own: MutexGuard<'a, GraphOwn>,
+    pub store: MutexGuard<'a, Mailboxes>,
+    pub dir: Arc<DirectoryData>,
+}
+
+impl Deref for GraphInner<'_> {
+    type Target = GraphOwn;
+
+    fn deref(&self) -> &GraphOwn {
+        &self.own
+    }
+}
+
+impl DerefMut for GraphInner<'_> {
+    fn deref_mut(&mut self) -> &mut GraphOwn {
+        &mut self.own
+    }
+}
+
+impl GraphInner<'_> {
     pub(crate) fn mailbox(&self, address: &str) -> Option<&Mailbox> {
-        self.mailboxes.get(&address.to_ascii_lowercase())
+        self.store.mailbox(address)
     }
 
     pub(crate) fn mailbox_mut(&mut self, address: &str) -> Option<&mut Mailbox> {
-        self.mailboxes.get_mut(&address.to_ascii_lowercase())
+        self.store.mailbox_mut(address)
     }
 
     /// The directory entry of an address in any tenant.
-    pub(crate) fn entry(&self, address: &str) -> Option<&DirEntry> {
-        self.tenants.iter().find_map(|t| {
-            t.entries
-                .iter()
-                .find(|e| e.address.eq_ignore_ascii_case(address.trim()))
-        })
-    }
-
-    pub(crate) fn record(
-        log: &mut HashMap<String, Vec<(String, String)>>,
-        mailbox: &str,
-        internet_message_id: &str,
-        subject: &str,
-    ) {
-        log.entry(mailbox.to_ascii_lowercase())
-            .or_default()
-            .push((internet_message_id.to_string(), subject.to_string()));
+    pub(crate) fn entry(&self, address: &str) -> Option<Recipient> {
+        self.dir.recipient(address)
     }
 }
 
 /// The shared state of one Graph mock. Cloning shares it; [`graph_router`] serves it.
 #[derive(Clone)]
 pub struct GraphState {
-    entra: EntraState,
+    directory: Directory,
+    store: MailStore,
+    clock: Clock,
+    base_url: Arc<Mutex<String>>,
     faults: Faults,
-    inner: Arc<Mutex<GraphInner>>,
+    own: Arc<Mutex<GraphOwn>>,
     throttle: Throttle,
     decoding: Arc<DecodingKey>,
 }
@@ -167,45 +137,25 @@ impl std::fmt::Debug for GraphState {
 }
 
 impl GraphState {
-    /// Graph over the directory of `entra`, with `contents` loaded into their mailboxes (every
-    /// other mailbox starts empty).
-    pub fn new(entra: EntraState, contents: Vec<MailboxContent>) -> std::io::Result<Self> {
-        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let decoding = entra.key.decoding_key().map_err(std::io::Error::other)?;
-        let tenants = {
-            let inner = entra.lock();
-            directory(&inner.seed)
-        };
-        let mut mailboxes = HashMap::new();
-        for entry in tenants.iter().flat_map(|t| &t.entries) {
-            mailboxes.insert(
-                entry.address.to_ascii_lowercase(),
-                Mailbox::new(&entry.address, &entry.display_name),
-            );
-        }
-        let state = Self {
-            entra,
+    /// Graph over `directory` and `store`, on `clock`, accepting access tokens that
+    /// `token_key` verifies (the mock Entra ID's public key, from its
+    /// `EntraState::token_verification_key`).
+    pub fn new(
+        directory: Directory,
+        store: MailStore,
+        clock: Clock,
+        token_key: DecodingKey,
+    ) -> GraphState {
+        GraphState {
+            directory,
+            store,
+            clock,
+            base_url: Arc::new(Mutex::new(String::new())),
             faults: Faults::default(),
-            inner: Arc::new(Mutex::new(GraphInner {
-                tenants,
-                mailboxes,
-                deliveries: HashMap::new(),
-                submissions: HashMap::new(),
-                fault: None,
-                latency: Duration::ZERO,
-                requests: 0,
-                tokens: HashMap::new(),
-                uploads: HashMap::new(),
-            })),
+            own: Arc::new(Mutex::new(GraphOwn::default())),
             throttle: Throttle::default(),
-            decoding: Arc::new(decoding),
-        };
-        for content in contents {
-            state
-                .load_mailbox(content)
-                .map_err(|e| invalid(e.to_string()))?;
+            decoding: Arc::new(token_key),
         }
-        Ok(state)
     }
 
     /// The fault plan Graph requests go through (shared with whoever holds a clone).
@@ -220,16 +170,51 @@ impl GraphState {
         self
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, GraphInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The mail store Graph serves.
+    pub fn store(&self) -> MailStore {
+        self.store.clone()
+    }
+
+    /// The directory Graph reads.
+    pub fn directory(&self) -> Directory {
+        self.directory.clone()
+    }
+
+    /// Sets the server's URL (`@odata` links, upload URLs), without a trailing slash.
+    pub fn set_base_url(&self, base_url: &str) {
+        *self.base_url.lock().unwrap_or_else(PoisonError::into_inner) =
+            base_url.trim_end_matches('/').to_string();
+    }
+
+    /// Graph's own state and the mail store, locked, with a snapshot of the directory.
+    pub(crate) fn lock(&self) -> GraphInner<'_> {
+        let own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
+        GraphInner {
+            own,
+            store: self.store.lock(),
+            dir: self.directory.read(),
+        }
+    }
+
+    /// Graph's own state alone (no mail store lock).
+    pub(crate) fn own(&self) -> MutexGuard<'_, GraphOwn> {
+        self.own.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The directory now.
+    pub(crate) fn dir(&self) -> Arc<DirectoryData> {
+        self.directory.read()
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
-        self.entra.lock().now()
+        self.clock.now()
     }
 
     pub(crate) fn base_url(&self) -> String {
-        self.entra.base_url()
+        self.base_url
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn set_throttling(&self, policy: Option<ThrottlePolicy>) {
@@ -237,35 +222,19 @@ impl GraphState {
     }
 
     pub(crate) fn fail_requests(&self, fault: Fault, count: usize) {
-        self.lock().fault = (count > 0).then_some((fault, count));
+        self.own().fault = (count > 0).then_some((fault, count));
     }
 
     pub(crate) fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+        self.own().latency = latency;
     }
 
     pub(crate) fn requests(&self) -> usize {
-        self.lock().requests
+        self.own().requests
     }
 
     pub(crate) fn max_concurrent_seen(&self, mailbox: &str) -> usize {
         self.throttle.max_seen(mailbox)
-    }
-
-    pub(crate) fn delivered(&self, mailbox: &str) -> Vec<(String, String)> {
-        self.lock()
-            .deliveries
-            .get(&mailbox.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn submitted(&self, mailbox: &str) -> Vec<(String, String)> {
-        self.lock()
-            .submissions
-            .get(&mailbox.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
     }
 
     /// Adds messages to a mailbox (a seeded user or shared mailbox) without touching the rest;
@@ -275,81 +244,18 @@ impl GraphState {
         mailbox: &str,
         messages: &[MessageContent],
     ) -> Result<Vec<String>, ContentError> {
-        let mut inner = self.lock();
-        let mb = inner
-            .mailbox_mut(mailbox)
+        let seqs = self.store.append_messages(mailbox, messages)?;
+        let store = self.store.lock();
+        let mb = store
+            .mailbox(mailbox)
             .ok_or_else(|| ContentError::UnknownMailbox(mailbox.to_string()))?;
-        mb.append_messages(messages)
+        Ok(seqs.into_iter().map(|seq| mb.message_id(seq)).collect())
     }
 
     /// Replaces a mailbox's content.
     pub fn load_mailbox(&self, content: MailboxContent) -> Result<(), ContentError> {
-        let mut inner = self.lock();
-        let entry = inner
-            .entry(&content.mailbox)
-            .cloned()
-            .ok_or_else(|| ContentError::UnknownMailbox(content.mailbox.clone()))?;
-        let mailbox = Mailbox::load(&entry.address, &entry.display_name, &content)?;
-        inner
-            .mailboxes
-            .insert(entry.address.to_ascii_lowercase(), mailbox);
-        Ok(())
+        self.store.load_mailbox(content)
     }
-
-    pub(crate) fn mailbox_content(&self, mailbox: &str) -> Option<MailboxContent> {
-        self.lock().mailbox(mailbox).map(Mailbox::to_content)
-    }
-
-    pub(crate) fn set_mailbox_scope(&self, client_id: &str, scope: Option<Vec<String>>) {
-        let mut inner = self.lock();
-        for tenant in &mut inner.tenants {
-            tenant
-                .app_scopes
-                .insert(client_id.to_ascii_lowercase(), scope.clone());
-        }
-    }
-}
-
-/// Every tenant's mailboxes, rights and app policies, from the seed.
-fn directory(seed: &Seed) -> Vec<TenantDir> {
-    seed.tenants
-        .iter()
-        .map(|t| TenantDir {
-            id: t.id.clone(),
-            entries: t
-                .users
-                .iter()
-                .map(|u| DirEntry {
-                    address: u.upn.clone(),
-                    display_name: u.display_name.clone(),
-                    object_id: u.object_id.clone(),
-                    shared: false,
-                })
-                .chain(t.shared_mailboxes.iter().map(|s| DirEntry {
-                    address: s.address.clone(),
-                    display_name: s.display_name.clone(),
-                    object_id: s.object_id.clone(),
-                    shared: true,
-                }))
-                .collect(),
-            rights: t
-                .mailbox_permissions
-                .iter()
-                .map(|p| {
-                    (
-                        p.mailbox.to_ascii_lowercase(),
-                        p.user.to_ascii_lowercase(),
-                        p.rights.clone(),
-                    )
-                })
-                .collect(),
-            app_scopes: t
-                .apps
-                .iter()
-                .map(|a| (a.client_id.to_ascii_lowercase(), a.mailbox_scope.clone()))
-                .collect(),
-        })
-        .collect()
 }
 
 /// The Graph routes over `state`: everything under `/graph/v1.0/`.

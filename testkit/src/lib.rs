@@ -3,16 +3,25 @@
 //! The testkit never depends on exgate-core: mocks read and write the wire formats on their own,
 //! so a serialization bug in core cannot be mirrored and hidden here.
 //!
-//! [`MockServer`] is the base every mock stands on: it binds `127.0.0.1:0`, records each request
-//! it answers, and stops when dropped. [`MockMicrosoft`] serves the mock Entra ID (Microsoft
-//! identity platform v2.0, [`entra`]) and the mock Microsoft Graph v1.0 ([`graph`]) on one
-//! server; the EWS router will mount beside them.
+//! At the bottom sit the [`directory`] (tenants, users, apps, service principals, mailbox rights,
+//! Exchange settings) and the [`mailstore`] (the mailboxes' folders, messages, events and
+//! contacts), with the shared [`clock`] and [`faults`]. The protocol mocks stand on them side by
+//! side and never import one another: [`entra`] (Microsoft identity platform v2.0) and
+//! [`graph`] (Microsoft Graph v1.0); EWS, IMAP, POP and SMTP will join them.
+//!
+//! [`MockServer`] is the base every server stands on: it binds `127.0.0.1:0`, records each
+//! request it answers, and stops when dropped. [`MockMicrosoft`] composes the mocks on one
+//! server over one directory, mail store, clock and fault plan.
 
+pub mod clock;
 mod conn;
+mod contoso;
+pub mod directory;
 pub mod entra;
 pub mod faults;
 pub mod fixtures;
 pub mod graph;
+pub mod mailstore;
 mod microsoft;
 mod tls;
 
@@ -27,9 +36,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use clock::Clock;
 pub use conn::ConnectionControl;
-pub use entra::{Fault, Seed};
-pub use faults::{FaultKind, FaultPlan, FaultReport, FaultRule, Service};
+pub use directory::{Directory, ExchangeSettings, Seed};
+pub use faults::{Fault, FaultKind, FaultPlan, FaultReport, FaultRule, Service};
+pub use mailstore::MailStore;
 pub use microsoft::MockMicrosoft;
 pub use tls::TlsIdentity;
 
@@ -198,6 +209,46 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
+
+    #[test]
+    fn the_paths_other_crates_use_still_resolve() {
+        // Paths used by core, cli, server and xtask, from before the directory and the mail
+        // store moved to the bottom of the testkit.
+        use crate::entra::seed::{self, ADELE, DAEMON_APP_SECRET, TENANT_ID};
+        use crate::entra::{Fault as EntraFault, Seed as EntraSeed};
+        use crate::fixtures::{APP_CERT_PEM, APP_KEY_PEM};
+        use crate::graph::fixtures::{FixtureSpec, generate};
+        use crate::graph::{
+            Address, AttachmentContent, MailboxContent, MessageContent, ThrottlePolicy,
+        };
+
+        let seed: EntraSeed = Seed::contoso();
+        assert_eq!(seed.tenants[0].id, TENANT_ID);
+        assert_eq!(seed::MEGAN, "megan@contoso.onmicrosoft.com");
+        assert!(!DAEMON_APP_SECRET.is_empty() && APP_CERT_PEM.contains("CERTIFICATE"));
+        assert!(APP_KEY_PEM.contains("PRIVATE KEY"));
+        let fault: Fault = EntraFault::TooManyRequests {
+            retry_after_secs: 1,
+        };
+        assert_ne!(fault, Fault::ServerError { status: 503 });
+        assert_eq!(ThrottlePolicy::microsoft().concurrent, 4);
+        let mut spec = FixtureSpec::new(ADELE);
+        spec.messages = 3;
+        spec.contacts = 1;
+        let content: MailboxContent = generate(spec);
+        assert_eq!(content.messages.len(), 3);
+        let message = MessageContent::new(
+            "Inbox",
+            "x",
+            Address::new("A", ADELE),
+            time::macros::datetime!(2026-11-02 09:00 UTC),
+        );
+        assert_eq!(message.folder, "Inbox");
+        assert_eq!(
+            AttachmentContent::new("a.bin", "application/octet-stream", b"ab").bytes(),
+            b"ab"
+        );
+    }
 
     #[tokio::test]
     async fn serves_on_loopback_records_requests_and_stops_when_dropped() {

@@ -1,5 +1,7 @@
 //! [`MockMicrosoft`]: one server with the mock Entra ID (at the root) and the mock Microsoft
-//! Graph v1.0 (under `/graph/v1.0`), their switches and observers.
+//! Graph v1.0 (under `/graph/v1.0`), their switches and observers. It composes the testkit:
+//! one directory, one mail store, one clock and one fault plan, shared by mocks that never
+//! import one another.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,13 +9,14 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
+use crate::directory::{Directory, ExchangeSettings, Seed};
 use crate::entra::device;
 use crate::entra::state::{self, DeviceStatus};
-use crate::entra::{EntraState, Fault, Seed, entra_router};
-use crate::faults::{FaultError, FaultPlan, FaultReport, FaultRule, Faults};
-use crate::graph::{
-    ContentError, GraphState, MailboxContent, MessageContent, ThrottlePolicy, graph_router,
-};
+use crate::entra::{EntraState, entra_router};
+use crate::faults::{Fault, FaultError, FaultPlan, FaultReport, FaultRule, Faults};
+use crate::graph::{GraphState, ThrottlePolicy, graph_router};
+use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
 /// A running mock of Microsoft's endpoints: Entra ID at the root and Microsoft Graph v1.0
@@ -21,6 +24,9 @@ use crate::{MockServer, RecordedRequest, TlsIdentity};
 #[derive(Debug)]
 pub struct MockMicrosoft {
     server: MockServer,
+    directory: Directory,
+    store: MailStore,
+    clock: Clock,
     state: EntraState,
     graph: GraphState,
     faults: Faults,
@@ -59,19 +65,39 @@ impl MockMicrosoft {
         tls: bool,
         extra: Router,
     ) -> std::io::Result<MockMicrosoft> {
-        seed.validate()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        // The directory keeps the seed without its (possibly large) mailbox content; the
-        // Graph mock owns the content.
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        seed.validate().map_err(|e| invalid(e.to_string()))?;
+        // The directory keeps the seed without its (possibly large) mailbox content; the mail
+        // store holds the content.
         let mut seed = seed;
         let contents: Vec<MailboxContent> = seed
             .tenants
             .iter_mut()
             .flat_map(|t| std::mem::take(&mut t.mailboxes))
             .collect();
+        let directory = Directory::new(seed).map_err(|e| invalid(e.to_string()))?;
+        let mailboxes = directory.mailboxes();
+        let store = MailStore::new(
+            mailboxes
+                .iter()
+                .map(|r| (r.address.as_str(), r.display_name.as_str())),
+        );
+        for content in contents {
+            store
+                .load_mailbox(content)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        let clock = Clock::default();
         let faults = Faults::default();
-        let state = EntraState::new(seed, "")?.with_faults(faults.clone());
-        let graph = GraphState::new(state.clone(), contents)?.with_faults(faults.clone());
+        let state =
+            EntraState::over(directory.clone(), clock.clone(), "")?.with_faults(faults.clone());
+        let graph = GraphState::new(
+            directory.clone(),
+            store.clone(),
+            clock.clone(),
+            state.token_verification_key()?,
+        )
+        .with_faults(faults.clone());
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
@@ -87,8 +113,12 @@ impl MockMicrosoft {
             (MockServer::serve(listener, router).await?, None)
         };
         state.set_base_url(&server.base_url());
+        graph.set_base_url(&server.base_url());
         Ok(MockMicrosoft {
             server,
+            directory,
+            store,
+            clock,
             state,
             graph,
             faults,
@@ -171,8 +201,7 @@ impl MockMicrosoft {
     /// Moves the mock's clock forward (codes, device codes, secrets, refresh tokens and token
     /// `exp` claims all follow it).
     pub fn advance_clock(&self, by: Duration) {
-        let mut inner = self.state.lock();
-        inner.clock_offset = inner.clock_offset.saturating_add(by);
+        self.clock.advance(by);
     }
 
     /// Expires every secret of the app: secret authentication fails with AADSTS7000222.
@@ -218,7 +247,7 @@ impl MockMicrosoft {
     fn mark_refresh_tokens(&self, upn: &str, mark: impl Fn(&mut state::RefreshGrant)) {
         let mut inner = self.state.lock();
         let oids: Vec<(String, String)> = inner
-            .seed
+            .dir
             .tenants
             .iter()
             .flat_map(|t| {
@@ -241,9 +270,7 @@ impl MockMicrosoft {
     /// "Allow public client flows": when disabled, device code and password grants without a
     /// client credential fail with AADSTS7000218.
     pub fn set_public_client_flows(&self, client_id: &str, enabled: bool) {
-        if let Some(app) = self.state.lock().app_mut(client_id) {
-            app.public_client_flows = enabled;
-        }
+        self.directory.set_public_client_flows(client_id, enabled);
     }
 
     /// The next `count` token requests fail with `fault`.
@@ -343,18 +370,18 @@ impl MockMicrosoft {
     /// Every message delivered into `mailbox` so far (sent mail and meeting invitations), as
     /// `(internetMessageId, subject)`, oldest first.
     pub fn delivered(&self, mailbox: &str) -> Vec<(String, String)> {
-        self.graph.delivered(mailbox)
+        self.store.delivered(mailbox)
     }
 
     /// Every message submitted from `mailbox` so far (sendMail, send, reply, forward), as
     /// `(internetMessageId, subject)`, oldest first, whoever its recipients were.
     pub fn submitted(&self, mailbox: &str) -> Vec<(String, String)> {
-        self.graph.submitted(mailbox)
+        self.store.submitted(mailbox)
     }
 
     /// Replaces the content of the mailbox `content.mailbox` (a seeded user or shared mailbox).
     pub fn load_mailbox(&self, content: MailboxContent) -> Result<(), ContentError> {
-        self.graph.load_mailbox(content)
+        self.store.load_mailbox(content)
     }
 
     /// Adds messages to a mailbox without reloading it (e.g. a few large ones, with
@@ -370,13 +397,40 @@ impl MockMicrosoft {
     /// The current content of a mailbox, in the same form [`MockMicrosoft::load_mailbox`] takes
     /// (without the IDs the mock gave its items).
     pub fn mailbox_content(&self, mailbox: &str) -> Option<MailboxContent> {
-        self.graph.mailbox_content(mailbox)
+        self.store.mailbox_content(mailbox)
     }
 
     /// Sets the app's application access policy: app-only requests reach only these mailboxes
     /// (`None`: all).
     pub fn set_mailbox_scope(&self, client_id: &str, mailboxes: Option<Vec<String>>) {
-        self.graph.set_mailbox_scope(client_id, mailboxes);
+        self.directory.set_mailbox_scope(client_id, mailboxes);
+    }
+
+    /// The Exchange settings of a mailbox (`None`: no such mailbox); every protocol is enabled
+    /// unless the seed or [`MockMicrosoft::set_exchange_settings`] says otherwise.
+    pub fn exchange_settings(&self, mailbox: &str) -> Option<ExchangeSettings> {
+        self.directory.exchange_settings(mailbox)
+    }
+
+    /// What `Set-CASMailbox` does: which protocols may reach the mailbox; `false` when there
+    /// is no such mailbox.
+    pub fn set_exchange_settings(&self, mailbox: &str, settings: ExchangeSettings) -> bool {
+        self.directory.set_exchange_settings(mailbox, settings)
+    }
+
+    /// The directory the mocks of this server share.
+    pub fn directory(&self) -> Directory {
+        self.directory.clone()
+    }
+
+    /// The mail store the mocks of this server share.
+    pub fn mail_store(&self) -> MailStore {
+        self.store.clone()
+    }
+
+    /// The clock the mocks of this server share (what [`MockMicrosoft::advance_clock`] moves).
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     /// The fault plan shared by the mocks of this server (what `/_mock/faults` changes).

@@ -10,10 +10,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::error::{AadError, aadsts, entra_instant};
-use super::jwt::thumbprint_hex;
 use super::params::Params;
 use super::seed::AppSeed;
 use super::state::Inner;
+use crate::directory::cert::thumbprint_hex;
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -1,15 +1,19 @@
-//! The mock directory's mutable state: seed, clock, issued codes and tokens, switches.
+//! The mock Entra ID's mutable state: issued codes and tokens, switches; with the directory
+//! ([`crate::directory`]) and the mocks' clock it reads.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::Fault;
-use super::jwt::{AppCert, SigningKey};
+use super::jwt::SigningKey;
 use super::scopes::FIRST_PARTY;
-use super::seed::{AppSeed, Seed, TenantSeed, UserSeed};
+use crate::clock::Clock;
+use crate::directory::cert::AppCert;
+use crate::directory::{AppSeed, Directory, DirectoryData, Seed, TenantSeed, UserSeed};
 
 /// Authorization codes live 10 minutes.
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(600);
@@ -21,7 +25,9 @@ pub(crate) const REFRESH_INACTIVITY: Duration = Duration::from_secs(90 * 24 * 36
 /// The shared state of one mock Entra ID. Cloning shares it; [`super::entra_router`] serves it.
 #[derive(Clone)]
 pub struct EntraState {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<EntraData>>,
+    directory: Directory,
+    clock: Clock,
     pub(crate) key: Arc<SigningKey>,
     pub(crate) faults: crate::faults::Faults,
 }
@@ -35,27 +41,24 @@ impl std::fmt::Debug for EntraState {
 }
 
 impl EntraState {
-    /// A fresh directory from `seed`, answering as `base_url` (no trailing slash).
+    /// A mock Entra ID over a directory of its own made from `seed` and a clock of its own,
+    /// answering as `base_url` (no trailing slash).
     pub fn new(seed: Seed, base_url: impl Into<String>) -> std::io::Result<Self> {
-        seed.validate()
+        let directory = Directory::new(seed)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Self::over(directory, Clock::default(), base_url)
+    }
+
+    /// A mock Entra ID over a shared directory and clock (what [`crate::MockMicrosoft`] does,
+    /// so that Graph sees the same directory and time).
+    pub fn over(
+        directory: Directory,
+        clock: Clock,
+        base_url: impl Into<String>,
+    ) -> std::io::Result<Self> {
         let key = SigningKey::load().map_err(std::io::Error::other)?;
-        let mut certs: HashMap<String, Vec<AppCert>> = HashMap::new();
-        for app in seed.tenants.iter().flat_map(|t| &t.apps) {
-            for pem in &app.certificates {
-                let cert = AppCert::from_pem(pem)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-                certs
-                    .entry(app.client_id.to_ascii_lowercase())
-                    .or_default()
-                    .push(cert);
-            }
-        }
-        let inner = Inner {
+        let inner = EntraData {
             base_url: base_url.into().trim_end_matches('/').to_string(),
-            seed,
-            certs,
-            clock_offset: Duration::ZERO,
             token_lifetime: 3600,
             refresh_in: None,
             codes: HashMap::new(),
@@ -73,6 +76,8 @@ impl EntraState {
         };
         Ok(Self {
             inner: Arc::new(Mutex::new(inner)),
+            directory,
+            clock,
             key: Arc::new(key),
             faults: crate::faults::Faults::default(),
         })
@@ -80,6 +85,22 @@ impl EntraState {
 
     pub fn base_url(&self) -> String {
         self.lock().base_url.clone()
+    }
+
+    /// The directory this mock reads.
+    pub fn directory(&self) -> Directory {
+        self.directory.clone()
+    }
+
+    /// The clock this mock follows.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// The public half of the token signing key: what a resource (the Graph mock) verifies
+    /// access tokens with.
+    pub fn token_verification_key(&self) -> std::io::Result<jsonwebtoken::DecodingKey> {
+        self.key.decoding_key().map_err(std::io::Error::other)
     }
 
     /// Serves Entra with this fault plan (rules with `"service": "entra"`) instead of its own.
@@ -93,8 +114,13 @@ impl EntraState {
         self.lock().base_url = base_url.trim_end_matches('/').to_string();
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Entra's state, locked, with a snapshot of the directory and the clock.
+    pub(crate) fn lock(&self) -> Inner<'_> {
+        Inner {
+            data: self.inner.lock().unwrap_or_else(PoisonError::into_inner),
+            dir: self.directory.read(),
+            clock: &self.clock,
+        }
     }
 }
 
@@ -141,12 +167,8 @@ pub(crate) struct DeviceGrant {
     pub last_poll: Option<OffsetDateTime>,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct EntraData {
     pub base_url: String,
-    pub seed: Seed,
-    /// Certificates by lower-case client ID.
-    pub certs: HashMap<String, Vec<AppCert>>,
-    pub clock_offset: Duration,
     pub token_lifetime: u64,
     pub refresh_in: Option<u64>,
     pub codes: HashMap<String, AuthCode>,
@@ -167,26 +189,44 @@ pub(crate) struct Inner {
     pub secrets_expired: HashSet<String>,
 }
 
+/// Entra's state under its lock, with the directory as it was when the lock was taken and the
+/// clock: what every handler works on.
+pub(crate) struct Inner<'a> {
+    data: MutexGuard<'a, EntraData>,
+    pub dir: Arc<DirectoryData>,
+    clock: &'a Clock,
+}
+
+impl Deref for Inner<'_> {
+    type Target = EntraData;
+
+    fn deref(&self) -> &EntraData {
+        &self.data
+    }
+}
+
+impl DerefMut for Inner<'_> {
+    fn deref_mut(&mut self) -> &mut EntraData {
+        &mut self.data
+    }
+}
+
 /// Which tenant a URL names.
 pub(crate) enum TenantLookup {
     Found(usize),
     NotFound,
 }
 
-impl Inner {
+impl Inner<'_> {
     /// The mock's clock: the real time plus whatever tests advanced it by.
     pub(crate) fn now(&self) -> OffsetDateTime {
-        let real = OffsetDateTime::now_utc();
-        time::Duration::try_from(self.clock_offset)
-            .ok()
-            .and_then(|offset| real.checked_add(offset))
-            .unwrap_or(real)
+        self.clock.now()
     }
 
     /// Resolves the `{tenant}` path segment: a tenant ID, a domain, or `organizations`/`common`
     /// (which mean the tenant of `client_id`, or the first tenant).
     pub(crate) fn find_tenant(&self, segment: &str, client_id: Option<&str>) -> TenantLookup {
-        let tenants = &self.seed.tenants;
+        let tenants = &self.dir.tenants;
         if let Some(i) = tenants.iter().position(|t| {
             t.id.eq_ignore_ascii_case(segment) || t.domain.eq_ignore_ascii_case(segment)
         }) {
@@ -209,43 +249,29 @@ impl Inner {
     }
 
     pub(crate) fn tenant(&self, t: usize) -> Option<&TenantSeed> {
-        self.seed.tenants.get(t)
+        self.dir.tenant(t)
     }
 
     pub(crate) fn tenant_index_by_id(&self, tenant_id: &str) -> Option<usize> {
-        self.seed.tenants.iter().position(|t| t.id == tenant_id)
+        self.dir.tenant_index_by_id(tenant_id)
     }
 
     pub(crate) fn app(&self, t: usize, client_id: &str) -> Option<&AppSeed> {
-        self.tenant(t)?
-            .apps
-            .iter()
-            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
-    }
-
-    pub(crate) fn app_mut(&mut self, client_id: &str) -> Option<&mut AppSeed> {
-        self.seed
-            .tenants
-            .iter_mut()
-            .flat_map(|t| t.apps.iter_mut())
-            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+        self.dir.app(t, client_id)
     }
 
     pub(crate) fn user(&self, t: usize, upn: &str) -> Option<&UserSeed> {
-        self.tenant(t)?
-            .users
-            .iter()
-            .find(|u| u.upn.eq_ignore_ascii_case(upn.trim()))
+        self.dir.user(t, upn)
     }
 
     pub(crate) fn user_by_oid(&self, t: usize, oid: &str) -> Option<&UserSeed> {
-        self.tenant(t)?.users.iter().find(|u| u.object_id == oid)
+        self.dir.user_by_oid(t, oid)
     }
 
     /// First-party resources plus every resource the seed grants permissions on.
     pub(crate) fn known_resources(&self) -> Vec<String> {
         let mut known: Vec<String> = FIRST_PARTY.iter().map(|(r, _)| (*r).to_string()).collect();
-        for app in self.seed.tenants.iter().flat_map(|t| &t.apps) {
+        for app in self.dir.tenants.iter().flat_map(|t| &t.apps) {
             for resource in app
                 .delegated_permissions
                 .keys()
@@ -259,6 +285,12 @@ impl Inner {
         known
     }
 
+    pub(crate) fn certs(&self, client_id: &str) -> &[AppCert] {
+        self.dir.certs(client_id)
+    }
+}
+
+impl EntraData {
     pub(crate) fn issuer(&self, tenant_id: &str) -> String {
         format!("{}/{tenant_id}/v2.0", self.base_url)
     }
@@ -271,29 +303,13 @@ impl Inner {
         self.consent_revoked
             .contains(&client_id.to_ascii_lowercase())
     }
-
-    pub(crate) fn certs(&self, client_id: &str) -> &[AppCert] {
-        self.certs
-            .get(&client_id.to_ascii_lowercase())
-            .map_or(&[], Vec::as_slice)
-    }
 }
 
 pub(crate) fn is_alias(segment: &str) -> bool {
     segment.eq_ignore_ascii_case("organizations") || segment.eq_ignore_ascii_case("common")
 }
 
-/// The service principal's object ID: from the seed, or derived from the client ID.
-pub(crate) fn service_principal_id(app: &AppSeed) -> String {
-    if let Some(id) = &app.service_principal_id {
-        return id.clone();
-    }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("service-principal:{}", app.client_id).as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Uuid::new_v8(bytes).to_string()
-}
+pub(crate) use crate::directory::service_principal_id;
 
 /// A random opaque string of `len` bytes, base64url.
 pub(crate) fn random_token(len: usize) -> String {

@@ -6,9 +6,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::GraphState;
 use super::error::{GraphResult, graph_errors};
-use super::{GraphState, TenantDir};
-use crate::entra::seed::MailboxRight;
+use crate::directory::{MailboxRight, TenantSeed as TenantDir};
 
 /// Graph's application ID: v1 tokens carry it as `aud`.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -81,7 +81,7 @@ pub(crate) fn authenticate(
     if token.split('.').count() != 3 {
         return Err(graph_errors::token_malformed());
     }
-    let cached = state.lock().tokens.get(token).cloned();
+    let cached = state.own().tokens.get(token).cloned();
     let claims = match cached {
         Some(claims) => claims,
         None => {
@@ -93,7 +93,7 @@ pub(crate) fn authenticate(
             let claims = jsonwebtoken::decode::<Claims>(token, &state.decoding, &validation)
                 .map_err(|_| graph_errors::token_invalid())?
                 .claims;
-            let mut inner = state.lock();
+            let mut inner = state.own();
             if inner.tokens.len() > 10_000 {
                 inner.tokens.clear();
             }
@@ -118,16 +118,11 @@ pub(crate) fn authenticate(
     {
         return Err(graph_errors::token_expired());
     }
-    let inner = state.lock();
+    let dir = state.dir();
     let tenant = claims
         .tid
         .as_deref()
-        .and_then(|tid| {
-            inner
-                .tenants
-                .iter()
-                .position(|t| t.id.eq_ignore_ascii_case(tid))
-        })
+        .and_then(|tid| dir.tenant_index_by_tid(tid))
         .ok_or_else(graph_errors::token_invalid)?;
     let app_id = claims.appid.clone().unwrap_or_default();
     let who = if claims.idtyp.as_deref() == Some("app") || claims.scp.is_none() {
@@ -137,9 +132,8 @@ pub(crate) fn authenticate(
     } else {
         let upn = match (&claims.upn, &claims.oid) {
             (Some(upn), _) => upn.clone(),
-            (None, Some(oid)) => inner
-                .tenants
-                .get(tenant)
+            (None, Some(oid)) => dir
+                .tenant(tenant)
                 .and_then(|t| t.entry(oid))
                 .map(|e| e.address.clone())
                 .ok_or_else(graph_errors::token_invalid)?,
@@ -320,8 +314,8 @@ pub(crate) fn in_app_scope(tenant: &TenantDir, caller: &Caller, address: &str) -
     if !caller.is_app() {
         return Ok(());
     }
-    match tenant.app_scopes.get(&caller.app_id.to_ascii_lowercase()) {
-        Some(Some(scope)) if !scope.iter().any(|m| m.eq_ignore_ascii_case(address)) => {
+    match tenant.mailbox_scope(&caller.app_id) {
+        Some(scope) if !scope.iter().any(|m| m.eq_ignore_ascii_case(address)) => {
             Err(graph_errors::raop_denied())
         }
         _ => Ok(()),

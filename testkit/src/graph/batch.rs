@@ -130,7 +130,7 @@ pub(crate) async fn serve(state: &GraphState, ctx: &Ctx, req: Req) -> GraphResul
             }
         }
     }
-    let latency = state.lock().latency;
+    let latency = state.own().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

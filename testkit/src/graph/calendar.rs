@@ -8,18 +8,19 @@ use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::GraphInner;
-use super::content::{Address, AttendeeType, BodyType, ResponseType, ShowAs};
 use super::dispatch::Op;
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Resp, fmt_instant, fmt_local, parse_instant};
+use super::ids::{GraphIds as _, Kind};
 use super::mail::{
     as_body, as_bool, as_email_address, as_importance, as_string, as_strings, field,
     importance_name, json_body, mailbox, mailbox_mut, new_message_id, recipient_json,
 };
 use super::odata::{self, Item, ItemTy, Query, Row, Schema, Ty, Val, collection, parse_query};
-use super::recurrence::{Recurrence, parse_local};
-use super::store::{Attendee, Body, Event, Exception, Kind, Mailbox, Message};
-use super::tz::{self, Zone};
+use crate::mailstore::content::{Address, AttendeeType, BodyType, ResponseType, ShowAs};
+use crate::mailstore::mailbox::{Attendee, Body, Event, Exception, Mailbox, Message};
+use crate::mailstore::recurrence::{Recurrence, parse_local};
+use crate::mailstore::tz::{self, Zone};
 
 pub(crate) static EVENT: Schema = Schema {
     entity: "event",
@@ -777,7 +778,7 @@ struct EventPatch {
     recurrence: Option<Option<Recurrence>>,
     online: Option<bool>,
     show_as: Option<ShowAs>,
-    importance: Option<super::content::Importance>,
+    importance: Option<crate::mailstore::content::Importance>,
     private: Option<bool>,
     categories: Option<Vec<String>>,
 }
@@ -1055,7 +1056,7 @@ fn invite(inner: &mut GraphInner, op: &Op<'_>, event: &Event) {
         let (imid, subject) = (request.internet_message_id.clone(), request.subject.clone());
         let address = mb.address.clone();
         mb.insert_message(request);
-        GraphInner::record(&mut inner.deliveries, &address, &imid, &subject);
+        inner.store.delivered(&address, &imid, &subject);
     }
 }
 
@@ -1063,6 +1064,7 @@ fn invite(inner: &mut GraphInner, op: &Op<'_>, event: &Event) {
 fn attendee_copies(inner: &GraphInner, op: &Op<'_>, ical_uid: &str) -> Vec<(String, u64)> {
     let me = op.target.address.to_ascii_lowercase();
     inner
+        .store
         .mailboxes
         .iter()
         .filter(|(address, _)| **address != me)

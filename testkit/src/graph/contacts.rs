@@ -6,13 +6,14 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::GraphInner;
-use super::content::Address;
 use super::dispatch::Op;
 use super::error::{GraphResult, graph_errors};
 use super::http::{Resp, fmt_instant};
+use super::ids::{GraphIds as _, Kind};
 use super::mail::{as_email_address, as_string, as_strings, json_body, mailbox, mailbox_mut};
 use super::odata::{self, Item, ItemTy, Query, Row, Schema, Ty, Val, collection, parse_query};
-use super::store::{Contact, Kind, Mailbox};
+use crate::mailstore::content::Address;
+use crate::mailstore::mailbox::{Contact, Mailbox};
 
 static CONTACT: Schema = Schema {
     entity: "contact",

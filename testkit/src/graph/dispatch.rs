@@ -10,13 +10,13 @@ use super::http::{Ctx, Req, Resp};
 use super::{
     GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, faults, mail, uploads, users,
 };
-use crate::entra::Fault;
+use crate::faults::Fault;
 
 /// Serves one HTTP request under `/graph/v1.0`.
 pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
     let (parts, body) = request.into_parts();
     {
-        let mut inner = state.lock();
+        let mut inner = state.own();
         inner.requests = inner.requests.saturating_add(1);
     }
     let ctx = Ctx::new(state.base_url(), state.now(), &parts.headers);
@@ -72,7 +72,7 @@ pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
         }
         return resp;
     }
-    let latency = state.lock().latency;
+    let latency = state.own().latency;
     handle(state, ctx, req, latency).await
 }
 
@@ -113,7 +113,7 @@ async fn process(
     latency: std::time::Duration,
 ) -> GraphResult<Resp> {
     let fault = {
-        let mut inner = state.lock();
+        let mut inner = state.own();
         match inner.fault {
             Some((fault, remaining)) => {
                 inner.fault = (remaining > 1).then_some((fault, remaining - 1));
@@ -163,10 +163,9 @@ async fn process(
     }
     let route = Route::parse(&req.method, &rest)?;
     let target = {
-        let inner = state.lock();
-        let tenant = inner
-            .tenants
-            .get(caller.tenant)
+        let dir = state.dir();
+        let tenant = dir
+            .tenant(caller.tenant)
             .ok_or_else(graph_errors::token_invalid)?;
         let target = auth::resolve(tenant, &caller, &mailbox)?;
         auth::authorize(tenant, &caller, &target, route.need())?;
@@ -197,10 +196,13 @@ pub(crate) struct Op<'a> {
 
 impl Op<'_> {
     /// The directory of the caller's tenant.
-    pub(crate) fn tenant<'i>(&self, inner: &'i GraphInner) -> GraphResult<&'i super::TenantDir> {
+    pub(crate) fn tenant<'i>(
+        &self,
+        inner: &'i GraphInner<'_>,
+    ) -> GraphResult<&'i crate::directory::TenantSeed> {
         inner
-            .tenants
-            .get(self.caller.tenant)
+            .dir
+            .tenant(self.caller.tenant)
             .ok_or_else(graph_errors::token_invalid)
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::content::BodyType;
+use crate::mailstore::content::BodyType;
 
 /// A request under `/graph/v1.0`.
 #[derive(Debug, Clone)]
@@ -263,7 +263,7 @@ pub(crate) fn parse_instant(s: &str) -> Option<OffsetDateTime> {
     // An offset without seconds precision issues, or none: take the local part as UTC.
     if let Some(idx) = s.rfind(['+', '-']).filter(|i| *i > 10) {
         let (local, offset) = s.split_at(idx);
-        let local = super::recurrence::parse_local(local)?;
+        let local = crate::mailstore::recurrence::parse_local(local)?;
         let sign = if offset.starts_with('-') { -1 } else { 1 };
         let (h, m) = offset
             .get(1..)?
@@ -274,7 +274,7 @@ pub(crate) fn parse_instant(s: &str) -> Option<OffsetDateTime> {
             .assume_utc()
             .checked_sub(time::Duration::minutes(minutes));
     }
-    super::recurrence::parse_local(s).map(time::PrimitiveDateTime::assume_utc)
+    crate::mailstore::recurrence::parse_local(s).map(time::PrimitiveDateTime::assume_utc)
 }
 
 /// A URL to the same endpoint with the same query options except the state tokens, plus

@@ -8,13 +8,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 
-use super::content::{Address, BodyType, FlagStatus, Importance};
 use super::dispatch::Op;
 use super::error::{GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp, RespBody, fmt_instant, link};
+use super::ids::{GraphIds as _, Kind};
 use super::odata::{self, Item, ItemTy, Query, Row, Schema, Ty, Val, collection, parse_query};
-use super::store::{Attachment, Body, Change, Kind, Mailbox, Message};
 use super::{GraphInner, auth, mime};
+use crate::mailstore::content::{Address, BodyType, FlagStatus, Importance};
+use crate::mailstore::mailbox::{Attachment, Body, Change, Mailbox, Message};
 
 pub(crate) static MESSAGE: Schema = Schema {
     entity: "message",
@@ -1447,15 +1448,11 @@ pub(crate) fn submit(
         copy.created = now;
         let address = mb.address.clone();
         mb.insert_message(copy);
-        GraphInner::record(
-            &mut inner.deliveries,
-            &address,
-            &message.internet_message_id,
-            &message.subject,
-        );
+        inner
+            .store
+            .delivered(&address, &message.internet_message_id, &message.subject);
     }
-    GraphInner::record(
-        &mut inner.submissions,
+    inner.store.submitted(
         &op.target.address,
         &message.internet_message_id,
         &message.subject,

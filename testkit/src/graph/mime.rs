@@ -5,8 +5,8 @@ use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::content::{Address, BodyType};
-use super::store::{Body, Message};
+use crate::mailstore::content::{Address, BodyType};
+use crate::mailstore::mailbox::{Body, Message};
 
 /// The text of an HTML body: tags stripped, block ends as line breaks, entities decoded.
 pub(crate) fn html_to_text(html: &str) -> String {

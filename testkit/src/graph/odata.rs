@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::content::Address;
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, link, parse_instant};
+use crate::mailstore::content::Address;
 
 /// The type of a filterable property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

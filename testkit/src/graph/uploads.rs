@@ -17,9 +17,10 @@ use time::OffsetDateTime;
 use super::dispatch::Op;
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp, fmt_instant};
+use super::ids::{GraphIds as _, Kind};
 use super::mail::{field, json_body, mailbox_mut};
-use super::store::{Attachment, Kind};
 use super::{GraphInner, GraphState, MAX_BODY, faults};
+use crate::mailstore::mailbox::Attachment;
 
 /// Smallest and largest file an upload session takes.
 pub(crate) const MIN_SIZE: u64 = 3 * 1024 * 1024;

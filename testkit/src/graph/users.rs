@@ -50,8 +50,8 @@ pub(crate) fn get(
     reference: &MailboxRef,
 ) -> GraphResult<Resp> {
     let tenant = inner
-        .tenants
-        .get(caller.tenant)
+        .dir
+        .tenant(caller.tenant)
         .ok_or_else(graph_errors::token_invalid)?;
     let key = match (reference, &caller.who) {
         (MailboxRef::Me, Who::App { .. }) => return Err(graph_errors::me_app_only()),

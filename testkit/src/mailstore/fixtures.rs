@@ -874,6 +874,6 @@ mod tests {
             a.messages[0].subject.clone() + &a.messages[1].subject,
             other.messages[0].subject.clone() + &other.messages[1].subject
         );
-        super::super::store::Mailbox::load(&a.mailbox, "Adele", &a).unwrap();
+        super::super::mailbox::Mailbox::load(&a.mailbox, "Adele", &a).unwrap();
     }
 }

@@ -1,4 +1,6 @@
-//! What the mock directory holds: tenants, users, app registrations and their permissions.
+//! What the mock directory is made from: tenants, users, shared mailboxes, app registrations and
+//! their permissions, mailbox rights and Exchange settings — and, per tenant, the mailboxes'
+//! content at start (held by the mail store, not by the directory).
 //!
 //! [`Seed::contoso`] is the default; the `exgate-mock` binary also reads a [`Seed`] as JSON
 //! (`--seed FILE`). The constants below are the default seed's values, for tests to use.
@@ -7,9 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::MailboxContent;
+use crate::mailstore::MailboxContent;
 use time::OffsetDateTime;
-use time::macros::datetime;
 
 /// The seeded tenant's ID.
 pub const TENANT_ID: &str = "6f0f3c52-7f3e-4c2b-9d7e-0b1d4c3a5e21";
@@ -129,6 +130,9 @@ pub struct SharedMailboxSeed {
     pub display_name: String,
     /// The mailbox user's object ID, a GUID.
     pub object_id: String,
+    /// Which protocols may reach the mailbox (all, unless switched off).
+    #[serde(default, skip_serializing_if = "ExchangeSettings::is_default")]
+    pub exchange: ExchangeSettings,
 }
 
 /// Rights of one user on one mailbox.
@@ -164,6 +168,52 @@ pub struct UserSeed {
     /// Conditional Access demands MFA: password and refresh-token grants fail with AADSTS50076.
     #[serde(default)]
     pub mfa_required: bool,
+    /// Which protocols may reach the user's mailbox (all, unless switched off).
+    #[serde(default, skip_serializing_if = "ExchangeSettings::is_default")]
+    pub exchange: ExchangeSettings,
+}
+
+/// A mailbox's Exchange settings (`Set-CASMailbox`): which client protocols may reach it. Every
+/// one is enabled unless the seed or a switch turns it off. The Graph mock does not read them
+/// (Graph has no such switch); they are here for the EWS, IMAP, POP and SMTP mocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeSettings {
+    /// `-EwsEnabled`: EWS requests for the mailbox are accepted.
+    #[serde(default = "enabled")]
+    pub ews_enabled: bool,
+    /// `-ImapEnabled`.
+    #[serde(default = "enabled")]
+    pub imap_enabled: bool,
+    /// `-PopEnabled`.
+    #[serde(default = "enabled")]
+    pub pop_enabled: bool,
+    /// `-SmtpClientAuthenticationDisabled $false`: SMTP AUTH submission is allowed (when not,
+    /// Exchange answers `535 5.7.139`).
+    #[serde(default = "enabled")]
+    pub smtp_client_auth_enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for ExchangeSettings {
+    fn default() -> Self {
+        Self {
+            ews_enabled: true,
+            imap_enabled: true,
+            pop_enabled: true,
+            smtp_client_auth_enabled: true,
+        }
+    }
+}
+
+impl ExchangeSettings {
+    /// Every protocol enabled (what a new mailbox has).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// An app registration (and its service principal in the same tenant).
@@ -248,110 +298,7 @@ pub enum SeedError {
     },
 }
 
-impl Default for Seed {
-    fn default() -> Self {
-        Self::contoso()
-    }
-}
-
 impl Seed {
-    /// The default directory: tenant contoso with Adele and Megan and the three exgate apps.
-    pub fn contoso() -> Self {
-        let delegated = BTreeMap::from([
-            (GRAPH.to_string(), strings(GRAPH_DELEGATED)),
-            (OUTLOOK.to_string(), strings(OUTLOOK_DELEGATED)),
-        ]);
-        let far_future = datetime!(2099-01-01 00:00:00 UTC);
-        Self {
-            tenants: vec![TenantSeed {
-                id: TENANT_ID.into(),
-                domain: TENANT_DOMAIN.into(),
-                users: vec![
-                    UserSeed {
-                        upn: ADELE.into(),
-                        password: ADELE_PASSWORD.into(),
-                        object_id: ADELE_OID.into(),
-                        display_name: ADELE_NAME.into(),
-                        mfa_required: false,
-                    },
-                    UserSeed {
-                        upn: MEGAN.into(),
-                        password: MEGAN_PASSWORD.into(),
-                        object_id: MEGAN_OID.into(),
-                        display_name: MEGAN_NAME.into(),
-                        mfa_required: false,
-                    },
-                ],
-                apps: vec![
-                    AppSeed {
-                        client_id: PUBLIC_APP.into(),
-                        name: PUBLIC_APP_NAME.into(),
-                        public_client: true,
-                        public_client_flows: true,
-                        redirect_uris: vec!["http://localhost".into()],
-                        secrets: vec![],
-                        certificates: vec![],
-                        delegated_permissions: delegated.clone(),
-                        application_permissions: BTreeMap::new(),
-                        service_principal_id: None,
-                        mailbox_scope: None,
-                    },
-                    AppSeed {
-                        client_id: WEB_APP.into(),
-                        name: WEB_APP_NAME.into(),
-                        public_client: false,
-                        public_client_flows: false,
-                        redirect_uris: vec![
-                            "http://localhost".into(),
-                            "http://127.0.0.1/service/oauth2/authorize".into(),
-                        ],
-                        secrets: vec![SecretSeed {
-                            id: WEB_APP_SECRET_ID.into(),
-                            value: WEB_APP_SECRET.into(),
-                            expires: far_future,
-                        }],
-                        certificates: vec![],
-                        delegated_permissions: delegated,
-                        application_permissions: BTreeMap::new(),
-                        service_principal_id: None,
-                        mailbox_scope: None,
-                    },
-                    AppSeed {
-                        client_id: DAEMON_APP.into(),
-                        name: DAEMON_APP_NAME.into(),
-                        public_client: false,
-                        public_client_flows: false,
-                        redirect_uris: vec![],
-                        secrets: vec![SecretSeed {
-                            id: DAEMON_APP_SECRET_ID.into(),
-                            value: DAEMON_APP_SECRET.into(),
-                            expires: far_future,
-                        }],
-                        certificates: vec![crate::fixtures::APP_CERT_PEM.to_string()],
-                        delegated_permissions: BTreeMap::new(),
-                        application_permissions: BTreeMap::from([
-                            (GRAPH.to_string(), strings(GRAPH_APPLICATION)),
-                            (OUTLOOK.to_string(), strings(OUTLOOK_APPLICATION)),
-                        ]),
-                        service_principal_id: None,
-                        mailbox_scope: None,
-                    },
-                ],
-                shared_mailboxes: vec![SharedMailboxSeed {
-                    address: SALES.into(),
-                    display_name: SALES_NAME.into(),
-                    object_id: SALES_OID.into(),
-                }],
-                mailbox_permissions: vec![MailboxPermissionSeed {
-                    mailbox: SALES.into(),
-                    user: ADELE.into(),
-                    rights: vec![MailboxRight::FullAccess, MailboxRight::SendAs],
-                }],
-                mailboxes: crate::graph::contoso::mailboxes(),
-            }],
-        }
-    }
-
     /// Reads a seed from JSON and checks it (see [`Seed::validate`]).
     pub fn from_json(json: &str) -> Result<Self, SeedError> {
         let seed: Seed = serde_json::from_str(json).map_err(|e| SeedError::Json(e.to_string()))?;
@@ -533,7 +480,7 @@ fn validate_app(
         }
     }
     for (i, pem) in app.certificates.iter().enumerate() {
-        if let Err(e) = super::jwt::AppCert::from_pem(pem) {
+        if let Err(e) = super::cert::AppCert::from_pem(pem) {
             return Err(fail(format!("certificate #{i} is unusable: {e}")));
         }
     }
@@ -550,10 +497,6 @@ fn validate_app(
         }
     }
     Ok(())
-}
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_string()).collect()
 }
 
 #[cfg(test)]

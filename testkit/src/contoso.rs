@@ -1,4 +1,6 @@
-//! The default mailbox content of `Seed::contoso()`: deterministic, dated November 2026.
+//! The default seed, `Seed::contoso()`: the directory (tenant contoso, Adele, Megan, the shared
+//! mailbox Sales, the three exgate apps) and its mailboxes' content, deterministic and dated
+//! November 2026. It stands above the directory and the mail store, which it fills.
 //!
 //! Adele: Inbox with 12 messages (6 unread; one HTML with an inline image and a PDF, one with a
 //! Word document, categories, flags), one message in `Inbox/Projects`, a draft, 3 in Sent
@@ -6,20 +8,134 @@
 //! all-day event, a Teams meeting with attendees, a private appointment, a tentative 1:1);
 //! 4 contacts. Megan and Sales: a few of each.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use super::content::{
+use crate::directory::seed::*;
+use crate::mailstore::content::{
     Address, AttachmentContent, AttendeeContent, AttendeeType, BodyType, ContactContent,
-    EventContent, ExceptionContent, FlagStatus, Importance, MailboxContent, MessageContent,
-    ResponseType, ShowAs,
+    EventContent, ExceptionContent, FlagStatus, HeaderContent, Importance, MailboxContent,
+    MessageContent, ResponseType, ShowAs,
 };
-use super::recurrence::{
+use crate::mailstore::recurrence::{
     DayOfWeek, PatternType, RangeType, Recurrence, RecurrencePattern, RecurrenceRange, WeekIndex,
 };
-use crate::entra::seed::{ADELE, ADELE_NAME, MEGAN, MEGAN_NAME, SALES, SALES_NAME};
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self::contoso()
+    }
+}
+
+impl Seed {
+    /// The default directory: tenant contoso with Adele and Megan and the three exgate apps.
+    pub fn contoso() -> Self {
+        let delegated = BTreeMap::from([
+            (GRAPH.to_string(), strings(GRAPH_DELEGATED)),
+            (OUTLOOK.to_string(), strings(OUTLOOK_DELEGATED)),
+        ]);
+        let far_future = datetime!(2099-01-01 00:00:00 UTC);
+        Self {
+            tenants: vec![TenantSeed {
+                id: TENANT_ID.into(),
+                domain: TENANT_DOMAIN.into(),
+                users: vec![
+                    UserSeed {
+                        upn: ADELE.into(),
+                        password: ADELE_PASSWORD.into(),
+                        object_id: ADELE_OID.into(),
+                        display_name: ADELE_NAME.into(),
+                        mfa_required: false,
+                        exchange: ExchangeSettings::default(),
+                    },
+                    UserSeed {
+                        upn: MEGAN.into(),
+                        password: MEGAN_PASSWORD.into(),
+                        object_id: MEGAN_OID.into(),
+                        display_name: MEGAN_NAME.into(),
+                        mfa_required: false,
+                        exchange: ExchangeSettings::default(),
+                    },
+                ],
+                apps: vec![
+                    AppSeed {
+                        client_id: PUBLIC_APP.into(),
+                        name: PUBLIC_APP_NAME.into(),
+                        public_client: true,
+                        public_client_flows: true,
+                        redirect_uris: vec!["http://localhost".into()],
+                        secrets: vec![],
+                        certificates: vec![],
+                        delegated_permissions: delegated.clone(),
+                        application_permissions: BTreeMap::new(),
+                        service_principal_id: None,
+                        mailbox_scope: None,
+                    },
+                    AppSeed {
+                        client_id: WEB_APP.into(),
+                        name: WEB_APP_NAME.into(),
+                        public_client: false,
+                        public_client_flows: false,
+                        redirect_uris: vec![
+                            "http://localhost".into(),
+                            "http://127.0.0.1/service/oauth2/authorize".into(),
+                        ],
+                        secrets: vec![SecretSeed {
+                            id: WEB_APP_SECRET_ID.into(),
+                            value: WEB_APP_SECRET.into(),
+                            expires: far_future,
+                        }],
+                        certificates: vec![],
+                        delegated_permissions: delegated,
+                        application_permissions: BTreeMap::new(),
+                        service_principal_id: None,
+                        mailbox_scope: None,
+                    },
+                    AppSeed {
+                        client_id: DAEMON_APP.into(),
+                        name: DAEMON_APP_NAME.into(),
+                        public_client: false,
+                        public_client_flows: false,
+                        redirect_uris: vec![],
+                        secrets: vec![SecretSeed {
+                            id: DAEMON_APP_SECRET_ID.into(),
+                            value: DAEMON_APP_SECRET.into(),
+                            expires: far_future,
+                        }],
+                        certificates: vec![crate::fixtures::APP_CERT_PEM.to_string()],
+                        delegated_permissions: BTreeMap::new(),
+                        application_permissions: BTreeMap::from([
+                            (GRAPH.to_string(), strings(GRAPH_APPLICATION)),
+                            (OUTLOOK.to_string(), strings(OUTLOOK_APPLICATION)),
+                        ]),
+                        service_principal_id: None,
+                        mailbox_scope: None,
+                    },
+                ],
+                shared_mailboxes: vec![SharedMailboxSeed {
+                    address: SALES.into(),
+                    display_name: SALES_NAME.into(),
+                    object_id: SALES_OID.into(),
+                    exchange: ExchangeSettings::default(),
+                }],
+                mailbox_permissions: vec![MailboxPermissionSeed {
+                    mailbox: SALES.into(),
+                    user: ADELE.into(),
+                    rights: vec![MailboxRight::FullAccess, MailboxRight::SendAs],
+                }],
+                mailboxes: mailboxes(),
+            }],
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
 
 /// A 1×1 PNG.
 const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -319,7 +435,7 @@ fn adele_mailbox() -> MailboxContent {
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         b"PK\x03\x04 contract draft v3",
     )];
-    inbox[9].headers = vec![super::content::HeaderContent {
+    inbox[9].headers = vec![HeaderContent {
         name: "X-Contoso-Classification".into(),
         value: "Confidential".into(),
     }];
@@ -573,6 +689,6 @@ fn sales_mailbox() -> MailboxContent {
 }
 
 /// The content of Adele's, Megan's and the Sales mailbox.
-pub(crate) fn mailboxes() -> Vec<MailboxContent> {
+fn mailboxes() -> Vec<MailboxContent> {
     vec![adele_mailbox(), megan_mailbox(), sales_mailbox()]
 }

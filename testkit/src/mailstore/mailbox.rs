@@ -1,11 +1,13 @@
-//! The mock's mailboxes: folders, messages, events and contacts, their opaque IDs, and the change
-//! log that delta queries read.
+//! One mailbox: folders, messages, events and contacts with their sequence numbers, and the
+//! change log that delta queries read. Protocol IDs are the protocols' business (Graph's are
+//! in `graph::ids`, made from [`Mailbox::key`] and the sequence numbers).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest as _, Sha256};
+use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::content::{
@@ -13,7 +15,6 @@ use super::content::{
     ContentError, EventContent, ExceptionContent, FlagStatus, HeaderContent, Importance,
     MailboxContent, MessageContent, ResponseType, ShowAs,
 };
-use super::error::{GraphResult, graph_errors};
 use super::recurrence::{Recurrence, parse_local};
 use super::tz::{self, Zone};
 
@@ -49,44 +50,6 @@ pub(crate) fn normalize_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// What an ID names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Folder = 1,
-    Message = 2,
-    Attachment = 3,
-    Event = 4,
-    Occurrence = 5,
-    Contact = 6,
-    Calendar = 7,
-    ContactFolder = 8,
-}
-
-impl Kind {
-    fn from_byte(b: u8) -> Option<Self> {
-        Some(match b {
-            1 => Kind::Folder,
-            2 => Kind::Message,
-            3 => Kind::Attachment,
-            4 => Kind::Event,
-            5 => Kind::Occurrence,
-            6 => Kind::Contact,
-            7 => Kind::Calendar,
-            8 => Kind::ContactFolder,
-            _ => return None,
-        })
-    }
-}
-
-/// A decoded ID: its kind, the item's sequence number, and the instance (an attachment's
-/// number, an occurrence's original start as a Unix time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ItemId {
-    pub kind: Kind,
-    pub seq: u64,
-    pub instance: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,67 +382,10 @@ impl Mailbox {
         self.version
     }
 
-    // ----- IDs -----
-
-    pub(crate) fn id(&self, kind: Kind, seq: u64, instance: Option<i64>) -> String {
-        let prefix: [u8; 3] = if matches!(kind, Kind::Folder | Kind::Calendar | Kind::ContactFolder)
-        {
-            [0x01, 0x03, 0x24]
-        } else {
-            [0x00, 0x03, 0x24]
-        };
-        let mut bytes = Vec::with_capacity(26);
-        bytes.extend_from_slice(&prefix);
-        bytes.push(kind as u8);
-        bytes.extend_from_slice(&self.key);
-        bytes.extend_from_slice(&seq.to_be_bytes());
-        if let Some(instance) = instance {
-            bytes.extend_from_slice(&instance.to_be_bytes());
-        }
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    pub(crate) fn folder_id(&self, seq: u64) -> String {
-        self.id(Kind::Folder, seq, None)
-    }
-
-    pub(crate) fn message_id(&self, seq: u64) -> String {
-        self.id(Kind::Message, seq, None)
-    }
-
-    /// Decodes an ID of this mailbox: 400 `ErrorInvalidIdMalformed` when it is not one of the
-    /// mock's IDs, 404 `ErrorItemNotFound` when it names another mailbox's item or another kind.
-    pub(crate) fn decode(&self, id: &str, kinds: &[Kind]) -> GraphResult<ItemId> {
-        let trimmed = id.trim().trim_end_matches('=');
-        let bytes = URL_SAFE_NO_PAD
-            .decode(trimmed)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-            .map_err(|_| graph_errors::id_malformed())?;
-        if bytes.len() != 18 && bytes.len() != 26 {
-            return Err(graph_errors::id_malformed());
-        }
-        let (prefix, rest) = bytes.split_at(3);
-        if prefix[1..] != [0x03, 0x24] || prefix[0] > 1 {
-            return Err(graph_errors::id_malformed());
-        }
-        let Some(kind) = Kind::from_byte(rest[0]) else {
-            return Err(graph_errors::id_malformed());
-        };
-        if rest[1..7] != self.key || !kinds.contains(&kind) {
-            return Err(graph_errors::item_not_found());
-        }
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&rest[7..15]);
-        let instance = (rest.len() == 23).then(|| {
-            let mut instance = [0u8; 8];
-            instance.copy_from_slice(&rest[15..23]);
-            i64::from_be_bytes(instance)
-        });
-        Ok(ItemId {
-            kind,
-            seq: u64::from_be_bytes(seq),
-            instance,
-        })
+    /// The mailbox's own key: 6 bytes derived from its address, for protocol IDs that must
+    /// differ per mailbox.
+    pub(crate) fn key(&self) -> [u8; 6] {
+        self.key
     }
 
     // ----- folders -----
@@ -493,23 +399,6 @@ impl Mailbox {
 
     pub(crate) fn root(&self) -> u64 {
         self.well_known("msgfolderroot").unwrap_or(1)
-    }
-
-    /// A folder named in a URL: a well-known name or a folder ID.
-    pub(crate) fn folder_by_ref(&self, reference: &str) -> GraphResult<u64> {
-        if let Some(seq) = WELL_KNOWN
-            .iter()
-            .find(|(wk, _)| wk.eq_ignore_ascii_case(reference.trim()))
-            .and_then(|(wk, _)| self.well_known(wk))
-        {
-            return Ok(seq);
-        }
-        let id = self.decode(reference, &[Kind::Folder])?;
-        if self.folders.contains_key(&id.seq) {
-            Ok(id.seq)
-        } else {
-            Err(graph_errors::item_not_found())
-        }
     }
 
     pub(crate) fn create_folder(&mut self, parent: u64, name: &str) -> u64 {
@@ -692,14 +581,6 @@ impl Mailbox {
         }
     }
 
-    /// `W/"…"`-style change key of a version.
-    pub(crate) fn change_key(&self, version: u64) -> String {
-        let mut bytes = vec![0x10, 0x00, 0x00, 0x00];
-        bytes.extend_from_slice(&self.key);
-        bytes.extend_from_slice(&version.to_be_bytes());
-        STANDARD.encode(bytes)
-    }
-
     // ----- content -----
 
     /// A mailbox holding `content`.
@@ -740,12 +621,13 @@ impl Mailbox {
         Ok(mailbox)
     }
 
-    /// Adds messages to the mailbox as [`Mailbox::load`] would; answers their Graph IDs.
+    /// Adds messages to the mailbox as [`Mailbox::load`] would; answers their sequence numbers.
     pub(crate) fn append_messages(
         &mut self,
         messages: &[MessageContent],
-    ) -> Result<Vec<String>, ContentError> {
+    ) -> Result<Vec<u64>, ContentError> {
         let probe = MailboxContent {
+            folders: self.folder_paths(),
             messages: messages.to_vec(),
             ..MailboxContent::empty(self.address.clone())
         };
@@ -763,20 +645,24 @@ impl Mailbox {
         for (i, (m, folder)) in messages.iter().zip(folders).enumerate() {
             let message = message_from_content(&self.address, offset + i, m, folder);
             let seq = self.insert_message(message);
-            ids.push(self.message_id(seq));
+            ids.push(seq);
         }
         Ok(ids)
     }
 
     /// The mailbox's content in the form [`Mailbox::load`] takes.
-    pub(crate) fn to_content(&self) -> MailboxContent {
+    /// The paths of the folders besides the well-known ones, parents first.
+    fn folder_paths(&self) -> Vec<String> {
         let root = self.root();
-        let folders: Vec<String> = self
-            .folders
+        self.folders
             .values()
             .filter(|f| f.well_known.is_none() && f.seq != root)
             .filter_map(|f| self.folder_path(f.seq))
-            .collect();
+            .collect()
+    }
+
+    pub(crate) fn to_content(&self) -> MailboxContent {
+        let folders = self.folder_paths();
         let mut messages: Vec<&Message> = self.messages.values().collect();
         messages.sort_by_key(|m| m.seq);
         MailboxContent {
@@ -1037,10 +923,8 @@ fn attendee_from_content(a: &AttendeeContent) -> Attendee {
 }
 
 fn local_string(event: &Event, t: OffsetDateTime) -> String {
-    let local = event.local(t);
-    super::http::fmt_local(local)
-        .trim_end_matches(".0000000")
-        .to_string()
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    event.local(t).format(fmt).unwrap_or_default()
 }
 
 fn event_to_content(e: &Event) -> EventContent {
@@ -1132,45 +1016,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_opaque_per_mailbox_and_decode_to_what_they_name() {
-        let adele = Mailbox::new("adele@contoso.onmicrosoft.com", "Adele");
-        let megan = Mailbox::new("megan@contoso.onmicrosoft.com", "Megan");
-        let id = adele.message_id(42);
-        assert!(id.starts_with("AAMk"), "{id}");
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-        assert_eq!(adele.decode(&id, &[Kind::Message]).unwrap().seq, 42);
-        assert_eq!(
-            megan.decode(&id, &[Kind::Message]).unwrap_err().code,
-            "ErrorItemNotFound"
-        );
-        assert_eq!(
-            adele.decode(&id, &[Kind::Event]).unwrap_err().code,
-            "ErrorItemNotFound"
-        );
-        assert_eq!(
-            adele.decode("nope!", &[Kind::Message]).unwrap_err().code,
-            "ErrorInvalidIdMalformed"
-        );
-        let occurrence = adele.id(Kind::Occurrence, 7, Some(1_790_000_000));
-        let decoded = adele.decode(&occurrence, &[Kind::Occurrence]).unwrap();
-        assert_eq!((decoded.seq, decoded.instance), (7, Some(1_790_000_000)));
-        assert!(adele.folder_id(2).starts_with("AQMk"));
-    }
-
-    #[test]
     fn folder_paths_resolve_by_well_known_and_display_names() {
         let mut m = Mailbox::new("a@b.c", "A");
         let inbox = m.well_known("inbox").unwrap();
         let projects = m.create_folder(inbox, "Projects");
         assert_eq!(m.folder_path(projects).as_deref(), Some("Inbox/Projects"));
         assert_eq!(m.folder_by_path("inbox/projects"), Some(projects));
-        assert_eq!(
-            m.folder_by_ref("SentItems").unwrap(),
-            m.well_known("sentitems").unwrap()
-        );
+        assert_eq!(m.folder_by_path("Sent Items"), m.well_known("sentitems"));
+        assert_eq!(m.folder_by_path("SentItems"), m.well_known("sentitems"));
+        assert_eq!(m.folder_by_path("Projects"), None);
         assert_eq!(normalize_path("Sent Items/Old"), "sentitems/old");
     }
 }

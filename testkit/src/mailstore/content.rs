@@ -11,8 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::mailbox::{normalize_path, well_known_folder};
 use super::recurrence::{Recurrence, parse_local};
-use super::store::{normalize_path, well_known_folder};
 use super::tz;
 
 /// The content of one mailbox.
