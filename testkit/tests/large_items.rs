@@ -436,6 +436,11 @@ async fn large_messages_and_attachments_are_seeded_cheaply_and_served_whole() {
     let mime = g.get(&adele(&format!("/messages/{}/$value", ids[0]))).await;
     assert_eq!(mime.status, 200);
     assert!(mime.bytes.len() > 30_000_000, "{}", mime.bytes.len());
+    // Streamed in slices, yet with its length announced.
+    assert_eq!(
+        mime.header("content-length"),
+        Some(mime.bytes.len().to_string().as_str())
+    );
     assert!(mime.text().contains("Subject: 30 MB message"));
 
     let list = g
@@ -455,6 +460,19 @@ async fn large_messages_and_attachments_are_seeded_cheaply_and_served_whole() {
         .await;
     assert_eq!(raw.bytes.len(), 100 * MIB);
     assert!(raw.bytes == expected);
+    assert_eq!(
+        raw.header("content-length"),
+        Some((100 * MIB).to_string().as_str())
+    );
+    assert_eq!(raw.header("content-type"), Some("application/octet-stream"));
+    // Two downloads at once get the same bytes (both are slices of the one stored buffer).
+    let url = adele(&format!(
+        "/messages/{}/attachments/{}/$value",
+        ids[1],
+        attachment["id"].as_str().unwrap()
+    ));
+    let (first, second) = tokio::join!(g.get(&url), g.get(&url));
+    assert!(first.bytes == expected && second.bytes == expected);
     assert!(
         m.add_messages("ghost@contoso.onmicrosoft.com", &[])
             .is_err()

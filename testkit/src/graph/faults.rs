@@ -3,6 +3,7 @@
 //! `@odata.nextLink`).
 
 use axum::http::StatusCode;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::GraphState;
@@ -81,7 +82,7 @@ pub(crate) fn after(
             }
             resp.body = RespBody::Bytes {
                 content_type: JSON.into(),
-                bytes: text.as_bytes()[..cut].to_vec(),
+                bytes: Bytes::copy_from_slice(&text.as_bytes()[..cut]),
             };
             true
         }

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -47,9 +48,11 @@ impl Req {
 pub(crate) enum RespBody {
     Empty,
     Json(Value),
+    /// Raw bytes (MIME, an attachment): shared, and sent in [`CHUNK`]-sized slices of the
+    /// same buffer with their `Content-Length`, so a download never copies them.
     Bytes {
         content_type: String,
-        bytes: Vec<u8>,
+        bytes: Bytes,
     },
     /// No answer: the connection is reset (an injected fault).
     Reset,
@@ -106,7 +109,7 @@ impl IntoResponse for Resp {
             RespBody::Empty => Body::empty(),
             RespBody::Reset => Body::new(ResetBody),
             RespBody::Json(value) => Body::from(value.to_string()),
-            RespBody::Bytes { bytes, .. } => Body::from(bytes),
+            RespBody::Bytes { bytes, .. } => Body::new(Chunked { rest: bytes }),
         };
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
@@ -124,6 +127,40 @@ impl IntoResponse for Resp {
             }
         }
         response
+    }
+}
+
+/// How much of a raw body goes into one frame.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// A shared buffer sent as [`CHUNK`]-sized slices of itself (no copy), with its exact length
+/// (hyper sends it as `Content-Length`).
+struct Chunked {
+    rest: Bytes,
+}
+
+impl axum::body::HttpBody for Chunked {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let take = self.rest.len().min(CHUNK);
+        let chunk = self.rest.split_to(take);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(u64::try_from(self.rest.len()).unwrap_or(u64::MAX))
     }
 }
 
@@ -330,9 +367,47 @@ pub(crate) fn encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::HttpBody as _;
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn raw_bodies_go_out_as_slices_of_the_shared_buffer_with_their_length() {
+        let len = 3 * CHUNK + 1000;
+        let stored = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let resp = Resp::new(
+            StatusCode::OK,
+            RespBody::Bytes {
+                content_type: "application/octet-stream".into(),
+                bytes: stored.clone(),
+            },
+        )
+        .into_response();
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "application/octet-stream"
+        );
+        let mut body = resp.into_body();
+        assert_eq!(body.size_hint().exact(), Some(len as u64));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let range = stored.as_ptr_range();
+        let mut sizes = Vec::new();
+        let mut received = Vec::new();
+        while let std::task::Poll::Ready(Some(frame)) =
+            std::pin::Pin::new(&mut body).poll_frame(&mut cx)
+        {
+            let data = frame.unwrap().into_data().unwrap();
+            // The very bytes of the stored buffer, not a copy.
+            assert!(range.contains(&data.as_ptr()), "a copied frame");
+            sizes.push(data.len());
+            received.extend_from_slice(&data);
+        }
+        assert_eq!(sizes, [CHUNK, CHUNK, CHUNK, 1000]);
+        assert!(received == stored);
+        assert!(body.is_end_stream());
+    }
 
     #[test]
     fn instants_parse_in_every_form_graph_clients_send() {

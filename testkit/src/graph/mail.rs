@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::dispatch::Op;
@@ -867,7 +868,7 @@ pub(crate) fn mime(inner: &GraphInner, op: &Op<'_>, id: &str) -> GraphResult<Res
         StatusCode::OK,
         RespBody::Bytes {
             content_type: "text/plain".into(),
-            bytes: mime::render(m),
+            bytes: Bytes::from(mime::render(m)),
         },
     ))
 }
@@ -1185,7 +1186,7 @@ fn parse_attachment(value: &Value, now: time::OffsetDateTime) -> GraphResult<Att
             .map(as_string)
             .transpose()?
             .unwrap_or_else(|| "application/octet-stream".into()),
-        bytes,
+        bytes: Bytes::from(bytes),
         is_inline: field(o, "isInline")
             .map(as_bool)
             .transpose()?

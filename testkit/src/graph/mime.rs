@@ -272,7 +272,7 @@ pub(crate) fn render(m: &Message) -> Vec<u8> {
             let content_type =
                 mail_builder::headers::content_type::ContentType::new(a.content_type.as_str())
                     .attribute("name", name.clone());
-            let part = MimePart::new(content_type, a.bytes.as_slice());
+            let part = MimePart::new(content_type, &a.bytes[..]);
             parts.push(match &a.content_id {
                 Some(cid) if a.is_inline => {
                     part.inline().cid(cid.trim_matches(['<', '>']).to_string())

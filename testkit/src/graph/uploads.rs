@@ -11,6 +11,7 @@
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
+use bytes::Bytes;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -302,7 +303,7 @@ fn handle(
         seq: 0,
         name: session.name,
         content_type: session.content_type,
-        bytes: session.received,
+        bytes: Bytes::from(session.received),
         is_inline: session.is_inline,
         content_id: session.content_id,
         modified: now,

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use bytes::Bytes;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest as _, Sha256};
@@ -71,7 +73,8 @@ pub(crate) struct Attachment {
     pub seq: u64,
     pub name: String,
     pub content_type: String,
-    pub bytes: Vec<u8>,
+    /// Shared, never copied: a download answers slices of it.
+    pub bytes: Bytes,
     pub is_inline: bool,
     pub content_id: Option<String>,
     pub modified: OffsetDateTime,
@@ -802,7 +805,7 @@ fn message_from_content(address: &str, index: usize, m: &MessageContent, folder:
             seq: 0,
             name: a.name.clone(),
             content_type: a.content_type.clone(),
-            bytes: a.bytes(),
+            bytes: Bytes::from(a.bytes()),
             is_inline: a.is_inline,
             content_id: a.content_id.clone(),
             modified: m.received,
