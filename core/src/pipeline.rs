@@ -71,7 +71,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_wait: Duration::from_secs(60),
-            attempts: 6,
+            attempts: 8,
             max_item_bytes: 150 * 1024 * 1024,
             answer_timeout: Duration::from_secs(120),
         }

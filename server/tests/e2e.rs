@@ -3,7 +3,7 @@
 //! consent form submitted over HTTP), then reads and sends mail and creates an event.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use exgate_testkit::MockMicrosoft;
@@ -30,40 +30,81 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The real `exgate-server` on port 0, reaching `mock` for Entra ID and Graph.
+struct Gateway {
+    child: Child,
+    password: String,
+    base: String,
+    _home: tempfile::TempDir,
+}
+
+impl Gateway {
+    fn start(mock: &MockMicrosoft) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("config/exgate/exgate.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
+                mock.base_url(),
+                mock.graph_url()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        assert!(lines.next().unwrap().contains("admin password"));
+        let password = lines.next().unwrap().trim().to_owned();
+        let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
+        // The gateway goes on printing (the redirect URI); keep its stdout open and drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            password,
+            base,
+            _home: home,
+        }
+    }
+
+    /// The process's peak resident memory so far, in bytes (the kernel's `VmHWM`).
+    fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_signs_in_through_the_gateway_then_reads_sends_and_schedules() {
     let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("config/exgate/exgate.toml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
-            mock.base_url(),
-            mock.graph_url()
-        ),
-    )
-    .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    assert!(lines.next().unwrap().contains("admin password"));
-    let password = lines.next().unwrap().trim().to_owned();
-    let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
+    let mut gateway = Gateway::start(&mock);
+    let (password, base) = (gateway.password.clone(), gateway.base.clone());
 
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -228,10 +269,99 @@ async fn a_user_signs_in_through_the_gateway_then_reads_sends_and_schedules() {
 
     assert!(
         Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
+            .args(["-TERM", &gateway.child.id().to_string()])
             .status()
             .unwrap()
             .success()
     );
-    assert!(server.wait().unwrap().success());
+    assert!(gateway.child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_20_mb_attachment_streams_through_the_gateway_in_bounded_memory() {
+    use exgate_testkit::graph::{Address, AttachmentContent, MessageContent};
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let size: u64 = 20 * 1024 * 1024;
+    let big = AttachmentContent::generated("big.bin", "application/octet-stream", size);
+    let message = |subject: &str, attachment: &AttachmentContent| {
+        let mut m = MessageContent::new(
+            "inbox",
+            subject,
+            Address::new("Megan", seed::MEGAN),
+            time::OffsetDateTime::now_utc(),
+        );
+        m.attachments = vec![attachment.clone()];
+        m
+    };
+    let ids = mock
+        .add_messages(
+            seed::ADELE,
+            &[
+                message(
+                    "small",
+                    &AttachmentContent::new("s.txt", "text/plain", b"s"),
+                ),
+                message("big", &big),
+            ],
+        )
+        .unwrap();
+    let gateway = Gateway::start(&mock);
+    let (base, password) = (&gateway.base, &gateway.password);
+    let http = reqwest::Client::new();
+    for (path, body) in [
+        (
+            "/api/v1/connections".to_owned(),
+            json!({
+                "name": "daemon", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
+                "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,
+            }),
+        ),
+        (
+            "/api/v1/connections/daemon/static-users".to_owned(),
+            json!({ "principal": "adele", "mailbox": seed::ADELE }),
+        ),
+    ] {
+        let resp = http
+            .post(format!("{base}{path}"))
+            .basic_auth("admin", Some(password))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+    let user = format!("{base}/api/v1/connections/daemon/users/adele");
+    let download = |id: String| {
+        let (http, user, password) = (http.clone(), user.clone(), password.clone());
+        async move {
+            let message: Value = http
+                .get(format!("{user}/messages/{id}"))
+                .basic_auth("admin", Some(&password))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let attachment = message["attachments"][0]["id"].as_str().unwrap().to_owned();
+            let resp = http
+                .get(format!("{user}/messages/{id}/attachments/{attachment}"))
+                .basic_auth("admin", Some(&password))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap()
+        }
+    };
+    assert_eq!(&download(ids[0].clone()).await[..], b"s");
+    let baseline = gateway.peak_memory();
+    let got = download(ids[1].clone()).await;
+    let peak = gateway.peak_memory();
+    assert!(got[..] == big.bytes()[..], "the attachment arrived changed");
+    let grew = peak.saturating_sub(baseline);
+    assert!(
+        grew < size / 4,
+        "the gateway grew by {grew} bytes to pass on {size} (peak {peak}, before {baseline})"
+    );
 }

@@ -190,6 +190,26 @@ pub struct FaultMatch {
     /// A prefix of the path, any case (`/users/adele@contoso.onmicrosoft.com/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// What a rule sees: `items` (default) plain requests and each `$batch` item, as if sent
+    /// alone; `http` every HTTP request as a proxy in front of the service would — plain
+    /// requests and whole `$batch` envelopes, never the items inside one.
+    #[serde(default, skip_serializing_if = "FaultScope::is_items")]
+    pub scope: FaultScope,
+}
+
+/// Which requests a rule sees (see [`FaultMatch::scope`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultScope {
+    #[default]
+    Items,
+    Http,
+}
+
+impl FaultScope {
+    fn is_items(&self) -> bool {
+        *self == Self::Items
+    }
 }
 
 impl FaultMatch {
@@ -200,11 +220,15 @@ impl FaultMatch {
             .any(|p| p.to_ascii_lowercase().contains("$batch"))
     }
 
-    fn matches(&self, service: Service, method: &str, path: &str) -> bool {
+    fn matches(&self, service: Service, method: &str, path: &str, item: bool) -> bool {
         let lower = path.to_ascii_lowercase();
         let is_batch = service == Service::Graph && lower.trim_matches('/') == "$batch";
+        let seen = match self.scope {
+            FaultScope::Items => is_batch == self.names_batch(),
+            FaultScope::Http => !item,
+        };
         self.service == service
-            && is_batch == self.names_batch()
+            && seen
             && self
                 .method
                 .as_deref()
@@ -302,6 +326,13 @@ impl FaultRule {
     /// Only paths starting with `prefix` (any case).
     pub fn path_prefix(mut self, prefix: &str) -> Self {
         self.matcher.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Sees requests as a proxy in front of the service does: plain requests and whole `$batch`
+    /// envelopes, never the items inside one ([`FaultScope::Http`]).
+    pub fn as_proxy(mut self) -> Self {
+        self.matcher.scope = FaultScope::Http;
         self
     }
 
@@ -403,6 +434,17 @@ fn parse_match(mut m: FaultMatch, option: &str) -> Result<FaultMatch, FaultError
         "method" => m.method = Some(value.trim().to_string()),
         "path" => m.path = Some(value.to_string()),
         "prefix" => m.path_prefix = Some(value.to_string()),
+        "scope" => {
+            m.scope = match value.trim() {
+                "items" => FaultScope::Items,
+                "http" => FaultScope::Http,
+                other => {
+                    return Err(FaultError::Invalid(format!(
+                        "scope `{other}` is neither items nor http"
+                    )));
+                }
+            }
+        }
         "service" => {
             m.service = match value.trim() {
                 "graph" => Service::Graph,
@@ -416,7 +458,7 @@ fn parse_match(mut m: FaultMatch, option: &str) -> Result<FaultMatch, FaultError
         }
         other => {
             return Err(FaultError::Invalid(format!(
-                "unknown fault option `{other}` (expected times, method, path, prefix, service)"
+                "unknown fault option `{other}` (expected times, method, path, prefix, scope, service)"
             )));
         }
     }
@@ -560,10 +602,21 @@ impl Faults {
     /// [`Faults::injected`] once the fault was applied, or [`Faults::not_applicable`] when the
     /// answer had nothing to spoil (e.g. no `@odata.nextLink`), which gives the use back.
     pub fn pick(&self, service: Service, method: &str, path: &str) -> Option<Picked> {
+        self.pick_for(service, method, path, false)
+    }
+
+    /// [`Faults::pick`] for a request that is (`item`) or is not an item of a `$batch`.
+    pub fn pick_for(
+        &self,
+        service: Service,
+        method: &str,
+        path: &str,
+        item: bool,
+    ) -> Option<Picked> {
         let mut guard = self.lock();
         let generation = guard.0;
         for (i, active) in guard.1.rules.iter_mut().enumerate() {
-            if !active.rule.matcher.matches(service, method, path) {
+            if !active.rule.matcher.matches(service, method, path, item) {
                 continue;
             }
             if let Some(remaining) = &mut active.remaining {
@@ -767,13 +820,29 @@ mod tests {
     #[test]
     fn batch_envelopes_match_only_rules_that_name_them() {
         let plain = FaultMatch::default();
-        assert!(!plain.matches(Service::Graph, "POST", "/$batch"));
-        assert!(plain.matches(Service::Graph, "GET", "/me/messages"));
+        assert!(!plain.matches(Service::Graph, "POST", "/$batch", false));
+        assert!(plain.matches(Service::Graph, "GET", "/me/messages", false));
         let batch = FaultMatch {
             path: Some("$batch".into()),
             ..FaultMatch::default()
         };
-        assert!(batch.matches(Service::Graph, "POST", "/$batch"));
-        assert!(!batch.matches(Service::Graph, "GET", "/me/messages"));
+        assert!(batch.matches(Service::Graph, "POST", "/$batch", false));
+        assert!(!batch.matches(Service::Graph, "GET", "/me/messages", false));
+        // As a proxy sees it: plain requests and envelopes, never the items inside.
+        let proxy = FaultMatch {
+            scope: FaultScope::Http,
+            ..FaultMatch::default()
+        };
+        assert!(proxy.matches(Service::Graph, "POST", "/$batch", false));
+        assert!(proxy.matches(Service::Graph, "GET", "/me/messages", false));
+        assert!(!proxy.matches(Service::Graph, "GET", "/me/messages/1/$value", true));
+        assert!(plain.matches(Service::Graph, "GET", "/me/messages/1/$value", true));
+        assert_eq!(
+            FaultRule::parse_flag("429,scope=http")
+                .unwrap()
+                .matcher
+                .scope,
+            FaultScope::Http
+        );
     }
 }

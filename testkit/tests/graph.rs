@@ -666,6 +666,12 @@ async fn mime_value_is_rfc_5322_with_a_multipart_body() {
     let id = message_id(&g, "inbox", "Team offsite photos").await;
     let mime = g.get(&format!("/me/messages/{id}/$value")).await;
     assert_eq!(mime.status, StatusCode::OK);
+    // The same item gives the same bytes every time, boundaries included, as Exchange's does.
+    let again = g.get(&format!("/me/messages/{id}/$value")).await;
+    assert!(
+        again.bytes == mime.bytes,
+        "the MIME of one item changed between reads"
+    );
     assert!(
         mime.header("content-type")
             .unwrap()

@@ -44,7 +44,58 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Debian packages the tests use, each with a file that shows it is there.
+const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[(
+    "time",
+    "/usr/bin/time",
+    "GNU time measures the peak memory of streamed downloads",
+)];
+
+/// Installs what a fresh machine lacks of [`DEBIAN_TOOLS`] (CI runs as root); a tool that
+/// cannot be installed is an error that says why, never a skipped test.
+fn debian_tools() -> anyhow::Result<()> {
+    let missing: Vec<_> = DEBIAN_TOOLS
+        .iter()
+        .filter(|(_, file, _)| !Path::new(file).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|(name, _, _)| *name).collect();
+    for (name, _, why) in &missing {
+        eprintln!("xtask: installing Debian's {name}: {why}");
+    }
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get (the tests need Debian packages)")?;
+        if !status.success() {
+            bail!("`apt-get {}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&names);
+    run(&install).with_context(|| {
+        format!(
+            "installing {} failed; install it by hand (as root: apt-get install {})",
+            names.join(", "),
+            names.join(" ")
+        )
+    })?;
+    for (name, file, _) in &missing {
+        if !Path::new(file).exists() {
+            bail!("{name} was installed but {file} is still missing");
+        }
+    }
+    Ok(())
+}
+
 fn ci() -> anyhow::Result<()> {
+    debian_tools()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",

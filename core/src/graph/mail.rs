@@ -595,7 +595,10 @@ impl Mail for GraphMailbox {
             .map(|a| a.content.len() as u64)
             .sum();
         if size > limit {
-            return Err(MailboxError::TooLarge { limit }.into());
+            return Err(MailboxError::Invalid(format!(
+                "the attachments total {size} bytes; exgate sends at most {limit} (limits.max_item_mb)"
+            ))
+            .into());
         }
         let root = self.root(mailbox)?;
         let mut inline = Vec::new();

@@ -217,7 +217,7 @@ async fn run(state: &GraphState, ctx: &Ctx, outer: &HeaderMap, item: &Item) -> R
         headers,
         body,
     };
-    dispatch::handle(state, inner_ctx, req, std::time::Duration::ZERO).await
+    dispatch::handle(state, inner_ctx, req, std::time::Duration::ZERO, true).await
 }
 
 fn answer(id: &str, resp: Resp) -> Value {

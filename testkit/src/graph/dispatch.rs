@@ -55,7 +55,7 @@ pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
         body,
     };
     if is_batch(&req.path) {
-        let picked = match faults::before(state, &ctx, &req).await {
+        let picked = match faults::before(state, &ctx, &req, false).await {
             Ok(picked) => picked,
             Err(mut resp) => {
                 ctx.decorate(&mut resp);
@@ -73,22 +73,23 @@ pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
         return resp;
     }
     let latency = state.own().latency;
-    handle(state, ctx, req, latency).await
+    handle(state, ctx, req, latency, false).await
 }
 
 fn is_batch(path: &str) -> bool {
     path.trim_matches('/').eq_ignore_ascii_case("$batch")
 }
 
-/// One logical request (a plain one, or an item of a `$batch`), with `latency` added while it
+/// One logical request (a plain one, or an `item` of a `$batch`), with `latency` added while it
 /// holds its concurrency slot.
 pub(crate) async fn handle(
     state: &GraphState,
     ctx: Ctx,
     req: Req,
     latency: std::time::Duration,
+    item: bool,
 ) -> Resp {
-    let picked = match faults::before(state, &ctx, &req).await {
+    let picked = match faults::before(state, &ctx, &req, item).await {
         Ok(picked) => picked,
         Err(mut resp) => {
             ctx.decorate(&mut resp);

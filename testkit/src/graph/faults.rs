@@ -19,9 +19,10 @@ pub(crate) async fn before(
     state: &GraphState,
     ctx: &Ctx,
     req: &Req,
+    item: bool,
 ) -> Result<Option<Picked>, Resp> {
     let faults = state.faults();
-    let Some(picked) = faults.pick(Service::Graph, req.method.as_str(), &req.path) else {
+    let Some(picked) = faults.pick_for(Service::Graph, req.method.as_str(), &req.path, item) else {
         return Ok(None);
     };
     let retry_after = |mut resp: Resp, value: &Option<String>| {

@@ -214,6 +214,16 @@ fn builder_list(list: &[Address]) -> mail_builder::headers::address::Address<'_>
     mail_builder::headers::address::Address::new_list(list.iter().map(builder_address).collect())
 }
 
+/// A MIME boundary for an item: hex of a hash of its internet message ID.
+fn boundary_of(internet_message_id: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(internet_message_id.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The message as RFC 5322 bytes, built by mail-builder: headers, then the body part alone or
 /// a `multipart/mixed` with one part per attachment (`Content-ID` for inline ones).
 pub(crate) fn render(m: &Message) -> Vec<u8> {
@@ -280,7 +290,14 @@ pub(crate) fn render(m: &Message) -> Vec<u8> {
                 _ => part.attachment(name),
             });
         }
-        MimePart::new("multipart/mixed", parts)
+        // The same item gives the same bytes every time, as Exchange's MIME does: the boundary
+        // comes from the item, not from mail-builder's clock-based generator.
+        let boundary = format!("_exgate_mock_{}", boundary_of(&m.internet_message_id));
+        MimePart::new(
+            mail_builder::headers::content_type::ContentType::new("multipart/mixed")
+                .attribute("boundary", boundary),
+            parts,
+        )
     };
     b.body(body).write_to_vec().unwrap_or_default()
 }

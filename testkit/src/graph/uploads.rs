@@ -166,7 +166,7 @@ pub(crate) async fn serve(state: &GraphState, request: Request) -> Resp {
         headers: parts.headers,
         body: Vec::new(),
     };
-    let picked = match faults::before(state, &ctx, &req).await {
+    let picked = match faults::before(state, &ctx, &req, false).await {
         Ok(picked) => picked,
         Err(mut resp) => {
             ctx.decorate(&mut resp);

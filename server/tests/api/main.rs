@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::OpenApi;
 
+mod pipeline;
+
 /// An isolated home: config, data and key live under a temporary folder.
 struct Home {
     dir: tempfile::TempDir,
