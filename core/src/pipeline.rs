@@ -381,14 +381,12 @@ impl Pipeline {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            if status.is_success() {
-                if let Mode::Stream = mode {
-                    return Ok(Outcome::Stream(Streamed {
-                        status,
-                        body: ByteStream::http(resp, limits.max_item_bytes, Some(permit)),
-                        headers,
-                    }));
-                }
+            if status.is_success() && matches!(mode, Mode::Stream) {
+                return Ok(Outcome::Stream(Streamed {
+                    status,
+                    body: ByteStream::http(resp, limits.max_item_bytes, Some(permit)),
+                    headers,
+                }));
             }
             // Failure bodies are explanations: a bounded read, a truncated one still explains.
             let limit = if status.is_success() {

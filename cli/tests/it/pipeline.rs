@@ -195,7 +195,7 @@ async fn a_mailbox_with_30_mb_messages_exports_completely() {
     let big = |n: usize| {
         let mut m = MessageContent::new(
             "inbox",
-            &format!("large {n}"),
+            format!("large {n}"),
             Address::new("M", seed::MEGAN),
             now(),
         );
