@@ -300,3 +300,72 @@ async fn a_server_that_repeats_its_page_link_ends_the_listing_with_an_error() {
     .fails(1, &["repeated a paging link", "stopped instead of looping"]);
     assert_eq!(env.mock.fault_report().total, 1);
 }
+
+#[tokio::test]
+async fn attachments_over_3_mb_go_through_an_upload_session() {
+    let env = daemon().await;
+    // 5 MB of varied bytes, and a small one sent inline beside it.
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let big_file = env.dir.path().join("large.bin");
+    std::fs::write(&big_file, &big).unwrap();
+    let small_file = env.write("note.txt", "small");
+    env.run(&[
+        "mail",
+        "send",
+        "-m",
+        seed::ADELE,
+        "--to",
+        seed::MEGAN,
+        "--subject",
+        "a large file",
+        "--body",
+        "see attached",
+        "--attach",
+        big_file.to_str().unwrap(),
+        "--attach",
+        small_file.to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    let requests = env.mock.requests();
+    let uploads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.status < 300)
+        .collect();
+    assert!(uploads.len() >= 2, "uploaded in pieces: {uploads:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.uri.contains("/attachments/createUploadSession")),
+        "{requests:?}"
+    );
+    // Delivered once, with both attachments whole.
+    let delivered: Vec<_> = env
+        .mock
+        .delivered(seed::MEGAN)
+        .into_iter()
+        .filter(|(_, s)| s == "a large file")
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    let megan = env.mock.mailbox_content(seed::MEGAN).unwrap();
+    let received = megan
+        .messages
+        .iter()
+        .find(|m| m.subject == "a large file")
+        .unwrap();
+    let mut names: Vec<_> = received
+        .attachments
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["large.bin", "note.txt"]);
+    let large = received
+        .attachments
+        .iter()
+        .find(|a| a.name == "large.bin")
+        .unwrap();
+    assert!(large.bytes() == big, "the large attachment arrived changed");
+}

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::mailbox::{
     Attendee, AttendeeKind, Body, BodyKind, BusySlot, Contact, ContactDraft, DayOfWeek, Event,
@@ -58,7 +57,7 @@ pub(crate) fn zone_from_graph(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Collection<T> {
-    #[serde(default = "Vec::new")]
+    /// Required: an answer without it (`[]`, `{}`) is not a collection, never an empty one.
     pub value: Vec<T>,
     #[serde(rename = "@odata.nextLink", default)]
     pub next_link: Option<String>,
@@ -101,10 +100,6 @@ pub(crate) fn recipient_json(r: &Recipient) -> Value {
         Some(name) => json!({ "emailAddress": { "address": r.address, "name": name } }),
         None => json!({ "emailAddress": { "address": r.address } }),
     }
-}
-
-fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s?, &Rfc3339).ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,10 +180,10 @@ pub(crate) struct WireMessage {
     pub subject: Option<String>,
     #[serde(default)]
     pub body_preview: Option<String>,
-    #[serde(default)]
-    pub received_date_time: Option<String>,
-    #[serde(default)]
-    pub sent_date_time: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub received_date_time: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sent_date_time: Option<OffsetDateTime>,
     #[serde(default)]
     pub is_read: Option<bool>,
     #[serde(default)]
@@ -241,7 +236,7 @@ impl WireMessage {
             id: self.id,
             subject: self.subject.unwrap_or_default(),
             from: self.from.and_then(Addressed::recipient),
-            received_at: parse_time(self.received_date_time.as_deref()),
+            received_at: self.received_date_time,
             is_read: self.is_read.unwrap_or(false),
             has_attachments: self.has_attachments.unwrap_or(false),
             importance,
@@ -271,7 +266,7 @@ impl WireMessage {
             cc: recipients(rest.cc),
             bcc: recipients(rest.bcc),
             reply_to: recipients(rest.reply_to),
-            sent_at: parse_time(rest.sent.as_deref()),
+            sent_at: rest.sent,
             body: rest.body.map(Body::from).unwrap_or_else(|| Body::text("")),
             attachments,
             internet_message_id: rest.internet_message_id,
@@ -285,7 +280,7 @@ struct WireRest {
     cc: Vec<Addressed>,
     bcc: Vec<Addressed>,
     reply_to: Vec<Addressed>,
-    sent: Option<String>,
+    sent: Option<OffsetDateTime>,
     body: Option<ItemBody>,
     internet_message_id: Option<String>,
     conversation_id: Option<String>,
@@ -1027,7 +1022,6 @@ pub(crate) struct InnerError {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct BatchResponses {
-    #[serde(default)]
     pub responses: Vec<BatchResponse>,
 }
 
@@ -1044,6 +1038,27 @@ pub(crate) struct BatchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_is_strict() {
+        // A collection must say `value`; `[]` and `{}` are not empty mailboxes.
+        for body in ["[]", "{}", r#"{"value":{}}"#] {
+            assert!(
+                serde_json::from_str::<Collection<WireMessage>>(body).is_err(),
+                "{body}"
+            );
+        }
+        assert!(serde_json::from_str::<BatchResponses>("[]").is_err());
+        // A time that is not RFC 3339 is an error, never a null.
+        assert!(
+            serde_json::from_str::<WireMessage>(r#"{"id":"1","receivedDateTime":"yesterday"}"#)
+                .is_err()
+        );
+        let ok: WireMessage =
+            serde_json::from_str(r#"{"id":"1","receivedDateTime":"2026-11-20T09:30:00.1234567Z"}"#)
+                .unwrap();
+        assert!(ok.received_date_time.is_some());
+    }
 
     #[test]
     fn a_message_maps_every_field() {
