@@ -99,6 +99,35 @@ fn range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(OffsetDateTime
     Ok((start, end))
 }
 
+/// The command that lists the next page: this one, as it was run (a page token continues only
+/// the mailbox, folder and filters it came from), with `--page TOKEN` instead of any given.
+fn next_page_command(token: &str) -> String {
+    let mut words = vec!["exgate".to_owned()];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--page" {
+            args.next();
+        } else if !arg.starts_with("--page=") {
+            words.push(shell_quote(&arg));
+        }
+    }
+    words.push("--page".into());
+    words.push(shell_quote(token));
+    words.join(" ")
+}
+
+/// `s` as one word for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./@:=,+%".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 struct Opened {
     backend: Backend,
     mailbox: MailboxRef,
@@ -338,7 +367,7 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
                 )?;
             }
             if let Some(next) = &page.next {
-                writeln!(std::io::stderr(), "more: exgate mail list --page '{next}'")?;
+                writeln!(std::io::stderr(), "more: {}", next_page_command(next))?;
             }
         }
         MailCommand::Folders { on } => {
@@ -776,10 +805,7 @@ pub(crate) async fn contacts(ctx: &Context, cmd: &ContactsCommand) -> anyhow::Re
                 )?;
             }
             if let Some(next) = &page.next {
-                writeln!(
-                    std::io::stderr(),
-                    "more: exgate contacts list --page '{next}'"
-                )?;
+                writeln!(std::io::stderr(), "more: {}", next_page_command(next))?;
             }
         }
         ContactsCommand::Show { id, on } => {

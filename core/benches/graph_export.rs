@@ -1,6 +1,7 @@
 //! `cargo xtask bench` part 2: export a 20,000-message mailbox from the throttled mock Graph and
 //! report the rate as a fraction of what the simulated per-mailbox policy allows; then list a year
-//! of calendar events. Not a criterion bench: one timed run, reported as ratios.
+//! of calendar events; then stream a 100 MB attachment to a file and report how much the process
+//! grew. Not a criterion bench: one timed run, reported as ratios.
 //!
 //! The policy is Microsoft's (4 concurrent, 10,000 requests per window) with the window shortened
 //! so the run takes seconds; the fraction is what matters, not the absolute time.
@@ -23,8 +24,8 @@ use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::SqliteStore;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
-use exgate_testkit::graph::ThrottlePolicy;
 use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+use exgate_testkit::graph::{Address, AttachmentContent, MessageContent, ThrottlePolicy};
 
 fn main() {
     let messages: usize = std::env::var("EXGATE_BENCH_MESSAGES")
@@ -101,5 +102,42 @@ fn main() {
         let events = backend.calendar().expect("calendar").events(&adele, year, year + time::Duration::days(365), Some(&TimeZone::parse("Europe/Berlin").expect("a zone"))).await.expect("events");
         let took = started.elapsed().as_secs_f64();
         println!("calendar: {} events of a year listed in {took:.2} s = {:.0} events/s", events.len(), events.len() as f64 / took);
+
+        // A 100 MB attachment, streamed to a file: how much the process grows while it passes.
+        let size: u64 = 100 * 1024 * 1024;
+        let mut large = MessageContent::new("inbox", "large", Address::new("Megan", seed::MEGAN), time::OffsetDateTime::now_utc());
+        large.attachments = vec![AttachmentContent::generated("large.bin", "application/octet-stream", size)];
+        let id = mock.add_messages(seed::ADELE, &[large]).expect("large message").remove(0);
+        let mail = backend.mail().expect("mail");
+        let message = mail.message(&adele, &id, None).await.expect("message");
+        // The export's own peak is higher: start the high-water mark afresh (Linux: `5` to
+        // clear_refs resets VmHWM to the current resident size).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let before = peak_memory();
+        let started = Instant::now();
+        let download = mail.attachment(&adele, &id, &message.attachments[0].id).await.expect("attachment");
+        let written = export::save(download.content, &dir.path().join("large.bin")).await.expect("saved");
+        let took = started.elapsed().as_secs_f64();
+        let grew = peak_memory().saturating_sub(before);
+        assert_eq!(written, size);
+        println!(
+            "attachment: {} MiB streamed to a file in {took:.2} s; peak memory grew by {} KiB ({:.2}% of its size)",
+            size >> 20,
+            grew / 1024,
+            100.0 * grew as f64 / size as f64
+        );
     });
+}
+
+/// This process's peak resident memory so far, in bytes (the kernel's `VmHWM`).
+fn peak_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }

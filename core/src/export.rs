@@ -119,6 +119,14 @@ fn folder_dirs(folders: &[Folder]) -> HashMap<String, String> {
     out
 }
 
+/// Where a file is written before it is renamed into place: beside it, its whole name plus
+/// `.part`, so no other file's name is taken.
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".part");
+    path.with_file_name(name)
+}
+
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
     MailboxError::Sink(format!("{what} {}: {e}", path.display())).into()
 }
@@ -139,7 +147,7 @@ async fn create_private_file(path: &Path) -> Result<tokio::fs::File, Error> {
 }
 
 async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("part");
+    let tmp = part_path(path);
     let mut file = create_private_file(&tmp).await?;
     file.write_all(bytes)
         .await
@@ -154,7 +162,7 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Writes `content` to `path` as it arrives: a private file (0600), complete or absent.
 pub async fn save(content: crate::mailbox::ByteStream, path: &Path) -> Result<u64, Error> {
-    let tmp = path.with_extension("part");
+    let tmp = part_path(path);
     let mut file = create_private_file(&tmp).await?;
     let written = content.copy_to(&mut file).await?;
     file.sync_all()

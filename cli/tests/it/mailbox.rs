@@ -71,7 +71,9 @@ async fn mail_commands_on_the_users_own_mailbox() {
     assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
     let table = env.run(&["mail", "list", "--limit", "4"]).await.ok();
     assert!(
-        table.stderr().contains("more: exgate mail list --page"),
+        table
+            .stderr()
+            .contains("more: exgate mail list --limit 4 --page xg1."),
         "{}",
         table.dump()
     );

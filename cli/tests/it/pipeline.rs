@@ -369,3 +369,68 @@ async fn attachments_over_3_mb_go_through_an_upload_session() {
         .unwrap();
     assert!(large.bytes() == big, "the large attachment arrived changed");
 }
+
+/// The words of a command as a POSIX shell reads plain and single-quoted words.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+#[tokio::test]
+async fn the_printed_next_page_command_runs_as_printed() {
+    let env = daemon().await;
+    let first = env
+        .run(&[
+            "mail",
+            "list",
+            "-m",
+            seed::MEGAN,
+            "--folder",
+            "inbox",
+            "--limit",
+            "2",
+        ])
+        .await
+        .ok();
+    let line = first
+        .stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("more: ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("{}", first.dump()));
+    let words = shell_words(&line);
+    assert_eq!(words[0], "exgate", "{line}");
+    assert!(
+        words.contains(&seed::MEGAN.to_owned()) && words.contains(&"inbox".to_owned()),
+        "{line}"
+    );
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let second = env.run(&args).await.ok();
+    assert!(!second.stdout().is_empty(), "{}", second.dump());
+    assert_ne!(
+        first.stdout(),
+        second.stdout(),
+        "the next page, not the first again"
+    );
+}

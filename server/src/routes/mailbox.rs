@@ -402,6 +402,99 @@ fn yes() -> bool {
     true
 }
 
+/// A send as `multipart/form-data`: the message as JSON in a part named `message` (its
+/// `attachments` may be left out), and one part per file, whose file name and content type are
+/// the attachment's. No base64: the files travel as they are.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema for the OpenAPI document only")]
+pub(crate) struct SendForm {
+    /// The message, as the JSON body would carry it.
+    message: SendBody,
+    /// Files to attach (any field name; each part's filename names the attachment).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    files: Vec<Vec<u8>>,
+}
+
+/// A send's body: JSON ([`SendBody`], attachments in base64) or a [`SendForm`].
+pub(crate) struct SendRequest {
+    body: SendBody,
+    /// Files from a form, beside those of `body`.
+    files: Vec<NewAttachment>,
+}
+
+impl axum::extract::FromRequest<AppState> for SendRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> ApiResult<Self> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !multipart {
+            let Json(body) = Json::<SendBody>::from_request(req, s)
+                .await
+                .map_err(|e| ApiError::new(e.status(), "invalid_input", e.body_text()))?;
+            return Ok(Self {
+                body,
+                files: Vec::new(),
+            });
+        }
+        let form_error = |e: axum::extract::multipart::MultipartError| {
+            ApiError::new(
+                e.status(),
+                "invalid_input",
+                format!("the form cannot be read: {}", e.body_text()),
+            )
+        };
+        let mut form = axum::extract::Multipart::from_request(req, s)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_input", e.body_text()))?;
+        let (mut body, mut files) = (None, Vec::new());
+        while let Some(field) = form.next_field().await.map_err(form_error)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            if let Some(file) = field.file_name().map(attachment_name) {
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned();
+                let content = field.bytes().await.map_err(form_error)?;
+                files.push(NewAttachment {
+                    name: file,
+                    content_type,
+                    content,
+                });
+            } else if name == "message" {
+                let json = field.bytes().await.map_err(form_error)?;
+                body = Some(
+                    serde_json::from_slice::<SendBody>(&json)
+                        .map_err(|e| bad(format!("the `message` part is not a message: {e}")))?,
+                );
+            } else {
+                return Err(bad(format!(
+                    "unexpected form field `{name}`: send the message as JSON in a part named `message` and each attachment as a file part"
+                )));
+            }
+        }
+        let body = body.ok_or_else(|| bad("the form has no `message` part"))?;
+        Ok(Self { body, files })
+    }
+}
+
+/// A file name as an attachment's name: its last path component, never empty.
+fn attachment_name(file: &str) -> String {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    if name.is_empty() || name == "." || name == ".." {
+        "attachment".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
 fn addresses(list: &[String]) -> ApiResult<Vec<Recipient>> {
     list.iter().map(|a| address(a)).collect()
 }
@@ -412,16 +505,20 @@ fn addresses(list: &[String]) -> ApiResult<Vec<Recipient>> {
     path = "/api/v1/connections/{connection}/users/{principal}/messages",
     tag = "mailbox",
     params(UserPath, On),
-    request_body = SendBody,
+    request_body(content(
+        (SendBody = "application/json"),
+        (SendForm = "multipart/form-data"),
+    )),
     security(("api_key" = []), ("admin" = [])),
     responses(
         (status = 202, description = "Sent", body = Sent),
-        (status = 413, description = "The body is over 8 MiB"),
+        (status = 413, description = "The body is over limits.max_item_mb"),
         (status = 422, description = "The body is not JSON of this shape"),
         MailboxErrors,
     ),
 )]
-pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<Response> {
+pub(crate) async fn send(t: UserMailbox, request: SendRequest) -> ApiResult<Response> {
+    let SendRequest { body: b, files } = request;
     if b.to.is_empty() {
         return Err(bad("`to` needs at least one address"));
     }
@@ -446,6 +543,7 @@ pub(crate) async fn send(t: UserMailbox, Json(b): Json<SendBody>) -> ApiResult<R
                 content: content.into(),
             })
         })
+        .chain(files.into_iter().map(Ok))
         .collect::<ApiResult<Vec<_>>>()?;
     let message = NewMessage {
         to: addresses(&b.to)?,

@@ -219,3 +219,112 @@ async fn large_attachments_and_mime_are_passed_on_whole() {
     let mime = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(mime.len() as u64 > size, "{} bytes of MIME", mime.len());
 }
+
+/// A `multipart/form-data` body with a `message` part and file parts.
+fn form(message: Option<&Value>, files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "exgate-test-boundary-7d1f";
+    let mut body = Vec::new();
+    if let Some(m) = message {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\nContent-Type: application/json\r\n\r\n{m}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (field, file, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_send_takes_its_files_as_a_form_without_base64() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let t = AppOnly::start().await;
+    let large: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let post = |(content_type, body): (String, Vec<u8>)| {
+        let req = Request::post(format!("{ADELE}/messages"))
+            .header("authorization", &t.key)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        exgate_server::app(t.gw.state.clone()).oneshot(req)
+    };
+    let message = json!({ "to": [seed::MEGAN], "subject": "form send", "body": "files attached" });
+    let resp = post(form(
+        Some(&message),
+        &[
+            ("file", "../large.bin", &large),
+            ("file", "note.txt", b"small"),
+        ],
+    ))
+    .await
+    .unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let megan = t.mock.mailbox_content(seed::MEGAN).unwrap();
+    let received = megan
+        .messages
+        .iter()
+        .find(|m| m.subject == "form send")
+        .expect("delivered");
+    let mut names: Vec<_> = received
+        .attachments
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["large.bin", "note.txt"],
+        "the path part of a file name is dropped"
+    );
+    let got = received
+        .attachments
+        .iter()
+        .find(|a| a.name == "large.bin")
+        .unwrap()
+        .bytes();
+    assert!(got == large, "the file arrived changed");
+
+    // A form without the message, or with a field that is neither: refused, nothing sent.
+    let before = t.mock.submitted(seed::ADELE).len();
+    for (form, says) in [
+        (form(None, &[("file", "a.txt", b"a")]), "no `message` part"),
+        (
+            {
+                let (ct, mut body) = form(Some(&message), &[]);
+                let extra = b"--exgate-test-boundary-7d1f\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n";
+                body.splice(0..0, extra.iter().copied());
+                (ct, body)
+            },
+            "unexpected form field `note`",
+        ),
+    ] {
+        let resp = post(form).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let err: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert!(err["message"].as_str().unwrap().contains(says), "{err}");
+        assert_eq!(err["code"], "invalid_input");
+    }
+    assert_eq!(t.mock.submitted(seed::ADELE).len(), before);
+}
