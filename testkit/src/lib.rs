@@ -51,6 +51,8 @@ pub struct RecordedRequest {
     /// Path and query, as sent.
     pub uri: String,
     pub status: u16,
+    /// The `client-request-id` the client sent (Graph's correlation header), if any.
+    pub client_request_id: Option<String>,
 }
 
 /// A mock HTTP server on loopback. Dropping it stops the server.
@@ -74,11 +76,17 @@ async fn record(
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().to_string(), ToString::to_string);
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let resp = next.run(req).await;
     let entry = RecordedRequest {
         method,
         uri,
         status: resp.status().as_u16(),
+        client_request_id,
     };
     log.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -274,12 +282,14 @@ mod tests {
                 RecordedRequest {
                     method: "GET".into(),
                     uri: "/ping?x=1".into(),
-                    status: 200
+                    status: 200,
+                    client_request_id: None,
                 },
                 RecordedRequest {
                     method: "GET".into(),
                     uri: "/nope".into(),
-                    status: 404
+                    status: 404,
+                    client_request_id: None,
                 },
             ]
         );

@@ -434,3 +434,67 @@ async fn the_printed_next_page_command_runs_as_printed() {
         "the next page, not the first again"
     );
 }
+
+#[tokio::test]
+async fn malformed_answers_are_errors_that_say_so() {
+    let env = daemon().await;
+    env.mock
+        .add_fault(FaultRule::next(1, FaultKind::JsonArray).method("GET"))
+        .unwrap();
+    env.run(&["mail", "list", "-m", seed::ADELE])
+        .await
+        .fails(1, &["Graph answered with JSON of an unexpected shape"]);
+    env.mock
+        .add_fault(FaultRule::next(1, FaultKind::TruncatedJson).method("GET"))
+        .unwrap();
+    env.run(&["mail", "folders", "-m", seed::ADELE])
+        .await
+        .fails(1, &["unexpected shape"]);
+}
+
+#[tokio::test]
+async fn a_batch_item_that_is_not_mime_is_fetched_again_alone_and_exported_right() {
+    let env = daemon().await;
+    let clean = env.dir.path().join("clean");
+    env.run(&[
+        "mail",
+        "export",
+        "-m",
+        seed::ADELE,
+        "--folder",
+        "inbox",
+        "--out",
+        clean.to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    // Three items of the next batch answer JSON instead of MIME.
+    env.mock
+        .add_fault(FaultRule::next(3, FaultKind::NotMime).path("$value"))
+        .unwrap();
+    let spoiled = env.dir.path().join("spoiled");
+    let run = env
+        .run(&[
+            "mail",
+            "export",
+            "-m",
+            seed::ADELE,
+            "--folder",
+            "inbox",
+            "--out",
+            spoiled.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    assert!(run.stdout().contains("0 failed"), "{}", run.dump());
+    assert_eq!(env.mock.fault_report().total, 3);
+    for entry in std::fs::read_dir(clean.join("Inbox")).unwrap() {
+        let path = entry.unwrap().path();
+        let twin = spoiled.join("Inbox").join(path.file_name().unwrap());
+        assert!(
+            std::fs::read(&path).unwrap() == std::fs::read(&twin).unwrap(),
+            "{} differs",
+            twin.display()
+        );
+    }
+}

@@ -328,3 +328,59 @@ async fn a_send_takes_its_files_as_a_form_without_base64() {
     }
     assert_eq!(t.mock.submitted(seed::ADELE).len(), before);
 }
+
+#[tokio::test]
+async fn the_callers_request_id_reaches_graph_and_a_looping_server_is_an_error() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let t = AppOnly::start().await;
+    let id = "5d0f6a8e-3c1b-4f7e-9a2d-8b6c4e1f0a37";
+    let req = Request::get(format!("{ADELE}/folders"))
+        .header("authorization", &t.key)
+        .header("x-request-id", id)
+        .body(Body::empty())
+        .unwrap();
+    let resp = exgate_server::app(t.gw.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let graph: Vec<_> = t
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.contains("/mailFolders"))
+        .collect();
+    assert!(!graph.is_empty());
+    assert!(
+        graph
+            .iter()
+            .all(|r| r.client_request_id.as_deref() == Some(id)),
+        "{graph:?}"
+    );
+
+    // A Graph that hands back the page it was asked for, as the next one: an error, not a loop.
+    let (status, page) = t.user("GET", "/messages?limit=2", Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let token = page["next_page"].as_str().unwrap().to_owned();
+    t.mock
+        .add_fault(FaultRule::next(1, FaultKind::RepeatNextLink).method("GET"))
+        .unwrap();
+    let (status, err) = t
+        .user(
+            "GET",
+            &format!("/messages?limit=2&page={}", urlencode(&token)),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("repeated a paging link"),
+        "{err}"
+    );
+}
