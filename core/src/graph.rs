@@ -79,11 +79,7 @@ impl<'a> Call<'a> {
     }
 
     fn to(method: Method, target: Target, op: Operation, mailbox: &'a MailboxRef) -> Self {
-        let retry = if method == Method::POST {
-            Retry::IfNotProcessed
-        } else {
-            Retry::Always
-        };
+        let retry = Retry::for_method(&method);
         Self {
             method,
             target,

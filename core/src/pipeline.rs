@@ -88,6 +88,18 @@ pub enum Retry {
     IfNotProcessed,
 }
 
+impl Retry {
+    /// POST creates or acts (a draft, a send): only retried when certainly not processed.
+    /// GET, PUT, PATCH and DELETE change nothing more when repeated.
+    pub fn for_method(method: &Method) -> Self {
+        if method == Method::POST {
+            Self::IfNotProcessed
+        } else {
+            Self::Always
+        }
+    }
+}
+
 /// What an answer means, as the protocol sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -130,11 +142,7 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, url: Url, mailbox: impl Into<String>) -> Self {
-        let retry = if method == Method::POST {
-            Retry::IfNotProcessed
-        } else {
-            Retry::Always
-        };
+        let retry = Retry::for_method(&method);
         Self {
             method,
             url,
@@ -365,7 +373,14 @@ impl Pipeline {
                 Ok(r) => r,
                 Err(e) => {
                     drop(permit);
-                    let message = transport_message(&e);
+                    // Where it went, without the query (which may hold a pre-authenticated token).
+                    let message = format!(
+                        "{} {}{}: {}",
+                        req.method,
+                        req.url.origin().ascii_serialization(),
+                        req.url.path(),
+                        transport_message(e)
+                    );
                     if req.retry == Retry::Always && attempt < attempts {
                         tracing::debug!(attempt, error = %message, "request failed in transit; trying again");
                         tokio::time::sleep(backoff(attempt).min(limits.max_wait)).await;
@@ -454,15 +469,17 @@ impl Pipeline {
     }
 }
 
-fn transport_message(e: &reqwest::Error) -> String {
+/// What went wrong in transit, without the URL: a pre-authenticated upload URL carries its
+/// token in the query, and no error message may hold a credential.
+pub(crate) fn transport_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
     if e.is_timeout() {
         "the request timed out".to_owned()
     } else if e.is_connect() {
         format!("cannot connect: {e}")
     } else {
-        // reqwest's own text names the URL, which holds no secret (tokens travel in headers).
         let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
+        let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
             message = format!("{message}: {s}");
             source = s.source();
@@ -474,4 +491,29 @@ fn transport_message(e: &reqwest::Error) -> String {
 /// The wait before trying again when the server gave no hint: 0.5 s, 1 s, 2 s, … up to 30 s.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250u64 << attempt.min(7)).min(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_never_carry_the_query() {
+        // A port nobody listens on: bind one, then let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = reqwest::Client::new()
+            .put(format!(
+                "http://127.0.0.1:{port}/upload?authtoken=SECRET-TOKEN"
+            ))
+            .send()
+            .await
+            .unwrap_err();
+        let message = transport_message(err);
+        assert!(!message.contains("SECRET-TOKEN"), "{message}");
+        assert!(message.starts_with("cannot connect"), "{message}");
+    }
 }

@@ -60,7 +60,7 @@ pub(crate) async fn read_whole(
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| ReadError::Transport(e.to_string()))?
+        .map_err(|e| ReadError::Transport(super::transport_message(e)))?
     {
         if body.len() as u64 + chunk.len() as u64 > limit {
             if strict {
@@ -134,10 +134,12 @@ impl ByteStream {
             return Err(MailboxError::TooLarge { limit: self.limit });
         }
         let chunk = match &mut self.source {
-            Source::Http(resp) => resp
-                .chunk()
-                .await
-                .map_err(|e| MailboxError::Transport(format!("the answer broke off: {e}")))?,
+            Source::Http(resp) => resp.chunk().await.map_err(|e| {
+                MailboxError::Transport(format!(
+                    "the answer broke off: {}",
+                    super::transport_message(e)
+                ))
+            })?,
             Source::Memory(bytes) => bytes.take(),
         };
         if let Some(c) = &chunk {
