@@ -498,3 +498,55 @@ async fn a_batch_item_that_is_not_mime_is_fetched_again_alone_and_exported_right
         );
     }
 }
+
+#[tokio::test]
+async fn attachments_too_many_to_go_inline_and_too_small_for_an_upload_session_are_posted() {
+    let env = daemon().await;
+    // Three files of 1.2 MB: two fit in the draft's own request, the third is posted alone
+    // (Graph takes upload sessions only from 3 MB on).
+    let mut args = vec![
+        "mail".to_owned(),
+        "send".into(),
+        "-m".into(),
+        seed::ADELE.into(),
+        "--to".into(),
+        seed::MEGAN.into(),
+        "--subject".into(),
+        "three files".into(),
+        "--body".into(),
+        "x".into(),
+    ];
+    let mut files = Vec::new();
+    for n in 0..3u8 {
+        let bytes = vec![n; 1_200_000];
+        let path = env.dir.path().join(format!("part-{n}.bin"));
+        std::fs::write(&path, &bytes).unwrap();
+        args.push("--attach".into());
+        args.push(path.to_str().unwrap().to_owned());
+        files.push(bytes);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.run(&args).await.ok();
+    let megan = env.mock.mailbox_content(seed::MEGAN).unwrap();
+    let received = megan
+        .messages
+        .iter()
+        .find(|m| m.subject == "three files")
+        .unwrap();
+    assert_eq!(received.attachments.len(), 3);
+    for (n, bytes) in files.iter().enumerate() {
+        let a = received
+            .attachments
+            .iter()
+            .find(|a| a.name == format!("part-{n}.bin"))
+            .unwrap();
+        assert!(a.bytes() == *bytes, "part-{n}.bin arrived changed");
+    }
+    assert!(
+        !env.mock
+            .requests()
+            .iter()
+            .any(|r| r.uri.contains("createUploadSession")),
+        "no upload session for files under 3 MB"
+    );
+}

@@ -28,6 +28,8 @@ const INLINE_BUDGET: usize = 2_500_000;
 /// One upload-session PUT: Graph takes up to 4 MB each; a multiple of 320 KiB suits every
 /// upload endpoint Microsoft documents.
 const UPLOAD_CHUNK: usize = 10 * 320 * 1024;
+/// Graph takes upload sessions for files of 3 MB and more; smaller ones are posted whole.
+const UPLOAD_MIN: usize = 3 * 1024 * 1024;
 
 fn folder_segment(f: &FolderRef) -> Result<String, MailboxError> {
     match f {
@@ -276,6 +278,45 @@ impl GraphMailbox {
             a.name
         ))
         .into())
+    }
+
+    /// Attaches a file under 3 MB that did not fit in the draft's own request. A post whose
+    /// answer was lost is looked for on the draft before it is tried again, so a retry never
+    /// attaches the file twice.
+    async fn post_attachment(
+        &self,
+        mailbox: &MailboxRef,
+        root: &str,
+        draft: &str,
+        a: &NewAttachment,
+    ) -> Result<(), Error> {
+        let target = format!("{root}/messages/{}/attachments", segment("message", draft)?);
+        let attempts = self.pipe.limits().attempts.max(1);
+        for attempt in 1..=attempts {
+            let call = Call::new(Method::POST, target.clone(), Operation::WRITE_MAIL, mailbox)
+                .json(wire::file_attachment_json(a))
+                .item(draft);
+            match self.no_content(call).await {
+                Ok(()) => return Ok(()),
+                Err(e) if in_doubt(&e) && attempt < attempts => {
+                    let listed =
+                        Call::new(Method::GET, target.clone(), Operation::READ_MAIL, mailbox)
+                            .query("$select", "id,name,size")
+                            .item(draft);
+                    let present = self
+                        .all::<WireAttachment>(listed)
+                        .await?
+                        .iter()
+                        .any(|w| w.name.as_deref() == Some(a.name.as_str()));
+                    if present {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(MailboxError::Transport(format!("`{}` could not be attached", a.name)).into())
     }
 
     /// Sends a draft by ID. A second send of a draft that was already sent finds nothing, so
@@ -638,7 +679,11 @@ impl Mail for GraphMailbox {
         let draft = wire::message_json(message, &inline);
         let id = self.create_draft(mailbox, &root, draft, &marker).await?;
         for a in large {
-            self.upload_attachment(mailbox, &root, &id, a).await?;
+            if a.content.len() >= UPLOAD_MIN {
+                self.upload_attachment(mailbox, &root, &id, a).await?;
+            } else {
+                self.post_attachment(mailbox, &root, &id, a).await?;
+            }
         }
         self.send_draft(mailbox, &root, &id).await
     }
