@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::OpenApi;
 
+mod hardening;
 mod pipeline;
 
 /// An isolated home: config, data and key live under a temporary folder.
