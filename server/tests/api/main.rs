@@ -24,6 +24,7 @@ use tower::ServiceExt;
 use utoipa::OpenApi;
 
 mod hardening;
+mod limiter;
 mod pipeline;
 
 /// An isolated home: config, data and key live under a temporary folder.
@@ -161,6 +162,17 @@ impl Home {
         public_url: &str,
         env: impl IntoIterator<Item = (&'static str, String)>,
     ) -> AppState {
+        self.state_clocked(public_url, env, Arc::new(exgate_core::clock::SystemClock))
+            .await
+    }
+
+    /// [`Home::state_with`] on `clock`.
+    async fn state_clocked(
+        &self,
+        public_url: &str,
+        env: impl IntoIterator<Item = (&'static str, String)>,
+        clock: Arc<dyn exgate_core::clock::Clock>,
+    ) -> AppState {
         let mut pairs = vec![
             ("HOME", self.dir.path().display().to_string()),
             (
@@ -179,12 +191,9 @@ impl Home {
         pairs.extend(env);
         let env = exgate_core::config::Env::from_pairs(pairs);
         let mut settings = exgate_core::config::load(None, &env).unwrap();
-        let services = exgate_core::services::Services::open(
-            &mut settings,
-            Arc::new(exgate_core::clock::SystemClock),
-        )
-        .await
-        .unwrap();
+        let services = exgate_core::services::Services::open(&mut settings, clock)
+            .await
+            .unwrap();
         AppState::new(services, settings, public_url.into())
     }
 }
