@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 mod extract;
 mod health;
+mod html;
 mod metrics;
 mod openapi;
 mod routes;
@@ -158,6 +159,7 @@ pub fn app(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         // Outside the limit and the timeout, so their answers get the error shape too.
         .layer(axum::middleware::from_fn(error::correlate))
+        .layer(axum::middleware::from_fn(html::secure_pages))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)

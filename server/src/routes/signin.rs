@@ -228,13 +228,31 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String>) {
+/// The callback page's one style block; its hash is the page's only allowance in its CSP.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}\
+                     code{background:#eee;padding:0 .2em}";
+
+static PAGE_CSP: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crate::html::csp_with_styles(&[STYLE]));
+
+fn page(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+) -> (
+    StatusCode,
+    [(axum::http::HeaderName, String); 1],
+    Html<String>,
+) {
     (
         status,
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            PAGE_CSP.clone(),
+        )],
         Html(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} – exgate</title>\
-             <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}}\
-             code{{background:#eee;padding:0 .2em}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+             <style>{STYLE}</style></head><body><h1>{t}</h1>{body}</body></html>",
             t = escape(title)
         )),
     )
@@ -269,7 +287,7 @@ pub(crate) struct CallbackQuery {
 pub(crate) async fn callback(
     State(s): State<AppState>,
     Query(q): Query<CallbackQuery>,
-) -> (StatusCode, Html<String>) {
+) -> impl axum::response::IntoResponse {
     let params = RedirectParams {
         code: q.code,
         state: q.state,

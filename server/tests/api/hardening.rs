@@ -387,3 +387,74 @@ async fn a_secret_in_a_malformed_request_is_never_echoed_or_logged() {
         assert!(!logged.contains(secret), "logged: {logged}");
     }
 }
+
+/// Checks the security headers of an HTML answer; returns its CSP and body.
+async fn secure_page(resp: axum::response::Response) -> (String, String) {
+    let h = resp.headers().clone();
+    let header = |name: &str| {
+        h.get(name)
+            .unwrap_or_else(|| panic!("no {name} in {h:?}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(header("content-type").starts_with("text/html"));
+    assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let csp = header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let scripts = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap_or_default();
+    assert!(
+        !scripts.contains("unsafe"),
+        "no inline or eval'd script: {csp}"
+    );
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (csp, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn html_pages_are_not_cached_framed_or_referred_and_allow_only_hashed_styles() {
+    let home = Home::new();
+    let gw = small_gateway(&home).await;
+    for path in [
+        "/service/oauth2/authorize?code=abc&state=unknown",
+        "/service/oauth2/authorize?error=access_denied&error_description=AADSTS65004&state=x",
+    ] {
+        let resp = gw.send("GET", path, None, Value::Null).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let (csp, html) = secure_page(resp).await;
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(!html.contains("<script"), "no script on the callback page");
+        // The page's one style block is allowed by its hash and nothing else.
+        let style = html
+            .split("<style>")
+            .nth(1)
+            .and_then(|s| s.split("</style>").next())
+            .unwrap();
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+        assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
+    }
+    let resp = gw
+        .send("GET", "/api/docs", Some(&gw.admin), Value::Null)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (csp, html) = secure_page(resp).await;
+    assert!(csp.contains("script-src https://cdn.jsdelivr.net"), "{csp}");
+    for script in html.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap();
+        assert!(
+            tag.contains("src=") || tag.contains("application/json"),
+            "no inline script runs: <script{tag}>"
+        );
+    }
+    // JSON answers are left alone.
+    let resp = gw.send("GET", "/healthz", None, Value::Null).await;
+    assert!(!resp.headers().contains_key("x-frame-options"));
+}
