@@ -14,7 +14,6 @@ use exgate_core::admin::AdminCheck;
 use exgate_core::apikeys::{ApiKey, KeyScope};
 use exgate_core::clock::Clock;
 use exgate_core::limiter::{FailureLimiter, FailurePolicy};
-use exgate_core::model::ConnectionId;
 use exgate_core::secret::Secret;
 use ipnet::IpNet;
 
@@ -169,26 +168,43 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// Whether the caller may act on `connection`.
-    pub fn may_use(&self, connection: ConnectionId) -> Result<(), ApiError> {
-        match self {
-            Self::Admin => Ok(()),
-            Self::App(key) if key.scope.allows(connection) => Ok(()),
-            Self::App(key) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "API key `{}` is not allowed to use this connection",
-                    key.name
-                ),
-            )
-            .with_hint("an admin can create a key for this connection with POST /api/v1/keys")),
+    /// The connection `name`, if the caller may use it. An application key gets the same answer
+    /// (403, same code and message) for a connection that does not exist as for one it may not
+    /// use, so it cannot learn which connection names exist.
+    pub async fn connection(
+        &self,
+        s: &AppState,
+        name: &str,
+    ) -> Result<exgate_core::model::Connection, ApiError> {
+        match s.connections.get(name).await {
+            Ok(entry) => match self {
+                Self::App(key) if !key.scope.allows(entry.connection.id) => Err(refused(key, name)),
+                _ => Ok(entry.connection),
+            },
+            Err(e) => match self {
+                Self::App(key) if e.kind() == exgate_core::ErrorKind::NotFound => {
+                    Err(refused(key, name))
+                }
+                _ => Err(e.into()),
+            },
         }
     }
 
     pub fn is_admin(&self) -> bool {
         matches!(self, Self::Admin) || matches!(self, Self::App(k) if k.scope == KeyScope::Admin)
     }
+}
+
+fn refused(key: &ApiKey, connection: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "API key `{}` may not use a connection named `{connection}`",
+            key.name
+        ),
+    )
+    .with_hint("check the connection's name; an admin can create a key for a connection with POST /api/v1/keys")
 }
 
 /// An admin: routes that take this extractor refuse anyone else.

@@ -107,8 +107,7 @@ impl FromRequestParts<AppState> for UserMailbox {
             principal,
         }) = Path::<UserPath>::from_request_parts(parts, s).await?;
         let Query(on) = Query::<On>::from_request_parts(parts, s).await?;
-        let conn = s.connections.get(&connection).await?.connection;
-        caller.may_use(conn.id)?;
+        caller.connection(s, &connection).await?;
         let principal = principal
             .parse::<Principal>()
             .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;

@@ -104,8 +104,7 @@ pub(crate) async fn start(
     Path(name): Path<String>,
     Json(body): Json<LoginBody>,
 ) -> Result<(StatusCode, Json<LoginStarted>), ApiError> {
-    let connection = s.connections.get(&name).await?.connection;
-    caller.may_use(connection.id)?;
+    caller.connection(&s, &name).await?;
     let principal = body
         .principal
         .parse::<Principal>()
@@ -203,8 +202,7 @@ pub(crate) async fn status(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<LoginStatus>, ApiError> {
-    let connection = s.connections.get(&name).await?.connection;
-    caller.may_use(connection.id)?;
+    caller.connection(&s, &name).await?;
     let status = s
         .device_logins
         .0

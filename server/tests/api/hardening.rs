@@ -458,3 +458,59 @@ async fn html_pages_are_not_cached_framed_or_referred_and_allow_only_hashed_styl
     let resp = gw.send("GET", "/healthz", None, Value::Null).await;
     assert!(!resp.headers().contains_key("x-frame-options"));
 }
+
+#[tokio::test]
+async fn a_scoped_key_gets_the_same_answer_for_an_unknown_and_a_forbidden_connection() {
+    let home = Home::new();
+    let gw = small_gateway(&home).await;
+    for name in ["mine", "theirs"] {
+        gw.connection(serde_json::json!({
+            "name": name, "tenant": "common", "auth": "oauth2-delegated",
+            "client_id": crate::CLIENT_ID,
+        }))
+        .await;
+    }
+    let key = gw.app_key("portal", &["mine"]).await;
+    let routes = [
+        (
+            "GET",
+            "/api/v1/connections/{}/users/u42/folders",
+            Value::Null,
+        ),
+        (
+            "GET",
+            "/api/v1/connections/{}/users/u42/messages",
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/api/v1/connections/{}/logins",
+            serde_json::json!({ "principal": "u42" }),
+        ),
+        ("GET", "/api/v1/connections/{}/logins/some-id", Value::Null),
+    ];
+    for (method, route, body) in routes {
+        let mut answers = Vec::new();
+        for name in ["theirs", "does-not-exist"] {
+            let (status, mut answer) = gw
+                .call(method, &route.replace("{}", name), &key, body.clone())
+                .await;
+            answer["correlation_id"] = Value::Null;
+            let message = answer["message"].as_str().unwrap().replace(name, "NAME");
+            answer["message"] = Value::String(message);
+            answers.push((status, answer));
+        }
+        assert_eq!(answers[0], answers[1], "{method} {route}");
+        assert_eq!(answers[0].0, StatusCode::FORBIDDEN, "{method} {route}");
+        assert_eq!(answers[0].1["code"], "forbidden");
+    }
+    // An admin is told the truth.
+    let (status, body) = gw
+        .admin(
+            "GET",
+            "/api/v1/connections/does-not-exist/logins/x",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

@@ -1961,6 +1961,7 @@ async fn mailbox_routes_refuse_other_keys_unknown_users_and_a_mailbox_on_app_onl
         body["hint"].as_str().unwrap().contains("static-users"),
         "{body}"
     );
+    // An unknown connection looks like a forbidden one (hardening::…same_answer…).
     let (status, _) =
         t.gw.call(
             "GET",
@@ -1969,7 +1970,7 @@ async fn mailbox_routes_refuse_other_keys_unknown_users_and_a_mailbox_on_app_onl
             Value::Null,
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // An admin may use every mailbox.
     let (status, _) =
