@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use routes::signin::{DeviceLogins, LoginStatus};
+pub use routes::signin::{LoginStatus, Logins};
 pub use state::AppState;
 
 /// The header that carries a request's ID in and out; it is also every error's `correlation_id`.

@@ -12,7 +12,7 @@ use exgate_core::services::Services;
 use exgate_core::store::Store;
 
 use crate::auth::Guard;
-use crate::{DeviceLogins, Metrics};
+use crate::{Logins, Metrics};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -26,7 +26,8 @@ pub struct AppState {
     /// The gateway's address as browsers reach it, for the sign-in redirect URI.
     pub public_url: String,
     pub guard: Arc<Guard>,
-    pub device_logins: Arc<DeviceLogins>,
+    /// Sign-ins started through the API, for their status route.
+    pub logins: Arc<Logins>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -50,7 +51,7 @@ impl AppState {
             admin,
             public_url: public_url.trim_end_matches('/').to_owned(),
             guard,
-            device_logins: Arc::new(DeviceLogins::default()),
+            logins: Arc::new(Logins::default()),
             metrics: Arc::new(Metrics::default()),
         }
     }

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
 mod hardening;
 mod limiter;
 mod pipeline;
+mod signin;
 
 /// An isolated home: config, data and key live under a temporary folder.
 struct Home {
