@@ -8,8 +8,13 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
 use crate::clock::Clock;
-use crate::secret::{Secret, random_bytes};
+use crate::secret::{Secret, constant_time_eq, random_bytes};
 use crate::store::{Store, StoreError};
 
 /// The shortest admin password accepted from configuration.
@@ -146,6 +151,81 @@ pub async fn verify_admin(
         .is_some_and(|h| verify_password(candidate, &h)))
 }
 
+/// How many argon2 verifications run at once in the process; more wait their turn, so failed
+/// guesses cannot take every core.
+pub const ARGON2_CONCURRENCY: usize = 2;
+
+/// The admin password check of a running gateway. A configured password is compared in constant
+/// time. A stored one is verified with argon2 (at most [`ARGON2_CONCURRENCY`] at once, off the
+/// async workers); the password verified last is remembered together with the stored hash it
+/// matched, and the stored hash is read on every check, so `exgate-server admin reset` (a new
+/// hash) takes effect at once.
+#[derive(Debug)]
+pub struct AdminCheck {
+    store: Arc<dyn Store>,
+    configured: Option<Secret>,
+    argon2: tokio::sync::Semaphore,
+    remembered: Mutex<Option<([u8; 32], String)>>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl AdminCheck {
+    pub fn new(store: Arc<dyn Store>, configured: Option<Secret>) -> Self {
+        Self {
+            store,
+            configured,
+            argon2: tokio::sync::Semaphore::new(ARGON2_CONCURRENCY),
+            remembered: Mutex::new(None),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether `candidate` is the admin password now.
+    pub async fn verify(&self, candidate: &Secret) -> Result<bool, StoreError> {
+        if let Some(c) = &self.configured {
+            return Ok(c == candidate);
+        }
+        let Some(hash) = self.store.admin_password_hash().await? else {
+            return Ok(false);
+        };
+        let digest: [u8; 32] = Sha256::digest(candidate.expose().as_bytes()).into();
+        let known = self
+            .remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(d, h)| constant_time_eq(d, &digest) && *h == hash);
+        if known {
+            return Ok(true);
+        }
+        let ok = {
+            let _permit = self.argon2.acquire().await;
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let (c, h) = (candidate.clone(), hash.clone());
+            let ok = tokio::task::spawn_blocking(move || verify_password(&c, &h))
+                .await
+                .unwrap_or(false);
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            ok
+        };
+        if ok {
+            *self
+                .remembered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((digest, hash));
+        }
+        Ok(ok)
+    }
+
+    /// The most argon2 verifications that ran at once so far.
+    pub fn peak_argon2(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +266,71 @@ mod tests {
         assert!(verify_password(&p, &hash));
         assert!(!verify_password(&Secret::new("wrong"), &hash));
         assert!(!verify_password(&p, "not a hash"));
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        let vault = Arc::new(crate::secret::Vault::open_or_create(&dir.path().join("k")).unwrap());
+        Arc::new(
+            crate::store::SqliteStore::open(&dir.path().join("db"), vault)
+                .await
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_reset_takes_effect_at_once_although_the_old_password_was_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let clock = crate::clock::SystemClock;
+        let old = reset_admin_credential(store.as_ref(), &clock)
+            .await
+            .unwrap();
+        let check = AdminCheck::new(Arc::clone(&store), None);
+        assert!(check.verify(&old).await.unwrap());
+        assert!(check.verify(&old).await.unwrap(), "remembered");
+        let new = reset_admin_credential(store.as_ref(), &clock)
+            .await
+            .unwrap();
+        assert!(
+            !check.verify(&old).await.unwrap(),
+            "the old password stopped working"
+        );
+        assert!(check.verify(&new).await.unwrap());
+        assert!(!check.verify(&Secret::new("wrong")).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn argon2_runs_at_most_a_few_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        reset_admin_credential(store.as_ref(), &crate::clock::SystemClock)
+            .await
+            .unwrap();
+        let check = Arc::new(AdminCheck::new(store, None));
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let check = Arc::clone(&check);
+                tokio::spawn(async move { check.verify(&Secret::new(format!("guess-{i}"))).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(!task.await.unwrap().unwrap());
+        }
+        let peak = check.peak_argon2();
+        assert!((1..=ARGON2_CONCURRENCY).contains(&peak), "{peak}");
+    }
+
+    #[tokio::test]
+    async fn a_configured_password_needs_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = AdminCheck::new(store(&dir).await, Some(Secret::new("a configured one")));
+        assert!(
+            check
+                .verify(&Secret::new("a configured one"))
+                .await
+                .unwrap()
+        );
+        assert!(!check.verify(&Secret::new("another")).await.unwrap());
+        assert_eq!(check.peak_argon2(), 0);
     }
 }

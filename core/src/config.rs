@@ -103,6 +103,8 @@ pub struct ServerSettings {
     pub admin_password: Option<Secret>,
     /// Where browsers reach the gateway (for the sign-in redirect URI); default `http://<listen>`.
     pub public_url: Option<EndpointUrl>,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` the gateway believes (IPs or CIDRs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A connection declared in a configuration file. It is read-only for the CLI and the API.
@@ -210,6 +212,28 @@ struct RawServer {
     public_url: Option<String>,
     log_format: Option<String>,
     admin_password: Option<String>,
+    trusted_proxies: Option<OneOrMany>,
+}
+
+/// A list in a file, or one comma-separated string (an environment variable).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Self::Many(v) => v.iter().map(|s| s.trim()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +485,24 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("server.public_url", e.0))
             })
             .transpose()?;
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .as_ref()
+            .map(OneOrMany::items)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        self.invalid(
+                            "server.trusted_proxies",
+                            format!("`{p}` is not an IP address or network such as 10.0.0.0/8"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut connections = Vec::new();
         for (name, entry) in raw.connections {
             connections.push(self.connection(&name, entry)?);
@@ -515,6 +557,7 @@ impl Resolver<'_> {
                 log_format,
                 admin_password,
                 public_url,
+                trusted_proxies,
             },
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             connections,

@@ -15,6 +15,7 @@ mod error;
 pub mod export;
 pub mod governor;
 pub mod graph;
+pub mod limiter;
 pub mod mailbox;
 pub mod mailboxes;
 pub mod model;

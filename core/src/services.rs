@@ -22,6 +22,8 @@ pub struct Services {
     pub signin: Arc<SignIn>,
     pub mailboxes: Arc<Mailboxes>,
     pub keys: Arc<ApiKeys>,
+    /// The clock every service was built with (the gateway's failure limiter reads it too).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Services {
@@ -62,7 +64,8 @@ impl Services {
             settings.limits,
         )?);
         Ok(Self {
-            keys: Arc::new(ApiKeys::new(Arc::clone(&store), clock)),
+            keys: Arc::new(ApiKeys::new(Arc::clone(&store), Arc::clone(&clock))),
+            clock,
             store,
             vault,
             connections,

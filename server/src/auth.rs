@@ -1,83 +1,163 @@
 //! Who is calling: an admin (HTTP Basic with the admin password, or an admin API key) or an
-//! application (a bearer API key scoped to connections). Failed attempts are limited per client.
+//! application (a bearer API key scoped to connections). Failed attempts are limited per client
+//! address and kind of credential ([`Guard`]); the client address is the peer's, or what a
+//! trusted proxy says it forwarded for (`server.trusted_proxies`).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
-use exgate_core::admin;
+use exgate_core::admin::AdminCheck;
 use exgate_core::apikeys::{ApiKey, KeyScope};
-use exgate_core::model::ConnectionId;
-use exgate_core::secret::{Secret, constant_time_eq};
-use sha2::{Digest, Sha256};
+use exgate_core::clock::Clock;
+use exgate_core::limiter::{FailureLimiter, FailurePolicy};
+use exgate_core::secret::Secret;
+use ipnet::IpNet;
 
 use crate::{ApiError, AppState};
 
-/// Failed attempts a client may make per window before it is told to wait.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// How long a verified admin password is remembered (argon2 is deliberately slow).
-const ADMIN_CACHE: Duration = Duration::from_secs(300);
+/// The kinds of credential whose failures are counted apart: ten wrong admin passwords do not
+/// lock out API keys from the same address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    AdminPassword,
+    ApiKey,
+    /// An `Authorization` header of another scheme, or a Basic user other than `admin`.
+    Other,
+}
 
-/// Counts failed attempts per client address and remembers recently verified admin passwords.
-#[derive(Debug, Default)]
+/// Counts failed authentications per client address and kind of credential, and knows which
+/// peers are proxies whose forwarding headers name the client.
+#[derive(Debug)]
 pub struct Guard {
-    failures: Mutex<HashMap<Option<IpAddr>, (u32, Instant)>>,
-    verified_admin: Mutex<Option<([u8; 32], Instant)>>,
+    failures: FailureLimiter<(Option<IpAddr>, Credential)>,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl Guard {
-    fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
-        let failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match failures.get(&client) {
-            Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW => {
-                Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_failures",
-                    "too many failed authentication attempts from this client",
-                )
-                .with_hint("wait a minute, then check the credential"))
+    pub fn new(clock: Arc<dyn Clock>, trusted_proxies: Vec<IpNet>) -> Self {
+        Self::with_policy(clock, trusted_proxies, FailurePolicy::default())
+    }
+
+    /// A guard with its own limits (ten failures a minute, 10,000 remembered pairs by default).
+    pub fn with_policy(
+        clock: Arc<dyn Clock>,
+        trusted_proxies: Vec<IpNet>,
+        policy: FailurePolicy,
+    ) -> Self {
+        Self {
+            failures: FailureLimiter::new(clock, policy),
+            trusted_proxies,
+        }
+    }
+
+    /// How many (address, credential) pairs the guard remembers failures of.
+    pub fn remembered_failures(&self) -> usize {
+        self.failures.len()
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    /// address in `Forwarded` (else `X-Forwarded-For`) that is not itself a trusted proxy.
+    pub fn client_address(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer.map(canonical)?;
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
+        let Some(hops) = hops else {
+            return Some(peer);
+        };
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop {
+                Some(ip) => {
+                    client = *ip;
+                    if !self.is_trusted(*ip) {
+                        return Some(client);
+                    }
+                }
+                // An address a proxy hid or garbled: the last one known stands.
+                None => return Some(client),
             }
-            _ => Ok(()),
+        }
+        Some(client)
+    }
+
+    fn too_many(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            format!(
+                "too many failed authentication attempts of this kind from this client ({} within {} s)",
+                self.failures.policy().max_failures,
+                self.failures.policy().window.whole_seconds()
+            ),
+        )
+        .with_hint("wait a minute, then check the credential")
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4, so `10.0.0.0/8` matches `::ffff:10.0.0.1`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One hop of a forwarding header: an address, or `None` for `unknown`, `_hidden` or garbage.
+fn hop(text: &str) -> Option<IpAddr> {
+    let t = text.trim().trim_matches('"');
+    t.parse::<IpAddr>()
+        .ok()
+        .or_else(|| t.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            t.strip_prefix('[')
+                .and_then(|r| r.split(']').next())
+                .and_then(|a| a.parse().ok())
+        })
+        .map(canonical)
+}
+
+/// The `for=` of every element of every `Forwarded` header (RFC 7239), first hop first.
+fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
+    let mut hops = Vec::new();
+    for value in headers.get_all(header::FORWARDED) {
+        let Ok(value) = value.to_str() else {
+            hops.push(None);
+            continue;
+        };
+        for element in value.split(',') {
+            let found = element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then_some(v)
+            });
+            if let Some(v) = found {
+                hops.push(hop(v));
+            }
         }
     }
+    (!hops.is_empty()).then_some(hops)
+}
 
-    fn fail(&self, client: Option<IpAddr>) {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = failures.entry(client).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
+/// Every address of every `X-Forwarded-For` header, first hop first.
+fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        match value.to_str() {
+            Ok(v) => hops.extend(v.split(',').map(hop)),
+            Err(_) => hops.push(None),
         }
-        entry.0 += 1;
     }
-
-    fn remembered(&self, digest: &[u8; 32]) -> bool {
-        let cached = self
-            .verified_admin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached
-            .as_ref()
-            .is_some_and(|(d, at)| at.elapsed() < ADMIN_CACHE && constant_time_eq(d, digest))
-    }
-
-    fn remember(&self, digest: [u8; 32]) {
-        *self
-            .verified_admin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((digest, Instant::now()));
-    }
+    (!hops.is_empty()).then_some(hops)
 }
 
 /// An authenticated caller.
@@ -88,26 +168,43 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// Whether the caller may act on `connection`.
-    pub fn may_use(&self, connection: ConnectionId) -> Result<(), ApiError> {
-        match self {
-            Self::Admin => Ok(()),
-            Self::App(key) if key.scope.allows(connection) => Ok(()),
-            Self::App(key) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "API key `{}` is not allowed to use this connection",
-                    key.name
-                ),
-            )
-            .with_hint("an admin can create a key for this connection with POST /api/v1/keys")),
+    /// The connection `name`, if the caller may use it. An application key gets the same answer
+    /// (403, same code and message) for a connection that does not exist as for one it may not
+    /// use, so it cannot learn which connection names exist.
+    pub async fn connection(
+        &self,
+        s: &AppState,
+        name: &str,
+    ) -> Result<exgate_core::model::Connection, ApiError> {
+        match s.connections.get(name).await {
+            Ok(entry) => match self {
+                Self::App(key) if !key.scope.allows(entry.connection.id) => Err(refused(key, name)),
+                _ => Ok(entry.connection),
+            },
+            Err(e) => match self {
+                Self::App(key) if e.kind() == exgate_core::ErrorKind::NotFound => {
+                    Err(refused(key, name))
+                }
+                _ => Err(e.into()),
+            },
         }
     }
 
     pub fn is_admin(&self) -> bool {
         matches!(self, Self::Admin) || matches!(self, Self::App(k) if k.scope == KeyScope::Admin)
     }
+}
+
+fn refused(key: &ApiKey, connection: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "API key `{}` may not use a connection named `{connection}`",
+            key.name
+        ),
+    )
+    .with_hint("check the connection's name; an admin can create a key for a connection with POST /api/v1/keys")
 }
 
 /// An admin: routes that take this extractor refuse anyone else.
@@ -121,63 +218,82 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-    let client = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    state.guard.check(client)?;
+    let guard = &state.guard;
+    let client = guard.client_address(peer, &parts.headers);
     let header = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| unauthorized("this route needs authentication"))?;
-    let result = if let Some(key) = header.strip_prefix("Bearer ") {
-        match state
+    // A valid API key is never refused: keys are random 256-bit values, so guessing them is
+    // hopeless, and checking one costs one hash. Failures only turn 401 into 429.
+    if let Some(key) = header.strip_prefix("Bearer ") {
+        let slot = (client, Credential::ApiKey);
+        return match state
             .keys
             .verify(key.trim())
             .await
             .map_err(ApiError::from)?
         {
-            Some(key) if key.scope == KeyScope::Admin => Ok(Caller::Admin),
-            Some(key) => Ok(Caller::App(key)),
-            None => Err(unauthorized("the API key is unknown or revoked")),
-        }
-    } else if let Some(encoded) = header.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
-        match decoded.split_once(':') {
-            Some(("admin", password)) if verify_admin(state, password).await? => Ok(Caller::Admin),
-            _ => Err(unauthorized("the admin user name or password is wrong")),
-        }
-    } else {
-        Err(unauthorized("unsupported authorization scheme"))
-    };
-    if result.is_err() {
-        state.guard.fail(client);
+            Some(key) => {
+                guard.failures.succeed(&slot);
+                Ok(if key.scope == KeyScope::Admin {
+                    Caller::Admin
+                } else {
+                    Caller::App(key)
+                })
+            }
+            None => {
+                guard.failures.fail(slot);
+                Err(if guard.failures.is_locked(&slot) {
+                    guard.too_many()
+                } else {
+                    unauthorized("the API key is unknown or revoked")
+                })
+            }
+        };
     }
-    result
+    let Some(encoded) = header.strip_prefix("Basic ") else {
+        let slot = (client, Credential::Other);
+        guard.failures.fail(slot);
+        return Err(if guard.failures.is_locked(&slot) {
+            guard.too_many()
+        } else {
+            unauthorized("unsupported authorization scheme")
+        });
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let slot = (client, Credential::AdminPassword);
+    // The admin password can be guessed, so an address that failed too often is not heard until
+    // its window ends (only that address: behind a trusted proxy, the client's own).
+    if guard.failures.is_locked(&slot) {
+        return Err(guard.too_many());
+    }
+    match decoded.split_once(':') {
+        Some(("admin", password)) if verify_admin(&state.admin, password).await? => {
+            guard.failures.succeed(&slot);
+            Ok(Caller::Admin)
+        }
+        _ => {
+            guard.failures.fail(slot);
+            Err(unauthorized("the admin user name or password is wrong"))
+        }
+    }
 }
 
-async fn verify_admin(state: &AppState, password: &str) -> Result<bool, ApiError> {
-    let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-    if state.guard.remembered(&digest) {
-        return Ok(true);
-    }
-    let candidate = Secret::new(password);
-    let ok = admin::verify_admin(
-        state.store.as_ref(),
-        state.admin_password.as_ref(),
-        &candidate,
-    )
-    .await
-    .map_err(|e| ApiError::from(exgate_core::Error::from(e)))?;
-    if ok {
-        state.guard.remember(digest);
-    }
-    Ok(ok)
+async fn verify_admin(check: &AdminCheck, password: &str) -> Result<bool, ApiError> {
+    check
+        .verify(&Secret::new(password))
+        .await
+        .map_err(|e| ApiError::from(exgate_core::Error::from(e)))
 }
 
 impl FromRequestParts<AppState> for Caller {

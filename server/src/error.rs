@@ -135,24 +135,53 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Fills in `correlation_id` on every error body from the response's request ID.
 /// Error bodies are small; one larger than this is not an error shape to rewrite.
 const ERROR_BODY_BYTES: usize = 1024 * 1024;
+/// The longest URI the gateway reads (far longer ones hyper refuses itself, with no body).
+pub(crate) const MAX_URI_BYTES: usize = 16 * 1024;
 
+/// Every error answer in the one shape: fills in `correlation_id` from the request ID, and
+/// rewrites a bare or plain-text answer (a tower layer's `413` or `408`, or any other) into an
+/// [`ApiError`] for its status. Also refuses URIs over [`MAX_URI_BYTES`] with `414`.
 pub(crate) async fn correlate(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let id = request_id(req.headers());
-    // Mailbox requests made for this one carry its ID to the server (`client-request-id`).
-    let resp = exgate_core::pipeline::with_request_id(id.clone(), next.run(req)).await;
+    let resp = if req.uri().to_string().len() > MAX_URI_BYTES {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's URI is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .with_hint("send long values in a JSON body, or page through with shorter queries")
+        .into_response()
+    } else {
+        // Mailbox requests made for this one carry its ID to the server (`client-request-id`).
+        exgate_core::pipeline::with_request_id(id.clone(), next.run(req)).await
+    };
     if !resp.status().is_client_error() && !resp.status().is_server_error() {
         return resp;
     }
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let content_type = resp.headers().get(axum::http::header::CONTENT_TYPE);
+    let is_json = content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // A page (the sign-in callback's HTML) stays a page; bare or plain-text answers do not.
+    let is_bare = content_type.is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if is_bare {
+        let mut error = for_status(resp.status());
+        error.correlation_id = id;
+        let (parts, _) = resp.into_parts();
+        let mut shaped = error.into_response();
+        // Keep what the layer said besides its body (e.g. `Retry-After`, `Allow`).
+        for (name, value) in &parts.headers {
+            if name != axum::http::header::CONTENT_TYPE
+                && name != axum::http::header::CONTENT_LENGTH
+            {
+                shaped.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return shaped;
+    }
     if !is_json {
         return resp;
     }
@@ -170,6 +199,38 @@ pub(crate) async fn correlate(
     let body = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The error for an answer some layer gave without a body in the shape.
+fn for_status(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => crate::extract::too_large(),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            "timeout",
+            "the gateway did not start its answer in time",
+        )
+        .with_hint("retry; for large lists ask for smaller pages with `limit`"),
+        StatusCode::URI_TOO_LONG => {
+            ApiError::new(status, "uri_too_long", "the request's URI is too long")
+        }
+        s if s.is_server_error() => ApiError::new(
+            s,
+            "internal_error",
+            "the gateway failed; its log has the details under this correlation_id",
+        ),
+        s => ApiError::new(
+            s,
+            "invalid_input",
+            format!(
+                "the request was refused ({})",
+                s.canonical_reason()
+                    .unwrap_or("client error")
+                    .to_lowercase()
+            ),
+        )
+        .with_hint("GET /api/openapi.json describes each route"),
+    }
 }
 
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {

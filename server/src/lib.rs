@@ -6,7 +6,9 @@
 
 pub mod auth;
 mod error;
+mod extract;
 mod health;
+mod html;
 mod metrics;
 mod openapi;
 mod routes;
@@ -28,7 +30,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use routes::signin::{DeviceLogins, LoginStatus};
+pub use routes::signin::{LoginStatus, Logins};
 pub use state::AppState;
 
 /// The header that carries a request's ID in and out; it is also every error's `correlation_id`.
@@ -152,10 +154,12 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
-        .layer(axum::middleware::from_fn(error::correlate))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // Outside the limit and the timeout, so their answers get the error shape too.
+        .layer(axum::middleware::from_fn(error::correlate))
+        .layer(axum::middleware::from_fn(html::secure_pages))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use exgate_core::admin::AdminCheck;
 use exgate_core::apikeys::ApiKeys;
 use exgate_core::auth::SignIn;
 use exgate_core::config::Settings;
 use exgate_core::connections::Connections;
 use exgate_core::mailboxes::Mailboxes;
-use exgate_core::secret::Secret;
 use exgate_core::services::Services;
 use exgate_core::store::Store;
 
 use crate::auth::Guard;
-use crate::{DeviceLogins, Metrics};
+use crate::{Logins, Metrics};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -21,28 +21,37 @@ pub struct AppState {
     pub signin: Arc<SignIn>,
     pub mailboxes: Arc<Mailboxes>,
     pub keys: Arc<ApiKeys>,
-    /// A configured admin password; `None` means the generated one, hashed in the store.
-    pub admin_password: Option<Secret>,
+    /// The admin password check (configured, or the generated one hashed in the store).
+    pub admin: Arc<AdminCheck>,
     /// The gateway's address as browsers reach it, for the sign-in redirect URI.
     pub public_url: String,
     pub guard: Arc<Guard>,
-    pub device_logins: Arc<DeviceLogins>,
+    /// Sign-ins started through the API, for their status route.
+    pub logins: Arc<Logins>,
     pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Builds the services over `store`. `public_url` is where browsers reach the gateway.
     pub fn new(services: Services, settings: Settings, public_url: String) -> Self {
+        let admin = Arc::new(AdminCheck::new(
+            Arc::clone(&services.store),
+            settings.server.admin_password,
+        ));
+        let guard = Arc::new(Guard::new(
+            Arc::clone(&services.clock),
+            settings.server.trusted_proxies,
+        ));
         Self {
             keys: services.keys,
             store: services.store,
             connections: services.connections,
             signin: services.signin,
             mailboxes: services.mailboxes,
-            admin_password: settings.server.admin_password,
+            admin,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            guard: Arc::new(Guard::default()),
-            device_logins: Arc::new(DeviceLogins::default()),
+            guard,
+            logins: Arc::new(Logins::default()),
             metrics: Arc::new(Metrics::default()),
         }
     }

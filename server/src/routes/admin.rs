@@ -1,7 +1,6 @@
 //! Admin routes: connections (secrets write-only), API keys, known users, static users.
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use exgate_core::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use exgate_core::connections::{ConnectionEntry, Source};
@@ -16,6 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Admin;
+use crate::extract::{Json, Path, Query};
 use crate::openapi::{AdminErrors, Report};
 use crate::{ApiError, AppState};
 

@@ -5,8 +5,7 @@
 //! delegated mailbox it may use); on an app-only connection it is a static user, mapped by an admin
 //! to the mailbox the app acts on. The [`UserMailbox`] extractor resolves all of that.
 
-use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::extract::{Json, Path, Query};
 use crate::openapi::{self, MailboxErrors};
 use crate::{ApiError, AppState};
 
@@ -105,14 +105,9 @@ impl FromRequestParts<AppState> for UserMailbox {
         let Path(UserPath {
             connection,
             principal,
-        }) = Path::<UserPath>::from_request_parts(parts, s)
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        let Query(on) = Query::<On>::from_request_parts(parts, s)
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        let conn = s.connections.get(&connection).await?.connection;
-        caller.may_use(conn.id)?;
+        }) = Path::<UserPath>::from_request_parts(parts, s).await?;
+        let Query(on) = Query::<On>::from_request_parts(parts, s).await?;
+        caller.connection(s, &connection).await?;
         let principal = principal
             .parse::<Principal>()
             .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;
@@ -436,24 +431,21 @@ impl axum::extract::FromRequest<AppState> for SendRequest {
                     .starts_with("multipart/form-data")
             });
         if !multipart {
-            let Json(body) = Json::<SendBody>::from_request(req, s)
-                .await
-                .map_err(|e| ApiError::new(e.status(), "invalid_input", e.body_text()))?;
+            let Json(body) = Json::<SendBody>::from_request(req, s).await?;
             return Ok(Self {
                 body,
                 files: Vec::new(),
             });
         }
         let form_error = |e: axum::extract::multipart::MultipartError| {
-            ApiError::new(
-                e.status(),
-                "invalid_input",
-                format!("the form cannot be read: {}", e.body_text()),
-            )
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                return crate::extract::too_large();
+            }
+            bad(format!("the form cannot be read: {}", e.body_text()))
         };
         let mut form = axum::extract::Multipart::from_request(req, s)
             .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_input", e.body_text()))?;
+            .map_err(|e| bad(format!("the form cannot be read: {}", e.body_text())))?;
         let (mut body, mut files) = (None, Vec::new());
         while let Some(field) = form.next_field().await.map_err(form_error)? {
             let name = field.name().unwrap_or_default().to_owned();
@@ -470,10 +462,12 @@ impl axum::extract::FromRequest<AppState> for SendRequest {
                 });
             } else if name == "message" {
                 let json = field.bytes().await.map_err(form_error)?;
-                body = Some(
-                    serde_json::from_slice::<SendBody>(&json)
-                        .map_err(|e| bad(format!("the `message` part is not a message: {e}")))?,
-                );
+                body = Some(crate::extract::decode::<SendBody>(&json).map_err(|e| {
+                    bad(format!(
+                        "the `message` part is not a message: {}",
+                        e.message
+                    ))
+                })?);
             } else {
                 return Err(bad(format!(
                     "unexpected form field `{name}`: send the message as JSON in a part named `message` and each attachment as a file part"

@@ -1,11 +1,10 @@
 //! End-user sign-in: an application starts a login for its user; the browser comes back to
 //! `GET /service/oauth2/authorize`, which stores the account and shows what happened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
 use exgate_core::auth::RedirectParams;
@@ -14,12 +13,86 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::extract::{Json, Path, Query};
 use crate::openapi::CallerErrors;
 use crate::{ApiError, AppState};
 
-/// Device code sign-ins started through the API, by login ID.
+/// Sign-ins started through the API (browser and device code), by login ID, so an application
+/// can poll `GET …/logins/{login_id}`. At most [`Logins::CAP`] are kept; beyond it the oldest is
+/// forgotten (its status route then answers 404).
 #[derive(Debug, Default)]
-pub struct DeviceLogins(Mutex<HashMap<String, LoginStatus>>);
+pub struct Logins(Mutex<LoginsInner>);
+
+#[derive(Debug, Default)]
+struct LoginsInner {
+    /// By login ID: the connection's name and where the sign-in stands.
+    by_id: HashMap<String, (String, LoginStatus)>,
+    /// A browser sign-in's `state` → its login ID, until its callback arrives.
+    by_state: HashMap<String, String>,
+    /// Login IDs, oldest first.
+    order: VecDeque<String>,
+}
+
+impl Logins {
+    /// The most sign-ins remembered.
+    pub const CAP: usize = 10_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LoginsInner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers a new pending sign-in on `connection`; `state` for a browser one.
+    fn start(&self, connection: &str, state: Option<String>) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut inner = self.lock();
+        while inner.order.len() >= Self::CAP {
+            if let Some(old) = inner.order.pop_front() {
+                inner.by_id.remove(&old);
+                inner.by_state.retain(|_, v| *v != old);
+            }
+        }
+        inner
+            .by_id
+            .insert(id.clone(), (connection.to_owned(), LoginStatus::Pending));
+        if let Some(state) = state {
+            inner.by_state.insert(state, id.clone());
+        }
+        inner.order.push_back(id.clone());
+        id
+    }
+
+    fn finish(&self, id: &str, status: LoginStatus) {
+        if let Some(entry) = self.lock().by_id.get_mut(id) {
+            entry.1 = status;
+        }
+    }
+
+    /// The login ID of the browser sign-in started with `state` (once).
+    fn take_state(&self, state: &str) -> Option<String> {
+        self.lock().by_state.remove(state)
+    }
+
+    fn status(&self, connection: &str, id: &str) -> Option<LoginStatus> {
+        self.lock()
+            .by_id
+            .get(id)
+            .filter(|(c, _)| c == connection)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// How many sign-ins are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn status_url(connection: &str, id: &str) -> String {
+    format!("/api/v1/connections/{connection}/logins/{id}")
+}
 
 /// Where a device code sign-in stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -60,8 +133,12 @@ pub(crate) struct LoginBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub(crate) enum LoginStarted {
-    /// Send the user's browser to `authorization_url`; Entra returns it to `redirect_uri`.
+    /// Send the user's browser to `authorization_url`; Entra returns it to `redirect_uri`; poll
+    /// `status_url` to learn when the user finished.
     Browser {
+        login_id: String,
+        /// `GET` it (with the same key) for `pending`, `signed_in` or `failed`.
+        status_url: String,
         authorization_url: String,
         /// `<public URL>/service/oauth2/authorize`, registered as a Web redirect URI.
         redirect_uri: String,
@@ -72,6 +149,8 @@ pub(crate) enum LoginStarted {
     /// `GET …/logins/{login_id}`.
     DeviceCode {
         login_id: String,
+        /// `GET` it (with the same key) for `pending`, `signed_in` or `failed`.
+        status_url: String,
         user_code: String,
         verification_uri: String,
         message: Option<String>,
@@ -104,8 +183,7 @@ pub(crate) async fn start(
     Path(name): Path<String>,
     Json(body): Json<LoginBody>,
 ) -> Result<(StatusCode, Json<LoginStarted>), ApiError> {
-    let connection = s.connections.get(&name).await?.connection;
-    caller.may_use(connection.id)?;
+    caller.connection(&s, &name).await?;
     let principal = body
         .principal
         .parse::<Principal>()
@@ -123,9 +201,12 @@ pub(crate) async fn start(
                     .start_browser_login(&name, Some(principal), &redirect_uri, hint)
                     .await?
             };
+            let id = s.logins.start(&name, Some(login.state));
             Ok((
                 StatusCode::CREATED,
                 Json(LoginStarted::Browser {
+                    status_url: status_url(&name, &id),
+                    login_id: id,
                     authorization_url: login.url,
                     redirect_uri,
                     expires_in: 600,
@@ -138,21 +219,17 @@ pub(crate) async fn start(
             } else {
                 s.signin.start_device_login(&name).await?
             };
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = s.logins.start(&name, None);
             let a = &login.authorization;
             let answer = LoginStarted::DeviceCode {
+                status_url: status_url(&name, &id),
                 login_id: id.clone(),
                 user_code: a.user_code.clone(),
                 verification_uri: a.verification_uri.clone(),
                 message: a.message.clone(),
                 expires_in: a.expires_in.as_secs(),
             };
-            s.device_logins
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(id.clone(), LoginStatus::Pending);
-            let (signin, logins) = (Arc::clone(&s.signin), Arc::clone(&s.device_logins));
+            let (signin, logins) = (Arc::clone(&s.signin), Arc::clone(&s.logins));
             tokio::spawn(async move {
                 let status = match signin.finish_device_login(login, Some(principal)).await {
                     Ok(a) => LoginStatus::SignedIn {
@@ -167,11 +244,7 @@ pub(crate) async fn start(
                         }
                     }
                 };
-                logins
-                    .0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(id, status);
+                logins.finish(&id, status);
             });
             Ok((StatusCode::CREATED, Json(answer)))
         }
@@ -181,14 +254,14 @@ pub(crate) async fn start(
     }
 }
 
-/// Where a device code sign-in stands.
+/// Where a browser or device code sign-in stands.
 #[utoipa::path(
     get,
     path = "/api/v1/connections/{connection}/logins/{login}",
     tag = "sign-in",
     params(
         ("connection" = String, Path, description = "The connection's name"),
-        ("login" = String, Path, description = "The `login_id` of a started device code sign-in"),
+        ("login" = String, Path, description = "The `login_id` of a started sign-in"),
     ),
     security(("api_key" = []), ("admin" = [])),
     responses(
@@ -203,21 +276,14 @@ pub(crate) async fn status(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<LoginStatus>, ApiError> {
-    let connection = s.connections.get(&name).await?.connection;
-    caller.may_use(connection.id)?;
-    let status = s
-        .device_logins
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&id)
-        .cloned();
-    status.map(Json).ok_or_else(|| {
+    caller.connection(&s, &name).await?;
+    s.logins.status(&name, &id).map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no device sign-in `{id}`"),
+            format!("no sign-in `{id}` on this connection"),
         )
+        .with_hint("a login ID is kept until 10,000 newer sign-ins were started, and not across restarts; start the sign-in again")
     })
 }
 
@@ -228,13 +294,31 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String>) {
+/// The callback page's one style block; its hash is the page's only allowance in its CSP.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}\
+                     code{background:#eee;padding:0 .2em}";
+
+static PAGE_CSP: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crate::html::csp_with_styles(&[STYLE]));
+
+fn page(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+) -> (
+    StatusCode,
+    [(axum::http::HeaderName, String); 1],
+    Html<String>,
+) {
     (
         status,
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            PAGE_CSP.clone(),
+        )],
         Html(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} – exgate</title>\
-             <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}}\
-             code{{background:#eee;padding:0 .2em}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+             <style>{STYLE}</style></head><body><h1>{t}</h1>{body}</body></html>",
             t = escape(title)
         )),
     )
@@ -269,14 +353,35 @@ pub(crate) struct CallbackQuery {
 pub(crate) async fn callback(
     State(s): State<AppState>,
     Query(q): Query<CallbackQuery>,
-) -> (StatusCode, Html<String>) {
+) -> impl axum::response::IntoResponse {
+    let login_id = q.state.as_deref().and_then(|st| s.logins.take_state(st));
     let params = RedirectParams {
         code: q.code,
         state: q.state,
         error: q.error,
         error_description: q.error_description,
     };
-    match s.signin.finish_browser_login(params).await {
+    let finished = s
+        .signin
+        .finish_browser_login(params)
+        .await
+        .map_err(ApiError::from);
+    if let Some(id) = login_id {
+        s.logins.finish(
+            &id,
+            match &finished {
+                Ok(a) => LoginStatus::SignedIn {
+                    principal: a.principal.to_string(),
+                    mailbox: a.mailbox.as_ref().map(|m| m.to_string()),
+                },
+                Err(api) => LoginStatus::Failed {
+                    error: api.message.clone(),
+                    hint: api.hint.clone(),
+                },
+            },
+        );
+    }
+    match finished {
         Ok(account) => page(
             StatusCode::OK,
             "Signed in",
@@ -286,8 +391,7 @@ pub(crate) async fn callback(
                 escape(account.principal.as_str())
             ),
         ),
-        Err(e) => {
-            let api = ApiError::from(e);
+        Err(api) => {
             let fix = api
                 .hint
                 .as_deref()
@@ -299,5 +403,30 @@ pub(crate) async fn callback(
                 &format!("<p>{}</p>{fix}", escape(&api.message)),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_are_capped_oldest_first_and_found_only_on_their_connection() {
+        let logins = Logins::default();
+        let first = logins.start("web", Some("state-0".into()));
+        for i in 1..Logins::CAP {
+            logins.start("web", Some(format!("state-{i}")));
+        }
+        assert!(logins.status("web", &first).is_some());
+        assert!(logins.status("other", &first).is_none());
+        let newest = logins.start("web", Some("state-new".into()));
+        assert_eq!(logins.len(), Logins::CAP);
+        assert!(logins.status("web", &first).is_none(), "the oldest went");
+        assert!(logins.take_state("state-0").is_none(), "with its state");
+        assert_eq!(
+            logins.take_state("state-new").as_deref(),
+            Some(newest.as_str())
+        );
+        assert!(logins.take_state("state-new").is_none(), "once");
     }
 }
