@@ -78,9 +78,14 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Completions { shell } => {
+            // clap_complete panics when its writer fails: generate into memory, then write, so
+            // a closed pipe is an error like any other (and ends quietly, see `main`).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "exgate", &mut script);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(*shell, &mut Cli::command(), "exgate", &mut out);
-            out.flush().context("writing the completion script")?;
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .context("writing the completion script")?;
             Ok(())
         }
         Command::Connection(cmd) => connection::run(&Context::open(&cli).await?, cmd).await,
@@ -119,6 +124,20 @@ fn classify(err: &anyhow::Error, is_login: bool) -> (u8, Option<String>) {
     }
 }
 
+/// Whether the error is stdout's reader having gone away (`exgate … | head -1`). Like ripgrep,
+/// exgate then ends quietly with exit code 0: the reader has all it wanted.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -135,6 +154,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (code, hint) = classify(&err, is_login);
             eprintln!("exgate: {err:#}");
