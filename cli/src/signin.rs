@@ -287,10 +287,15 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                 serde_json::to_writer_pretty(&mut out, &views)?;
                 writeln!(out)?;
             } else if views.is_empty() {
+                let given = crate::connection::Given {
+                    connection: Some(entry.connection.name.to_string()),
+                    ..Default::default()
+                };
                 writeln!(
                     out,
-                    "no accounts on connection {}; sign one in with `exgate login`",
-                    entry.connection.name
+                    "no accounts on connection {}; sign one in with `{}`",
+                    entry.connection.name,
+                    given.login(None)
                 )?;
             } else {
                 let width = views

@@ -98,3 +98,104 @@ async fn every_subcommand_has_its_own_about_line() {
         }
     }
 }
+
+/// The command between the backticks of `hint: … \`exgate …\``, as words (no quoting needed
+/// for the names these tests use).
+fn hinted_command(stderr: &str, starting: &str) -> Vec<String> {
+    let hint = stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap_or_else(|| panic!("no hint in {stderr}"));
+    let start = hint
+        .find(&format!("`{starting}"))
+        .unwrap_or_else(|| panic!("no `{starting}…` in {hint}"));
+    let rest = &hint[start + 1..];
+    let command = &rest[..rest.find('`').unwrap()];
+    command.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn hints_repeat_the_connection_and_account_and_run_as_printed() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    // Two connections: a hint without -c would not run.
+    env.add_public("contoso", "authorization-code").await;
+    env.add_public("other", "authorization-code").await;
+    env.mock.set_auto_approve(Some(seed::ADELE));
+    // Tokens this short-lived are never reused: every `exgate token` refreshes.
+    env.mock.set_token_lifetime(5);
+    env.browser_login(&["-c", "contoso"]).await.ok();
+
+    // An account that must sign in again: the hint names its connection and account…
+    env.mock.revoke_refresh_tokens(seed::ADELE);
+    let run = env
+        .run(&["token", "-c", "contoso", "-a", seed::ADELE])
+        .await
+        .fails(3, &[]);
+    let login = hinted_command(&run.stderr(), "exgate login");
+    assert_eq!(
+        login,
+        ["exgate", "login", "-c", "contoso", "-a", seed::ADELE],
+        "{}",
+        run.dump()
+    );
+    // …and runs as printed.
+    let args: Vec<&str> = login[2..].iter().map(String::as_str).collect();
+    env.browser_login(&args).await.ok();
+    env.run(&["token", "-c", "contoso", "-a", seed::ADELE])
+        .await
+        .ok();
+
+    // No account yet on `other`: the hint says which connection to sign in on.
+    let run = env.run(&["token", "-c", "other"]).await.fails(3, &[]);
+    assert_eq!(
+        hinted_command(&run.stderr(), "exgate login"),
+        ["exgate", "login", "-c", "other"],
+        "{}",
+        run.dump()
+    );
+    let listed = env
+        .run(&["accounts", "list", "-c", "other"])
+        .await
+        .ok()
+        .stdout();
+    assert!(listed.contains("`exgate login -c other`"), "{listed}");
+
+    // A fix that edits the connection names it instead of a placeholder.
+    env.add_app_only("wrong", seed::WEB_APP_SECRET).await;
+    let run = env.run(&["token", "-c", "wrong"]).await.fails(1, &[]);
+    assert_eq!(
+        hinted_command(&run.stderr(), "exgate connection edit")[..4],
+        ["exgate", "connection", "edit", "wrong"],
+        "{}",
+        run.dump()
+    );
+    assert!(!run.stderr().contains("NAME"), "{}", run.dump());
+}
+
+#[tokio::test]
+async fn the_password_flow_warning_is_printed_once() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    env.add_public("contoso", "password").await;
+    let run = env
+        .run_with_stdin(
+            &[
+                "login",
+                "--password",
+                "--username",
+                seed::ADELE,
+                "--password-file",
+                "-",
+            ],
+            seed::ADELE_PASSWORD,
+        )
+        .await
+        .ok();
+    assert_eq!(
+        run.stderr().matches("the password flow is legacy").count(),
+        1,
+        "{}",
+        run.dump()
+    );
+}
