@@ -199,3 +199,56 @@ async fn the_password_flow_warning_is_printed_once() {
         run.dump()
     );
 }
+
+/// `exgate login` where no browser opens: it says at once how else to sign in (with the same
+/// -c/-a), and still finishes when the redirect comes from a browser elsewhere.
+async fn headless_login(env: &Env, vars: &[(&str, Option<&str>)], reason: &str) {
+    use exgate_testkit::entra::seed;
+    let mut login = env.spawn_with_env(&["login", "-c", "contoso", "-a", seed::ADELE], vars);
+    let url = login
+        .line_with("/oauth2/v2.0/authorize?")
+        .await
+        .trim()
+        .to_owned();
+    login.line_with(reason).await;
+    let manual = login.line_with("--manual").await;
+    assert!(
+        manual.contains(&format!(
+            "exgate login -c contoso -a {} --manual",
+            seed::ADELE
+        )),
+        "{manual}"
+    );
+    let device = login.line_with("--device-code").await;
+    assert!(
+        device.contains(&format!(
+            "exgate login -c contoso -a {} --device-code",
+            seed::ADELE
+        )),
+        "{device}"
+    );
+    login.line_with("Still waiting").await;
+    // A browser on another machine finishes the sign-in.
+    let redirect = env.browser(&url).await;
+    let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Signed in"), "{page}");
+    let run = login.finish().await.ok();
+    assert!(run.stdout().contains("signed in as"), "{}", run.dump());
+}
+
+#[tokio::test]
+async fn a_headless_login_says_at_once_how_to_continue() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    env.add_public("contoso", "authorization-code").await;
+    env.mock.set_auto_approve(Some(seed::ADELE));
+    // No graphical session and no BROWSER (the test environment has no DISPLAY).
+    headless_login(&env, &[("BROWSER", None)], "no browser could be opened").await;
+    // A browser opener that fails.
+    headless_login(
+        &env,
+        &[("BROWSER", Some("false"))],
+        "the browser opener failed",
+    )
+    .await;
+}

@@ -234,7 +234,19 @@ impl Env {
     }
 
     pub(crate) fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self.command(args).spawn().unwrap();
+        self.spawn_with_env(args, &[])
+    }
+
+    /// Like [`Env::spawn`], with environment variables changed: `Some` sets, `None` removes.
+    pub(crate) fn spawn_with_env(&self, args: &[&str], vars: &[(&str, Option<&str>)]) -> Running {
+        let mut cmd = self.command(args);
+        for (name, value) in vars {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
+        let mut child = cmd.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         Running {
             child,
