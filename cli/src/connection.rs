@@ -77,6 +77,7 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
         }
         ConnectionCommand::List { json } => {
             let all = ctx.connections.list().await?;
+            warn_clashes(ctx, None).await?;
             if *json {
                 let views: Vec<_> = all.iter().map(ConnectionView::from).collect();
                 serde_json::to_writer_pretty(&mut out, &views)?;
@@ -91,7 +92,25 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             }
         }
         ConnectionCommand::Show { name, json } => {
-            let entry = ctx.connections.get(name).await?;
+            // Where a declared and a stored connection share the name, the declared one is
+            // shown, with a warning about the other.
+            let clash = warn_clashes(ctx, Some(name)).await?;
+            let entry = match clash {
+                true => ctx
+                    .connections
+                    .list()
+                    .await?
+                    .into_iter()
+                    .find(|e| {
+                        e.connection.name.as_str().eq_ignore_ascii_case(name)
+                            && matches!(e.source, Source::File(_))
+                    })
+                    .ok_or_else(|| CoreError::NotFound {
+                        what: "connection",
+                        name: name.clone(),
+                    })?,
+                false => ctx.connections.get(name).await?,
+            };
             let view = ConnectionView::from(&entry);
             if *json {
                 serde_json::to_writer_pretty(&mut out, &view)?;
@@ -127,6 +146,19 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
     }
     out.flush().context("writing to stdout")?;
     Ok(())
+}
+
+/// Warns on stderr about every declared connection whose name a stored one also has (only
+/// `name`'s, when given); answers whether there was one.
+async fn warn_clashes(ctx: &Context, name: Option<&str>) -> anyhow::Result<bool> {
+    let mut found = false;
+    for clash in ctx.connections.clashes().await? {
+        if name.is_none_or(|n| clash.name.eq_ignore_ascii_case(n)) {
+            writeln!(std::io::stderr(), "warning: {clash}")?;
+            found = true;
+        }
+    }
+    Ok(found)
 }
 
 /// The connection, account and mailbox the user gave (by flag, environment or, for `exgate

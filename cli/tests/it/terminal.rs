@@ -252,3 +252,61 @@ async fn a_headless_login_says_at_once_how_to_continue() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_declared_connection_named_like_a_stored_one_is_reported() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    // Stored first, with an account…
+    env.add_public("prod", "authorization-code").await;
+    env.mock.set_auto_approve(Some(seed::ADELE));
+    env.browser_login(&["-c", "prod"]).await.ok();
+    // …then declared in the configuration file under the same name.
+    let config = env.dir.path().join("config/exgate/exgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[connections.prod]\ntenant = \"{}\"\nauth = \"oauth2-delegated\"\nclient_id = \"{}\"\n",
+        seed::TENANT_DOMAIN,
+        seed::PUBLIC_APP
+    ));
+    let config = env.write("config/exgate/exgate.toml", &text);
+    let warning = format!(
+        "warning: connection `prod` is declared in {} and also stored",
+        config.display()
+    );
+
+    // Listing shows both and warns; show warns too.
+    let listed = env.run(&["connection", "list"]).await.ok();
+    assert!(listed.stderr().contains(&warning), "{}", listed.dump());
+    assert_eq!(
+        listed.stdout().matches("prod").count(),
+        2,
+        "{}",
+        listed.dump()
+    );
+    let shown = env.run(&["connection", "show", "prod"]).await.ok();
+    assert!(shown.stderr().contains(&warning), "{}", shown.dump());
+
+    // Using the name is an error that says what to do; nothing is guessed.
+    env.run(&["token", "-c", "prod"]).await.fails(
+        1,
+        &[
+            "exgate will not guess which one is meant",
+            "`exgate connection remove prod`",
+        ],
+    );
+    env.run(&["accounts", "list"])
+        .await
+        .fails(1, &["also stored"]);
+
+    // Removing the stored one ends the clash; the declared one is then used.
+    env.run(&["connection", "remove", "prod"]).await.ok();
+    let listed = env.run(&["connection", "list"]).await.ok();
+    assert!(!listed.stderr().contains("warning"), "{}", listed.dump());
+    assert_eq!(
+        listed.stdout().matches("prod").count(),
+        1,
+        "{}",
+        listed.dump()
+    );
+}
