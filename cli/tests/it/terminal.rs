@@ -310,3 +310,36 @@ async fn a_declared_connection_named_like_a_stored_one_is_reported() {
         listed.dump()
     );
 }
+
+#[tokio::test]
+async fn a_private_key_that_does_not_match_its_certificate_is_refused_at_add() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    let cert = env.write("app.crt", exgate_testkit::fixtures::APP_CERT_PEM);
+    let other = env.write(
+        "other.key",
+        include_str!("../../../core/tests/fixtures/other.key"),
+    );
+    let run = env
+        .run(&[
+            "connection",
+            "add",
+            "daemon",
+            "--tenant",
+            seed::TENANT_DOMAIN,
+            "--auth",
+            "oauth2-app-only",
+            "--client-id",
+            seed::DAEMON_APP,
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--private-key",
+            other.to_str().unwrap(),
+        ])
+        .await
+        .fails(2, &["the private key does not belong to the certificate"]);
+    assert!(!run.stderr().contains("PRIVATE KEY"), "{}", run.dump());
+    let listed = env.run(&["connection", "list"]).await.ok().stdout();
+    assert!(listed.contains("no connections yet"), "{listed}");
+    assert_eq!(env.mock.token_requests(), 0, "nothing reached Entra");
+}
