@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches};
-use exgate_core::auth::SignIn;
+use exgate_core::auth::{Refresh, SignIn};
 use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, Settings};
 use exgate_core::connections::Connections;
@@ -53,6 +53,9 @@ impl Context {
         let mut settings: Settings =
             config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
         let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
+        // A command's process ends when it is done: a token past its refresh point is refreshed
+        // before it is used, not in a background task that would die with the process.
+        services.signin.cache().set_refresh(Refresh::Foreground);
         if given.connection.is_none()
             && let Ok(entry) = services.connections.resolve(None).await
         {

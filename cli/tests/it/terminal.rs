@@ -343,3 +343,40 @@ async fn a_private_key_that_does_not_match_its_certificate_is_refused_at_add() {
     assert!(listed.contains("no connections yet"), "{listed}");
     assert_eq!(env.mock.token_requests(), 0, "nothing reached Entra");
 }
+
+#[tokio::test]
+async fn exgate_token_past_the_refresh_point_prints_a_new_token() {
+    use exgate_testkit::entra::{Fault, seed};
+    let env = Env::new().await;
+    env.add_public("contoso", "authorization-code").await;
+    env.mock.set_auto_approve(Some(seed::ADELE));
+    // Every token is due for refresh as soon as it is issued (Entra's `refresh_in`), and lives
+    // an hour.
+    env.mock.set_refresh_in(Some(0));
+    let started = time::OffsetDateTime::now_utc().unix_timestamp();
+    env.browser_login(&["-c", "contoso"]).await.ok();
+    // Tokens issued from now on carry an `iat` at least ten minutes after the sign-in's.
+    env.mock.advance_clock(std::time::Duration::from_secs(600));
+
+    let requests = env.mock.token_requests();
+    let printed = env.run(&["token", "-c", "contoso"]).await.ok().stdout();
+    let iat = crate::util::jwt_claims(&printed)["iat"].as_i64().unwrap();
+    assert!(
+        iat >= started + 600,
+        "a token issued by a refresh in this process, not the stored one (iat {iat}, sign-in at {started})"
+    );
+    assert_eq!(env.mock.token_requests(), requests + 1);
+
+    // The identity provider fails: the still-valid token is printed, with a warning.
+    env.mock
+        .fail_token_requests(Fault::ServerError { status: 503 }, 1);
+    let run = env.run(&["token", "-c", "contoso"]).await.ok();
+    assert_eq!(run.stdout(), printed, "{}", run.dump());
+    assert!(
+        run.stderr()
+            .contains("token refresh failed; using the current token"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(env.mock.token_requests(), requests + 2);
+}
