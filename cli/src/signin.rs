@@ -141,7 +141,10 @@ pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()>
     let connection = entry.connection;
     let name = connection.name.to_string();
     let who = principal(args.target.account.as_deref())?;
-    let mut err = std::io::stderr().lock();
+    // Unlocked: each write takes stderr's lock for itself. Holding the lock across the awaits
+    // below deadlocked with debug logging, whose lines (from SQLite's worker thread too) wait
+    // for the same lock.
+    let mut err = std::io::stderr();
     let account = match method(args, &connection) {
         Method::Browser => {
             let registered = registered_redirect(&connection);
@@ -258,7 +261,6 @@ pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()>
                 .await?
         }
     };
-    drop(err);
     let mailbox = account
         .mailbox
         .as_ref()

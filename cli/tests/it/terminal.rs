@@ -380,3 +380,41 @@ async fn exgate_token_past_the_refresh_point_prints_a_new_token() {
     );
     assert_eq!(env.mock.token_requests(), requests + 2);
 }
+
+#[tokio::test]
+async fn login_completes_with_debug_and_trace_logging() {
+    use exgate_testkit::entra::seed;
+    let env = Env::new().await;
+    env.add_public("contoso", "device-code").await;
+    env.mock.set_device_code_interval(0);
+    // The login once held the stderr lock across awaits while a SQLite worker thread blocked
+    // writing its debug line: a deadlock exactly when debugging was turned on.
+    for (args, vars) in [
+        (&["login", "--device-code", "-vvv"][..], &[][..]),
+        (
+            &["login", "--device-code"][..],
+            &[("EXGATE_LOG", Some("debug"))][..],
+        ),
+    ] {
+        let mut running = env.spawn_with_env(args, vars);
+        let line = running.line_with("enter the code").await;
+        let code = line
+            .split("enter the code ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches('.')
+            .to_owned();
+        env.mock.approve_device_code(&code, seed::ADELE).unwrap();
+        let run = running.finish().await.ok();
+        assert!(
+            run.stdout()
+                .starts_with(&format!("signed in as {}", seed::ADELE)),
+            "{}",
+            run.dump()
+        );
+        assert!(run.stderr().contains("DEBUG"), "{}", run.dump());
+    }
+}
