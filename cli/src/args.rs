@@ -113,7 +113,9 @@ Examples:
     exgate connection add onprem --ews-url https://mail.contoso.com/EWS/Exchange.asmx \\
       --auth ntlm --username 'CONTOSO\\svc-exgate' --ask-password";
 
-/// Non-secret settings of a connection; each maps to one field of the configuration file.
+// Non-secret settings of a connection; each maps to one field of the configuration file.
+// (Plain comments on flattened structs: clap would take a doc comment as the about-text of
+// every subcommand that flattens the struct and has none of its own.)
 #[derive(Debug, Args)]
 pub(crate) struct ConnectionArgs {
     /// `online` (Exchange Online) or `server` (Exchange Server); inferred from --tenant or --ews-url.
@@ -157,7 +159,7 @@ pub(crate) struct ConnectionArgs {
     pub(crate) username: Option<String>,
 }
 
-/// Where secrets come from. `-` as a file means standard input.
+// Where secrets come from. `-` as a file means standard input.
 #[derive(Debug, Args)]
 pub(crate) struct SecretArgs {
     /// Read the client secret's value from FILE (`-` for stdin).
@@ -180,7 +182,7 @@ pub(crate) struct SecretArgs {
     pub(crate) ask_password: bool,
 }
 
-/// Which connection and account a command is about.
+// Which connection and account a command is about.
 #[derive(Debug, Args)]
 pub(crate) struct AccountArgs {
     /// The connection (default: the only one there is).
@@ -251,7 +253,7 @@ pub(crate) enum AccountsCommand {
     },
 }
 
-/// Which mailbox a mail, calendar or contacts command acts on.
+// Which mailbox a mail, calendar or contacts command acts on.
 #[derive(Debug, Args)]
 pub(crate) struct MailboxArgs {
     #[command(flatten)]
@@ -493,23 +495,27 @@ pub(crate) struct EventArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ContactsCommand {
+    /// List contacts, a page at a time.
     List {
         #[command(flatten)]
         on: MailboxArgs,
         #[arg(long)]
         page: Option<String>,
     },
+    /// Show a contact.
     Show {
         id: String,
         #[command(flatten)]
         on: MailboxArgs,
     },
+    /// Create a contact; prints its ID.
     Create {
         #[command(flatten)]
         on: MailboxArgs,
         #[command(flatten)]
         contact: ContactArgs,
     },
+    /// Change the given fields of a contact and keep the rest.
     Update {
         id: String,
         #[command(flatten)]
@@ -517,6 +523,7 @@ pub(crate) enum ContactsCommand {
         #[command(flatten)]
         contact: ContactArgs,
     },
+    /// Delete a contact.
     Delete {
         id: String,
         #[command(flatten)]

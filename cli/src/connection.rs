@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use exgate_core::Error as CoreError;
 use exgate_core::connections::{ConnectionEntry, Source};
 use exgate_core::model::{
     Auth, ClientCredential, Connection, ConnectionSpec, DelegatedAuth, InvalidInput, Target,
 };
+use exgate_core::{Error as CoreError, ErrorKind};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
@@ -77,6 +77,7 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
         }
         ConnectionCommand::List { json } => {
             let all = ctx.connections.list().await?;
+            warn_clashes(ctx, None).await?;
             if *json {
                 let views: Vec<_> = all.iter().map(ConnectionView::from).collect();
                 serde_json::to_writer_pretty(&mut out, &views)?;
@@ -91,7 +92,25 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             }
         }
         ConnectionCommand::Show { name, json } => {
-            let entry = ctx.connections.get(name).await?;
+            // Where a declared and a stored connection share the name, the declared one is
+            // shown, with a warning about the other.
+            let clash = warn_clashes(ctx, Some(name)).await?;
+            let entry = match clash {
+                true => ctx
+                    .connections
+                    .list()
+                    .await?
+                    .into_iter()
+                    .find(|e| {
+                        e.connection.name.as_str().eq_ignore_ascii_case(name)
+                            && matches!(e.source, Source::File(_))
+                    })
+                    .ok_or_else(|| CoreError::NotFound {
+                        what: "connection",
+                        name: name.clone(),
+                    })?,
+                false => ctx.connections.get(name).await?,
+            };
             let view = ConnectionView::from(&entry);
             if *json {
                 serde_json::to_writer_pretty(&mut out, &view)?;
@@ -129,8 +148,120 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
     Ok(())
 }
 
-/// What to do about an error, when the message alone does not say.
-pub(crate) fn hint(err: &CoreError) -> Option<String> {
+/// Warns on stderr about every declared connection whose name a stored one also has (only
+/// `name`'s, when given); answers whether there was one.
+async fn warn_clashes(ctx: &Context, name: Option<&str>) -> anyhow::Result<bool> {
+    let mut found = false;
+    for clash in ctx.connections.clashes().await? {
+        if name.is_none_or(|n| clash.name.eq_ignore_ascii_case(n)) {
+            writeln!(std::io::stderr(), "warning: {clash}")?;
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+/// The connection, account and mailbox the user gave (by flag, environment or, for `exgate
+/// connection …`, by name), so a command printed in a hint repeats them and runs as printed.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Given {
+    pub(crate) connection: Option<String>,
+    pub(crate) account: Option<String>,
+    pub(crate) mailbox: Option<String>,
+}
+
+impl Given {
+    /// Reads `--connection`, `--account` and `--mailbox` wherever in the subcommand chain they
+    /// were given, and the NAME of `exgate connection add|show|edit|remove NAME`.
+    pub(crate) fn from_matches(matches: &clap::ArgMatches) -> Self {
+        let mut given = Self::default();
+        let is_connection_command = matches.subcommand_name() == Some("connection");
+        let mut m = Some(matches);
+        while let Some(current) = m {
+            let value = |id: &str| current.try_get_one::<String>(id).ok().flatten().cloned();
+            given.connection = given.connection.or_else(|| value("connection"));
+            if is_connection_command {
+                given.connection = given.connection.or_else(|| value("name"));
+            }
+            given.account = given.account.or_else(|| value("account"));
+            given.mailbox = given.mailbox.or_else(|| value("mailbox"));
+            m = current.subcommand().map(|(_, sub)| sub);
+        }
+        given
+    }
+
+    /// ` -c NAME` when the connection is known, else nothing (exgate then picks the only one,
+    /// as it did for the command that failed).
+    fn connection_flag(&self) -> String {
+        self.connection
+            .as_deref()
+            .map(|c| format!(" -c {}", shell_quote(c)))
+            .unwrap_or_default()
+    }
+
+    /// The `exgate login` that signs in the account the failed command acted for.
+    pub(crate) fn login(&self, principal: Option<&str>) -> String {
+        let account = self
+            .account
+            .as_deref()
+            .or(principal.filter(|p| !p.is_empty()));
+        let account = account
+            .map(|a| format!(" -a {}", shell_quote(a)))
+            .unwrap_or_default();
+        format!("exgate login{}{account}", self.connection_flag())
+    }
+
+    /// `text` with every command in it completed by what the user gave: `exgate login` with
+    /// `-c`/`-a`, `exgate accounts list` with `-c`, and the `NAME` of `exgate connection edit
+    /// NAME` replaced by the connection's name when it is known.
+    pub(crate) fn complete(&self, text: &str, principal: Option<&str>) -> String {
+        let mut text = text
+            .replace("`exgate login`", &format!("`{}`", self.login(principal)))
+            .replace(
+                "`exgate accounts list`",
+                &format!("`exgate accounts list{}`", self.connection_flag()),
+            );
+        if let Some(name) = &self.connection {
+            text = text.replace(
+                "exgate connection edit NAME",
+                &format!("exgate connection edit {}", shell_quote(name)),
+            );
+        }
+        text
+    }
+}
+
+/// `s` as one word for a POSIX shell.
+pub(crate) fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./@:=,+%".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What to do about an error, when the message alone does not say; every command in it runs as
+/// printed (see [`Given::complete`]).
+pub(crate) fn hint(err: &CoreError, given: &Given) -> Option<String> {
+    let principal = match err {
+        CoreError::NeedsSignIn { principal, .. } => Some(principal.as_str()),
+        _ => None,
+    };
+    let hint = match bare_hint(err) {
+        // Whatever the fix says, a user who must sign in gets the command that does it.
+        Some(h) if err.kind() == ErrorKind::NeedsSignIn && !h.contains("`exgate login") => {
+            Some(format!("{h}; run `exgate login`"))
+        }
+        None if err.kind() == ErrorKind::NeedsSignIn => Some("sign in with `exgate login`".into()),
+        other => other,
+    };
+    hint.map(|h| given.complete(&h, principal))
+}
+
+fn bare_hint(err: &CoreError) -> Option<String> {
     match err {
         CoreError::AlreadyExists { name, .. } => Some(format!(
             "choose another name, or change it with `exgate connection edit {name} …`"

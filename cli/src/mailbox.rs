@@ -18,6 +18,7 @@ use crate::args::{
     CalendarCommand, ContactArgs, ContactsCommand, EventArgs, ImportanceArg, MailCommand,
     MailboxArgs,
 };
+use crate::connection::shell_quote;
 use crate::{Context, UsageError};
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -114,18 +115,6 @@ fn next_page_command(token: &str) -> String {
     words.push("--page".into());
     words.push(shell_quote(token));
     words.join(" ")
-}
-
-/// `s` as one word for a POSIX shell.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./@:=,+%".contains(&b));
-    if plain {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 struct Opened {

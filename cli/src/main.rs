@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser};
-use exgate_core::auth::SignIn;
+use clap::{CommandFactory, FromArgMatches};
+use exgate_core::auth::{Refresh, SignIn};
 use exgate_core::clock::SystemClock;
 use exgate_core::config::{self, Env, Settings};
 use exgate_core::connections::Connections;
@@ -24,6 +24,7 @@ use exgate_core::services::Services;
 use exgate_core::{Error as CoreError, ErrorKind};
 
 use args::{Cli, Command};
+use connection::Given;
 
 /// A mistake in how exgate was called (exit code 2).
 #[derive(Debug)]
@@ -46,10 +47,20 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    async fn open(cli: &Cli) -> anyhow::Result<Self> {
+    /// Opens the services. When no connection was given and there is only one, its name is
+    /// noted in `given`, so hints can name it.
+    async fn open(cli: &Cli, given: &mut Given) -> anyhow::Result<Self> {
         let mut settings: Settings =
             config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
         let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
+        // A command's process ends when it is done: a token past its refresh point is refreshed
+        // before it is used, not in a background task that would die with the process.
+        services.signin.cache().set_refresh(Refresh::Foreground);
+        if given.connection.is_none()
+            && let Ok(entry) = services.connections.resolve(None).await
+        {
+            given.connection = Some(entry.connection.name.to_string());
+        }
         Ok(Self {
             connections: services.connections,
             signin: services.signin,
@@ -75,30 +86,37 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, given: &mut Given) -> anyhow::Result<()> {
     match &cli.command {
         Command::Completions { shell } => {
+            // clap_complete panics when its writer fails: generate into memory, then write, so
+            // a closed pipe is an error like any other (and ends quietly, see `main`).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "exgate", &mut script);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(*shell, &mut Cli::command(), "exgate", &mut out);
-            out.flush().context("writing the completion script")?;
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .context("writing the completion script")?;
             Ok(())
         }
-        Command::Connection(cmd) => connection::run(&Context::open(&cli).await?, cmd).await,
-        Command::Login(args) => signin::login(&Context::open(&cli).await?, args).await,
-        Command::Logout { target } => signin::logout(&Context::open(&cli).await?, target).await,
-        Command::Accounts(cmd) => signin::accounts(&Context::open(&cli).await?, cmd).await,
-        Command::Mail(cmd) => mailbox::mail(&Context::open(&cli).await?, cmd).await,
-        Command::Calendar(cmd) => mailbox::calendar(&Context::open(&cli).await?, cmd).await,
-        Command::Contacts(cmd) => mailbox::contacts(&Context::open(&cli).await?, cmd).await,
+        Command::Connection(cmd) => connection::run(&Context::open(&cli, given).await?, cmd).await,
+        Command::Login(args) => signin::login(&Context::open(&cli, given).await?, args).await,
+        Command::Logout { target } => {
+            signin::logout(&Context::open(&cli, given).await?, target).await
+        }
+        Command::Accounts(cmd) => signin::accounts(&Context::open(&cli, given).await?, cmd).await,
+        Command::Mail(cmd) => mailbox::mail(&Context::open(&cli, given).await?, cmd).await,
+        Command::Calendar(cmd) => mailbox::calendar(&Context::open(&cli, given).await?, cmd).await,
+        Command::Contacts(cmd) => mailbox::contacts(&Context::open(&cli, given).await?, cmd).await,
         Command::Token { target, resource } => {
-            signin::token(&Context::open(&cli).await?, target, resource).await
+            signin::token(&Context::open(&cli, given).await?, target, resource).await
         }
     }
 }
 
 /// The exit code for an error, and a hint to print under it.
 /// Exit code 3 tells a script that a user must sign in; a failed `login` itself is just a failure.
-fn classify(err: &anyhow::Error, is_login: bool) -> (u8, Option<String>) {
+fn classify(err: &anyhow::Error, is_login: bool, given: &Given) -> (u8, Option<String>) {
     if err.downcast_ref::<UsageError>().is_some() {
         return (2, None);
     }
@@ -113,14 +131,30 @@ fn classify(err: &anyhow::Error, is_login: bool) -> (u8, Option<String>) {
                 | ErrorKind::Failed
                 | ErrorKind::Forbidden => 1,
             };
-            (code, connection::hint(e))
+            (code, connection::hint(e, given))
         }
         None => (1, None),
     }
 }
 
+/// Whether the error is stdout's reader having gone away (`exgate … | head -1`). Like ripgrep,
+/// exgate then ends quietly with exit code 0: the reader has all it wanted.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut given = Given::from_matches(&matches);
     init_logging(cli.verbose);
     let is_login = matches!(cli.command, Command::Login(_));
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -133,10 +167,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &mut given)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let (code, hint) = classify(&err, is_login);
+            let (code, hint) = classify(&err, is_login, &given);
             eprintln!("exgate: {err:#}");
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");

@@ -67,15 +67,70 @@ fn registered_redirect(connection: &Connection) -> Option<EndpointUrl> {
     }
 }
 
-/// Opens `url` in the user's browser: `$BROWSER`, else `xdg-open`. Failing is fine: the URL is printed.
-fn open_browser(url: &str) {
-    let program = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".into());
-    let _ = std::process::Command::new(program)
+/// Why no browser can be opened on this machine, when that is known before trying: no
+/// `$BROWSER`, and on Linux and the BSDs no graphical session (`DISPLAY`, `WAYLAND_DISPLAY`).
+fn no_browser_here() -> Option<&'static str> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") || cfg!(any(target_os = "macos", target_os = "windows")) {
+        return None;
+    }
+    (!set("DISPLAY") && !set("WAYLAND_DISPLAY"))
+        .then_some("no graphical session (DISPLAY and WAYLAND_DISPLAY are unset) and no BROWSER")
+}
+
+/// Starts the user's browser on `url`: `$BROWSER`, else the platform's opener. The child is
+/// answered so its exit can be watched; an error says why nothing could be started.
+fn open_browser(url: &str) -> Result<tokio::process::Child, String> {
+    if let Some(reason) = no_browser_here() {
+        return Err(reason.to_owned());
+    }
+    let program = std::env::var("BROWSER").unwrap_or_else(|_| {
+        if cfg!(target_os = "macos") {
+            "open".into()
+        } else {
+            "xdg-open".into()
+        }
+    });
+    tokio::process::Command::new(&program)
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn();
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| format!("`{program}` could not be started ({e})"))
+}
+
+/// Waits for the browser opener to end; answers why it failed, or never if it succeeded (or
+/// there is none to watch), so the caller's wait for the redirect goes on.
+async fn opener_failure(opener: &mut Option<tokio::process::Child>) -> String {
+    let Some(child) = opener else {
+        return std::future::pending().await;
+    };
+    let result = child.wait().await;
+    *opener = None;
+    match result {
+        Ok(status) if status.success() => std::future::pending().await,
+        Ok(status) => format!("the browser opener failed ({status})"),
+        Err(e) => format!("the browser opener failed ({e})"),
+    }
+}
+
+/// What to tell a user whose browser cannot open: the other ways to sign in, as commands that run.
+fn headless_advice(reason: &str, name: &str, args: &LoginArgs) -> String {
+    let given = crate::connection::Given {
+        connection: Some(name.to_owned()),
+        account: args.target.account.clone(),
+        mailbox: None,
+    };
+    let login = given.login(None);
+    format!(
+        "no browser could be opened: {reason}.\n\
+         Open the address above in a browser on any machine that can reach this one's \
+         localhost, or sign in another way:\n  {login} --manual        \
+         (any browser; paste the address it ends on)\n  {login} --device-code   \
+         (enter a code on another device)\nStill waiting for the browser to come back…"
+    )
 }
 
 pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()> {
@@ -86,7 +141,10 @@ pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()>
     let connection = entry.connection;
     let name = connection.name.to_string();
     let who = principal(args.target.account.as_deref())?;
-    let mut err = std::io::stderr().lock();
+    // Unlocked: each write takes stderr's lock for itself. Holding the lock across the awaits
+    // below deadlocked with debug logging, whose lines (from SQLite's worker thread too) wait
+    // for the same lock.
+    let mut err = std::io::stderr();
     let account = match method(args, &connection) {
         Method::Browser => {
             let registered = registered_redirect(&connection);
@@ -112,14 +170,38 @@ pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()>
                 started.url
             )?;
             err.flush()?;
-            open_browser(&started.url);
-            let params = tokio::time::timeout(
+            let mut opener = match open_browser(&started.url) {
+                Ok(child) => Some(child),
+                Err(reason) => {
+                    writeln!(err, "{}", headless_advice(&reason, &name, args))?;
+                    err.flush()?;
+                    None
+                }
+            };
+            let receive = tokio::time::timeout(
                 BROWSER_TIMEOUT,
                 receiver.receive(SUCCESS_PAGE, FAILURE_PAGE),
-            )
-            .await
-            .map_err(|_| {
-                UsageError("no browser came back within 5 minutes; run `exgate login` again".into())
+            );
+            tokio::pin!(receive);
+            let received = loop {
+                tokio::select! {
+                    received = &mut receive => break received,
+                    reason = opener_failure(&mut opener) => {
+                        writeln!(err, "{}", headless_advice(&reason, &name, args))?;
+                        err.flush()?;
+                    }
+                }
+            };
+            let params = received.map_err(|_| {
+                let given = crate::connection::Given {
+                    connection: Some(name.clone()),
+                    account: args.target.account.clone(),
+                    mailbox: None,
+                };
+                UsageError(format!(
+                    "no browser came back within 5 minutes; run `{}` again, or add --manual or --device-code",
+                    given.login(None)
+                ))
             })??;
             ctx.signin.finish_browser_login(params).await?
         }
@@ -179,7 +261,6 @@ pub(crate) async fn login(ctx: &Context, args: &LoginArgs) -> anyhow::Result<()>
                 .await?
         }
     };
-    drop(err);
     let mailbox = account
         .mailbox
         .as_ref()
@@ -287,10 +368,15 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                 serde_json::to_writer_pretty(&mut out, &views)?;
                 writeln!(out)?;
             } else if views.is_empty() {
+                let given = crate::connection::Given {
+                    connection: Some(entry.connection.name.to_string()),
+                    ..Default::default()
+                };
                 writeln!(
                     out,
-                    "no accounts on connection {}; sign one in with `exgate login`",
-                    entry.connection.name
+                    "no accounts on connection {}; sign one in with `{}`",
+                    entry.connection.name,
+                    given.login(None)
                 )?;
             } else {
                 let width = views

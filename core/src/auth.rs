@@ -18,7 +18,7 @@ pub mod oauth;
 pub mod pending;
 pub mod signin;
 
-pub use cache::{RetryPolicy, TokenCache, TokenSource};
+pub use cache::{Refresh, RetryPolicy, TokenCache, TokenSource};
 pub use credentials::{Credential, Credentials, PasswordCredentials, SignInCredentials};
 pub use error::{AuthError, ErrorBody};
 pub use loopback::{LoopbackReceiver, RedirectParams};

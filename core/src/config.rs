@@ -36,6 +36,15 @@ pub enum ConfigError {
     },
     #[error("{path} cannot be read as TOML: {message}", path = .path.display())]
     Parse { path: PathBuf, message: String },
+    /// A TOML syntax error, told by its position and key: the line itself may hold a secret.
+    #[error("{path}:{line}:{column}: TOML syntax error{}: {message}; fix the file at that position", key.as_deref().map(|k| format!(" at key `{k}`")).unwrap_or_default(), path = .path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
     #[error("the configuration file {path} given with --config does not exist", path = .path.display())]
     Missing { path: PathBuf },
     #[error("the configuration could not be read: {0}")]
@@ -310,6 +319,109 @@ fn check_unknown_keys(cfg: Config, origin: impl Fn(&str) -> String) -> Result<()
     result.map(drop).map_err(config_error)
 }
 
+/// Where a syntax error is: 1-based line and column of `offset` in `text`, and the key of that
+/// line (`table.key`, or the table of a header line) — names only, never a value.
+fn syntax_position(text: &str, offset: usize) -> (usize, usize, Option<String>) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before
+        .get(line_start..)
+        .map_or(1, |s| s.chars().count() + 1);
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let header = |l: &str| {
+        l.strip_prefix('[')
+            .and_then(|l| l.split(']').next())
+            .map(|t| t.trim_matches(['[', ']', ' ']).to_owned())
+    };
+    let table = text
+        .lines()
+        .take(line_no - 1)
+        .filter_map(|l| header(l.trim()))
+        .last();
+    let key = if line.starts_with('[') {
+        header(line)
+    } else {
+        line.split_once('=').map(|(k, _)| {
+            let k = k.trim().to_owned();
+            match &table {
+                Some(t) if !t.is_empty() => format!("{t}.{k}"),
+                _ => k,
+            }
+        })
+    };
+    (line_no, column, key.filter(|k| !k.is_empty()))
+}
+
+/// Parses one configuration file with exgate's own checks before the `config` crate reads it:
+/// a syntax error is told by position and key (the parser's own report quotes the line, which
+/// may hold an inline secret), and a value of the wrong type is refused with its key (the
+/// `config` crate would turn `store.path = 5` into the path `5`).
+fn check_file(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => {
+            let (line, column, key) = syntax_position(&text, e.span().map_or(0, |s| s.start));
+            let value = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('=').map(|(_, v)| v.trim()))
+                .unwrap_or_default();
+            // The parser's message, unless it quotes any of the line's value.
+            let message = e.message().trim().replace('\n', "; ");
+            let quotes_value = value
+                .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                .any(|w| w.len() >= 3 && message.contains(w));
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key,
+                message: if quotes_value {
+                    "the value is not valid TOML".into()
+                } else {
+                    message
+                },
+            });
+        }
+    };
+    let value = toml::Value::Table(table);
+    if let Err(e) = serde_path_to_error::deserialize::<_, RawSettings>(value.clone()) {
+        let key = e.path().to_string();
+        let found = key
+            .split('.')
+            .try_fold(&value, |v, part| v.get(part))
+            .map(toml::Value::type_str);
+        let inner = e.into_inner().to_string();
+        let expected = inner
+            .split_once(", expected ")
+            .map(|(_, x)| x.lines().next().unwrap_or_default().trim().to_owned());
+        let message = match (expected, found) {
+            (Some(expected), Some(found)) => {
+                let article = if found.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("expected {expected}, found {article} {found}")
+            }
+            (Some(expected), None) => format!("expected {expected}"),
+            _ => "this value has the wrong type".to_owned(),
+        };
+        return Err(ConfigError::Invalid {
+            key,
+            origin: path.display().to_string(),
+            message,
+        });
+    }
+    Ok(())
+}
+
 /// Which files are read, in order. Missing optional files are skipped.
 fn config_files(explicit: Option<&Path>, env: &Env) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files = Vec::new();
@@ -339,6 +451,7 @@ pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Settings, ConfigError>
     let mut builder = Config::builder();
     let mut layers = Vec::new();
     for path in &files {
+        check_file(path)?;
         let source = File::from(path.as_path())
             .format(FileFormat::Toml)
             .required(true);
@@ -823,7 +936,104 @@ mod tests {
         assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
         let path = f.write("bad.toml", "[server\nlisten=");
         let err = load(Some(&path), &f.env(&[])).unwrap_err();
-        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(matches!(err, ConfigError::Syntax { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused_with_the_key() {
+        let f = Fixture::new();
+        for (text, key, expected) in [
+            // Once became a store file named `5`.
+            ("[store]\npath = 5\n", "store.path", "found an integer"),
+            (
+                "[secrets]\nmaster_key_file = true\n",
+                "secrets.master_key_file",
+                "found a boolean",
+            ),
+            (
+                "[server]\nlisten = 8087\n",
+                "server.listen",
+                "found an integer",
+            ),
+            (
+                "[server]\npublic_url = [\"https://x\"]\n",
+                "server.public_url",
+                "found an array",
+            ),
+            ("[log]\nlevel = 3\n", "log.level", "found an integer"),
+            (
+                "[limits]\nmax_item_mb = \"20\"\n",
+                "limits.max_item_mb",
+                "found a string",
+            ),
+            (
+                "[graph]\nconcurrent = 1.5\n",
+                "graph.concurrent",
+                "found a float",
+            ),
+            ("[tls]\nca_file = 1\n", "tls.ca_file", "found an integer"),
+            (
+                "[endpoints]\ngraph_url = 2\n",
+                "endpoints.graph_url",
+                "found an integer",
+            ),
+            (
+                "[connections.prod]\nscopes = \"Mail.Read\"\n",
+                "connections.prod.scopes",
+                "found a string",
+            ),
+            (
+                "[connections.prod]\nclient_secret = 123456789\n",
+                "connections.prod.client_secret",
+                "found an integer",
+            ),
+        ] {
+            let path = f.write("typed.toml", text);
+            let err = load(Some(&path), &f.env(&[])).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(&err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{text}: {message}"
+            );
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains(expected), "{text}: {message}");
+            assert!(message.contains("expected "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+            // The value itself is not repeated (it may be a secret).
+            assert!(!message.contains("123456789"), "{message}");
+        }
+        assert!(!f.dir.path().join("5").exists());
+        assert!(!Path::new("5").exists());
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_position_and_key_but_never_the_line() {
+        let f = Fixture::new();
+        let secret = "Zx8Q~s3cr3t-Value_0123456789abcdefghij";
+        for text in [
+            format!("[connections.prod]\ntenant = \"contoso.com\"\nclient_secret = \"{secret}\n"),
+            format!("[connections.prod]\nclient_secret = {secret}\n"),
+            format!("[connections.prod]\nclient_secret = \"{secret}\" x\n"),
+        ] {
+            let path = f.write("broken.toml", &text);
+            let err = load(Some(&path), &f.env(&[])).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                !message.contains(secret)
+                    && !message.contains("Zx8Q")
+                    && !message.contains("s3cr3t"),
+                "{message}"
+            );
+            assert!(
+                message.contains("key `connections.prod.client_secret`"),
+                "{message}"
+            );
+            let line = text.lines().count();
+            assert!(
+                message.contains(&format!("broken.toml:{line}:")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,28 @@ pub enum Source {
     File(String),
 }
 
+/// A stored connection with the name of a declared one. Both are listed; using the name is an
+/// error ([`Error::NameClash`]) until one is removed (`remove` removes the stored one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClash {
+    pub name: String,
+    /// The configuration file that declares the name.
+    pub origin: String,
+}
+
+impl std::fmt::Display for NameClash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection `{name}` is declared in {origin} and also stored (with its own accounts); \
+             commands that use it fail until one is gone: remove or rename it in {origin}, or \
+             remove the stored one with `exgate connection remove {name}`",
+            name = self.name,
+            origin = self.origin
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionEntry {
     pub connection: Connection,
@@ -38,6 +60,8 @@ pub struct Connections {
     by_name: TtlCache<String, Connection>,
     by_id: TtlCache<ConnectionId, Connection>,
     static_users: TtlCache<ConnectionId, Vec<StaticUser>>,
+    /// The lower-case names of the stored connections (to find clashes with declared ones).
+    stored_names: TtlCache<(), Vec<String>>,
 }
 
 fn parse_name(name: &str) -> Result<ConnectionName, Error> {
@@ -83,7 +107,43 @@ impl Connections {
             by_name: TtlCache::new(TTL),
             by_id: TtlCache::new(TTL),
             static_users: TtlCache::new(TTL),
+            stored_names: TtlCache::new(TTL),
         }
+    }
+
+    /// Whether a connection of this name (in any case) is stored.
+    async fn is_stored(&self, name: &ConnectionName) -> Result<bool, Error> {
+        let names = match self.stored_names.get(&()) {
+            Some(names) => names,
+            None => {
+                let names: Vec<String> = self
+                    .store
+                    .connections()
+                    .await?
+                    .iter()
+                    .map(|c| c.name.as_str().to_ascii_lowercase())
+                    .collect();
+                self.stored_names.put((), names.clone());
+                names
+            }
+        };
+        Ok(names.contains(&name.as_str().to_ascii_lowercase()))
+    }
+
+    /// Stored connections whose name a configuration file also declares.
+    pub async fn clashes(&self) -> Result<Vec<NameClash>, Error> {
+        let mut clashes = Vec::new();
+        for entry in &self.configured {
+            if self.is_stored(&entry.connection.name).await?
+                && let Source::File(origin) = &entry.source
+            {
+                clashes.push(NameClash {
+                    name: entry.connection.name.to_string(),
+                    origin: origin.clone(),
+                });
+            }
+        }
+        Ok(clashes)
     }
 
     fn configured(&self, name: &ConnectionName) -> Option<&ConnectionEntry> {
@@ -95,16 +155,15 @@ impl Connections {
         })
     }
 
-    /// Every connection, declared ones first where names clash, sorted by name.
+    /// Every connection, sorted by name; where a declared and a stored connection share a name,
+    /// both (the declared one first; see [`Connections::clashes`]).
     pub async fn list(&self) -> Result<Vec<ConnectionEntry>, Error> {
         let mut all = self.configured.clone();
         for connection in self.store.connections().await? {
-            if self.configured(&connection.name).is_none() {
-                all.push(ConnectionEntry {
-                    connection,
-                    source: Source::Store,
-                });
-            }
+            all.push(ConnectionEntry {
+                connection,
+                source: Source::Store,
+            });
         }
         all.sort_by(|a, b| {
             a.connection
@@ -119,6 +178,14 @@ impl Connections {
     pub async fn get(&self, name: &str) -> Result<ConnectionEntry, Error> {
         let name = parse_name(name)?;
         if let Some(entry) = self.configured(&name) {
+            if self.is_stored(&name).await?
+                && let Source::File(origin) = &entry.source
+            {
+                return Err(Error::NameClash {
+                    name: entry.connection.name.to_string(),
+                    origin: origin.clone(),
+                });
+            }
             return Ok(entry.clone());
         }
         let key = name.as_str().to_ascii_lowercase();
@@ -149,8 +216,15 @@ impl Connections {
             return self.get(name).await;
         }
         let mut all = self.list().await?;
+        all.dedup_by(|a, b| {
+            a.connection
+                .name
+                .as_str()
+                .eq_ignore_ascii_case(b.connection.name.as_str())
+        });
         match all.len() {
-            1 => Ok(all.remove(0)),
+            // A declared and a stored connection of the same name are one name, and an error.
+            1 => self.get(all.remove(0).connection.name.as_str()).await,
             0 => Err(Error::NotFound {
                 what: "connection",
                 name: "(any)".into(),
@@ -222,6 +296,7 @@ impl Connections {
     }
 
     fn forget(&self) {
+        self.stored_names.clear();
         self.by_name.clear();
         self.by_id.clear();
         self.static_users.clear();
@@ -292,22 +367,31 @@ impl Connections {
     }
 
     /// Deletes a stored connection with its accounts and static users.
+    /// Where a declared connection has the name of a stored one, removes the stored one (the
+    /// declared one cannot be removed here, and is usable again afterwards).
     pub async fn remove(&self, name: &str) -> Result<(), Error> {
-        let entry = self.get(name).await?;
-        if let Source::File(origin) = entry.source {
-            return Err(Error::ReadOnly {
-                name: entry.connection.name.to_string(),
-                origin,
-            });
-        }
+        let parsed = parse_name(name)?;
+        let stored_name = match self.configured(&parsed) {
+            Some(declared) if !self.is_stored(&parsed).await? => {
+                return Err(Error::ReadOnly {
+                    name: declared.connection.name.to_string(),
+                    origin: match &declared.source {
+                        Source::File(origin) => origin.clone(),
+                        Source::Store => String::new(),
+                    },
+                });
+            }
+            Some(_) => parsed,
+            None => self.get(name).await?.connection.name,
+        };
         self.forget();
-        if !self.store.delete_connection(&entry.connection.name).await? {
+        if !self.store.delete_connection(&stored_name).await? {
             return Err(Error::NotFound {
                 what: "connection",
-                name: entry.connection.name.to_string(),
+                name: stored_name.to_string(),
             });
         }
-        tracing::info!(connection = %entry.connection.name, "connection removed");
+        tracing::info!(connection = %stored_name, "connection removed");
         Ok(())
     }
 }
@@ -415,6 +499,91 @@ mod tests {
                 .contains("declared in /etc/exgate/exgate.toml"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_declared_name_that_is_also_stored_is_reported_and_never_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clock = MockClock::new();
+        clock
+            .expect_now()
+            .return_const(datetime!(2026-01-01 0:00 UTC));
+        // Stored first, through the CLI or API; declared in a file later.
+        {
+            let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).unwrap());
+            let store = SqliteStore::open(&dir.path().join("db"), vault)
+                .await
+                .unwrap();
+            let mut clock = MockClock::new();
+            clock
+                .expect_now()
+                .return_const(datetime!(2025-01-01 0:00 UTC));
+            Connections::new(Arc::new(store), vec![], Arc::new(clock))
+                .add("Declared", &spec())
+                .await
+                .unwrap();
+        }
+        let svc = service(&dir, clock).await;
+
+        // Both are listed, and the clash is reported.
+        let listed: Vec<_> = svc
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.connection.name.to_string(), e.source))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "declared".to_owned(),
+                    Source::File("/etc/exgate/exgate.toml".into())
+                ),
+                ("Declared".to_owned(), Source::Store),
+            ]
+        );
+        let clashes = svc.clashes().await.unwrap();
+        assert_eq!(
+            clashes,
+            [NameClash {
+                name: "declared".into(),
+                origin: "/etc/exgate/exgate.toml".into()
+            }]
+        );
+        assert!(
+            clashes[0]
+                .to_string()
+                .contains("`exgate connection remove declared`"),
+            "{}",
+            clashes[0]
+        );
+
+        // Using the name is an error that says what to do, by name or as the only name.
+        for err in [
+            svc.get("DECLARED").await.unwrap_err(),
+            svc.resolve(None).await.unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::NameClash { .. }), "{err}");
+            assert_eq!(err.kind(), crate::ErrorKind::Conflict);
+            assert!(
+                err.to_string()
+                    .contains("declared in /etc/exgate/exgate.toml and also stored"),
+                "{err}"
+            );
+        }
+
+        // Removing the name removes the stored one; the declared one is then used.
+        svc.remove("declared").await.unwrap();
+        assert!(svc.clashes().await.unwrap().is_empty());
+        assert_eq!(
+            svc.get("declared").await.unwrap().source,
+            Source::File("/etc/exgate/exgate.toml".into())
+        );
+        assert!(matches!(
+            svc.remove("declared").await,
+            Err(Error::ReadOnly { .. })
+        ));
     }
 
     #[tokio::test]

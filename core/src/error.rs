@@ -24,6 +24,11 @@ pub enum Error {
     AlreadyExists { what: &'static str, name: String },
     #[error("connection `{name}` is declared in {origin}; change it there")]
     ReadOnly { name: String, origin: String },
+    /// A declared connection and a stored one have the same name: exgate does not guess.
+    #[error(
+        "connection `{name}` is declared in {origin} and also stored (with its own accounts); exgate will not guess which one is meant: remove or rename it in {origin}, or remove the stored one with `exgate connection remove {name}`"
+    )]
+    NameClash { name: String, origin: String },
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -63,7 +68,8 @@ impl Error {
             ) => ErrorKind::Config,
             Self::Store(StoreError::Conflict(_))
             | Self::AlreadyExists { .. }
-            | Self::ReadOnly { .. } => ErrorKind::Conflict,
+            | Self::ReadOnly { .. }
+            | Self::NameClash { .. } => ErrorKind::Conflict,
             Self::Store(_) => ErrorKind::Failed,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NeedsSignIn { .. } => ErrorKind::NeedsSignIn,

@@ -233,7 +233,7 @@ async fn secret_mistakes_are_explained_with_the_fix() {
     assert!(
         auth.fix()
             .unwrap()
-            .starts_with("this is the secret's ID; copy the secret's Value")
+            .starts_with("copy the secret's Value (not its Secret ID)")
     );
     assert!(err.to_string().contains("correlation ID"), "{err}");
     assert!(!err.to_string().contains(seed::WEB_APP_SECRET), "{err}");

@@ -298,7 +298,12 @@ async fn a_shared_mailbox_and_its_refusals() {
             &[
                 "cannot read mail",
                 "hint: the signed-in user has no access to sales@contoso.onmicrosoft.com",
-                "Add-MailboxPermission",
+                // The command names the user, not a placeholder.
+                &format!(
+                    "Add-MailboxPermission -Identity {} -User {} -AccessRights FullAccess",
+                    seed::SALES,
+                    seed::MEGAN
+                ),
             ],
         );
 }

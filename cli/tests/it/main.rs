@@ -4,4 +4,5 @@ mod connections;
 mod mailbox;
 mod pipeline;
 mod signin;
+mod terminal;
 mod util;

@@ -138,7 +138,7 @@ async fn password_login_warns() {
             1,
             &[
                 "exgate: the password sign-in was refused: AADSTS50076: multi-factor authentication is required for this sign-in (correlation ID ",
-                "hint: sign in again interactively (`exgate login`, browser or device code) so the user can complete MFA",
+                "hint: sign in again interactively (`exgate login -c contoso`, browser or device code) so the user can complete MFA",
             ],
         );
     env.run_with_stdin(
@@ -200,8 +200,10 @@ async fn app_only_tokens_with_a_secret_and_its_mistakes() {
     env.run(&["token", "-c", "wrong"]).await.fails(
         1,
         &[
-            "exgate: the client credentials request was refused: AADSTS7000215: the client secret is wrong — often the secret's ID was used instead of its value (correlation ID ",
-            "hint: this is the secret's ID; copy the secret's Value from Certificates & secrets",
+            "exgate: the client credentials request was refused: AADSTS7000215: the client secret sent is not a valid secret of this app (a mistyped or cut-off value, a secret of another app, or a secret's ID instead of its value) (correlation ID ",
+            // The secret sent was a wrong value, not the ID (an ID is refused at `connection
+            // add`), and the command names the connection it was run for.
+            "hint: copy the secret's Value (not its Secret ID) from Certificates & secrets of this app's registration (shown only when it is created; create a new secret if it is lost), then `exgate connection edit wrong --client-secret-file FILE`",
         ],
     );
 
@@ -311,7 +313,7 @@ async fn a_revoked_refresh_token_needs_sign_in_with_exit_code_3() {
         3,
         &[
             "needs to sign in again",
-            "hint: sign in with `exgate login`",
+            "hint: sign in with `exgate login -c contoso",
         ],
     );
     assert_eq!(
@@ -354,7 +356,7 @@ async fn accounts_show_reset_reset_all_and_logout() {
         3,
         &[
             "no account has signed in on connection `contoso`",
-            "hint: sign in with `exgate login`",
+            "hint: sign in with `exgate login -c contoso",
         ],
     );
     env.mock.set_auto_approve(Some(seed::ADELE));

@@ -166,6 +166,27 @@ impl Env {
         self.run_with_stdin(args, "").await
     }
 
+    /// Runs `exgate` with a stdout pipe whose read end is closed before the child starts, as
+    /// `exgate … | head -1` leaves it once `head` has its line: every write to stdout fails
+    /// with EPIPE, deterministically.
+    pub(crate) async fn run_with_closed_stdout(&self, args: &[&str]) -> Run {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null()).stdout(writer);
+        let child = cmd.spawn().unwrap();
+        // The parent's copy of the write end went into `cmd`; drop it so nothing holds it.
+        drop(cmd);
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("exgate hangs")
+            .unwrap();
+        Run {
+            cmd: format!("exgate {} | (closed)", args.join(" ")),
+            out,
+        }
+    }
+
     /// Runs `exgate` under GNU time; answers the run and the process's peak resident memory in
     /// bytes (the kernel's own figure for that process, whatever else runs).
     pub(crate) async fn run_measured(&self, args: &[&str]) -> (Run, u64) {
@@ -213,7 +234,19 @@ impl Env {
     }
 
     pub(crate) fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self.command(args).spawn().unwrap();
+        self.spawn_with_env(args, &[])
+    }
+
+    /// Like [`Env::spawn`], with environment variables changed: `Some` sets, `None` removes.
+    pub(crate) fn spawn_with_env(&self, args: &[&str], vars: &[(&str, Option<&str>)]) -> Running {
+        let mut cmd = self.command(args);
+        for (name, value) in vars {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
+        let mut child = cmd.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         Running {
             child,

@@ -146,8 +146,8 @@ pub const CATALOGUE: &[Aadsts] = &[
     ),
     entry(
         7000215,
-        "the client secret is wrong — often the secret's ID was used instead of its value",
-        "this is the secret's ID; copy the secret's Value from Certificates & secrets (shown only when it is created; create a new secret if it is lost), then `exgate connection edit NAME --client-secret-file FILE`",
+        "the client secret sent is not a valid secret of this app (a mistyped or cut-off value, a secret of another app, or a secret's ID instead of its value)",
+        "copy the secret's Value (not its Secret ID) from Certificates & secrets of this app's registration (shown only when it is created; create a new secret if it is lost), then `exgate connection edit NAME --client-secret-file FILE`",
         false,
     ),
     entry(
@@ -186,11 +186,14 @@ mod tests {
             assert!(lookup(code).is_some(), "{code} missing");
         }
         assert!(lookup(1).is_none());
+        // exgate refuses a secret's ID when the connection is added, so Entra's 7000215 means
+        // a wrong value: the fix must not claim the ID was sent.
+        let wrong_secret = lookup(7000215).unwrap();
+        assert!(!wrong_secret.fix.contains("this is the secret's ID"));
         assert!(
-            lookup(7000215)
-                .unwrap()
+            wrong_secret
                 .fix
-                .starts_with("this is the secret's ID")
+                .starts_with("copy the secret's Value (not its Secret ID)")
         );
     }
 

@@ -4,7 +4,11 @@
 //! - A fresh token (before its `refresh_at`) is served from memory: no I/O, no await.
 //! - A token that is due for refresh but still valid is served while one background refresh runs;
 //!   a transient failure of that refresh (network, 5xx, 429) backs off — within `Retry-After`
-//!   when the server gives one — and the valid token keeps being served.
+//!   when the server gives one — and the valid token keeps being served. That is
+//!   [`Refresh::Background`], for long-lived processes (the gateway). A short-lived process (a CLI
+//!   command) chooses [`Refresh::Foreground`]: a token past its refresh point is refreshed before
+//!   it is answered, once, and if that fails the still-valid token is answered with a warning —
+//!   a background refresh would die with the process.
 //! - When there is no valid token, callers wait on the key's lock; exactly one of them loads the
 //!   persisted token or fetches a new one, and the rest take its result. Transient failures are
 //!   retried with capped exponential back-off before the callers get an error.
@@ -70,6 +74,17 @@ fn retry_hint(e: &Error) -> Option<Duration> {
     }
 }
 
+/// When a token past its refresh point (but still valid) is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    /// Answer it at once and refresh in the background (long-lived processes).
+    #[default]
+    Background,
+    /// Refresh before answering; answer the valid token only if the refresh fails
+    /// (short-lived processes, whose background tasks die with them).
+    Foreground,
+}
+
 #[derive(Debug, Default)]
 struct Backoff {
     failures: u32,
@@ -111,6 +126,7 @@ pub struct TokenCache {
     policy: RetryPolicy,
     slots: Mutex<HashMap<TokenKey, Arc<Slot>>>,
     stats: CacheStats,
+    foreground: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for TokenCache {
@@ -133,7 +149,51 @@ impl TokenCache {
             policy,
             slots: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
+            foreground: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Chooses how tokens past their refresh point are refreshed (default: in the background).
+    /// The frontend decides: the CLI chooses [`Refresh::Foreground`].
+    pub fn set_refresh(&self, mode: Refresh) {
+        self.foreground
+            .store(mode == Refresh::Foreground, Ordering::Relaxed);
+    }
+
+    pub fn refresh(&self) -> Refresh {
+        if self.foreground.load(Ordering::Relaxed) {
+            Refresh::Foreground
+        } else {
+            Refresh::Background
+        }
+    }
+
+    /// Refreshes now (the caller holds the key's turn); on failure answers `current`, which is
+    /// still valid, and says so in a warning.
+    async fn refresh_now(
+        &self,
+        key: &TokenKey,
+        slot: &Slot,
+        current: Arc<AccessToken>,
+    ) -> Arc<AccessToken> {
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.source.fetch(key).await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                slot.set(Arc::clone(&token));
+                token
+            }
+            Err(e) => {
+                self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                let left = (current.expires_at - self.clock.now()).whole_seconds();
+                tracing::warn!(
+                    resource = %key.resource,
+                    error = %e,
+                    "token refresh failed; using the current token, valid for {left} more seconds"
+                );
+                current
+            }
+        }
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -189,22 +249,29 @@ impl TokenCache {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(token);
             }
-            if token.is_usable(now) {
+            if token.is_usable(now) && self.refresh() == Refresh::Background {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 self.refresh_in_background(key, &slot, now);
                 return Ok(token);
             }
         }
 
+        let foreground = self.refresh() == Refresh::Foreground;
         let _turn = slot.refresh.lock().await;
         let now = self.clock.now();
         if let Some(token) = slot.current().filter(|t| t.is_usable(now)) {
+            if foreground && !token.is_fresh(now) {
+                return Ok(self.refresh_now(&key, &slot, token).await);
+            }
             return Ok(token);
         }
         if let Some(token) = self.source.stored(&key).await?.filter(|t| t.is_usable(now)) {
             let token = Arc::new(token);
             slot.set(Arc::clone(&token));
             if !token.is_fresh(now) {
+                if foreground {
+                    return Ok(self.refresh_now(&key, &slot, token).await);
+                }
                 drop(_turn);
                 self.refresh_in_background(key, &slot, now);
             }
@@ -420,6 +487,31 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-3");
+    }
+
+    #[tokio::test]
+    async fn in_the_foreground_a_token_past_its_refresh_point_is_refreshed_before_it_is_served() {
+        let start = datetime!(2026-01-01 10:00 UTC);
+        let (now, clock) = manual_clock(start);
+        let source = Source::new(Arc::clone(&clock));
+        let cache = TokenCache::new(source.clone(), clock, RetryPolicy::default());
+        cache.set_refresh(Refresh::Foreground);
+        let key = key();
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-1");
+        // Fresh: from memory.
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-1");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+
+        // Past the refresh point: the caller gets the new token, with no task left behind.
+        *now.lock().unwrap() = start + time::Duration::minutes(56);
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-2");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+
+        // The identity provider fails: the still-valid token is served, after one attempt.
+        *source.failing.lock().unwrap() = Some(server_error());
+        *now.lock().unwrap() = start + time::Duration::minutes(56 + 56);
+        assert_eq!(cache.get(key).await.unwrap().secret.expose(), "token-2");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -201,7 +201,7 @@ mod tests {
         let e = refused("invalid_client", 7000215, 401);
         let text = e.to_string();
         assert!(text.contains("AADSTS7000215"), "{text}");
-        assert!(text.contains("secret's ID was used"), "{text}");
+        assert!(text.contains("not a valid secret of this app"), "{text}");
         assert!(text.contains("correlation ID c0ffee"), "{text}");
         assert!(e.fix().unwrap().contains("copy the secret's Value"));
         assert!(!e.is_retryable());

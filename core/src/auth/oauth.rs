@@ -535,39 +535,7 @@ impl OAuthClient {
         self.client_authentication(&mut form)?;
         let url = self.endpoints.token.clone();
         let body = self.post(during, &url, &form).await?;
-        let raw: RawToken = serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
-            during,
-            message: format!("the token response is not the expected JSON: {e}"),
-        })?;
-        if let Some(kind) = raw
-            .token_type
-            .as_deref()
-            .filter(|t| !t.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(AuthError::Protocol {
-                during,
-                message: format!("token type `{kind}` is not Bearer"),
-            });
-        }
-        let identity = raw
-            .id_token
-            .as_deref()
-            .and_then(Identity::from_jwt)
-            .or_else(|| Identity::from_jwt(&raw.access_token));
-        Ok(TokenResponse {
-            expires_in: Duration::from_secs(raw.expires_in.and_then(|e| e.get()).unwrap_or(3600)),
-            refresh_in: raw
-                .refresh_in
-                .and_then(|r| r.get())
-                .map(Duration::from_secs),
-            refresh_token: raw.refresh_token.map(Secret::new),
-            scopes: raw
-                .scope
-                .map(|s| s.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
-            access_token: Secret::new(raw.access_token),
-            identity,
-        })
+        token_response(during, &body)
     }
 
     /// Posts a form; a non-200 answer becomes a typed error with the server's body as evidence.
@@ -606,6 +574,100 @@ impl OAuthClient {
                 status,
                 retry_after,
             }),
+        }
+    }
+}
+
+/// Reads an identity provider's token answer. The access token must be one line of visible
+/// characters: an empty or multi-line token is refused as malformed (and never printed), since
+/// it would break an `Authorization` header or a mail client's `passwordeval` line.
+fn token_response(during: &'static str, body: &[u8]) -> Result<TokenResponse, AuthError> {
+    let raw: RawToken = serde_json::from_slice(body).map_err(|e| AuthError::Protocol {
+        during,
+        message: format!("the token response is not the expected JSON: {e}"),
+    })?;
+    if let Some(kind) = raw
+        .token_type
+        .as_deref()
+        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(AuthError::Protocol {
+            during,
+            message: format!("token type `{kind}` is not Bearer"),
+        });
+    }
+    if raw.access_token.is_empty() {
+        return Err(AuthError::Protocol {
+            during,
+            message: "the answer's access_token is empty".into(),
+        });
+    }
+    if raw
+        .access_token
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AuthError::Protocol {
+            during,
+            message: "the answer's access_token spans several lines or holds spaces or \
+                          control characters, which no bearer token does"
+                .into(),
+        });
+    }
+    let identity = raw
+        .id_token
+        .as_deref()
+        .and_then(Identity::from_jwt)
+        .or_else(|| Identity::from_jwt(&raw.access_token));
+    Ok(TokenResponse {
+        expires_in: Duration::from_secs(raw.expires_in.and_then(|e| e.get()).unwrap_or(3600)),
+        refresh_in: raw
+            .refresh_in
+            .and_then(|r| r.get())
+            .map(Duration::from_secs),
+        refresh_token: raw.refresh_token.map(Secret::new),
+        scopes: raw
+            .scope
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        access_token: Secret::new(raw.access_token),
+        identity,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_multi_line_access_token_is_malformed_and_never_repeated() {
+        let ok = token_response(
+            "token request",
+            br#"{"access_token":"eyJ0eXAi.eyJzdWIi.c2ln","token_type":"Bearer","expires_in":3600}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.access_token.expose(), "eyJ0eXAi.eyJzdWIi.c2ln");
+        for (body, why) in [
+            (r#"{"access_token":"","token_type":"Bearer"}"#, "empty"),
+            (
+                r#"{"access_token":"first-line-SECRETPART\nsecond-line","token_type":"Bearer"}"#,
+                "several lines",
+            ),
+            (
+                r#"{"access_token":"SECRETPART with-space","token_type":"Bearer"}"#,
+                "several lines",
+            ),
+            (
+                r#"{"access_token":"SECRETPART\r","token_type":"Bearer"}"#,
+                "several lines",
+            ),
+        ] {
+            let err = token_response("token request", body.as_bytes()).unwrap_err();
+            assert!(matches!(err, AuthError::Protocol { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(why), "{text}");
+            assert!(!text.contains("SECRETPART"), "{text}");
+            assert!(!err.is_retryable());
         }
     }
 }

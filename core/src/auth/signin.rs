@@ -539,7 +539,9 @@ impl SignIn {
     ) -> Result<Account, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         Self::delegated(&connection)?;
-        tracing::warn!(connection = %connection.name, "{PASSWORD_FLOW_WARNING}");
+        // The frontend shows PASSWORD_FLOW_WARNING to the person signing in; a log line at
+        // warn would print it a second time on the CLI's stderr.
+        tracing::info!(connection = %connection.name, "password sign-in (legacy flow)");
         let resource = primary_resource(&connection);
         let scopes = delegated_scopes(&connection, resource);
         let client = self.shared.client(&connection).await?;

@@ -113,12 +113,13 @@ impl GraphMailbox {
                         request_id,
                     };
                 }
-                let hint = match call.mailbox {
+                let hint = match (call.mailbox, &self.me) {
                     _ if message.contains("RAOP") || message.contains("AccessPolicy") => {
                         "the app is limited to some mailboxes by an application access policy (RBAC for Applications); add this mailbox to the app's scope in Exchange Online".to_owned()
                     }
-                    MailboxRef::User(u) if self.me.is_some() => format!(
-                        "the signed-in user has no access to {u}; an Exchange admin grants it with Add-MailboxPermission -Identity {u} -User <user> -AccessRights FullAccess (and Add-RecipientPermission … -AccessRights SendAs to send as it)"
+                    // The user is known: the command names them, not a placeholder.
+                    (MailboxRef::User(u), Some(me)) => format!(
+                        "the signed-in user has no access to {u}; an Exchange admin grants it with Add-MailboxPermission -Identity {u} -User {me} -AccessRights FullAccess (and Add-RecipientPermission -Identity {u} -Trustee {me} -AccessRights SendAs to send as it)"
                     ),
                     _ => "check the mailbox's permissions in Exchange".to_owned(),
                 };

@@ -191,6 +191,52 @@ impl ClientCertificate {
         &self.certificate_pem
     }
 
+    /// Checks that the private key is an RSA key (what a client assertion is signed with) and
+    /// the one of the certificate: the same modulus and exponent. A mismatch would otherwise
+    /// surface only at token time, as Entra's AADSTS700027.
+    pub fn check_key_matches(&self) -> Result<(), ParseError> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let text = self.private_key_pem.expose();
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(text)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
+            .map_err(|_| {
+                ParseError(
+                    "the private key is not an RSA key in PEM; Entra's certificate credential \
+                     is signed with RS256, which needs one"
+                        .into(),
+                )
+            })?;
+        let body = pem_block(&self.certificate_pem, &["CERTIFICATE"])
+            .map(|b| b.body.split_whitespace().collect::<String>())
+            .unwrap_or_default();
+        let der = B64
+            .decode(body)
+            .map_err(|_| ParseError("the CERTIFICATE block is not valid base64".into()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| ParseError(format!("the certificate cannot be read: {e}")))?;
+        let Ok(x509_parser::public_key::PublicKey::RSA(public)) = cert.public_key().parsed() else {
+            return Err(ParseError(
+                "the certificate's key is not an RSA key; Entra's certificate credential is \
+                 signed with RS256, which needs one"
+                    .into(),
+            ));
+        };
+        let same = rsa::BigUint::from_bytes_be(public.modulus) == *key.n()
+            && rsa::BigUint::from_bytes_be(public.exponent) == *key.e();
+        if same {
+            Ok(())
+        } else {
+            Err(ParseError(
+                "the private key does not belong to the certificate; give the key the \
+                 certificate was made with (`openssl x509 -noout -pubkey -in CERT` and \
+                 `openssl pkey -pubout -in KEY` must print the same key)"
+                    .into(),
+            ))
+        }
+    }
+
     pub fn private_key(&self) -> &Secret {
         &self.private_key_pem
     }
@@ -615,6 +661,7 @@ impl ConnectionSpec {
             (None, Some(cert), key) => {
                 let key = key.clone().unwrap_or_else(|| Secret::new(cert.clone()));
                 ClientCertificate::from_pem(cert, &key)
+                    .and_then(|c| c.check_key_matches().map(|()| c))
                     .map(|c| Some(ClientCredential::Certificate(c)))
                     .map_err(|e| InvalidInput::new("certificate", e.0))
             }
@@ -884,6 +931,43 @@ mod tests {
         assert_eq!(c.thumbprint_sha256(), c2.thumbprint_sha256());
         assert!(ClientCertificate::from_pem(KEY, &Secret::new(KEY)).is_err());
         assert!(ClientCertificate::from_pem(CERT, &Secret::new(CERT)).is_err());
+    }
+
+    #[test]
+    fn a_private_key_that_is_not_the_certificates_is_refused() {
+        const OTHER_KEY: &str = include_str!("../../tests/fixtures/other.key");
+        let matching = ClientCertificate::from_pem(CERT, &Secret::new(KEY)).unwrap();
+        matching.check_key_matches().unwrap();
+        let other = ClientCertificate::from_pem(CERT, &Secret::new(OTHER_KEY)).unwrap();
+        let err = other.check_key_matches().unwrap_err();
+        assert!(
+            err.0.contains("does not belong to the certificate"),
+            "{}",
+            err.0
+        );
+
+        // At validation, that is at `connection add` and for declared connections.
+        let spec = ConnectionSpec {
+            tenant: Some("contoso.onmicrosoft.com".into()),
+            auth: Some("oauth2-app-only".into()),
+            client_id: Some("11111111-2222-3333-4444-555555555555".into()),
+            certificate_pem: Some(CERT.into()),
+            private_key_pem: Some(Secret::new(OTHER_KEY)),
+            ..ConnectionSpec::default()
+        };
+        let err = spec.validate().unwrap_err();
+        assert_eq!(err.field, "certificate");
+        assert!(err.message.contains("does not belong"), "{}", err.message);
+        assert!(
+            !err.message.contains("PRIVATE KEY-----\n"),
+            "{}",
+            err.message
+        );
+        let spec = ConnectionSpec {
+            private_key_pem: Some(Secret::new(KEY)),
+            ..spec
+        };
+        spec.validate().unwrap();
     }
 
     #[test]

@@ -18,7 +18,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub fn segment(what: &str, id: &str) -> Result<String, MailboxError> {
     if id.is_empty() || id == "." || id == ".." {
         return Err(MailboxError::Invalid(format!(
-            "`{id}` is not a {what} ID; copy the ID from a listing (exgate mail list --json)"
+            "`{id}` is not a {what} ID; copy the ID from a listing (its ID column, or `id` with --json)"
         )));
     }
     Ok(utf8_percent_encode(id, SEGMENT).to_string())
