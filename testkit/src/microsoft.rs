@@ -198,6 +198,13 @@ impl MockMicrosoft {
         self.state.lock().refresh_in = secs;
     }
 
+    /// Strict refresh-token rotation: a refresh spends the refresh token it used, which then
+    /// fails with AADSTS70008. Off by default, as in Entra, where the old refresh token stays
+    /// valid after a refresh answered a new one.
+    pub fn set_strict_rotation(&self, strict: bool) {
+        self.state.lock().strict_rotation = strict;
+    }
+
     /// Moves the mock's clock forward (codes, device codes, secrets, refresh tokens and token
     /// `exp` claims all follow it).
     pub fn advance_clock(&self, by: Duration) {
