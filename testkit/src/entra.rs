@@ -30,6 +30,7 @@ pub(crate) mod jwt;
 mod params;
 mod scopes;
 pub(crate) mod state;
+mod switches;
 mod token;
 
 use axum::Router;
@@ -43,6 +44,7 @@ pub use seed::{
     TenantSeed, UserSeed,
 };
 pub use state::EntraState;
+pub use switches::{EntraSwitchChange, EntraSwitches};
 
 /// The Entra routes over `state`, to serve alone or beside other mocks (their routes must not
 /// collide with these specific patterns; Graph and EWS live under `/graph/…` and `/EWS/…`).

@@ -13,15 +13,18 @@ use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::routing::get;
 use exgate_testkit::MockMicrosoft;
-use exgate_testkit::entra::Seed;
+use exgate_testkit::entra::{EntraSwitchChange, Seed};
 use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH]] [--seed FILE] \
-                     [--token-lifetime SECS] [--auto-approve UPN] [--mailboxes FILE]... \
-                     [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... [--faults FILE]
+                     [--token-lifetime SECS] [--refresh-in SECS] [--strict-rotation] \
+                     [--revoke-consent CLIENT_ID]... [--require-mfa UPN]... \
+                     [--public-client-flows CLIENT_ID=on|off]... [--auto-approve UPN] \
+                     [--mailboxes FILE]... [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... \
+                     [--faults FILE]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
@@ -29,6 +32,17 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
   --ca-out PATH           write that CA's certificate (PEM) to PATH (default: a temporary file)
   --seed FILE             the directory to serve, as JSON (default: the contoso seed)
   --token-lifetime SECS   lifetime of issued tokens (default 3600)
+  --refresh-in SECS       add \"refresh_in\": SECS to token answers
+  --strict-rotation       a refresh spends the refresh token it used (AADSTS70008 on reuse);
+                          by default it stays valid, as in Entra
+  --revoke-consent CLIENT_ID
+                          the app's consent is revoked (AADSTS65001, no roles); repeatable
+  --require-mfa UPN       the user must use MFA (password and refresh grants: AADSTS50076);
+                          repeatable
+  --public-client-flows CLIENT_ID=on|off
+                          the app's \"Allow public client flows\" (off: AADSTS7000218 for
+                          device code and password grants without a credential); repeatable
+  Entra's switches can be read and changed at run time: GET/POST {base}/_mock/entra
   --auto-approve UPN      /authorize signs this user in without showing the form
   --mailboxes FILE        mailbox content (one mailbox or a list, e.g. from `fixtures`) that
                           replaces the seeded content of those mailboxes; repeatable
@@ -61,7 +75,7 @@ struct Args {
     tls: bool,
     ca_out: Option<PathBuf>,
     seed: Option<PathBuf>,
-    token_lifetime: Option<u64>,
+    entra: EntraSwitchChange,
     auto_approve: Option<String>,
     mailboxes: Vec<PathBuf>,
     throttle_scale: Option<u32>,
@@ -139,7 +153,7 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         tls: false,
         ca_out: None,
         seed: None,
-        token_lifetime: None,
+        entra: EntraSwitchChange::default(),
         auto_approve: None,
         mailboxes: Vec::new(),
         throttle_scale: None,
@@ -168,7 +182,38 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                 if secs == 0 {
                     bail!("--token-lifetime must be at least 1 second\n{USAGE}");
                 }
-                parsed.token_lifetime = Some(secs);
+                parsed.entra.token_lifetime = Some(secs);
+            }
+            "--refresh-in" => {
+                let v = value("--refresh-in")?;
+                let secs: u64 = number("--refresh-in", &v)?;
+                if secs == 0 {
+                    bail!("--refresh-in must be at least 1 second\n{USAGE}");
+                }
+                parsed.entra.refresh_in = Some(secs);
+            }
+            "--strict-rotation" => parsed.entra.strict_rotation = Some(true),
+            "--revoke-consent" => parsed
+                .entra
+                .consent_revoked
+                .get_or_insert_default()
+                .push(value("--revoke-consent")?),
+            "--require-mfa" => parsed
+                .entra
+                .mfa_required
+                .get_or_insert_default()
+                .push(value("--require-mfa")?),
+            "--public-client-flows" => {
+                let v = value("--public-client-flows")?;
+                let (id, enabled) = match v.rsplit_once('=') {
+                    Some((id, "on")) => (id, true),
+                    Some((id, "off")) => (id, false),
+                    _ => bail!("--public-client-flows `{v}` is not CLIENT_ID=on|off\n{USAGE}"),
+                };
+                parsed
+                    .entra
+                    .public_client_flows
+                    .insert(id.to_string(), enabled);
             }
             "--auto-approve" => parsed.auto_approve = Some(value("--auto-approve")?),
             "--mailboxes" => parsed.mailboxes.push(PathBuf::from(value("--mailboxes")?)),
@@ -266,6 +311,39 @@ fn load_seed(args: &Args) -> anyhow::Result<Seed> {
             bail!("--auto-approve `{upn}`: no seeded tenant has this user");
         }
     }
+    let apps: Vec<&str> = seed
+        .tenants
+        .iter()
+        .flat_map(|t| &t.apps)
+        .map(|a| a.client_id.as_str())
+        .collect();
+    let client_ids = args
+        .entra
+        .consent_revoked
+        .iter()
+        .flatten()
+        .map(|id| ("--revoke-consent", id))
+        .chain(
+            args.entra
+                .public_client_flows
+                .keys()
+                .map(|id| ("--public-client-flows", id)),
+        );
+    for (flag, id) in client_ids {
+        if !apps.iter().any(|a| a.eq_ignore_ascii_case(id)) {
+            bail!("{flag} `{id}`: no seeded tenant has this app");
+        }
+    }
+    for upn in args.entra.mfa_required.iter().flatten() {
+        let known = seed
+            .tenants
+            .iter()
+            .flat_map(|t| &t.users)
+            .any(|u| u.upn.eq_ignore_ascii_case(upn));
+        if !known {
+            bail!("--require-mfa `{upn}`: no seeded tenant has this user");
+        }
+    }
     Ok(seed)
 }
 
@@ -325,9 +403,9 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
     }
     mock.add_faults(args.faults.clone())
         .context("cannot install the fault rules")?;
-    if let Some(secs) = args.token_lifetime {
-        mock.set_token_lifetime(secs);
-    }
+    mock.change_entra_switches(&args.entra)
+        .map_err(anyhow::Error::msg)
+        .context("cannot set Entra's switches")?;
     if let Some(upn) = &args.auto_approve {
         mock.set_auto_approve(Some(upn));
     }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::directory::{Directory, ExchangeSettings, Seed};
 use crate::entra::device;
 use crate::entra::state::{self, DeviceStatus};
-use crate::entra::{EntraState, entra_router};
+use crate::entra::{EntraState, EntraSwitchChange, EntraSwitches, entra_router};
 use crate::faults::{Fault, FaultError, FaultPlan, FaultReport, FaultRule, Faults};
 use crate::graph::{GraphState, ThrottlePolicy, graph_router};
 use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
@@ -101,7 +101,7 @@ impl MockMicrosoft {
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
-            .merge(admin_router(faults.clone()))
+            .merge(admin_router(faults.clone(), state.clone()))
             .merge(extra);
         let (server, ca_pem) = if tls {
             let identity = TlsIdentity::generate_for_loopback()?;
@@ -196,6 +196,27 @@ impl MockMicrosoft {
     /// Adds `"refresh_in": secs` to token responses when `Some`.
     pub fn set_refresh_in(&self, secs: Option<u64>) {
         self.state.lock().refresh_in = secs;
+    }
+
+    /// Strict refresh-token rotation: a refresh spends the refresh token it used, which then
+    /// fails with AADSTS70008. Off by default, as in Entra, where the old refresh token stays
+    /// valid after a refresh answered a new one.
+    pub fn set_strict_rotation(&self, strict: bool) {
+        self.state.lock().strict_rotation = strict;
+    }
+
+    /// Entra's switches as they are now (what `GET /_mock/entra` answers).
+    pub fn entra_switches(&self) -> EntraSwitches {
+        self.state.switches()
+    }
+
+    /// Changes several of Entra's switches at once, or none when one value is unusable (what
+    /// `POST /_mock/entra` and the `exgate-mock` flags do).
+    pub fn change_entra_switches(
+        &self,
+        change: &EntraSwitchChange,
+    ) -> Result<EntraSwitches, String> {
+        self.state.change_switches(change)
     }
 
     /// Moves the mock's clock forward (codes, device codes, secrets, refresh tokens and token
@@ -459,8 +480,9 @@ impl MockMicrosoft {
     }
 }
 
-/// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time.
-fn admin_router(faults: Faults) -> Router {
+/// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time;
+/// `GET/POST /_mock/entra`: read and change Entra's switches.
+fn admin_router(faults: Faults, entra: EntraState) -> Router {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -488,10 +510,35 @@ fn admin_router(faults: Faults) -> Router {
         faults.clear();
         Json(report).into_response()
     }
+    async fn get_entra(State(entra): State<EntraState>) -> Response {
+        Json(entra.switches()).into_response()
+    }
+    async fn post_entra(State(entra): State<EntraState>, body: axum::body::Bytes) -> Response {
+        let changed = std::str::from_utf8(&body)
+            .map_err(|_| "the body is not UTF-8".to_string())
+            .and_then(EntraSwitchChange::from_json)
+            .and_then(|change| entra.change_switches(&change));
+        match changed {
+            Ok(switches) => Json(switches).into_response(),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": e})),
+            )
+                .into_response(),
+        }
+    }
     Router::new()
         .route(
             "/_mock/faults",
             axum::routing::get(get).post(post).delete(delete),
         )
         .with_state(faults)
+        .merge(
+            Router::new()
+                .route(
+                    "/_mock/entra",
+                    axum::routing::get(get_entra).post(post_entra),
+                )
+                .with_state(entra),
+        )
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use exgate_testkit::entra::seed::{
-    ADELE, ADELE_PASSWORD, DAEMON_APP, DAEMON_APP_SECRET, MEGAN, PUBLIC_APP, SALES, TENANT_DOMAIN,
-    TENANT_ID, WEB_APP_SECRET,
+    ADELE, ADELE_PASSWORD, DAEMON_APP, DAEMON_APP_SECRET, MEGAN, MEGAN_PASSWORD, PUBLIC_APP, SALES,
+    TENANT_DOMAIN, TENANT_ID, WEB_APP, WEB_APP_SECRET,
 };
 use serde_json::{Value, json};
 
@@ -637,4 +637,263 @@ async fn fixtures_with_large_attachments_stay_small_on_disk_and_serve_whole() {
         .unwrap();
     assert_eq!(raw.len(), 20_971_520);
     assert_clean_exit(&mock.stop());
+}
+
+/// POSTs a token request to the binary; answers (status, body).
+async fn token_request(base: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/{TENANT_ID}/oauth2/v2.0/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn password_grant(base: &str, upn: &str, password: &str) -> (u16, Value) {
+    token_request(
+        base,
+        &[
+            ("grant_type", "password"),
+            ("client_id", PUBLIC_APP),
+            ("username", upn),
+            ("password", password),
+            ("scope", "Mail.ReadWrite offline_access"),
+        ],
+    )
+    .await
+}
+
+async fn refresh_grant(base: &str, refresh_token: &str) -> (u16, Value) {
+    token_request(
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", PUBLIC_APP),
+            ("refresh_token", refresh_token),
+            ("scope", "Mail.ReadWrite offline_access"),
+        ],
+    )
+    .await
+}
+
+fn aadsts(answer: &(u16, Value)) -> (u16, Value) {
+    (answer.0, answer.1["error_codes"][0].clone())
+}
+
+async fn admin(base: &str, change: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let request = match change {
+        None => client.get(format!("{base}/_mock/entra")),
+        Some(body) => client
+            .post(format!("{base}/_mock/entra"))
+            .body(body.to_string()),
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn entra_switch_flags_shape_the_binarys_answers() {
+    let mock = Mock::start(&[
+        "--token-lifetime",
+        "600",
+        "--refresh-in",
+        "300",
+        "--strict-rotation",
+        "--require-mfa",
+        MEGAN,
+        "--revoke-consent",
+        DAEMON_APP,
+        "--public-client-flows",
+        &format!("{WEB_APP}=on"),
+    ]);
+    let base = mock.base();
+
+    let (status, switches) = admin(&base, None).await;
+    assert_eq!(status, 200, "{switches}");
+    assert_eq!(switches["token_lifetime"], 600);
+    assert_eq!(switches["refresh_in"], 300);
+    assert_eq!(switches["strict_rotation"], true);
+    assert_eq!(switches["mfa_required"], json!([MEGAN]));
+    assert_eq!(switches["consent_revoked"], json!([DAEMON_APP]));
+    assert_eq!(switches["public_client_flows"][WEB_APP], true);
+    assert_eq!(switches["public_client_flows"][PUBLIC_APP], true);
+
+    let (status, issued) = password_grant(&base, ADELE, ADELE_PASSWORD).await;
+    assert_eq!(status, 200, "{issued}");
+    assert_eq!(issued["expires_in"], 600);
+    assert_eq!(issued["refresh_in"], 300);
+    let rt1 = issued["refresh_token"].as_str().unwrap().to_string();
+    let (status, refreshed) = refresh_grant(&base, &rt1).await;
+    assert_eq!(status, 200, "{refreshed}");
+    // Strict rotation: the refresh token used is spent.
+    assert_eq!(
+        aadsts(&refresh_grant(&base, &rt1).await),
+        (400, json!(70008))
+    );
+
+    assert_eq!(
+        aadsts(&password_grant(&base, MEGAN, MEGAN_PASSWORD).await),
+        (400, json!(50076))
+    );
+
+    // Revoked consent: an app-only token without roles.
+    let (status, app_only) = token_request(
+        &base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON_APP),
+            ("client_secret", DAEMON_APP_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{app_only}");
+    assert!(
+        jwt_claims(app_only["access_token"].as_str().unwrap())
+            .get("roles")
+            .is_none()
+    );
+    assert_clean_exit(&mock.stop());
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_entra_admin_endpoint_reads_and_changes_every_switch_at_run_time() {
+    let mock = Mock::start(&[]);
+    let base = mock.base();
+
+    let (status, defaults) = admin(&base, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(defaults["token_lifetime"], 3600);
+    assert_eq!(defaults["refresh_in"], Value::Null);
+    assert_eq!(defaults["strict_rotation"], false);
+    assert_eq!(defaults["consent_revoked"], json!([]));
+    assert_eq!(defaults["mfa_required"], json!([]));
+    assert_eq!(defaults["public_client_flows"][PUBLIC_APP], true);
+
+    // By default (Entra) the old refresh token stays valid.
+    let (_, issued) = password_grant(&base, ADELE, ADELE_PASSWORD).await;
+    let rt1 = issued["refresh_token"].as_str().unwrap().to_string();
+    assert!(issued.get("refresh_in").is_none());
+    assert_eq!(refresh_grant(&base, &rt1).await.0, 200);
+    assert_eq!(refresh_grant(&base, &rt1).await.0, 200);
+
+    let (status, changed) = admin(
+        &base,
+        Some(json!({
+            "token_lifetime": 120,
+            "refresh_in": 60,
+            "strict_rotation": true,
+            "mfa_required": [ADELE],
+            "consent_revoked": [DAEMON_APP],
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["token_lifetime"], 120);
+    assert_eq!(changed["mfa_required"], json!([ADELE]));
+    assert_eq!(admin(&base, None).await.1, changed);
+    assert_eq!(
+        aadsts(&refresh_grant(&base, &rt1).await),
+        (400, json!(50076))
+    );
+
+    let (status, _) = admin(&base, Some(json!({"mfa_required": []}))).await;
+    assert_eq!(status, 200);
+    let (status, again) = refresh_grant(&base, &rt1).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["expires_in"], 120);
+    assert_eq!(again["refresh_in"], 60);
+    assert_eq!(
+        aadsts(&refresh_grant(&base, &rt1).await),
+        (400, json!(70008))
+    );
+
+    // Public client flows off: the password grant without a credential is refused.
+    let (status, _) = admin(
+        &base,
+        Some(json!({"public_client_flows": {PUBLIC_APP: false}, "refresh_in": 0})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        aadsts(&password_grant(&base, MEGAN, MEGAN_PASSWORD).await),
+        (401, json!(7000218))
+    );
+    assert_eq!(admin(&base, None).await.1["refresh_in"], Value::Null);
+
+    // Unusable changes are refused whole, naming the problem.
+    for (bad, says) in [
+        (
+            json!({"strict_rotation": false, "token_lifetime": 0}),
+            "token_lifetime",
+        ),
+        (
+            json!({"strict_rotation": false, "consent_revoked": ["nobody"]}),
+            "`nobody`",
+        ),
+        (
+            json!({"strict_rotation": false, "mfa_required": ["ghost@x.example"]}),
+            "ghost@x.example",
+        ),
+        (
+            json!({"strict_rotation": false, "lifetime": 5}),
+            "unknown field `lifetime`",
+        ),
+    ] {
+        let (status, answer) = admin(&base, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    assert_eq!(admin(&base, None).await.1["strict_rotation"], true);
+    assert_clean_exit(&mock.stop());
+}
+
+#[test]
+fn bad_entra_switch_flags_exit_2_naming_the_problem() {
+    for (args, says) in [
+        (
+            &["--revoke-consent", "nobody"][..],
+            "--revoke-consent `nobody`",
+        ),
+        (
+            &["--require-mfa", "ghost@x.example"][..],
+            "--require-mfa `ghost@x.example`",
+        ),
+        (
+            &[
+                "--public-client-flows",
+                "0a1b2c3d-1111-4111-8111-111111111111=maybe",
+            ][..],
+            "is not CLIENT_ID=on|off",
+        ),
+        (
+            &["--public-client-flows", "nobody=on"][..],
+            "--public-client-flows `nobody`",
+        ),
+        (
+            &["--refresh-in", "0"][..],
+            "--refresh-in must be at least 1",
+        ),
+        (&["--refresh-in"][..], "--refresh-in needs a value"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

@@ -37,12 +37,28 @@ impl AppCert {
     }
 }
 
+/// The bytes of a thumbprint header as clients write it: base64url with or without `=`
+/// padding (MSAL for Python pads), or standard base64 (`+`, `/`). Entra compares the
+/// thumbprint, not its spelling.
+pub(crate) fn thumbprint_bytes(x5t: &str) -> Option<Vec<u8>> {
+    let canonical: String = x5t
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(canonical).ok()
+}
+
 /// Upper-case hex, as Entra prints certificate thumbprints.
 pub(crate) fn thumbprint_hex(x5t_b64url: &str) -> String {
-    URL_SAFE_NO_PAD
-        .decode(x5t_b64url)
+    thumbprint_bytes(x5t_b64url)
         .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect())
-        .unwrap_or_else(|_| x5t_b64url.to_string())
+        .unwrap_or_else(|| x5t_b64url.to_string())
 }
 
 #[cfg(test)]
@@ -61,6 +77,16 @@ mod tests {
             thumbprint_hex(&cert.x5t_s256),
             "18B1EACBE6AF5088CE2F6B63398CC0050D860FCCD893CFD86435B16A6169E2DD"
         );
+        let padded = format!("{}=", cert.x5t_s256);
+        let standard = cert.x5t_s256.replace('-', "+").replace('_', "/");
+        for spelling in [&padded, &standard] {
+            assert_eq!(
+                thumbprint_bytes(spelling),
+                thumbprint_bytes(&cert.x5t_s256),
+                "{spelling}"
+            );
+        }
+        assert_eq!(thumbprint_bytes("not base64!"), None);
         assert!(
             AppCert::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
                 .is_err()

@@ -13,14 +13,14 @@ use super::error::{AadError, aadsts, entra_instant};
 use super::params::Params;
 use super::seed::AppSeed;
 use super::state::Inner;
-use crate::directory::cert::thumbprint_hex;
+use crate::directory::cert::{thumbprint_bytes, thumbprint_hex};
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Longest lifetime (exp − nbf/iat) a client assertion may have.
-const MAX_ASSERTION_LIFETIME: i64 = 600;
-/// Clock skew tolerated on `nbf`/`iat`.
-const SKEW: i64 = 300;
+/// Longest lifetime (exp − nbf/iat) a client assertion may have, in seconds.
+const MAX_ASSERTION_LIFETIME: f64 = 600.0;
+/// Clock skew tolerated on `nbf`/`iat`, in seconds.
+const SKEW: f64 = 300.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GrantKind {
@@ -175,13 +175,21 @@ fn check_assertion(
         )));
     }
     let certs = inner.certs(&app.client_id);
+    // Compared by the thumbprint's bytes: MSAL for Python pads its base64url, other clients
+    // write standard base64.
+    let same = |ours: &str, theirs: &str| {
+        thumbprint_bytes(theirs).is_some_and(|b| thumbprint_bytes(ours) == Some(b))
+    };
     let (cert, thumbprint) = if let Some(x5t_s256) = &header.x5t_s256 {
         (
-            certs.iter().find(|c| c.x5t_s256 == *x5t_s256),
+            certs.iter().find(|c| same(&c.x5t_s256, x5t_s256)),
             thumbprint_hex(x5t_s256),
         )
     } else if let Some(x5t) = &header.x5t {
-        (certs.iter().find(|c| c.x5t == *x5t), thumbprint_hex(x5t))
+        (
+            certs.iter().find(|c| same(&c.x5t, x5t)),
+            thumbprint_hex(x5t),
+        )
     } else {
         return Err(aadsts::assertion_signature(
             "The client assertion has neither an 'x5t#S256' nor an 'x5t' header, so no key can be found.",
@@ -260,25 +268,25 @@ fn check_assertion(
         return Err(aadsts::assertion_audience(&endpoint(&tenant.id)));
     }
 
-    let now = inner.now().unix_timestamp();
-    let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
+    // NumericDate is "a JSON numeric value" (RFC 7519 §2): MSAL for Python sends floats
+    // (`time.time()`), most others integers.
+    let now = inner.now().unix_timestamp() as f64;
+    let numeric = |name: &str| claims.get(name).and_then(Value::as_f64);
+    let Some(exp) = numeric("exp") else {
         return Err(aadsts::assertion_malformed(
             "The client assertion has no 'exp' claim.",
         ));
     };
-    let start = claims
-        .get("nbf")
-        .and_then(Value::as_i64)
-        .or_else(|| claims.get("iat").and_then(Value::as_i64));
-    let instant = |secs: i64| {
-        OffsetDateTime::from_unix_timestamp(secs)
+    let start = numeric("nbf").or_else(|| numeric("iat"));
+    let instant = |secs: f64| {
+        OffsetDateTime::from_unix_timestamp(secs.floor() as i64)
             .map(entra_instant)
             .unwrap_or_else(|_| secs.to_string())
     };
     let time_error = |extra: &str| {
         aadsts::assertion_time(
             &instant(now),
-            &instant(start.unwrap_or(0)),
+            &instant(start.unwrap_or(0.0)),
             &instant(exp),
             extra,
         )
@@ -287,28 +295,27 @@ fn check_assertion(
         return Err(time_error(""));
     }
     if let Some(start) = start {
-        if start > now.saturating_add(SKEW) {
+        if start > now + SKEW {
             return Err(time_error(" The assertion is not valid yet."));
         }
-        if exp.saturating_sub(start) > MAX_ASSERTION_LIFETIME {
+        if exp - start > MAX_ASSERTION_LIFETIME {
             return Err(time_error(
                 " An assertion may be valid for at most 10 minutes.",
             ));
         }
-    } else if exp.saturating_sub(now) > MAX_ASSERTION_LIFETIME {
+    } else if exp - now > MAX_ASSERTION_LIFETIME {
         return Err(time_error(
             " An assertion may be valid for at most 10 minutes.",
         ));
     }
 
-    let jti = claims
+    // Entra does not refuse an assertion it has seen before: MSAL signs one and reuses it,
+    // with its `jti`, for as long as it is valid (up to 10 minutes); only the time range
+    // above ends its use.
+    claims
         .get("jti")
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty())
         .ok_or_else(|| aadsts::assertion_malformed("The client assertion has no 'jti' claim."))?;
-    let replay_key = format!("{}|{jti}", app.client_id.to_ascii_lowercase());
-    if !inner.seen_jtis.insert(replay_key) {
-        return Err(aadsts::assertion_replayed(jti));
-    }
     Ok(())
 }

@@ -325,16 +325,6 @@ pub(crate) mod aadsts {
         )
     }
 
-    pub(crate) fn assertion_replayed(jti: &str) -> AadError {
-        AadError::invalid_client(
-            50013,
-            format!(
-                "Assertion is invalid. The client assertion with jti '{jti}' was already used; sign a new \
-                 assertion with a fresh 'jti' for every request."
-            ),
-        )
-    }
-
     pub(crate) fn consent_missing(client_id: &str, name: &str) -> AadError {
         AadError::invalid_grant(
             65001,

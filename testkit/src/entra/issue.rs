@@ -72,6 +72,8 @@ pub(crate) struct Delegation<'a> {
     pub azpacr: u8,
     /// Issue a refresh token even without `offline_access` (a refresh grant always rotates).
     pub always_refresh: bool,
+    /// The request asked for `client_info=1` (MSAL always does).
+    pub client_info: bool,
 }
 
 pub(crate) fn delegated(
@@ -159,6 +161,15 @@ pub(crate) fn delegated(
             },
         );
         body.insert("refresh_token".into(), refresh_token.into());
+    }
+
+    if d.client_info {
+        // What MSAL derives `home_account_id` (`uid.utid`) from.
+        let info = json!({"uid": d.user.object_id, "utid": tenant_id});
+        body.insert(
+            "client_info".into(),
+            b64url(info.to_string().as_bytes()).into(),
+        );
     }
 
     if d.scopes.has("openid") {

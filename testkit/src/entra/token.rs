@@ -220,6 +220,7 @@ fn authorization_code(
             nonce: nonce.as_deref(),
             azpacr: client.azpacr,
             always_refresh: false,
+            client_info: params.get("client_info") == Some("1"),
         },
     )
 }
@@ -287,10 +288,14 @@ fn refresh_token(
             nonce: None,
             azpacr: client.azpacr,
             always_refresh: true,
+            client_info: params.get("client_info") == Some("1"),
         },
     )?;
-    // Strict rotation: the refresh token just used is spent.
-    if let Some(grant) = inner.refresh_tokens.get_mut(refresh_token) {
+    // Entra keeps a refresh token valid after it answered a new one (until it expires or is
+    // revoked); with the strict-rotation switch the one just used is spent.
+    if inner.strict_rotation
+        && let Some(grant) = inner.refresh_tokens.get_mut(refresh_token)
+    {
         grant.rotated = true;
     }
     Ok(body)
@@ -369,6 +374,7 @@ fn password(
             nonce: None,
             azpacr: client.azpacr,
             always_refresh: false,
+            client_info: params.get("client_info") == Some("1"),
         },
     )
 }
@@ -431,6 +437,7 @@ fn device_code(
             nonce: None,
             azpacr: client.azpacr,
             always_refresh: false,
+            client_info: params.get("client_info") == Some("1"),
         },
     )?;
     inner.device_codes.remove(&device_code);

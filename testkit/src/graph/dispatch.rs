@@ -208,12 +208,19 @@ impl Op<'_> {
     }
 }
 
-/// Splits a path into decoded segments; `name('key')` and `name(key)` become `name`, `key`.
+/// Splits a path into decoded segments; `name('key')` and `name(key)` become `name`, `key`;
+/// `name()` becomes `name`.
 pub(crate) fn split_path(path: &str) -> GraphResult<Vec<String>> {
     let mut segments = Vec::new();
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let decoded = percent_decode(raw);
-        if let Some(open) = decoded.find('(')
+        // `name()`: a function called without parameters (`delta()`, what the Graph SDKs
+        // send), the same as `name`.
+        if let Some(function) = decoded.strip_suffix("()")
+            && !function.is_empty()
+        {
+            segments.push(function.to_string());
+        } else if let Some(open) = decoded.find('(')
             && decoded.ends_with(')')
             && open > 0
         {
@@ -308,7 +315,17 @@ impl Route {
             (["mailfolders", _, "childfolders"], Method::GET) => Route::ChildFolders(own(1)),
             (["mailfolders", _, "messages"], Method::GET) => Route::ListMessages(Some(own(1))),
             (["mailfolders", _, "messages"], Method::POST) => Route::CreateMessage(Some(own(1))),
-            (["mailfolders", _, "messages", "delta"], Method::GET) => Route::Delta(own(1)),
+            // `delta`, also as `delta()` (what the Graph SDKs send; see `split_path`) and
+            // namespace-qualified, which Graph answers alike.
+            (
+                [
+                    "mailfolders",
+                    _,
+                    "messages",
+                    "delta" | "microsoft.graph.delta",
+                ],
+                Method::GET,
+            ) => Route::Delta(own(1)),
             (["mailfolders", _, "messages", _], Method::GET) => Route::GetMessage(own(3)),
             (["mailfolders", _, "messages", _], Method::PATCH) => Route::PatchMessage(own(3)),
             (["mailfolders", _, "messages", _], Method::DELETE) => Route::DeleteMessage(own(3)),
@@ -446,6 +463,7 @@ fn unknown_route(lower: &[&str], method: &Method) -> GraphError {
         "childfolders",
         "messages",
         "delta",
+        "microsoft.graph.delta",
         "$value",
         "attachments",
         "move",
