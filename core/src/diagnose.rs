@@ -503,18 +503,24 @@ async fn identity_provider(steps: &mut Steps, connection: &Connection, signin: &
         Some("it names no token_endpoint".to_owned())
     } else if let Err(e) = token.parse::<EndpointUrl>() {
         Some(format!("its token_endpoint is unusable: {}", e.0))
-    } else if custom
-        && format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        ) != url
-    {
-        // OpenID Connect Discovery §4.3: the issuer is the discovery URL without its suffix.
+    } else if custom && origin(issuer) != origin(&url) {
         Some(format!(
-            "its issuer {issuer} does not match the discovery URL (OpenID Connect Discovery 1.0 §4.3)"
+            "its issuer {issuer} is not on the discovery URL's host: tokens would come from elsewhere"
         ))
     } else {
         None
+    };
+    // OpenID Connect Discovery §4.3 wants the issuer to be the discovery URL without its suffix;
+    // Entra names the tenant by its ID there (or `{tenantid}`) however it was asked for, so a
+    // different path is noted, not failed.
+    let expected = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let note = if custom && problem.is_none() && expected != url {
+        format!(" (the issuer's discovery URL would be {expected})")
+    } else {
+        String::new()
     };
     match problem {
         Some(p) => {
@@ -528,11 +534,18 @@ async fn identity_provider(steps: &mut Steps, connection: &Connection, signin: &
         None => {
             steps.passed(
                 IDENTITY_PROVIDER,
-                format!("GET {url}: HTTP 200; issuer {issuer}; token endpoint {token}"),
+                format!("GET {url}: HTTP 200; issuer {issuer}{note}; token endpoint {token}"),
             );
             true
         }
     }
+}
+
+/// `scheme://host:port` of a URL, lowercase; empty when it is not one.
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// The payload of a JWT, unverified: the token came straight from the token endpoint, and is

@@ -356,3 +356,44 @@ async fn an_unreachable_identity_provider_fails_and_is_not_ok() {
     );
     assert!(idp["fix"].is_string(), "{report}");
 }
+
+#[tokio::test]
+async fn a_custom_authority_is_probed_by_its_discovery_url() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let home = Home::new();
+    let gw = Gateway::mocked(&home, &mock).await;
+    // By domain: Entra's issuer names the tenant by its ID, which is noted, not failed.
+    gw.connection(json!({
+        "name": "oidc", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
+        "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,
+        "authority": mock.discovery_url(seed::TENANT_DOMAIN),
+    }))
+    .await;
+    let report = test(&gw, "oidc", json!({ "mailbox": seed::ADELE })).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let idp = check(&report, "identity provider")["evidence"]
+        .as_str()
+        .unwrap();
+    assert!(
+        idp.contains(&mock.discovery_url(seed::TENANT_DOMAIN)),
+        "{idp}"
+    );
+    assert!(idp.contains("the issuer's discovery URL would be"), "{idp}");
+
+    // An authority that is not there: the identity provider's refusal is the evidence.
+    gw.connection(json!({
+        "name": "nowhere", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
+        "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,
+        "authority": mock.discovery_url("no-such-tenant.example"),
+    }))
+    .await;
+    let report = test(&gw, "nowhere", Value::Null).await;
+    assert_eq!(report["ok"], false, "{report}");
+    let idp = check(&report, "identity provider");
+    assert_eq!(idp["status"], "failed", "{report}");
+    assert!(
+        idp["evidence"].as_str().unwrap().contains("AADSTS90002"),
+        "{report}"
+    );
+    assert_eq!(check(&report, "credentials")["status"], "skipped");
+}
