@@ -98,7 +98,29 @@ pub(crate) enum ConnectionCommand {
     },
     /// Remove a connection with its linked accounts.
     Remove { name: String },
+    /// Test a connection step by step: identity provider, credentials, token claims, mailbox.
+    #[command(after_help = TEST_HELP)]
+    Test {
+        name: String,
+        /// The account of a delegated connection (default: its only account).
+        #[arg(long, short = 'a')]
+        account: Option<String>,
+        /// The mailbox to read (default: the account's own; app-only connections have none).
+        #[arg(long, short = 'm')]
+        mailbox: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+const TEST_HELP: &str = "\
+Each step is a real probe, or says why it was skipped. Exit code 0 only when every step ran and
+passed; 1 when a step failed or was skipped.
+
+Examples:
+  exgate connection test contoso-app --mailbox adele@contoso.com
+  exgate connection test contoso --account adele@contoso.com --json";
 
 const ADD_EXAMPLES: &str = "\
 Examples:

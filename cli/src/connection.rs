@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use exgate_core::connections::{ConnectionEntry, Source};
+use exgate_core::diagnose::{self, Report, Status, TestOptions};
 use exgate_core::model::{
     Auth, ClientCredential, Connection, ConnectionSpec, DelegatedAuth, InvalidInput, Target,
 };
@@ -143,6 +144,36 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             ctx.connections.remove(name).await?;
             writeln!(out, "removed connection {name}")?;
         }
+        ConnectionCommand::Test {
+            name,
+            account,
+            mailbox,
+            json,
+        } => {
+            let options = TestOptions {
+                account: account.clone(),
+                mailbox: mailbox.clone(),
+            };
+            let report = diagnose::test_connection(
+                &ctx.connections,
+                &ctx.signin,
+                &ctx.mailboxes,
+                name,
+                &options,
+            )
+            .await?;
+            let view = TestView::from(&report);
+            if *json {
+                serde_json::to_writer_pretty(&mut out, &view)?;
+                writeln!(out)?;
+            } else {
+                write_test(&mut out, &view)?;
+            }
+            out.flush().context("writing to stdout")?;
+            if !report.ok {
+                return Err(TestNotOk(test_summary(&view)).into());
+            }
+        }
     }
     out.flush().context("writing to stdout")?;
     Ok(())
@@ -172,7 +203,7 @@ pub(crate) struct Given {
 
 impl Given {
     /// Reads `--connection`, `--account` and `--mailbox` wherever in the subcommand chain they
-    /// were given, and the NAME of `exgate connection add|show|edit|remove NAME`.
+    /// were given, and the NAME of `exgate connection add|show|edit|remove|test NAME`.
     pub(crate) fn from_matches(matches: &clap::ArgMatches) -> Self {
         let mut given = Self::default();
         let is_connection_command = matches.subcommand_name() == Some("connection");
@@ -566,6 +597,99 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     for (key, value) in rows {
         writeln!(out, "{:<width$} {value}", format!("{key}:"))?;
+    }
+    Ok(())
+}
+
+/// The connection test did not pass (exit code 1); the report itself is on stdout.
+#[derive(Debug)]
+pub(crate) struct TestNotOk(String);
+
+impl std::fmt::Display for TestNotOk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TestNotOk {}
+
+/// The connection test as the CLI shows it (`--json`): the API's shape, from the CLI's own types.
+#[derive(Debug, Serialize)]
+struct TestView {
+    connection: String,
+    ok: bool,
+    checks: Vec<CheckView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckView {
+    name: String,
+    /// `passed`, `failed` or `skipped`.
+    status: &'static str,
+    evidence: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+impl From<&Report> for TestView {
+    fn from(r: &Report) -> Self {
+        Self {
+            connection: r.connection.clone(),
+            ok: r.ok,
+            checks: r
+                .checks
+                .iter()
+                .map(|c| CheckView {
+                    name: c.name.to_owned(),
+                    status: match c.status {
+                        Status::Passed => "passed",
+                        Status::Failed => "failed",
+                        Status::Skipped => "skipped",
+                    },
+                    evidence: c.evidence.clone(),
+                    fix: c.fix.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One line: `the test of connection `x` did not pass: 1 step failed, 2 skipped`.
+fn test_summary(v: &TestView) -> String {
+    let count = |s: &str| v.checks.iter().filter(|c| c.status == s).count();
+    let (failed, skipped) = (count("failed"), count("skipped"));
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!(
+            "{failed} step{} failed",
+            if failed == 1 { "" } else { "s" }
+        ));
+    }
+    if skipped > 0 {
+        parts.push(format!(
+            "{skipped} step{} skipped",
+            if skipped == 1 { "" } else { "s" }
+        ));
+    }
+    format!(
+        "the test of connection `{}` did not pass: {}; see the fix under each step",
+        v.connection,
+        parts.join(", ")
+    )
+}
+
+fn write_test(out: &mut impl Write, v: &TestView) -> anyhow::Result<()> {
+    let width = v.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &v.checks {
+        writeln!(out, "{:<width$}  {:<7}  {}", c.name, c.status, c.evidence)?;
+        if let Some(fix) = &c.fix {
+            writeln!(out, "{:<width$}  {:<7}  fix: {fix}", "", "")?;
+        }
+    }
+    if v.ok {
+        writeln!(out, "ok: every step passed")?;
+    } else {
+        writeln!(out, "not ok: {}", test_summary(v))?;
     }
     Ok(())
 }

@@ -1,175 +1,705 @@
-//! The connection test: ordered checks, each with a status, what was seen, and the fix.
+//! The connection test: ordered probes, each passed, failed or skipped (with why), with what was
+//! seen and the fix. A step that did not run is never reported as passed, and the report is `ok`
+//! only when every step ran and passed.
+//!
+//! The steps, in order:
+//! 1. **identity provider** — fetches the OIDC discovery document of the connection's authority
+//!    (Entra ID for its cloud and tenant, or the custom authority) and checks its issuer and
+//!    token endpoint;
+//! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
+//!    account's token (cached, or refreshed);
+//! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
+//!    backend needs for the mailbox operations;
+//! 4. **mailbox** — a real read of the mailbox's folders through the backend.
+//!
+//! Exchange Server and EWS connections: the EWS backend is not built yet, so its steps are
+//! skipped and the report is not ok.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
 
 use crate::Error;
-use crate::auth::{Endpoints, SignIn};
+use crate::auth::oauth::login_host;
+use crate::auth::{AuthError, OAuthClient, SignIn};
 use crate::connections::Connections;
-use crate::mailbox::MailboxRef;
+use crate::graph::permissions::{Access, permission};
+use crate::mailbox::{MailboxRef, Operation};
 use crate::mailboxes::Mailboxes;
-use crate::model::{Auth, Principal, Resource};
+use crate::model::{
+    Auth, Connection, EmailAddress, EndpointUrl, InvalidInput, Principal, Resource, Target,
+};
+use crate::net;
 
+/// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    Ok,
+    /// The probe ran and what it saw is right.
+    Passed,
+    /// The probe ran and found a problem.
     Failed,
+    /// The probe did not run; `evidence` says why.
     Skipped,
 }
 
+/// One step of the test.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub name: &'static str,
     pub status: Status,
-    /// What was seen.
-    pub detail: String,
-    /// What to do, when it failed.
+    /// What was seen (HTTP status, AADSTS code, token claims, endpoint reached); for a skipped
+    /// step, why it did not run.
+    pub evidence: String,
+    /// What to do, when there is something to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 
+/// The test's answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub connection: String,
+    /// Every step ran and passed. A skipped step makes the report not ok: it proves nothing.
     pub ok: bool,
     pub checks: Vec<Check>,
 }
 
+impl Report {
+    /// Whether any step ran and failed (as opposed to only skipped steps).
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Failed)
+    }
+}
+
+/// What to test beyond the connection itself.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// The account of a delegated connection (default: its only account).
+    pub account: Option<String>,
+    /// The mailbox to read (default: the account's own; required to read one app-only).
+    pub mailbox: Option<String>,
+}
+
+pub const IDENTITY_PROVIDER: &str = "identity provider";
+pub const CREDENTIALS: &str = "credentials";
+pub const TOKEN_CLAIMS: &str = "token claims";
+pub const MAILBOX: &str = "mailbox";
+
+const EWS_NOT_BUILT: &str = "the EWS backend is not built yet";
+
+struct Steps {
+    connection: String,
+    account: Option<String>,
+    checks: Vec<Check>,
+}
+
+impl Steps {
+    /// `text` with the commands in it completed with this connection (and account), so they run
+    /// as printed.
+    fn complete(&self, text: &str) -> String {
+        let login = match &self.account {
+            Some(a) => format!("`exgate login -c {} -a {a}`", self.connection),
+            None => format!("`exgate login -c {}`", self.connection),
+        };
+        text.replace("`exgate login`", &login)
+            .replace(
+                "exgate connection edit NAME",
+                &format!("exgate connection edit {}", self.connection),
+            )
+            .replace(
+                "`exgate accounts list`",
+                &format!("`exgate accounts list -c {}`", self.connection),
+            )
+    }
+
+    fn push(&mut self, name: &'static str, status: Status, evidence: String, fix: Option<String>) {
+        let fix = fix.map(|f| self.complete(&f));
+        self.checks.push(Check {
+            name,
+            status,
+            evidence,
+            fix,
+        });
+    }
+
+    fn passed(&mut self, name: &'static str, evidence: String) {
+        self.push(name, Status::Passed, evidence, None);
+    }
+
+    fn failed(&mut self, name: &'static str, evidence: String, fix: Option<String>) {
+        self.push(name, Status::Failed, evidence, fix);
+    }
+
+    fn skipped(&mut self, name: &'static str, why: impl Into<String>, fix: Option<String>) {
+        self.push(name, Status::Skipped, why.into(), fix);
+    }
+
+    /// Skips every remaining step of `names` for the same reason.
+    fn skip_rest(&mut self, names: &[&'static str], why: &str) {
+        for name in names {
+            self.skipped(name, format!("skipped: {why}"), None);
+        }
+    }
+
+    fn report(self) -> Report {
+        Report {
+            ok: !self.checks.is_empty() && self.checks.iter().all(|c| c.status == Status::Passed),
+            connection: self.connection,
+            checks: self.checks,
+        }
+    }
+}
+
+/// The fix for an error, when exgate knows one.
 fn fix_of(e: &Error) -> Option<String> {
     match e {
         Error::Auth(a) => a.fix().map(str::to_owned),
         Error::Mailbox(m) => m.hint().map(str::to_owned),
-        Error::NeedsSignIn { .. } => Some("sign a user in on this connection first".into()),
+        Error::NeedsSignIn { .. } => Some("sign the user in again with `exgate login`".into()),
         _ => None,
     }
 }
 
-/// Tests a connection: its identity provider's endpoints, a token, and a mailbox call.
-/// `mailbox` names the mailbox to probe on an app-only connection.
+/// Tests a connection step by step (see the module documentation). Errors only for what is not
+/// a finding about the connection: an unknown connection, a malformed account or mailbox, the
+/// store.
 pub async fn test_connection(
     connections: &Connections,
     signin: &SignIn,
     mailboxes: &Mailboxes,
     name: &str,
-    mailbox: Option<&str>,
+    options: &TestOptions,
 ) -> Result<Report, Error> {
     let connection = connections.get(name).await?.connection;
-    let mut checks = Vec::new();
-    let mut ok = true;
-    let mut push = |checks: &mut Vec<Check>, name, result: Result<String, Error>| {
-        let check = match result {
-            Ok(detail) => Check {
-                name,
-                status: Status::Ok,
-                detail,
-                fix: None,
-            },
-            Err(e) => {
-                ok = false;
-                Check {
-                    name,
-                    status: Status::Failed,
-                    fix: fix_of(&e),
-                    detail: e.to_string(),
-                }
-            }
-        };
-        checks.push(check);
+    let account: Option<Principal> = options
+        .account
+        .as_deref()
+        .map(|a| {
+            a.parse()
+                .map_err(|e: crate::model::ParseError| InvalidInput::new("account", e.0))
+        })
+        .transpose()?;
+    let mailbox: Option<EmailAddress> = options
+        .mailbox
+        .as_deref()
+        .map(|m| {
+            m.parse()
+                .map_err(|e: crate::model::ParseError| InvalidInput::new("mailbox", e.0))
+        })
+        .transpose()?;
+    let app_only = matches!(connection.settings.auth, Auth::OAuth2AppOnly(_));
+    if app_only && account.is_some() {
+        return Err(InvalidInput::new(
+            "account",
+            "is not used on app-only connections: the app acts for itself".into(),
+        )
+        .into());
+    }
+    let mut steps = Steps {
+        connection: connection.name.to_string(),
+        account: account.as_ref().map(ToString::to_string),
+        checks: Vec::new(),
     };
 
-    if matches!(connection.settings.auth, Auth::Basic(_) | Auth::Ntlm(_)) {
-        checks.push(Check {
-            name: "identity provider",
-            status: Status::Skipped,
-            detail: format!(
-                "{} authentication has no identity provider",
+    // Basic and NTLM: only the EWS backend speaks them.
+    if let Auth::Basic(_) | Auth::Ntlm(_) = connection.settings.auth {
+        steps.skipped(
+            IDENTITY_PROVIDER,
+            format!(
+                "skipped: {} authentication has no identity provider",
                 connection.settings.auth.kind()
             ),
-            fix: None,
-        });
-    } else {
-        let http = crate::net::http_client(&signin.network())
-            .map_err(|e| Error::Auth(crate::auth::AuthError::Unsupported(e.to_string())))?;
-        let endpoints =
-            Endpoints::for_connection(&connection.settings, &signin.network(), &http).await;
-        let reachable = endpoints.is_ok();
-        push(
-            &mut checks,
-            "identity provider",
-            endpoints
-                .map(|e| format!("token endpoint {}", e.token))
-                .map_err(Error::Auth),
+            None,
         );
-        if !reachable {
-            return Ok(Report {
-                connection: connection.name.to_string(),
-                ok: false,
-                checks,
-            });
-        }
+        steps.skip_rest(
+            &[CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
+            &format!(
+                "{EWS_NOT_BUILT}; {} credentials are checked only by an EWS request",
+                connection.settings.auth.kind()
+            ),
+        );
+        return Ok(steps.report());
     }
 
-    let app_only = matches!(connection.settings.auth, Auth::OAuth2AppOnly(_));
+    // 1. The identity provider.
+    if !identity_provider(&mut steps, &connection, signin).await {
+        steps.skip_rest(
+            &[CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
+            "the identity provider step failed, so no token can be had",
+        );
+        return Ok(steps.report());
+    }
+
+    // 2. Credentials: a token.
     let resource = crate::auth::signin::primary_resource(&connection);
-    let principal: Option<Principal> = None;
-    if app_only || matches!(connection.settings.auth, Auth::OAuth2Delegated(_)) {
-        let token = signin.token(name, principal.as_ref(), resource).await;
-        let got_token = token.is_ok();
-        push(
-            &mut checks,
-            "token",
-            token.map(|t| {
-                format!(
-                    "a {resource} token valid until {}",
-                    t.expires_at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                )
-            }),
-        );
-        if !got_token {
-            return Ok(Report {
-                connection: connection.name.to_string(),
-                ok,
-                checks,
-            });
+    let mut principal = None;
+    let mut own_mailbox = None;
+    if !app_only {
+        match signin.resolve_account(&connection, account.as_ref()).await {
+            Ok(a) => {
+                own_mailbox = Some(
+                    a.mailbox
+                        .as_ref()
+                        .map_or_else(|| a.principal.to_string(), ToString::to_string),
+                );
+                steps.account = Some(a.principal.to_string());
+                principal = Some(a.principal);
+            }
+            Err(Error::NeedsSignIn { reason, .. }) => {
+                steps.skipped(
+                    CREDENTIALS,
+                    format!("skipped: {reason}"),
+                    Some("sign a user in first with `exgate login`".into()),
+                );
+                steps.skip_rest(&[TOKEN_CLAIMS, MAILBOX], "no account has signed in");
+                return Ok(steps.report());
+            }
+            Err(e @ Error::Invalid(_)) => {
+                steps.skipped(
+                    CREDENTIALS,
+                    format!("skipped: {e}"),
+                    Some(
+                        "name the account to test (--account in the CLI, \"account\" in the API); `exgate accounts list` shows them"
+                            .into(),
+                    ),
+                );
+                steps.skip_rest(&[TOKEN_CLAIMS, MAILBOX], "no account was chosen");
+                return Ok(steps.report());
+            }
+            Err(e @ Error::NotFound { .. }) => {
+                steps.failed(
+                    CREDENTIALS,
+                    e.to_string(),
+                    Some("`exgate accounts list` shows the accounts there are".into()),
+                );
+                steps.skip_rest(&[TOKEN_CLAIMS, MAILBOX], "the account does not exist");
+                return Ok(steps.report());
+            }
+            Err(e) => return Err(e),
         }
+    }
+    // App-only: a new token straight from the token endpoint, past the cache (which may hold
+    // one from before the secret or certificate changed) and without touching it. Delegated:
+    // the account's token as every call gets it (cached, or refreshed).
+    let token: Result<(String, String), Error> = if app_only {
+        let network = signin.network();
+        let scope = Resource::app_only_scope(&crate::auth::signin::resource_identifier(
+            &connection,
+            resource,
+        ));
+        let attempt = async {
+            let http =
+                net::http_client(&network).map_err(|e| AuthError::Unsupported(e.to_string()))?;
+            let client =
+                OAuthClient::for_connection(&connection.settings, &network, http, signin.clock())
+                    .await?;
+            let response = client.client_credentials(&scope).await?;
+            Ok::<_, AuthError>((client.endpoints().token.to_string(), response))
+        };
+        attempt
+            .await
+            .map(|(endpoint, response)| {
+                (
+                    response.access_token.expose().to_owned(),
+                    format!(
+                        "got a new app-only token (client credentials, scope {scope}) from {endpoint}, valid for {} s",
+                        response.expires_in.as_secs()
+                    ),
+                )
+            })
+            .map_err(Error::Auth)
+    } else {
+        signin
+            .token(name, principal.as_ref(), resource)
+            .await
+            .map(|t| {
+                let until = t.expires_at.format(&Rfc3339).unwrap_or_default();
+                let who = principal
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                (
+                    t.secret.expose().to_owned(),
+                    format!("got account `{who}`'s token, valid until {until}"),
+                )
+            })
+    };
+    let token = match token {
+        Ok((token, evidence)) => {
+            steps.passed(CREDENTIALS, evidence);
+            token
+        }
+        Err(e) => {
+            steps.failed(CREDENTIALS, e.to_string(), fix_of(&e));
+            steps.skip_rest(
+                &[TOKEN_CLAIMS, MAILBOX],
+                "the credentials step got no token",
+            );
+            return Ok(steps.report());
+        }
+    };
+
+    // 3. The token's claims against what the backend needs.
+    let target = match (&mailbox, &own_mailbox) {
+        (Some(m), _) => Some(m.to_string()),
+        (None, Some(own)) => Some(own.clone()),
+        (None, None) => None,
+    };
+    let shared = match (&mailbox, &own_mailbox) {
+        (Some(m), Some(own)) => !m.as_str().eq_ignore_ascii_case(own),
+        _ => false,
+    };
+    let access = match (app_only, shared) {
+        (true, _) => Access::Application,
+        (false, true) => Access::Shared,
+        (false, false) => Access::Delegated,
+    };
+    token_claims(&mut steps, &token, resource, access);
+
+    // 4. A real read of the mailbox.
+    if resource != Resource::Graph {
+        steps.skipped(MAILBOX, format!("skipped: {EWS_NOT_BUILT}"), None);
+        return Ok(steps.report());
+    }
+    let Some(target) = target else {
+        steps.skipped(
+            MAILBOX,
+            "skipped: an app-only connection has no mailbox of its own; name one to read (--mailbox ADDRESS in the CLI, \"mailbox\" in the API)",
+            None,
+        );
+        return Ok(steps.report());
+    };
+    let probe = async {
+        let backend = mailboxes.open(Some(name), principal.as_ref()).await?;
+        let which = match &mailbox {
+            Some(m) => MailboxRef::User(m.to_string()),
+            None if app_only => MailboxRef::User(target.clone()),
+            None => MailboxRef::Me,
+        };
+        let folders = backend.mail()?.folders(&which).await?;
+        Ok::<_, Error>(folders.len())
+    };
+    match probe.await {
+        Ok(n) => steps.passed(
+            MAILBOX,
+            format!("read {target}: {n} mail folder(s) listed through Microsoft Graph"),
+        ),
+        Err(e) => steps.failed(MAILBOX, format!("reading {target}: {e}"), fix_of(&e)),
+    }
+    Ok(steps.report())
+}
+
+/// Fetches and checks the discovery document. Answers whether the step passed.
+async fn identity_provider(steps: &mut Steps, connection: &Connection, signin: &SignIn) -> bool {
+    let network = signin.network();
+    let custom = connection.settings.authority.is_some();
+    let url = match (&connection.settings.authority, &connection.settings.target) {
+        (Some(discovery), _) => discovery.to_string(),
+        (None, Target::Online { cloud, tenant }) => {
+            let host = network
+                .authority_host
+                .as_ref()
+                .map_or_else(|| login_host(*cloud).to_owned(), |h| h.to_string());
+            format!(
+                "{}/{tenant}/v2.0/.well-known/openid-configuration",
+                host.trim_end_matches('/')
+            )
+        }
+        (None, Target::Server { .. }) => {
+            steps.failed(
+                IDENTITY_PROVIDER,
+                "an oauth2 connection to Exchange Server has no identity provider configured".into(),
+                Some("set the discovery URL of its identity provider (AD FS, Keycloak) with `exgate connection edit NAME --authority URL`".into()),
+            );
+            return false;
+        }
+    };
+    let fix_where = if custom {
+        "check the connection's authority (`exgate connection edit NAME --authority URL`)"
+    } else {
+        "check the tenant (`exgate connection edit NAME --tenant TENANT`) and, when set, endpoints.authority_host in the configuration"
+    };
+    let http = match net::http_client(&network) {
+        Ok(h) => h,
+        Err(e) => {
+            steps.failed(IDENTITY_PROVIDER, e.to_string(), None);
+            return false;
+        }
+    };
+    let resp = match http.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let what = if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "cannot connect".to_owned()
+            } else {
+                e.to_string()
+            };
+            steps.failed(
+                IDENTITY_PROVIDER,
+                format!("GET {url}: {what}"),
+                Some(format!(
+                    "check that this machine reaches the identity provider (DNS, firewall, proxy, tls.ca_file); {fix_where}"
+                )),
+            );
+            return false;
+        }
+    };
+    let status = resp.status().as_u16();
+    let body = match net::read_body(resp).await {
+        Ok(b) => b,
+        Err(e) => {
+            steps.failed(
+                IDENTITY_PROVIDER,
+                format!("GET {url}: HTTP {status}, reading the answer failed: {e}"),
+                None,
+            );
+            return false;
+        }
+    };
+    if status != 200 {
+        let refusal = serde_json::from_slice::<crate::auth::ErrorBody>(&body)
+            .ok()
+            .filter(|b| !b.error.is_empty())
+            .map(|body| AuthError::Refused {
+                during: "OIDC discovery",
+                status,
+                body: Box::new(body),
+                retry_after: None,
+            });
+        let (evidence, fix) = match refusal {
+            Some(e) => (
+                format!("GET {url}: HTTP {status}: {e}"),
+                e.fix().map(str::to_owned),
+            ),
+            None => (format!("GET {url}: HTTP {status}"), None),
+        };
+        steps.failed(
+            IDENTITY_PROVIDER,
+            evidence,
+            Some(fix.unwrap_or_else(|| fix_where.to_owned())),
+        );
+        return false;
+    }
+    let doc: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            steps.failed(
+                IDENTITY_PROVIDER,
+                format!("GET {url}: HTTP 200, but not an OpenID Connect discovery document: {e}"),
+                Some(fix_where.to_owned()),
+            );
+            return false;
+        }
+    };
+    let issuer = doc["issuer"].as_str().unwrap_or_default();
+    let token = doc["token_endpoint"].as_str().unwrap_or_default();
+    let problem = if issuer.is_empty() {
+        Some("it names no issuer".to_owned())
+    } else if token.is_empty() {
+        Some("it names no token_endpoint".to_owned())
+    } else if let Err(e) = token.parse::<EndpointUrl>() {
+        Some(format!("its token_endpoint is unusable: {}", e.0))
+    } else if custom && origin(issuer) != origin(&url) {
+        Some(format!(
+            "its issuer {issuer} is not on the discovery URL's host: tokens would come from elsewhere"
+        ))
+    } else {
+        None
+    };
+    // OpenID Connect Discovery §4.3 wants the issuer to be the discovery URL without its suffix;
+    // Entra names the tenant by its ID there (or `{tenantid}`) however it was asked for, so a
+    // different path is noted, not failed.
+    let expected = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let note = if custom && problem.is_none() && expected != url {
+        format!(" (the issuer's discovery URL would be {expected})")
+    } else {
+        String::new()
+    };
+    match problem {
+        Some(p) => {
+            steps.failed(
+                IDENTITY_PROVIDER,
+                format!("GET {url}: HTTP 200, but {p}"),
+                Some(fix_where.to_owned()),
+            );
+            false
+        }
+        None => {
+            steps.passed(
+                IDENTITY_PROVIDER,
+                format!("GET {url}: HTTP 200; issuer {issuer}{note}; token endpoint {token}"),
+            );
+            true
+        }
+    }
+}
+
+/// `scheme://host:port` of a URL, lowercase; empty when it is not one.
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
+/// The payload of a JWT, unverified: the token came straight from the token endpoint, and is
+/// read here only to report what it carries.
+fn claims_of(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `granted` covers `need` (a `….ReadWrite…` permission covers its `….Read…`).
+fn covers(granted: &[String], need: &str) -> bool {
+    let wider = need.replacen(".Read", ".ReadWrite", 1);
+    granted.iter().any(|g| {
+        g.eq_ignore_ascii_case(need) || (need.contains(".Read") && g.eq_ignore_ascii_case(&wider))
+    })
+}
+
+fn token_claims(steps: &mut Steps, token: &str, resource: Resource, access: Access) {
+    let Some(claims) = claims_of(token) else {
+        steps.skipped(
+            TOKEN_CLAIMS,
+            "skipped: the token is not a JWT (an opaque token); its permissions cannot be read",
+            None,
+        );
+        return;
+    };
+    let app_only = access == Access::Application;
+    let granted: Vec<String> = if app_only {
+        claims["roles"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        claims["scp"]
+            .as_str()
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("(none)").to_owned();
+    let mut evidence = format!(
+        "aud {}; tid {}; {} {}",
+        text(&claims["aud"]),
+        text(&claims["tid"]),
+        if app_only { "roles" } else { "scp" },
+        if granted.is_empty() {
+            "(none)".to_owned()
+        } else {
+            granted.join(" ")
+        }
+    );
+    let (kind, grant) = if app_only {
+        (
+            "application permission",
+            "grant admin consent; a new token carries it at once",
+        )
+    } else {
+        (
+            "delegated permission",
+            "grant consent, then sign in again with `exgate login` so the token carries it",
+        )
+    };
+    if resource != Resource::Graph {
+        let need = if app_only {
+            "full_access_as_app"
+        } else {
+            "EWS.AccessAsUser.All"
+        };
+        if covers(&granted, need) {
+            steps.passed(TOKEN_CLAIMS, evidence);
+        } else {
+            steps.failed(
+                TOKEN_CLAIMS,
+                format!("{evidence}; missing {need}, which EWS needs"),
+                Some(format!(
+                    "add the {kind} {need} of Office 365 Exchange Online under API permissions of the app registration and {grant}"
+                )),
+            );
+        }
+        return;
+    }
+    let read = permission(Operation::READ_MAIL, access);
+    let missing: Vec<(Operation, &str)> = Operation::ALL
+        .into_iter()
+        .map(|op| (op, permission(op, access)))
+        .filter(|(_, need)| !covers(&granted, need))
+        .collect();
+    let others: Vec<String> = missing
+        .iter()
+        .filter(|(_, need)| *need != read)
+        .map(|(op, need)| format!("{need} ({})", op.name()))
+        .collect();
+    if !others.is_empty() {
+        evidence.push_str(&format!("; not granted, so refused: {}", others.join(", ")));
+    }
+    if covers(&granted, read) {
+        steps.passed(TOKEN_CLAIMS, evidence);
+    } else {
+        steps.failed(
+            TOKEN_CLAIMS,
+            format!("{evidence}; missing {read} (or its ReadWrite), which reading mail needs"),
+            Some(format!(
+                "add the {kind} {read} (or {}) of Microsoft Graph under API permissions of the app registration and {grant}",
+                read.replacen(".Read", ".ReadWrite", 1)
+            )),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_write_covers_read_and_shared_stays_shared() {
+        let granted = vec!["Mail.ReadWrite".to_owned(), "Calendars.Read.Shared".into()];
+        assert!(covers(&granted, "Mail.Read"));
+        assert!(covers(&granted, "Mail.ReadWrite"));
+        assert!(!covers(&granted, "Mail.Read.Shared"));
+        assert!(!covers(&granted, "Mail.Send"));
+        assert!(covers(&granted, "Calendars.Read.Shared"));
+        assert!(!covers(&granted, "Calendars.ReadWrite.Shared"));
     }
 
-    if resource == Resource::Graph {
-        let target = match (app_only, mailbox) {
-            (true, None) => None,
-            (true, Some(m)) => Some(MailboxRef::User(m.to_owned())),
-            (false, Some(m)) => Some(MailboxRef::User(m.to_owned())),
-            (false, None) => Some(MailboxRef::Me),
+    #[test]
+    fn a_skipped_step_makes_the_report_not_ok() {
+        let mut steps = Steps {
+            connection: "c".into(),
+            account: None,
+            checks: Vec::new(),
         };
-        match target {
-            Some(target) => {
-                let probe = async {
-                    let backend = mailboxes.open(Some(name), None).await?;
-                    let folders = backend.mail()?.folders(&target).await?;
-                    Ok::<_, Error>(format!("listed {} mail folder(s)", folders.len()))
-                };
-                push(&mut checks, "mailbox", probe.await);
-            }
-            None => checks.push(Check {
-                name: "mailbox",
-                status: Status::Skipped,
-                detail: "an app-only connection has no mailbox of its own; pass ?mailbox=user@… to probe one".into(),
-                fix: None,
-            }),
-        }
-    } else {
-        checks.push(Check {
-            name: "mailbox",
-            status: Status::Skipped,
-            detail: "the EWS backend is not built yet".into(),
-            fix: None,
-        });
+        steps.passed(IDENTITY_PROVIDER, "seen".into());
+        steps.skipped(CREDENTIALS, "skipped: why", None);
+        let report = steps.report();
+        assert!(!report.ok);
+        assert!(!report.failed());
     }
-    Ok(Report {
-        connection: connection.name.to_string(),
-        ok,
-        checks,
-    })
+
+    #[test]
+    fn fixes_name_the_connection_and_account() {
+        let steps = Steps {
+            connection: "contoso".into(),
+            account: Some("adele".into()),
+            checks: Vec::new(),
+        };
+        assert_eq!(
+            steps.complete(
+                "sign in with `exgate login`; or `exgate connection edit NAME --tenant T`"
+            ),
+            "sign in with `exgate login -c contoso -a adele`; or `exgate connection edit contoso --tenant T`"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The `exgate` binary, end to end: one test binary, one module per area.
 
 mod connections;
+mod diagnose;
 mod mailbox;
 mod pipeline;
 mod signin;

@@ -364,6 +364,11 @@ impl SignIn {
         &self.cache
     }
 
+    /// The clock sign-in runs on (client assertions, token lifetimes).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+
     /// How sign-in reaches identity providers.
     pub fn network(&self) -> NetworkSettings {
         self.shared.network.clone()

@@ -332,10 +332,13 @@ pub(crate) struct FreeBusy {
     error: Option<String>,
 }
 
+/// How a step of the connection test ended: `passed` (the probe ran and what it saw is right),
+/// `failed` (the probe ran and found a problem) or `skipped` (the probe did not run; the
+/// evidence says why).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum CheckStatus {
-    Ok,
+    Passed,
     Failed,
     Skipped,
 }
@@ -343,18 +346,21 @@ pub(crate) enum CheckStatus {
 /// One step of the connection test.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Check {
+    /// `identity provider`, `credentials`, `token claims` or `mailbox`.
     name: String,
     status: CheckStatus,
-    /// What was seen.
-    detail: String,
-    /// What to do, when it failed.
+    /// What was seen (HTTP status, AADSTS code, token claims, endpoint reached); for a skipped
+    /// step, why it did not run.
+    evidence: String,
+    /// What to do, when there is something to do.
     fix: Option<String>,
 }
 
-/// The connection test: identity provider, token, mailbox, in order.
+/// The connection test: identity provider, credentials, token claims, mailbox, in order.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Report {
     connection: String,
+    /// Every step ran and passed; a skipped step makes it false.
     ok: bool,
     checks: Vec<Check>,
 }

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Admin;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, JsonOrEmpty, Path, Query};
 use crate::openapi::{AdminErrors, Report};
 use crate::{ApiError, AppState};
 
@@ -318,19 +318,36 @@ pub(crate) async fn delete_connection(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct TestQuery {
-    /// The mailbox to probe on an app-only connection.
+    /// The mailbox to read (kept for callers of earlier versions; prefer `mailbox` in the body).
     mailbox: Option<String>,
 }
 
-/// Test a connection: identity provider, token, mailbox.
+/// What to test beyond the connection: `{"account": "adele", "mailbox": "sales@contoso.com"}`;
+/// the body may be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestBody {
+    /// The account of a delegated connection (default: its only account).
+    #[schema(example = "adele")]
+    account: Option<String>,
+    /// The mailbox to read (default: the account's own; app-only connections have none).
+    #[schema(example = "sales@contoso.onmicrosoft.com")]
+    mailbox: Option<String>,
+}
+
+/// Test a connection: identity provider, credentials, token claims, mailbox.
+///
+/// Each step is a real probe, or `skipped` with why; `ok` only when every step ran and passed.
 #[utoipa::path(
     post,
     path = "/api/v1/connections/{connection}/test",
     tag = "admin",
     params(("connection" = String, Path, description = "The connection's name"), TestQuery),
+    request_body(content = Option<TestBody>, description = "Optional: the account and mailbox to test"),
     security(("admin" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The checks in order, each with status, detail and fix; `ok` when all passed", body = Report),
+        (status = 200, description = "The steps in order, each `passed`, `failed` or `skipped` with evidence and fix; `ok` only when every step ran and passed", body = Report),
+        (status = 400, description = "`invalid_input`: a malformed account or mailbox, or both the query's and the body's mailbox", body = ApiError),
         (status = 404, description = "`not_found`: no such connection", body = ApiError),
         AdminErrors,
     ),
@@ -340,14 +357,25 @@ pub(crate) async fn test_connection(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<TestQuery>,
+    JsonOrEmpty(body): JsonOrEmpty<TestBody>,
 ) -> ApiResult<Json<exgate_core::diagnose::Report>> {
+    if q.mailbox.is_some() && body.mailbox.is_some() {
+        return Err(ApiError::bad_request(
+            "the mailbox is given twice, in the query and in the body",
+        )
+        .with_hint("send `mailbox` in the JSON body only"));
+    }
+    let options = exgate_core::diagnose::TestOptions {
+        account: body.account,
+        mailbox: body.mailbox.or(q.mailbox),
+    };
     Ok(Json(
         exgate_core::diagnose::test_connection(
             &s.connections,
             &s.signin,
             &s.mailboxes,
             &name,
-            q.mailbox.as_deref(),
+            &options,
         )
         .await?,
     ))

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::OpenApi;
 
+mod diagnose;
 mod hardening;
 mod limiter;
 mod pipeline;
@@ -1015,23 +1016,6 @@ async fn admins_create_show_change_and_remove_connections() {
         .admin("DELETE", "/api/v1/connections/web", Value::Null)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn the_connection_test_checks_the_identity_provider_the_token_and_the_mailbox() {
-    let t = AppOnly::start().await;
-    let path = format!("/api/v1/connections/contoso/test?mailbox={}", seed::ADELE);
-    let (status, report) = t.gw.admin("POST", &path, Value::Null).await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    assert_shape(&document(), "Report", &report);
-    assert_eq!(report["connection"], "contoso");
-    assert_eq!(report["ok"], true, "{report}");
-    let checks = report["checks"].as_array().unwrap();
-    assert!(checks.len() >= 3, "{report}");
-    assert!(checks.iter().all(|c| c["status"] == "ok"), "{report}");
-    // It is an admin route.
-    let (status, _) = t.gw.call("POST", &path, &t.key, Value::Null).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
