@@ -187,6 +187,13 @@ async fn float_times_are_checked_like_integers_expired_and_not_yet_valid_refused
         700024,
     );
 
+    // Ten minutes give or take a float's last bit (a JSON parser may be one ULP off) are
+    // still ten minutes.
+    let mut one_ulp_over = msal_claims(&m, now);
+    one_ulp_over["exp"] = json!(f64::from_bits((now + 600.0).to_bits() + 1));
+    assert!(one_ulp_over["exp"].as_f64().unwrap() - now > 600.0);
+    assert_ok(&with_assertion(&m, &sign(&one_ulp_over, x5t.clone(), None)).await);
+
     // Without `nbf`, `iat` (a float) is the start.
     let mut iat_only = msal_claims(&m, now);
     iat_only.as_object_mut().unwrap().remove("nbf");

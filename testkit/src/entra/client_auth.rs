@@ -17,8 +17,9 @@ use crate::directory::cert::{thumbprint_bytes, thumbprint_hex};
 
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Longest lifetime (exp − nbf/iat) a client assertion may have, in seconds.
-const MAX_ASSERTION_LIFETIME: f64 = 600.0;
+/// Longest lifetime (exp − nbf/iat) a client assertion may have, in seconds, plus a
+/// millisecond: float times (`time.time() + 600` − `time.time()`) may exceed 600 by rounding.
+const MAX_ASSERTION_LIFETIME: f64 = 600.001;
 /// Clock skew tolerated on `nbf`/`iat`, in seconds.
 const SKEW: f64 = 300.0;
 
@@ -270,7 +271,7 @@ fn check_assertion(
 
     // NumericDate is "a JSON numeric value" (RFC 7519 §2): MSAL for Python sends floats
     // (`time.time()`), most others integers.
-    let now = inner.now().unix_timestamp() as f64;
+    let now = inner.now().unix_timestamp_nanos() as f64 / 1e9;
     let numeric = |name: &str| claims.get(name).and_then(Value::as_f64);
     let Some(exp) = numeric("exp") else {
         return Err(aadsts::assertion_malformed(
