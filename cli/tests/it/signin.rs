@@ -288,8 +288,10 @@ async fn a_revoked_refresh_token_needs_sign_in_with_exit_code_3() {
     let env = Env::new().await;
     env.add_public("contoso", "authorization-code").await;
     env.mock.set_auto_approve(Some(seed::ADELE));
-    // Tokens this short-lived are never reusable: every `exgate token` refreshes.
+    // Tokens this short-lived are never reusable: every `exgate token` refreshes. With strict
+    // rotation, an old refresh token kept by mistake would be refused.
     env.mock.set_token_lifetime(5);
+    env.mock.set_strict_rotation(true);
     env.browser_login(&[]).await.ok();
     let a = env.run(&["token"]).await.ok().stdout();
     let b = env.run(&["token"]).await.ok().stdout();
