@@ -105,16 +105,9 @@ impl Governor {
         )
     }
 
-    /// Waits until `cost` requests may be sent to `mailbox` and one concurrent slot is free.
-    pub async fn acquire(&self, mailbox: &str, cost: u32) -> Permit {
-        match self.acquire_within(mailbox, cost, Duration::MAX).await {
-            Ok(p) => p,
-            Err(_) => unreachable!("no pause is longer than Duration::MAX"),
-        }
-    }
-
-    /// Like [`Governor::acquire`], but when a server asked every caller of `mailbox` to wait
-    /// longer than `max_wait`, answers at once with how long that is left instead of waiting.
+    /// Waits until `cost` requests may be sent to `mailbox` and one concurrent slot is free; but
+    /// when a server asked every caller of `mailbox` to wait longer than `max_wait`, answers at
+    /// once with how long that is left instead of waiting.
     pub async fn acquire_within(
         &self,
         mailbox: &str,
@@ -199,7 +192,10 @@ mod tests {
                 let (gov, in_flight, peak) =
                     (Arc::clone(&gov), Arc::clone(&in_flight), Arc::clone(&peak));
                 tokio::spawn(async move {
-                    let _p = gov.acquire("adele@contoso.com", 1).await;
+                    let _p = gov
+                        .acquire_within("adele@contoso.com", 1, Duration::MAX)
+                        .await
+                        .unwrap();
                     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -208,7 +204,10 @@ mod tests {
             })
             .collect();
         // Another mailbox is not held up by the first.
-        let other = gov.acquire("megan@contoso.com", 1).await;
+        let other = gov
+            .acquire_within("megan@contoso.com", 1, Duration::MAX)
+            .await
+            .unwrap();
         drop(other);
         for t in tasks {
             t.await.unwrap();
@@ -227,7 +226,7 @@ mod tests {
         });
         let start = Instant::now();
         for _ in 0..220 {
-            drop(gov.acquire("a", 1).await);
+            drop(gov.acquire_within("a", 1, Duration::MAX).await.unwrap());
         }
         let took = start.elapsed();
         assert!(
@@ -241,9 +240,9 @@ mod tests {
         let gov = Governor::new(GovernorPolicy::default());
         gov.back_off("a", Duration::from_secs(7));
         let start = Instant::now();
-        drop(gov.acquire("b", 1).await);
+        drop(gov.acquire_within("b", 1, Duration::MAX).await.unwrap());
         assert_eq!(start.elapsed(), Duration::ZERO);
-        drop(gov.acquire("A", 1).await);
+        drop(gov.acquire_within("A", 1, Duration::MAX).await.unwrap());
         assert_eq!(start.elapsed(), Duration::from_secs(7));
     }
 

@@ -27,17 +27,3 @@ pub mod store;
 mod ttl;
 
 pub use error::{Error, ErrorKind};
-
-use std::sync::Arc;
-
-use config::Settings;
-use secret::Vault;
-use store::SqliteStore;
-
-/// Opens the vault and the embedded store that `settings` name.
-pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, Error> {
-    let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
-    Ok(Arc::new(
-        SqliteStore::open(&settings.store_path, vault).await?,
-    ))
-}
