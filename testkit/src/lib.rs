@@ -24,6 +24,7 @@ pub mod graph;
 pub mod mailstore;
 mod microsoft;
 mod tls;
+pub mod xsd;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

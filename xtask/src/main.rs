@@ -45,11 +45,18 @@ fn has_nextest() -> bool {
 }
 
 /// Debian packages the tests use, each with a file that shows it is there.
-const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[(
-    "time",
-    "/usr/bin/time",
-    "GNU time measures the peak memory of streamed downloads",
-)];
+const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        "time",
+        "/usr/bin/time",
+        "GNU time measures the peak memory of streamed downloads",
+    ),
+    (
+        "libxml2-utils",
+        "/usr/bin/xmllint",
+        "xmllint validates EWS requests and responses against Microsoft's schema",
+    ),
+];
 
 /// Installs what a fresh machine lacks of [`DEBIAN_TOOLS`] (CI runs as root); a tool that
 /// cannot be installed is an error that says why, never a skipped test.
