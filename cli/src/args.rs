@@ -173,6 +173,10 @@ pub(crate) struct ConnectionArgs {
     /// A delegated scope to request instead of the defaults; repeat for more.
     #[arg(long = "scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
+    /// Where the gateway may send a user's browser after a sign-in an application started (its
+    /// `return_url` must be at or below one of these); repeat for more.
+    #[arg(long = "return-url", value_name = "URL")]
+    pub(crate) return_urls: Vec<String>,
     /// Discovery URL of a custom OIDC authority (AD FS, Keycloak).
     #[arg(long)]
     pub(crate) authority: Option<String>,

@@ -29,6 +29,7 @@ fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
         flow: args.flow.clone(),
         redirect_uri: args.redirect_uri.clone(),
         scopes: (!args.scopes.is_empty()).then(|| args.scopes.clone()),
+        return_urls: (!args.return_urls.is_empty()).then(|| args.return_urls.clone()),
         authority: args.authority.clone(),
         username: args.username.clone(),
         ..ConnectionSpec::default()
@@ -379,6 +380,8 @@ struct AuthView {
     #[serde(skip_serializing_if = "Option::is_none")]
     scopes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    return_urls: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<String>,
     /// Whether a client secret is set; never its value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,11 +453,14 @@ impl From<&ConnectionEntry> for ConnectionView {
                 credential,
                 redirect_uri,
                 scopes,
+                return_urls,
             }) => {
                 auth.client_id = Some(client_id.to_string());
                 auth.flow = Some(flow.to_string());
                 auth.redirect_uri = redirect_uri.as_ref().map(ToString::to_string);
                 auth.scopes = Some(scopes.clone());
+                auth.return_urls = (!return_urls.is_empty())
+                    .then(|| return_urls.iter().map(ToString::to_string).collect());
                 credential_view(&mut auth, credential.as_ref());
             }
             Auth::OAuth2AppOnly(a) => {
@@ -581,6 +587,9 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
                 scopes.join(" ")
             },
         ));
+    }
+    if let Some(urls) = &a.return_urls {
+        rows.push(("return urls", urls.join(" ")));
     }
     rows.extend(a.username.clone().map(|c| ("username", c)));
     rows.extend(

@@ -23,6 +23,10 @@ pub const SYSTEM_FILE: &str = "/etc/exgate/exgate.toml";
 /// Where the gateway listens unless configured otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8087";
 const ENV_PREFIX: &str = "EXGATE__";
+/// `limits.max_item_mb` may be set within these.
+const MAX_ITEM_MB: std::ops::RangeInclusive<u64> = 1..=4096;
+/// `limits.max_wait_secs` may be at most this.
+const MAX_WAIT_SECS: u64 = 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -265,6 +269,7 @@ struct RawConnection {
     flow: Option<String>,
     redirect_uri: Option<String>,
     scopes: Option<Vec<String>>,
+    return_urls: Option<Vec<String>>,
     authority: Option<String>,
     username: Option<String>,
     /// `file:` or `env:` reference.
@@ -689,14 +694,24 @@ impl Resolver<'_> {
         let default = crate::pipeline::Limits::default();
         let mut limits = default;
         if let Some(mb) = raw.max_item_mb {
-            if !(1..=4096).contains(&mb) {
-                return Err(self.invalid("limits.max_item_mb", "must be between 1 and 4096"));
+            if !MAX_ITEM_MB.contains(&mb) {
+                return Err(self.invalid(
+                    "limits.max_item_mb",
+                    format!(
+                        "must be between {} and {}",
+                        MAX_ITEM_MB.start(),
+                        MAX_ITEM_MB.end()
+                    ),
+                ));
             }
             limits.max_item_bytes = mb * 1024 * 1024;
         }
         if let Some(secs) = raw.max_wait_secs {
-            if secs > 3600 {
-                return Err(self.invalid("limits.max_wait_secs", "must be at most 3600"));
+            if secs > MAX_WAIT_SECS {
+                return Err(self.invalid(
+                    "limits.max_wait_secs",
+                    format!("must be at most {MAX_WAIT_SECS}"),
+                ));
             }
             limits.max_wait = std::time::Duration::from_secs(secs);
         }
@@ -770,6 +785,7 @@ impl Resolver<'_> {
             flow: entry.flow,
             redirect_uri: entry.redirect_uri,
             scopes: entry.scopes,
+            return_urls: entry.return_urls,
             authority: entry.authority,
             username: entry.username,
             client_secret: secret("client_secret", &entry.client_secret)?,
@@ -806,6 +822,9 @@ impl Resolver<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod docs;
 
 #[cfg(test)]
 mod tests {

@@ -87,6 +87,8 @@ pub trait Store: Send + Sync + Debug {
         status: &AccountStatus,
         last_used_at: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError>;
+    /// Records that the account was used at `at` (a mailbox request, a token handed out).
+    async fn touch_account(&self, id: AccountId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Forgets the account's refresh token and access tokens and marks it as needing sign-in.
     async fn reset_account(&self, id: AccountId, reason: &str) -> Result<bool, StoreError>;
 

@@ -868,3 +868,33 @@ async fn a_session_only_account_never_reaches_the_store() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn an_accounts_last_use_is_recorded_when_its_token_is_used_to_the_minute() {
+    let w = World::new().await;
+    w.add("web", delegated(seed::PUBLIC_APP)).await;
+    w.sign_in_adele("web").await;
+    let last_used = || async {
+        let accounts = w.signin.accounts("web", None).await.unwrap();
+        accounts[0].last_used_at.unwrap()
+    };
+    let signed_in = last_used().await;
+    w.signin.token("web", None, Resource::Graph).await.unwrap();
+    assert_eq!(last_used().await, signed_in, "kept to the minute");
+
+    // Served from the cache (an hour-long token), yet the use is recorded.
+    w.clock.advance(Duration::from_secs(5 * 60));
+    let requests = w.mock.token_requests();
+    w.signin.token("web", None, Resource::Graph).await.unwrap();
+    assert_eq!(w.mock.token_requests(), requests, "no refresh was needed");
+    let used = last_used().await;
+    assert_eq!(used - signed_in, time::Duration::minutes(5));
+
+    w.clock.advance(Duration::from_secs(30));
+    w.signin.token("web", None, Resource::Graph).await.unwrap();
+    assert_eq!(
+        last_used().await,
+        used,
+        "not written again within the minute"
+    );
+}

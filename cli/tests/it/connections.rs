@@ -175,6 +175,8 @@ fn add_then_show_round_trips_every_auth_kind() {
                 "Mail.ReadWrite",
                 "--scope",
                 "offline_access",
+                "--return-url",
+                "https://portal.contoso.com/exchange/",
                 "--client-secret-file",
                 secret_file.to_str().unwrap(),
             ]),
@@ -184,7 +186,8 @@ fn add_then_show_round_trips_every_auth_kind() {
                 "backend": "graph",
                 "auth": {"kind": "oauth2-delegated", "client_id": CLIENT_ID, "flow": "authorization-code",
                     "redirect_uri": "https://portal.contoso.com/service/oauth2/authorize",
-                    "scopes": ["Mail.ReadWrite", "offline_access"], "client_secret_set": true}
+                    "scopes": ["Mail.ReadWrite", "offline_access"],
+                    "return_urls": ["https://portal.contoso.com/exchange/"], "client_secret_set": true}
             }),
         ),
         (
@@ -414,6 +417,20 @@ fn bad_input_names_the_problem_and_changes_nothing() {
         2,
         &["invalid tenant", "malformed tenant GUID", "8-4-4-4-12"],
     );
+    env.run(&[
+        "connection",
+        "add",
+        "x",
+        "--tenant",
+        "contoso.onmicrosoft.com",
+        "--auth",
+        "oauth2-delegated",
+        "--client-id",
+        CLIENT_ID,
+        "--return-url",
+        "http://portal.contoso.com/",
+    ])
+    .fails(2, &["return_urls", "http://", "https://"]);
     env.run(&[
         "connection",
         "add",

@@ -17,7 +17,7 @@ use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, Auth, Backend, Connection, CredentialKind,
-    EmailAddress, InvalidInput, Principal, Resource, Target, TokenKey,
+    DelegatedAuth, EmailAddress, InvalidInput, Principal, Resource, Target, TokenKey,
 };
 use crate::secret::Secret;
 use crate::store::Store;
@@ -374,9 +374,9 @@ impl SignIn {
         self.shared.network.clone()
     }
 
-    fn delegated(connection: &Connection) -> Result<(), Error> {
+    fn delegated(connection: &Connection) -> Result<&DelegatedAuth, Error> {
         match &connection.settings.auth {
-            Auth::OAuth2Delegated(_) => Ok(()),
+            Auth::OAuth2Delegated(d) => Ok(d),
             other => Err(Error::Auth(AuthError::Unsupported(format!(
                 "connection `{}` uses {}; users sign in only on oauth2-delegated connections",
                 connection.name,
@@ -395,6 +395,13 @@ impl SignIn {
     ) -> Result<BrowserLogin, Error> {
         self.start_browser(connection, principal, redirect_uri, login_hint, false)
             .await
+    }
+
+    /// `url` if the connection's allow-list admits it as the place to send the user's browser
+    /// after a sign-in an application started.
+    pub async fn check_return_url(&self, connection: &str, url: &str) -> Result<url::Url, Error> {
+        let connection = self.shared.connections.get(connection).await?.connection;
+        Ok(Self::delegated(&connection)?.check_return_url(url)?)
     }
 
     /// Like [`SignIn::start_browser_login`], but the account's tokens stay in this process's
@@ -731,6 +738,7 @@ impl SignIn {
                     reason: reason.clone(),
                 });
             }
+            self.record_use(&account).await?;
             Some(account.id)
         };
         self.cache
@@ -740,6 +748,25 @@ impl SignIn {
                 resource,
             })
             .await
+    }
+
+    /// Records that the account is being used, to the minute: writing it on every request
+    /// would put a disk write on every mailbox call.
+    async fn record_use(&self, account: &Account) -> Result<(), Error> {
+        let now = self.shared.clock.now();
+        if account
+            .last_used_at
+            .is_some_and(|t| now - t < time::Duration::minutes(1))
+        {
+            return Ok(());
+        }
+        if account.credential == CredentialKind::Session {
+            self.shared
+                .update_session(account.id, |s| s.account.last_used_at = Some(now));
+        } else {
+            self.shared.store.touch_account(account.id, now).await?;
+        }
+        Ok(())
     }
 
     /// The accounts of a connection whose principal or mailbox contains `filter` (any case).

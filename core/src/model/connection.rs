@@ -298,6 +298,46 @@ pub struct DelegatedAuth {
     pub redirect_uri: Option<EndpointUrl>,
     /// Empty means the defaults for the backend (DESIGN.md §2).
     pub scopes: Vec<String>,
+    /// Where an application may send its user's browser after a gateway sign-in: a
+    /// `return_url` must have the scheme, host and port of one of these and a path at or below
+    /// its path. Empty: no return URL is accepted.
+    pub return_urls: Vec<EndpointUrl>,
+}
+
+impl DelegatedAuth {
+    /// `url` if the allow-list admits it (see [`Self::return_urls`]).
+    pub fn check_return_url(&self, url: &str) -> Result<url::Url, InvalidInput> {
+        let field = "return_url";
+        let parsed = url
+            .parse::<EndpointUrl>()
+            .map_err(|e| InvalidInput::new(field, e.0))?;
+        let candidate = parsed.as_url();
+        let admitted = self.return_urls.iter().any(|allowed| {
+            let allowed = allowed.as_url();
+            let base = allowed.path();
+            let path = candidate.path();
+            allowed.scheme() == candidate.scheme()
+                && allowed.host() == candidate.host()
+                && allowed.port_or_known_default() == candidate.port_or_known_default()
+                && (path == base
+                    || path.starts_with(base)
+                        && (base.ends_with('/') || path.as_bytes().get(base.len()) == Some(&b'/')))
+        });
+        if !admitted {
+            return Err(InvalidInput::new(
+                field,
+                if self.return_urls.is_empty() {
+                    "this connection accepts no return URL; an administrator lists the allowed ones \
+                     with `exgate connection edit NAME --return-url URL`"
+                        .to_owned()
+                } else {
+                    "the return URL is not at or below any of the connection's allowed return URLs"
+                        .to_owned()
+                },
+            ));
+        }
+        Ok(candidate.clone())
+    }
 }
 
 /// OAuth2 client credentials.
@@ -388,6 +428,7 @@ pub struct ConnectionSpec {
     pub flow: Option<String>,
     pub redirect_uri: Option<String>,
     pub scopes: Option<Vec<String>>,
+    pub return_urls: Option<Vec<String>>,
     pub authority: Option<String>,
     pub username: Option<String>,
     pub client_secret: Option<Secret>,
@@ -596,6 +637,11 @@ impl ConnectionSpec {
                 self.scopes.is_some(),
                 "oauth2-app-only always asks for the resource's `.default` scope; grant application permissions to the app instead",
             )?;
+            refuse(
+                "return_urls",
+                self.return_urls.is_some(),
+                "return URLs are for oauth2-delegated browser sign-ins; client credentials involve no browser",
+            )?;
             let credential = required(
                 "client_secret",
                 credential,
@@ -637,6 +683,15 @@ impl ConnectionSpec {
             credential,
             redirect_uri: parse_field("redirect_uri", &self.redirect_uri)?,
             scopes,
+            return_urls: self
+                .return_urls
+                .iter()
+                .flatten()
+                .map(|u| {
+                    u.parse::<EndpointUrl>()
+                        .map_err(|e| InvalidInput::new("return_urls", e.0))
+                })
+                .collect::<Result<_, _>>()?,
         }))
     }
 
@@ -685,6 +740,7 @@ impl ConnectionSpec {
             ("flow", self.flow.is_some()),
             ("redirect_uri", self.redirect_uri.is_some()),
             ("scopes", self.scopes.is_some()),
+            ("return_urls", self.return_urls.is_some()),
         ] {
             refuse(
                 field,
@@ -747,6 +803,7 @@ impl ConnectionSpec {
             flow,
             redirect_uri,
             scopes,
+            return_urls,
             authority,
             username,
             client_secret,
@@ -794,6 +851,8 @@ impl ConnectionSettings {
                 spec.flow = Some(d.flow.to_string());
                 spec.redirect_uri = d.redirect_uri.as_ref().map(ToString::to_string);
                 spec.scopes = (!d.scopes.is_empty()).then(|| d.scopes.clone());
+                spec.return_urls = (!d.return_urls.is_empty())
+                    .then(|| d.return_urls.iter().map(ToString::to_string).collect());
             }
             Auth::OAuth2AppOnly(a) => {
                 credential(&a.credential);

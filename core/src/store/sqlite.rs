@@ -84,6 +84,8 @@ enum AuthDoc {
         credential: Option<CredentialDoc>,
         redirect_uri: Option<EndpointUrl>,
         scopes: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        return_urls: Vec<EndpointUrl>,
     },
     #[serde(rename = "oauth2-app-only")]
     AppOnly {
@@ -136,6 +138,7 @@ impl ConnectionDoc {
                 credential: d.credential.as_ref().map(CredentialDoc::from_credential),
                 redirect_uri: d.redirect_uri.clone(),
                 scopes: d.scopes.clone(),
+                return_urls: d.return_urls.clone(),
             },
             Auth::OAuth2AppOnly(a) => AuthDoc::AppOnly {
                 client_id: a.client_id,
@@ -167,6 +170,7 @@ impl ConnectionDoc {
                 credential,
                 redirect_uri,
                 scopes,
+                return_urls,
             } => {
                 let credential = credential
                     .map(|c| c.into_credential(need(secret)?))
@@ -177,6 +181,7 @@ impl ConnectionDoc {
                     credential,
                     redirect_uri,
                     scopes,
+                    return_urls,
                 })
             }
             AuthDoc::AppOnly {
@@ -703,6 +708,16 @@ impl Store for SqliteStore {
         .await
         .map_err(db("updating an account's status"))?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn touch_account(&self, id: AccountId, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET last_used_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording an account's use"))?;
+        Ok(())
     }
 
     async fn reset_account(&self, id: AccountId, reason: &str) -> Result<bool, StoreError> {

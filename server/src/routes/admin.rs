@@ -59,6 +59,10 @@ pub(crate) struct ConnectionBody {
     redirect_uri: Option<String>,
     /// Delegated: the scopes to ask for (default: the backend's).
     scopes: Option<Vec<String>>,
+    /// Delegated: where a sign-in started through the API may send the user's browser
+    /// afterwards; a login's `return_url` must be at or below one of these.
+    #[schema(example = json!(["https://portal.contoso.com/exchange/"]))]
+    return_urls: Option<Vec<String>>,
     /// The OIDC discovery URL of a custom identity provider (AD FS, Keycloak).
     authority: Option<String>,
     /// Basic or NTLM: the service account.
@@ -93,6 +97,7 @@ impl ConnectionBody {
             flow: self.flow,
             redirect_uri: self.redirect_uri,
             scopes: self.scopes,
+            return_urls: self.return_urls,
             authority: self.authority,
             username: self.username,
             client_secret: self.client_secret.map(Secret::new),
@@ -117,7 +122,7 @@ pub(crate) struct ConnectionView {
     backend: String,
     authority: Option<String>,
     /// `{"kind": "oauth2-delegated", "client_id", "flow", "redirect_uri", "scopes",
-    /// "credential"}`, `{"kind": "oauth2-app-only", "client_id", "credential"}` or
+    /// "return_urls", "credential"}`, `{"kind": "oauth2-app-only", "client_id", "credential"}` or
     /// `{"kind": "basic" | "ntlm", "username", "password_set"}`; `credential` is
     /// `{"kind": "secret", "set": true}`, `{"kind": "certificate", "thumbprint_sha256",
     /// "private_key_set": true}` or null.
@@ -153,7 +158,7 @@ impl From<&ConnectionEntry> for ConnectionView {
         let auth = match &s.auth {
             Auth::OAuth2Delegated(d) => serde_json::json!({
                 "kind": "oauth2-delegated", "client_id": d.client_id, "flow": d.flow, "redirect_uri": d.redirect_uri,
-                "scopes": d.scopes, "credential": credential(d.credential.as_ref()),
+                "scopes": d.scopes, "return_urls": d.return_urls, "credential": credential(d.credential.as_ref()),
             }),
             Auth::OAuth2AppOnly(a) => serde_json::json!({
                 "kind": "oauth2-app-only", "client_id": a.client_id, "credential": credential(Some(&a.credential)),

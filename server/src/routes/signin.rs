@@ -25,12 +25,21 @@ pub struct Logins(Mutex<LoginsInner>);
 
 #[derive(Debug, Default)]
 struct LoginsInner {
-    /// By login ID: the connection's name and where the sign-in stands.
-    by_id: HashMap<String, (String, LoginStatus)>,
+    /// By login ID.
+    by_id: HashMap<String, Login>,
     /// A browser sign-in's `state` → its login ID, until its callback arrives.
     by_state: HashMap<String, String>,
     /// Login IDs, oldest first.
     order: VecDeque<String>,
+}
+
+#[derive(Debug)]
+struct Login {
+    connection: String,
+    status: LoginStatus,
+    /// Where the user's browser goes after the callback (checked against the connection's
+    /// allow-list when the sign-in started).
+    return_url: Option<url::Url>,
 }
 
 impl Logins {
@@ -42,7 +51,12 @@ impl Logins {
     }
 
     /// Remembers a new pending sign-in on `connection`; `state` for a browser one.
-    fn start(&self, connection: &str, state: Option<String>) -> String {
+    fn start(
+        &self,
+        connection: &str,
+        state: Option<String>,
+        return_url: Option<url::Url>,
+    ) -> String {
         let id = uuid::Uuid::new_v4().to_string();
         let mut inner = self.lock();
         while inner.order.len() >= Self::CAP {
@@ -51,9 +65,14 @@ impl Logins {
                 inner.by_state.retain(|_, v| *v != old);
             }
         }
-        inner
-            .by_id
-            .insert(id.clone(), (connection.to_owned(), LoginStatus::Pending));
+        inner.by_id.insert(
+            id.clone(),
+            Login {
+                connection: connection.to_owned(),
+                status: LoginStatus::Pending,
+                return_url,
+            },
+        );
         if let Some(state) = state {
             inner.by_state.insert(state, id.clone());
         }
@@ -61,10 +80,12 @@ impl Logins {
         id
     }
 
-    fn finish(&self, id: &str, status: LoginStatus) {
-        if let Some(entry) = self.lock().by_id.get_mut(id) {
-            entry.1 = status;
-        }
+    /// Records how the sign-in ended; answers where to send the user's browser, if anywhere.
+    fn finish(&self, id: &str, status: LoginStatus) -> Option<url::Url> {
+        let mut inner = self.lock();
+        let login = inner.by_id.get_mut(id)?;
+        login.status = status;
+        login.return_url.clone()
     }
 
     /// The login ID of the browser sign-in started with `state` (once).
@@ -76,8 +97,8 @@ impl Logins {
         self.lock()
             .by_id
             .get(id)
-            .filter(|(c, _)| c == connection)
-            .map(|(_, s)| s.clone())
+            .filter(|l| l.connection == connection)
+            .map(|l| l.status.clone())
     }
 
     /// How many sign-ins are remembered.
@@ -127,6 +148,12 @@ pub(crate) struct LoginBody {
     /// when the gateway stops (the user then signs in again).
     #[serde(default)]
     session_only: bool,
+    /// Browser: where to send the user after the sign-in, with `login_id` and `status`
+    /// (`signed_in` or `failed`) added to its query. It must be at or below one of the
+    /// connection's `return_urls`.
+    #[serde(default)]
+    #[schema(example = "https://portal.contoso.com/exchange/linked")]
+    return_url: Option<String>,
 }
 
 /// A started sign-in: where to send the user's browser, or the code the user enters.
@@ -188,7 +215,17 @@ pub(crate) async fn start(
         .principal
         .parse::<Principal>()
         .map_err(|e| ApiError::bad_request(format!("invalid principal: {}", e.0)))?;
-    match body.method.as_deref().unwrap_or("browser") {
+    let method = body.method.as_deref().unwrap_or("browser");
+    let return_url = match &body.return_url {
+        Some(_) if method != "browser" => {
+            return Err(ApiError::bad_request(
+                "`return_url` is for browser sign-ins; a device code sign-in has no browser to send back",
+            ));
+        }
+        Some(url) => Some(s.signin.check_return_url(&name, url).await?),
+        None => None,
+    };
+    match method {
         "browser" => {
             let redirect_uri = s.redirect_uri();
             let hint = body.login_hint.as_deref();
@@ -201,7 +238,7 @@ pub(crate) async fn start(
                     .start_browser_login(&name, Some(principal), &redirect_uri, hint)
                     .await?
             };
-            let id = s.logins.start(&name, Some(login.state));
+            let id = s.logins.start(&name, Some(login.state), return_url);
             Ok((
                 StatusCode::CREATED,
                 Json(LoginStarted::Browser {
@@ -219,7 +256,7 @@ pub(crate) async fn start(
             } else {
                 s.signin.start_device_login(&name).await?
             };
-            let id = s.logins.start(&name, None);
+            let id = s.logins.start(&name, None, None);
             let a = &login.authorization;
             let answer = LoginStarted::DeviceCode {
                 status_url: status_url(&name, &id),
@@ -301,15 +338,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin
 static PAGE_CSP: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| crate::html::csp_with_styles(&[STYLE]));
 
-fn page(
-    status: StatusCode,
-    title: &str,
-    body: &str,
-) -> (
-    StatusCode,
-    [(axum::http::HeaderName, String); 1],
-    Html<String>,
-) {
+fn page(status: StatusCode, title: &str, body: &str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
     (
         status,
         [(
@@ -322,6 +352,27 @@ fn page(
             t = escape(title)
         )),
     )
+        .into_response()
+}
+
+/// Sends the browser on to the application's return URL (See Other: the next request is a
+/// GET). The callback's own URL, which carries the code, is not sent on as a referrer: every
+/// HTML answer has `Referrer-Policy: no-referrer`.
+fn return_to(url: &url::Url) -> axum::response::Response {
+    let mut answer = page(
+        StatusCode::SEE_OTHER,
+        "Back to the application",
+        &format!(
+            "<p>Continue to <a href=\"{0}\">{0}</a>.</p>",
+            escape(url.as_str())
+        ),
+    );
+    if let Ok(location) = axum::http::HeaderValue::from_str(url.as_str()) {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    answer
 }
 
 /// What the identity provider appends to the redirect URI.
@@ -347,13 +398,14 @@ pub(crate) struct CallbackQuery {
     params(CallbackQuery),
     responses(
         (status = 200, description = "Signed in: the mailbox is linked", content_type = "text/html", body = String),
+        (status = 303, description = "The application gave a `return_url`: the browser goes there, with `login_id` and `status` (`signed_in` or `failed`) in its query", content_type = "text/html", body = String),
         (status = 400, description = "The sign-in failed (unknown, used or expired `state`, a refusal): what happened and how to fix it", content_type = "text/html", body = String),
     ),
 )]
 pub(crate) async fn callback(
     State(s): State<AppState>,
     Query(q): Query<CallbackQuery>,
-) -> impl axum::response::IntoResponse {
+) -> axum::response::Response {
     let login_id = q.state.as_deref().and_then(|st| s.logins.take_state(st));
     let params = RedirectParams {
         code: q.code,
@@ -366,20 +418,34 @@ pub(crate) async fn callback(
         .finish_browser_login(params)
         .await
         .map_err(ApiError::from);
-    if let Some(id) = login_id {
-        s.logins.finish(
-            &id,
-            match &finished {
-                Ok(a) => LoginStatus::SignedIn {
-                    principal: a.principal.to_string(),
-                    mailbox: a.mailbox.as_ref().map(|m| m.to_string()),
-                },
-                Err(api) => LoginStatus::Failed {
-                    error: api.message.clone(),
-                    hint: api.hint.clone(),
-                },
+    let back = login_id.and_then(|id| {
+        let status = match &finished {
+            Ok(a) => LoginStatus::SignedIn {
+                principal: a.principal.to_string(),
+                mailbox: a.mailbox.as_ref().map(|m| m.to_string()),
             },
-        );
+            Err(api) => LoginStatus::Failed {
+                error: api.message.clone(),
+                hint: api.hint.clone(),
+            },
+        };
+        let back = s.logins.finish(&id, status)?;
+        Some((id, back))
+    });
+    if let Some((id, mut url)) = back {
+        // The application learns the details from its status route; the URL says only which
+        // sign-in this was and how it ended (no code, no error text an attacker could inject).
+        url.query_pairs_mut()
+            .append_pair("login_id", &id)
+            .append_pair(
+                "status",
+                if finished.is_ok() {
+                    "signed_in"
+                } else {
+                    "failed"
+                },
+            );
+        return return_to(&url);
     }
     match finished {
         Ok(account) => page(
@@ -413,13 +479,13 @@ mod tests {
     #[test]
     fn logins_are_capped_oldest_first_and_found_only_on_their_connection() {
         let logins = Logins::default();
-        let first = logins.start("web", Some("state-0".into()));
+        let first = logins.start("web", Some("state-0".into()), None);
         for i in 1..Logins::CAP {
-            logins.start("web", Some(format!("state-{i}")));
+            logins.start("web", Some(format!("state-{i}")), None);
         }
         assert!(logins.status("web", &first).is_some());
         assert!(logins.status("other", &first).is_none());
-        let newest = logins.start("web", Some("state-new".into()));
+        let newest = logins.start("web", Some("state-new".into()), None);
         assert_eq!(logins.len(), Logins::CAP);
         assert!(logins.status("web", &first).is_none(), "the oldest went");
         assert!(logins.take_state("state-0").is_none(), "with its state");
