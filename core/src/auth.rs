@@ -14,6 +14,7 @@ pub mod cache;
 pub mod credentials;
 mod error;
 pub mod loopback;
+pub mod ntlm;
 pub mod oauth;
 pub mod pending;
 pub mod signin;

@@ -33,7 +33,7 @@ pub fn content_client(network: &NetworkSettings) -> Result<reqwest::Client, Clie
     )
 }
 
-fn build(
+pub(crate) fn build(
     network: &NetworkSettings,
     builder: reqwest::ClientBuilder,
 ) -> Result<reqwest::Client, ClientBuildError> {

@@ -14,6 +14,7 @@
 //! connection, account, mailbox and query they were issued for.
 
 mod body;
+mod ntlm;
 mod segment;
 mod tokens;
 
@@ -33,6 +34,7 @@ use crate::governor::Governor;
 use crate::mailbox::MailboxError;
 
 pub use body::ByteStream;
+pub use ntlm::NtlmSessions;
 pub use segment::segment;
 pub use tokens::{PageTokens, TokenScope};
 
@@ -249,6 +251,8 @@ pub struct Pipeline {
     limits: Limits,
     /// For tracing spans.
     connection: String,
+    /// Connections authenticated by NTLM, for an NTLM credential.
+    ntlm: Option<Arc<NtlmSessions>>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -276,7 +280,14 @@ impl Pipeline {
             classify,
             limits,
             connection: connection.into(),
+            ntlm: None,
         }
+    }
+
+    /// Speaks NTLM over these sessions when the credential is NTLM.
+    pub fn with_ntlm(mut self, sessions: Arc<NtlmSessions>) -> Self {
+        self.ntlm = Some(sessions);
+        self
     }
 
     pub fn limits(&self) -> Limits {
@@ -344,32 +355,55 @@ impl Pipeline {
             } else {
                 None
             };
-            let mut builder = self
-                .http
-                .request(req.method.clone(), req.url.clone())
-                .headers(req.headers.clone())
-                .header("client-request-id", client_request_id)
-                .header("return-client-request-id", "true");
-            builder = match &credential {
-                Some(Credential::Bearer(t)) => builder.bearer_auth(t.secret.expose()),
-                Some(Credential::Basic(p)) => {
-                    builder.basic_auth(&p.username, Some(p.password.expose()))
+            let make = |client: &reqwest::Client| {
+                let mut builder = client
+                    .request(req.method.clone(), req.url.clone())
+                    .headers(req.headers.clone())
+                    .header("client-request-id", client_request_id)
+                    .header("return-client-request-id", "true");
+                if let Some(body) = &req.body {
+                    builder = builder.body(body.clone());
                 }
-                Some(Credential::Ntlm(_)) => {
-                    return Err(MailboxError::Unsupported(
-                        "NTLM is spoken by the EWS backend's own connection handling".into(),
-                    )
-                    .into());
+                if matches!(mode, Mode::Whole) {
+                    builder = builder.timeout(limits.answer_timeout);
                 }
-                None => builder,
+                builder
             };
-            if let Some(body) = &req.body {
-                builder = builder.body(body.clone());
-            }
-            if matches!(mode, Mode::Whole) {
-                builder = builder.timeout(limits.answer_timeout);
-            }
-            let resp = match builder.send().await {
+            let sent = match &credential {
+                Some(Credential::Bearer(t)) => {
+                    make(&self.http).bearer_auth(t.secret.expose()).send().await
+                }
+                Some(Credential::Basic(p)) => {
+                    make(&self.http)
+                        .basic_auth(&p.username, Some(p.password.expose()))
+                        .send()
+                        .await
+                }
+                Some(Credential::Ntlm(p)) => {
+                    let Some(sessions) = &self.ntlm else {
+                        return Err(MailboxError::Unsupported(
+                            "this backend does not speak NTLM".into(),
+                        )
+                        .into());
+                    };
+                    let host = req.url.host_str().unwrap_or_default();
+                    match sessions
+                        .send(host, p, matches!(mode, Mode::Whole), make)
+                        .await
+                    {
+                        Ok(resp) => Ok(resp),
+                        Err(ntlm::NtlmFailure::Transport(e)) => Err(e),
+                        Err(ntlm::NtlmFailure::Handshake(e)) => {
+                            return Err(MailboxError::Unauthorized {
+                                message: e.to_string(),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                None => make(&self.http).send().await,
+            };
+            let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     drop(permit);
