@@ -78,15 +78,45 @@ pub struct Permit {
 #[derive(Debug)]
 pub struct Governor {
     policy: GovernorPolicy,
-    gates: Mutex<HashMap<String, Arc<Gate>>>,
+    gates: Mutex<Gates>,
     back_offs: std::sync::atomic::AtomicU64,
+}
+
+/// The mailboxes' gates. Idle ones are swept out when the map has doubled since the last sweep,
+/// so memory follows the mailboxes in use, not every mailbox ever served.
+#[derive(Debug)]
+struct Gates {
+    by_mailbox: HashMap<String, Arc<Gate>>,
+    sweep_at: usize,
+}
+
+/// Gates kept before the first sweep.
+const SWEEP_FLOOR: usize = 1024;
+
+impl Gate {
+    /// Nobody holds it, every slot is free, no pause is pending and its bucket is full again:
+    /// a new gate would behave the same.
+    fn idle(self: &Arc<Self>, policy: &GovernorPolicy, now: Instant) -> bool {
+        if Arc::strong_count(self) > 1
+            || self.permits.available_permits() < policy.concurrent.max(1)
+        {
+            return false;
+        }
+        let b = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        let refilled =
+            b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * policy.per_second();
+        b.paused_until.is_none_or(|p| p <= now) && refilled >= f64::from(policy.capacity())
+    }
 }
 
 impl Governor {
     pub fn new(policy: GovernorPolicy) -> Arc<Self> {
         Arc::new(Self {
             policy,
-            gates: Mutex::new(HashMap::new()),
+            gates: Mutex::new(Gates {
+                by_mailbox: HashMap::new(),
+                sweep_at: SWEEP_FLOOR,
+            }),
             back_offs: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -100,10 +130,26 @@ impl Governor {
         self.back_offs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many mailboxes have state here.
+    pub fn tracked(&self) -> usize {
+        self.gates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_mailbox
+            .len()
+    }
+
     fn gate(&self, mailbox: &str) -> Arc<Gate> {
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        if gates.by_mailbox.len() >= gates.sweep_at {
+            let now = Instant::now();
+            let policy = self.policy;
+            gates.by_mailbox.retain(|_, gate| !gate.idle(&policy, now));
+            gates.sweep_at = (gates.by_mailbox.len() * 2).max(SWEEP_FLOOR);
+        }
         Arc::clone(
             gates
+                .by_mailbox
                 .entry(mailbox.to_ascii_lowercase())
                 .or_insert_with(|| {
                     Arc::new(Gate {
@@ -363,5 +409,33 @@ mod tests {
         // Three windows' worth: 30,000 allowed; the burst's share of the rate is 0.2%.
         assert!(sent <= 3 * policy.requests, "{sent}");
         assert!(sent >= 3 * policy.requests * 997 / 1000, "{sent}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn state_of_idle_mailboxes_is_swept_and_busy_ones_are_kept() {
+        let gov = Governor::new(GovernorPolicy::default());
+        // A mailbox in use (a slot held) and one paused by its server survive every sweep.
+        let held = gov
+            .acquire_within("busy@contoso.com", 1, Duration::MAX)
+            .await
+            .unwrap();
+        gov.back_off("paused@contoso.com", Duration::from_secs(3600));
+        for i in 0..20_000 {
+            drop(
+                gov.acquire_within(&format!("user{i}@contoso.com"), 1, Duration::MAX)
+                    .await
+                    .unwrap(),
+            );
+            if i % 1000 == 0 {
+                // Long enough for every bucket to be full again.
+                tokio::time::advance(Duration::from_secs(5)).await;
+            }
+        }
+        assert!(gov.tracked() <= 2 * SWEEP_FLOOR + 2, "{}", gov.tracked());
+        let gates = gov.gates.lock().unwrap();
+        assert!(gates.by_mailbox.contains_key("busy@contoso.com"));
+        assert!(gates.by_mailbox.contains_key("paused@contoso.com"));
+        drop(gates);
+        drop(held);
     }
 }
