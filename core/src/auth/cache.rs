@@ -120,11 +120,21 @@ pub struct CacheStats {
     pub fetch_failures: AtomicU64,
 }
 
+/// The slots by key, and when to sweep them next.
+#[derive(Debug)]
+struct Slots {
+    map: HashMap<TokenKey, Arc<Slot>>,
+    sweep_at: usize,
+}
+
+/// Slots kept before the first sweep.
+const SWEEP_FLOOR: usize = 1024;
+
 pub struct TokenCache {
     source: Arc<dyn TokenSource>,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
-    slots: Mutex<HashMap<TokenKey, Arc<Slot>>>,
+    slots: Mutex<Slots>,
     stats: CacheStats,
     foreground: std::sync::atomic::AtomicBool,
 }
@@ -147,7 +157,10 @@ impl TokenCache {
             source,
             clock,
             policy,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                map: HashMap::new(),
+                sweep_at: SWEEP_FLOOR,
+            }),
             stats: CacheStats::default(),
             foreground: std::sync::atomic::AtomicBool::new(false),
         })
@@ -202,7 +215,29 @@ impl TokenCache {
 
     fn slot(&self, key: &TokenKey) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(slots.entry(*key).or_default())
+        if slots.map.len() >= slots.sweep_at {
+            // Slots nobody is using whose token has expired hold nothing worth keeping: sweep
+            // them once the map has doubled, so memory follows the accounts in use.
+            let now = self.clock.now();
+            slots.map.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || slot.current().is_some_and(|t| t.expires_at > now)
+            });
+            slots.sweep_at = (slots.map.len() * 2).max(SWEEP_FLOOR);
+        }
+        Arc::clone(slots.map.entry(*key).or_default())
+    }
+
+    /// How many keys have a slot in memory.
+    pub fn len(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The token if it is fresh, from memory only.
@@ -211,6 +246,7 @@ impl TokenCache {
             .slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .get(key)
             .cloned()?;
         slot.current().filter(|t| t.is_fresh(self.clock.now()))
@@ -222,6 +258,7 @@ impl TokenCache {
             .slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .get(key)
             .cloned()?;
         slot.current()
@@ -237,6 +274,7 @@ impl TokenCache {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .remove(key);
     }
 
@@ -419,6 +457,26 @@ mod tests {
             account: None,
             resource: Resource::Graph,
         }
+    }
+
+    #[tokio::test]
+    async fn slots_whose_tokens_expired_are_swept_and_live_ones_kept() {
+        let (now, clock) = manual_clock(datetime!(2026-01-01 10:00 UTC));
+        let source = Source::new(Arc::clone(&clock));
+        let cache = TokenCache::new(source, clock, RetryPolicy::default());
+        let live = key();
+        cache.get(live).await.unwrap();
+        // 50,000 accounts served once each over ten hours, 1,000 every 12 minutes; each token
+        // lives an hour, so about 5,000 are alive at any time.
+        for round in 0..50 {
+            *now.lock().unwrap() += time::Duration::minutes(12);
+            cache.get(live).await.unwrap();
+            for _ in 0..1000 {
+                cache.get(key()).await.unwrap();
+            }
+            assert!(cache.len() <= 2 * 6_000 + 1, "round {round}: {}", cache.len());
+        }
+        assert!(cache.fresh(&live).is_some(), "the token in use is kept");
     }
 
     fn server_error() -> AuthError {
