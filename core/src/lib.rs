@@ -12,6 +12,7 @@ pub mod config;
 pub mod connections;
 pub mod diagnose;
 mod error;
+pub mod ews;
 pub mod export;
 pub mod governor;
 pub mod graph;

@@ -1,0 +1,12 @@
+//! The EWS backend (Exchange Web Services, SOAP over HTTPS): Exchange Server on premises, and
+//! Exchange Online tenants allow-listed until EWS there is switched off (1 April 2027).
+//!
+//! [`wire`] is the pure part: typed requests that become SOAP envelopes, and strict decoders
+//! of the answers into the neutral mailbox types. [`explain`] is [`EwsAnswers`], the
+//! pipeline's reading of EWS's answers (`ErrorServerBusy` and its `BackOffMilliseconds`, SOAP
+//! faults, 401, "EWS disabled"). The client over the pipeline and autodiscover come later.
+
+pub mod explain;
+pub mod wire;
+
+pub use explain::EwsAnswers;
