@@ -763,7 +763,6 @@ pub(super) fn read_event(r: &mut Reader<'_>, zone: Option<&TimeZone>) -> Result<
     let mut location = None;
     let mut organizer = None;
     let mut attendees = Vec::new();
-    let mut recurrence_seen = false;
     let mut recurrence: Option<Recurrence> = None;
     let mut online_meeting_url = None;
     let mut kind = EventKind::Single;
@@ -813,7 +812,6 @@ pub(super) fn read_event(r: &mut Reader<'_>, zone: Option<&TimeZone>) -> Result<
             "OptionalAttendees" => read_attendees(r, AttendeeKind::Optional, &mut attendees)?,
             "Resources" => read_attendees(r, AttendeeKind::Resource, &mut attendees)?,
             "Recurrence" => {
-                recurrence_seen = true;
                 // The zone is known only once StartTimeZone is read; set below.
                 recurrence = Some(read_recurrence(r, None)?);
             }
@@ -835,10 +833,8 @@ pub(super) fn read_event(r: &mut Reader<'_>, zone: Option<&TimeZone>) -> Result<
         ));
     };
     let shown = zone.copied().or(own_zone).unwrap_or(TimeZone::UTC);
-    if recurrence_seen {
-        if let Some(r) = recurrence.as_mut() {
-            r.time_zone = own_zone;
-        }
+    if let Some(r) = recurrence.as_mut() {
+        r.time_zone = own_zone;
     }
     Ok(Event {
         id,

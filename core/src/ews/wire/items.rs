@@ -340,9 +340,8 @@ pub(super) fn decode_found<'a, T>(
                 continue;
             }
             while let Some(item) = r.child()? {
-                match one(r, &item)? {
-                    Some(v) => found.items.push(v),
-                    None => {}
+                if let Some(v) = one(r, &item)? {
+                    found.items.push(v);
                 }
             }
         }
