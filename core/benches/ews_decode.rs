@@ -18,8 +18,8 @@ fn summary_fields(out: &mut String, i: usize) {
         r#"<t:ItemId Id="AAMkADk0N2E1ZmQ4LTlhYjMtNGU2Zi05MWI5LWQ1ZWMyNmRhYzZmMgBGAAAAAADx{i:08}AAA=" ChangeKey="CQAAABYAAABzdXJmYWNlIHRlbnNpb24{i:04}"/><t:ParentFolderId Id="AQMkADk0N2E1ZmQ4LTlhYjMtNGU2Zi05MWI5AC4AAAPxInboxAAA=" ChangeKey="AQAAAA=="/><t:Subject>Re: Quarterly report #{i} &amp; figures for review</t:Subject><t:DateTimeReceived>2026-11-{:02}T09:{:02}:05Z</t:DateTimeReceived><t:Categories><t:String>Finance</t:String></t:Categories><t:Importance>Normal</t:Importance><t:HasAttachments>{}</t:HasAttachments><t:Flag><t:FlagStatus>NotFlagged</t:FlagStatus></t:Flag><t:Preview>Hello team, please find the latest figures attached; the summary is below and the details are in the spreadsheet. Regards, Ana</t:Preview><t:From><t:Mailbox><t:Name>Ana Ruiz</t:Name><t:EmailAddress>ana.ruiz@contoso.com</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType></t:Mailbox></t:From><t:InternetMessageId>&lt;{i}.msg@contoso.com&gt;</t:InternetMessageId><t:IsRead>{}</t:IsRead>"#,
         1 + i % 28,
         i % 60,
-        i % 3 == 0,
-        i % 2 == 0,
+        i.is_multiple_of(3),
+        i.is_multiple_of(2),
     );
 }
 

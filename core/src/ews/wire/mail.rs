@@ -106,29 +106,31 @@ impl FindMessages {
         w.open("m:FindItem", &[("Traversal", "Shallow")]);
         write_summary_shape(w, ctx);
         write_page(w, "m:IndexedPageItemView", self.offset, self.max);
-        let mut conditions: Vec<Box<dyn Fn(&mut Writer) + '_>> = Vec::new();
-        if self.unread_only {
-            conditions.push(Box::new(|w| {
-                compare(w, "t:IsEqualTo", "message:IsRead", "false")
-            }));
-        }
-        if let Some(since) = self.since {
-            conditions.push(Box::new(move |w| {
+        let count = usize::from(self.unread_only)
+            + usize::from(self.since.is_some())
+            + usize::from(self.with_attachments)
+            + usize::from(self.from.is_some());
+        if count > 0 {
+            w.open("m:Restriction", &[]);
+            if count > 1 {
+                w.open("t:And", &[]);
+            }
+            if self.unread_only {
+                compare(w, "t:IsEqualTo", "message:IsRead", "false");
+            }
+            if let Some(since) = self.since {
+                let since = super::envelope::utc(since);
                 compare(
                     w,
                     "t:IsGreaterThanOrEqualTo",
                     "item:DateTimeReceived",
-                    &super::envelope::utc(since),
+                    &since,
                 );
-            }));
-        }
-        if self.with_attachments {
-            conditions.push(Box::new(|w| {
-                compare(w, "t:IsEqualTo", "item:HasAttachments", "true")
-            }));
-        }
-        if let Some(from) = &self.from {
-            conditions.push(Box::new(move |w| {
+            }
+            if self.with_attachments {
+                compare(w, "t:IsEqualTo", "item:HasAttachments", "true");
+            }
+            if let Some(from) = &self.from {
                 w.open(
                     "t:Contains",
                     &[
@@ -145,17 +147,8 @@ impl FindMessages {
                 );
                 w.empty("t:Constant", &[("Value", from)]);
                 w.close("t:Contains");
-            }));
-        }
-        if !conditions.is_empty() {
-            w.open("m:Restriction", &[]);
-            if conditions.len() > 1 {
-                w.open("t:And", &[]);
             }
-            for c in &conditions {
-                c(w);
-            }
-            if conditions.len() > 1 {
+            if count > 1 {
                 w.close("t:And");
             }
             w.close("m:Restriction");
