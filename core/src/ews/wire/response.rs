@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use super::WireError;
 use super::errors::{EwsError, ResponseClass, ResponseCode};
 use super::xml::{Elem, Ns, Reader};
-use crate::mailbox::parse_local_date_time;
 
 /// The longest back-off hint kept (a larger one is clamped): one day.
 const MAX_BACK_OFF: Duration = Duration::from_secs(24 * 60 * 60);
@@ -402,32 +401,70 @@ pub(super) fn parse_bool(s: &str, what: &str) -> Result<bool, WireError> {
     }
 }
 
-/// An `xs:dateTime`: UTC (`Z`), an offset (`+01:00`), or none (read as UTC, which is what
-/// EWS means by it).
+/// An `xs:dateTime` (`YYYY-MM-DDTHH:MM:SS[.fraction]` and `Z`, an offset `+01:00`, or none,
+/// which EWS means as UTC), parsed by hand: strict and fast.
 pub(super) fn parse_date_time(s: &str, what: &str) -> Result<OffsetDateTime, WireError> {
-    let bad = || WireError::malformed(format!("`{what}` is not a date-time"));
-    let s = s.trim();
-    let (local, offset) = if let Some(rest) = s.strip_suffix('Z') {
-        (rest, time::UtcOffset::UTC)
-    } else if s.len() > 19 && matches!(s.as_bytes().get(s.len() - 6), Some(b'+' | b'-')) {
-        let (local, off) = s.split_at(s.len() - 6);
-        let sign: i8 = if off.starts_with('-') { -1 } else { 1 };
-        let (h, m) = off
-            .get(1..)
-            .and_then(|o| o.split_once(':'))
-            .ok_or_else(bad)?;
-        let h: i8 = h.parse().map_err(|_| bad())?;
-        let m: i8 = m.parse().map_err(|_| bad())?;
-        let offset = time::UtcOffset::from_hms(sign * h, sign * m, 0).map_err(|_| bad())?;
-        (local, offset)
-    } else {
-        (s, time::UtcOffset::UTC)
-    };
-    if !local.contains('T') {
-        return Err(bad());
+    date_time(s.trim().as_bytes())
+        .ok_or_else(|| WireError::malformed(format!("`{what}` is not a date-time")))
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let local = parse_local_date_time(local).ok_or_else(bad)?;
-    Ok(local.assume_offset(offset))
+    Some(b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+fn date_time(b: &[u8]) -> Option<OffsetDateTime> {
+    let year = digits(b.get(0..4)?)?;
+    let month = digits(b.get(5..7)?)?;
+    let day = digits(b.get(8..10)?)?;
+    let hour = digits(b.get(11..13)?)?;
+    let minute = digits(b.get(14..16)?)?;
+    let second = digits(b.get(17..19)?)?;
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let mut rest = b.get(19..)?;
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let kept = fraction.get(..n.min(9))?;
+        nanos = digits(kept)? * 10u32.pow(9 - u32::try_from(kept.len()).ok()?);
+        rest = fraction.get(n..)?;
+    }
+    let offset = match rest {
+        b"" | b"Z" => time::UtcOffset::UTC,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = i8::try_from(digits(&[*h1, *h2])?).ok()?;
+            let m = i8::try_from(digits(&[*m1, *m2])?).ok()?;
+            let sign = if *sign == b'-' { -1 } else { 1 };
+            time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()?
+        }
+        _ => return None,
+    };
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        time::Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let time = time::Time::from_hms_nano(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+        nanos,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, time).assume_offset(offset))
 }
 
 /// An `xs:date`, with or without a zone suffix (`2026-11-02`, `2026-11-02Z`,
@@ -468,7 +505,15 @@ mod tests {
         ] {
             assert_eq!(parse_date_time(s, "t").unwrap(), t, "{s}");
         }
+        assert_eq!(
+            parse_date_time("2026-11-23T09:00:00.1234567Z", "t").unwrap(),
+            datetime!(2026-11-23 09:00:00.1234567 UTC)
+        );
         for s in [
+            "2026-11-23T09:00:00.Z",
+            "2026-11-23T09:00:00+01",
+            "2026-13-23T09:00:00Z",
+            "2026-02-30T09:00:00Z",
             "",
             "2026-11-23",
             "yesterday",
