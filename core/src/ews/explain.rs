@@ -8,7 +8,7 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::wire::{ResponseCode, decode_fault, find_busy};
+use super::wire::{EwsError, ResponseCode, decode_fault, find_busy};
 use crate::pipeline::{Classify, Verdict};
 
 /// EWS's answers, read for the pipeline.
@@ -47,6 +47,31 @@ impl Classify for EwsAnswers {
             },
             _ => Verdict::Failed,
         }
+    }
+}
+
+impl EwsAnswers {
+    /// The EWS error an answer carries beyond its response messages: a SOAP fault (any
+    /// status), a bare 403 ("EWS is disabled", with the fix and Exchange Online's dates), or
+    /// another HTTP failure by its status. `None` for a 2xx answer without a fault, whose
+    /// response messages the operation's decoder reads.
+    pub fn refusal(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<EwsError> {
+        if let Some(mut e) = decode_fault(body) {
+            e.http_status = Some(status.as_u16());
+            return Some(e);
+        }
+        let code = match status.as_u16() {
+            200..=299 => return None,
+            403 => return Some(EwsError::ews_disabled()),
+            429 | 503 => ResponseCode::ErrorServerBusy,
+            _ => ResponseCode::Other(format!("HTTP{}", status.as_u16())),
+        };
+        Some(EwsError {
+            code,
+            message: format!("HTTP {status}"),
+            back_off: crate::net::retry_after(headers),
+            http_status: Some(status.as_u16()),
+        })
     }
 }
 
@@ -116,6 +141,35 @@ mod tests {
                 hint: None,
                 unprocessed: false
             }
+        );
+    }
+
+    #[test]
+    fn refusals_are_explained_with_their_fix() {
+        let h = HeaderMap::new();
+        let disabled = EwsAnswers::refusal(StatusCode::FORBIDDEN, &h, b"").unwrap();
+        assert_eq!(disabled.code, ResponseCode::EwsDisabled);
+        assert!(
+            disabled
+                .fix()
+                .contains("Set-OrganizationConfig -EwsEnabled $true")
+        );
+        assert!(disabled.fix().contains("1 April 2027"));
+        let busy = fault("ErrorServerBusy", Some(2994));
+        let e =
+            EwsAnswers::refusal(StatusCode::INTERNAL_SERVER_ERROR, &h, busy.as_bytes()).unwrap();
+        assert_eq!(e.back_off, Some(Duration::from_millis(2994)));
+        assert_eq!(e.http_status, Some(500));
+        assert!(e.is_busy());
+        let gateway = EwsAnswers::refusal(StatusCode::BAD_GATEWAY, &h, b"<html/>").unwrap();
+        assert_eq!(gateway.code.as_str(), "HTTP502");
+        assert!(
+            EwsAnswers::refusal(
+                StatusCode::OK,
+                &h,
+                in_message("ErrorItemNotFound", 0).as_bytes()
+            )
+            .is_none()
         );
     }
 
