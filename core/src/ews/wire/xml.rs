@@ -150,13 +150,26 @@ fn ns_of(r: &ResolveResult<'_>) -> Ns {
 pub(super) struct Elem<'a> {
     pub(super) ns: Ns,
     start: BytesStart<'a>,
+    /// Where the local name starts in the qualified name (after `prefix:`).
+    local_start: usize,
 }
 
 impl<'a> Elem<'a> {
+    fn new(ns: Ns, start: BytesStart<'a>) -> Self {
+        let local_start = start.name().0.find(':').map_or(0, |i| i + 1);
+        Self {
+            ns,
+            start,
+            local_start,
+        }
+    }
+
     pub(super) fn local(&self) -> &str {
-        let full: &str = self.start.name().0;
-        // The local part after an optional prefix.
-        full.rsplit(':').next().unwrap_or(full)
+        self.start
+            .name()
+            .0
+            .get(self.local_start..)
+            .unwrap_or_default()
     }
 
     /// `t:Name`
@@ -233,13 +246,11 @@ impl<'a> Reader<'a> {
             let (ns, event) = self.inner.read_resolved_event().map_err(WireError::xml)?;
             match event {
                 Event::Start(start) => {
-                    let ns = ns_of(&ns);
-                    return Ok(Some(Elem { ns, start }));
+                    return Ok(Some(Elem::new(ns_of(&ns), start)));
                 }
                 Event::Empty(start) => {
-                    let ns = ns_of(&ns);
                     self.pending_empty = true;
-                    return Ok(Some(Elem { ns, start }));
+                    return Ok(Some(Elem::new(ns_of(&ns), start)));
                 }
                 Event::End(_) => return Ok(None),
                 Event::Eof => return Err(WireError::malformed("the document ends early")),
@@ -261,12 +272,7 @@ impl<'a> Reader<'a> {
         loop {
             let (ns, event) = self.inner.read_resolved_event().map_err(WireError::xml)?;
             match event {
-                Event::Start(start) => {
-                    return Ok(Elem {
-                        ns: ns_of(&ns),
-                        start,
-                    });
-                }
+                Event::Start(start) => return Ok(Elem::new(ns_of(&ns), start)),
                 Event::Empty(_) | Event::Eof => {
                     return Err(WireError::malformed("the document has no content"));
                 }
