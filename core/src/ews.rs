@@ -1,3 +1,14 @@
-//! EWS: Exchange Web Services (SOAP over HTTPS) for Exchange Server on premises.
+//! The EWS backend (Exchange Web Services, SOAP over HTTPS): Exchange Server on premises, and
+//! Exchange Online tenants allow-listed until EWS there is switched off (1 April 2027).
+//!
+//! [`wire`] is the pure part: typed requests that become SOAP envelopes, and strict decoders
+//! of the answers into the neutral mailbox types. [`explain`] is [`EwsAnswers`], the
+//! pipeline's reading of EWS's answers (`ErrorServerBusy` and its `BackOffMilliseconds`, SOAP
+//! faults, 401, "EWS disabled"). [`autodiscover`] finds a mailbox's EWS URL from its address
+//! without sending credentials where they do not belong.
 
 pub mod autodiscover;
+pub mod explain;
+pub mod wire;
+
+pub use explain::EwsAnswers;
