@@ -7,7 +7,7 @@ use time::macros::format_description;
 use super::calendar::{free_busy_name, instances};
 use super::contacts;
 use super::dispatch::Op;
-use super::items::{Shape, mailbox_xml, parse_time};
+use super::items::{Shape, bool_text, mailbox_xml, parse_time};
 use super::soap::{EwsError, EwsResult};
 use super::xml::{Element, Xml};
 use crate::mailstore::Mailboxes;
@@ -124,6 +124,19 @@ pub(crate) fn resolve_names(
     Ok(x.finish())
 }
 
+/// One busy time of a free/busy view.
+struct Busy {
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    show: &'static str,
+    subject: String,
+    location: String,
+    meeting: bool,
+    recurring: bool,
+    exception: bool,
+    private: bool,
+}
+
 fn local(t: OffsetDateTime, bias_minutes: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     (t - time::Duration::minutes(bias_minutes))
@@ -193,8 +206,7 @@ pub(crate) fn get_user_availability(
         x.open("m:ResponseMessage", &[("ResponseClass", "Success")]);
         x.leaf("m:ResponseCode", "NoError");
         x.close("m:ResponseMessage");
-        let mut busy: Vec<(OffsetDateTime, OffsetDateTime, &'static str, String, String)> =
-            Vec::new();
+        let mut busy: Vec<Busy> = Vec::new();
         for e in mb.events.values().filter(|e| !e.is_cancelled) {
             for i in instances(e, from, to) {
                 let show = i.exception.and_then(|x| x.show_as).unwrap_or(e.show_as);
@@ -206,10 +218,20 @@ pub(crate) fn get_user_availability(
                     .exception
                     .and_then(|x| x.location.clone())
                     .unwrap_or_else(|| e.location.clone());
-                busy.push((i.start, i.end, free_busy_name(show), subject, location));
+                busy.push(Busy {
+                    start: i.start,
+                    end: i.end,
+                    show: free_busy_name(show),
+                    subject,
+                    location,
+                    meeting: !e.attendees.is_empty(),
+                    recurring: i.original.is_some(),
+                    exception: i.exception.is_some(),
+                    private: e.is_private,
+                });
             }
         }
-        busy.sort_by_key(|b| b.0);
+        busy.sort_by_key(|b| b.start);
         x.open("m:FreeBusyView", &[]);
         let kind = match (detailed, merged) {
             (true, true) => "DetailedMerged",
@@ -225,8 +247,8 @@ pub(crate) fn get_user_availability(
                 let end = t + time::Duration::minutes(interval);
                 let level = busy
                     .iter()
-                    .filter(|b| b.0 < end && b.1 > t)
-                    .map(|b| match b.2 {
+                    .filter(|b| b.start < end && b.end > t)
+                    .map(|b| match b.show {
                         "Tentative" => 1,
                         "Busy" => 2,
                         "OOF" => 3,
@@ -241,15 +263,22 @@ pub(crate) fn get_user_availability(
             x.leaf("t:MergedFreeBusy", &slots);
         }
         x.open("t:CalendarEventArray", &[]);
-        for (start, end, show, subject, location) in &busy {
+        for b in &busy {
             x.open("t:CalendarEvent", &[]);
-            x.leaf("t:StartTime", &local(*start, bias));
-            x.leaf("t:EndTime", &local(*end, bias));
-            x.leaf("t:BusyType", show);
+            x.leaf("t:StartTime", &local(b.start, bias));
+            x.leaf("t:EndTime", &local(b.end, bias));
+            x.leaf("t:BusyType", b.show);
             if detailed {
                 x.open("t:CalendarEventDetails", &[]);
-                x.leaf("t:Subject", subject);
-                x.leaf("t:Location", location);
+                if !b.private {
+                    x.leaf("t:Subject", &b.subject);
+                    x.leaf("t:Location", &b.location);
+                }
+                x.leaf("t:IsMeeting", bool_text(b.meeting));
+                x.leaf("t:IsRecurring", bool_text(b.recurring));
+                x.leaf("t:IsException", bool_text(b.exception));
+                x.leaf("t:IsReminderSet", "false");
+                x.leaf("t:IsPrivate", bool_text(b.private));
                 x.close("t:CalendarEventDetails");
             }
             x.close("t:CalendarEvent");

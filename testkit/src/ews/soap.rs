@@ -180,6 +180,20 @@ pub(crate) fn message(x: &mut Xml, tag: &str, result: &EwsResult<String>) {
             if let Some(xml) = &e.message_xml {
                 x.raw("<m:MessageXml>").raw(xml).raw("</m:MessageXml>");
             }
+            // What the schema requires even of an error message, as Exchange writes it.
+            match tag {
+                "GetItemResponseMessage"
+                | "CreateItemResponseMessage"
+                | "UpdateItemResponseMessage"
+                | "MoveItemResponseMessage"
+                | "CopyItemResponseMessage" => {
+                    x.raw("<m:Items/>");
+                }
+                "GetAttachmentResponseMessage" | "CreateAttachmentResponseMessage" => {
+                    x.raw("<m:Attachments/>");
+                }
+                _ => {}
+            }
         }
     }
     x.close(&name);
