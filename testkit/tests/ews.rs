@@ -630,9 +630,9 @@ async fn contacts_are_created_updated_found_and_names_resolved() {
     assert!(zoe.text.contains("<t:Contact>"));
     let nobody = ews.call(&resolve("xyzzy")).await;
     assert_eq!(nobody.codes(), ["ErrorNameResolutionNoResults"]);
-    ews.call(&format!(
-        r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>Zoey</t:GivenName><t:EmailAddresses><t:Entry Key="EmailAddress1">zoey@fabrikam.example</t:Entry></t:EmailAddresses></t:Contact></m:Items></m:CreateItem>"#
-    ))
+    ews.call(
+        r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>Zoey</t:GivenName><t:EmailAddresses><t:Entry Key="EmailAddress1">zoey@fabrikam.example</t:Entry></t:EmailAddresses></t:Contact></m:Items></m:CreateItem>"#,
+    )
     .await
     .ok();
     let many = ews.call(&resolve("zoe")).await;

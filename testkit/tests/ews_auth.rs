@@ -345,8 +345,10 @@ async fn impersonation_delegate_access_and_ews_enabled_are_enforced() {
     assert_eq!(m.submitted(SALES).len(), 1);
 
     // EWS switched off for Adele's mailbox: 403, as Exchange Online answers.
-    let mut off = ExchangeSettings::default();
-    off.ews_enabled = false;
+    let off = ExchangeSettings {
+        ews_enabled: false,
+        ..ExchangeSettings::default()
+    };
     assert!(m.set_exchange_settings(ADELE, off));
     let r = adele.call(&inbox()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

@@ -338,7 +338,7 @@ fn bearer(
         .clone()
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if switches.block_apps && !switches.allowed_apps.iter().any(|a| *a == app_id) {
+    if switches.block_apps && !switches.allowed_apps.contains(&app_id) {
         return Err(forbidden(
             "EWS is blocked for this application in this organization: set EWSEnabled and allow-list the app.",
         ));

@@ -540,7 +540,7 @@ pub(crate) fn invite(store: &mut Mailboxes, op: &Op<'_>, organizer: &str, event:
         let Some(inbox) = mb.well_known("inbox") else {
             continue;
         };
-        let mut request = Message::blank(op.now, super::update::new_message_id(organizer));
+        let mut request = Message::blank(op.now, super::create::new_message_id(organizer));
         request.folder = inbox;
         request.is_draft = false;
         request.is_read = false;

@@ -14,7 +14,7 @@ use super::auth::{self, Principal};
 use super::soap::{self, EwsError, EwsResult, NS_MESSAGES, NS_SOAP, NS_TYPES};
 use super::switches::ServerVersion;
 use super::xml::{self, Element};
-use super::{EwsState, MAX_BODY, calendar, folders, items, people, sync, update};
+use super::{EwsState, MAX_BODY, calendar, create, folders, items, people, sync, update};
 use crate::conn::ConnectionControl;
 use crate::directory::{DirectoryData, MailboxRight};
 use crate::faults::{FaultKind, Service};
@@ -476,8 +476,8 @@ fn operation(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> EwsResult<St
         }
         "GetItem" => items::get_item(op, store, body),
         "GetAttachment" => items::get_attachment(op, store, body),
-        "CreateItem" => update::create_item(op, store, body),
-        "SendItem" => update::send_item(op, store, body),
+        "CreateItem" => create::create_item(op, store, body),
+        "SendItem" => create::send_item(op, store, body),
         "UpdateItem" => update::update_item(op, store, body),
         "MoveItem" => update::move_item(op, store, body, false),
         "CopyItem" => update::move_item(op, store, body, true),
