@@ -257,8 +257,8 @@ impl EwsSwitchChange {
         serde_json::from_str(text).map_err(|e| format!("not an EWS switch change: {e}"))
     }
 
-    /// The switches after this change, or why it cannot apply (nothing changes then).
-    pub(crate) fn apply(&self, to: &EwsSwitches) -> Result<EwsSwitches, String> {
+    /// The switches `to` would become with this change, or why it cannot apply.
+    pub fn apply(&self, to: &EwsSwitches) -> Result<EwsSwitches, String> {
         let mut s = to.clone();
         if let Some(v) = self.version {
             s.version = v;
