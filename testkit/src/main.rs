@@ -109,7 +109,7 @@ struct Args {
 /// What the command line asks for.
 #[derive(Debug)]
 enum Command {
-    Serve(Args),
+    Serve(Box<Args>),
     Fixtures {
         spec: FixtureSpec,
         large: (usize, u64),
@@ -124,7 +124,7 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
 
 fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
     if argv.first().map(String::as_str) != Some("fixtures") {
-        return parse_args(argv).map(Command::Serve);
+        return parse_args(argv).map(|a| Command::Serve(Box::new(a)));
     }
     let mut args = argv.into_iter().skip(1);
     let mut mailbox = None;
@@ -574,7 +574,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
     };
     let prepared = load_seed(&args)
         .and_then(|seed| load_mailboxes(&args, &seed).map(|mailboxes| (seed, mailboxes)));
