@@ -507,6 +507,48 @@ async fn fault_rules_apply_to_ews_operations_and_malformed_requests_get_schema_f
     validate_all(&[&ews]);
 }
 
+#[tokio::test]
+async fn truncated_and_garbled_requests_get_answers_never_a_dropped_connection() {
+    let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let ews = Ews::basic(&m, ADELE, ADELE_PASSWORD);
+    let requests = [
+        create_message("SendAndSaveCopy", "x &amp; y", &[MEGAN], "body"),
+        find_items(
+            &dfid("inbox"),
+            "Default",
+            r#"<m:IndexedPageItemView MaxEntriesReturned="18446744073709551615" Offset="18446744073709551615" BasePoint="End"/>"#,
+            r#"<m:Restriction><t:And><t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="maybe"/></t:FieldURIOrConstant></t:IsEqualTo></t:And></m:Restriction>"#,
+        ),
+        format!(
+            r#"<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>99999999999</t:Bias></t:TimeZone><m:MailboxDataArray><t:MailboxData><t:Email><t:Address>{ADELE}</t:Address></t:Email></t:MailboxData></m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>2026-01-01T00:00:00</t:StartTime><t:EndTime>2026-06-01T00:00:00</t:EndTime></t:TimeWindow></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>"#
+        ),
+        r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:CalendarView StartDate="9999-12-01T00:00:00Z" EndDate="9999-12-31T00:00:00Z"/><m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>"#.to_string(),
+    ];
+    for request in &requests {
+        let whole = envelope("", request);
+        let mut cut = 0;
+        while cut < whole.len() {
+            let r = ews.raw(whole[..cut].to_string()).await;
+            assert!(
+                r.status == StatusCode::OK || r.status == StatusCode::INTERNAL_SERVER_ERROR,
+                "{} at {cut}: {}",
+                r.status,
+                r.text
+            );
+            cut += 37;
+        }
+        let r = ews.raw(whole.replace('<', "<<")).await;
+        assert!(r.text.contains("a:ErrorSchemaValidation"));
+    }
+    let far = ews.call(&requests[2]).await;
+    assert!(
+        far.text.contains("a:ErrorTimeIntervalTooBig"),
+        "{}",
+        far.text
+    );
+    validate_all(&[&ews]);
+}
+
 fn pox(address: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{address}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"#

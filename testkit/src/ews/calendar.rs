@@ -153,7 +153,7 @@ pub(crate) fn event_xml(
     let exception = occurrence.and_then(|o| e.exceptions.get(&o.unix_timestamp()));
     let (start, end) = match (occurrence, exception) {
         (_, Some(x)) => (x.start, x.end),
-        (Some(o), None) => (o, o + e.duration()),
+        (Some(o), None) => (o, o.checked_add(e.duration()).unwrap_or(o)),
         (None, None) => (e.start, e.end),
     };
     let id = match occurrence {

@@ -154,6 +154,7 @@ pub(crate) fn get_user_availability(
     let bias: i64 = body
         .text_at(&["TimeZone", "Bias"])
         .and_then(|b| b.parse().ok())
+        .filter(|b: &i64| b.abs() <= 24 * 60)
         .unwrap_or(0);
     let options = body
         .child("FreeBusyViewOptions")
@@ -167,6 +168,19 @@ pub(crate) fn get_user_availability(
             .ok_or_else(|| EwsError::schema(format!("TimeWindow needs {name}")))
     };
     let (from, to) = (window("StartTime")?, window("EndTime")?);
+    if to <= from {
+        return Err(EwsError::new(
+            "ErrorInvalidTimeInterval",
+            "The EndTime must be later than the StartTime.",
+        ));
+    }
+    // Exchange answers at most 62 days of free/busy.
+    if to - from > time::Duration::days(62) {
+        return Err(EwsError::new(
+            "ErrorTimeIntervalTooBig",
+            "The time interval specified is too large (more than 62 days).",
+        ));
+    }
     let interval = options
         .text_at(&["MergedFreeBusyIntervalInMinutes"])
         .and_then(|v| v.parse::<i64>().ok())

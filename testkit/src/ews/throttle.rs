@@ -81,7 +81,7 @@ impl Throttle {
             }
             let window = time::Duration::seconds(i64::try_from(p.window_secs).unwrap_or(i64::MAX));
             let start = match m.window_start {
-                Some(s) if now < s + window => s,
+                Some(s) if s.checked_add(window).is_none_or(|end| now < end) => s,
                 _ => {
                     m.used = 0;
                     m.window_start = Some(now);
@@ -89,7 +89,8 @@ impl Throttle {
                 }
             };
             if m.used >= p.budget {
-                let left = (start + window - now).whole_milliseconds().max(1);
+                let end = start.checked_add(window).unwrap_or(start);
+                let left = (end - now).whole_milliseconds().max(1);
                 return Err(EwsError::server_busy(u64::try_from(left).unwrap_or(1)));
             }
             m.used += 1;

@@ -136,7 +136,7 @@ fn update_one(
                     let x = e.exceptions.entry(original).or_insert(Exception {
                         subject: None,
                         start,
-                        end: start + duration,
+                        end: start.checked_add(duration).unwrap_or(start),
                         location: None,
                         body: None,
                         show_as: None,
