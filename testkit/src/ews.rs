@@ -22,6 +22,7 @@ mod ids;
 mod items;
 mod ntlm;
 mod people;
+mod recurrence;
 mod restrict;
 mod soap;
 mod switches;

@@ -560,6 +560,63 @@ async fn calendar_view_expands_series_and_meetings_invite_attendees() {
     assert_eq!(moved.texts("Start"), ["2026-11-20T15:00:00Z"]);
     assert_eq!(moved.texts("Location"), ["Room 2"]);
 
+    // A weekly series made over EWS: its occurrences show in the view, its pattern in GetItem.
+    let series = ews
+        .call(&format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items><t:CalendarItem><t:Subject>Standup</t:Subject><t:Start>2026-11-02T08:00:00Z</t:Start><t:End>2026-11-02T08:15:00Z</t:End><t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday Wednesday</t:DaysOfWeek></t:WeeklyRecurrence><t:NumberedRecurrence><t:StartDate>2026-11-02</t:StartDate><t:NumberOfOccurrences>6</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence></t:CalendarItem></m:Items></m:CreateItem>"#,
+            dfid("calendar")
+        ))
+        .await;
+    series.ok();
+    let master = series.attrs("ItemId", "Id")[0].clone();
+    let pattern = ews
+        .call(&get_item(
+            &master,
+            "<t:BaseShape>AllProperties</t:BaseShape>",
+        ))
+        .await;
+    pattern.ok();
+    assert_eq!(pattern.texts("CalendarItemType"), ["RecurringMaster"]);
+    assert_eq!(pattern.texts("DaysOfWeek"), ["Monday Wednesday"]);
+    assert_eq!(pattern.texts("NumberOfOccurrences"), ["6"]);
+    let standups = ews
+        .call(&view("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"))
+        .await;
+    let count = all_between(&standups.text, "<t:CalendarItem>", "</t:CalendarItem>")
+        .iter()
+        .filter(|c| c.contains("<t:Subject>Standup</t:Subject>"))
+        .count();
+    assert_eq!(count, 6);
+    // The seeded series: its exception and cancelled occurrence on the master.
+    let masters = ews
+        .call(&find_items(&dfid("calendar"), "Default", "", ""))
+        .await;
+    masters.ok();
+    let mut checked = 0;
+    for c in all_between(&masters.text, "<t:CalendarItem>", "</t:CalendarItem>") {
+        if c.contains("<t:CalendarItemType>RecurringMaster<") && !c.contains("Standup") {
+            let id = attrs(&c, "ItemId", "Id")[0].clone();
+            let full = ews
+                .call(&get_item(&id, "<t:BaseShape>AllProperties</t:BaseShape>"))
+                .await;
+            full.ok();
+            assert!(
+                full.text.contains("<t:ModifiedOccurrences>"),
+                "{}",
+                full.text
+            );
+            assert!(full.text.contains("<t:DeletedOccurrences>"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 1, "the seeded weekly series");
+    let bad_series = ews
+        .call(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem><t:Subject>x</t:Subject><t:Start>2026-11-02T08:00:00Z</t:Start><t:End>2026-11-02T08:15:00Z</t:End><t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Someday</t:DaysOfWeek></t:WeeklyRecurrence><t:NoEndRecurrence><t:StartDate>2026-11-02</t:StartDate></t:NoEndRecurrence></t:Recurrence></t:CalendarItem></m:Items></m:CreateItem>"#,
+        )
+        .await;
+    assert_eq!(bad_series.codes(), ["ErrorCalendarInvalidRecurrence"]);
+
     let availability = ews
         .call(&format!(
             r#"<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>1</t:DayOrder><t:Month>4</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone><m:MailboxDataArray><t:MailboxData><t:Email><t:Address>{ADELE}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData><t:MailboxData><t:Email><t:Address>{MEGAN}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData><t:MailboxData><t:Email><t:Address>nobody@contoso.onmicrosoft.com</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData></m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>2026-11-20T00:00:00</t:StartTime><t:EndTime>2026-11-21T00:00:00</t:EndTime></t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes><t:RequestedView>DetailedMerged</t:RequestedView></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>"#

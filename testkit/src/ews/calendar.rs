@@ -300,6 +300,44 @@ pub(crate) fn event_xml(
     if s.has("calendar:TimeZone", true) {
         x.leaf("t:TimeZone", e.zone().windows_name());
     }
+    if occurrence.is_none()
+        && let Some(r) = &e.recurrence
+    {
+        if s.has("calendar:Recurrence", false) {
+            x.raw(&super::recurrence::recurrence_xml(r));
+        }
+        if s.has("calendar:ModifiedOccurrences", false) && !e.exceptions.is_empty() {
+            x.open("t:ModifiedOccurrences", &[]);
+            for (original, ex) in &e.exceptions {
+                x.open("t:Occurrence", &[]);
+                x.raw(&soap::id_element(
+                    "ItemId",
+                    &Id::new(Kind::Occurrence, &mb.address, e.seq)
+                        .with_sub(*original)
+                        .encode(),
+                    &change_key(Kind::Event, e.version),
+                ));
+                x.leaf("t:Start", &fmt_time(ex.start));
+                x.leaf("t:End", &fmt_time(ex.end));
+                if let Ok(o) = OffsetDateTime::from_unix_timestamp(*original) {
+                    x.leaf("t:OriginalStart", &fmt_time(o));
+                }
+                x.close("t:Occurrence");
+            }
+            x.close("t:ModifiedOccurrences");
+        }
+        if s.has("calendar:DeletedOccurrences", false) && !e.cancelled.is_empty() {
+            x.open("t:DeletedOccurrences", &[]);
+            for start in &e.cancelled {
+                if let Ok(t) = OffsetDateTime::from_unix_timestamp(*start) {
+                    x.open("t:DeletedOccurrence", &[]);
+                    x.leaf("t:Start", &fmt_time(t));
+                    x.close("t:DeletedOccurrence");
+                }
+            }
+            x.close("t:DeletedOccurrences");
+        }
+    }
     if s.has("calendar:IsOnlineMeeting", false) {
         x.leaf("t:IsOnlineMeeting", bool_text(e.online_meeting.is_some()));
     }
@@ -505,7 +543,10 @@ pub(crate) fn new_event(op: &Op<'_>, address: &str, el: &Element) -> EwsResult<E
             .unwrap_or(ShowAs::Busy),
         attendees,
         online_meeting: None,
-        recurrence: None,
+        recurrence: el
+            .child("Recurrence")
+            .map(super::recurrence::parse_recurrence)
+            .transpose()?,
         exceptions: BTreeMap::new(),
         cancelled: BTreeSet::new(),
         is_cancelled: false,
