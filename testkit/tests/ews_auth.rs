@@ -549,6 +549,34 @@ async fn truncated_and_garbled_requests_get_answers_never_a_dropped_connection()
     validate_all(&[&ews]);
 }
 
+#[tokio::test]
+async fn basic_over_tls_and_autodiscover_names_the_https_url() {
+    let m = MockMicrosoft::start_tls(Seed::contoso()).await.unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(m.ca_pem().unwrap().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut ews = Ews::basic(&m, ADELE, ADELE_PASSWORD);
+    ews.client = client.clone();
+    assert!(ews.url.starts_with("https://127.0.0.1:"));
+    ews.call(&inbox()).await.ok();
+    let text = client
+        .post(m.autodiscover_url())
+        .basic_auth(ADELE, Some(ADELE_PASSWORD))
+        .body(pox(ADELE))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(&format!("<EwsUrl>{}</EwsUrl>", m.ews_url())));
+    assert!(text.contains("<SSL>On</SSL>"));
+    validate_all(&[&ews]);
+}
+
 fn pox(address: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{address}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"#
