@@ -21,8 +21,9 @@ use crate::graph::{GraphState, ThrottlePolicy, graph_router};
 use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
-/// A running mock of Microsoft's endpoints: Entra ID at the root and Microsoft Graph v1.0
-/// under `/graph/v1.0`, on one server. Dropping it stops the server.
+/// A running mock of Microsoft's endpoints: Entra ID at the root, Microsoft Graph v1.0 under
+/// `/graph/v1.0` and EWS at `/EWS/Exchange.asmx` (with autodiscover), on one server. Dropping
+/// it stops the server.
 #[derive(Debug)]
 pub struct MockMicrosoft {
     server: MockServer,

@@ -442,6 +442,57 @@ async fn throttling_answers_server_busy_with_a_back_off_until_the_window_ends() 
 }
 
 #[tokio::test]
+async fn past_the_concurrency_limit_requests_get_exceeded_connection_count() {
+    let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let ews = Ews::basic(&m, ADELE, ADELE_PASSWORD);
+    m.set_ews_throttling(Some(EwsThrottlePolicy {
+        max_concurrency: 1,
+        budget: 100,
+        window_secs: 60,
+    }))
+    .unwrap();
+    // The first request holds its slot for a while (an injected delay, taken inside the slot).
+    m.add_fault(FaultRule::next(1, FaultKind::Delay { ms: 1500 }).service(Service::Ews))
+        .unwrap();
+    let slow = tokio::spawn({
+        let url = ews.url.clone();
+        async move {
+            http()
+                .post(url)
+                .basic_auth(ADELE, Some(ADELE_PASSWORD))
+                .body(envelope("", &inbox()))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    while m.fault_report().count("delay") == 0 {
+        tokio::task::yield_now().await;
+    }
+    let refused = ews.call(&inbox()).await;
+    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        refused.text.contains("a:ErrorExceededConnectionCount"),
+        "{}",
+        refused.text
+    );
+    // Megan's mailbox has its own slots.
+    Ews::basic(&m, MEGAN, MEGAN_PASSWORD)
+        .call(&inbox())
+        .await
+        .ok();
+    let slow = slow.await.unwrap();
+    assert!(slow.contains("<m:ResponseCode>NoError</m:ResponseCode>"));
+    ews.call(&inbox()).await.ok();
+    assert_eq!(m.ews_state().max_concurrent_seen(ADELE), 2);
+    ews.bodies.lock().unwrap().push(slow);
+    validate_all(&[&ews]);
+}
+
+#[tokio::test]
 async fn fault_rules_apply_to_ews_operations_and_malformed_requests_get_schema_faults() {
     let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
     let ews = Ews::basic(&m, ADELE, ADELE_PASSWORD);

@@ -184,12 +184,11 @@ pub(crate) async fn serve(
         &format!("/EWS/Exchange.asmx/{operation}"),
     );
     let mut after = None;
+    let mut delay = None;
     if let Some(picked) = picked {
         match &picked.kind {
-            FaultKind::Delay { ms } => {
-                faults.injected(&picked);
-                tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
-            }
+            // Taken inside the request's throttling slot, like a slow server.
+            FaultKind::Delay { .. } => delay = Some(picked),
             FaultKind::TooManyRequests { retry_after } => {
                 faults.injected(&picked);
                 let ms = retry_after
@@ -220,7 +219,7 @@ pub(crate) async fn serve(
             _ => after = Some(picked),
         }
     }
-    let answer = run(state, &principal, &envelope, anchor.as_deref(), now).await;
+    let answer = run(state, &principal, &envelope, anchor.as_deref(), now, delay).await;
     if let Some(picked) = after {
         let applied = match picked.kind {
             FaultKind::ResetAfter => {
@@ -406,6 +405,7 @@ async fn run(
     envelope: &Element,
     anchor: Option<&str>,
     now: OffsetDateTime,
+    delay: Option<crate::faults::Picked>,
 ) -> Answer {
     let version = state.switches().version;
     let body = match body_element(envelope) {
@@ -448,6 +448,12 @@ async fn run(
         Ok(slot) => slot,
         Err(e) => return fault(version, &e),
     };
+    if let Some(picked) = delay
+        && let crate::faults::FaultKind::Delay { ms } = picked.kind
+    {
+        state.faults.injected(&picked);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let op = Op {
         principal,
         acting,
