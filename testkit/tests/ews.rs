@@ -388,6 +388,7 @@ async fn drafts_are_updated_sent_replied_forwarded_moved_deleted_and_synced() {
     assert_ne!(new_key, key);
     let stale = ews.call(&update(&key, "NeverOverwrite")).await;
     assert_eq!(stale.codes(), ["ErrorIrresolvableConflict"]);
+    ews.call(&update(&key, "AutoResolve")).await.ok();
     ews.call(&update(&key, "AlwaysOverwrite")).await.ok();
     let attached = ews
         .call(&format!(

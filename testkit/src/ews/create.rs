@@ -565,7 +565,7 @@ pub(crate) fn send_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> E
                 .get(&seq)
                 .cloned()
                 .ok_or_else(EwsError::item_not_found)?;
-            check_change_key(el, &change_key(Kind::Message, draft.version), "")?;
+            check_change_key(el, &change_key(Kind::Message, draft.version), "Send")?;
             if !draft.is_draft {
                 return Err(EwsError::new(
                     "ErrorInvalidItemForOperationSendItem",

@@ -21,12 +21,18 @@ pub(crate) fn item_ids(body: &Element) -> EwsResult<&Element> {
         .ok_or_else(|| EwsError::schema("'ItemIds' is missing"))
 }
 
-/// Checks a ChangeKey against the item's current one.
+/// Checks a ChangeKey against the item's current one, as `ConflictResolution` says:
+/// `NeverOverwrite` fails on a stale key (`ErrorIrresolvableConflict`), `AutoResolve` and
+/// `AlwaysOverwrite` apply the change; `Send` (SendItem) fails with `ErrorStaleObject`.
 pub(crate) fn check_change_key(el: &Element, current: &str, resolution: &str) -> EwsResult<()> {
     match el.attr("ChangeKey") {
-        Some(k) if k != current && resolution != "AlwaysOverwrite" => Err(EwsError::new(
+        Some(k) if k != current && resolution == "NeverOverwrite" => Err(EwsError::new(
             "ErrorIrresolvableConflict",
             "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+        )),
+        Some(k) if k != current && resolution == "Send" => Err(EwsError::new(
+            "ErrorStaleObject",
+            "The change key passed in the request does not match the current change key for the item.",
         )),
         _ => Ok(()),
     }
