@@ -76,6 +76,22 @@ async fn prepare(state: &EwsState, request: Request) -> Result<(HeaderMap, Strin
     Ok((parts.headers, text))
 }
 
+/// The redirect to answer for `address`: the switch's, except that the address it redirects to
+/// is answered normally (so a client following `redirectAddr` gets its settings).
+fn effective_redirect(
+    switches: &super::EwsSwitches,
+    address: &str,
+) -> Option<AutodiscoverRedirect> {
+    match &switches.autodiscover_redirect {
+        Some(AutodiscoverRedirect::Address { address: to })
+            if to.eq_ignore_ascii_case(address.trim()) =>
+        {
+            None
+        }
+        other => other.clone(),
+    }
+}
+
 fn host_of(url: &str) -> String {
     url::Url::parse(url)
         .ok()
@@ -113,9 +129,10 @@ pub(crate) async fn pox(State(state): State<EwsState>, request: Request) -> Resp
         return xml_response(StatusCode::OK, x.finish());
     };
     let switches = state.switches();
+    let redirect = effective_redirect(&switches, &address);
     let dir = state.directory.read();
     x.open("Response", &[("xmlns", POX_OUTLOOK)]);
-    match (&switches.autodiscover_redirect, dir.recipient(&address)) {
+    match (&redirect, dir.recipient(&address)) {
         (Some(redirect), _) => {
             x.open("Account", &[]);
             x.leaf("AccountType", "email");
@@ -257,7 +274,10 @@ pub(crate) async fn soap(State(state): State<EwsState>, request: Request) -> Res
     for user in users {
         let address = user.text.trim();
         x.open("UserResponse", &[]);
-        match (&switches.autodiscover_redirect, dir.recipient(address)) {
+        match (
+            &effective_redirect(&switches, address),
+            dir.recipient(address),
+        ) {
             (Some(AutodiscoverRedirect::Address { address }), _) => {
                 x.leaf("ErrorCode", "RedirectAddress");
                 x.leaf("ErrorMessage", "Redirection address.");
@@ -334,7 +354,7 @@ pub(crate) async fn json(
         );
     }
     let switches = state.switches();
-    match &switches.autodiscover_redirect {
+    match &effective_redirect(&switches, &address) {
         Some(AutodiscoverRedirect::Url { url }) => {
             let mut r = StatusCode::FOUND.into_response();
             if let Ok(v) = HeaderValue::from_str(url) {
