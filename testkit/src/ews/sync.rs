@@ -34,6 +34,14 @@ fn decode(state: &str, mailbox: &str, folder: u64) -> Option<u64> {
     parts.next().is_none().then_some(version)
 }
 
+/// A change to report: a message (created or updated), a removed message, an event, a contact.
+enum Pending {
+    Message(u64, bool),
+    Removed(u64),
+    Event(u64),
+    Contact(u64),
+}
+
 pub(crate) fn sync_folder_items(
     op: &Op<'_>,
     store: &mut Mailboxes,
@@ -64,11 +72,12 @@ pub(crate) fn sync_folder_items(
             })?,
         };
         let upto = mb.version();
-        let mut changes: Vec<(u64, String)> = Vec::new();
+        // What changed, in version order, rendered only for the page answered.
+        let mut pending: Vec<(u64, Pending)> = Vec::new();
         match folders::kind_of(mb, folder) {
             Some(FolderKind::Mail) => {
                 for (version, change) in mb.changes(after, upto) {
-                    let xml = match change {
+                    let item = match change {
                         Change::Message(seq) => {
                             let Some(m) = mb.messages.get(&seq) else {
                                 continue;
@@ -76,61 +85,77 @@ pub(crate) fn sync_folder_items(
                             if m.folder != folder {
                                 continue;
                             }
-                            let tag = if m.created_version > after || after == 0 {
-                                "t:Create"
-                            } else {
-                                "t:Update"
-                            };
-                            format!("<{tag}>{}</{tag}>", message_xml(op, mb, m, &shape))
+                            Pending::Message(seq, m.created_version > after || after == 0)
                         }
                         Change::Removed { folder: f, seq } => {
                             if f != folder || after == 0 {
                                 continue;
                             }
-                            format!(
-                                "<t:Delete>{}</t:Delete>",
-                                soap::id_element(
-                                    "ItemId",
-                                    &Id::new(Kind::Message, &mb.address, seq).encode(),
-                                    &change_key(Kind::Message, version)
-                                )
-                            )
+                            Pending::Removed(seq)
                         }
                     };
-                    changes.push((version, xml));
+                    pending.push((version, item));
+                    // One more than a page tells whether the page is the last.
+                    if pending.len() > max {
+                        break;
+                    }
                 }
             }
             Some(FolderKind::Calendar) => {
                 for e in mb.events.values().filter(|e| e.version > after) {
-                    let tag = if after == 0 { "t:Create" } else { "t:Update" };
-                    changes.push((
-                        e.version,
-                        format!(
-                            "<{tag}>{}</{tag}>",
-                            calendar::event_xml(op, mb, e, None, &shape)
-                        ),
-                    ));
+                    pending.push((e.version, Pending::Event(e.seq)));
                 }
             }
             Some(FolderKind::Contacts) => {
                 for c in mb.contacts.values().filter(|c| c.version > after) {
-                    let tag = if after == 0 { "t:Create" } else { "t:Update" };
-                    changes.push((
-                        c.version,
-                        format!("<{tag}>{}</{tag}>", contacts::contact_xml(mb, c, &shape)),
-                    ));
+                    pending.push((c.version, Pending::Contact(c.seq)));
                 }
             }
             None => return Err(EwsError::folder_not_found()),
         }
-        changes.sort_by_key(|(v, _)| *v);
-        let last = changes.len() <= max;
-        changes.truncate(max);
+        pending.sort_by_key(|(v, _)| *v);
+        let last = pending.len() <= max;
+        pending.truncate(max);
         let state_version = if last {
             upto
         } else {
-            changes.last().map_or(upto, |(v, _)| *v)
+            pending.last().map_or(upto, |(v, _)| *v)
         };
+        let tag = |create: bool| if create { "t:Create" } else { "t:Update" };
+        let changes: Vec<(u64, String)> = pending
+            .into_iter()
+            .filter_map(|(version, p)| {
+                let xml = match p {
+                    Pending::Message(seq, create) => {
+                        let m = mb.messages.get(&seq)?;
+                        let t = tag(create);
+                        format!("<{t}>{}</{t}>", message_xml(op, mb, m, &shape))
+                    }
+                    Pending::Removed(seq) => format!(
+                        "<t:Delete>{}</t:Delete>",
+                        soap::id_element(
+                            "ItemId",
+                            &Id::new(Kind::Message, &mb.address, seq).encode(),
+                            &change_key(Kind::Message, version)
+                        )
+                    ),
+                    Pending::Event(seq) => {
+                        let e = mb.events.get(&seq)?;
+                        let t = tag(after == 0);
+                        format!(
+                            "<{t}>{}</{t}>",
+                            calendar::event_xml(op, mb, e, None, &shape)
+                        )
+                    }
+                    Pending::Contact(seq) => {
+                        let c = mb.contacts.get(&seq)?;
+                        let t = tag(after == 0);
+                        format!("<{t}>{}</{t}>", contacts::contact_xml(mb, c, &shape))
+                    }
+                };
+                Some((version, xml))
+            })
+            .collect();
         let mut x = Xml::new();
         x.leaf("m:SyncState", &encode(&mb.address, folder, state_version));
         x.leaf("m:IncludesLastItemInRange", bool_text(last));
