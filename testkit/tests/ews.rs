@@ -702,3 +702,60 @@ async fn contacts_are_created_updated_found_and_names_resolved() {
     .ok();
     validate_all(&[&ews]);
 }
+
+#[tokio::test]
+async fn a_large_generated_mailbox_syncs_and_pages_completely() {
+    use exgate_testkit::graph::fixtures::{FixtureSpec, generate};
+    let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let mut spec = FixtureSpec::new(MEGAN);
+    spec.messages = 3000;
+    spec.contacts = 30;
+    m.load_mailbox(generate(spec)).unwrap();
+    let ews = Ews::basic(&m, MEGAN, MEGAN_PASSWORD);
+    let folder = ews
+        .call(&format!(
+            r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>{}</m:FolderIds></m:GetFolder>"#,
+            dfid("inbox")
+        ))
+        .await;
+    let total: usize = folder.texts("TotalCount")[0].parse().unwrap();
+    assert!(total > 1000, "{total}");
+    let mut state = String::new();
+    let mut ids = std::collections::HashSet::new();
+    loop {
+        let r = ews
+            .call(&format!(
+                r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>{}</m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>512</m:MaxChangesReturned></m:SyncFolderItems>"#,
+                dfid("inbox")
+            ))
+            .await;
+        r.ok();
+        ids.extend(r.attrs("ItemId", "Id"));
+        state = r.texts("SyncState")[0].clone();
+        if r.texts("IncludesLastItemInRange") == ["true"] {
+            break;
+        }
+    }
+    assert_eq!(ids.len(), total);
+    let mut paged = std::collections::HashSet::new();
+    let mut offset = 0;
+    loop {
+        let r = ews
+            .call(&find_items(
+                &dfid("inbox"),
+                "IdOnly",
+                &format!(r#"<m:IndexedPageItemView MaxEntriesReturned="1000" Offset="{offset}" BasePoint="Beginning"/>"#),
+                "",
+            ))
+            .await;
+        r.ok();
+        let page = r.attrs("ItemId", "Id");
+        offset += page.len();
+        paged.extend(page);
+        if r.text.contains(r#"IncludesLastItemInRange="true""#) {
+            break;
+        }
+    }
+    assert_eq!(paged, ids);
+    validate_all(&[&ews]);
+}
