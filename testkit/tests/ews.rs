@@ -640,7 +640,43 @@ async fn calendar_view_expands_series_and_meetings_invite_attendees() {
         merged[1].contains('2'),
         "Megan's copy of the meeting: {merged:?}"
     );
-    validate_all(&[&ews]);
+
+    // An attendee added later is invited then; deleting the meeting cancels it for everyone.
+    ews.call(&format!(
+        r#"<m:UpdateItem ConflictResolution="AutoResolve" SendMeetingInvitationsOrCancellations="SendToAllAndSaveCopy"><m:ItemChanges><t:ItemChange><t:ItemId Id="{event}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="calendar:OptionalAttendees"/><t:CalendarItem><t:OptionalAttendees><t:Attendee><t:Mailbox><t:EmailAddress>{SALES}</t:EmailAddress></t:Mailbox></t:Attendee></t:OptionalAttendees></t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+    ))
+    .await
+    .ok();
+    assert!(m.delivered(SALES).iter().any(|(_, s)| s == "Design review"));
+    assert_eq!(
+        m.delivered(MEGAN)
+            .iter()
+            .filter(|(_, s)| s == "Design review")
+            .count(),
+        1,
+        "Megan was invited once"
+    );
+    ews.call(&format!(
+        r#"<m:DeleteItem DeleteType="MoveToDeletedItems" SendMeetingCancellations="SendToAllAndSaveCopy"><m:ItemIds><t:ItemId Id="{event}"/></m:ItemIds></m:DeleteItem>"#
+    ))
+    .await
+    .ok();
+    assert!(
+        m.delivered(MEGAN)
+            .iter()
+            .any(|(_, s)| s == "Canceled: Design review")
+    );
+    let megan = Ews::basic(&m, MEGAN, MEGAN_PASSWORD);
+    let her_view = megan
+        .call(&view("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"))
+        .await;
+    her_view.ok();
+    assert!(
+        !her_view.text.contains("Design review"),
+        "{}",
+        her_view.text
+    );
+    validate_all(&[&ews, &megan]);
 }
 
 #[tokio::test]

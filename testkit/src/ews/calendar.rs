@@ -563,12 +563,22 @@ pub(crate) fn new_event(op: &Op<'_>, address: &str, el: &Element) -> EwsResult<E
     })
 }
 
-/// Delivers a meeting request and a copy of the event to each attendee the mock has.
-pub(crate) fn invite(store: &mut Mailboxes, op: &Op<'_>, organizer: &str, event: &Event) {
+/// Delivers a meeting request and a copy of the event to each attendee the mock has (only
+/// those of `only`, lower case, when given).
+pub(crate) fn invite(
+    store: &mut Mailboxes,
+    op: &Op<'_>,
+    organizer: &str,
+    event: &Event,
+    only: Option<&[String]>,
+) {
     let mut seen = HashSet::new();
     for attendee in &event.attendees {
         let key = attendee.address.address.trim().to_ascii_lowercase();
-        if !seen.insert(key.clone()) || key == organizer.to_ascii_lowercase() {
+        if !seen.insert(key.clone())
+            || key == organizer.to_ascii_lowercase()
+            || only.is_some_and(|o| !o.contains(&key))
+        {
             continue;
         }
         let Some(mb) = store.mailbox_mut(&key) else {
@@ -605,6 +615,46 @@ pub(crate) fn invite(store: &mut Mailboxes, op: &Op<'_>, organizer: &str, event:
         let (imid, subject) = (request.internet_message_id.clone(), request.subject.clone());
         let address = mb.address.clone();
         mb.insert_message(request);
+        store.delivered(&address, &imid, &subject);
+    }
+}
+
+/// Removes the attendees' copies of a deleted meeting and delivers them a cancellation.
+pub(crate) fn cancel(store: &mut Mailboxes, op: &Op<'_>, organizer: &str, event: &Event) {
+    let mut seen = HashSet::new();
+    for attendee in &event.attendees {
+        let key = attendee.address.address.trim().to_ascii_lowercase();
+        if !seen.insert(key.clone()) || key == organizer.to_ascii_lowercase() {
+            continue;
+        }
+        let Some(mb) = store.mailbox_mut(&key) else {
+            continue;
+        };
+        let copies: Vec<u64> = mb
+            .events
+            .values()
+            .filter(|e| e.ical_uid == event.ical_uid)
+            .map(|e| e.seq)
+            .collect();
+        for seq in copies {
+            mb.events.remove(&seq);
+            mb.touch_event(seq, op.now);
+        }
+        let Some(inbox) = mb.well_known("inbox") else {
+            continue;
+        };
+        let mut notice = Message::blank(op.now, super::create::new_message_id(organizer));
+        notice.folder = inbox;
+        notice.is_draft = false;
+        notice.is_read = false;
+        notice.sent = Some(op.now);
+        notice.subject = format!("Canceled: {}", event.subject);
+        notice.from = Some(event.organizer.clone());
+        notice.sender = Some(event.organizer.clone());
+        notice.to = vec![attendee.address.clone()];
+        let (imid, subject) = (notice.internet_message_id.clone(), notice.subject.clone());
+        let address = mb.address.clone();
+        mb.insert_message(notice);
         store.delivered(&address, &imid, &subject);
     }
 }

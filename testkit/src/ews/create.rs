@@ -503,7 +503,7 @@ pub(crate) fn create_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) ->
                             .and_then(|mb| mb.events.get(&seq))
                             .cloned()
                     {
-                        calendar::invite(store, op, &address, &event);
+                        calendar::invite(store, op, &address, &event, None);
                     }
                     Ok(items_xml(&created_xml(
                         store,

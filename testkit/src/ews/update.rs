@@ -3,7 +3,7 @@
 
 //! DeleteItem and CreateAttachment.
 
-use super::calendar::{parse_attendees, parse_body, parse_show_as};
+use super::calendar::{self, parse_attendees, parse_body, parse_show_as};
 use super::contacts;
 use super::create::{created_xml, items_xml, new_attachment, set_message_field};
 use super::dispatch::Op;
@@ -75,6 +75,7 @@ fn update_one(
     store: &mut Mailboxes,
     change: &Element,
     resolution: &str,
+    notify: bool,
 ) -> EwsResult<String> {
     let id_el = change
         .child("ItemId")
@@ -88,6 +89,8 @@ fn update_one(
     let mb = store
         .mailbox_mut(&address)
         .ok_or_else(EwsError::item_not_found)?;
+    // Attendees added to a meeting the mailbox organizes, to invite once the update is done.
+    let mut invite = None;
     match item {
         ItemRef::Message(seq) => {
             let current = mb.messages.get(&seq).ok_or_else(EwsError::item_not_found)?;
@@ -235,6 +238,21 @@ fn update_one(
                     "EndDate is earlier than StartDate",
                 ));
             }
+            let before: Vec<String> = mb.events.get(&seq).map_or_else(Vec::new, |old| {
+                old.attendees
+                    .iter()
+                    .map(|a| a.address.address.to_ascii_lowercase())
+                    .collect()
+            });
+            let added: Vec<String> = e
+                .attendees
+                .iter()
+                .map(|a| a.address.address.to_ascii_lowercase())
+                .filter(|a| !before.contains(a))
+                .collect();
+            if notify && e.is_organizer && !added.is_empty() {
+                invite = Some((e.clone(), added));
+            }
             if let Some(slot) = mb.events.get_mut(&seq) {
                 *slot = e;
             }
@@ -271,6 +289,9 @@ fn update_one(
             mb.touch_contact(seq, now);
         }
     }
+    if let Some((event, added)) = invite {
+        calendar::invite(store, op, &address, &event, Some(&added));
+    }
     Ok(items_xml(&created_xml(store, &address, item)))
 }
 
@@ -279,14 +300,19 @@ pub(crate) fn update_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) ->
         .attr("ConflictResolution")
         .unwrap_or("AutoResolve")
         .to_string();
+    let notify = body
+        .attr("SendMeetingInvitationsOrCancellations")
+        .is_none_or(|v| v != "SendToNone");
     let changes = body
         .child("ItemChanges")
         .ok_or_else(|| EwsError::schema("'ItemChanges' is missing"))?;
     let mut results = Vec::new();
     for change in changes.all("ItemChange") {
-        results.push(update_one(op, store, change, &resolution).map(|items| {
-            format!("{items}<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>")
-        }));
+        results.push(
+            update_one(op, store, change, &resolution, notify).map(|items| {
+                format!("{items}<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>")
+            }),
+        );
     }
     Ok(soap::response(
         "UpdateItem",
@@ -360,6 +386,9 @@ pub(crate) fn delete_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) ->
         .attr("DeleteType")
         .unwrap_or("MoveToDeletedItems")
         .to_string();
+    let cancel = body
+        .attr("SendMeetingCancellations")
+        .is_none_or(|v| v != "SendToNone");
     let mut results = Vec::new();
     for el in &item_ids(body)?.children {
         results.push((|| {
@@ -382,8 +411,14 @@ pub(crate) fn delete_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) ->
                     }
                 }
                 ItemRef::Event(seq) => {
-                    mb.events.remove(&seq);
+                    let removed = mb.events.remove(&seq);
                     mb.touch_event(seq, now);
+                    if let Some(event) = removed
+                        && cancel
+                        && event.is_organizer
+                    {
+                        calendar::cancel(store, op, &address, &event);
+                    }
                 }
                 ItemRef::Occurrence(seq, start) => {
                     if let Some(e) = mb.events.get_mut(&seq) {
