@@ -268,6 +268,12 @@ async fn bearer_tokens_need_exchange_audience_and_app_only_needs_impersonation_a
         "{}",
         r.text
     );
+    // Impersonating Megan does not open Adele's mailbox by naming it either.
+    app.anchor = Some(MEGAN.into());
+    let r = app.call_with(&impersonate(MEGAN), &inbox_of(ADELE)).await;
+    assert_eq!(r.codes(), ["ErrorAccessDenied"]);
+    app.call_with(&impersonate(MEGAN), &inbox()).await.ok();
+    app.anchor = Some(ADELE.into());
     m.set_mailbox_scope(DAEMON_APP, None);
 
     // Exchange Online's block: apps not allow-listed get 403.

@@ -45,6 +45,18 @@ impl Op<'_> {
             return Err(EwsError::non_existent_mailbox(named));
         };
         if self.principal.is_app_only() {
+            // full_access_as_app reaches every mailbox its application access policy allows.
+            let scoped_out = self.principal.app_id.as_deref().is_some_and(|app| {
+                self.dir
+                    .tenant(self.principal.tenant)
+                    .and_then(|t| t.mailbox_scope(app))
+                    .is_some_and(|scope| {
+                        !scope.iter().any(|m| m.eq_ignore_ascii_case(&entry.address))
+                    })
+            });
+            if scoped_out {
+                return Err(EwsError::access_denied());
+            }
             return Ok(entry.address.to_ascii_lowercase());
         }
         let allowed = self
