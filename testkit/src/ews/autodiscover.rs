@@ -304,7 +304,7 @@ pub(crate) async fn soap(State(state): State<EwsState>, request: Request) -> Res
                     let value = match name {
                         "UserDisplayName" => Some(r.display_name.clone()),
                         "UserDN" | "UserDeploymentId" => Some(r.object_id.clone()),
-                        "ExternalEwsUrl" | "InternalEwsUrl" | "ExternalEwsVersion" if name.ends_with("Url") => Some(ews.clone()),
+                        "ExternalEwsUrl" | "InternalEwsUrl" => Some(ews.clone()),
                         "EwsSupportedSchemas" => Some("Exchange2007, Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1, Exchange2015, Exchange2016".into()),
                         "AutoDiscoverSMTPAddress" => Some(r.address.clone()),
                         "CasVersion" => Some(format!("{major}.{minor}.{build}.{minor_build}")),

@@ -574,7 +574,15 @@ pub(crate) fn send_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> E
             }
             let folder = if save {
                 Some(match saved {
-                    Some(f) => folders::resolve(op, store, f)?.1,
+                    Some(f) => {
+                        let (owner, seq) = folders::resolve(op, store, f)?;
+                        if !owner.eq_ignore_ascii_case(&address) {
+                            return Err(EwsError::invalid_request(
+                                "SavedItemFolderId must be in the mailbox of the draft.",
+                            ));
+                        }
+                        seq
+                    }
                     None => mb
                         .well_known("sentitems")
                         .ok_or_else(EwsError::folder_not_found)?,
