@@ -158,9 +158,13 @@ impl EwsState {
     pub fn change_switches(&self, change: &EwsSwitchChange) -> Result<EwsSwitches, String> {
         let mut own = self.own();
         let next = change.apply(&own.switches)?;
+        let throttling_changed = own.switches.throttling != next.throttling;
         own.switches = next.clone();
         drop(own);
-        self.throttle.set_policy(next.throttling);
+        // Other switches leave the throttling windows as they are.
+        if throttling_changed {
+            self.throttle.set_policy(next.throttling);
+        }
         Ok(next)
     }
 

@@ -28,7 +28,8 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--public-client-flows CLIENT_ID=on|off]... [--auto-approve UPN] \
                      [--mailboxes FILE]... [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... \
                      [--faults FILE] [--ews-version VERSION] [--ews-throttle SPEC] \
-                     [--ews-block-apps] [--ews-allow-app CLIENT_ID]... [--ews-auth SCHEMES] \
+                     [--ews-busy-in-response] [--ews-block-apps] [--ews-allow-app CLIENT_ID]... \
+                     [--ews-auth SCHEMES] \
                      [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
@@ -70,6 +71,8 @@ autodiscover at {base}/autodiscover/autodiscover.xml (POX), …/autodiscover.svc
   --ews-throttle SPEC     EWS throttling per mailbox: `default` (27 concurrent, 1,000 requests a
                           minute) or CONCURRENCY,BUDGET,WINDOW_SECS; past it ErrorServerBusy
                           with BackOffMilliseconds, or ErrorExceededConnectionCount
+  --ews-busy-in-response  answer ErrorServerBusy inside a 200 response message instead of a
+                          500 SOAP fault (Exchange sends both)
   --ews-block-apps        Exchange Online's block: bearer tokens of apps not allow-listed get 403
   --ews-allow-app CLIENT_ID
                           allow-list an app while blocked; repeatable
@@ -296,6 +299,7 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                 parsed.ews.throttling = Some(Some(policy));
             }
             "--ews-block-apps" => parsed.ews.block_apps = Some(true),
+            "--ews-busy-in-response" => parsed.ews.busy_in_response = Some(true),
             "--ews-allow-app" => parsed
                 .ews
                 .allowed_apps

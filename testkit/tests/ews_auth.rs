@@ -437,6 +437,21 @@ async fn throttling_answers_server_busy_with_a_back_off_until_the_window_ends() 
         .parse()
         .unwrap();
     assert!((40_000..=45_000).contains(&back_off), "{back_off}");
+    // The other way Exchange says it: inside a 200 answer's response message.
+    m.change_ews_switches(&EwsSwitchChange {
+        busy_in_response: Some(true),
+        ..EwsSwitchChange::default()
+    })
+    .unwrap();
+    let busy = ews.call(&inbox()).await;
+    assert_eq!(busy.status, StatusCode::OK);
+    assert_eq!(busy.codes(), ["ErrorServerBusy"]);
+    assert!(
+        busy.text
+            .contains(r#"<m:MessageXml><t:Value Name="BackOffMilliseconds">"#),
+        "{}",
+        busy.text
+    );
     // Another mailbox has its own budget.
     Ews::basic(&m, MEGAN, MEGAN_PASSWORD)
         .call(&inbox())

@@ -120,6 +120,25 @@ impl IntoResponse for Answer {
     }
 }
 
+/// `ErrorServerBusy` for `operation`: a 500 fault, or (switch `busy_in_response`) a 200
+/// answer whose one response message carries the error, as Exchange sends both.
+fn busy(state: &EwsState, version: ServerVersion, operation: &str, error: &EwsError) -> Answer {
+    let in_response = state.switches().busy_in_response
+        && !matches!(
+            operation,
+            "GetUserAvailabilityRequest" | "GetUserAvailability"
+        );
+    if !in_response {
+        return fault(version, error);
+    }
+    let body = soap::response(
+        operation,
+        &format!("{operation}ResponseMessage"),
+        &[Err(error.clone())],
+    );
+    Answer::soap(StatusCode::OK, soap::envelope(version, &body))
+}
+
 fn fault(version: ServerVersion, error: &EwsError) -> Answer {
     Answer::soap(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -207,7 +226,8 @@ pub(crate) async fn serve(
                     .as_deref()
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map_or(30_000, |s| s.saturating_mul(1000));
-                return fault(version, &EwsError::server_busy(ms)).into_response();
+                return busy(state, version, &operation, &EwsError::server_busy(ms))
+                    .into_response();
             }
             FaultKind::ServiceUnavailable { retry_after } => {
                 faults.injected(&picked);
@@ -458,6 +478,7 @@ async fn run(
     }
     let _slot = match state.throttle.acquire(&acting, now) {
         Ok(slot) => slot,
+        Err(e) if e.code == "ErrorServerBusy" => return busy(state, version, &body.name, &e),
         Err(e) => return fault(version, &e),
     };
     if let Some(picked) = delay

@@ -172,6 +172,11 @@ pub struct EwsSwitches {
     pub version: ServerVersion,
     /// `None`: no throttling.
     pub throttling: Option<EwsThrottlePolicy>,
+    /// `ErrorServerBusy` (throttling, the `429` fault) is answered inside an HTTP 200 response
+    /// message (`ResponseClass="Error"`, `MessageXml` with `BackOffMilliseconds`), as Exchange
+    /// also does, instead of as an HTTP 500 SOAP fault.
+    #[serde(default)]
+    pub busy_in_response: bool,
     /// Exchange Online's 2026 block: EWS refuses (403) bearer tokens of apps not in
     /// `allowed_apps`.
     pub block_apps: bool,
@@ -190,6 +195,7 @@ impl Default for EwsSwitches {
         Self {
             version: ServerVersion::default(),
             throttling: None,
+            busy_in_response: false,
             block_apps: false,
             allowed_apps: Vec::new(),
             basic: true,
@@ -213,6 +219,8 @@ pub struct EwsSwitchChange {
         skip_serializing_if = "Option::is_none"
     )]
     pub throttling: Option<Option<EwsThrottlePolicy>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_in_response: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_apps: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +280,9 @@ impl EwsSwitchChange {
                 );
             }
             s.throttling = t;
+        }
+        if let Some(b) = self.busy_in_response {
+            s.busy_in_response = b;
         }
         if let Some(b) = self.block_apps {
             s.block_apps = b;
