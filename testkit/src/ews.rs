@@ -6,10 +6,11 @@
 //! the mock Graph, so what one protocol writes the other reads; it never imports the Graph or
 //! Entra mocks, and verifies bearer tokens with the key it is given. Callers authenticate with
 //! a bearer token of the mock Entra (audience Exchange Online), Basic (seeded passwords) or
-//! NTLMv2 (one connection, [`ntlm`]); impersonation, delegate access, `EWSEnabled`, server
-//! versions, throttling and faults behave as Exchange's do. Every answer is valid against
-//! Microsoft's EWS schema (`testkit/ews-schema`, checked by the tests with
-//! [`crate::xsd::validate_soap`]). See `docs/testkit.md` for the operations and switches.
+//! NTLMv2 (one connection; the mock's own verifier in `ews::ntlm`); impersonation, delegate
+//! access, `EWSEnabled`, server versions, throttling and faults behave as Exchange's do. Every
+//! answer is valid against Microsoft's EWS schema (`testkit/ews-schema`, checked by the tests
+//! with [`crate::xsd::validate_soap`]). See `docs/testkit-ews.md` for the operations and
+//! switches.
 
 mod auth;
 mod autodiscover;
