@@ -26,7 +26,11 @@ use tokio_rustls::TlsAcceptor;
 pub struct ConnectionControl {
     reset: AtomicBool,
     notify: Notify,
+    /// Unique per accepted connection (NTLM authenticates a connection, not a request).
+    id: u64,
 }
+
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ConnectionControl {
     /// Closes the connection with a TCP reset, without writing an answer. The caller should
@@ -34,6 +38,11 @@ impl ConnectionControl {
     pub fn reset(&self) {
         self.reset.store(true, Ordering::SeqCst);
         self.notify.notify_one();
+    }
+
+    /// This connection's number, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     fn is_reset(&self) -> bool {
@@ -142,7 +151,10 @@ async fn connection(
     app: Router,
     drain: watch::Receiver<bool>,
 ) {
-    let control = Arc::new(ConnectionControl::default());
+    let control = Arc::new(ConnectionControl {
+        id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+        ..ConnectionControl::default()
+    });
     let io = ResettableStream {
         inner: stream,
         control: Arc::clone(&control),

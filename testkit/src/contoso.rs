@@ -122,11 +122,21 @@ impl Seed {
                     object_id: SALES_OID.into(),
                     exchange: ExchangeSettings::default(),
                 }],
-                mailbox_permissions: vec![MailboxPermissionSeed {
-                    mailbox: SALES.into(),
-                    user: ADELE.into(),
-                    rights: vec![MailboxRight::FullAccess, MailboxRight::SendAs],
-                }],
+                mailbox_permissions: vec![
+                    MailboxPermissionSeed {
+                        mailbox: SALES.into(),
+                        user: ADELE.into(),
+                        rights: vec![MailboxRight::FullAccess, MailboxRight::SendAs],
+                    },
+                    // Megan doubles as the on-premises EWS service account: she may
+                    // impersonate Adele (ApplicationImpersonation scoped to Adele's mailbox),
+                    // which gives her no Graph or FullAccess right.
+                    MailboxPermissionSeed {
+                        mailbox: ADELE.into(),
+                        user: MEGAN.into(),
+                        rights: vec![MailboxRight::ApplicationImpersonation],
+                    },
+                ],
                 mailboxes: mailboxes(),
             }],
         }

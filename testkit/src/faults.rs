@@ -34,6 +34,11 @@ pub enum Service {
     Graph,
     /// The Entra ID endpoints (paths are matched from the root, e.g. `/{tenant}/oauth2/v2.0/token`).
     Entra,
+    /// EWS (`/EWS/Exchange.asmx`; the path is matched as `/EWS/Exchange.asmx/{Operation}`, e.g.
+    /// `/EWS/Exchange.asmx/FindItem`). `429` answers `ErrorServerBusy` (a SOAP fault, HTTP 500)
+    /// with `BackOffMilliseconds` = `retry_after` seconds × 1000; `truncated_json` cuts the
+    /// SOAP answer in the middle; `json_array` answers a body that is not XML.
+    Ews,
 }
 
 /// What to do to a request.
@@ -449,9 +454,10 @@ fn parse_match(mut m: FaultMatch, option: &str) -> Result<FaultMatch, FaultError
             m.service = match value.trim() {
                 "graph" => Service::Graph,
                 "entra" => Service::Entra,
+                "ews" => Service::Ews,
                 other => {
                     return Err(FaultError::Invalid(format!(
-                        "service `{other}` is neither graph nor entra"
+                        "service `{other}` is none of graph, entra, ews"
                     )));
                 }
             }

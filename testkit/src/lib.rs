@@ -6,8 +6,9 @@
 //! At the bottom sit the [`directory`] (tenants, users, apps, service principals, mailbox rights,
 //! Exchange settings) and the [`mailstore`] (the mailboxes' folders, messages, events and
 //! contacts), with the shared [`clock`] and [`faults`]. The protocol mocks stand on them side by
-//! side and never import one another: [`entra`] (Microsoft identity platform v2.0) and
-//! [`graph`] (Microsoft Graph v1.0); EWS, IMAP, POP and SMTP will join them.
+//! side and never import one another: [`entra`] (Microsoft identity platform v2.0),
+//! [`graph`] (Microsoft Graph v1.0) and [`ews`] (Exchange Web Services and autodiscover); IMAP,
+//! POP and SMTP will join them.
 //!
 //! [`MockServer`] is the base every server stands on: it binds `127.0.0.1:0`, records each
 //! request it answers, and stops when dropped. [`MockMicrosoft`] composes the mocks on one
@@ -18,6 +19,7 @@ mod conn;
 mod contoso;
 pub mod directory;
 pub mod entra;
+pub mod ews;
 pub mod faults;
 pub mod fixtures;
 pub mod graph;

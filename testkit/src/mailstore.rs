@@ -10,6 +10,7 @@
 pub mod content;
 pub mod fixtures;
 pub(crate) mod mailbox;
+pub(crate) mod mime;
 pub mod recurrence;
 pub(crate) mod tz;
 

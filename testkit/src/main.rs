@@ -1,4 +1,4 @@
-//! `exgate-mock`: runs the mock Entra ID and Microsoft Graph until SIGINT or SIGTERM, or
+//! `exgate-mock`: runs the mock Entra ID, Microsoft Graph and EWS until SIGINT or SIGTERM, or
 //! (`exgate-mock fixtures …`) writes a generated mailbox to a file.
 //!
 //! When ready it prints one JSON line on stdout with its URLs, the seeded tenants and their
@@ -14,6 +14,9 @@ use axum::Router;
 use axum::routing::get;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{EntraSwitchChange, Seed};
+use exgate_testkit::ews::{
+    AutodiscoverRedirect, EwsSwitchChange, EwsThrottlePolicy, ServerVersion,
+};
 use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
@@ -24,7 +27,10 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--revoke-consent CLIENT_ID]... [--require-mfa UPN]... \
                      [--public-client-flows CLIENT_ID=on|off]... [--auto-approve UPN] \
                      [--mailboxes FILE]... [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... \
-                     [--faults FILE]
+                     [--faults FILE] [--ews-version VERSION] [--ews-throttle SPEC] \
+                     [--ews-busy-in-response] [--ews-block-apps] [--ews-allow-app CLIENT_ID]... \
+                     [--ews-auth SCHEMES] \
+                     [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
@@ -49,13 +55,33 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
   --throttle-scale N      enforce Outlook throttling on Graph: 4 concurrent requests and
                           10,000 requests per 600/N seconds, scaled down by N (1 = Microsoft's)
   --fault SPEC            inject a fault into the next matching requests; repeatable. SPEC is
-                          KIND[=VALUE][,times=N][,method=M][,path=P][,prefix=P][,service=graph|entra]
+                          KIND[=VALUE][,times=N][,method=M][,path=P][,prefix=P][,service=graph|entra|ews]
                           KIND: 429[=RETRY-AFTER] 503[=RETRY-AFTER] 504 reset reset_after delay=MS
                           json_array truncated_json not_mime repeat_next_link
   --chaos SPEC            random faults: P,seed=N,mix=KIND[=VALUE][*WEIGHT]+...[,method=M][,path=P]...
                           e.g. 0.2,seed=7,mix=429=1*3+503+reset; repeatable
   --faults FILE           fault rules as JSON (what POST /_mock/faults takes)
   The plan can be read, extended and cleared at run time: GET/POST/DELETE {base}/_mock/faults
+EWS is served at {base}/EWS/Exchange.asmx (SOAP 1.1; Basic, NTLM or an Entra bearer token),
+autodiscover at {base}/autodiscover/autodiscover.xml (POX), …/autodiscover.svc (SOAP) and
+…/autodiscover.json/v1.0/ADDRESS?Protocol=EWS; fault rules take service=ews (path
+/EWS/Exchange.asmx/OPERATION).
+  --ews-version VERSION   the Exchange EWS presents: Exchange2010_SP2, Exchange2013, Exchange2016,
+                          Exchange2019 (default), ExchangeSE or Online
+  --ews-throttle SPEC     EWS throttling per mailbox: `default` (27 concurrent, 1,000 requests a
+                          minute) or CONCURRENCY,BUDGET,WINDOW_SECS; past it ErrorServerBusy
+                          with BackOffMilliseconds, or ErrorExceededConnectionCount
+  --ews-busy-in-response  answer ErrorServerBusy inside a 200 response message instead of a
+                          500 SOAP fault (Exchange sends both)
+  --ews-block-apps        Exchange Online's block: bearer tokens of apps not allow-listed get 403
+  --ews-allow-app CLIENT_ID
+                          allow-list an app while blocked; repeatable
+  --ews-auth SCHEMES      the enabled schemes, comma-separated: basic,ntlm,bearer (default all)
+  --autodiscover-redirect-addr ADDRESS
+                          autodiscover answers a redirect to another address
+  --autodiscover-redirect-url URL
+                          autodiscover answers a redirect to URL (hostile ones too, http://)
+  EWS's switches can be read and changed at run time: GET/POST {base}/_mock/ews
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)
@@ -80,12 +106,13 @@ struct Args {
     mailboxes: Vec<PathBuf>,
     throttle_scale: Option<u32>,
     faults: FaultPlan,
+    ews: EwsSwitchChange,
 }
 
 /// What the command line asks for.
 #[derive(Debug)]
 enum Command {
-    Serve(Args),
+    Serve(Box<Args>),
     Fixtures {
         spec: FixtureSpec,
         large: (usize, u64),
@@ -100,7 +127,7 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
 
 fn parse_command(argv: Vec<String>) -> anyhow::Result<Command> {
     if argv.first().map(String::as_str) != Some("fixtures") {
-        return parse_args(argv).map(Command::Serve);
+        return parse_args(argv).map(|a| Command::Serve(Box::new(a)));
     }
     let mut args = argv.into_iter().skip(1);
     let mut mailbox = None;
@@ -158,6 +185,7 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         mailboxes: Vec::new(),
         throttle_scale: None,
         faults: FaultPlan::default(),
+        ews: EwsSwitchChange::default(),
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -244,10 +272,75 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                     .with_context(|| format!("the fault file {} is unusable", path.display()))?;
                 parsed.faults.rules.extend(plan.rules);
             }
+            "--ews-version" => {
+                let v = value("--ews-version")?;
+                parsed.ews.version = Some(
+                    ServerVersion::parse(&v)
+                        .map_err(|e| anyhow::anyhow!("--ews-version: {e}\n{USAGE}"))?,
+                );
+            }
+            "--ews-throttle" => {
+                let v = value("--ews-throttle")?;
+                let policy = if v == "default" {
+                    EwsThrottlePolicy::exchange_default()
+                } else {
+                    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                    let [c, b, w] = parts[..] else {
+                        bail!(
+                            "--ews-throttle `{v}` is neither `default` nor CONCURRENCY,BUDGET,WINDOW_SECS\n{USAGE}"
+                        );
+                    };
+                    EwsThrottlePolicy {
+                        max_concurrency: number("--ews-throttle", c)?,
+                        budget: number("--ews-throttle", b)?,
+                        window_secs: number("--ews-throttle", w)?,
+                    }
+                };
+                parsed.ews.throttling = Some(Some(policy));
+            }
+            "--ews-block-apps" => parsed.ews.block_apps = Some(true),
+            "--ews-busy-in-response" => parsed.ews.busy_in_response = Some(true),
+            "--ews-allow-app" => parsed
+                .ews
+                .allowed_apps
+                .get_or_insert_default()
+                .push(value("--ews-allow-app")?),
+            "--ews-auth" => {
+                let v = value("--ews-auth")?;
+                let (mut basic, mut ntlm, mut bearer) = (false, false, false);
+                for scheme in v.split(',').map(str::trim) {
+                    match scheme.to_ascii_lowercase().as_str() {
+                        "basic" => basic = true,
+                        "ntlm" => ntlm = true,
+                        "bearer" => bearer = true,
+                        other => {
+                            bail!("--ews-auth: `{other}` is none of basic, ntlm, bearer\n{USAGE}")
+                        }
+                    }
+                }
+                parsed.ews.basic = Some(basic);
+                parsed.ews.ntlm = Some(ntlm);
+                parsed.ews.bearer = Some(bearer);
+            }
+            "--autodiscover-redirect-addr" => {
+                parsed.ews.autodiscover_redirect = Some(Some(AutodiscoverRedirect::Address {
+                    address: value("--autodiscover-redirect-addr")?,
+                }));
+            }
+            "--autodiscover-redirect-url" => {
+                parsed.ews.autodiscover_redirect = Some(Some(AutodiscoverRedirect::Url {
+                    url: value("--autodiscover-redirect-url")?,
+                }));
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
+    // Checked now, so a bad value exits 2 before anything starts.
+    parsed
+        .ews
+        .apply(&Default::default())
+        .map_err(|e| anyhow::anyhow!("{e}\n{USAGE}"))?;
     if parsed.ca_out.is_some() && !parsed.tls {
         bail!("--ca-out only makes sense with --tls\n{USAGE}");
     }
@@ -379,6 +472,8 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
         "ready": true,
         "base_url": base,
         "graph_url": mock.graph_url(),
+        "ews_url": mock.ews_url(),
+        "autodiscover_url": mock.autodiscover_url(),
         "entra": {
             "authority": mock.authority(&first),
             "discovery_url": mock.discovery_url(&first),
@@ -406,6 +501,9 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
     mock.change_entra_switches(&args.entra)
         .map_err(anyhow::Error::msg)
         .context("cannot set Entra's switches")?;
+    mock.change_ews_switches(&args.ews)
+        .map_err(anyhow::Error::msg)
+        .context("cannot set EWS's switches")?;
     if let Some(upn) = &args.auto_approve {
         mock.set_auto_approve(Some(upn));
     }
@@ -480,7 +578,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
     };
     let prepared = load_seed(&args)
         .and_then(|seed| load_mailboxes(&args, &seed).map(|mailboxes| (seed, mailboxes)));

@@ -1,5 +1,6 @@
-//! [`MockMicrosoft`]: one server with the mock Entra ID (at the root) and the mock Microsoft
-//! Graph v1.0 (under `/graph/v1.0`), their switches and observers. It composes the testkit:
+//! [`MockMicrosoft`]: one server with the mock Entra ID (at the root), the mock Microsoft
+//! Graph v1.0 (under `/graph/v1.0`) and the mock EWS (`/EWS/Exchange.asmx`, autodiscover),
+//! their switches and observers. It composes the testkit:
 //! one directory, one mail store, one clock and one fault plan, shared by mocks that never
 //! import one another.
 
@@ -14,13 +15,15 @@ use crate::directory::{Directory, ExchangeSettings, Seed};
 use crate::entra::device;
 use crate::entra::state::{self, DeviceStatus};
 use crate::entra::{EntraState, EntraSwitchChange, EntraSwitches, entra_router};
+use crate::ews::{AutodiscoverRequest, EwsState, EwsSwitchChange, EwsSwitches, ews_router};
 use crate::faults::{Fault, FaultError, FaultPlan, FaultReport, FaultRule, Faults};
 use crate::graph::{GraphState, ThrottlePolicy, graph_router};
 use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
-/// A running mock of Microsoft's endpoints: Entra ID at the root and Microsoft Graph v1.0
-/// under `/graph/v1.0`, on one server. Dropping it stops the server.
+/// A running mock of Microsoft's endpoints: Entra ID at the root, Microsoft Graph v1.0 under
+/// `/graph/v1.0` and EWS at `/EWS/Exchange.asmx` (with autodiscover), on one server. Dropping
+/// it stops the server.
 #[derive(Debug)]
 pub struct MockMicrosoft {
     server: MockServer,
@@ -29,6 +32,7 @@ pub struct MockMicrosoft {
     clock: Clock,
     state: EntraState,
     graph: GraphState,
+    ews: EwsState,
     faults: Faults,
     ca_pem: Option<String>,
 }
@@ -98,10 +102,18 @@ impl MockMicrosoft {
             state.token_verification_key()?,
         )
         .with_faults(faults.clone());
+        let ews = EwsState::new(
+            directory.clone(),
+            store.clone(),
+            clock.clone(),
+            state.token_verification_key()?,
+        )
+        .with_faults(faults.clone());
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
-            .merge(admin_router(faults.clone(), state.clone()))
+            .merge(ews_router(ews.clone()))
+            .merge(admin_router(faults.clone(), state.clone(), ews.clone()))
             .merge(extra);
         let (server, ca_pem) = if tls {
             let identity = TlsIdentity::generate_for_loopback()?;
@@ -114,6 +126,7 @@ impl MockMicrosoft {
         };
         state.set_base_url(&server.base_url());
         graph.set_base_url(&server.base_url());
+        ews.set_base_url(&server.base_url());
         Ok(MockMicrosoft {
             server,
             directory,
@@ -121,6 +134,7 @@ impl MockMicrosoft {
             clock,
             state,
             graph,
+            ews,
             faults,
             ca_pem,
         })
@@ -388,6 +402,67 @@ impl MockMicrosoft {
         self.graph.max_concurrent_seen(mailbox)
     }
 
+    /// `{base}/EWS/Exchange.asmx`: the EWS endpoint (what
+    /// `https://outlook.office365.com/EWS/Exchange.asmx` is in production).
+    pub fn ews_url(&self) -> String {
+        self.ews.ews_url()
+    }
+
+    /// `{base}/autodiscover/autodiscover.xml`: POX autodiscover.
+    pub fn autodiscover_url(&self) -> String {
+        format!("{}/autodiscover/autodiscover.xml", self.base_url())
+    }
+
+    /// The shared EWS state, e.g. to mount [`ews_router`] elsewhere.
+    pub fn ews_state(&self) -> EwsState {
+        self.ews.clone()
+    }
+
+    /// EWS's switches as they are now (what `GET /_mock/ews` answers).
+    pub fn ews_switches(&self) -> EwsSwitches {
+        self.ews.switches()
+    }
+
+    /// Changes several of EWS's switches at once (server version, throttling, the Exchange
+    /// Online app block and allow-list, authentication schemes, autodiscover redirects), or
+    /// none when one value is unusable (what `POST /_mock/ews` and the `exgate-mock` flags do).
+    pub fn change_ews_switches(&self, change: &EwsSwitchChange) -> Result<EwsSwitches, String> {
+        self.ews.change_switches(change)
+    }
+
+    /// The Exchange version EWS presents (`t:ServerVersionInfo`) and the request versions it
+    /// accepts.
+    pub fn set_ews_version(&self, version: crate::ews::ServerVersion) {
+        let _ = self.ews.change_switches(&EwsSwitchChange {
+            version: Some(version),
+            ..EwsSwitchChange::default()
+        });
+    }
+
+    /// EWS throttling per mailbox (`None`, the default: none);
+    /// [`crate::ews::EwsThrottlePolicy::exchange_default`] is Exchange's default policy.
+    pub fn set_ews_throttling(
+        &self,
+        policy: Option<crate::ews::EwsThrottlePolicy>,
+    ) -> Result<(), String> {
+        self.ews
+            .change_switches(&EwsSwitchChange {
+                throttling: Some(policy),
+                ..EwsSwitchChange::default()
+            })
+            .map(|_| ())
+    }
+
+    /// Every autodiscover request this server answered, with whether it carried credentials.
+    pub fn autodiscover_requests(&self) -> Vec<AutodiscoverRequest> {
+        self.ews.autodiscover_requests()
+    }
+
+    /// How many requests reached `/EWS/Exchange.asmx` so far.
+    pub fn ews_requests(&self) -> usize {
+        self.ews.requests()
+    }
+
     /// Every message delivered into `mailbox` so far (sent mail and meeting invitations), as
     /// `(internetMessageId, subject)`, oldest first.
     pub fn delivered(&self, mailbox: &str) -> Vec<(String, String)> {
@@ -481,8 +556,8 @@ impl MockMicrosoft {
 }
 
 /// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time;
-/// `GET/POST /_mock/entra`: read and change Entra's switches.
-fn admin_router(faults: Faults, entra: EntraState) -> Router {
+/// `GET/POST /_mock/entra`: read and change Entra's switches; `GET/POST /_mock/ews`: EWS's.
+fn admin_router(faults: Faults, entra: EntraState, ews: EwsState) -> Router {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -527,18 +602,40 @@ fn admin_router(faults: Faults, entra: EntraState) -> Router {
                 .into_response(),
         }
     }
+    async fn get_ews(State(ews): State<EwsState>) -> Response {
+        Json(ews.switches()).into_response()
+    }
+    async fn post_ews(State(ews): State<EwsState>, body: axum::body::Bytes) -> Response {
+        let changed = std::str::from_utf8(&body)
+            .map_err(|_| "the body is not UTF-8".to_string())
+            .and_then(EwsSwitchChange::from_json)
+            .and_then(|change| ews.change_switches(&change));
+        match changed {
+            Ok(switches) => Json(switches).into_response(),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": e})),
+            )
+                .into_response(),
+        }
+    }
     Router::new()
-        .route(
-            "/_mock/faults",
-            axum::routing::get(get).post(post).delete(delete),
-        )
-        .with_state(faults)
+        .route("/_mock/ews", axum::routing::get(get_ews).post(post_ews))
+        .with_state(ews)
         .merge(
             Router::new()
                 .route(
-                    "/_mock/entra",
-                    axum::routing::get(get_entra).post(post_entra),
+                    "/_mock/faults",
+                    axum::routing::get(get).post(post).delete(delete),
                 )
-                .with_state(entra),
+                .with_state(faults)
+                .merge(
+                    Router::new()
+                        .route(
+                            "/_mock/entra",
+                            axum::routing::get(get_entra).post(post_entra),
+                        )
+                        .with_state(entra),
+                ),
         )
 }

@@ -153,6 +153,9 @@ pub enum MailboxRight {
     FullAccess,
     /// Send mail that appears to come from the mailbox.
     SendAs,
+    /// Exchange's ApplicationImpersonation management role, scoped to this mailbox: the user
+    /// (a service account) may act as the mailbox's owner over EWS (`ExchangeImpersonation`).
+    ApplicationImpersonation,
 }
 
 /// A user who can sign in.

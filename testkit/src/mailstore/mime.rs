@@ -1,4 +1,5 @@
-//! Body conversions (HTML ⇄ text) and the RFC 5322 / MIME form of a message (`$value`).
+//! Body conversions (HTML ⇄ text) and the RFC 5322 / MIME form of a message (Graph's `$value`,
+//! EWS's `MimeContent`), shared by the protocol mocks.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
