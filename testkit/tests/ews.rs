@@ -611,6 +611,18 @@ async fn calendar_view_expands_series_and_meetings_invite_attendees() {
         }
     }
     assert_eq!(checked, 1, "the seeded weekly series");
+    let standup_masters = ews
+        .call(&find_items(
+            &dfid("calendar"),
+            "Default",
+            "",
+            r#"<m:Restriction><t:And><t:IsEqualTo><t:FieldURI FieldURI="item:Subject"/><t:FieldURIOrConstant><t:Constant Value="standup"/></t:FieldURIOrConstant></t:IsEqualTo><t:IsEqualTo><t:FieldURI FieldURI="calendar:IsRecurring"/><t:FieldURIOrConstant><t:Constant Value="true"/></t:FieldURIOrConstant></t:IsEqualTo></t:And></m:Restriction>"#,
+        ))
+        .await;
+    standup_masters.ok();
+    let found = standup_masters.attrs("ItemId", "Id");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0], master);
     let bad_series = ews
         .call(
             r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:Items><t:CalendarItem><t:Subject>x</t:Subject><t:Start>2026-11-02T08:00:00Z</t:Start><t:End>2026-11-02T08:15:00Z</t:End><t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Someday</t:DaysOfWeek></t:WeeklyRecurrence><t:NoEndRecurrence><t:StartDate>2026-11-02</t:StartDate></t:NoEndRecurrence></t:Recurrence></t:CalendarItem></m:Items></m:CreateItem>"#,
@@ -710,6 +722,28 @@ async fn contacts_are_created_updated_found_and_names_resolved() {
     assert!(
         all.text
             .contains(r#"<t:Entry Key="BusinessPhone">+1 555 0199</t:Entry>"#)
+    );
+    let fabrikam = ews
+        .call(&find_items(
+            &dfid("contacts"),
+            "Default",
+            "",
+            r#"<m:Restriction><t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase"><t:FieldURI FieldURI="contacts:CompanyName"/><t:Constant Value="fabrikam"/></t:Contains></m:Restriction>"#,
+        ))
+        .await;
+    fabrikam.ok();
+    assert!(
+        fabrikam
+            .texts("DisplayName")
+            .contains(&"Zoe Zimmer".to_string())
+    );
+    let companies = fabrikam.texts("CompanyName");
+    assert!(companies.len() < all.texts("DisplayName").len());
+    assert!(
+        companies
+            .iter()
+            .all(|c| c.to_lowercase().contains("fabrikam")),
+        "{companies:?}"
     );
     let resolve = |name: &str| {
         format!(

@@ -593,10 +593,10 @@ pub(crate) fn find_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> E
                 .ok_or_else(EwsError::folder_not_found)?;
             match folders::kind_of(mb, seq) {
                 Some(FolderKind::Contacts) => {
-                    return contacts::find(mb, &shape, offset, max);
+                    return contacts::find(mb, &shape, restriction, offset, max);
                 }
                 Some(FolderKind::Calendar) => {
-                    return calendar::find_masters(op, mb, &shape, offset, max);
+                    return calendar::find_masters(op, mb, &shape, restriction, offset, max);
                 }
                 _ => {}
             }

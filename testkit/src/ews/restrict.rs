@@ -1,5 +1,5 @@
 //! FindItem's restrictions (`And`, `Or`, `Not`, the comparisons, `Contains`, `Exists`) and
-//! sort order over a message's properties by FieldURI.
+//! sort order over the properties of messages, contacts and calendar items by FieldURI.
 
 use time::OffsetDateTime;
 
@@ -7,7 +7,7 @@ use super::items::{importance_name, message_size, parse_time};
 use super::soap::{EwsError, EwsResult};
 use super::xml::Element;
 use crate::mailstore::content::Address;
-use crate::mailstore::mailbox::Message;
+use crate::mailstore::mailbox::{Contact, Event, Message};
 
 /// A value a restriction compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,76 @@ pub(crate) enum Val {
     Bool(bool),
     Time(OffsetDateTime),
     Int(i64),
+}
+
+/// What a restriction reads of an item.
+pub(crate) trait Fields {
+    /// The value of the property `uri`; `ErrorUnsupportedPathForQuery` for one the mock does
+    /// not search.
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>>;
+}
+
+fn unsupported(uri: &str) -> EwsError {
+    EwsError::new(
+        "ErrorUnsupportedPathForQuery",
+        format!("The property '{uri}' can't be used in a restriction or sort order by the mock."),
+    )
+}
+
+impl Fields for Message {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        field_of(self, uri)
+    }
+}
+
+impl Fields for Contact {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        let text = |s: &str| Some(Val::Text(s.to_string()));
+        Ok(match uri {
+            "item:Subject" | "contacts:DisplayName" | "contacts:FileAs" => text(&self.display_name),
+            "contacts:GivenName" => text(&self.given_name),
+            "contacts:Surname" => text(&self.surname),
+            "contacts:CompanyName" => self.company_name.as_deref().and_then(text),
+            "contacts:JobTitle" => self.job_title.as_deref().and_then(text),
+            "contacts:Department" => self.department.as_deref().and_then(text),
+            "contacts:EmailAddress" | "contacts:EmailAddresses" => {
+                let all: Vec<&str> = self
+                    .email_addresses
+                    .iter()
+                    .map(|a| a.address.as_str())
+                    .collect();
+                (!all.is_empty()).then(|| Val::Text(all.join("\n")))
+            }
+            "item:Categories" => text(&self.categories.join("\n")),
+            "item:ItemClass" => text("IPM.Contact"),
+            other => return Err(unsupported(other)),
+        })
+    }
+}
+
+impl Fields for Event {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        Ok(match uri {
+            "item:Subject" => Some(Val::Text(self.subject.clone())),
+            "item:Body" => Some(Val::Text(self.body.content.clone())),
+            "calendar:Start" => Some(Val::Time(self.start)),
+            "calendar:End" => Some(Val::Time(self.end)),
+            "calendar:Location" => Some(Val::Text(self.location.clone())),
+            "calendar:IsAllDayEvent" => Some(Val::Bool(self.is_all_day)),
+            "calendar:IsRecurring" => Some(Val::Bool(self.recurrence.is_some())),
+            "calendar:IsCancelled" => Some(Val::Bool(self.is_cancelled)),
+            "calendar:Organizer" => Some(Val::Text(format!(
+                "{} <{}>",
+                self.organizer.name, self.organizer.address
+            ))),
+            "item:DateTimeCreated" => Some(Val::Time(self.created)),
+            "item:LastModifiedTime" => Some(Val::Time(self.modified)),
+            "item:Categories" => Some(Val::Text(self.categories.join("\n"))),
+            "item:Importance" => Some(Val::Text(importance_name(self.importance).into())),
+            "item:ItemClass" => Some(Val::Text("IPM.Appointment".into())),
+            other => return Err(unsupported(other)),
+        })
+    }
 }
 
 pub(crate) fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
@@ -40,14 +110,7 @@ pub(crate) fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
         "message:Sender" => addr(&m.sender).or_else(|| addr(&m.from)),
         "message:InternetMessageId" => Some(Val::Text(m.internet_message_id.clone())),
         "item:ItemClass" => Some(Val::Text("IPM.Note".into())),
-        other => {
-            return Err(EwsError::new(
-                "ErrorUnsupportedPathForQuery",
-                format!(
-                    "The property '{other}' can't be used in a restriction or sort order by the mock."
-                ),
-            ));
-        }
+        other => return Err(unsupported(other)),
     })
 }
 
@@ -83,7 +146,7 @@ pub(crate) fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
 }
 
 /// Whether `m` matches a search expression.
-pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
+pub(crate) fn matches<T: Fields>(m: &T, e: &Element) -> EwsResult<bool> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let uri = || {
         e.child("FieldURI")
@@ -91,7 +154,7 @@ pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
             .ok_or_else(|| EwsError::schema(format!("'{}' needs a FieldURI", e.name)))
     };
     let cmp = |want: &[std::cmp::Ordering]| -> EwsResult<bool> {
-        let Some(value) = field_of(m, uri()?)? else {
+        let Some(value) = m.field(uri()?)? else {
             return Ok(false);
         };
         let c = constant(e)
@@ -128,9 +191,9 @@ pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
         "IsGreaterThanOrEqualTo" => cmp(&[Greater, Equal]),
         "IsLessThan" => cmp(&[Less]),
         "IsLessThanOrEqualTo" => cmp(&[Less, Equal]),
-        "Exists" => Ok(field_of(m, uri()?)?.is_some()),
+        "Exists" => Ok(m.field(uri()?)?.is_some()),
         "Contains" => {
-            let Some(Val::Text(value)) = field_of(m, uri()?)? else {
+            let Some(Val::Text(value)) = m.field(uri()?)? else {
                 return Ok(false);
             };
             let wanted = constant(e).unwrap_or_default();
