@@ -745,6 +745,19 @@ async fn contacts_are_created_updated_found_and_names_resolved() {
             .all(|c| c.to_lowercase().contains("fabrikam")),
         "{companies:?}"
     );
+    let by_surname = ews
+        .call(&find_items(
+            &dfid("contacts"),
+            "Default",
+            "",
+            r#"<m:SortOrder><t:FieldOrder Order="Descending"><t:FieldURI FieldURI="contacts:Surname"/></t:FieldOrder></m:SortOrder>"#,
+        ))
+        .await;
+    by_surname.ok();
+    let names = by_surname.texts("Surname");
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| std::cmp::Reverse(n.to_lowercase()));
+    assert_eq!(names, sorted);
     let resolve = |name: &str| {
         format!(
             r#"<m:ResolveNames ReturnFullContactData="true" SearchScope="ActiveDirectoryContacts"><m:UnresolvedEntry>{name}</m:UnresolvedEntry></m:ResolveNames>"#

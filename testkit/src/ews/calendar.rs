@@ -435,6 +435,7 @@ pub(crate) fn find_masters(
     mb: &Mailbox,
     shape: &Shape,
     restriction: Option<&Element>,
+    orders: &[(String, bool)],
     offset: usize,
     max: Option<usize>,
 ) -> EwsResult<String> {
@@ -445,6 +446,7 @@ pub(crate) fn find_masters(
         }
     }
     events.sort_by_key(|e| e.start);
+    super::restrict::sort(&mut events, orders)?;
     let total = events.len();
     let page: Vec<String> = events
         .into_iter()

@@ -4,7 +4,7 @@
 use super::folders;
 use super::ids::{Id, Kind, change_key};
 use super::items::{Shape, categories_xml, fmt_time, root_folder};
-use super::restrict::matches;
+use super::restrict::{matches, sort};
 use super::soap::{self, EwsError, EwsResult};
 use super::xml::{Element, Xml};
 use crate::mailstore::content::Address;
@@ -116,6 +116,7 @@ pub(crate) fn find(
     mb: &Mailbox,
     shape: &Shape,
     restriction: Option<&Element>,
+    orders: &[(String, bool)],
     offset: usize,
     max: Option<usize>,
 ) -> EwsResult<String> {
@@ -126,6 +127,7 @@ pub(crate) fn find(
         }
     }
     all.sort_by_key(|c| c.display_name.to_lowercase());
+    sort(&mut all, orders)?;
     let total = all.len();
     let page: Vec<String> = all
         .into_iter()

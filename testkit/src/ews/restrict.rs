@@ -88,7 +88,7 @@ impl Fields for Event {
     }
 }
 
-pub(crate) fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
+fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
     let addr = |a: &Option<Address>| {
         a.as_ref()
             .map(|a| Val::Text(format!("{} <{}>", a.name, a.address)))
@@ -135,7 +135,7 @@ fn typed(like: &Val, text: &str) -> EwsResult<Val> {
     })
 }
 
-pub(crate) fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
+fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Val::Text(a), Val::Text(b)) => Some(a.to_lowercase().cmp(&b.to_lowercase())),
         (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(b)),
@@ -218,4 +218,36 @@ pub(crate) fn matches<T: Fields>(m: &T, e: &Element) -> EwsResult<bool> {
             "'{other}' is not a search expression the mock knows"
         ))),
     }
+}
+
+/// Sorts `items` by `orders` (FieldURI, descending), the first order first; an item without
+/// the property sorts before one with it. Fails on a property the mock does not sort by.
+pub(crate) fn sort<T: Fields>(items: &mut [&T], orders: &[(String, bool)]) -> EwsResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    if let Some(first) = items.first() {
+        for (uri, _) in orders {
+            first.field(uri)?;
+        }
+    }
+    items.sort_by(|a, b| {
+        for (uri, descending) in orders {
+            let (Ok(va), Ok(vb)) = (a.field(uri), b.field(uri)) else {
+                continue;
+            };
+            let o = match (va, vb) {
+                (Some(va), Some(vb)) => compare(&va, &vb).unwrap_or(std::cmp::Ordering::Equal),
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (None, None) => std::cmp::Ordering::Equal,
+            };
+            let o = if *descending { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(())
 }
