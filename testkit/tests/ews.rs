@@ -500,6 +500,26 @@ async fn drafts_are_updated_sent_replied_forwarded_moved_deleted_and_synced() {
 async fn contacts_are_created_updated_found_and_names_resolved() {
     let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
     let ews = adele(&m).await;
+    let sync = |state: &str| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>{}</m:SyncFolderId><m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>2</m:MaxChangesReturned></m:SyncFolderItems>"#,
+            dfid("contacts")
+        )
+    };
+    let mut state = String::new();
+    let mut seeded = 0;
+    let mut seeded_ids = Vec::new();
+    loop {
+        let r = ews.call(&sync(&state)).await;
+        r.ok();
+        seeded += r.count("<t:Create>");
+        seeded_ids.extend(r.attrs("ItemId", "Id"));
+        state = r.texts("SyncState")[0].clone();
+        if r.texts("IncludesLastItemInRange") == ["true"] {
+            break;
+        }
+    }
+    assert!(seeded >= 4, "{seeded}");
     let created = ews
         .call(&format!(
             r#"<m:CreateItem><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Zoe</t:GivenName><t:CompanyName>Fabrikam</t:CompanyName><t:EmailAddresses><t:Entry Key="EmailAddress1">zoe@fabrikam.example</t:Entry></t:EmailAddresses><t:PhoneNumbers><t:Entry Key="MobilePhone">+1 555 0100</t:Entry></t:PhoneNumbers><t:Surname>Zimmer</t:Surname></t:Contact></m:Items></m:CreateItem>"#,
@@ -588,6 +608,26 @@ async fn contacts_are_created_updated_found_and_names_resolved() {
     ))
     .await
     .ok();
+    // Since the first sync: Zoe came, changed and went (never seen: nothing), Zoey came (one
+    // create), a seeded contact went (one delete).
+    ews.call(&format!(
+        r#"<m:DeleteItem DeleteType="HardDelete"><m:ItemIds><t:ItemId Id="{}"/></m:ItemIds></m:DeleteItem>"#,
+        seeded_ids[0]
+    ))
+    .await
+    .ok();
+    let r = ews.call(&sync(&state)).await;
+    r.ok();
+    assert_eq!(r.count("<t:Delete>"), 1, "{}", r.text);
+    assert_eq!(r.attrs("ItemId", "Id")[0], seeded_ids[0]);
+    assert_eq!(r.count("<t:Create>"), 1, "{}", r.text);
+    let state = r.texts("SyncState")[0].clone();
+    let r = ews.call(&sync(&state)).await;
+    r.ok();
+    assert_eq!(
+        r.count("<t:Delete>") + r.count("<t:Create>") + r.count("<t:Update>"),
+        0
+    );
     validate_all(&[&ews]);
 }
 
