@@ -10,8 +10,8 @@ use super::dispatch::Op;
 use super::folders;
 use super::ids::{Id, Kind, change_key};
 use super::items::{
-    Shape, body_xml, bool_text, categories_xml, fmt_time, importance_name, mailbox_xml, paging,
-    parse_time, root_folder,
+    Shape, body_xml, bool_text, categories_xml, fmt_time, importance_name, mailbox_xml, parse_time,
+    root_folder,
 };
 use super::soap::{self, EwsError, EwsResult};
 use super::xml::{Element, Xml};
@@ -429,17 +429,24 @@ pub(crate) fn calendar_view(
     ))
 }
 
-/// `FindItem` on the calendar without a view: single events and series masters.
+/// `FindItem` on the calendar without a view: single events and series masters, restricted.
 pub(crate) fn find_masters(
     op: &Op<'_>,
     mb: &Mailbox,
     shape: &Shape,
+    restriction: Option<&Element>,
+    orders: &[(String, bool)],
     offset: usize,
     max: Option<usize>,
 ) -> EwsResult<String> {
-    let _ = paging;
-    let mut events: Vec<&Event> = mb.events.values().collect();
+    let mut events: Vec<&Event> = Vec::new();
+    for e in mb.events.values() {
+        if restriction.map_or(Ok(true), |r| super::restrict::matches(e, r))? {
+            events.push(e);
+        }
+    }
     events.sort_by_key(|e| e.start);
+    super::restrict::sort(&mut events, orders)?;
     let total = events.len();
     let page: Vec<String> = events
         .into_iter()

@@ -4,6 +4,7 @@
 use super::folders;
 use super::ids::{Id, Kind, change_key};
 use super::items::{Shape, categories_xml, fmt_time, root_folder};
+use super::restrict::{matches, sort};
 use super::soap::{self, EwsError, EwsResult};
 use super::xml::{Element, Xml};
 use crate::mailstore::content::Address;
@@ -110,15 +111,23 @@ pub(crate) fn contact_xml(mb: &Mailbox, c: &Contact, shape: &Shape) -> String {
     x.finish()
 }
 
-/// `FindItem` on the contacts folder, by display name.
+/// `FindItem` on the contacts folder, by display name, restricted.
 pub(crate) fn find(
     mb: &Mailbox,
     shape: &Shape,
+    restriction: Option<&Element>,
+    orders: &[(String, bool)],
     offset: usize,
     max: Option<usize>,
 ) -> EwsResult<String> {
-    let mut all: Vec<&Contact> = mb.contacts.values().collect();
+    let mut all: Vec<&Contact> = Vec::new();
+    for c in mb.contacts.values() {
+        if restriction.map_or(Ok(true), |r| matches(c, r))? {
+            all.push(c);
+        }
+    }
     all.sort_by_key(|c| c.display_name.to_lowercase());
+    sort(&mut all, orders)?;
     let total = all.len();
     let page: Vec<String> = all
         .into_iter()

@@ -9,7 +9,7 @@ use time::macros::format_description;
 use super::dispatch::Op;
 use super::folders::{self, FolderKind};
 use super::ids::{Id, Kind, change_key};
-use super::restrict::{compare, field_of, matches};
+use super::restrict::{Fields as _, matches, sort};
 use super::soap::{self, EwsError, EwsResult};
 use super::xml::{Element, Xml};
 use super::{calendar, contacts};
@@ -593,10 +593,18 @@ pub(crate) fn find_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> E
                 .ok_or_else(EwsError::folder_not_found)?;
             match folders::kind_of(mb, seq) {
                 Some(FolderKind::Contacts) => {
-                    return contacts::find(mb, &shape, offset, max);
+                    return contacts::find(mb, &shape, restriction, &orders, offset, max);
                 }
                 Some(FolderKind::Calendar) => {
-                    return calendar::find_masters(op, mb, &shape, offset, max);
+                    return calendar::find_masters(
+                        op,
+                        mb,
+                        &shape,
+                        restriction,
+                        &orders,
+                        offset,
+                        max,
+                    );
                 }
                 _ => {}
             }
@@ -609,37 +617,13 @@ pub(crate) fn find_item(op: &Op<'_>, store: &mut Mailboxes, body: &Element) -> E
                 }
                 found.push(m);
             }
-            for (uri, _) in &orders {
-                field_of(
-                    found
-                        .first()
-                        .copied()
-                        .unwrap_or(&Message::blank(op.now, String::new())),
-                    uri,
-                )?;
+            if found.is_empty() {
+                // The sort order is checked even when nothing matched.
+                for (uri, _) in &orders {
+                    Message::blank(op.now, String::new()).field(uri)?;
+                }
             }
-            if !orders.is_empty() {
-                found.sort_by(|a, b| {
-                    for (uri, descending) in &orders {
-                        let (Ok(va), Ok(vb)) = (field_of(a, uri), field_of(b, uri)) else {
-                            continue;
-                        };
-                        let o = match (va, vb) {
-                            (Some(va), Some(vb)) => {
-                                compare(&va, &vb).unwrap_or(std::cmp::Ordering::Equal)
-                            }
-                            (Some(_), None) => std::cmp::Ordering::Greater,
-                            (None, Some(_)) => std::cmp::Ordering::Less,
-                            (None, None) => std::cmp::Ordering::Equal,
-                        };
-                        let o = if *descending { o.reverse() } else { o };
-                        if o != std::cmp::Ordering::Equal {
-                            return o;
-                        }
-                    }
-                    std::cmp::Ordering::Equal
-                });
-            }
+            sort(&mut found, &orders)?;
             let total = found.len();
             if from_end {
                 found.reverse();

@@ -1,5 +1,5 @@
 //! FindItem's restrictions (`And`, `Or`, `Not`, the comparisons, `Contains`, `Exists`) and
-//! sort order over a message's properties by FieldURI.
+//! sort order over the properties of messages, contacts and calendar items by FieldURI.
 
 use time::OffsetDateTime;
 
@@ -7,7 +7,7 @@ use super::items::{importance_name, message_size, parse_time};
 use super::soap::{EwsError, EwsResult};
 use super::xml::Element;
 use crate::mailstore::content::Address;
-use crate::mailstore::mailbox::Message;
+use crate::mailstore::mailbox::{Contact, Event, Message};
 
 /// A value a restriction compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +18,77 @@ pub(crate) enum Val {
     Int(i64),
 }
 
-pub(crate) fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
+/// What a restriction reads of an item.
+pub(crate) trait Fields {
+    /// The value of the property `uri`; `ErrorUnsupportedPathForQuery` for one the mock does
+    /// not search.
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>>;
+}
+
+fn unsupported(uri: &str) -> EwsError {
+    EwsError::new(
+        "ErrorUnsupportedPathForQuery",
+        format!("The property '{uri}' can't be used in a restriction or sort order by the mock."),
+    )
+}
+
+impl Fields for Message {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        field_of(self, uri)
+    }
+}
+
+impl Fields for Contact {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        let text = |s: &str| Some(Val::Text(s.to_string()));
+        Ok(match uri {
+            "item:Subject" | "contacts:DisplayName" | "contacts:FileAs" => text(&self.display_name),
+            "contacts:GivenName" => text(&self.given_name),
+            "contacts:Surname" => text(&self.surname),
+            "contacts:CompanyName" => self.company_name.as_deref().and_then(text),
+            "contacts:JobTitle" => self.job_title.as_deref().and_then(text),
+            "contacts:Department" => self.department.as_deref().and_then(text),
+            "contacts:EmailAddress" | "contacts:EmailAddresses" => {
+                let all: Vec<&str> = self
+                    .email_addresses
+                    .iter()
+                    .map(|a| a.address.as_str())
+                    .collect();
+                (!all.is_empty()).then(|| Val::Text(all.join("\n")))
+            }
+            "item:Categories" => text(&self.categories.join("\n")),
+            "item:ItemClass" => text("IPM.Contact"),
+            other => return Err(unsupported(other)),
+        })
+    }
+}
+
+impl Fields for Event {
+    fn field(&self, uri: &str) -> EwsResult<Option<Val>> {
+        Ok(match uri {
+            "item:Subject" => Some(Val::Text(self.subject.clone())),
+            "item:Body" => Some(Val::Text(self.body.content.clone())),
+            "calendar:Start" => Some(Val::Time(self.start)),
+            "calendar:End" => Some(Val::Time(self.end)),
+            "calendar:Location" => Some(Val::Text(self.location.clone())),
+            "calendar:IsAllDayEvent" => Some(Val::Bool(self.is_all_day)),
+            "calendar:IsRecurring" => Some(Val::Bool(self.recurrence.is_some())),
+            "calendar:IsCancelled" => Some(Val::Bool(self.is_cancelled)),
+            "calendar:Organizer" => Some(Val::Text(format!(
+                "{} <{}>",
+                self.organizer.name, self.organizer.address
+            ))),
+            "item:DateTimeCreated" => Some(Val::Time(self.created)),
+            "item:LastModifiedTime" => Some(Val::Time(self.modified)),
+            "item:Categories" => Some(Val::Text(self.categories.join("\n"))),
+            "item:Importance" => Some(Val::Text(importance_name(self.importance).into())),
+            "item:ItemClass" => Some(Val::Text("IPM.Appointment".into())),
+            other => return Err(unsupported(other)),
+        })
+    }
+}
+
+fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
     let addr = |a: &Option<Address>| {
         a.as_ref()
             .map(|a| Val::Text(format!("{} <{}>", a.name, a.address)))
@@ -40,14 +110,7 @@ pub(crate) fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
         "message:Sender" => addr(&m.sender).or_else(|| addr(&m.from)),
         "message:InternetMessageId" => Some(Val::Text(m.internet_message_id.clone())),
         "item:ItemClass" => Some(Val::Text("IPM.Note".into())),
-        other => {
-            return Err(EwsError::new(
-                "ErrorUnsupportedPathForQuery",
-                format!(
-                    "The property '{other}' can't be used in a restriction or sort order by the mock."
-                ),
-            ));
-        }
+        other => return Err(unsupported(other)),
     })
 }
 
@@ -72,7 +135,7 @@ fn typed(like: &Val, text: &str) -> EwsResult<Val> {
     })
 }
 
-pub(crate) fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
+fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Val::Text(a), Val::Text(b)) => Some(a.to_lowercase().cmp(&b.to_lowercase())),
         (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(b)),
@@ -83,7 +146,7 @@ pub(crate) fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
 }
 
 /// Whether `m` matches a search expression.
-pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
+pub(crate) fn matches<T: Fields>(m: &T, e: &Element) -> EwsResult<bool> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let uri = || {
         e.child("FieldURI")
@@ -91,7 +154,7 @@ pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
             .ok_or_else(|| EwsError::schema(format!("'{}' needs a FieldURI", e.name)))
     };
     let cmp = |want: &[std::cmp::Ordering]| -> EwsResult<bool> {
-        let Some(value) = field_of(m, uri()?)? else {
+        let Some(value) = m.field(uri()?)? else {
             return Ok(false);
         };
         let c = constant(e)
@@ -128,9 +191,9 @@ pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
         "IsGreaterThanOrEqualTo" => cmp(&[Greater, Equal]),
         "IsLessThan" => cmp(&[Less]),
         "IsLessThanOrEqualTo" => cmp(&[Less, Equal]),
-        "Exists" => Ok(field_of(m, uri()?)?.is_some()),
+        "Exists" => Ok(m.field(uri()?)?.is_some()),
         "Contains" => {
-            let Some(Val::Text(value)) = field_of(m, uri()?)? else {
+            let Some(Val::Text(value)) = m.field(uri()?)? else {
                 return Ok(false);
             };
             let wanted = constant(e).unwrap_or_default();
@@ -155,4 +218,36 @@ pub(crate) fn matches(m: &Message, e: &Element) -> EwsResult<bool> {
             "'{other}' is not a search expression the mock knows"
         ))),
     }
+}
+
+/// Sorts `items` by `orders` (FieldURI, descending), the first order first; an item without
+/// the property sorts before one with it. Fails on a property the mock does not sort by.
+pub(crate) fn sort<T: Fields>(items: &mut [&T], orders: &[(String, bool)]) -> EwsResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    if let Some(first) = items.first() {
+        for (uri, _) in orders {
+            first.field(uri)?;
+        }
+    }
+    items.sort_by(|a, b| {
+        for (uri, descending) in orders {
+            let (Ok(va), Ok(vb)) = (a.field(uri), b.field(uri)) else {
+                continue;
+            };
+            let o = match (va, vb) {
+                (Some(va), Some(vb)) => compare(&va, &vb).unwrap_or(std::cmp::Ordering::Equal),
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (None, None) => std::cmp::Ordering::Equal,
+            };
+            let o = if *descending { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(())
 }

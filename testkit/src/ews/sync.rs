@@ -1,4 +1,5 @@
-//! SyncFolderItems: an opaque SyncState (mailbox, folder, the mail store's version), changes
+//! SyncFolderItems: an opaque SyncState (mailbox, folder, the mail store's version, and for the
+//! calendar and contacts folders the items already reported, so their deletions show), changes
 //! from the store's change log, `MaxChangesReturned` and `IncludesLastItemInRange`.
 
 use base64::Engine as _;
@@ -14,14 +15,17 @@ use super::{calendar, contacts};
 use crate::mailstore::Mailboxes;
 use crate::mailstore::mailbox::Change;
 
-fn encode(mailbox: &str, folder: u64, version: u64) -> String {
+fn encode(mailbox: &str, folder: u64, version: u64, known: &[u64]) -> String {
+    let known: Vec<String> = known.iter().map(u64::to_string).collect();
     STANDARD.encode(format!(
-        "S1|{}|{folder}|{version}",
-        mailbox.to_ascii_lowercase()
+        "S1|{}|{folder}|{version}|{}",
+        mailbox.to_ascii_lowercase(),
+        known.join(",")
     ))
 }
 
-fn decode(state: &str, mailbox: &str, folder: u64) -> Option<u64> {
+/// The state's version and the items it already reported (calendar and contacts).
+fn decode(state: &str, mailbox: &str, folder: u64) -> Option<(u64, Vec<u64>)> {
     let text = String::from_utf8(STANDARD.decode(state.trim()).ok()?).ok()?;
     let mut parts = text.split('|');
     if parts.next()? != "S1" || !parts.next()?.eq_ignore_ascii_case(mailbox) {
@@ -31,15 +35,24 @@ fn decode(state: &str, mailbox: &str, folder: u64) -> Option<u64> {
         return None;
     }
     let version = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some(version)
+    let known = match parts.next()? {
+        "" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|s| s.parse().ok())
+            .collect::<Option<Vec<u64>>>()?,
+    };
+    parts.next().is_none().then_some((version, known))
 }
 
-/// A change to report: a message (created or updated), a removed message, an event, a contact.
+/// A change to report: a message (created or updated), a removed message, an event or a
+/// contact (created or updated), a deleted event or contact.
 enum Pending {
     Message(u64, bool),
     Removed(u64),
-    Event(u64),
-    Contact(u64),
+    Event(u64, bool),
+    Contact(u64, bool),
+    Gone(Kind, u64),
 }
 
 pub(crate) fn sync_folder_items(
@@ -62,8 +75,8 @@ pub(crate) fn sync_folder_items(
         let mb = store
             .mailbox(&address)
             .ok_or_else(EwsError::folder_not_found)?;
-        let after = match body.text_at(&["SyncState"]).filter(|s| !s.is_empty()) {
-            None => 0,
+        let (after, mut known) = match body.text_at(&["SyncState"]).filter(|s| !s.is_empty()) {
+            None => (0, Vec::new()),
             Some(s) => decode(s, &mb.address, folder).ok_or_else(|| {
                 EwsError::new(
                     "ErrorInvalidSyncStateData",
@@ -101,14 +114,21 @@ pub(crate) fn sync_folder_items(
                     }
                 }
             }
+            // Deletions first (version 0), then what changed since the state.
             Some(FolderKind::Calendar) => {
+                for seq in known.iter().filter(|s| !mb.events.contains_key(s)) {
+                    pending.push((0, Pending::Gone(Kind::Event, *seq)));
+                }
                 for e in mb.events.values().filter(|e| e.version > after) {
-                    pending.push((e.version, Pending::Event(e.seq)));
+                    pending.push((e.version, Pending::Event(e.seq, !known.contains(&e.seq))));
                 }
             }
             Some(FolderKind::Contacts) => {
+                for seq in known.iter().filter(|s| !mb.contacts.contains_key(s)) {
+                    pending.push((0, Pending::Gone(Kind::Contact, *seq)));
+                }
                 for c in mb.contacts.values().filter(|c| c.version > after) {
-                    pending.push((c.version, Pending::Contact(c.seq)));
+                    pending.push((c.version, Pending::Contact(c.seq, !known.contains(&c.seq))));
                 }
             }
             None => return Err(EwsError::folder_not_found()),
@@ -119,8 +139,15 @@ pub(crate) fn sync_folder_items(
         let state_version = if last {
             upto
         } else {
-            pending.last().map_or(upto, |(v, _)| *v)
+            pending.last().map_or(upto, |(v, _)| (*v).max(after))
         };
+        for (_, p) in &pending {
+            match p {
+                Pending::Event(seq, true) | Pending::Contact(seq, true) => known.push(*seq),
+                Pending::Gone(_, seq) => known.retain(|k| k != seq),
+                _ => {}
+            }
+        }
         let tag = |create: bool| if create { "t:Create" } else { "t:Update" };
         let changes: Vec<(u64, String)> = pending
             .into_iter()
@@ -131,6 +158,14 @@ pub(crate) fn sync_folder_items(
                         let t = tag(create);
                         format!("<{t}>{}</{t}>", message_xml(op, mb, m, &shape))
                     }
+                    Pending::Gone(kind, seq) => format!(
+                        "<t:Delete>{}</t:Delete>",
+                        soap::id_element(
+                            "ItemId",
+                            &Id::new(kind, &mb.address, seq).encode(),
+                            &change_key(kind, version)
+                        )
+                    ),
                     Pending::Removed(seq) => format!(
                         "<t:Delete>{}</t:Delete>",
                         soap::id_element(
@@ -139,17 +174,17 @@ pub(crate) fn sync_folder_items(
                             &change_key(Kind::Message, version)
                         )
                     ),
-                    Pending::Event(seq) => {
+                    Pending::Event(seq, create) => {
                         let e = mb.events.get(&seq)?;
-                        let t = tag(after == 0);
+                        let t = tag(create);
                         format!(
                             "<{t}>{}</{t}>",
                             calendar::event_xml(op, mb, e, None, &shape)
                         )
                     }
-                    Pending::Contact(seq) => {
+                    Pending::Contact(seq, create) => {
                         let c = mb.contacts.get(&seq)?;
-                        let t = tag(after == 0);
+                        let t = tag(create);
                         format!("<{t}>{}</{t}>", contacts::contact_xml(mb, c, &shape))
                     }
                 };
@@ -157,7 +192,10 @@ pub(crate) fn sync_folder_items(
             })
             .collect();
         let mut x = Xml::new();
-        x.leaf("m:SyncState", &encode(&mb.address, folder, state_version));
+        x.leaf(
+            "m:SyncState",
+            &encode(&mb.address, folder, state_version, &known),
+        );
         x.leaf("m:IncludesLastItemInRange", bool_text(last));
         x.open("m:Changes", &[]);
         for (_, xml) in &changes {
