@@ -8,7 +8,9 @@
 //! without sending credentials where they do not belong.
 
 pub mod autodiscover;
+mod client;
 pub mod explain;
 pub mod wire;
 
+pub use client::EwsMailbox;
 pub use explain::EwsAnswers;

@@ -5,16 +5,19 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::auth::SignIn;
-use crate::auth::credentials::SignInCredentials;
+use crate::auth::credentials::{Credential, Credentials, PasswordCredentials, SignInCredentials};
 use crate::auth::signin::primary_resource;
 use crate::config::NetworkSettings;
 use crate::connections::Connections;
+use crate::ews::wire::RequestVersion;
+use crate::ews::{EwsAnswers, EwsMailbox};
 use crate::governor::{Governor, GovernorPolicy};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
 use crate::mailbox::{Backend, MailboxError, MailboxRef};
-use crate::model::{Auth, EmailAddress, InvalidInput, Principal, Resource, Target};
-use crate::pipeline::{Limits, PageTokens, Pipeline};
+use crate::model::{Auth, Connection, EmailAddress, InvalidInput, Principal, Resource, Target};
+use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
+use url::Url;
 
 /// Hands out mailbox backends; one governor is shared by all of them.
 #[derive(Debug)]
@@ -112,15 +115,11 @@ impl Mailboxes {
                     .map_or_else(|| account.principal.to_string(), ToString::to_string);
                 (Some(account.principal), Some(me))
             }
-            Auth::Basic(_) | Auth::Ntlm(_) => {
-                return Err(MailboxError::Unsupported(format!(
-                    "connection `{}` uses {} authentication, which only the EWS backend speaks; the EWS backend is not built yet",
-                    conn.name,
-                    conn.settings.auth.kind()
-                ))
-                .into());
-            }
+            Auth::Basic(p) | Auth::Ntlm(p) => (None, Some(p.username.trim().to_owned())),
         };
+        if primary_resource(&conn) == Resource::Ews {
+            return self.ews(&conn, principal, me);
+        }
         match (&conn.settings.target, primary_resource(&conn)) {
             (Target::Online { cloud, .. }, Resource::Graph) => {
                 let base = self
@@ -152,10 +151,85 @@ impl Mailboxes {
                 Ok(Backend::full("Microsoft Graph", Arc::new(graph)))
             }
             _ => Err(MailboxError::Unsupported(format!(
-                "connection `{}` uses the EWS backend, which is not built yet; for Exchange Online use --backend graph",
+                "connection `{}` has no backend for its target",
                 conn.name
             ))
             .into()),
         }
     }
+
+    /// The EWS backend of `conn`: Exchange Server at its EWS URL, or Exchange Online's EWS
+    /// when the connection chose it.
+    fn ews(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+    ) -> Result<Backend, Error> {
+        let (url, version) = match &conn.settings.target {
+            Target::Server { version, ews_url } => {
+                (ews_url.as_url().clone(), RequestVersion::from(*version))
+            }
+            Target::Online { .. } => (
+                Url::parse(EXCHANGE_ONLINE_EWS)
+                    .map_err(|e| MailboxError::Unsupported(e.to_string()))?,
+                RequestVersion::ONLINE,
+            ),
+        };
+        let (credentials, ntlm): (Arc<dyn Credentials>, bool) = match &conn.settings.auth {
+            Auth::Basic(p) => (
+                Arc::new(PasswordCredentials(Credential::Basic(p.clone()))),
+                false,
+            ),
+            Auth::Ntlm(p) => (
+                Arc::new(PasswordCredentials(Credential::Ntlm(p.clone()))),
+                true,
+            ),
+            Auth::OAuth2Delegated(_) | Auth::OAuth2AppOnly(_) => (
+                Arc::new(SignInCredentials::new(
+                    Arc::clone(&self.signin),
+                    conn.name.to_string(),
+                    principal.clone(),
+                    Resource::Ews,
+                )),
+                false,
+            ),
+        };
+        let mut pipe = Pipeline::new(
+            self.http.clone(),
+            Arc::clone(&self.governor),
+            credentials,
+            Arc::new(EwsAnswers),
+            self.limits,
+            conn.name.to_string(),
+        );
+        if ntlm {
+            pipe = pipe.with_ntlm(Arc::new(NtlmSessions::new(self.network.clone())));
+        }
+        let owner = principal
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| me.clone());
+        let pages = PageTokens::new(
+            Arc::clone(&self.vault),
+            conn.name.as_str(),
+            owner.as_deref(),
+        );
+        // An app acts on other mailboxes by impersonation (`full_access_as_app`); a user or a
+        // service account reaches them as a delegate (FullAccess).
+        let impersonate = matches!(conn.settings.auth, Auth::OAuth2AppOnly(_));
+        let ews = EwsMailbox::new(
+            pipe,
+            url,
+            version,
+            pages,
+            me.unwrap_or_default(),
+            impersonate,
+        );
+        Ok(Backend::full("EWS", Arc::new(ews)))
+    }
 }
+
+/// Exchange Online's EWS endpoint (blocked since 1 October 2026 unless the tenant allows the
+/// app; switched off on 1 April 2027).
+const EXCHANGE_ONLINE_EWS: &str = "https://outlook.office365.com/EWS/Exchange.asmx";

@@ -2,6 +2,7 @@
 
 mod connections;
 mod diagnose;
+mod ews;
 mod mailbox;
 mod pipeline;
 mod signin;

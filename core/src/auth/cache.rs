@@ -474,7 +474,11 @@ mod tests {
             for _ in 0..1000 {
                 cache.get(key()).await.unwrap();
             }
-            assert!(cache.len() <= 2 * 6_000 + 1, "round {round}: {}", cache.len());
+            assert!(
+                cache.len() <= 2 * 6_000 + 1,
+                "round {round}: {}",
+                cache.len()
+            );
         }
         assert!(cache.fresh(&live).is_some(), "the token in use is kept");
     }
