@@ -636,7 +636,7 @@ impl Calendar for EwsMailbox {
         let request = FindEvents::new(start, end);
         let mut ctx = self.context(mailbox);
         if let Some(zone) = time_zone {
-            ctx = ctx.with_time_zone(zone.clone());
+            ctx = ctx.with_time_zone(*zone);
         }
         let names = || Names {
             what: "calendar",
