@@ -23,6 +23,7 @@ pub mod fixtures;
 pub mod graph;
 pub mod mailstore;
 mod microsoft;
+pub mod oidc;
 mod tls;
 
 use std::net::SocketAddr;

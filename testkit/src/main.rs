@@ -17,6 +17,7 @@ use exgate_testkit::entra::{EntraSwitchChange, Seed};
 use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
+use exgate_testkit::oidc::{IdTokenFault, OidcSwitchChange};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH]] [--seed FILE] \
@@ -24,7 +25,7 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--revoke-consent CLIENT_ID]... [--require-mfa UPN]... \
                      [--public-client-flows CLIENT_ID=on|off]... [--auto-approve UPN] \
                      [--mailboxes FILE]... [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... \
-                     [--faults FILE]
+                     [--faults FILE] [--generic-oidc [--oidc-id-token-fault KIND]]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
@@ -56,6 +57,14 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                           e.g. 0.2,seed=7,mix=429=1*3+503+reset; repeatable
   --faults FILE           fault rules as JSON (what POST /_mock/faults takes)
   The plan can be read, extended and cleared at run time: GET/POST/DELETE {base}/_mock/faults
+  --generic-oidc          also serve a standards-following OpenID provider (not Entra) under
+                          {base}/oidc: issuer {base}/oidc, clients exgate-portal (public) and
+                          exgate-service (secret in the ready line), resource
+                          https://api.contoso.test; --auto-approve applies to it too
+  --oidc-id-token-fault KIND
+                          its ID tokens are faulty: wrong_nonce wrong_audience wrong_issuer
+                          expired bad_signature unsigned
+  Its switches can be read and changed at run time: GET/POST {base}/_mock/oidc
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)
@@ -80,6 +89,8 @@ struct Args {
     mailboxes: Vec<PathBuf>,
     throttle_scale: Option<u32>,
     faults: FaultPlan,
+    generic_oidc: bool,
+    oidc_id_token_fault: Option<String>,
 }
 
 /// What the command line asks for.
@@ -158,6 +169,8 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         mailboxes: Vec::new(),
         throttle_scale: None,
         faults: FaultPlan::default(),
+        generic_oidc: false,
+        oidc_id_token_fault: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -244,9 +257,20 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                     .with_context(|| format!("the fault file {} is unusable", path.display()))?;
                 parsed.faults.rules.extend(plan.rules);
             }
+            "--generic-oidc" => parsed.generic_oidc = true,
+            "--oidc-id-token-fault" => {
+                let v = value("--oidc-id-token-fault")?;
+                if IdTokenFault::parse(&v).is_none() {
+                    bail!("--oidc-id-token-fault `{v}` is not a known fault\n{USAGE}");
+                }
+                parsed.oidc_id_token_fault = Some(v);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if parsed.oidc_id_token_fault.is_some() && !parsed.generic_oidc {
+        bail!("--oidc-id-token-fault only makes sense with --generic-oidc\n{USAGE}");
     }
     if parsed.ca_out.is_some() && !parsed.tls {
         bail!("--ca-out only makes sense with --tls\n{USAGE}");
@@ -375,6 +399,15 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
             })
         })
         .collect();
+    let provider = mock.oidc();
+    let oidc = provider.is_enabled().then(|| {
+        json!({
+            "issuer": provider.issuer(),
+            "discovery_url": provider.discovery_url(),
+            "clients": provider.clients(),
+            "resource": exgate_testkit::oidc::RESOURCE,
+        })
+    });
     json!({
         "ready": true,
         "base_url": base,
@@ -385,6 +418,7 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
         },
         "ca_cert": ca_cert.map(|p| p.display().to_string()),
         "tenants": tenants,
+        "oidc": oidc,
     })
 }
 
@@ -408,6 +442,17 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
         .context("cannot set Entra's switches")?;
     if let Some(upn) = &args.auto_approve {
         mock.set_auto_approve(Some(upn));
+    }
+    if args.generic_oidc {
+        mock.enable_generic_oidc();
+        mock.oidc()
+            .change_switches(&OidcSwitchChange {
+                auto_approve: args.auto_approve.clone(),
+                id_token_fault: args.oidc_id_token_fault.clone(),
+                ..OidcSwitchChange::default()
+            })
+            .map_err(anyhow::Error::msg)
+            .context("cannot set the generic OIDC provider's switches")?;
     }
     // The temporary directory lives as long as the process.
     let mut _temp_dir = None;
