@@ -30,6 +30,7 @@ fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
         redirect_uri: args.redirect_uri.clone(),
         scopes: (!args.scopes.is_empty()).then(|| args.scopes.clone()),
         authority: args.authority.clone(),
+        resource: args.resource.clone(),
         username: args.username.clone(),
         ..ConnectionSpec::default()
     }
@@ -349,6 +350,8 @@ struct ConnectionView {
     backend: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     authority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
     auth: AuthView,
     created_at: String,
     updated_at: String,
@@ -476,6 +479,7 @@ impl From<&ConnectionEntry> for ConnectionView {
             target,
             backend: settings.backend.to_string(),
             authority: settings.authority.as_ref().map(ToString::to_string),
+            resource: settings.resource.as_ref().map(ToString::to_string),
             auth,
             created_at: timestamp(*created_at),
             updated_at: timestamp(*updated_at),
@@ -560,6 +564,7 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
             .clone()
             .unwrap_or_else(|| "Entra ID (default)".into()),
     ));
+    rows.extend(v.resource.clone().map(|r| ("resource", r)));
     let a = &v.auth;
     rows.push(("auth", a.kind.clone()));
     rows.extend(a.client_id.clone().map(|c| ("client id", c)));

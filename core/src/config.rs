@@ -266,6 +266,8 @@ struct RawConnection {
     redirect_uri: Option<String>,
     scopes: Option<Vec<String>>,
     authority: Option<String>,
+    /// RFC 8707 resource indicator (custom authorities only).
+    resource: Option<String>,
     username: Option<String>,
     /// `file:` or `env:` reference.
     client_secret: Option<String>,
@@ -771,6 +773,7 @@ impl Resolver<'_> {
             redirect_uri: entry.redirect_uri,
             scopes: entry.scopes,
             authority: entry.authority,
+            resource: entry.resource,
             username: entry.username,
             client_secret: secret("client_secret", &entry.client_secret)?,
             certificate_pem,

@@ -315,8 +315,8 @@ impl OAuthClient {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let (client_id, credential) = match &settings.auth {
-            Auth::OAuth2Delegated(d) => (d.client_id, d.credential.clone()),
-            Auth::OAuth2AppOnly(a) => (a.client_id, Some(a.credential.clone())),
+            Auth::OAuth2Delegated(d) => (d.client_id.clone(), d.credential.clone()),
+            Auth::OAuth2AppOnly(a) => (a.client_id.clone(), Some(a.credential.clone())),
             Auth::Basic(_) | Auth::Ntlm(_) => {
                 return Err(AuthError::Unsupported(format!(
                     "the connection uses {} authentication, which involves no OAuth2 sign-in or tokens",
