@@ -155,34 +155,7 @@ impl Endpoints {
             jwks.ok_or_else(|| missing("jwks_uri"))?,
         ))
     }
-}
 
-async fn fetch_discovery(http: &reqwest::Client, url: &Url) -> Result<Discovery, AuthError> {
-    let during = "OIDC discovery";
-    let url = url.clone();
-    let resp = http
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| transport(during, &url, &e))?;
-    let status = resp.status().as_u16();
-    let body = net::read_body(resp)
-        .await
-        .map_err(|message| AuthError::Protocol { during, message })?;
-    if status != 200 {
-        return Err(AuthError::Http {
-            during,
-            status,
-            retry_after: None,
-        });
-    }
-    serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
-        during,
-        message: format!("{url} is not an OpenID Connect discovery document: {e}"),
-    })
-}
-
-impl Endpoints {
     /// The endpoints of a connection: its custom authority's discovery document, or Entra ID for
     /// its cloud and tenant (on `network.authority_host` when set).
     pub async fn for_connection(
@@ -206,6 +179,31 @@ impl Endpoints {
             )),
         }
     }
+}
+
+/// Reads the discovery document at `url` (every field optional; callers ask for what they need).
+async fn fetch_discovery(http: &reqwest::Client, url: &Url) -> Result<Discovery, AuthError> {
+    let during = "OIDC discovery";
+    let resp = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| transport(during, url, &e))?;
+    let status = resp.status().as_u16();
+    let body = net::read_body(resp)
+        .await
+        .map_err(|message| AuthError::Protocol { during, message })?;
+    if status != 200 {
+        return Err(AuthError::Http {
+            during,
+            status,
+            retry_after: None,
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
+        during,
+        message: format!("{url} is not an OpenID Connect discovery document: {e}"),
+    })
 }
 
 fn transport(during: &'static str, url: &Url, e: &reqwest::Error) -> AuthError {
