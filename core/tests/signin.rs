@@ -1118,6 +1118,9 @@ async fn generic_oidc_id_tokens_that_fail_validation_sign_nobody_in() {
         );
         assert!(text.contains(why), "{fault:?}: {text}");
         assert!(text.contains("ID token"), "{fault:?}: {text}");
+        if let Error::Auth(auth) = &err {
+            assert!(auth.fix().unwrap().contains("client_id"), "{fault:?}");
+        }
         // Never the token itself (a JWT starts with the base64 of `{"`).
         assert!(!text.contains("eyJ"), "{fault:?}: {text}");
         assert!(

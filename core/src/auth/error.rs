@@ -135,7 +135,13 @@ impl AuthError {
 
     /// What to do about it, when exgate knows.
     pub fn fix(&self) -> Option<&'static str> {
-        self.aadsts().map(|a| a.fix)
+        match self {
+            Self::IdToken(_) => Some(
+                "check that the connection's client_id and authority are the ones registered at \
+                 the identity provider and that this machine's clock is right, then sign in again",
+            ),
+            _ => self.aadsts().map(|a| a.fix),
+        }
     }
 
     pub fn correlation_id(&self) -> Option<&str> {
