@@ -161,7 +161,8 @@ pub(crate) struct ConnectionArgs {
     /// oauth2-delegated, oauth2-app-only, basic or ntlm.
     #[arg(long)]
     pub(crate) auth: Option<String>,
-    /// Application (client) ID of the app registration.
+    /// Client ID: the app registration's Application (client) ID (a GUID) for Entra ID, or
+    /// the client ID a custom authority issued.
     #[arg(long)]
     pub(crate) client_id: Option<String>,
     /// Default sign-in flow for oauth2-delegated: authorization-code, device-code or password.
@@ -180,6 +181,10 @@ pub(crate) struct ConnectionArgs {
     /// Discovery URL of a custom OIDC authority (AD FS, Keycloak).
     #[arg(long)]
     pub(crate) authority: Option<String>,
+    /// With a custom authority: the RFC 8707 resource indicator (absolute URI) to send with
+    /// every authorization and token request.
+    #[arg(long, value_name = "URI")]
+    pub(crate) resource: Option<String>,
     /// User name for basic or ntlm (user@contoso.com or DOMAIN\user).
     #[arg(long)]
     pub(crate) username: Option<String>,

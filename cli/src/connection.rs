@@ -31,6 +31,7 @@ fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
         scopes: (!args.scopes.is_empty()).then(|| args.scopes.clone()),
         return_urls: (!args.return_urls.is_empty()).then(|| args.return_urls.clone()),
         authority: args.authority.clone(),
+        resource: args.resource.clone(),
         username: args.username.clone(),
         ..ConnectionSpec::default()
     }
@@ -350,6 +351,8 @@ struct ConnectionView {
     backend: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     authority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
     auth: AuthView,
     created_at: String,
     updated_at: String,
@@ -482,6 +485,7 @@ impl From<&ConnectionEntry> for ConnectionView {
             target,
             backend: settings.backend.to_string(),
             authority: settings.authority.as_ref().map(ToString::to_string),
+            resource: settings.resource.as_ref().map(ToString::to_string),
             auth,
             created_at: timestamp(*created_at),
             updated_at: timestamp(*updated_at),
@@ -566,6 +570,7 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
             .clone()
             .unwrap_or_else(|| "Entra ID (default)".into()),
     ));
+    rows.extend(v.resource.clone().map(|r| ("resource", r)));
     let a = &v.auth;
     rows.push(("auth", a.kind.clone()));
     rows.extend(a.client_id.clone().map(|c| ("client id", c)));

@@ -13,6 +13,7 @@ pub mod assertion;
 pub mod cache;
 pub mod credentials;
 mod error;
+pub mod idtoken;
 pub mod loopback;
 pub mod ntlm;
 pub mod oauth;

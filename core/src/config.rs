@@ -271,6 +271,8 @@ struct RawConnection {
     scopes: Option<Vec<String>>,
     return_urls: Option<Vec<String>>,
     authority: Option<String>,
+    /// RFC 8707 resource indicator (custom authorities only).
+    resource: Option<String>,
     username: Option<String>,
     /// `file:` or `env:` reference.
     client_secret: Option<String>,
@@ -787,6 +789,7 @@ impl Resolver<'_> {
             scopes: entry.scopes,
             return_urls: entry.return_urls,
             authority: entry.authority,
+            resource: entry.resource,
             username: entry.username,
             client_secret: secret("client_secret", &entry.client_secret)?,
             certificate_pem,

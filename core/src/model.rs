@@ -15,7 +15,7 @@ pub use connection::{
 };
 pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,
-    Principal, StaticUserId, Tenant,
+    Principal, ResourceIndicator, StaticUserId, Tenant,
 };
 pub use token::{AccessToken, Resource, TokenKey};
 

@@ -106,6 +106,18 @@ impl World {
         RedirectParams::parse(&location).unwrap()
     }
 
+    /// A browser sign-in at the generic OIDC provider, as it auto-approves.
+    async fn sign_in_with(&self, oidc: &exgate_testkit::oidc::OidcState, connection: &str) {
+        oidc.set_auto_approve(Some(seed::ADELE));
+        let login = self
+            .signin
+            .start_browser_login(connection, None, "http://localhost:50001", None)
+            .await
+            .unwrap();
+        let params = self.browser_redirect(&login.url).await;
+        self.signin.finish_browser_login(params).await.unwrap();
+    }
+
     async fn sign_in_adele(&self, connection: &str) {
         self.mock.set_auto_approve(Some(seed::ADELE));
         let login = self
@@ -897,4 +909,282 @@ async fn an_accounts_last_use_is_recorded_when_its_token_is_used_to_the_minute()
         used,
         "not written again within the minute"
     );
+}
+
+// ---- A standards-following OpenID provider (the mock's generic OIDC mode, not Entra) ----
+
+use exgate_testkit::oidc::{IdTokenFault, PORTAL_CLIENT, RESOURCE, SERVICE_CLIENT, SERVICE_SECRET};
+
+/// A delegated connection to the generic provider, whose client IDs are not GUIDs.
+fn generic_delegated(w: &World, client: &str) -> ConnectionSpec {
+    ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-delegated".into()),
+        client_id: Some(client.into()),
+        authority: Some(w.mock.enable_generic_oidc()),
+        resource: Some(RESOURCE.into()),
+        ..ConnectionSpec::default()
+    }
+}
+
+fn url_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn generic_oidc_client_credentials_take_a_non_guid_client_id_and_send_the_resource() {
+    let w = World::new().await;
+    let discovery = w.mock.enable_generic_oidc();
+    let spec = ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-app-only".into()),
+        client_id: Some(SERVICE_CLIENT.into()),
+        client_secret: Some(Secret::new(SERVICE_SECRET)),
+        authority: Some(discovery),
+        resource: Some(RESOURCE.into()),
+        ..ConnectionSpec::default()
+    };
+    w.add("portal", spec.clone()).await;
+    let token = w
+        .signin
+        .token("portal", None, Resource::Graph)
+        .await
+        .unwrap();
+    let c = claims(token.secret.expose());
+    assert_eq!(c["aud"], RESOURCE, "{c}");
+    assert_eq!(c["client_id"], SERVICE_CLIENT, "{c}");
+    let sent = w.mock.oidc().requests_to("token");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].get("grant_type"), Some("client_credentials"));
+    assert_eq!(sent[0].get("resource"), Some(RESOURCE));
+
+    // The same client ID for Entra ID is refused: Entra's client IDs are GUIDs.
+    let entra = ConnectionSpec {
+        authority: None,
+        resource: None,
+        ..spec.clone()
+    };
+    let err = w.connections.add("entra", &entra).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("client_id"), "{text}");
+    assert!(text.contains("GUID"), "{text}");
+    // And a resource indicator is for custom authorities only.
+    let entra = ConnectionSpec {
+        authority: None,
+        client_id: Some(seed::DAEMON_APP.into()),
+        ..spec
+    };
+    let err = w.connections.add("entra", &entra).await.unwrap_err();
+    assert!(err.to_string().contains("resource"), "{err}");
+}
+
+#[tokio::test]
+async fn generic_oidc_a_resource_the_provider_does_not_serve_is_invalid_target() {
+    let w = World::new().await;
+    let discovery = w.mock.enable_generic_oidc();
+    let spec = ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-app-only".into()),
+        client_id: Some(SERVICE_CLIENT.into()),
+        client_secret: Some(Secret::new(SERVICE_SECRET)),
+        authority: Some(discovery),
+        resource: Some("https://elsewhere.test/api".into()),
+        ..ConnectionSpec::default()
+    };
+    w.add("portal", spec).await;
+    let err = w
+        .signin
+        .token("portal", None, Resource::Graph)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not served here"), "{err}");
+    match &err {
+        Error::Auth(AuthError::Refused { body, .. }) => assert_eq!(body.error, "invalid_target"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn generic_oidc_browser_sign_in_asks_consent_with_a_nonce_and_refresh_sends_no_new_scope() {
+    let w = World::new().await;
+    let spec = generic_delegated(&w, PORTAL_CLIENT);
+    w.add("portal", spec).await;
+    let oidc = w.mock.oidc();
+    oidc.set_auto_approve(Some(seed::ADELE));
+    let login = w
+        .signin
+        .start_browser_login("portal", None, "http://localhost:50001", None)
+        .await
+        .unwrap();
+    // OIDC Core §11: offline_access needs prompt=consent; a nonce binds the ID token.
+    assert_eq!(
+        url_param(&login.url, "prompt").as_deref(),
+        Some("consent"),
+        "{}",
+        login.url
+    );
+    let nonce = url_param(&login.url, "nonce").expect("a nonce");
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert_eq!(url_param(&login.url, "resource").as_deref(), Some(RESOURCE));
+    assert_eq!(
+        url_param(&login.url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let params = w.browser_redirect(&login.url).await;
+    let account = w.signin.finish_browser_login(params).await.unwrap();
+    assert_eq!(account.principal.as_str(), seed::ADELE);
+    let authorize = oidc.requests_to("authorize");
+    assert_eq!(authorize.len(), 1);
+    assert_eq!(authorize[0].get("prompt"), Some("consent"));
+    assert_eq!(authorize[0].get("nonce"), Some(nonce.as_str()));
+    let exchange = oidc.requests_to("token");
+    assert_eq!(exchange[0].get("grant_type"), Some("authorization_code"));
+    assert_eq!(exchange[0].get("resource"), Some(RESOURCE));
+    let granted: Vec<String> = authorize[0]
+        .get("scope")
+        .unwrap()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+
+    let first = w
+        .signin
+        .token("portal", None, Resource::Graph)
+        .await
+        .unwrap();
+    assert_eq!(claims(first.secret.expose())["aud"], RESOURCE);
+
+    // Past the access token's lifetime: refreshed twice (the provider rotates refresh tokens).
+    for round in 0..2 {
+        w.clock.advance(Duration::from_secs(2 * 3600));
+        let t = w
+            .signin
+            .token("portal", None, Resource::Graph)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_ne!(t.secret, first.secret);
+        assert_eq!(claims(t.secret.expose())["aud"], RESOURCE);
+    }
+    let refreshes: Vec<_> = oidc
+        .requests_to("token")
+        .into_iter()
+        .filter(|r| r.get("grant_type") == Some("refresh_token"))
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    for r in &refreshes {
+        // RFC 6749 §6: no scope beyond the original grant (here: none at all).
+        if let Some(scope) = r.get("scope") {
+            assert!(
+                scope.split(' ').all(|s| granted.iter().any(|g| g == s)),
+                "{scope}"
+            );
+        }
+        assert_eq!(r.get("resource"), Some(RESOURCE));
+        assert_eq!(r.get("client_id"), Some(PORTAL_CLIENT));
+    }
+}
+
+#[tokio::test]
+async fn generic_oidc_device_code_sign_in_and_refresh() {
+    let w = World::new().await;
+    let spec = ConnectionSpec {
+        flow: Some("device-code".into()),
+        ..generic_delegated(&w, PORTAL_CLIENT)
+    };
+    w.add("device", spec).await;
+    let oidc = w.mock.oidc();
+    oidc.set_device_interval(0);
+    let login = w.signin.start_device_login("device").await.unwrap();
+    oidc.approve_device_code(&login.authorization.user_code, seed::MEGAN)
+        .unwrap();
+    let account = w.signin.finish_device_login(login, None).await.unwrap();
+    assert_eq!(account.principal.as_str(), seed::MEGAN);
+    let started = oidc.requests_to("device_authorization");
+    assert_eq!(started[0].get("resource"), Some(RESOURCE));
+    assert_eq!(started[0].get("client_id"), Some(PORTAL_CLIENT));
+
+    w.clock.advance(Duration::from_secs(2 * 3600));
+    let t = w
+        .signin
+        .token("device", None, Resource::Graph)
+        .await
+        .unwrap();
+    assert_eq!(claims(t.secret.expose())["aud"], RESOURCE);
+    let last = oidc.requests_to("token").pop().unwrap();
+    assert_eq!(last.get("grant_type"), Some("refresh_token"));
+    assert_eq!(last.get("scope"), None);
+}
+
+#[tokio::test]
+async fn generic_oidc_id_tokens_that_fail_validation_sign_nobody_in() {
+    let w = World::new().await;
+    w.add("portal", generic_delegated(&w, PORTAL_CLIENT)).await;
+    let oidc = w.mock.oidc();
+    oidc.set_auto_approve(Some(seed::ADELE));
+    for (fault, why) in [
+        (IdTokenFault::WrongNonce, "nonce"),
+        (IdTokenFault::WrongAudience, "audience"),
+        (IdTokenFault::WrongIssuer, "issuer"),
+        (IdTokenFault::Expired, "expired"),
+        (IdTokenFault::BadSignature, "signature"),
+        (IdTokenFault::Unsigned, "unsigned"),
+    ] {
+        oidc.set_id_token_fault(Some(fault));
+        let login = w
+            .signin
+            .start_browser_login("portal", None, "http://localhost:50001", None)
+            .await
+            .unwrap();
+        let params = w.browser_redirect(&login.url).await;
+        let err = w.signin.finish_browser_login(params).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::Auth(AuthError::IdToken(_))),
+            "{fault:?}: {err:?}"
+        );
+        assert!(text.contains(why), "{fault:?}: {text}");
+        assert!(text.contains("ID token"), "{fault:?}: {text}");
+        if let Error::Auth(auth) = &err {
+            assert!(auth.fix().unwrap().contains("client_id"), "{fault:?}");
+        }
+        // Never the token itself (a JWT starts with the base64 of `{"`).
+        assert!(!text.contains("eyJ"), "{fault:?}: {text}");
+        assert!(
+            w.signin.accounts("portal", None).await.unwrap().is_empty(),
+            "{fault:?}"
+        );
+    }
+    oidc.set_id_token_fault(None);
+    w.sign_in_with(&oidc, "portal").await;
+    assert_eq!(w.signin.accounts("portal", None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn entra_sign_ins_send_a_nonce_and_validate_the_id_token_of_a_multi_tenant_authority() {
+    let w = World::new().await;
+    w.add(
+        "multi",
+        ConnectionSpec {
+            tenant: Some("organizations".into()),
+            ..delegated(seed::PUBLIC_APP)
+        },
+    )
+    .await;
+    w.mock.set_auto_approve(Some(seed::ADELE));
+    let login = w
+        .signin
+        .start_browser_login("multi", None, "http://localhost:50001", None)
+        .await
+        .unwrap();
+    assert!(url_param(&login.url, "nonce").is_some(), "{}", login.url);
+    // Entra's requests stay as they were: no prompt, no resource.
+    assert_eq!(url_param(&login.url, "prompt"), None);
+    assert_eq!(url_param(&login.url, "resource"), None);
+    let params = w.browser_redirect(&login.url).await;
+    let account = w.signin.finish_browser_login(params).await.unwrap();
+    assert_eq!(account.principal.as_str(), seed::ADELE);
 }

@@ -78,6 +78,19 @@ fn specs() -> Vec<(&'static str, ConnectionSpec)> {
             },
         ),
         (
+            "keycloak",
+            ConnectionSpec {
+                tenant: Some("contoso.onmicrosoft.com".into()),
+                auth: Some("oauth2-delegated".into()),
+                client_id: Some("exgate-portal".into()),
+                authority: Some(
+                    "https://sso.contoso.com/realms/staff/.well-known/openid-configuration".into(),
+                ),
+                resource: Some("https://api.contoso.com".into()),
+                ..ConnectionSpec::default()
+            },
+        ),
+        (
             "onprem",
             ConnectionSpec {
                 ews_url: Some("https://mail.contoso.com/EWS/Exchange.asmx".into()),

@@ -25,6 +25,7 @@ pub mod fixtures;
 pub mod graph;
 pub mod mailstore;
 mod microsoft;
+pub mod oidc;
 mod tls;
 pub mod xsd;
 

@@ -20,6 +20,7 @@ use exgate_testkit::ews::{
 use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
+use exgate_testkit::oidc::{IdTokenFault, OidcSwitchChange};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH]] [--seed FILE] \
@@ -27,7 +28,8 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--revoke-consent CLIENT_ID]... [--require-mfa UPN]... \
                      [--public-client-flows CLIENT_ID=on|off]... [--auto-approve UPN] \
                      [--mailboxes FILE]... [--throttle-scale N] [--fault SPEC]... [--chaos SPEC]... \
-                     [--faults FILE] [--ews-version VERSION] [--ews-throttle SPEC] \
+                     [--faults FILE] [--generic-oidc [--oidc-id-token-fault KIND]] \
+                     [--ews-version VERSION] [--ews-throttle SPEC] \
                      [--ews-busy-in-response] [--ews-block-apps] [--ews-allow-app CLIENT_ID]... \
                      [--ews-auth SCHEMES] \
                      [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL]
@@ -82,6 +84,14 @@ autodiscover at {base}/autodiscover/autodiscover.xml (POX), …/autodiscover.svc
   --autodiscover-redirect-url URL
                           autodiscover answers a redirect to URL (hostile ones too, http://)
   EWS's switches can be read and changed at run time: GET/POST {base}/_mock/ews
+  --generic-oidc          also serve a standards-following OpenID provider (not Entra) under
+                          {base}/oidc: issuer {base}/oidc, clients exgate-portal (public) and
+                          exgate-service (secret in the ready line), resource
+                          https://api.contoso.test; --auto-approve applies to it too
+  --oidc-id-token-fault KIND
+                          its ID tokens are faulty: wrong_nonce wrong_audience wrong_issuer
+                          expired bad_signature unsigned
+  Its switches can be read and changed at run time: GET/POST {base}/_mock/oidc
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)
@@ -107,6 +117,8 @@ struct Args {
     throttle_scale: Option<u32>,
     faults: FaultPlan,
     ews: EwsSwitchChange,
+    generic_oidc: bool,
+    oidc_id_token_fault: Option<String>,
 }
 
 /// What the command line asks for.
@@ -186,6 +198,8 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         throttle_scale: None,
         faults: FaultPlan::default(),
         ews: EwsSwitchChange::default(),
+        generic_oidc: false,
+        oidc_id_token_fault: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -332,6 +346,14 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                     url: value("--autodiscover-redirect-url")?,
                 }));
             }
+            "--generic-oidc" => parsed.generic_oidc = true,
+            "--oidc-id-token-fault" => {
+                let v = value("--oidc-id-token-fault")?;
+                if IdTokenFault::parse(&v).is_none() {
+                    bail!("--oidc-id-token-fault `{v}` is not a known fault\n{USAGE}");
+                }
+                parsed.oidc_id_token_fault = Some(v);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
@@ -341,6 +363,9 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         .ews
         .apply(&Default::default())
         .map_err(|e| anyhow::anyhow!("{e}\n{USAGE}"))?;
+    if parsed.oidc_id_token_fault.is_some() && !parsed.generic_oidc {
+        bail!("--oidc-id-token-fault only makes sense with --generic-oidc\n{USAGE}");
+    }
     if parsed.ca_out.is_some() && !parsed.tls {
         bail!("--ca-out only makes sense with --tls\n{USAGE}");
     }
@@ -468,6 +493,15 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
             })
         })
         .collect();
+    let provider = mock.oidc();
+    let oidc = provider.is_enabled().then(|| {
+        json!({
+            "issuer": provider.issuer(),
+            "discovery_url": provider.discovery_url(),
+            "clients": provider.clients(),
+            "resource": exgate_testkit::oidc::RESOURCE,
+        })
+    });
     json!({
         "ready": true,
         "base_url": base,
@@ -480,6 +514,7 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
         },
         "ca_cert": ca_cert.map(|p| p.display().to_string()),
         "tenants": tenants,
+        "oidc": oidc,
     })
 }
 
@@ -506,6 +541,17 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
         .context("cannot set EWS's switches")?;
     if let Some(upn) = &args.auto_approve {
         mock.set_auto_approve(Some(upn));
+    }
+    if args.generic_oidc {
+        mock.enable_generic_oidc();
+        mock.oidc()
+            .change_switches(&OidcSwitchChange {
+                auto_approve: args.auto_approve.clone(),
+                id_token_fault: args.oidc_id_token_fault.clone(),
+                ..OidcSwitchChange::default()
+            })
+            .map_err(anyhow::Error::msg)
+            .context("cannot set the generic OIDC provider's switches")?;
     }
     // The temporary directory lives as long as the process.
     let mut _temp_dir = None;

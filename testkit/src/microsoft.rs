@@ -19,6 +19,7 @@ use crate::ews::{AutodiscoverRequest, EwsState, EwsSwitchChange, EwsSwitches, ew
 use crate::faults::{Fault, FaultError, FaultPlan, FaultReport, FaultRule, Faults};
 use crate::graph::{GraphState, ThrottlePolicy, graph_router};
 use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
+use crate::oidc::{OidcState, OidcSwitchChange, oidc_router};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
 
 /// A running mock of Microsoft's endpoints: Entra ID at the root, Microsoft Graph v1.0 under
@@ -33,6 +34,7 @@ pub struct MockMicrosoft {
     state: EntraState,
     graph: GraphState,
     ews: EwsState,
+    oidc: OidcState,
     faults: Faults,
     ca_pem: Option<String>,
 }
@@ -109,11 +111,18 @@ impl MockMicrosoft {
             state.token_verification_key()?,
         )
         .with_faults(faults.clone());
+        let oidc = OidcState::new(directory.clone(), clock.clone())?;
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
             .merge(ews_router(ews.clone()))
-            .merge(admin_router(faults.clone(), state.clone(), ews.clone()))
+            .merge(oidc_router(oidc.clone()))
+            .merge(admin_router(
+                faults.clone(),
+                state.clone(),
+                ews.clone(),
+                oidc.clone(),
+            ))
             .merge(extra);
         let (server, ca_pem) = if tls {
             let identity = TlsIdentity::generate_for_loopback()?;
@@ -127,6 +136,7 @@ impl MockMicrosoft {
         state.set_base_url(&server.base_url());
         graph.set_base_url(&server.base_url());
         ews.set_base_url(&server.base_url());
+        oidc.set_base_url(&server.base_url());
         Ok(MockMicrosoft {
             server,
             directory,
@@ -135,9 +145,22 @@ impl MockMicrosoft {
             state,
             graph,
             ews,
+            oidc,
             faults,
             ca_pem,
         })
+    }
+
+    /// The generic (standards-following, not Entra) OpenID provider under `/oidc`; off until
+    /// [`MockMicrosoft::enable_generic_oidc`].
+    pub fn oidc(&self) -> OidcState {
+        self.oidc.clone()
+    }
+
+    /// Turns the generic OpenID provider on and returns its discovery URL.
+    pub fn enable_generic_oidc(&self) -> String {
+        self.oidc.set_enabled(true);
+        self.oidc.discovery_url()
     }
 
     /// The CA certificate (PEM) to trust when serving TLS.
@@ -556,8 +579,9 @@ impl MockMicrosoft {
 }
 
 /// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time;
-/// `GET/POST /_mock/entra`: read and change Entra's switches; `GET/POST /_mock/ews`: EWS's.
-fn admin_router(faults: Faults, entra: EntraState, ews: EwsState) -> Router {
+/// `GET/POST /_mock/entra`: read and change Entra's switches; `GET/POST /_mock/ews`: EWS's;
+/// `GET/POST /_mock/oidc`: the generic OpenID provider's.
+fn admin_router(faults: Faults, entra: EntraState, ews: EwsState, oidc: OidcState) -> Router {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -619,6 +643,23 @@ fn admin_router(faults: Faults, entra: EntraState, ews: EwsState) -> Router {
                 .into_response(),
         }
     }
+    async fn get_oidc(State(oidc): State<OidcState>) -> Response {
+        Json(oidc.switches()).into_response()
+    }
+    async fn post_oidc(State(oidc): State<OidcState>, body: axum::body::Bytes) -> Response {
+        let changed = std::str::from_utf8(&body)
+            .map_err(|_| "the body is not UTF-8".to_string())
+            .and_then(OidcSwitchChange::from_json)
+            .and_then(|change| oidc.change_switches(&change));
+        match changed {
+            Ok(switches) => Json(switches).into_response(),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": e})),
+            )
+                .into_response(),
+        }
+    }
     Router::new()
         .route("/_mock/ews", axum::routing::get(get_ews).post(post_ews))
         .with_state(ews)
@@ -637,5 +678,10 @@ fn admin_router(faults: Faults, entra: EntraState, ews: EwsState) -> Router {
                         )
                         .with_state(entra),
                 ),
+        )
+        .merge(
+            Router::new()
+                .route("/_mock/oidc", axum::routing::get(get_oidc).post(post_oidc))
+                .with_state(oidc),
         )
 }

@@ -897,3 +897,63 @@ fn bad_entra_switch_flags_exit_2_naming_the_problem() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn generic_oidc_flag_serves_the_standards_following_provider() {
+    let off = Mock::start(&[]);
+    assert!(off.ready["oidc"].is_null(), "{}", off.ready);
+    let status = reqwest::get(format!(
+        "{}/oidc/.well-known/openid-configuration",
+        off.base()
+    ))
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 404);
+    assert_clean_exit(&off.stop());
+
+    let mock = Mock::start(&[
+        "--generic-oidc",
+        "--oidc-id-token-fault",
+        "wrong_nonce",
+        "--auto-approve",
+        ADELE,
+    ]);
+    let base = mock.base();
+    let oidc = &mock.ready["oidc"];
+    assert_eq!(oidc["issuer"], format!("{base}/oidc"));
+    assert_eq!(oidc["resource"], "https://api.contoso.test");
+    assert!(
+        oidc["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["client_id"] == "exgate-portal" && c["secret"].is_null()),
+        "{oidc}"
+    );
+    let doc: Value = reqwest::get(oidc["discovery_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], oidc["issuer"]);
+    let (status, switches) = {
+        let resp = reqwest::get(format!("{base}/_mock/oidc")).await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(switches["id_token_fault"], "wrong_nonce");
+    assert_eq!(switches["auto_approve"], ADELE);
+    assert_clean_exit(&mock.stop());
+}
+
+#[test]
+fn the_oidc_id_token_fault_needs_generic_oidc_and_a_known_kind() {
+    let out = run(&["--oidc-id-token-fault", "wrong_nonce"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--generic-oidc"));
+    let out = run(&["--generic-oidc", "--oidc-id-token-fault", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}

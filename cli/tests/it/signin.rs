@@ -467,3 +467,69 @@ async fn a_custom_authority_by_its_discovery_url() {
             .any(|r| r.uri.ends_with("/.well-known/openid-configuration"))
     );
 }
+
+#[tokio::test]
+async fn a_generic_oidc_provider_with_its_own_client_id_and_resource() {
+    use exgate_testkit::oidc::{IdTokenFault, PORTAL_CLIENT, RESOURCE};
+    let env = Env::new().await;
+    let discovery = env.mock.enable_generic_oidc();
+    let oidc = env.mock.oidc();
+    oidc.set_auto_approve(Some(seed::ADELE));
+
+    // Entra ID's client IDs are GUIDs; a custom authority's are what it issued.
+    env.run(&[
+        "connection",
+        "add",
+        "entra",
+        "--tenant",
+        seed::TENANT_DOMAIN,
+        "--auth",
+        "oauth2-delegated",
+        "--client-id",
+        PORTAL_CLIENT,
+    ])
+    .await
+    .fails(2, &["client_id", "GUID"]);
+    env.add(
+        "portal",
+        &[
+            "--auth",
+            "oauth2-delegated",
+            "--client-id",
+            PORTAL_CLIENT,
+            "--authority",
+            &discovery,
+            "--resource",
+            RESOURCE,
+        ],
+    )
+    .await;
+    let shown = env
+        .run(&["connection", "show", "portal", "--json"])
+        .await
+        .ok();
+    let view: serde_json::Value = serde_json::from_str(&shown.stdout()).unwrap();
+    assert_eq!(view["resource"], RESOURCE, "{}", shown.dump());
+    assert_eq!(view["auth"]["client_id"], PORTAL_CLIENT);
+
+    // An ID token with another nonce signs nobody in.
+    oidc.set_id_token_fault(Some(IdTokenFault::WrongNonce));
+    env.browser_login_at("/oidc/authorize?", &[])
+        .await
+        .fails(1, &["ID token", "nonce"]);
+    oidc.set_id_token_fault(None);
+
+    let run = env.browser_login_at("/oidc/authorize?", &[]).await.ok();
+    assert!(
+        run.stdout()
+            .starts_with(&format!("signed in as {}", seed::ADELE)),
+        "{}",
+        run.dump()
+    );
+    let authorize = oidc.requests_to("authorize").pop().unwrap();
+    assert_eq!(authorize.get("prompt"), Some("consent"));
+    assert_eq!(authorize.get("resource"), Some(RESOURCE));
+    assert!(authorize.get("nonce").is_some());
+    let token = env.run(&["token"]).await.ok().stdout();
+    assert_eq!(jwt_claims(&token)["aud"], RESOURCE);
+}

@@ -312,14 +312,15 @@ impl Env {
 
     /// `exgate login` in the browser, as Adele (or whoever auto-approve names).
     pub(crate) async fn browser_login(&self, args: &[&str]) -> Run {
+        self.browser_login_at("/oauth2/v2.0/authorize?", args).await
+    }
+
+    /// `exgate login` in the browser at the authorization endpoint whose URL holds `endpoint`.
+    pub(crate) async fn browser_login_at(&self, endpoint: &str, args: &[&str]) -> Run {
         let mut login = vec!["login"];
         login.extend_from_slice(args);
         let mut running = self.spawn(&login);
-        let url = running
-            .line_with("/oauth2/v2.0/authorize?")
-            .await
-            .trim()
-            .to_owned();
+        let url = running.line_with(endpoint).await.trim().to_owned();
         let redirect = self.browser(&url).await;
         assert!(redirect.starts_with("http://localhost:"), "{redirect}");
         let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();

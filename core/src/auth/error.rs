@@ -98,6 +98,10 @@ pub enum AuthError {
     /// The connection cannot do what was asked (a flow it does not allow, a missing endpoint).
     #[error("{0}")]
     Unsupported(String),
+    /// The ID token that says who signed in failed validation (OIDC Core §3.1.3.7); the text
+    /// names the check, never the token.
+    #[error("the identity provider's ID token was refused: {0}; nobody was signed in")]
+    IdToken(String),
 }
 
 fn describe_refusal(during: &str, body: &ErrorBody) -> String {
@@ -131,7 +135,13 @@ impl AuthError {
 
     /// What to do about it, when exgate knows.
     pub fn fix(&self) -> Option<&'static str> {
-        self.aadsts().map(|a| a.fix)
+        match self {
+            Self::IdToken(_) => Some(
+                "check that the connection's client_id and authority are the ones registered at \
+                 the identity provider and that this machine's clock is right, then sign in again",
+            ),
+            _ => self.aadsts().map(|a| a.fix),
+        }
     }
 
     pub fn correlation_id(&self) -> Option<&str> {
@@ -149,7 +159,9 @@ impl AuthError {
             Self::Refused { status, body, .. } => {
                 RETRYABLE_STATUS.contains(status) || body.error == "temporarily_unavailable"
             }
-            Self::Protocol { .. } | Self::Flow(_) | Self::Unsupported(_) => false,
+            Self::Protocol { .. } | Self::Flow(_) | Self::Unsupported(_) | Self::IdToken(_) => {
+                false
+            }
         }
     }
 

@@ -15,10 +15,12 @@ use url::Url;
 
 use super::assertion::{self, ASSERTION_TYPE};
 use super::error::{AuthError, ErrorBody};
+use super::idtoken::{self, Expected, KeyCache};
 use crate::clock::Clock;
 use crate::config::NetworkSettings;
 use crate::model::{
-    Auth, ClientCredential, ClientId, Cloud, ConnectionSettings, EndpointUrl, Target, Tenant,
+    Auth, ClientCredential, ClientId, Cloud, ConnectionSettings, EndpointUrl, ResourceIndicator,
+    Target, Tenant,
 };
 use crate::net;
 use crate::secret::Secret;
@@ -38,11 +40,22 @@ pub struct Endpoints {
     pub authorization: Option<Url>,
     pub token: Url,
     pub device_authorization: Option<Url>,
+    /// The discovery document's `issuer`, which ID tokens must name.
+    pub issuer: Option<String>,
+    /// Where the provider's signing keys are (the discovery document's `jwks_uri`).
+    pub jwks_uri: Option<Url>,
+    /// The discovery document to read `issuer` and `jwks_uri` from when they are needed (Entra
+    /// ID, whose other endpoints are known without it).
+    pub discovery: Option<Url>,
 }
 
 /// The fields of an OIDC discovery document exgate uses.
 #[derive(Debug, Deserialize)]
 struct Discovery {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     device_authorization_endpoint: Option<String>,
@@ -63,8 +76,15 @@ fn endpoint_url(field: &str, value: &str) -> Result<Url, AuthError> {
 impl Endpoints {
     /// Entra ID's v2.0 endpoints for `tenant` on `host`.
     pub fn entra(host: &str, tenant: &Tenant) -> Result<Self, AuthError> {
-        let base = format!("{}/{tenant}/oauth2/v2.0", host.trim_end_matches('/'));
+        let host = host.trim_end_matches('/');
+        let base = format!("{host}/{tenant}/oauth2/v2.0");
         Ok(Self {
+            issuer: None,
+            jwks_uri: None,
+            discovery: Some(endpoint_url(
+                "discovery document",
+                &format!("{host}/{tenant}/v2.0/.well-known/openid-configuration"),
+            )?),
             authorization: Some(endpoint_url(
                 "authorize endpoint",
                 &format!("{base}/authorize"),
@@ -82,28 +102,9 @@ impl Endpoints {
         http: &reqwest::Client,
         discovery: &EndpointUrl,
     ) -> Result<Self, AuthError> {
+        let doc = fetch_discovery(http, discovery.as_url()).await?;
         let during = "OIDC discovery";
-        let url = discovery.as_url().clone();
-        let resp = http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| transport(during, &url, &e))?;
-        let status = resp.status().as_u16();
-        let body = net::read_body(resp)
-            .await
-            .map_err(|message| AuthError::Protocol { during, message })?;
-        if status != 200 {
-            return Err(AuthError::Http {
-                during,
-                status,
-                retry_after: None,
-            });
-        }
-        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
-            during,
-            message: format!("{url} is not an OpenID Connect discovery document: {e}"),
-        })?;
+        let url = discovery.as_url();
         let token = doc.token_endpoint.ok_or_else(|| AuthError::Protocol {
             during,
             message: format!("{url} names no token_endpoint"),
@@ -118,7 +119,41 @@ impl Endpoints {
                 .device_authorization_endpoint
                 .map(|u| endpoint_url("device_authorization_endpoint", &u))
                 .transpose()?,
+            issuer: doc.issuer,
+            jwks_uri: doc
+                .jwks_uri
+                .map(|u| endpoint_url("jwks_uri", &u))
+                .transpose()?,
+            discovery: Some(url.clone()),
         })
+    }
+
+    /// The issuer ID tokens must name and where the provider's keys are: from the discovery
+    /// document already read, or read now (Entra ID).
+    pub async fn oidc_metadata(&self, http: &reqwest::Client) -> Result<(String, Url), AuthError> {
+        let (issuer, jwks) = match (&self.issuer, &self.jwks_uri, &self.discovery) {
+            (Some(issuer), Some(jwks), _) => (Some(issuer.clone()), Some(jwks.clone())),
+            (_, _, Some(discovery)) => {
+                let doc = fetch_discovery(http, discovery).await?;
+                (
+                    doc.issuer,
+                    doc.jwks_uri
+                        .map(|u| endpoint_url("jwks_uri", &u))
+                        .transpose()?,
+                )
+            }
+            _ => (self.issuer.clone(), self.jwks_uri.clone()),
+        };
+        let missing = |what: &str| AuthError::Protocol {
+            during: "OIDC discovery",
+            message: format!(
+                "the discovery document names no {what}, so the ID token cannot be validated"
+            ),
+        };
+        Ok((
+            issuer.ok_or_else(|| missing("issuer"))?,
+            jwks.ok_or_else(|| missing("jwks_uri"))?,
+        ))
     }
 
     /// The endpoints of a connection: its custom authority's discovery document, or Entra ID for
@@ -144,6 +179,31 @@ impl Endpoints {
             )),
         }
     }
+}
+
+/// Reads the discovery document at `url` (every field optional; callers ask for what they need).
+async fn fetch_discovery(http: &reqwest::Client, url: &Url) -> Result<Discovery, AuthError> {
+    let during = "OIDC discovery";
+    let resp = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| transport(during, url, &e))?;
+    let status = resp.status().as_u16();
+    let body = net::read_body(resp)
+        .await
+        .map_err(|message| AuthError::Protocol { during, message })?;
+    if status != 200 {
+        return Err(AuthError::Http {
+            during,
+            status,
+            retry_after: None,
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
+        during,
+        message: format!("{url} is not an OpenID Connect discovery document: {e}"),
+    })
 }
 
 fn transport(during: &'static str, url: &Url, e: &reqwest::Error) -> AuthError {
@@ -174,9 +234,12 @@ pub struct TokenResponse {
     pub refresh_in: Option<Duration>,
     pub refresh_token: Option<Secret>,
     pub scopes: Vec<String>,
-    /// Who signed in, from the ID token (or the access token) — unverified: it came straight from
-    /// the token endpoint over TLS (OIDC Core §3.1.3.7).
+    /// Who signed in: set by the sign-in flows (authorization code, device code, password)
+    /// from the ID token once it has been validated ([`idtoken`]); from the access token's
+    /// claims only when the provider sent no ID token. `None` for refresh and client credentials.
     pub identity: Option<Identity>,
+    /// The ID token as it came, until it is validated.
+    pub id_token: Option<Secret>,
 }
 
 /// Who a delegated token belongs to.
@@ -274,6 +337,8 @@ pub struct AuthorizationRequest {
     /// The PKCE verifier for the code exchange; deliberately not `Clone`.
     pub verifier: PkceCodeVerifier,
     pub redirect_uri: String,
+    /// The `nonce` sent, which the ID token must carry back.
+    pub nonce: String,
 }
 
 /// A connection's OAuth2 client.
@@ -284,6 +349,12 @@ pub struct OAuthClient {
     client_id: ClientId,
     credential: Option<ClientCredential>,
     clock: Arc<dyn Clock>,
+    /// A custom OIDC authority (not Entra ID): requests follow the OAuth2/OIDC standards
+    /// rather than Entra's habits (no scope on refresh, `prompt=consent` with
+    /// `offline_access`, RFC 8707 `resource`).
+    custom: bool,
+    resource: Option<ResourceIndicator>,
+    keys: Arc<KeyCache>,
 }
 
 /// The RFC 8628 default polling interval.
@@ -304,7 +375,23 @@ impl OAuthClient {
             client_id,
             credential,
             clock,
+            custom: false,
+            resource: None,
+            keys: Arc::new(KeyCache::default()),
         }
+    }
+
+    /// Speaks to a custom (standards-following) authority, with an RFC 8707 resource.
+    pub fn custom_authority(mut self, resource: Option<ResourceIndicator>) -> Self {
+        self.custom = true;
+        self.resource = resource;
+        self
+    }
+
+    /// Shares a cache of the provider's signing keys.
+    pub fn with_keys(mut self, keys: Arc<KeyCache>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The client for an OAuth2 connection; basic and NTLM connections have none.
@@ -315,8 +402,8 @@ impl OAuthClient {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let (client_id, credential) = match &settings.auth {
-            Auth::OAuth2Delegated(d) => (d.client_id, d.credential.clone()),
-            Auth::OAuth2AppOnly(a) => (a.client_id, Some(a.credential.clone())),
+            Auth::OAuth2Delegated(d) => (d.client_id.clone(), d.credential.clone()),
+            Auth::OAuth2AppOnly(a) => (a.client_id.clone(), Some(a.credential.clone())),
             Auth::Basic(_) | Auth::Ntlm(_) => {
                 return Err(AuthError::Unsupported(format!(
                     "the connection uses {} authentication, which involves no OAuth2 sign-in or tokens",
@@ -325,7 +412,12 @@ impl OAuthClient {
             }
         };
         let endpoints = Endpoints::for_connection(settings, network, &http).await?;
-        Ok(Self::new(http, endpoints, client_id, credential, clock))
+        let client = Self::new(http, endpoints, client_id, credential, clock);
+        Ok(if settings.authority.is_some() {
+            client.custom_authority(settings.resource.clone())
+        } else {
+            client
+        })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -352,13 +444,25 @@ impl OAuthClient {
                 .set_auth_uri(AuthUrl::from_url(auth_url))
                 .set_redirect_uri(redirect);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let nonce = CsrfToken::new_random().secret().clone();
         let mut request = client
             .authorize_url(CsrfToken::new_random)
             .add_scopes(scopes.iter().map(|s| Scope::new(s.clone())))
             .set_pkce_challenge(challenge)
-            .add_extra_param("response_mode", "query");
+            .add_extra_param("response_mode", "query")
+            .add_extra_param("nonce", nonce.clone());
         if let Some(hint) = login_hint {
             request = request.add_extra_param("login_hint", hint);
+        }
+        if self.custom {
+            // OIDC Core 1.0 §11: a request for offline_access must ask for consent, or a
+            // standards-following provider issues no refresh token.
+            if scopes.iter().any(|s| s == "offline_access") {
+                request = request.add_extra_param("prompt", "consent");
+            }
+            if let Some(resource) = &self.resource {
+                request = request.add_extra_param("resource", resource.as_str());
+            }
         }
         let (url, state) = request.url();
         Ok(AuthorizationRequest {
@@ -366,39 +470,83 @@ impl OAuthClient {
             state: state.secret().clone(),
             verifier,
             redirect_uri: redirect_uri.to_owned(),
+            nonce,
         })
     }
 
-    /// Redeems an authorization code (RFC 6749 §4.1.3 with RFC 7636's verifier).
+    /// Redeems an authorization code (RFC 6749 §4.1.3 with RFC 7636's verifier) and validates
+    /// the ID token against the `nonce` the authorization request sent.
     pub async fn exchange_code(
         &self,
         code: &str,
         verifier: PkceCodeVerifier,
         redirect_uri: &str,
         scopes: &[String],
+        nonce: &str,
     ) -> Result<TokenResponse, AuthError> {
-        let form = vec![
+        let mut form = vec![
             ("grant_type", "authorization_code".to_owned()),
             ("code", code.to_owned()),
             ("redirect_uri", redirect_uri.to_owned()),
             ("code_verifier", verifier.secret().clone()),
-            ("scope", scopes.join(" ")),
         ];
-        self.token_request("authorization code exchange", form)
-            .await
+        if !self.custom {
+            // Entra's v2.0 endpoint wants the scope again; RFC 6749 §4.1.3 has none.
+            form.push(("scope", scopes.join(" ")));
+        }
+        let response = self
+            .token_request("authorization code exchange", form)
+            .await?;
+        self.identify(response, Some(nonce)).await
     }
 
+    /// Redeems a refresh token. Entra's v2.0 endpoint takes the scopes again; a custom
+    /// authority gets none (RFC 6749 §6: the scope is optional and may not exceed what was
+    /// granted, so the grant's own scopes apply).
     pub async fn refresh(
         &self,
         refresh_token: &Secret,
         scopes: &[String],
     ) -> Result<TokenResponse, AuthError> {
-        let form = vec![
+        let mut form = vec![
             ("grant_type", "refresh_token".to_owned()),
             ("refresh_token", refresh_token.expose().to_owned()),
-            ("scope", scopes.join(" ")),
         ];
+        if !self.custom {
+            form.push(("scope", scopes.join(" ")));
+        }
         self.token_request("token refresh", form).await
+    }
+
+    /// Sets who signed in from the answer's ID token, validated against the provider's keys,
+    /// issuer, this client, exgate's clock and `nonce` (when one was sent).
+    async fn identify(
+        &self,
+        mut response: TokenResponse,
+        nonce: Option<&str>,
+    ) -> Result<TokenResponse, AuthError> {
+        let Some(id_token) = &response.id_token else {
+            response.identity = Identity::from_jwt(response.access_token.expose());
+            return Ok(response);
+        };
+        let (issuer, jwks_uri) = self.endpoints.oidc_metadata(&self.http).await?;
+        let client_id = self.client_id.to_string();
+        let expected = Expected {
+            issuer: &issuer,
+            client_id: &client_id,
+            nonce,
+            now: self.clock.now(),
+        };
+        let identity = idtoken::validate(
+            &self.http,
+            &self.keys,
+            &jwks_uri,
+            id_token.expose(),
+            &expected,
+        )
+        .await?;
+        response.identity = Some(identity);
+        Ok(response)
     }
 
     pub async fn client_credentials(&self, scope: &str) -> Result<TokenResponse, AuthError> {
@@ -428,7 +576,8 @@ impl OAuthClient {
             ("password", password.expose().to_owned()),
             ("scope", scopes.join(" ")),
         ];
-        self.token_request("password sign-in", form).await
+        let response = self.token_request("password sign-in", form).await?;
+        self.identify(response, None).await
     }
 
     /// Starts a device code sign-in (RFC 8628 §3.1).
@@ -443,10 +592,11 @@ impl OAuthClient {
                     .into(),
             )
         })?;
-        let form = vec![
+        let mut form = vec![
             ("client_id", self.client_id.to_string()),
             ("scope", scopes.join(" ")),
         ];
+        self.add_resource(&mut form);
         let body = self.post(during, &url, &form).await?;
         let raw: RawDeviceAuthorization =
             serde_json::from_slice(&body).map_err(|e| AuthError::Protocol {
@@ -488,7 +638,8 @@ impl OAuthClient {
                 Err(AuthError::Refused { body, .. }) if body.error == "slow_down" => {
                     interval += SLOW_DOWN_STEP
                 }
-                other => return other,
+                Ok(response) => return self.identify(response, None).await,
+                Err(other) => return Err(other),
             }
             if tokio::time::Instant::now() + interval >= deadline {
                 return Err(AuthError::Flow(
@@ -527,11 +678,19 @@ impl OAuthClient {
         Ok(())
     }
 
+    /// A custom authority's RFC 8707 `resource`, on every authorization and token request.
+    fn add_resource(&self, form: &mut Vec<(&'static str, String)>) {
+        if let (true, Some(resource)) = (self.custom, &self.resource) {
+            form.push(("resource", resource.as_str().to_owned()));
+        }
+    }
+
     async fn token_request(
         &self,
         during: &'static str,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, AuthError> {
+        self.add_resource(&mut form);
         self.client_authentication(&mut form)?;
         let url = self.endpoints.token.clone();
         let body = self.post(during, &url, &form).await?;
@@ -614,11 +773,6 @@ fn token_response(during: &'static str, body: &[u8]) -> Result<TokenResponse, Au
                 .into(),
         });
     }
-    let identity = raw
-        .id_token
-        .as_deref()
-        .and_then(Identity::from_jwt)
-        .or_else(|| Identity::from_jwt(&raw.access_token));
     Ok(TokenResponse {
         expires_in: Duration::from_secs(raw.expires_in.and_then(|e| e.get()).unwrap_or(3600)),
         refresh_in: raw
@@ -631,7 +785,8 @@ fn token_response(during: &'static str, body: &[u8]) -> Result<TokenResponse, Au
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
         access_token: Secret::new(raw.access_token),
-        identity,
+        identity: None,
+        id_token: raw.id_token.map(Secret::new),
     })
 }
 

@@ -30,6 +30,8 @@ pub struct PendingLogin {
     /// Keep the account's tokens in memory only (never written to the store).
     pub session_only: bool,
     pub verifier: PkceCodeVerifier,
+    /// The `nonce` the authorization request sent; the ID token must carry it back.
+    pub nonce: String,
     pub started_at: OffsetDateTime,
 }
 
@@ -174,6 +176,7 @@ mod tests {
             redirect_uri: "http://localhost".into(),
             session_only: false,
             verifier: PkceCodeVerifier::new("v".repeat(43)),
+            nonce: "n".into(),
             started_at: at,
         }
     }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::AuthError;
 use super::cache::{RetryPolicy, TokenCache, TokenSource};
+use super::idtoken::KeyCache;
 use super::loopback::RedirectParams;
 use super::oauth::{AuthorizationRequest, DeviceAuthorization, OAuthClient, TokenResponse};
 use super::pending::{PendingLogin, PendingLogins};
@@ -79,6 +80,8 @@ struct Shared {
     network: NetworkSettings,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// The identity providers' signing keys, for ID token validation.
+    keys: Arc<KeyCache>,
     /// Session-only accounts by ID; never written to the store.
     sessions: Mutex<HashMap<AccountId, SessionAccount>>,
 }
@@ -91,7 +94,8 @@ impl Shared {
             self.http.clone(),
             Arc::clone(&self.clock),
         )
-        .await?)
+        .await?
+        .with_keys(Arc::clone(&self.keys)))
     }
 
     fn access_token(&self, response: &TokenResponse) -> AccessToken {
@@ -346,6 +350,7 @@ impl SignIn {
             network,
             http,
             clock: Arc::clone(&clock),
+            keys: Arc::new(KeyCache::default()),
             sessions: Mutex::new(HashMap::new()),
         });
         let cache = TokenCache::new(
@@ -435,6 +440,7 @@ impl SignIn {
             state,
             verifier,
             redirect_uri,
+            nonce,
         } = client.authorization_request(redirect_uri, &scopes, login_hint)?;
         self.pending.insert(
             state.clone(),
@@ -446,6 +452,7 @@ impl SignIn {
                 redirect_uri,
                 session_only,
                 verifier,
+                nonce,
                 started_at: self.shared.clock.now(),
             },
         );
@@ -488,6 +495,7 @@ impl SignIn {
                 pending.verifier,
                 &pending.redirect_uri,
                 &pending.scopes,
+                &pending.nonce,
             )
             .await?;
         self.link(

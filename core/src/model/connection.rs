@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::InvalidInput;
-use super::ids::{ClientId, ConnectionId, ConnectionName, EndpointUrl, ParseError, Tenant};
+use super::ids::{
+    ClientId, ConnectionId, ConnectionName, EndpointUrl, ParseError, ResourceIndicator, Tenant,
+};
 use crate::secret::Secret;
 
 /// Declares a fieldless enum with its canonical spellings; `FromStr` lists them when it fails.
@@ -401,6 +403,9 @@ pub struct ConnectionSettings {
     pub auth: Auth,
     /// A custom OIDC authority by its discovery URL (AD FS, Keycloak); `None` means Entra ID.
     pub authority: Option<EndpointUrl>,
+    /// The RFC 8707 resource indicator sent to a custom authority with every authorization and
+    /// token request (never to Entra ID, which takes the resource in the scope).
+    pub resource: Option<ResourceIndicator>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -430,6 +435,7 @@ pub struct ConnectionSpec {
     pub scopes: Option<Vec<String>>,
     pub return_urls: Option<Vec<String>>,
     pub authority: Option<String>,
+    pub resource: Option<String>,
     pub username: Option<String>,
     pub client_secret: Option<Secret>,
     pub certificate_pem: Option<String>,
@@ -459,15 +465,23 @@ fn refuse(field: &'static str, present: bool, why: &str) -> Result<(), InvalidIn
     }
 }
 
-/// A client secret value is a ~40-character string; the GUID beside it in Entra is the secret's ID.
-fn check_client_secret(secret: &Secret) -> Result<(), InvalidInput> {
+/// A client secret value is a ~40-character string; the GUID beside it in Entra is the secret's ID
+/// (`entra`: only Entra ID's secret IDs are known to be GUIDs; other providers may issue GUID
+/// secrets).
+fn check_client_secret(secret: &Secret, entra: bool) -> Result<(), InvalidInput> {
     if secret.expose().trim().is_empty() {
         return Err(InvalidInput::new(
             "client_secret",
             "the client secret is empty".into(),
         ));
     }
-    if secret.expose().trim().parse::<ClientId>().is_ok() {
+    if entra
+        && secret
+            .expose()
+            .trim()
+            .parse::<ClientId>()
+            .is_ok_and(|c| c.is_guid())
+    {
         return Err(InvalidInput::new(
             "client_secret",
             "this is the secret's ID (a GUID), not its value; copy the secret's Value from \
@@ -560,8 +574,11 @@ impl ConnectionSpec {
             parse_field("auth", &self.auth)?,
             "choose oauth2-delegated, oauth2-app-only, basic or ntlm",
         )?;
+        let authority = parse_field::<EndpointUrl>("authority", &self.authority)?;
         let auth = match kind {
-            AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly => self.oauth2_auth(kind)?,
+            AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly => {
+                self.oauth2_auth(kind, authority.is_none())?
+            }
             AuthKind::Basic | AuthKind::Ntlm => {
                 if matches!(target, Target::Online { .. }) {
                     return Err(InvalidInput::new(
@@ -575,7 +592,6 @@ impl ConnectionSpec {
             }
         };
 
-        let authority = parse_field::<EndpointUrl>("authority", &self.authority)?;
         refuse(
             "authority",
             authority.is_some()
@@ -593,15 +609,25 @@ impl ConnectionSpec {
             ));
         }
 
+        let resource = parse_field::<ResourceIndicator>("resource", &self.resource)?;
+        refuse(
+            "resource",
+            resource.is_some() && authority.is_none(),
+            "a resource indicator (RFC 8707) is for a custom authority; Entra ID takes the \
+             resource in the scope, so remove it or set the authority",
+        )?;
+
         Ok(ConnectionSettings {
             target,
             backend,
             auth,
             authority,
+            resource,
         })
     }
 
-    fn oauth2_auth(&self, kind: AuthKind) -> Result<Auth, InvalidInput> {
+    /// `entra`: the connection signs in with Entra ID, whose client IDs are GUIDs.
+    fn oauth2_auth(&self, kind: AuthKind, entra: bool) -> Result<Auth, InvalidInput> {
         let what = kind.as_str();
         refuse(
             "username",
@@ -615,12 +641,15 @@ impl ConnectionSpec {
                 "a password is for basic or ntlm auth, not {what}; for a client secret use client_secret"
             ),
         )?;
-        let client_id = required(
+        let client_id: ClientId = required(
             "client_id",
             parse_field("client_id", &self.client_id)?,
             "give the Application (client) ID from the app registration's Overview page",
         )?;
-        let credential = self.client_credential()?;
+        if entra && let Some(problem) = client_id.entra_problem() {
+            return Err(InvalidInput::new("client_id", problem));
+        }
+        let credential = self.client_credential(entra)?;
         if kind == AuthKind::OAuth2AppOnly {
             refuse(
                 "flow",
@@ -695,7 +724,7 @@ impl ConnectionSpec {
         }))
     }
 
-    fn client_credential(&self) -> Result<Option<ClientCredential>, InvalidInput> {
+    fn client_credential(&self, entra: bool) -> Result<Option<ClientCredential>, InvalidInput> {
         match (
             &self.client_secret,
             &self.certificate_pem,
@@ -706,7 +735,7 @@ impl ConnectionSpec {
                 "give either a client secret or a certificate, not both".into(),
             )),
             (Some(secret), None, None) => {
-                check_client_secret(secret)?;
+                check_client_secret(secret, entra)?;
                 Ok(Some(ClientCredential::Secret(secret.clone())))
             }
             (Some(_), None, Some(_)) => Err(InvalidInput::new(
@@ -805,6 +834,7 @@ impl ConnectionSpec {
             scopes,
             return_urls,
             authority,
+            resource,
             username,
             client_secret,
             certificate_pem,
@@ -820,6 +850,7 @@ impl ConnectionSettings {
         let mut spec = ConnectionSpec {
             backend: Some(self.backend.to_string()),
             authority: self.authority.as_ref().map(ToString::to_string),
+            resource: self.resource.as_ref().map(ToString::to_string),
             auth: Some(self.auth.kind().to_string()),
             ..ConnectionSpec::default()
         };
@@ -899,6 +930,7 @@ impl ConnectionSettings {
         if new_auth.is_some_and(|k| k != self.auth.kind()) {
             let keep_backend = base.backend.take();
             let keep_authority = base.authority.take();
+            let keep_resource = base.resource.take();
             base = ConnectionSpec {
                 target: base.target,
                 cloud: base.cloud,
@@ -907,6 +939,7 @@ impl ConnectionSettings {
                 ews_url: base.ews_url,
                 backend: keep_backend,
                 authority: keep_authority,
+                resource: keep_resource,
                 // OAuth2 kinds share the client ID.
                 client_id: base.client_id,
                 ..ConnectionSpec::default()
@@ -914,6 +947,7 @@ impl ConnectionSettings {
             if matches!(new_auth, Some(AuthKind::Basic | AuthKind::Ntlm)) {
                 base.client_id = None;
                 base.authority = None;
+                base.resource = None;
             }
         }
         base.overlay(change);
@@ -974,6 +1008,67 @@ mod tests {
             let settings = spec.validate().unwrap();
             assert_eq!(settings.to_spec().validate().unwrap(), settings);
         }
+    }
+
+    #[test]
+    fn a_custom_authority_takes_its_own_client_ids_and_a_resource() {
+        let mut keycloak = online("oauth2-delegated");
+        keycloak.client_id = Some("exgate-portal".into());
+        keycloak.authority =
+            Some("https://sso.contoso.com/realms/staff/.well-known/openid-configuration".into());
+        keycloak.resource = Some("https://api.contoso.com".into());
+        let settings = keycloak.validate().unwrap();
+        assert_eq!(
+            settings.resource.as_ref().unwrap().as_str(),
+            "https://api.contoso.com"
+        );
+        assert_eq!(settings.to_spec().validate().unwrap(), settings);
+        // A GUID-shaped secret is only Entra's secret ID; other providers may issue one.
+        let mut app = keycloak.clone();
+        app.auth = Some("oauth2-app-only".into());
+        app.client_secret = Some(Secret::new(CLIENT));
+        app.resource = None;
+        assert!(app.validate().is_ok());
+
+        // Entra ID: a GUID client ID, and no resource indicator.
+        let entra = ConnectionSpec {
+            authority: None,
+            resource: None,
+            ..keycloak.clone()
+        };
+        let (field, message) = field_error(&entra);
+        assert_eq!(field, "client_id");
+        assert!(message.contains("GUID"), "{message}");
+        let entra = ConnectionSpec {
+            authority: None,
+            client_id: Some(CLIENT.into()),
+            ..keycloak.clone()
+        };
+        assert_eq!(field_error(&entra).0, "resource");
+
+        for bad in ["", "a\tb", "caf\u{e9}"] {
+            let spec = ConnectionSpec {
+                client_id: Some(bad.into()),
+                ..keycloak.clone()
+            };
+            assert_eq!(field_error(&spec).0, "client_id", "{bad:?}");
+        }
+        for bad in ["not a uri", "https://api.contoso.com/#frag", "/relative"] {
+            let spec = ConnectionSpec {
+                resource: Some(bad.into()),
+                ..keycloak.clone()
+            };
+            assert_eq!(field_error(&spec).0, "resource", "{bad:?}");
+        }
+        // Switching to basic auth drops the resource with the authority.
+        let edited = settings.edited(
+            ConnectionSpec {
+                auth: Some("basic".into()),
+                ..ConnectionSpec::default()
+            },
+            false,
+        );
+        assert_eq!(edited.resource, None);
     }
 
     #[test]

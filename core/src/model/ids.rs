@@ -143,33 +143,79 @@ impl<'de> Deserialize<'de> for Tenant {
     }
 }
 
-/// An app registration's Application (client) ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId(Uuid);
+/// An OAuth2 client ID. Entra ID issues GUIDs (the Application (client) ID); other identity
+/// providers issue any `client_id` RFC 6749 allows (appendix A.1: printable ASCII, VSCHAR).
+/// Parsing accepts both; [`ConnectionSpec::validate`](super::ConnectionSpec::validate) requires
+/// the GUID for Entra connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientId {
+    Guid(Uuid),
+    /// A custom authority's client ID, as the provider issued it.
+    Opaque(String),
+}
+
+/// The longest client ID accepted from a custom authority.
+const MAX_CLIENT_ID_LEN: usize = 255;
 
 impl ClientId {
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
+    /// The GUID, for an Entra ID client.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match self {
+            Self::Guid(id) => Some(*id),
+            Self::Opaque(_) => None,
+        }
+    }
+
+    pub fn is_guid(&self) -> bool {
+        matches!(self, Self::Guid(_))
+    }
+
+    /// Why this is not an Entra ID client ID (`None` when it is one).
+    pub fn entra_problem(&self) -> Option<String> {
+        match self {
+            Self::Guid(_) => None,
+            Self::Opaque(s) => Some(format!(
+                "malformed client ID `{s}`: the Application (client) ID is a GUID (8-4-4-4-12 hex \
+                 digits); copy it from the app registration's Overview page (only a custom \
+                 authority takes other client IDs)"
+            )),
+        }
     }
 }
 
 impl FromStr for ClientId {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        match parse_guid(s) {
-            Some(id) => Ok(Self(id)),
-            None => err(format!(
-                "malformed client ID `{}`: the Application (client) ID is a GUID (8-4-4-4-12 hex \
-                 digits); copy it from the app registration's Overview page",
-                s.trim()
-            )),
+        if let Some(id) = parse_guid(s) {
+            return Ok(Self::Guid(id));
         }
+        let s = s.trim();
+        if s.is_empty() {
+            return err("the client ID is empty");
+        }
+        if s.len() > MAX_CLIENT_ID_LEN {
+            return err(format!(
+                "the client ID is {} characters long; at most {MAX_CLIENT_ID_LEN} are accepted",
+                s.len()
+            ));
+        }
+        // RFC 6749 appendix A.1: client_id = *VSCHAR (%x20-7E).
+        if !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return err(
+                "the client ID holds control or non-ASCII characters; an OAuth2 client ID is \
+                 printable ASCII (RFC 6749 appendix A.1)",
+            );
+        }
+        Ok(Self::Opaque(s.to_owned()))
     }
 }
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.hyphenated())
+        match self {
+            Self::Guid(id) => write!(f, "{}", id.hyphenated()),
+            Self::Opaque(s) => f.write_str(s),
+        }
     }
 }
 impl Serialize for ClientId {
@@ -184,6 +230,46 @@ impl<'de> Deserialize<'de> for ClientId {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// An RFC 8707 resource indicator: an absolute URI without a fragment, naming the protected
+/// resource a custom authority's tokens are for. Kept as written (a parsed URL would gain a
+/// trailing `/`, and providers compare resource indicators as strings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceIndicator(String);
+
+impl ResourceIndicator {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ResourceIndicator {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let s = s.trim();
+        let url = url::Url::parse(s).map_err(|e| {
+            ParseError(format!(
+                "`{s}` is not an absolute URI ({e}); a resource indicator names the API, such as https://api.contoso.com"
+            ))
+        })?;
+        if url.fragment().is_some() {
+            return err(format!(
+                "`{s}` has a #fragment, which a resource indicator must not have (RFC 8707 §2)"
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return err("the resource holds a user name or password; remove them");
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return err(format!(
+                "`{s}` holds spaces or control characters; a URI has none"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+string_newtype_impls!(ResourceIndicator);
 
 /// An SMTP address (`user@contoso.com`), kept in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -430,11 +516,40 @@ mod tests {
                 .parse::<ClientId>()
                 .is_ok()
         );
-        let e = "my-app".parse::<ClientId>().unwrap_err();
-        assert!(e.0.contains("malformed client ID `my-app`"), "{e}");
+        let opaque = "my-app".parse::<ClientId>().unwrap();
+        assert!(!opaque.is_guid());
+        let e = opaque.entra_problem().unwrap();
+        assert!(e.contains("malformed client ID `my-app`"), "{e}");
         assert!(
-            "000000030000000000c0000000000000"
+            !"000000030000000000c0000000000000"
                 .parse::<ClientId>()
+                .unwrap()
+                .is_guid()
+        );
+        assert!("".parse::<ClientId>().is_err());
+        assert!("a\u{7}b".parse::<ClientId>().is_err());
+        assert!("caf\u{e9}".parse::<ClientId>().is_err());
+        assert!("x".repeat(256).parse::<ClientId>().is_err());
+        assert_eq!(
+            "exgate portal~1".parse::<ClientId>().unwrap().to_string(),
+            "exgate portal~1"
+        );
+    }
+
+    #[test]
+    fn resource_indicators() {
+        assert_eq!(
+            "https://api.contoso.test/mail"
+                .parse::<ResourceIndicator>()
+                .unwrap()
+                .as_str(),
+            "https://api.contoso.test/mail"
+        );
+        assert!("urn:contoso:mail".parse::<ResourceIndicator>().is_ok());
+        assert!("/relative".parse::<ResourceIndicator>().is_err());
+        assert!(
+            "https://api.contoso.test/#x"
+                .parse::<ResourceIndicator>()
                 .is_err()
         );
     }

@@ -24,12 +24,18 @@ use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
     CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
-    Principal, StaticUser, StaticUserId, Target, TokenKey,
+    Principal, ResourceIndicator, StaticUser, StaticUserId, Target, TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
 /// Versioned migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_connection_resource.sql"),
+    ),
+];
 const KEY_CHECK: &[u8] = b"exgate key check";
 
 pub struct SqliteStore {
@@ -71,6 +77,9 @@ struct ConnectionDoc {
     target: Target,
     backend: Backend,
     authority: Option<EndpointUrl>,
+    /// Added with schema version 2 (older documents have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<ResourceIndicator>,
     auth: AuthDoc,
 }
 
@@ -133,7 +142,7 @@ impl ConnectionDoc {
     fn from_settings(s: &ConnectionSettings) -> Self {
         let auth = match &s.auth {
             Auth::OAuth2Delegated(d) => AuthDoc::Delegated {
-                client_id: d.client_id,
+                client_id: d.client_id.clone(),
                 flow: d.flow,
                 credential: d.credential.as_ref().map(CredentialDoc::from_credential),
                 redirect_uri: d.redirect_uri.clone(),
@@ -141,7 +150,7 @@ impl ConnectionDoc {
                 return_urls: d.return_urls.clone(),
             },
             Auth::OAuth2AppOnly(a) => AuthDoc::AppOnly {
-                client_id: a.client_id,
+                client_id: a.client_id.clone(),
                 credential: CredentialDoc::from_credential(&a.credential),
             },
             Auth::Basic(p) => AuthDoc::Basic {
@@ -155,6 +164,7 @@ impl ConnectionDoc {
             target: s.target.clone(),
             backend: s.backend,
             authority: s.authority.clone(),
+            resource: s.resource.clone(),
             auth,
         }
     }
@@ -205,6 +215,7 @@ impl ConnectionDoc {
             backend: self.backend,
             auth,
             authority: self.authority,
+            resource: self.resource,
         })
     }
 }

@@ -51,7 +51,8 @@ pub(crate) struct ConnectionBody {
     /// `oauth2-delegated`, `oauth2-app-only`, `basic` or `ntlm`.
     #[schema(example = "oauth2-app-only")]
     auth: Option<String>,
-    /// OAuth2: the application (client) ID, a GUID.
+    /// OAuth2: the client ID; a GUID (the application ID) for Entra ID, or as a custom
+    /// authority issued it.
     client_id: Option<String>,
     /// Delegated: `authorization-code` (default), `device-code` or `password`.
     flow: Option<String>,
@@ -65,6 +66,10 @@ pub(crate) struct ConnectionBody {
     return_urls: Option<Vec<String>>,
     /// The OIDC discovery URL of a custom identity provider (AD FS, Keycloak).
     authority: Option<String>,
+    /// With a custom authority: the RFC 8707 resource indicator (an absolute URI) sent with
+    /// every authorization and token request.
+    #[schema(example = "https://api.contoso.com")]
+    resource: Option<String>,
     /// Basic or NTLM: the service account.
     username: Option<String>,
     /// Write-only: the app's client secret (its value, not its ID).
@@ -99,6 +104,7 @@ impl ConnectionBody {
             scopes: self.scopes,
             return_urls: self.return_urls,
             authority: self.authority,
+            resource: self.resource,
             username: self.username,
             client_secret: self.client_secret.map(Secret::new),
             certificate_pem: self.certificate_pem,
@@ -121,6 +127,8 @@ pub(crate) struct ConnectionView {
     /// `graph` or `ews`.
     backend: String,
     authority: Option<String>,
+    /// The RFC 8707 resource indicator sent to a custom authority.
+    resource: Option<String>,
     /// `{"kind": "oauth2-delegated", "client_id", "flow", "redirect_uri", "scopes",
     /// "return_urls", "credential"}`, `{"kind": "oauth2-app-only", "client_id", "credential"}` or
     /// `{"kind": "basic" | "ntlm", "username", "password_set"}`; `credential` is
@@ -177,6 +185,7 @@ impl From<&ConnectionEntry> for ConnectionView {
             target,
             backend: s.backend.to_string(),
             authority: s.authority.as_ref().map(ToString::to_string),
+            resource: s.resource.as_ref().map(ToString::to_string),
             auth,
             created_at: ts(c.created_at),
             updated_at: ts(c.updated_at),

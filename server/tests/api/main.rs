@@ -2176,3 +2176,66 @@ async fn a_session_only_sign_in_is_listed_but_never_stored() {
         "a session-only account was stored"
     );
 }
+
+#[tokio::test]
+async fn a_custom_authority_connection_with_its_own_client_id_and_a_resource() {
+    let home = Home::new();
+    let gw = Gateway::new(home.state().await).await;
+    let doc = document();
+    let authority = "https://sso.contoso.com/realms/staff/.well-known/openid-configuration";
+
+    let created = gw
+        .connection(json!({
+            "name": "portal", "tenant": "contoso.onmicrosoft.com", "auth": "oauth2-delegated",
+            "client_id": "exgate-portal", "authority": authority,
+            "resource": "https://api.contoso.com",
+        }))
+        .await;
+    assert_shape(&doc, "ConnectionView", &created);
+    assert_eq!(created["resource"], "https://api.contoso.com");
+    assert_eq!(created["auth"]["client_id"], "exgate-portal");
+
+    // Entra ID's client IDs are GUIDs; a resource indicator needs a custom authority.
+    let (status, refused) = gw
+        .admin(
+            "POST",
+            "/api/v1/connections",
+            json!({
+                "name": "entra", "tenant": "contoso.onmicrosoft.com", "auth": "oauth2-delegated",
+                "client_id": "exgate-portal",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("client_id"),
+        "{refused}"
+    );
+    let (status, refused) = gw
+        .admin(
+            "POST",
+            "/api/v1/connections",
+            json!({
+                "name": "entra", "tenant": "contoso.onmicrosoft.com", "auth": "oauth2-delegated",
+                "client_id": CLIENT_ID, "resource": "https://api.contoso.com",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("resource"),
+        "{refused}"
+    );
+
+    // An edit changes the resource and keeps the rest.
+    let (status, changed) = gw
+        .admin(
+            "PATCH",
+            "/api/v1/connections/portal",
+            json!({ "resource": "https://api.contoso.com/mail" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["resource"], "https://api.contoso.com/mail");
+    assert_eq!(changed["authority"], authority);
+}
