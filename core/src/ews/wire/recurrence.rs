@@ -362,3 +362,110 @@ pub(super) fn read_recurrence(
     };
     Recurrence::new(pattern, range, zone).map_err(|e| WireError::malformed(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+    use crate::ews::wire::xml::TYPES;
+
+    fn round_trip(r: &Recurrence) -> Recurrence {
+        let mut w = Writer::default();
+        write_recurrence(&mut w, r);
+        let xml = format!("<x xmlns:t=\"{TYPES}\">{}</x>", w.finish());
+        let mut reader = Reader::new(&xml);
+        reader.root().unwrap();
+        reader.child().unwrap().unwrap();
+        read_recurrence(&mut reader, r.time_zone).unwrap()
+    }
+
+    #[test]
+    fn every_pattern_and_range_round_trips() {
+        use DayOfWeek::*;
+        let patterns = [
+            RecurrencePattern::Daily { interval: 3 },
+            RecurrencePattern::Weekly {
+                interval: 2,
+                days: vec![Monday, Friday],
+                first_day_of_week: Sunday,
+            },
+            RecurrencePattern::AbsoluteMonthly {
+                interval: 1,
+                day_of_month: 15,
+            },
+            RecurrencePattern::RelativeMonthly {
+                interval: 2,
+                index: WeekIndex::Last,
+                days: vec![Friday],
+            },
+            RecurrencePattern::AbsoluteYearly {
+                interval: 1,
+                month: Month::December,
+                day_of_month: 24,
+            },
+            RecurrencePattern::RelativeYearly {
+                interval: 1,
+                month: Month::September,
+                index: WeekIndex::First,
+                days: vec![Monday],
+            },
+        ];
+        let ranges = [
+            RecurrenceRange::NoEnd {
+                start_date: date!(2026 - 11 - 02),
+            },
+            RecurrenceRange::EndDate {
+                start_date: date!(2026 - 11 - 02),
+                end_date: date!(2027 - 11 - 02),
+            },
+            RecurrenceRange::Numbered {
+                start_date: date!(2026 - 11 - 02),
+                occurrences: 7,
+            },
+        ];
+        let berlin = TimeZone::parse("Europe/Berlin").ok();
+        for p in patterns {
+            for range in &ranges {
+                let r = Recurrence::new(p.clone(), range.clone(), berlin).unwrap();
+                assert_eq!(round_trip(&r), r);
+            }
+        }
+    }
+
+    #[test]
+    fn what_ews_has_no_name_for_is_mapped_or_refused() {
+        let start = RecurrenceRange::NoEnd {
+            start_date: date!(2026 - 03 - 01),
+        };
+        // Every 2 years on 1 March: every 24 months from the start date.
+        let biennial = RecurrencePattern::AbsoluteYearly {
+            interval: 2,
+            month: Month::March,
+            day_of_month: 1,
+        };
+        let r = Recurrence::new(biennial, start.clone(), None).unwrap();
+        assert_eq!(
+            round_trip(&r).pattern,
+            RecurrencePattern::AbsoluteMonthly {
+                interval: 24,
+                day_of_month: 1
+            }
+        );
+        // Weekdays come back as the five days.
+        let weekdays = RecurrencePattern::RelativeMonthly {
+            interval: 1,
+            index: WeekIndex::First,
+            days: WEEKDAYS.to_vec(),
+        };
+        let r = Recurrence::new(weekdays, start.clone(), None).unwrap();
+        assert_eq!(round_trip(&r), r);
+        let two = RecurrencePattern::RelativeMonthly {
+            interval: 1,
+            index: WeekIndex::First,
+            days: vec![DayOfWeek::Monday, DayOfWeek::Tuesday],
+        };
+        let r = Recurrence::new(two, start, None).unwrap();
+        assert!(check_recurrence(&r).is_err());
+    }
+}
