@@ -1,9 +1,13 @@
 //! What EWS's answers mean for the pipeline: [`EwsAnswers`] classifies them. `ErrorServerBusy`
 //! (as an HTTP 500 SOAP fault or inside a 200 answer) is busy and unprocessed, with
 //! `BackOffMilliseconds` as the hint; so are `ErrorExceededConnectionCount` and
-//! `ErrorTooManyObjectsOpened`; transient server errors are busy too; 401 asks for a new
-//! credential; 429 and 503 are busy with `Retry-After`; everything else failed, for the
-//! backend to explain with [`wire::EwsError`](super::wire::EwsError).
+//! `ErrorTooManyObjectsOpened`; a fault with a transient code (`ErrorInternalServerTransientError`,
+//! `ErrorMailboxStoreUnavailable`, `ErrorMailboxMoveInProgress`, …) is busy but maybe
+//! processed; 401 asks for a new credential; 429 and 503 are busy with `Retry-After`;
+//! everything else failed, for the backend to explain with
+//! [`wire::EwsError`](super::wire::EwsError). A transient code inside one response message of a
+//! 200 answer is left to the decoder ([`EwsError::is_retryable`]): retrying the whole request
+//! would repeat the items that succeeded.
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -36,13 +40,12 @@ impl Classify for EwsAnswers {
                     hint: e.back_off.or_else(retry_after),
                     unprocessed: true,
                 },
-                // A transient failure may have happened after the server acted.
-                Some(e) if e.code == ResponseCode::ErrorInternalServerTransientError => {
-                    Verdict::Busy {
-                        hint: e.back_off.or_else(retry_after),
-                        unprocessed: false,
-                    }
-                }
+                // A transient failure (a store briefly unavailable, a mailbox being moved, a
+                // timeout) may have happened after the server acted.
+                Some(e) if e.is_retryable() => Verdict::Busy {
+                    hint: e.back_off.or_else(retry_after),
+                    unprocessed: false,
+                },
                 _ => Verdict::Failed,
             },
             _ => Verdict::Failed,
@@ -131,17 +134,24 @@ mod tests {
                 }
             ));
         }
-        assert_eq!(
-            c.classify(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &h,
-                fault("ErrorInternalServerTransientError", None).as_bytes()
-            ),
-            Verdict::Busy {
-                hint: None,
-                unprocessed: false
-            }
-        );
+        for code in [
+            "ErrorInternalServerTransientError",
+            "ErrorMailboxStoreUnavailable",
+            "ErrorMailboxMoveInProgress",
+        ] {
+            assert_eq!(
+                c.classify(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &h,
+                    fault(code, None).as_bytes()
+                ),
+                Verdict::Busy {
+                    hint: None,
+                    unprocessed: false
+                },
+                "{code}"
+            );
+        }
     }
 
     #[test]

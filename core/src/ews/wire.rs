@@ -25,6 +25,7 @@ pub mod errors;
 pub mod folders;
 mod items;
 pub mod mail;
+mod recurrence;
 pub mod response;
 pub mod sync;
 mod xml;
@@ -52,6 +53,7 @@ pub use mail::{
     GetMessages, ReplyKind, ReplyMessage, SendItems, SetReadFlag, decode_create_attachments,
     decode_find_messages, decode_get_attachments, decode_get_messages, decode_send_items,
 };
+pub use recurrence::check_recurrence;
 pub use response::{Decoded, ResponseMessage, ServerVersionInfo, decode_fault, find_busy};
 pub use sync::{
     FolderHierarchyChanges, ItemChanges, SyncFolderHierarchy, SyncFolderItems,

@@ -213,6 +213,38 @@ pub(super) struct Reader<'a> {
     pending_empty: bool,
 }
 
+/// Text being read: one borrowed piece, or several joined in one buffer.
+#[derive(Default)]
+struct Text<'a> {
+    one: Option<Cow<'a, str>>,
+    joined: Option<String>,
+}
+
+impl<'a> Text<'a> {
+    fn push(&mut self, piece: Cow<'a, str>) {
+        if self.one.is_none() && self.joined.is_none() {
+            self.one = Some(piece);
+        } else {
+            self.joined().push_str(&piece);
+        }
+    }
+
+    /// The buffer, once the text has more than one piece.
+    fn joined(&mut self) -> &mut String {
+        let one = self.one.take();
+        self.joined
+            .get_or_insert_with(|| one.map(Cow::into_owned).unwrap_or_default())
+    }
+
+    fn finish(self) -> Cow<'a, str> {
+        match (self.joined, self.one) {
+            (Some(s), _) => Cow::Owned(s),
+            (None, Some(piece)) => piece,
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
+}
+
 /// How deep elements may nest before a document is refused.
 const MAX_DEPTH: usize = 64;
 
@@ -293,24 +325,22 @@ impl<'a> Reader<'a> {
         if std::mem::take(&mut self.pending_empty) {
             return Ok(Cow::Borrowed(""));
         }
-        let mut acc: Option<Cow<'a, str>> = None;
+        // One piece of text (the usual case) is returned as it is; several are joined.
+        let mut text = Text::default();
         loop {
-            let event = self.inner.read_event().map_err(WireError::xml)?;
-            let piece: Cow<'a, str> = match event {
-                Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
-                Event::Text(t) => t.xml10_content(),
-                Event::CData(c) => c.into_inner(),
-                Event::GeneralRef(r) => {
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&r)
-                            .ok_or_else(|| WireError::malformed("an unknown entity"))?
-                            .to_owned(),
-                        Err(_) => return Err(WireError::malformed("a bad character reference")),
-                    };
-                    Cow::Owned(resolved)
-                }
-                Event::Comment(_) | Event::PI(_) => continue,
+            match self.inner.read_event().map_err(WireError::xml)? {
+                Event::End(_) => return Ok(text.finish()),
+                Event::Text(t) => text.push(t.xml10_content()),
+                Event::CData(c) => text.push(c.into_inner()),
+                Event::GeneralRef(r) => match r.resolve_char_ref() {
+                    Ok(Some(c)) => text.joined().push(c),
+                    Ok(None) => text.joined().push_str(
+                        quick_xml::escape::resolve_predefined_entity(&r)
+                            .ok_or_else(|| WireError::malformed("an unknown entity"))?,
+                    ),
+                    Err(_) => return Err(WireError::malformed("a bad character reference")),
+                },
+                Event::Comment(_) | Event::PI(_) => {}
                 Event::Start(_) | Event::Empty(_) => {
                     return Err(WireError::malformed("an element where text was expected"));
                 }
@@ -318,11 +348,7 @@ impl<'a> Reader<'a> {
                 Event::Decl(_) | Event::DocType(_) => {
                     return Err(WireError::malformed("a declaration inside an element"));
                 }
-            };
-            acc = Some(match acc {
-                None => piece,
-                Some(prev) => Cow::Owned(prev.into_owned() + &piece),
-            });
+            }
         }
     }
 
