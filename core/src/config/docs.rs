@@ -255,7 +255,7 @@ fn every_documented_key_is_read_and_every_read_key_is_documented() {
 
     // The documented block is itself a valid file: every value has its key's type.
     let raw: RawSettings = toml::from_str(documented_block()).unwrap();
-    assert_eq!(raw.connections.len(), 1);
+    assert!(!raw.connections.is_empty());
 }
 
 #[test]
