@@ -160,6 +160,9 @@ pub struct NetworkSettings {
     /// Replaces Microsoft Graph's v1.0 root of the connection's cloud
     /// (`https://graph.microsoft.com/v1.0` and its sovereign twins).
     pub graph_url: Option<EndpointUrl>,
+    /// Replaces Exchange Online's EWS endpoint (`https://outlook.office365.com/EWS/Exchange.asmx`)
+    /// for Online connections that chose the EWS backend, for a proxy or a test double.
+    pub ews_url: Option<EndpointUrl>,
     /// PEM certificates to trust besides the system's roots (an internal AD FS, a TLS proxy).
     pub ca_pem: Option<Vec<u8>>,
 }
@@ -190,6 +193,7 @@ struct RawLimits {
 struct RawEndpoints {
     authority_host: Option<String>,
     graph_url: Option<String>,
+    ews_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -645,6 +649,15 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.graph_url", e.0))
             })
             .transpose()?;
+        let ews_url = raw
+            .endpoints
+            .ews_url
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.ews_url", e.0))
+            })
+            .transpose()?;
         let ca_pem = raw
             .tls
             .ca_file
@@ -684,6 +697,7 @@ impl Resolver<'_> {
             network: NetworkSettings {
                 authority_host,
                 graph_url,
+                ews_url,
                 ca_pem,
             },
             governor: self.governor(&raw.graph)?,

@@ -14,7 +14,9 @@ use crate::ews::{EwsAnswers, EwsMailbox};
 use crate::governor::{Governor, GovernorPolicy};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
 use crate::mailbox::{Backend, MailboxError, MailboxRef};
-use crate::model::{Auth, Connection, EmailAddress, InvalidInput, Principal, Resource, Target};
+use crate::model::{
+    Auth, Connection, EmailAddress, InvalidInput, MailboxAccess, Principal, Resource, Target,
+};
 use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
 use url::Url;
@@ -63,8 +65,10 @@ impl Mailboxes {
 
     /// The backend and mailbox an application's user acts on. On an app-only connection the
     /// principal is a static user, mapped by an admin to the mailbox the app acts on; on a
-    /// delegated connection it is a linked account, acting on its own mailbox or on `mailbox`
-    /// (a shared or delegated one).
+    /// connection with a service account (Basic or NTLM to Exchange Server's EWS) a static user
+    /// is reached by impersonation (ApplicationImpersonation) or as a delegate (FullAccess), as
+    /// its mapping says; on a delegated connection the principal is a linked account, acting on
+    /// its own mailbox or on `mailbox` (a shared or delegated one).
     pub async fn for_principal(
         &self,
         connection: &str,
@@ -72,24 +76,42 @@ impl Mailboxes {
         mailbox: Option<&EmailAddress>,
     ) -> Result<(Backend, MailboxRef), Error> {
         let conn = self.connections.get(connection).await?.connection;
-        if let Auth::OAuth2AppOnly(_) = conn.settings.auth {
-            if mailbox.is_some() {
-                return Err(InvalidInput::new(
-                    "mailbox",
-                    "is not used on app-only connections: the static user names the mailbox".into(),
-                )
-                .into());
-            }
+        let service_account = matches!(
+            conn.settings.auth,
+            Auth::OAuth2AppOnly(_) | Auth::Basic(_) | Auth::Ntlm(_)
+        );
+        if service_account {
             let users = self.connections.static_users(conn.id).await?;
-            let user = users
-                .iter()
-                .find(|u| &u.principal == principal)
-                .ok_or_else(|| Error::NotFound {
+            let user = users.iter().find(|u| &u.principal == principal);
+            let app_only = matches!(conn.settings.auth, Auth::OAuth2AppOnly(_));
+            if let Some(user) = user {
+                if mailbox.is_some() {
+                    return Err(InvalidInput::new(
+                        "mailbox",
+                        "is not used for static users: the static user names the mailbox".into(),
+                    )
+                    .into());
+                }
+                // An app-only identity always impersonates; a service account reaches the
+                // mailbox as the mapping says.
+                let impersonate = app_only || user.access == MailboxAccess::Impersonation;
+                let backend = self.open_as(&conn, None, Some(impersonate)).await?;
+                return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
+            }
+            if app_only {
+                if mailbox.is_some() {
+                    return Err(InvalidInput::new(
+                        "mailbox",
+                        "is not used on app-only connections: the static user names the mailbox"
+                            .into(),
+                    )
+                    .into());
+                }
+                return Err(Error::NotFound {
                     what: "static user",
                     name: principal.to_string(),
-                })?;
-            let backend = self.open(Some(connection), None).await?;
-            return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
+                });
+            }
         }
         let backend = self.open(Some(connection), Some(principal)).await?;
         let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));
@@ -104,11 +126,21 @@ impl Mailboxes {
         account: Option<&Principal>,
     ) -> Result<Backend, Error> {
         let entry = self.connections.resolve(connection).await?;
-        let conn = entry.connection;
+        self.open_as(&entry.connection, account, None).await
+    }
+
+    /// The backend of `conn` acting as `account`; `impersonate` overrides how EWS reaches
+    /// other mailboxes (default: app-only identities impersonate, others act as delegates).
+    async fn open_as(
+        &self,
+        conn: &Connection,
+        account: Option<&Principal>,
+        impersonate: Option<bool>,
+    ) -> Result<Backend, Error> {
         let (principal, me) = match &conn.settings.auth {
             Auth::OAuth2AppOnly(_) => (None, None),
             Auth::OAuth2Delegated(_) => {
-                let account = self.signin.resolve_account(&conn, account).await?;
+                let account = self.signin.resolve_account(conn, account).await?;
                 let me = account
                     .mailbox
                     .as_ref()
@@ -117,10 +149,10 @@ impl Mailboxes {
             }
             Auth::Basic(p) | Auth::Ntlm(p) => (None, Some(p.username.trim().to_owned())),
         };
-        if primary_resource(&conn) == Resource::Ews {
-            return self.ews(&conn, principal, me);
+        if primary_resource(conn) == Resource::Ews {
+            return self.ews(conn, principal, me, impersonate);
         }
-        match (&conn.settings.target, primary_resource(&conn)) {
+        match (&conn.settings.target, primary_resource(conn)) {
             (Target::Online { cloud, .. }, Resource::Graph) => {
                 let base = self
                     .network
@@ -165,14 +197,18 @@ impl Mailboxes {
         conn: &Connection,
         principal: Option<Principal>,
         me: Option<String>,
+        impersonate: Option<bool>,
     ) -> Result<Backend, Error> {
         let (url, version) = match &conn.settings.target {
             Target::Server { version, ews_url } => {
                 (ews_url.as_url().clone(), RequestVersion::from(*version))
             }
             Target::Online { .. } => (
-                Url::parse(EXCHANGE_ONLINE_EWS)
-                    .map_err(|e| MailboxError::Unsupported(e.to_string()))?,
+                match &self.network.ews_url {
+                    Some(url) => url.as_url().clone(),
+                    None => Url::parse(EXCHANGE_ONLINE_EWS)
+                        .map_err(|e| MailboxError::Unsupported(e.to_string()))?,
+                },
                 RequestVersion::ONLINE,
             ),
         };
@@ -216,8 +252,10 @@ impl Mailboxes {
             owner.as_deref(),
         );
         // An app acts on other mailboxes by impersonation (`full_access_as_app`); a user or a
-        // service account reaches them as a delegate (FullAccess).
-        let impersonate = matches!(conn.settings.auth, Auth::OAuth2AppOnly(_));
+        // service account reaches them as a delegate (FullAccess) unless a static user's
+        // mapping asks for impersonation (ApplicationImpersonation).
+        let impersonate =
+            impersonate.unwrap_or(matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)));
         let ews = EwsMailbox::new(
             pipe,
             url,

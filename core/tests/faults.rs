@@ -56,6 +56,7 @@ async fn daemon(mock: &MockMicrosoft, dir: &Path) -> Backend {
     let network = NetworkSettings {
         authority_host: Some(mock.base_url().parse().unwrap()),
         graph_url: Some(mock.graph_url().parse().unwrap()),
+        ews_url: None,
         ca_pem: None,
     };
     let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());

@@ -52,6 +52,7 @@ impl World {
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse().unwrap()),
             graph_url: Some(mock.graph_url().parse().unwrap()),
+            ews_url: None,
             ca_pem: None,
         };
         let signin =

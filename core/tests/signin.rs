@@ -66,6 +66,7 @@ impl World {
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse::<EndpointUrl>().unwrap()),
             graph_url: None,
+            ews_url: None,
             ca_pem,
         };
         let signin = SignIn::new(
@@ -659,6 +660,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
     let network = NetworkSettings {
         authority_host: Some(w.mock.base_url().parse().unwrap()),
         graph_url: None,
+        ews_url: None,
         ca_pem: None,
     };
     let fresh = SignIn::new(
@@ -863,6 +865,7 @@ async fn a_session_only_account_never_reaches_the_store() {
     let network = NetworkSettings {
         authority_host: Some(w.mock.base_url().parse().unwrap()),
         graph_url: None,
+        ews_url: None,
         ca_pem: None,
     };
     let restarted = SignIn::new(

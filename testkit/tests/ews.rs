@@ -154,6 +154,17 @@ async fn find_item_pages_filters_and_sorts_the_inbox() {
         !senders.is_empty() && senders.iter().all(|s| s == MEGAN_NAME),
         "{senders:?}"
     );
+    // The sender's SMTP address as a MAPI property (PR_SENDER_SMTP_ADDRESS), as clients
+    // search it: the same messages.
+    let by_tag = ews
+        .call(&restricted(r#"<t:Contains ContainmentMode="Substring" ContainmentComparison="IgnoreCase"><t:ExtendedFieldURI PropertyTag="0x5D01" PropertyType="String"/><t:Constant Value="MEGAN@contoso.onmicrosoft.com"/></t:Contains>"#))
+        .await;
+    by_tag.ok();
+    assert_eq!(by_tag.attrs("ItemId", "Id"), from.attrs("ItemId", "Id"));
+    let unknown_tag = ews
+        .call(&restricted(r#"<t:Exists><t:ExtendedFieldURI PropertyTag="0x1234" PropertyType="String"/></t:Exists>"#))
+        .await;
+    assert_eq!(unknown_tag.codes(), ["ErrorUnsupportedPathForQuery"]);
     let ascending = ews
         .call(&find_items(&dfid("inbox"), "IdOnly", "", r#"<m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:Subject"/></t:FieldOrder></m:SortOrder>"#).replace("<t:BaseShape>IdOnly</t:BaseShape>", r#"<t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/></t:AdditionalProperties>"#))
         .await;

@@ -3,6 +3,7 @@
 //! sent over EWS that Graph sees.
 
 use exgate_testkit::entra::seed;
+use exgate_testkit::mailstore::{ContactContent, MessageContent};
 use serde_json::Value;
 
 use crate::util::Env;
@@ -127,4 +128,810 @@ async fn calendar_and_contacts_over_ews() {
     );
     let contacts = env.run(&["contacts", "list", "--json"]).await.ok().stdout();
     assert!(!contacts.is_empty());
+}
+
+fn messages(v: &Value) -> Vec<Value> {
+    v["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// The mock's view of `mailbox`: the messages of `folder` (a well-known name).
+fn in_folder(env: &Env, mailbox: &str, folder: &str) -> Vec<MessageContent> {
+    env.mock
+        .mailbox_content(mailbox)
+        .unwrap()
+        .messages
+        .into_iter()
+        .filter(|m| m.folder.eq_ignore_ascii_case(folder))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_mail_command_over_ews() {
+    let env = Env::new().await;
+    onprem(&env, "basic", seed::ADELE, seed::ADELE_PASSWORD).await;
+    let mut outputs = Vec::new();
+
+    // Filters: --unread, --from, --since, each checked against the mock's mailbox.
+    let inbox = in_folder(&env, seed::ADELE, "inbox");
+    let unread = json(
+        &env.run(&["mail", "list", "--unread", "--limit", "500", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(
+        messages(&unread).len(),
+        inbox.iter().filter(|m| !m.is_read).count(),
+        "{unread}"
+    );
+    assert!(messages(&unread).iter().all(|m| m["is_read"] == false));
+    let sender = inbox[0].from.address.clone();
+    let from = json(
+        &env.run(&[
+            "mail", "list", "--from", &sender, "--limit", "500", "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(
+        messages(&from).len(),
+        inbox
+            .iter()
+            .filter(|m| m.from.address.eq_ignore_ascii_case(&sender))
+            .count(),
+        "{from}"
+    );
+    let mut received: Vec<_> = inbox.iter().map(|m| m.received).collect();
+    received.sort();
+    let middle = received[received.len() / 2];
+    let since = middle
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let recent = json(
+        &env.run(&[
+            "mail", "list", "--since", &since, "--limit", "500", "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(
+        messages(&recent).len(),
+        received.iter().filter(|t| **t >= middle).count(),
+        "{recent}"
+    );
+
+    // Show as text and as HTML, and save the attachments.
+    let all = json(
+        &env.run(&["mail", "list", "--limit", "500", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    let all = messages(&all);
+    assert_eq!(all.len(), inbox.len());
+    let id = all[0]["id"].as_str().unwrap().to_owned();
+    let text = json(
+        &env.run(&["mail", "show", &id, "--text", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(text["body"]["kind"], "text", "{text}");
+    let html = json(
+        &env.run(&["mail", "show", &id, "--html", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(html["body"]["kind"], "html", "{html}");
+    let with_att = all
+        .iter()
+        .find(|m| m["has_attachments"] == true)
+        .expect("a message with attachments");
+    let dir = env.dir.path().join("att");
+    let saved = env
+        .run(&[
+            "mail",
+            "show",
+            with_att["id"].as_str().unwrap(),
+            "--save-attachments",
+            dir.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    let expected = inbox
+        .iter()
+        .find(|m| m.subject == with_att["subject"].as_str().unwrap())
+        .unwrap();
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        files,
+        expected.attachments.iter().filter(|a| !a.is_inline).count(),
+        "{}",
+        saved.dump()
+    );
+    outputs.push(saved.dump());
+
+    // Send with a small and a large (> 3 MB) attachment: Megan has both, byte for byte.
+    let small = env.write("q3.csv", "a,b\n1,2\n");
+    let big_bytes: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
+    let big = env.dir.path().join("big.bin");
+    std::fs::write(&big, &big_bytes).unwrap();
+    let sent = env
+        .run(&[
+            "mail",
+            "send",
+            "--to",
+            seed::MEGAN,
+            "--subject",
+            "Large over EWS",
+            "--body",
+            "two files",
+            "--attach",
+            small.to_str().unwrap(),
+            "--attach",
+            big.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    outputs.push(sent.dump());
+    let arrived = in_folder(&env, seed::MEGAN, "inbox");
+    let arrived = arrived
+        .iter()
+        .find(|m| m.subject == "Large over EWS")
+        .expect("delivered to Megan");
+    let mut names: Vec<_> = arrived
+        .attachments
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["big.bin", "q3.csv"]);
+    use base64::Engine as _;
+    let big_in = arrived
+        .attachments
+        .iter()
+        .find(|a| a.name == "big.bin")
+        .unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&big_in.content_bytes)
+            .unwrap(),
+        big_bytes
+    );
+    // A copy stays in Sent Items.
+    assert!(
+        in_folder(&env, seed::ADELE, "sentitems")
+            .iter()
+            .any(|m| m.subject == "Large over EWS")
+    );
+
+    // Reply, reply to all, forward: each reaches its recipients.
+    let from_megan = all
+        .iter()
+        .find(|m| m["from"]["address"] == seed::MEGAN)
+        .unwrap_or(&all[0])
+        .clone();
+    let original = from_megan["subject"].as_str().unwrap().to_owned();
+    let original_sender = from_megan["from"]["address"].as_str().unwrap().to_owned();
+    let target = from_megan["id"].as_str().unwrap().to_owned();
+    env.run(&["mail", "reply", &target, "--comment", "Thanks"])
+        .await
+        .ok();
+    env.run(&[
+        "mail",
+        "reply",
+        &target,
+        "--all",
+        "--comment",
+        "Thanks, all",
+    ])
+    .await
+    .ok();
+    let replies = env.mock.submitted(seed::ADELE);
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|(_, s)| s.eq_ignore_ascii_case(&format!("RE: {original}")))
+            .count(),
+        2,
+        "{replies:?}"
+    );
+    if env.mock.mailbox_content(&original_sender).is_some() {
+        assert!(
+            env.mock
+                .delivered(&original_sender)
+                .iter()
+                .any(|(_, s)| s.eq_ignore_ascii_case(&format!("RE: {original}")))
+        );
+    }
+    env.run(&[
+        "mail",
+        "forward",
+        &target,
+        "--to",
+        seed::MEGAN,
+        "--comment",
+        "FYI",
+    ])
+    .await
+    .ok();
+    assert!(
+        env.mock
+            .delivered(seed::MEGAN)
+            .iter()
+            .any(|(_, s)| s.eq_ignore_ascii_case(&format!("FW: {original}"))),
+        "{:?}",
+        env.mock.delivered(seed::MEGAN)
+    );
+
+    // Mark read and unread: the mock's message follows.
+    let is_read = |env: &Env| {
+        in_folder(env, seed::ADELE, "inbox")
+            .iter()
+            .find(|m| m.subject == original)
+            .map(|m| m.is_read)
+    };
+    env.run(&["mail", "mark", &target, "--read"]).await.ok();
+    assert_eq!(is_read(&env), Some(true));
+    env.run(&["mail", "mark", &target, "--unread"]).await.ok();
+    assert_eq!(is_read(&env), Some(false));
+
+    // Move to the Archive folder (found by name: EWS has no distinguished ID for it), then
+    // delete: it ends in Deleted Items.
+    let moved = env
+        .run(&["mail", "move", &target, "--to", "archive"])
+        .await
+        .ok()
+        .stdout()
+        .trim()
+        .to_owned();
+    assert_ne!(moved, target);
+    assert!(
+        in_folder(&env, seed::ADELE, "archive")
+            .iter()
+            .any(|m| m.subject == original)
+    );
+    let archived = json(
+        &env.run(&["mail", "list", "--folder", "archive", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert!(
+        messages(&archived)
+            .iter()
+            .any(|m| m["id"] == moved.as_str()),
+        "{archived}"
+    );
+    env.run(&["mail", "delete", &moved]).await.ok();
+    assert!(
+        in_folder(&env, seed::ADELE, "deleteditems")
+            .iter()
+            .any(|m| m.subject == original)
+    );
+    assert!(
+        !in_folder(&env, seed::ADELE, "archive")
+            .iter()
+            .any(|m| m.subject == original)
+    );
+
+    // Not found is named.
+    env.run(&["mail", "show", "AAMkAGI2TG93AAA="])
+        .await
+        .fails(1, &["not found"]);
+
+    for out in &outputs {
+        assert!(!out.contains(seed::ADELE_PASSWORD), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn export_over_ews_writes_every_message_and_resumes() {
+    let env = Env::new().await;
+    onprem(&env, "ntlm", seed::ADELE, seed::ADELE_PASSWORD).await;
+    let out = env.dir.path().join("export");
+    let run = env
+        .run(&[
+            "mail",
+            "export",
+            "--folder",
+            "inbox",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    let inbox = in_folder(&env, seed::ADELE, "inbox");
+    let files: Vec<_> = std::fs::read_dir(out.join("Inbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), inbox.len(), "{}", run.dump());
+    // Every subject of the inbox is in one of the files.
+    let emls: Vec<String> = files
+        .iter()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+        .collect();
+    for m in &inbox {
+        assert!(
+            emls.iter().any(|e| e.contains(&m.subject)),
+            "{} missing",
+            m.subject
+        );
+    }
+    std::fs::remove_file(&files[0]).unwrap();
+    let again = env
+        .run(&[
+            "mail",
+            "export",
+            "--folder",
+            "inbox",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    assert!(
+        again.stdout().contains(&format!(
+            "exported 1 message(s) to {} ({} already there, 0 failed)",
+            out.display(),
+            files.len() - 1
+        )),
+        "{}",
+        again.dump()
+    );
+    assert!(!again.dump().contains(seed::ADELE_PASSWORD));
+}
+
+#[tokio::test]
+async fn every_calendar_command_over_ews() {
+    let env = Env::new().await;
+    onprem(&env, "ntlm", seed::ADELE, seed::ADELE_PASSWORD).await;
+    // A Windows zone's times come back under its IANA name, as on Graph.
+    for tz in ["W. Europe Standard Time", "Europe/Berlin"] {
+        let events = json(
+            &env.run(&[
+                "calendar",
+                "list",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2027-01-01",
+                "--tz",
+                tz,
+                "--json",
+            ])
+            .await
+            .ok()
+            .stdout(),
+        );
+        let events = events.as_array().unwrap();
+        assert!(
+            events.iter().any(|e| e["kind"] == "occurrence"),
+            "{tz}: recurrences expanded: {events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["is_all_day"] == false)
+                .all(|e| e["start"]["time_zone"] == "Europe/Berlin"),
+            "{tz}: {events:?}"
+        );
+    }
+
+    let created = json(
+        &env.run(&[
+            "calendar",
+            "create",
+            "--subject",
+            "EWS review",
+            "--start",
+            "2026-12-02T10:00",
+            "--end",
+            "2026-12-02T11:00",
+            "--tz",
+            "Europe/Berlin",
+            "--attendee",
+            seed::MEGAN,
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["subject"], "EWS review", "{created}");
+    assert_eq!(
+        created["start"]["date_time"], "2026-12-02T10:00:00",
+        "{created}"
+    );
+    // The attendee got the invitation and has the meeting in her calendar.
+    assert!(
+        env.mock
+            .delivered(seed::MEGAN)
+            .iter()
+            .any(|(_, s)| s.contains("EWS review")),
+        "{:?}",
+        env.mock.delivered(seed::MEGAN)
+    );
+    let megans = env.mock.mailbox_content(seed::MEGAN).unwrap().events;
+    assert!(megans.iter().any(|e| e.subject == "EWS review"));
+    let adeles = env.mock.mailbox_content(seed::ADELE).unwrap().events;
+    let mine = adeles.iter().find(|e| e.subject == "EWS review").unwrap();
+    assert_eq!(
+        mine.attendees
+            .iter()
+            .map(|a| a.address.as_str())
+            .collect::<Vec<_>>(),
+        [seed::MEGAN]
+    );
+
+    let updated = json(
+        &env.run(&["calendar", "update", &id, "--location", "Room 4", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(updated["location"], "Room 4", "{updated}");
+    let adeles = env.mock.mailbox_content(seed::ADELE).unwrap().events;
+    assert_eq!(
+        adeles
+            .iter()
+            .find(|e| e.subject == "EWS review")
+            .unwrap()
+            .location,
+        "Room 4"
+    );
+
+    let fb = json(
+        &env.run(&[
+            "calendar",
+            "freebusy",
+            "--who",
+            seed::MEGAN,
+            "--from",
+            "2026-12-02T09:00:00Z",
+            "--to",
+            "2026-12-02T12:00:00Z",
+            "--interval",
+            "60",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(fb[0]["mailbox"], seed::MEGAN, "{fb}");
+    assert_eq!(fb[0]["view"].as_array().unwrap().len(), 3, "{fb}");
+    assert!(fb[0]["error"].is_null(), "{fb}");
+
+    env.run(&["calendar", "delete", &id]).await.ok();
+    let adeles = env.mock.mailbox_content(seed::ADELE).unwrap().events;
+    assert!(!adeles.iter().any(|e| e.subject == "EWS review"));
+    assert!(
+        env.mock
+            .delivered(seed::MEGAN)
+            .iter()
+            .any(|(_, s)| s.starts_with("Canceled") && s.contains("EWS review")),
+        "{:?}",
+        env.mock.delivered(seed::MEGAN)
+    );
+}
+
+#[tokio::test]
+async fn every_contacts_command_over_ews() {
+    let env = Env::new().await;
+    // Enough contacts for more than one page.
+    let mut content = env.mock.mailbox_content(seed::ADELE).unwrap();
+    for i in 0..130 {
+        content.contacts.push(ContactContent {
+            given_name: format!("Given{i:03}"),
+            surname: "Paged".into(),
+            display_name: None,
+            email_addresses: vec![],
+            business_phones: vec![],
+            mobile_phone: None,
+            home_phones: vec![],
+            company_name: None,
+            job_title: None,
+        });
+    }
+    let total = content.contacts.len();
+    env.mock.load_mailbox(content).unwrap();
+    onprem(&env, "basic", seed::ADELE, seed::ADELE_PASSWORD).await;
+
+    let first = env.run(&["contacts", "list"]).await.ok();
+    let more = first
+        .stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("more: exgate contacts list --page "))
+        .map(|t| t.split_whitespace().next().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("a next page: {}", first.dump()));
+    let first_page = json(&env.run(&["contacts", "list", "--json"]).await.ok().stdout());
+    let second_page = json(
+        &env.run(&["contacts", "list", "--page", &more, "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    let ids = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        ids(&second_page)
+            .iter()
+            .all(|i| !ids(&first_page).contains(i))
+    );
+    assert_eq!(
+        ids(&first_page).len() + ids(&second_page).len(),
+        total,
+        "two pages hold every contact"
+    );
+
+    let created = json(
+        &env.run(&[
+            "contacts",
+            "create",
+            "--name",
+            "Alex Wilberforce",
+            "--given-name",
+            "Alex",
+            "--surname",
+            "Wilberforce",
+            "--email",
+            "alex@contoso.onmicrosoft.com",
+            "--phone",
+            "+1 555 0100",
+            "--company",
+            "Contoso",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let stored = |env: &Env| {
+        env.mock
+            .mailbox_content(seed::ADELE)
+            .unwrap()
+            .contacts
+            .into_iter()
+            .find(|c| c.surname == "Wilberforce")
+    };
+    let alex = stored(&env).expect("created in the mock");
+    assert_eq!(alex.company_name.as_deref(), Some("Contoso"));
+    assert_eq!(
+        alex.email_addresses[0].address,
+        "alex@contoso.onmicrosoft.com"
+    );
+    let shown = json(
+        &env.run(&["contacts", "show", &id, "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(shown["display_name"], "Alex Wilberforce", "{shown}");
+    assert_eq!(shown["business_phones"][0], "+1 555 0100", "{shown}");
+    let updated = json(
+        &env.run(&[
+            "contacts",
+            "update",
+            &id,
+            "--job-title",
+            "Director",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(updated["job_title"], "Director");
+    let alex = stored(&env).unwrap();
+    assert_eq!(alex.job_title.as_deref(), Some("Director"));
+    assert_eq!(alex.company_name.as_deref(), Some("Contoso"), "kept");
+    env.run(&["contacts", "delete", &id]).await.ok();
+    assert!(stored(&env).is_none());
+    env.run(&["contacts", "show", &id])
+        .await
+        .fails(1, &["was not found"]);
+}
+
+/// A delegated connection to Exchange Online that chose EWS (`endpoints.ews_url` points it at
+/// the mock), with `user` signed in.
+async fn online_ews(env: &Env, name: &str, user: &str) {
+    env.add(
+        name,
+        &[
+            "--auth",
+            "oauth2-delegated",
+            "--client-id",
+            seed::PUBLIC_APP,
+            "--backend",
+            "ews",
+        ],
+    )
+    .await;
+    env.mock.set_auto_approve(Some(user));
+    env.browser_login(&["-c", name]).await.ok();
+}
+
+#[tokio::test]
+async fn oauth_delegated_over_exchange_online_ews() {
+    let env = Env::new().await;
+    online_ews(&env, "online", seed::ADELE).await;
+    let before = env.mock.ews_requests();
+    let listed = json(
+        &env.run(&["mail", "list", "-c", "online", "--limit", "3", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    assert_eq!(messages(&listed).len(), 3, "{listed}");
+    assert!(env.mock.ews_requests() > before, "went to EWS");
+    env.run(&[
+        "mail",
+        "send",
+        "-c",
+        "online",
+        "--to",
+        seed::MEGAN,
+        "--subject",
+        "OAuth over EWS",
+        "--body",
+        "hi",
+    ])
+    .await
+    .ok();
+    assert_eq!(
+        env.mock
+            .delivered(seed::MEGAN)
+            .iter()
+            .filter(|(_, s)| s == "OAuth over EWS")
+            .count(),
+        1
+    );
+
+    // Adele has FullAccess on Sales: a delegate's mailbox.
+    let sales = json(
+        &env.run(&[
+            "mail",
+            "list",
+            "-c",
+            "online",
+            "-m",
+            seed::SALES,
+            "--limit",
+            "500",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(
+        messages(&sales).len(),
+        in_folder(&env, seed::SALES, "inbox").len(),
+        "{sales}"
+    );
+    let events = env
+        .run(&[
+            "contacts",
+            "list",
+            "-c",
+            "online",
+            "-m",
+            seed::SALES,
+            "--json",
+        ])
+        .await
+        .ok();
+    assert!(json(&events.stdout()).is_array());
+
+    // Megan has no rights on Sales: refused, and said so.
+    online_ews(&env, "megan", seed::MEGAN).await;
+    let refused = env
+        .run(&["mail", "list", "-c", "megan", "-m", seed::SALES])
+        .await
+        .fails(
+            1,
+            &[
+                "cannot use the mailbox: ErrorAccessDenied",
+                seed::SALES,
+                "Add-MailboxPermission",
+            ],
+        );
+    assert!(refused.stdout().is_empty(), "{}", refused.dump());
+}
+
+#[tokio::test]
+async fn app_only_over_exchange_online_ews_impersonates() {
+    let env = Env::new().await;
+    let file = env.write("daemon.secret", seed::DAEMON_APP_SECRET);
+    env.add(
+        "daemon",
+        &[
+            "--auth",
+            "oauth2-app-only",
+            "--client-id",
+            seed::DAEMON_APP,
+            "--client-secret-file",
+            file.to_str().unwrap(),
+            "--backend",
+            "ews",
+        ],
+    )
+    .await;
+    let listed = json(
+        &env.run(&[
+            "mail",
+            "list",
+            "-m",
+            seed::ADELE,
+            "--limit",
+            "500",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(
+        messages(&listed).len(),
+        in_folder(&env, seed::ADELE, "inbox").len()
+    );
+    let sent = env
+        .run(&[
+            "mail",
+            "send",
+            "-m",
+            seed::ADELE,
+            "--to",
+            seed::MEGAN,
+            "--subject",
+            "App-only over EWS",
+            "--body",
+            "hi",
+        ])
+        .await
+        .ok();
+    assert!(!sent.dump().contains(seed::DAEMON_APP_SECRET));
+    assert_eq!(
+        env.mock
+            .submitted(seed::ADELE)
+            .iter()
+            .filter(|(_, s)| s == "App-only over EWS")
+            .count(),
+        1
+    );
+    let events = json(
+        &env.run(&[
+            "calendar",
+            "list",
+            "-m",
+            seed::MEGAN,
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2027-01-01",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert!(events.is_array());
+    // The app's access policy bounds the mailboxes it reaches.
+    env.mock
+        .set_mailbox_scope(seed::DAEMON_APP, Some(vec![seed::MEGAN.to_owned()]));
+    env.run(&["mail", "list", "-m", seed::ADELE])
+        .await
+        .fails(1, &[]);
 }

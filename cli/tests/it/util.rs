@@ -114,9 +114,10 @@ impl Env {
         env.write(
             "config/exgate/exgate.toml",
             &format!(
-                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
+                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\news_url = \"{}\"\n",
                 env.mock.base_url(),
-                env.mock.graph_url()
+                env.mock.graph_url(),
+                env.mock.ews_url()
             ),
         );
         env

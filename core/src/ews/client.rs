@@ -174,13 +174,32 @@ impl EwsMailbox {
             .map_err(|e| self.decoded(e, mailbox, &names))
     }
 
-    fn folder(folder: &FolderRef) -> Result<FolderSpec, Error> {
-        FolderSpec::from_ref(folder).ok_or_else(|| {
-            MailboxError::Unsupported(
-                "Exchange Server has no well-known Archive folder; give the folder's ID".into(),
-            )
-            .into()
-        })
+    /// The EWS folder for a neutral one. The mailbox's Archive folder has no distinguished ID
+    /// in EWS: it is found by name under the message folder root.
+    async fn folder(&self, mailbox: &MailboxRef, folder: &FolderRef) -> Result<FolderSpec, Error> {
+        if let Some(spec) = FolderSpec::from_ref(folder) {
+            return Ok(spec);
+        }
+        let request = FindFolders::named(DistinguishedFolder::MsgFolderRoot.into(), "Archive");
+        let names = || Names {
+            what: "folder",
+            id: "archive",
+        };
+        let body = self.read(mailbox, &request, names()).await?;
+        let found = self.single(wire::decode_find_folders(&body), mailbox, names())?;
+        found
+            .items
+            .into_iter()
+            .next()
+            .map(|f| FolderSpec::Id(f.id))
+            .ok_or_else(|| {
+                MailboxError::NotFound {
+                    what: "folder",
+                    id: "archive".into(),
+                    request_id: String::new(),
+                }
+                .into()
+            })
     }
 
     fn scope<'a>(&self, kind: &'static str, mailbox: &'a str, detail: String) -> TokenScope<'a> {
@@ -245,8 +264,22 @@ impl EwsMailbox {
                 parent: id.clone(),
                 attachments,
             };
+            let count = request.attachments.len();
             let body = self.write(mailbox, &request, names()).await?;
-            let created = self.single(wire::decode_create_attachments(&body), mailbox, names())?;
+            // Exchange answers one response message per attachment.
+            let decoded = wire::decode_create_attachments(&body)
+                .map_err(|e| self.decoded(e, mailbox, &names()))?;
+            if decoded.messages.len() != count {
+                return Err(MailboxError::Protocol(format!(
+                    "CreateAttachment answered {} response messages for {count} attachments",
+                    decoded.messages.len()
+                ))
+                .into());
+            }
+            let mut created = Vec::new();
+            for result in decoded.into_results() {
+                created.extend(result.map_err(|e| self.refused(&e, mailbox, &names()))?);
+            }
             // Each attachment changes the draft: the last answer carries its newest change key.
             if let Some((_, root)) = created.into_iter().last() {
                 id = root;
@@ -359,12 +392,15 @@ impl Mail for EwsMailbox {
         query: &MessageQuery,
         page: Option<&str>,
     ) -> Result<Page<MessageSummary>, Error> {
-        let folder = Self::folder(
-            query
-                .folder
-                .as_ref()
-                .unwrap_or(&FolderRef::WellKnown(WellKnownFolder::Inbox)),
-        )?;
+        let folder = self
+            .folder(
+                mailbox,
+                query
+                    .folder
+                    .as_ref()
+                    .unwrap_or(&FolderRef::WellKnown(WellKnownFolder::Inbox)),
+            )
+            .await?;
         let key = mailbox.key(&self.me);
         let detail = digest(&[
             &format!("{folder:?}"),
@@ -513,7 +549,7 @@ impl Mail for EwsMailbox {
     ) -> Result<String, Error> {
         let request = MoveItems {
             ids: vec![Self::id(id)?],
-            to: Self::folder(to)?,
+            to: self.folder(mailbox, to).await?,
         };
         let names = || Names {
             what: "message",
@@ -551,7 +587,7 @@ impl Mail for EwsMailbox {
         folder: &FolderRef,
         state: Option<&str>,
     ) -> Result<FolderChanges, Error> {
-        let spec = Self::folder(folder)?;
+        let spec = self.folder(mailbox, folder).await?;
         let key = mailbox.key(&self.me);
         let scope = self.scope("changes", &key, digest(&[&format!("{spec:?}")]));
         let mut server_state = match state {
@@ -661,7 +697,9 @@ impl Calendar for EwsMailbox {
             .single(wire::decode_item_ids(&body, "CreateItem"), mailbox, names())?
             .pop()
             .ok_or_else(|| MailboxError::Protocol("CreateItem answered no event".into()))?;
-        self.get_event(mailbox, id, None).await
+        // Answered in the zone it was created in, as Graph answers it.
+        let zone = event.start.as_ref().map(|t| &t.time_zone);
+        self.get_event(mailbox, id, zone).await
     }
 
     async fn update_event(
@@ -677,7 +715,8 @@ impl Calendar for EwsMailbox {
             .single(wire::decode_item_ids(&body, "UpdateItem"), mailbox, names())?
             .pop()
             .unwrap_or_else(|| ItemId::new(id));
-        self.get_event(mailbox, updated, None).await
+        let zone = change.start.as_ref().map(|t| &t.time_zone);
+        self.get_event(mailbox, updated, zone).await
     }
 
     async fn delete_event(&self, mailbox: &MailboxRef, id: &str) -> Result<(), Error> {

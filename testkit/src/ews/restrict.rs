@@ -110,6 +110,14 @@ fn field_of(m: &Message, uri: &str) -> EwsResult<Option<Val>> {
         "message:Sender" => addr(&m.sender).or_else(|| addr(&m.from)),
         "message:InternetMessageId" => Some(Val::Text(m.internet_message_id.clone())),
         "item:ItemClass" => Some(Val::Text("IPM.Note".into())),
+        // PR_SENDER_SMTP_ADDRESS and PR_SENDER_EMAIL_ADDRESS (the mock's senders are SMTP),
+        // PR_SUBJECT.
+        "tag:0x5d01" | "tag:0x0c1f" => m
+            .sender
+            .as_ref()
+            .or(m.from.as_ref())
+            .map(|a| Val::Text(a.address.clone())),
+        "tag:0x0037" => Some(Val::Text(m.subject.clone())),
         other => return Err(unsupported(other)),
     })
 }
@@ -145,16 +153,34 @@ fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     }
 }
 
+/// The property a search expression reads: its `FieldURI`, or an `ExtendedFieldURI` by
+/// `PropertyTag` as `tag:0x5d01` (Exchange searches MAPI properties too; the mock knows the
+/// sender's SMTP address `0x5D01`, the sender's address `0x0C1F` and the subject `0x0037`).
+fn path(e: &Element) -> EwsResult<String> {
+    if let Some(uri) = e.child("FieldURI").and_then(|f| f.attr("FieldURI")) {
+        return Ok(uri.to_string());
+    }
+    if let Some(tag) = e
+        .child("ExtendedFieldURI")
+        .and_then(|f| f.attr("PropertyTag"))
+    {
+        let tag = tag.trim();
+        let number = match tag.strip_prefix("0x").or_else(|| tag.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => tag.parse::<u32>().ok(),
+        }
+        .ok_or_else(|| EwsError::schema(format!("'{tag}' is not a property tag")))?;
+        return Ok(format!("tag:0x{number:04x}"));
+    }
+    Err(EwsError::schema(format!("'{}' needs a FieldURI", e.name)))
+}
+
 /// Whether `m` matches a search expression.
 pub(crate) fn matches<T: Fields>(m: &T, e: &Element) -> EwsResult<bool> {
     use std::cmp::Ordering::{Equal, Greater, Less};
-    let uri = || {
-        e.child("FieldURI")
-            .and_then(|f| f.attr("FieldURI"))
-            .ok_or_else(|| EwsError::schema(format!("'{}' needs a FieldURI", e.name)))
-    };
+    let uri = || path(e);
     let cmp = |want: &[std::cmp::Ordering]| -> EwsResult<bool> {
-        let Some(value) = m.field(uri()?)? else {
+        let Some(value) = m.field(&uri()?)? else {
             return Ok(false);
         };
         let c = constant(e)
@@ -191,9 +217,9 @@ pub(crate) fn matches<T: Fields>(m: &T, e: &Element) -> EwsResult<bool> {
         "IsGreaterThanOrEqualTo" => cmp(&[Greater, Equal]),
         "IsLessThan" => cmp(&[Less]),
         "IsLessThanOrEqualTo" => cmp(&[Less, Equal]),
-        "Exists" => Ok(m.field(uri()?)?.is_some()),
+        "Exists" => Ok(m.field(&uri()?)?.is_some()),
         "Contains" => {
-            let Some(Val::Text(value)) = m.field(uri()?)? else {
+            let Some(Val::Text(value)) = m.field(&uri()?)? else {
                 return Ok(false);
             };
             let wanted = constant(e).unwrap_or_default();

@@ -331,7 +331,11 @@ impl EwsError {
             | C::ErrorSendAsDenied
             | C::EwsDisabled => MailboxError::Forbidden {
                 operation: "use the mailbox",
-                message: format!("{}: {}", self.code, self.explanation()),
+                message: if mailbox.is_empty() {
+                    format!("{}: {}", self.code, self.explanation())
+                } else {
+                    format!("{}: {} ({mailbox})", self.code, self.explanation())
+                },
                 hint: self.fix(),
                 request_id,
             },
@@ -354,6 +358,16 @@ impl EwsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_mailbox_is_named() {
+        let e = EwsError::new(ResponseCode::ErrorAccessDenied, "Access is denied.");
+        let text = e
+            .to_mailbox_error("message", "", "sales@contoso.com")
+            .to_string();
+        assert!(text.contains("ErrorAccessDenied"), "{text}");
+        assert!(text.contains("(sales@contoso.com)"), "{text}");
+    }
 
     #[test]
     fn codes_parse_by_name_with_or_without_a_prefix() {
