@@ -24,6 +24,7 @@ use tower::ServiceExt;
 use utoipa::OpenApi;
 
 mod diagnose;
+mod ews;
 mod hardening;
 mod limiter;
 mod pipeline;
