@@ -966,6 +966,30 @@ mod tests {
     }
 
     #[test]
+    fn the_ews_url_replaces_exchange_onlines_and_must_be_safe() {
+        let f = Fixture::new();
+        let path = f.write(
+            "ews.toml",
+            "[endpoints]\news_url = \"https://ews.proxy.example/EWS/Exchange.asmx\"\n",
+        );
+        let settings = load(Some(&path), &f.env(&[])).unwrap();
+        assert_eq!(
+            settings.network.ews_url.unwrap().as_url().as_str(),
+            "https://ews.proxy.example/EWS/Exchange.asmx"
+        );
+        // Tokens never go to a plain-HTTP host that is not this machine.
+        let path = f.write(
+            "ews.toml",
+            "[endpoints]\news_url = \"http://ews.proxy.example/EWS/Exchange.asmx\"\n",
+        );
+        let err = load(Some(&path), &f.env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "endpoints.ews_url"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_explicit_file_and_bad_toml_are_errors() {
         let f = Fixture::new();
         let err = load(Some(Path::new("/nonexistent/x.toml")), &f.env(&[])).unwrap_err();
@@ -1011,6 +1035,11 @@ mod tests {
             (
                 "[endpoints]\ngraph_url = 2\n",
                 "endpoints.graph_url",
+                "found an integer",
+            ),
+            (
+                "[endpoints]\news_url = 2\n",
+                "endpoints.ews_url",
                 "found an integer",
             ),
             (

@@ -67,8 +67,9 @@ impl Mailboxes {
     /// principal is a static user, mapped by an admin to the mailbox the app acts on; on a
     /// connection with a service account (Basic or NTLM to Exchange Server's EWS) a static user
     /// is reached by impersonation (ApplicationImpersonation) or as a delegate (FullAccess), as
-    /// its mapping says; on a delegated connection the principal is a linked account, acting on
-    /// its own mailbox or on `mailbox` (a shared or delegated one).
+    /// its mapping says (a principal that is no static user is refused: the service identity is
+    /// not the application user's); on a delegated connection the principal is a linked
+    /// account, acting on its own mailbox or on `mailbox` (a shared or delegated one).
     pub async fn for_principal(
         &self,
         connection: &str,
@@ -98,20 +99,19 @@ impl Mailboxes {
                 let backend = self.open_as(&conn, None, Some(impersonate)).await?;
                 return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
             }
-            if app_only {
-                if mailbox.is_some() {
-                    return Err(InvalidInput::new(
-                        "mailbox",
-                        "is not used on app-only connections: the static user names the mailbox"
-                            .into(),
-                    )
-                    .into());
-                }
-                return Err(Error::NotFound {
-                    what: "static user",
-                    name: principal.to_string(),
-                });
+            if app_only && mailbox.is_some() {
+                return Err(InvalidInput::new(
+                    "mailbox",
+                    "is not used on app-only connections: the static user names the mailbox".into(),
+                )
+                .into());
             }
+            // The service identity is shared by every application user: only an admin's
+            // mapping says which mailbox a principal may reach through it.
+            return Err(Error::NotFound {
+                what: "static user",
+                name: principal.to_string(),
+            });
         }
         let backend = self.open(Some(connection), Some(principal)).await?;
         let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));

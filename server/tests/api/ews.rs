@@ -206,6 +206,14 @@ async fn a_static_user_by_impersonation_over_ews() {
     );
     assert!(!error.to_string().contains(seed::MEGAN_PASSWORD));
 
+    // A principal that is no static user reaches nothing through the service account.
+    let (status, error) = t.user("nobody", "GET", "/messages", Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("static user"),
+        "{error}"
+    );
+
     // A static user names its mailbox: `?mailbox=` is refused.
     let (status, _) = t
         .user(
