@@ -103,10 +103,20 @@ impl std::fmt::Display for Operation {
     }
 }
 
+/// ` (request ID …)` after an error's message; nothing when the server gave no ID (EWS answers
+/// without one).
+fn request_id_note(request_id: &str) -> String {
+    if request_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (request ID {request_id})")
+    }
+}
+
 /// Why a mailbox call failed. Every variant says what to do; none holds a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MailboxError {
-    #[error("{what} `{id}` was not found in the mailbox (request ID {request_id})")]
+    #[error("{what} `{id}` was not found in the mailbox{}", request_id_note(.request_id))]
     NotFound {
         what: &'static str,
         id: String,
@@ -117,7 +127,8 @@ pub enum MailboxError {
     /// The credentials lack the permission (Graph) or right (EWS) the operation needs; the
     /// backend names it in its own terms.
     #[error(
-        "cannot {operation}: the token has no {permission}; add it under API permissions and grant admin consent (request ID {request_id})"
+        "cannot {operation}: the token has no {permission}; add it under API permissions and grant admin consent{}",
+        request_id_note(.request_id)
     )]
     MissingPermission {
         operation: &'static str,
@@ -125,7 +136,7 @@ pub enum MailboxError {
         request_id: String,
     },
     /// The token has the permission, but the server still refused (mailbox rights, policies).
-    #[error("cannot {operation}: {message} (request ID {request_id})")]
+    #[error("cannot {operation}: {message}{}", request_id_note(.request_id))]
     Forbidden {
         operation: &'static str,
         message: String,
@@ -146,7 +157,8 @@ pub enum MailboxError {
     #[error("the content could not be written: {0}")]
     Sink(String),
     #[error(
-        "the server refused the request ({status} {code}): {message} (request ID {request_id})"
+        "the server refused the request ({status} {code}): {message}{}",
+        request_id_note(.request_id)
     )]
     Rejected {
         status: u16,
@@ -154,7 +166,7 @@ pub enum MailboxError {
         message: String,
         request_id: String,
     },
-    #[error("the server failed ({status} {code}): {message} (request ID {request_id})")]
+    #[error("the server failed ({status} {code}): {message}{}", request_id_note(.request_id))]
     Server {
         status: u16,
         code: String,
@@ -400,5 +412,25 @@ impl Backend {
         self.contacts
             .as_deref()
             .ok_or_else(|| self.lacks("contacts"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_id_is_shown_only_when_the_server_gave_one() {
+        let forbidden = |request_id: &str| MailboxError::Forbidden {
+            operation: "use the mailbox",
+            message: "denied".into(),
+            hint: String::new(),
+            request_id: request_id.into(),
+        };
+        assert_eq!(forbidden("").to_string(), "cannot use the mailbox: denied");
+        assert_eq!(
+            forbidden("abc-1").to_string(),
+            "cannot use the mailbox: denied (request ID abc-1)"
+        );
     }
 }

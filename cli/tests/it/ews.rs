@@ -3,7 +3,7 @@
 //! sent over EWS that Graph sees.
 
 use exgate_testkit::entra::seed;
-use exgate_testkit::mailstore::{ContactContent, MessageContent};
+use exgate_testkit::mailstore::{Address, ContactContent, MessageContent};
 use serde_json::Value;
 
 use crate::util::Env;
@@ -308,6 +308,64 @@ async fn every_mail_command_over_ews() {
             .any(|m| m.subject == "Large over EWS")
     );
 
+    // Reply reaches the sender only, reply to all the other recipients too.
+    let mut thread = inbox[0].clone();
+    thread.subject = "Thread for replies".into();
+    thread.from = Address {
+        name: "Sales".into(),
+        address: seed::SALES.into(),
+    };
+    thread.to = vec![Address {
+        name: "Adele Vance".into(),
+        address: seed::ADELE.into(),
+    }];
+    thread.cc = vec![Address {
+        name: "Megan Bowen".into(),
+        address: seed::MEGAN.into(),
+    }];
+    thread.internet_message_id = None;
+    thread.attachments.clear();
+    env.mock.add_messages(seed::ADELE, &[thread]).unwrap();
+    let listed = json(
+        &env.run(&["mail", "list", "--from", seed::SALES, "--json"])
+            .await
+            .ok()
+            .stdout(),
+    );
+    let thread_id = messages(&listed)
+        .iter()
+        .find(|m| m["subject"] == "Thread for replies")
+        .expect("the thread")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = |env: &Env, who: &str, comment: &str| {
+        env.mock
+            .mailbox_content(who)
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| m.subject == "RE: Thread for replies" && m.body.contains(comment))
+            .count()
+    };
+    env.run(&["mail", "reply", &thread_id, "--comment", "only-sender"])
+        .await
+        .ok();
+    assert_eq!(got(&env, seed::SALES, "only-sender"), 1);
+    assert_eq!(got(&env, seed::MEGAN, "only-sender"), 0);
+    env.run(&[
+        "mail",
+        "reply",
+        &thread_id,
+        "--all",
+        "--comment",
+        "to-everyone",
+    ])
+    .await
+    .ok();
+    assert_eq!(got(&env, seed::SALES, "to-everyone"), 1);
+    assert_eq!(got(&env, seed::MEGAN, "to-everyone"), 1);
+
     // Reply, reply to all, forward: each reaches its recipients.
     let from_megan = all
         .iter()
@@ -586,6 +644,34 @@ async fn every_calendar_command_over_ews() {
         "Room 4"
     );
 
+    // Moved in a Windows zone: the mock has the new instant, the answer the zone's IANA name.
+    let moved = json(
+        &env.run(&[
+            "calendar",
+            "update",
+            &id,
+            "--start",
+            "2026-12-02T14:00",
+            "--end",
+            "2026-12-02T15:30",
+            "--tz",
+            "W. Europe Standard Time",
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    );
+    assert_eq!(
+        moved["start"],
+        serde_json::json!({"date_time": "2026-12-02T14:00:00", "time_zone": "Europe/Berlin"}),
+        "{moved}"
+    );
+    assert_eq!(moved["location"], "Room 4", "kept: {moved}");
+    let stored = env.mock.mailbox_content(seed::ADELE).unwrap().events;
+    let stored = stored.iter().find(|e| e.subject == "EWS review").unwrap();
+    assert_eq!(stored.time_zone, "W. Europe Standard Time", "{stored:?}");
+    assert!(stored.start.starts_with("2026-12-02T14:00"), "{stored:?}");
     let fb = json(
         &env.run(&[
             "calendar",
@@ -849,6 +935,12 @@ async fn oauth_delegated_over_exchange_online_ews() {
             ],
         );
     assert!(refused.stdout().is_empty(), "{}", refused.dump());
+    // EWS answers carry no request ID: none is made up.
+    assert!(
+        !refused.stderr().contains("request ID"),
+        "{}",
+        refused.dump()
+    );
 }
 
 #[tokio::test]

@@ -506,6 +506,21 @@ pub(crate) fn parse_show_as(text: &str) -> Option<ShowAs> {
     })
 }
 
+/// The zone of a `t:StartTimeZone`/`t:EndTimeZone` (`Id` is its Windows name, as Exchange
+/// writes it; the mock takes IANA names too); `ErrorTimeZone` for a zone it does not know.
+pub(crate) fn zone_id(el: &Element) -> EwsResult<Option<String>> {
+    let Some(id) = el.attr("Id") else {
+        return Ok(None);
+    };
+    if crate::mailstore::tz::find(id).is_none() {
+        return Err(EwsError::new(
+            "ErrorTimeZone",
+            format!("The time zone '{id}' is not valid."),
+        ));
+    }
+    Ok(Some(id.to_string()))
+}
+
 /// A new event from a `t:CalendarItem` of CreateItem.
 pub(crate) fn new_event(op: &Op<'_>, address: &str, el: &Element) -> EwsResult<Event> {
     let start = el
@@ -524,6 +539,14 @@ pub(crate) fn new_event(op: &Op<'_>, address: &str, el: &Element) -> EwsResult<E
     }
     let organizer = Address::new(op.display_name(address), address);
     let attendees = parse_attendees(el);
+    if let Some(end_zone) = el.child("EndTimeZone") {
+        zone_id(end_zone)?;
+    }
+    let time_zone = match el.child("StartTimeZone") {
+        Some(z) => zone_id(z)?,
+        None => None,
+    }
+    .unwrap_or_else(|| "UTC".into());
     Ok(Event {
         seq: 0,
         version: 0,
@@ -537,7 +560,7 @@ pub(crate) fn new_event(op: &Op<'_>, address: &str, el: &Element) -> EwsResult<E
         }),
         start,
         end,
-        time_zone: "UTC".into(),
+        time_zone,
         is_all_day: el.text_at(&["IsAllDayEvent"]) == Some("true"),
         location: el.text_at(&["Location"]).unwrap_or_default().to_string(),
         organizer,

@@ -196,6 +196,14 @@ fn update_one(
                             .ok_or_else(|| EwsError::schema("End is not a date-time"))?
                     }
                     "calendar:Location" => e.location = text.to_string(),
+                    "calendar:StartTimeZone" => {
+                        if let Some(zone) = calendar::zone_id(v)? {
+                            e.time_zone = zone;
+                        }
+                    }
+                    "calendar:EndTimeZone" => {
+                        calendar::zone_id(v)?;
+                    }
                     "calendar:IsAllDayEvent" => e.is_all_day = text == "true",
                     "calendar:LegacyFreeBusyStatus" => {
                         if let Some(s) = parse_show_as(text) {
