@@ -97,6 +97,44 @@ async fn calendar_view_expands_series_and_meetings_invite_attendees() {
     assert_eq!(pattern.texts("CalendarItemType"), ["RecurringMaster"]);
     assert_eq!(pattern.texts("DaysOfWeek"), ["Monday Wednesday"]);
     assert_eq!(pattern.texts("NumberOfOccurrences"), ["6"]);
+    // A calendar item keeps the zone it was made in (StartTimeZone by Id) and a change of it;
+    // an unknown zone is refused.
+    let zoned = ews
+        .call(&format!(
+            r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items><t:CalendarItem><t:Subject>Zoned</t:Subject><t:Start>2026-11-03T09:00:00Z</t:Start><t:End>2026-11-03T10:00:00Z</t:End><t:StartTimeZone Id="W. Europe Standard Time"/><t:EndTimeZone Id="W. Europe Standard Time"/></t:CalendarItem></m:Items></m:CreateItem>"#,
+            dfid("calendar")
+        ))
+        .await;
+    zoned.ok();
+    let zoned_id = zoned.attrs("ItemId", "Id")[0].clone();
+    let zone_of = |id: &str| {
+        get_item(
+            id,
+            r#"<t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="calendar:StartTimeZone"/></t:AdditionalProperties>"#,
+        )
+    };
+    let read = ews.call(&zone_of(&zoned_id)).await;
+    read.ok();
+    assert_eq!(
+        read.attrs("StartTimeZone", "Id"),
+        ["W. Europe Standard Time"]
+    );
+    let change = |id: &str, key: &str, zone: &str| {
+        format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{key}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="calendar:StartTimeZone"/><t:CalendarItem><t:StartTimeZone Id="{zone}"/></t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        )
+    };
+    let key = zoned.attrs("ItemId", "ChangeKey")[0].clone();
+    ews.call(&change(&zoned_id, &key, "Tokyo Standard Time"))
+        .await
+        .ok();
+    let read = ews.call(&zone_of(&zoned_id)).await;
+    assert_eq!(read.attrs("StartTimeZone", "Id"), ["Tokyo Standard Time"]);
+    let key = read.attrs("ItemId", "ChangeKey")[0].clone();
+    let bad = ews
+        .call(&change(&zoned_id, &key, "Mars Standard Time"))
+        .await;
+    assert_eq!(bad.codes(), ["ErrorTimeZone"]);
     let standups = ews
         .call(&view("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"))
         .await;

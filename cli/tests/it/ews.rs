@@ -634,6 +634,12 @@ async fn every_calendar_command_over_ews() {
             .stdout(),
     );
     assert_eq!(updated["location"], "Room 4", "{updated}");
+    // Answered in the event's own zone (its StartTimeZone), not in UTC.
+    assert_eq!(
+        updated["start"],
+        serde_json::json!({"date_time": "2026-12-02T10:00:00", "time_zone": "Europe/Berlin"}),
+        "{updated}"
+    );
     let adeles = env.mock.mailbox_content(seed::ADELE).unwrap().events;
     assert_eq!(
         adeles

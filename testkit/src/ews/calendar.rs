@@ -338,6 +338,12 @@ pub(crate) fn event_xml(
             x.close("t:DeletedOccurrences");
         }
     }
+    // The zone's definition as Exchange names it (its periods and transitions are left out:
+    // the schema makes them optional).
+    if s.has("calendar:StartTimeZone", false) {
+        let name = e.zone().windows_name();
+        x.empty("t:StartTimeZone", &[("Id", name), ("Name", name)]);
+    }
     if s.has("calendar:IsOnlineMeeting", false) {
         x.leaf("t:IsOnlineMeeting", bool_text(e.online_meeting.is_some()));
     }
