@@ -149,7 +149,7 @@ pub(crate) struct ConnectionArgs {
     /// Directory (tenant) ID, a verified domain, `organizations` or `common`.
     #[arg(long)]
     pub(crate) tenant: Option<String>,
-    /// Exchange Server version: 2016, 2019 or se.
+    /// Exchange Server version: 2010sp2, 2013, 2013sp1, 2016, 2019 or se.
     #[arg(long)]
     pub(crate) server_version: Option<String>,
     /// Exchange Server's EWS URL, such as https://mail.contoso.com/EWS/Exchange.asmx.

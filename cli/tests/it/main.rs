@@ -3,6 +3,7 @@
 mod connections;
 mod diagnose;
 mod ews;
+mod ews_server;
 mod mailbox;
 mod pipeline;
 mod signin;

@@ -42,7 +42,7 @@ pub(crate) struct ConnectionBody {
     /// Exchange Online: a tenant GUID, a verified domain, `organizations` or `common`.
     #[schema(example = "contoso.onmicrosoft.com")]
     tenant: Option<String>,
-    /// Exchange Server: `2016`, `2019` (default) or `se`.
+    /// Exchange Server: `2010sp2`, `2013`, `2013sp1`, `2016`, `2019` (default) or `se`.
     server_version: Option<String>,
     /// Exchange Server: `https://…/EWS/Exchange.asmx`.
     ews_url: Option<String>,
