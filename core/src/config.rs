@@ -145,6 +145,9 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// The per-mailbox limits the governor keeps (Microsoft's published ones by default).
     pub governor: crate::governor::GovernorPolicy,
+    /// The per-mailbox limits of EWS requests (`[ews]`; modelled on Exchange's default
+    /// throttling policy), kept by a governor of their own.
+    pub ews_governor: crate::governor::GovernorPolicy,
     /// Item sizes and waits of the mailbox pipeline (`[limits]`).
     pub limits: crate::pipeline::Limits,
     /// The configuration files that were read, in order.
@@ -174,6 +177,7 @@ struct RawSettings {
     endpoints: RawEndpoints,
     tls: RawTls,
     graph: RawGraph,
+    ews: RawGraph,
     limits: RawLimits,
     connections: BTreeMap<String, RawConnection>,
 }
@@ -686,7 +690,16 @@ impl Resolver<'_> {
                 graph_url,
                 ca_pem,
             },
-            governor: self.governor(&raw.graph)?,
+            governor: self.governor(
+                "graph",
+                &raw.graph,
+                crate::governor::GovernorPolicy::default(),
+            )?,
+            ews_governor: self.governor(
+                "ews",
+                &raw.ews,
+                crate::governor::GovernorPolicy::ews_default(),
+            )?,
             limits: self.limits(&raw.limits)?,
             files,
         })
@@ -720,8 +733,13 @@ impl Resolver<'_> {
         Ok(limits)
     }
 
-    fn governor(&self, raw: &RawGraph) -> Result<crate::governor::GovernorPolicy, ConfigError> {
-        let default = crate::governor::GovernorPolicy::default();
+    /// The policy of section `section` (`graph` or `ews`) over its `default`.
+    fn governor(
+        &self,
+        section: &str,
+        raw: &RawGraph,
+        default: crate::governor::GovernorPolicy,
+    ) -> Result<crate::governor::GovernorPolicy, ConfigError> {
         let positive = |key: &str, v: u64| {
             if v == 0 {
                 Err(self.invalid(key, "must be at least 1"))
@@ -730,13 +748,13 @@ impl Resolver<'_> {
             }
         };
         if let Some(c) = raw.concurrent {
-            positive("graph.concurrent", c as u64)?;
+            positive(&format!("{section}.concurrent"), c as u64)?;
         }
         if let Some(r) = raw.requests {
-            positive("graph.requests", u64::from(r))?;
+            positive(&format!("{section}.requests"), u64::from(r))?;
         }
         if let Some(w) = raw.window_secs {
-            positive("graph.window_secs", w)?;
+            positive(&format!("{section}.window_secs"), w)?;
         }
         Ok(crate::governor::GovernorPolicy {
             concurrent: raw.concurrent.unwrap_or(default.concurrent),

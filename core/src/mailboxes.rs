@@ -19,13 +19,15 @@ use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
 use url::Url;
 
-/// Hands out mailbox backends; one governor is shared by all of them.
+/// Hands out mailbox backends; one governor is shared by all Graph backends and one by all EWS
+/// backends (each keeps its own service's limits).
 #[derive(Debug)]
 pub struct Mailboxes {
     signin: Arc<SignIn>,
     connections: Arc<Connections>,
     network: NetworkSettings,
     governor: Arc<Governor>,
+    ews_governor: Arc<Governor>,
     limits: Limits,
     vault: Arc<Vault>,
     http: reqwest::Client,
@@ -47,10 +49,23 @@ impl Mailboxes {
             connections,
             network,
             governor: Governor::new(policy),
+            ews_governor: Governor::new(GovernorPolicy::ews_default()),
             limits,
             vault,
             http,
         })
+    }
+
+    /// EWS's limits (`[ews]`) instead of [`GovernorPolicy::ews_default`].
+    #[must_use]
+    pub fn with_ews_policy(mut self, policy: GovernorPolicy) -> Self {
+        self.ews_governor = Governor::new(policy);
+        self
+    }
+
+    /// The governor of EWS requests.
+    pub fn ews_governor(&self) -> &Arc<Governor> {
+        &self.ews_governor
     }
 
     pub fn limits(&self) -> Limits {
@@ -197,7 +212,7 @@ impl Mailboxes {
         };
         let mut pipe = Pipeline::new(
             self.http.clone(),
-            Arc::clone(&self.governor),
+            Arc::clone(&self.ews_governor),
             credentials,
             Arc::new(EwsAnswers),
             self.limits,

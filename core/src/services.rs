@@ -62,7 +62,8 @@ impl Services {
             settings.network.clone(),
             settings.governor,
             settings.limits,
-        )?);
+        )?
+        .with_ews_policy(settings.ews_governor));
         Ok(Self {
             keys: Arc::new(ApiKeys::new(Arc::clone(&store), Arc::clone(&clock))),
             clock,

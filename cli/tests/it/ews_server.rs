@@ -2,6 +2,7 @@
 
 use exgate_testkit::entra::seed;
 use exgate_testkit::ews::ServerVersion;
+use exgate_testkit::{FaultKind, FaultRule, Service};
 
 use crate::util::Env;
 
@@ -63,4 +64,51 @@ async fn exchange_2013_sp1_is_reached_with_2013_and_2013sp1() {
             assert!(run.stdout().contains("Inbox"), "{ours}: {}", run.dump());
         }
     }
+}
+
+#[tokio::test]
+async fn error_server_busy_is_waited_out_and_the_command_completes() {
+    let env = Env::new().await;
+    add(&env, "2019").await;
+    let busy = || {
+        FaultRule::next(
+            2,
+            FaultKind::TooManyRequests {
+                retry_after: Some("1".into()),
+            },
+        )
+        .service(Service::Ews)
+        .path("/FindItem")
+    };
+
+    // The control: with no patience for a back-off, the hint is what the user is told.
+    env.mock.add_fault(busy()).unwrap();
+    env.write(
+        "config/exgate/exgate.toml",
+        &format!(
+            "[endpoints]\nauthority_host = \"{}\"\n\n[limits]\nmax_wait_secs = 0\n",
+            env.mock.base_url()
+        ),
+    );
+    env.run(&["mail", "list", "--limit", "2"])
+        .await
+        .fails(1, &["retry after 1 s"]);
+    env.mock.clear_faults();
+
+    // Within the patience: both ErrorServerBusy answers (BackOffMilliseconds 1000) are waited
+    // out and the listing arrives.
+    env.write(
+        "config/exgate/exgate.toml",
+        &format!("[endpoints]\nauthority_host = \"{}\"\n", env.mock.base_url()),
+    );
+    env.mock.add_fault(busy()).unwrap();
+    let before = env.mock.ews_requests();
+    let listed = env
+        .run(&["mail", "list", "--limit", "2", "--json"])
+        .await
+        .ok()
+        .stdout();
+    assert!(listed.contains("\"messages\""), "{listed}");
+    assert_eq!(env.mock.fault_report().total, 2);
+    assert!(env.mock.ews_requests() >= before + 3, "two refusals, then the listing");
 }
