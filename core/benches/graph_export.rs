@@ -57,6 +57,7 @@ fn main() {
             authority_host: Some(mock.base_url().parse().expect("url")),
             graph_url: Some(mock.graph_url().parse().expect("url")),
             ca_pem: None,
+            autodiscover_url: None,
         };
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),

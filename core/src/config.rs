@@ -165,6 +165,9 @@ pub struct NetworkSettings {
     pub graph_url: Option<EndpointUrl>,
     /// PEM certificates to trust besides the system's roots (an internal AD FS, a TLS proxy).
     pub ca_pem: Option<Vec<u8>>,
+    /// An autodiscover POX endpoint asked instead of the address's domain's candidates (a
+    /// proxy, or exgate-mock in tests); its origin receives the credentials.
+    pub autodiscover_url: Option<EndpointUrl>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +197,7 @@ struct RawLimits {
 struct RawEndpoints {
     authority_host: Option<String>,
     graph_url: Option<String>,
+    autodiscover_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -649,6 +653,15 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.graph_url", e.0))
             })
             .transpose()?;
+        let autodiscover_url = raw
+            .endpoints
+            .autodiscover_url
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.autodiscover_url", e.0))
+            })
+            .transpose()?;
         let ca_pem = raw
             .tls
             .ca_file
@@ -689,6 +702,7 @@ impl Resolver<'_> {
                 authority_host,
                 graph_url,
                 ca_pem,
+                autodiscover_url,
             },
             governor: self.governor(
                 "graph",

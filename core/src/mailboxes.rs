@@ -68,6 +68,24 @@ impl Mailboxes {
         &self.ews_governor
     }
 
+    /// Finds the EWS URL of `address` by autodiscover, with the credential of a connection
+    /// about to be added as `spec` (see [`crate::ews::autodiscover`]); every attempt is in the
+    /// answer, and in the error's [`AutodiscoverError::attempts`](crate::ews::autodiscover::AutodiscoverError::attempts).
+    pub async fn discover_ews(
+        &self,
+        spec: &crate::model::ConnectionSpec,
+        address: &str,
+        trusted_hosts: &[String],
+    ) -> Result<crate::ews::autodiscover::Discovery, Error> {
+        crate::ews::autodiscover::http::discover_for_spec(
+            &self.network,
+            spec,
+            address,
+            trusted_hosts,
+        )
+        .await
+    }
+
     pub fn limits(&self) -> Limits {
         self.limits
     }

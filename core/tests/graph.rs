@@ -53,6 +53,7 @@ impl World {
             authority_host: Some(mock.base_url().parse().unwrap()),
             graph_url: Some(mock.graph_url().parse().unwrap()),
             ca_pem: None,
+            autodiscover_url: None,
         };
         let signin =
             Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());

@@ -67,6 +67,7 @@ impl World {
             authority_host: Some(mock.base_url().parse::<EndpointUrl>().unwrap()),
             graph_url: None,
             ca_pem,
+            autodiscover_url: None,
         };
         let signin = SignIn::new(
             store.clone(),
@@ -660,6 +661,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
         authority_host: Some(w.mock.base_url().parse().unwrap()),
         graph_url: None,
         ca_pem: None,
+        autodiscover_url: None,
     };
     let fresh = SignIn::new(
         w.store.clone(),
@@ -864,6 +866,7 @@ async fn a_session_only_account_never_reaches_the_store() {
         authority_host: Some(w.mock.base_url().parse().unwrap()),
         graph_url: None,
         ca_pem: None,
+        autodiscover_url: None,
     };
     let restarted = SignIn::new(
         w.store.clone(),

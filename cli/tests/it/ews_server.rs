@@ -32,7 +32,11 @@ async fn exchange_2010_sp2_is_reached_with_its_schema() {
     let env = Env::new().await;
     env.mock.set_ews_version(ServerVersion::Exchange2010Sp2);
     add(&env, "2010sp2").await;
-    let shown = env.run(&["connection", "show", "onprem"]).await.ok().stdout();
+    let shown = env
+        .run(&["connection", "show", "onprem"])
+        .await
+        .ok()
+        .stdout();
     assert!(shown.contains("2010sp2"), "{shown}");
     let folders = env.run(&["mail", "folders", "--json"]).await.ok().stdout();
     assert!(folders.contains("Inbox"), "{folders}");
@@ -59,7 +63,12 @@ async fn exchange_2013_sp1_is_reached_with_2013_and_2013sp1() {
         env.mock.set_ews_version(ServerVersion::Exchange2013);
         add(&env, ours).await;
         let run = env.run(&["mail", "folders", "--json"]).await;
-        assert_eq!(run.out.status.code() == Some(0), works, "{ours}: {}", run.dump());
+        assert_eq!(
+            run.out.status.code() == Some(0),
+            works,
+            "{ours}: {}",
+            run.dump()
+        );
         if works {
             assert!(run.stdout().contains("Inbox"), "{ours}: {}", run.dump());
         }
@@ -99,7 +108,10 @@ async fn error_server_busy_is_waited_out_and_the_command_completes() {
     // out and the listing arrives.
     env.write(
         "config/exgate/exgate.toml",
-        &format!("[endpoints]\nauthority_host = \"{}\"\n", env.mock.base_url()),
+        &format!(
+            "[endpoints]\nauthority_host = \"{}\"\n",
+            env.mock.base_url()
+        ),
     );
     env.mock.add_fault(busy()).unwrap();
     let before = env.mock.ews_requests();
@@ -110,5 +122,8 @@ async fn error_server_busy_is_waited_out_and_the_command_completes() {
         .stdout();
     assert!(listed.contains("\"messages\""), "{listed}");
     assert_eq!(env.mock.fault_report().total, 2);
-    assert!(env.mock.ews_requests() >= before + 3, "two refusals, then the listing");
+    assert!(
+        env.mock.ews_requests() >= before + 3,
+        "two refusals, then the listing"
+    );
 }

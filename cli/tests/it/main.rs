@@ -1,5 +1,6 @@
 //! The `exgate` binary, end to end: one test binary, one module per area.
 
+mod autodiscover;
 mod connections;
 mod diagnose;
 mod ews;
