@@ -4,6 +4,7 @@ mod autodiscover;
 mod connections;
 mod diagnose;
 mod ews;
+mod ews_diagnose;
 mod ews_server;
 mod mailbox;
 mod pipeline;
