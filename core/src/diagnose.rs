@@ -514,7 +514,12 @@ async fn ews_with_password(
                 ),
             );
         }
-        Err(Error::Mailbox(MailboxError::Unauthorized { message })) => {
+        Err(
+            e @ Error::Mailbox(
+                MailboxError::Unauthorized { .. } | MailboxError::Rejected { status: 401, .. },
+            ),
+        ) => {
+            let message = e.to_string();
             let schemes = if offered.is_empty() {
                 "none named".to_owned()
             } else {
@@ -535,7 +540,7 @@ async fn ews_with_password(
             steps.failed(
                 AUTHENTICATION,
                 format!(
-                    "EWS refused the {scheme} credentials of `{user}` (HTTP 401: {message}); the server offers: {schemes}"
+                    "EWS refused the {scheme} credentials of `{user}` ({message}); the server offers: {schemes}"
                 ),
                 Some(fix),
             );
