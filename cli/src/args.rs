@@ -73,6 +73,14 @@ pub(crate) enum ConnectionCommand {
         settings: ConnectionArgs,
         #[command(flatten)]
         secrets: SecretArgs,
+        /// Exchange Server: find the EWS URL by autodiscover for this address, signing in with
+        /// the connection's --auth basic or ntlm account; each attempt is printed.
+        #[arg(long, value_name = "ADDRESS", conflicts_with = "ews_url")]
+        autodiscover: Option<String>,
+        /// With --autodiscover: a host outside the address's domain that may receive the
+        /// credentials (a hosted Exchange you confirmed); repeat for more.
+        #[arg(long = "trust-host", value_name = "HOST", requires = "autodiscover")]
+        trust_hosts: Vec<String>,
     },
     /// List connections.
     List {
@@ -131,6 +139,9 @@ Examples:
     exgate connection add contoso-app --tenant 72f988bf-86f1-41af-91ab-2d7cd011db47 \\
       --auth oauth2-app-only --client-id 11111111-2222-3333-4444-555555555555 \\
       --client-secret-file /run/secrets/exgate-client-secret
+  Exchange Server, EWS URL found by autodiscover:
+    exgate connection add onprem --autodiscover svc-exgate@contoso.com \\
+      --auth ntlm --username 'CONTOSO\\svc-exgate' --password-file /run/secrets/exgate-password
   Exchange Server with NTLM, password typed at a prompt:
     exgate connection add onprem --ews-url https://mail.contoso.com/EWS/Exchange.asmx \\
       --auth ntlm --username 'CONTOSO\\svc-exgate' --ask-password";
@@ -149,7 +160,7 @@ pub(crate) struct ConnectionArgs {
     /// Directory (tenant) ID, a verified domain, `organizations` or `common`.
     #[arg(long)]
     pub(crate) tenant: Option<String>,
-    /// Exchange Server version: 2016, 2019 or se.
+    /// Exchange Server version: 2010sp2, 2013, 2013sp1, 2016, 2019 or se.
     #[arg(long)]
     pub(crate) server_version: Option<String>,
     /// Exchange Server's EWS URL, such as https://mail.contoso.com/EWS/Exchange.asmx.

@@ -60,9 +60,50 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             name,
             settings,
             secrets,
+            autodiscover,
+            trust_hosts,
         } => {
             let mut spec = spec_from(settings);
             input::read_secrets(secrets, &mut spec)?;
+            if let Some(address) = autodiscover {
+                if spec.password.is_none()
+                    && matches!(spec.auth.as_deref(), Some("basic" | "ntlm"))
+                    && input::can_prompt()
+                {
+                    spec.password = Some(input::prompt("password")?);
+                }
+                let found = match ctx
+                    .mailboxes
+                    .discover_ews(&spec, address, trust_hosts)
+                    .await
+                {
+                    Ok(found) => found,
+                    Err(e) => {
+                        if let CoreError::Autodiscover(a) = &e {
+                            let mut err = std::io::stderr().lock();
+                            writeln!(err, "autodiscover for {address}:")?;
+                            for attempt in a.attempts() {
+                                writeln!(
+                                    err,
+                                    "  {} {}: {}",
+                                    attempt.method, attempt.url, attempt.outcome
+                                )?;
+                            }
+                        }
+                        return Err(e.into());
+                    }
+                };
+                writeln!(out, "autodiscover for {address}:")?;
+                for attempt in &found.attempts {
+                    writeln!(
+                        out,
+                        "  {} {}: {}",
+                        attempt.method, attempt.url, attempt.outcome
+                    )?;
+                }
+                writeln!(out, "EWS URL: {} (for {})", found.ews_url, found.address)?;
+                spec.ews_url = Some(found.ews_url.to_string());
+            }
             let added = match ctx.connections.add(name, &spec).await {
                 Err(e) if input::can_prompt() && missing_secret(&e).is_some() => {
                     let label = missing_secret(&e).unwrap_or("secret");

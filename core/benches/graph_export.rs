@@ -58,6 +58,7 @@ fn main() {
             graph_url: Some(mock.graph_url().parse().expect("url")),
             ews_url: None,
             ca_pem: None,
+            autodiscover_url: None,
         };
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),

@@ -145,6 +145,9 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// The per-mailbox limits the governor keeps (Microsoft's published ones by default).
     pub governor: crate::governor::GovernorPolicy,
+    /// The per-mailbox limits of EWS requests (`[ews]`; modelled on Exchange's default
+    /// throttling policy), kept by a governor of their own.
+    pub ews_governor: crate::governor::GovernorPolicy,
     /// Item sizes and waits of the mailbox pipeline (`[limits]`).
     pub limits: crate::pipeline::Limits,
     /// The configuration files that were read, in order.
@@ -165,6 +168,9 @@ pub struct NetworkSettings {
     pub ews_url: Option<EndpointUrl>,
     /// PEM certificates to trust besides the system's roots (an internal AD FS, a TLS proxy).
     pub ca_pem: Option<Vec<u8>>,
+    /// An autodiscover POX endpoint asked instead of the address's domain's candidates (a
+    /// proxy, or exgate-mock in tests); its origin receives the credentials.
+    pub autodiscover_url: Option<EndpointUrl>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +183,7 @@ struct RawSettings {
     endpoints: RawEndpoints,
     tls: RawTls,
     graph: RawGraph,
+    ews: RawGraph,
     limits: RawLimits,
     connections: BTreeMap<String, RawConnection>,
 }
@@ -194,6 +201,7 @@ struct RawEndpoints {
     authority_host: Option<String>,
     graph_url: Option<String>,
     ews_url: Option<String>,
+    autodiscover_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -658,6 +666,15 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.ews_url", e.0))
             })
             .transpose()?;
+        let autodiscover_url = raw
+            .endpoints
+            .autodiscover_url
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.autodiscover_url", e.0))
+            })
+            .transpose()?;
         let ca_pem = raw
             .tls
             .ca_file
@@ -699,8 +716,18 @@ impl Resolver<'_> {
                 graph_url,
                 ews_url,
                 ca_pem,
+                autodiscover_url,
             },
-            governor: self.governor(&raw.graph)?,
+            governor: self.governor(
+                "graph",
+                &raw.graph,
+                crate::governor::GovernorPolicy::default(),
+            )?,
+            ews_governor: self.governor(
+                "ews",
+                &raw.ews,
+                crate::governor::GovernorPolicy::ews_default(),
+            )?,
             limits: self.limits(&raw.limits)?,
             files,
         })
@@ -734,8 +761,13 @@ impl Resolver<'_> {
         Ok(limits)
     }
 
-    fn governor(&self, raw: &RawGraph) -> Result<crate::governor::GovernorPolicy, ConfigError> {
-        let default = crate::governor::GovernorPolicy::default();
+    /// The policy of section `section` (`graph` or `ews`) over its `default`.
+    fn governor(
+        &self,
+        section: &str,
+        raw: &RawGraph,
+        default: crate::governor::GovernorPolicy,
+    ) -> Result<crate::governor::GovernorPolicy, ConfigError> {
         let positive = |key: &str, v: u64| {
             if v == 0 {
                 Err(self.invalid(key, "must be at least 1"))
@@ -744,13 +776,13 @@ impl Resolver<'_> {
             }
         };
         if let Some(c) = raw.concurrent {
-            positive("graph.concurrent", c as u64)?;
+            positive(&format!("{section}.concurrent"), c as u64)?;
         }
         if let Some(r) = raw.requests {
-            positive("graph.requests", u64::from(r))?;
+            positive(&format!("{section}.requests"), u64::from(r))?;
         }
         if let Some(w) = raw.window_secs {
-            positive("graph.window_secs", w)?;
+            positive(&format!("{section}.window_secs"), w)?;
         }
         Ok(crate::governor::GovernorPolicy {
             concurrent: raw.concurrent.unwrap_or(default.concurrent),

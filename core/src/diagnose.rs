@@ -12,8 +12,18 @@
 //!    backend needs for the mailbox operations;
 //! 4. **mailbox** — a real read of the mailbox's folders through the backend.
 //!
-//! Exchange Server and EWS connections: the EWS backend is not built yet, so its steps are
-//! skipped and the report is not ok.
+//! Exchange Server with Basic or NTLM has no identity provider and no token, so those steps do
+//! not apply (they are not listed); EWS itself is probed instead:
+//! 1. **EWS endpoint** — an anonymous request to the EWS URL: host reachable, TLS trusted, and
+//!    the authentication schemes the server offers (`WWW-Authenticate`);
+//! 2. **authentication** — the connection's credentials on a real EWS request (a 401 names the
+//!    schemes the server offers);
+//! 3. **mailbox** — the account's own mailbox read through EWS (exists, initialized, EWS
+//!    enabled: a 403 is EWS disabled, with its fix);
+//! 4. **mailbox access** (with `--mailbox`) — another mailbox read as a delegate (FullAccess).
+//!
+//! OAuth connections whose backend is EWS: the token steps run, then the mailbox is read through
+//! EWS.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,7 +35,7 @@ use crate::auth::oauth::login_host;
 use crate::auth::{AuthError, OAuthClient, SignIn};
 use crate::connections::Connections;
 use crate::graph::permissions::{Access, permission};
-use crate::mailbox::{MailboxRef, Operation};
+use crate::mailbox::{MailboxError, MailboxRef, Operation};
 use crate::mailboxes::Mailboxes;
 use crate::model::{
     Auth, Connection, EmailAddress, EndpointUrl, InvalidInput, Principal, Resource, Target,
@@ -86,8 +96,9 @@ pub const IDENTITY_PROVIDER: &str = "identity provider";
 pub const CREDENTIALS: &str = "credentials";
 pub const TOKEN_CLAIMS: &str = "token claims";
 pub const MAILBOX: &str = "mailbox";
-
-const EWS_NOT_BUILT: &str = "the EWS backend is not built yet";
+pub const EWS_ENDPOINT: &str = "EWS endpoint";
+pub const AUTHENTICATION: &str = "authentication";
+pub const MAILBOX_ACCESS: &str = "mailbox access";
 
 struct Steps {
     connection: String,
@@ -203,24 +214,18 @@ pub async fn test_connection(
         checks: Vec::new(),
     };
 
-    // Basic and NTLM: only the EWS backend speaks them.
-    if let Auth::Basic(_) | Auth::Ntlm(_) = connection.settings.auth {
-        steps.skipped(
-            IDENTITY_PROVIDER,
-            format!(
-                "skipped: {} authentication has no identity provider",
-                connection.settings.auth.kind()
-            ),
-            None,
-        );
-        steps.skip_rest(
-            &[CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
-            &format!(
-                "{EWS_NOT_BUILT}; {} credentials are checked only by an EWS request",
-                connection.settings.auth.kind()
-            ),
-        );
-        return Ok(steps.report());
+    // Basic and NTLM: only the EWS backend speaks them; EWS itself is probed.
+    if let Auth::Basic(p) | Auth::Ntlm(p) = &connection.settings.auth {
+        let user = p.username.clone();
+        return ews_with_password(
+            steps,
+            &connection,
+            &user,
+            mailboxes,
+            &signin.network(),
+            mailbox.as_ref(),
+        )
+        .await;
     }
 
     // 1. The identity provider.
@@ -358,11 +363,7 @@ pub async fn test_connection(
     };
     token_claims(&mut steps, &token, resource, access);
 
-    // 4. A real read of the mailbox.
-    if resource != Resource::Graph {
-        steps.skipped(MAILBOX, format!("skipped: {EWS_NOT_BUILT}"), None);
-        return Ok(steps.report());
-    }
+    // 4. A real read of the mailbox, through the connection's backend.
     let Some(target) = target else {
         steps.skipped(
             MAILBOX,
@@ -379,14 +380,238 @@ pub async fn test_connection(
             None => MailboxRef::Me,
         };
         let folders = backend.mail()?.folders(&which).await?;
-        Ok::<_, Error>(folders.len())
+        Ok::<_, Error>((folders.len(), backend.protocol))
     };
     match probe.await {
-        Ok(n) => steps.passed(
+        Ok((n, protocol)) => steps.passed(
             MAILBOX,
-            format!("read {target}: {n} mail folder(s) listed through Microsoft Graph"),
+            format!("read {target}: {n} mail folder(s) listed through {protocol}"),
         ),
         Err(e) => steps.failed(MAILBOX, format!("reading {target}: {e}"), fix_of(&e)),
+    }
+    Ok(steps.report())
+}
+
+/// The authentication schemes a 401 offers (`WWW-Authenticate`), e.g. `Negotiate, NTLM, Basic`.
+fn offered_schemes(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_whitespace().next())
+        .map(|s| s.trim_end_matches(',').to_owned())
+        .collect()
+}
+
+/// An error with its causes (reqwest's own message is terse: "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Exchange Server with Basic or NTLM: the EWS endpoint, the credentials on a real request, the
+/// account's own mailbox and, when one is named, another mailbox as a delegate.
+async fn ews_with_password(
+    mut steps: Steps,
+    connection: &Connection,
+    user: &str,
+    mailboxes: &Mailboxes,
+    network: &crate::config::NetworkSettings,
+    mailbox: Option<&EmailAddress>,
+) -> Result<Report, Error> {
+    let scheme = connection.settings.auth.kind();
+    let later: Vec<&'static str> = match mailbox {
+        Some(_) => vec![AUTHENTICATION, MAILBOX, MAILBOX_ACCESS],
+        None => vec![AUTHENTICATION, MAILBOX],
+    };
+    let Target::Server { ews_url, .. } = &connection.settings.target else {
+        steps.skipped(
+            EWS_ENDPOINT,
+            format!("skipped: {scheme} authentication is for Exchange Server only"),
+            None,
+        );
+        steps.skip_rest(&later, "the connection has no Exchange Server EWS URL");
+        return Ok(steps.report());
+    };
+    let url = ews_url.as_url().clone();
+
+    // 1. Reachable, TLS, and the schemes offered, by an anonymous request.
+    let http = net::http_client(network).map_err(|e| AuthError::Unsupported(e.to_string()))?;
+    let offered = match http
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+        .body("")
+        .send()
+        .await
+    {
+        Ok(resp) => {
+            let offered = offered_schemes(resp.headers());
+            let transport = if url.scheme() == "https" {
+                "over TLS, certificate trusted"
+            } else {
+                "over plain http (loopback)"
+            };
+            let schemes = if offered.is_empty() {
+                "no authentication scheme".to_owned()
+            } else {
+                offered.join(", ")
+            };
+            steps.passed(
+                EWS_ENDPOINT,
+                format!(
+                    "{url} answered HTTP {} {transport}; an anonymous request is offered: {schemes}",
+                    resp.status().as_u16()
+                ),
+            );
+            offered
+        }
+        Err(e) => {
+            let detail = chain(&e);
+            let host = url.host_str().unwrap_or_default();
+            let fix = if detail.to_ascii_lowercase().contains("certificate") {
+                format!(
+                    "the certificate of {host} is not trusted: put its CA certificate (PEM) in a file and set `tls.ca_file` in exgate.toml"
+                )
+            } else {
+                format!(
+                    "check that {host} resolves and port {} is open from this machine (DNS, firewall, proxy); the URL is changed with `exgate connection edit NAME --ews-url URL`",
+                    url.port_or_known_default().unwrap_or(443)
+                )
+            };
+            steps.failed(
+                EWS_ENDPOINT,
+                format!("{url} cannot be reached: {detail}"),
+                Some(fix),
+            );
+            steps.skip_rest(&later, "the EWS endpoint cannot be reached");
+            return Ok(steps.report());
+        }
+    };
+
+    // 2 and 3. The credentials on a real request: the account's own mailbox.
+    let name = connection.name.as_str();
+    let backend = mailboxes.open(Some(name), None).await?;
+    let own = match backend.mail() {
+        Ok(mail) => mail.folders(&MailboxRef::Me).await,
+        Err(e) => Err(e),
+    };
+    match own {
+        Ok(folders) => {
+            steps.passed(
+                AUTHENTICATION,
+                format!("EWS accepted the {scheme} credentials of `{user}`"),
+            );
+            steps.passed(
+                MAILBOX,
+                format!(
+                    "read `{user}`'s own mailbox: {} mail folder(s) listed through EWS",
+                    folders.len()
+                ),
+            );
+        }
+        Err(
+            e @ Error::Mailbox(
+                MailboxError::Unauthorized { .. } | MailboxError::Rejected { status: 401, .. },
+            ),
+        ) => {
+            let message = e.to_string();
+            let schemes = if offered.is_empty() {
+                "none named".to_owned()
+            } else {
+                offered.join(", ")
+            };
+            let speaks = offered.iter().any(|o| {
+                o.eq_ignore_ascii_case(scheme.as_str())
+                    || (scheme == crate::model::AuthKind::Ntlm
+                        && o.eq_ignore_ascii_case("Negotiate"))
+            });
+            let fix = if speaks {
+                "check the user name and password (`exgate connection edit NAME --username USER --password-file FILE`); the account may also be locked or its password expired".to_owned()
+            } else {
+                format!(
+                    "the server does not offer {scheme}: switch to a scheme it offers (`exgate connection edit NAME --auth ntlm` or `--auth basic`), or enable {scheme} on the EWS virtual directory (`Set-WebServicesVirtualDirectory -Identity \"EWS (Default Web Site)\" -BasicAuthentication $true` / `-WindowsAuthentication $true`)"
+                )
+            };
+            steps.failed(
+                AUTHENTICATION,
+                format!(
+                    "EWS refused the {scheme} credentials of `{user}` ({message}); the server offers: {schemes}"
+                ),
+                Some(fix),
+            );
+            steps.skip_rest(
+                &later[1..],
+                "the credentials were refused, so no mailbox can be read",
+            );
+            return Ok(steps.report());
+        }
+        Err(e @ Error::Mailbox(MailboxError::Transport(_))) => {
+            steps.skipped(
+                AUTHENTICATION,
+                format!("skipped: no EWS answer said whether the credentials are accepted: {e}"),
+                None,
+            );
+            steps.failed(
+                MAILBOX,
+                format!("reading `{user}`'s mailbox: {e}"),
+                fix_of(&e),
+            );
+            if mailbox.is_some() {
+                steps.skip_rest(&[MAILBOX_ACCESS], "EWS did not answer");
+            }
+            return Ok(steps.report());
+        }
+        Err(e) => {
+            // An answer past authentication: a 403 (EWS disabled), a missing mailbox, …
+            steps.passed(
+                AUTHENTICATION,
+                format!(
+                    "EWS accepted the {scheme} credentials of `{user}` (its answer was not a 401)"
+                ),
+            );
+            steps.failed(
+                MAILBOX,
+                format!("reading `{user}`'s mailbox: {e}"),
+                fix_of(&e),
+            );
+            if mailbox.is_some() {
+                steps.skip_rest(
+                    &[MAILBOX_ACCESS],
+                    "the account's own mailbox could not be read",
+                );
+            }
+            return Ok(steps.report());
+        }
+    }
+
+    // 4. Another mailbox, as the backend reaches it: as a delegate.
+    if let Some(other) = mailbox {
+        let read = match backend.mail() {
+            Ok(mail) => mail.folders(&MailboxRef::User(other.to_string())).await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(folders) => steps.passed(
+                MAILBOX_ACCESS,
+                format!(
+                    "`{user}` read {other} as a delegate: {} mail folder(s) listed through EWS",
+                    folders.len()
+                ),
+            ),
+            Err(e) => {
+                let fix = fix_of(&e).or_else(|| {
+                    Some(format!(
+                        "give `{user}` FullAccess to {other} (`Add-MailboxPermission -Identity {other} -User {user} -AccessRights FullAccess`)"
+                    ))
+                });
+                steps.failed(MAILBOX_ACCESS, format!("reading {other}: {e}"), fix);
+            }
+        }
     }
     Ok(steps.report())
 }

@@ -33,6 +33,8 @@ pub enum Error {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Mailbox(#[from] MailboxError),
+    #[error(transparent)]
+    Autodiscover(#[from] crate::ews::autodiscover::AutodiscoverError),
     /// The user must sign in (again) before exgate can act for them.
     #[error("{}{reason}", if principal.is_empty() { String::new() } else { format!("account `{principal}` needs to sign in again: ") })]
     NeedsSignIn { principal: String, reason: String },
@@ -71,6 +73,10 @@ impl Error {
             | Self::ReadOnly { .. }
             | Self::NameClash { .. } => ErrorKind::Conflict,
             Self::Store(_) => ErrorKind::Failed,
+            Self::Autodiscover(crate::ews::autodiscover::AutodiscoverError::BadAddress(_)) => {
+                ErrorKind::Invalid
+            }
+            Self::Autodiscover(_) => ErrorKind::Failed,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NeedsSignIn { .. } => ErrorKind::NeedsSignIn,
             Self::Auth(a) if a.needs_sign_in() => ErrorKind::NeedsSignIn,

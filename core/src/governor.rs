@@ -44,6 +44,20 @@ impl Default for GovernorPolicy {
 }
 
 impl GovernorPolicy {
+    /// EWS's default (`[ews]`), modelled on Exchange's default throttling policy: the server
+    /// allows 27 concurrent connections per user (`EWSMaxConcurrency`), shared with every other
+    /// client of that user (Outlook, phones), so exgate keeps to 10; and its CPU-time budget
+    /// (`EWSMaxBurst` 300,000 ms, `EWSRechargeRate` 900,000 ms an hour) has no request count, so
+    /// a conservative 600 requests a minute (10 a second) with a burst of 20.
+    pub fn ews_default() -> Self {
+        Self {
+            concurrent: 10,
+            requests: 600,
+            window: Duration::from_secs(60),
+            burst: 20,
+        }
+    }
+
     /// The bucket's capacity: the configured burst, at most half the window's requests.
     fn capacity(&self) -> u32 {
         self.burst.clamp(1, (self.requests / 2).max(1))

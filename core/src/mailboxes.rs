@@ -21,13 +21,15 @@ use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
 use url::Url;
 
-/// Hands out mailbox backends; one governor is shared by all of them.
+/// Hands out mailbox backends; one governor is shared by all Graph backends and one by all EWS
+/// backends (each keeps its own service's limits).
 #[derive(Debug)]
 pub struct Mailboxes {
     signin: Arc<SignIn>,
     connections: Arc<Connections>,
     network: NetworkSettings,
     governor: Arc<Governor>,
+    ews_governor: Arc<Governor>,
     limits: Limits,
     vault: Arc<Vault>,
     http: reqwest::Client,
@@ -49,10 +51,41 @@ impl Mailboxes {
             connections,
             network,
             governor: Governor::new(policy),
+            ews_governor: Governor::new(GovernorPolicy::ews_default()),
             limits,
             vault,
             http,
         })
+    }
+
+    /// EWS's limits (`[ews]`) instead of [`GovernorPolicy::ews_default`].
+    #[must_use]
+    pub fn with_ews_policy(mut self, policy: GovernorPolicy) -> Self {
+        self.ews_governor = Governor::new(policy);
+        self
+    }
+
+    /// The governor of EWS requests.
+    pub fn ews_governor(&self) -> &Arc<Governor> {
+        &self.ews_governor
+    }
+
+    /// Finds the EWS URL of `address` by autodiscover, with the credential of a connection
+    /// about to be added as `spec` (see [`crate::ews::autodiscover`]); every attempt is in the
+    /// answer, and in the error's [`AutodiscoverError::attempts`](crate::ews::autodiscover::AutodiscoverError::attempts).
+    pub async fn discover_ews(
+        &self,
+        spec: &crate::model::ConnectionSpec,
+        address: &str,
+        trusted_hosts: &[String],
+    ) -> Result<crate::ews::autodiscover::Discovery, Error> {
+        crate::ews::autodiscover::http::discover_for_spec(
+            &self.network,
+            spec,
+            address,
+            trusted_hosts,
+        )
+        .await
     }
 
     pub fn limits(&self) -> Limits {
@@ -233,7 +266,7 @@ impl Mailboxes {
         };
         let mut pipe = Pipeline::new(
             self.http.clone(),
-            Arc::clone(&self.governor),
+            Arc::clone(&self.ews_governor),
             credentials,
             Arc::new(EwsAnswers),
             self.limits,

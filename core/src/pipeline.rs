@@ -14,7 +14,7 @@
 //! connection, account, mailbox and query they were issued for.
 
 mod body;
-mod ntlm;
+pub(crate) mod ntlm;
 mod segment;
 mod tokens;
 

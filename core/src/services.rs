@@ -55,14 +55,17 @@ impl Services {
             settings.network.clone(),
             Arc::clone(&clock),
         )?);
-        let mailboxes = Arc::new(Mailboxes::new(
-            Arc::clone(&signin),
-            Arc::clone(&connections),
-            Arc::clone(&vault),
-            settings.network.clone(),
-            settings.governor,
-            settings.limits,
-        )?);
+        let mailboxes = Arc::new(
+            Mailboxes::new(
+                Arc::clone(&signin),
+                Arc::clone(&connections),
+                Arc::clone(&vault),
+                settings.network.clone(),
+                settings.governor,
+                settings.limits,
+            )?
+            .with_ews_policy(settings.ews_governor),
+        );
         Ok(Self {
             keys: Arc::new(ApiKeys::new(Arc::clone(&store), Arc::clone(&clock))),
             clock,

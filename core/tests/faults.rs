@@ -58,6 +58,7 @@ async fn daemon(mock: &MockMicrosoft, dir: &Path) -> Backend {
         graph_url: Some(mock.graph_url().parse().unwrap()),
         ews_url: None,
         ca_pem: None,
+        autodiscover_url: None,
     };
     let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());
     connections

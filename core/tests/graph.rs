@@ -54,6 +54,7 @@ impl World {
             graph_url: Some(mock.graph_url().parse().unwrap()),
             ews_url: None,
             ca_pem: None,
+            autodiscover_url: None,
         };
         let signin =
             Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());

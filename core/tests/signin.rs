@@ -68,6 +68,7 @@ impl World {
             graph_url: None,
             ews_url: None,
             ca_pem,
+            autodiscover_url: None,
         };
         let signin = SignIn::new(
             store.clone(),
@@ -662,6 +663,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
         graph_url: None,
         ews_url: None,
         ca_pem: None,
+        autodiscover_url: None,
     };
     let fresh = SignIn::new(
         w.store.clone(),
@@ -867,6 +869,7 @@ async fn a_session_only_account_never_reaches_the_store() {
         graph_url: None,
         ews_url: None,
         ca_pem: None,
+        autodiscover_url: None,
     };
     let restarted = SignIn::new(
         w.store.clone(),

@@ -76,6 +76,9 @@ impl From<CoreError> for ApiError {
             (CoreError::Mailbox(_), ErrorKind::Failed) => {
                 (StatusCode::BAD_GATEWAY, "backend_error")
             }
+            (CoreError::Autodiscover(_), ErrorKind::Failed) => {
+                (StatusCode::BAD_GATEWAY, "autodiscover_failed")
+            }
             (CoreError::Auth(_), ErrorKind::Failed) => {
                 (StatusCode::BAD_GATEWAY, "identity_provider_error")
             }

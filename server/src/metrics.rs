@@ -157,8 +157,9 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
     );
     let _ = writeln!(
         out,
-        "# HELP exgate_throttle_backoffs_total Times a mailbox server asked to back off.\n# TYPE exgate_throttle_backoffs_total counter\nexgate_throttle_backoffs_total{{backend=\"graph\"}} {}",
-        s.mailboxes.governor().back_offs()
+        "# HELP exgate_throttle_backoffs_total Times a mailbox server asked to back off.\n# TYPE exgate_throttle_backoffs_total counter\nexgate_throttle_backoffs_total{{backend=\"graph\"}} {}\nexgate_throttle_backoffs_total{{backend=\"ews\"}} {}",
+        s.mailboxes.governor().back_offs(),
+        s.mailboxes.ews_governor().back_offs()
     );
     (
         [(

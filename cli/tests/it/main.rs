@@ -1,8 +1,11 @@
 //! The `exgate` binary, end to end: one test binary, one module per area.
 
+mod autodiscover;
 mod connections;
 mod diagnose;
 mod ews;
+mod ews_diagnose;
+mod ews_server;
 mod mailbox;
 mod pipeline;
 mod signin;

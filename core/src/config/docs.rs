@@ -289,6 +289,10 @@ fn documented_defaults_and_ranges_are_the_codes() {
     assert_eq!(int("graph.concurrent"), governor.concurrent as u64);
     assert_eq!(int("graph.requests"), u64::from(governor.requests));
     assert_eq!(int("graph.window_secs"), governor.window.as_secs());
+    let ews = crate::governor::GovernorPolicy::ews_default();
+    assert_eq!(int("ews.concurrent"), ews.concurrent as u64);
+    assert_eq!(int("ews.requests"), u64::from(ews.requests));
+    assert_eq!(int("ews.window_secs"), ews.window.as_secs());
     let item_mb = limits.max_item_bytes / (1024 * 1024);
     assert_eq!(int("limits.max_item_mb"), item_mb);
     assert_eq!(int("limits.max_wait_secs"), limits.max_wait.as_secs());

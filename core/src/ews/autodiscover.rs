@@ -15,6 +15,14 @@
 //! redirect elsewhere stops the discovery with the host named, so a person can confirm it. The
 //! EWS URL found is held to the same rule: every later EWS request carries the credentials.
 //! SCP lookups (Active Directory) and DNS SRV records are not tried.
+//!
+//! An endpoint the operator configured (`endpoints.autodiscover_url`: a proxy, or exgate-mock in
+//! tests) replaces the candidates, the HTTP redirect method and Exchange Online's root; its
+//! origin (scheme, host and port) is trusted as the address's domain is.
+//!
+//! [`http`] is the transport that sends for real.
+
+pub mod http;
 
 use std::fmt::Write as _;
 
@@ -64,6 +72,8 @@ pub struct Options {
     pub trusted_hosts: Vec<String>,
     /// Exchange Online's JSON endpoint root (`https://outlook.office365.com`), tried last.
     pub online_root: Option<Url>,
+    /// A configured POX endpoint (`endpoints.autodiscover_url`) asked instead of the candidates.
+    pub endpoint: Option<Url>,
 }
 
 /// One request made while discovering, for the connection test and the CLI to show.
@@ -89,8 +99,9 @@ pub enum AutodiscoverError {
     #[error("`{0}` is not an email address")]
     BadAddress(String),
     #[error(
-        "autodiscover points to `{host}`, outside {domain}; exgate sends credentials there only if you trust it \
-         (add it as a trusted host, or give the EWS URL yourself)"
+        "autodiscover points to `{host}`, outside {domain}; exgate sends credentials only over https and only to \
+         hosts of the address's domain or hosts you trust: if `{host}` is yours, add `--trust-host {host}` \
+         (API: `\"trust_hosts\": [\"{host}\"]`), or give the EWS URL yourself with `--ews-url`"
     )]
     UntrustedHost {
         host: String,
@@ -168,7 +179,10 @@ pub async fn discover(
     let mut current = address.to_owned();
     'address: loop {
         let domain = domain_of(&current)?;
-        let mut urls: Vec<Url> = candidates(&domain);
+        let mut urls: Vec<Url> = match &options.endpoint {
+            Some(endpoint) => configured(endpoint),
+            None => candidates(&domain),
+        };
         let mut index = 0;
         while index < urls.len() {
             let url = urls[index].clone();
@@ -190,7 +204,11 @@ pub async fn discover(
         }
         // The HTTP redirect method: no credentials on the way, and its target is held to the
         // same rule as any other host.
-        if let Some(next) = run.http_redirect(&domain).await? {
+        let redirected = match options.endpoint {
+            Some(_) => None,
+            None => run.http_redirect(&domain).await?,
+        };
+        if let Some(next) = redirected {
             match run.endpoint(&next, &current).await? {
                 Some(Answer::EwsUrl(ews)) => return run.finish(&ews, &current),
                 Some(Answer::RedirectAddress(next)) => {
@@ -201,7 +219,11 @@ pub async fn discover(
                 _ => {}
             }
         }
-        if let Some(root) = &options.online_root
+        let online_root = match &options.endpoint {
+            Some(endpoint) => Some(origin(endpoint)),
+            None => options.online_root.clone(),
+        };
+        if let Some(root) = &online_root
             && let Some(ews) = run.json(root, &current).await
         {
             return run.finish(&ews, &current);
@@ -227,6 +249,35 @@ fn domain_of(address: &str) -> Result<String, AutodiscoverError> {
             Ok(domain.to_ascii_lowercase())
         }
         _ => Err(AutodiscoverError::BadAddress(address.to_owned())),
+    }
+}
+
+/// A configured endpoint, and the SOAP endpoint beside it.
+fn configured(endpoint: &Url) -> Vec<Url> {
+    let mut urls = vec![endpoint.clone()];
+    if let Ok(soap) = endpoint.join("autodiscover.svc")
+        && soap != *endpoint
+    {
+        urls.push(soap);
+    }
+    urls
+}
+
+/// `url` without its path: scheme, host and port.
+fn origin(url: &Url) -> Url {
+    let mut root = url.clone();
+    root.set_path("/");
+    root.set_query(None);
+    root.set_fragment(None);
+    root
+}
+
+/// The host of `url`, with its port when it has one.
+fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
     }
 }
 
@@ -275,25 +326,39 @@ impl Run<'_> {
                 .any(|t| t.trim_end_matches('.').eq_ignore_ascii_case(&host))
     }
 
-    /// `url` if it is https and its host may receive credentials.
+    /// Whether credentials may go to `url`: https to a trusted host, or the configured
+    /// endpoint's origin.
+    fn may_authenticate(&self, url: &Url) -> bool {
+        if !url.username().is_empty() || url.password().is_some() {
+            return false;
+        }
+        if let Some(endpoint) = &self.options.endpoint
+            && origin(endpoint) == origin(url)
+        {
+            return true;
+        }
+        url.scheme() == "https" && self.trusted(url.host_str().unwrap_or_default())
+    }
+
+    fn untrusted(&mut self, host: String) -> AutodiscoverError {
+        AutodiscoverError::UntrustedHost {
+            host,
+            domain: self.domain.clone(),
+            attempts: std::mem::take(&mut self.attempts),
+        }
+    }
+
+    /// `url` if credentials may go there.
     fn trusted_https(&mut self, url: &str) -> Result<Url, AutodiscoverError> {
-        let parsed = Url::parse(url.trim())
-            .ok()
-            .filter(|u| u.scheme() == "https" && u.username().is_empty() && u.password().is_none());
-        let Some(parsed) = parsed else {
-            return Err(AutodiscoverError::UntrustedHost {
-                host: url.to_owned(),
-                domain: self.domain.clone(),
-                attempts: std::mem::take(&mut self.attempts),
-            });
+        let Ok(parsed) = Url::parse(url.trim()) else {
+            return Err(self.untrusted(url.trim().to_owned()));
         };
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        if !self.trusted(&host) {
-            return Err(AutodiscoverError::UntrustedHost {
-                host,
-                domain: self.domain.clone(),
-                attempts: std::mem::take(&mut self.attempts),
-            });
+        if !self.may_authenticate(&parsed) {
+            let host = match parsed.scheme() {
+                "https" => host_port(&parsed),
+                _ => format!("{}://{}", parsed.scheme(), host_port(&parsed)),
+            };
+            return Err(self.untrusted(host));
         }
         Ok(parsed)
     }
@@ -313,13 +378,8 @@ impl Run<'_> {
         url: &Url,
         address: &str,
     ) -> Result<Option<Answer>, AutodiscoverError> {
-        let host = url.host_str().unwrap_or_default().to_owned();
-        if url.scheme() != "https" || !self.trusted(&host) {
-            return Err(AutodiscoverError::UntrustedHost {
-                host,
-                domain: self.domain.clone(),
-                attempts: std::mem::take(&mut self.attempts),
-            });
+        if !self.may_authenticate(url) {
+            return Err(self.untrusted(host_port(url)));
         }
         let soap = url.path().ends_with(".svc");
         let (body, content_type, method) = if soap {

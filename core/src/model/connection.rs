@@ -70,6 +70,12 @@ keyword_enum!(
 keyword_enum!(
     /// The Exchange Server release on premises.
     ServerVersion, "an Exchange Server version" {
+        /// Exchange 2010 Service Pack 2 or later service packs (schema `Exchange2010_SP2`).
+        Exchange2010Sp2 = "2010sp2" | "2010-sp2" | "2010",
+        /// Exchange 2013 before Service Pack 1 (schema `Exchange2013`).
+        Exchange2013 = "2013",
+        /// Exchange 2013 Service Pack 1 or a later cumulative update (schema `Exchange2013_SP1`).
+        Exchange2013Sp1 = "2013sp1" | "2013-sp1",
         Exchange2016 = "2016",
         Exchange2019 = "2019",
         SubscriptionEdition = "se" | "subscription-edition",

@@ -346,7 +346,9 @@ pub(crate) enum CheckStatus {
 /// One step of the connection test.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Check {
-    /// `identity provider`, `credentials`, `token claims` or `mailbox`.
+    /// `identity provider`, `credentials`, `token claims`, `mailbox`; Exchange Server with
+    /// Basic or NTLM: `EWS endpoint`, `authentication`, `mailbox`
+    /// and, with a mailbox named, `mailbox access`.
     name: String,
     status: CheckStatus,
     /// What was seen (HTTP status, AADSTS code, token claims, endpoint reached); for a skipped

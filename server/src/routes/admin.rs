@@ -42,7 +42,7 @@ pub(crate) struct ConnectionBody {
     /// Exchange Online: a tenant GUID, a verified domain, `organizations` or `common`.
     #[schema(example = "contoso.onmicrosoft.com")]
     tenant: Option<String>,
-    /// Exchange Server: `2016`, `2019` (default) or `se`.
+    /// Exchange Server: `2010sp2`, `2013`, `2013sp1`, `2016`, `2019` (default) or `se`.
     server_version: Option<String>,
     /// Exchange Server: `https://…/EWS/Exchange.asmx`.
     ews_url: Option<String>,
@@ -86,6 +86,14 @@ pub(crate) struct ConnectionBody {
     /// On update: remove the client secret or certificate (make the app a public client).
     #[serde(default)]
     remove_credential: bool,
+    /// Creation only, Exchange Server: find `ews_url` by autodiscover for this address, with
+    /// the connection's credentials (credentials go only over https to the address's domain,
+    /// the configured `endpoints.autodiscover_url`, or `trust_hosts`).
+    #[schema(example = "adele@contoso.com")]
+    autodiscover: Option<String>,
+    /// With `autodiscover`: hosts outside the address's domain that autodiscover may send the
+    /// credentials to (a hosted Exchange's autodiscover or EWS host you confirmed).
+    trust_hosts: Option<Vec<String>>,
 }
 
 impl ConnectionBody {
@@ -251,6 +259,7 @@ pub(crate) async fn get_connection(
         (status = 400, description = "`invalid_input`: a field is missing or wrong; the message names it", body = ApiError),
         (status = 409, description = "`conflict`: the name is taken, or declared in a configuration file", body = ApiError),
         (status = 413, description = "The body is over 8 MiB"),
+        (status = 502, description = "`autodiscover_failed`: autodiscover found no EWS URL, or pointed to a host not trusted; the message lists each attempt or names the host", body = ApiError),
         (status = 422, description = "The body is not JSON of this shape (e.g. an unknown field)"),
         AdminErrors,
     ),
@@ -264,7 +273,17 @@ pub(crate) async fn create_connection(
         .name
         .take()
         .ok_or_else(|| ApiError::bad_request("missing name: give the connection a name"))?;
-    s.connections.add(&name, &body.spec()).await?;
+    let autodiscover = body.autodiscover.take();
+    let trust_hosts = body.trust_hosts.take().unwrap_or_default();
+    let mut spec = body.spec();
+    if let Some(address) = autodiscover {
+        let found = s
+            .mailboxes
+            .discover_ews(&spec, &address, &trust_hosts)
+            .await?;
+        spec.ews_url = Some(found.ews_url.to_string());
+    }
+    s.connections.add(&name, &spec).await?;
     Ok((
         StatusCode::CREATED,
         Json(ConnectionView::from(&s.connections.get(&name).await?)),
@@ -299,6 +318,11 @@ pub(crate) async fn update_connection(
     if body.name.is_some() {
         return Err(ApiError::bad_request(
             "a connection cannot be renamed; create a new one and remove this one",
+        ));
+    }
+    if body.autodiscover.is_some() || body.trust_hosts.is_some() {
+        return Err(ApiError::bad_request(
+            "autodiscover runs when a connection is created; to change the EWS URL, give `ews_url`",
         ));
     }
     let remove = body.remove_credential;

@@ -285,27 +285,57 @@ async fn a_delegated_connection_without_an_account_says_how_to_sign_in() {
 }
 
 #[tokio::test]
-async fn an_exchange_server_connection_is_not_ok() {
+async fn an_exchange_server_connection_is_probed_over_ews() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
     let home = Home::new();
     let gw = Gateway::new(home.state().await).await;
-    gw.connection(json!({
-        "name": "onprem", "ews_url": "https://mail.contoso.com/EWS/Exchange.asmx",
-        "auth": "ntlm", "username": "CONTOSO\\svc-exgate", "password": "a-password-0123",
-    }))
-    .await;
-    let report = test(&gw, "onprem", Value::Null).await;
+    for (name, password) in [
+        ("onprem", seed::ADELE_PASSWORD),
+        ("wrong", "not-the-password"),
+    ] {
+        gw.connection(json!({
+            "name": name, "ews_url": mock.ews_url(),
+            "auth": "ntlm", "username": seed::ADELE, "password": password,
+        }))
+        .await;
+    }
+    let report = test(&gw, "onprem", json!({ "mailbox": seed::SALES })).await;
+    assert_eq!(
+        steps(&report),
+        expect(&[
+            ("EWS endpoint", "passed"),
+            ("authentication", "passed"),
+            ("mailbox", "passed"),
+            ("mailbox access", "passed"),
+        ]),
+        "{report}"
+    );
+    assert_eq!(report["ok"], true, "{report}");
+
+    let report = test(&gw, "wrong", Value::Null).await;
     assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(
+        steps(&report),
+        expect(&[
+            ("EWS endpoint", "passed"),
+            ("authentication", "failed"),
+            ("mailbox", "skipped"),
+        ]),
+        "{report}"
+    );
+    let auth = check(&report, "authentication");
     assert!(
-        steps(&report).iter().all(|(_, status)| status == "skipped"),
+        auth["evidence"].as_str().unwrap().contains("NTLM"),
         "{report}"
     );
     assert!(
-        check(&report, "mailbox")["evidence"]
+        auth["fix"]
             .as_str()
             .unwrap()
-            .contains("the EWS backend is not built yet"),
+            .contains("exgate connection edit wrong"),
         "{report}"
     );
+    assert!(!report.to_string().contains("not-the-password"));
 }
 
 #[tokio::test]

@@ -355,6 +355,7 @@ async fn exchange_online_json_is_asked_without_credentials_last() {
     let options = Options {
         online_root: Some(Url::parse("https://outlook.office365.com").unwrap()),
         trusted_hosts: vec!["outlook.office365.com".into()],
+        ..Options::default()
     };
     let found = discover(&fake, "adele@contoso.com", &options)
         .await
@@ -409,4 +410,55 @@ fn hostile_answers_never_panic() {
     }
     let deep = "<a>".repeat(1000);
     assert!(matches!(parse_pox(deep.as_bytes()), Answer::Failed(_)));
+}
+
+#[tokio::test]
+async fn a_configured_endpoint_replaces_the_candidates_and_only_its_origin_is_trusted() {
+    let endpoint = "http://127.0.0.1:1000/autodiscover/autodiscover.xml";
+    let options = Options {
+        endpoint: Some(Url::parse(endpoint).unwrap()),
+        ..Options::default()
+    };
+    let fake = Fake::default().answer(
+        endpoint,
+        200,
+        &pox_settings("http://127.0.0.1:1000/EWS/Exchange.asmx"),
+    );
+    let found = discover(&fake, "adele@contoso.com", &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.ews_url.as_str(),
+        "http://127.0.0.1:1000/EWS/Exchange.asmx"
+    );
+    let sent = fake.sent.lock().unwrap().clone();
+    assert!(
+        sent.iter()
+            .all(|(u, _, _)| u.starts_with("http://127.0.0.1:1000/")),
+        "{sent:?}"
+    );
+
+    // Another port of the same host is another origin: not trusted, nothing sent there.
+    let fake = Fake::default().answer(
+        endpoint,
+        200,
+        &pox_action(
+            "redirectUrl",
+            "RedirectUrl",
+            "http://127.0.0.1:2000/autodiscover/autodiscover.xml",
+        ),
+    );
+    let err = discover(&fake, "adele@contoso.com", &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AutodiscoverError::UntrustedHost { host, .. } if host == "http://127.0.0.1:2000"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--trust-host"), "{err}");
+    let sent = fake.sent.lock().unwrap().clone();
+    assert!(
+        !sent.iter().any(|(u, _, _)| u.contains(":2000")),
+        "{sent:?}"
+    );
 }

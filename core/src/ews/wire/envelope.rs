@@ -49,6 +49,9 @@ impl RequestVersion {
 impl From<ServerVersion> for RequestVersion {
     fn from(v: ServerVersion) -> Self {
         match v {
+            ServerVersion::Exchange2010Sp2 => Self::Exchange2010Sp2,
+            ServerVersion::Exchange2013 => Self::Exchange2013,
+            ServerVersion::Exchange2013Sp1 => Self::Exchange2013Sp1,
             ServerVersion::Exchange2016
             | ServerVersion::Exchange2019
             | ServerVersion::SubscriptionEdition => Self::Exchange2016,
