@@ -183,6 +183,12 @@ impl EwsState {
     pub fn max_concurrent_seen(&self, mailbox: &str) -> usize {
         self.throttle.max_seen(mailbox)
     }
+
+    /// How many requests for `mailbox` the throttling policy refused so far
+    /// (`ErrorExceededConnectionCount` and `ErrorServerBusy`; injected faults not counted).
+    pub fn throttled(&self, mailbox: &str) -> usize {
+        self.throttle.refused(mailbox)
+    }
 }
 
 /// The EWS and autodiscover routes over `state`.

@@ -2,8 +2,8 @@
 //!
 //! - `ci`: what CI runs — formatting, lints, then every test of the workspace.
 //! - `bench`: a cached token lookup (criterion), EWS answers decoded (MB/s), then a
-//!   20,000-message export from the throttled mock Graph reported as a fraction of the allowed
-//!   rate.
+//!   20,000-message export from the throttled mock Graph and one over the throttled mock EWS,
+//!   each reported as a fraction of the allowed rate.
 //! - `demo`: exgate-mock and exgate-server wired together, with what to try.
 //! - `fixtures`: generate a mailbox of any size for `exgate-mock --mailboxes`.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
@@ -15,7 +15,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache and EWS decoding benchmarks, then the Graph export against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache and EWS decoding benchmarks, then the Graph and EWS exports against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,6 +168,7 @@ fn main() -> ExitCode {
         Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
             .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "ews_decode"]))
             .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"]))
+            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "ews_export"]))
             .and_then(|()| cargo(&["bench", "-p", "exgate-server", "--bench", "gateway"])),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),

@@ -32,6 +32,19 @@ use crate::pipeline::{ByteStream, Failure, PageTokens, Pipeline, Request, Retry,
 /// Changes one `SyncFolderItems` call asks for.
 const SYNC_BATCH: u32 = 512;
 
+/// Messages one `GetItem` fetches as MIME for [`Mail::mime_many`].
+const MIME_BATCH: usize = 20;
+
+/// The most a batched MIME answer may hold; larger batches fail whole and their messages are
+/// fetched alone (streamed) by the caller.
+const MIME_BATCH_ANSWER_LIMIT: u64 = 48 * 1024 * 1024;
+
+/// Whether a write failed in a way that leaves open whether the server acted on it (the
+/// connection dropped, the server failed) or that certainly left it undone (throttled).
+fn in_doubt(e: &Error) -> bool {
+    matches!(e, Error::Mailbox(m) if m.is_retryable())
+}
+
 /// One mailbox server's EWS, as one account (or the app) sees it.
 #[derive(Debug)]
 pub struct EwsMailbox {
@@ -238,6 +251,91 @@ impl EwsMailbox {
         )
     }
 
+    /// The MIME of `ids` (one `GetItem`), each message's own result in `ids` order.
+    async fn mime_batch(
+        &self,
+        mailbox: &MailboxRef,
+        ids: Vec<ItemId>,
+    ) -> Vec<Result<Vec<u8>, Error>> {
+        let count = ids.len();
+        let names: Vec<String> = ids.iter().map(|i| i.id.clone()).collect();
+        let request = GetMessages::mime(ids);
+        let ctx = self.context(mailbox);
+        let mut req = Request::new(Method::POST, self.url.clone(), mailbox.key(&self.me))
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8");
+        if let Some(anchor) = ctx.anchor_mailbox() {
+            req = req.header(HeaderName::from_static("x-anchormailbox"), anchor);
+        }
+        req.body = Some(Bytes::from(request.to_xml(&ctx)));
+        req.retry = Retry::Always;
+        req.answer_limit = Some(MIME_BATCH_ANSWER_LIMIT);
+        let whole = |why: String| -> Vec<Result<Vec<u8>, Error>> {
+            (0..count)
+                .map(|_| Err(MailboxError::Protocol(format!("its batch failed: {why}")).into()))
+                .collect()
+        };
+        let body = match self.pipe.send(&req).await {
+            Ok(answer) => answer.body,
+            Err(Failure::Error(e)) => return whole(e.to_string()),
+            Err(Failure::Refused(answer)) => {
+                let why = EwsAnswers::refusal(answer.status, &answer.headers, &answer.body)
+                    .map_or_else(|| format!("HTTP {}", answer.status), |e| e.to_string());
+                return whole(why);
+            }
+        };
+        let decoded = match wire::decode_get_messages(&body) {
+            Ok(d) => d,
+            Err(e) => return whole(e.to_string()),
+        };
+        let results = decoded.into_results();
+        if results.len() != count {
+            return whole(format!(
+                "GetItem answered {} messages for {count}",
+                results.len()
+            ));
+        }
+        results
+            .into_iter()
+            .zip(&names)
+            .map(|(r, id)| match r {
+                Ok(full) => full.mime.ok_or_else(|| {
+                    MailboxError::Protocol("GetItem answered no MimeContent".into()).into()
+                }),
+                Err(e) => Err(self.refused(
+                    &e,
+                    mailbox,
+                    &Names {
+                        what: "message",
+                        id,
+                    },
+                )),
+            })
+            .collect()
+    }
+
+    /// Saves `message` as a draft, starting afresh when an answer is lost on the way (the
+    /// draft may then exist twice; an orphan draft is harmless, a second delivery is not —
+    /// only [`Self::send_draft`] delivers).
+    async fn create_draft(
+        &self,
+        mailbox: &MailboxRef,
+        message: &NewMessage,
+    ) -> Result<ItemId, Error> {
+        let attempts = self.pipe.limits().attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.save_draft(mailbox, message).await {
+                Ok(id) => return Ok(id),
+                Err(e) if in_doubt(&e) && attempt < attempts => {
+                    tracing::warn!(attempt, error = %e, "saving the draft failed in transit; saving it again");
+                    tokio::time::sleep(crate::pipeline::backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Saves `message` as a draft and answers its ID (with the change key SendItem wants).
     async fn save_draft(
         &self,
@@ -302,8 +400,28 @@ impl EwsMailbox {
             what: "draft",
             id: &id.id,
         };
-        let body = self.write(mailbox, &request, names()).await?;
-        self.single(wire::decode_send_items(&body), mailbox, names())
+        // A lost answer leaves open whether it was sent: send it again by ID. A draft that was
+        // sent is gone from Drafts, so the repetition finds nothing and delivers nothing.
+        let attempts = self.pipe.limits().attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = match self.write(mailbox, &request, names()).await {
+                Ok(body) => self.single(wire::decode_send_items(&body), mailbox, names()),
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(Error::Mailbox(MailboxError::NotFound { .. })) if attempt > 1 => {
+                    return Ok(());
+                }
+                Err(e) if in_doubt(&e) && attempt < attempts => {
+                    tracing::warn!(attempt, error = %e, "sending the draft failed in transit; sending it again by ID");
+                    tokio::time::sleep(crate::pipeline::backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn get_event(
@@ -506,8 +624,45 @@ impl Mail for EwsMailbox {
             .into());
         }
         // Saved, then sent by ID: a retry of the send never delivers twice.
-        let id = self.save_draft(mailbox, message).await?;
+        let id = self.create_draft(mailbox, message).await?;
         self.send_draft(mailbox, id, message.save_to_sent).await
+    }
+
+    /// One `GetItem` with `IncludeMimeContent` per [`MIME_BATCH`] messages; a batch that fails
+    /// whole fails only its own messages, each with the reason, for the caller to fetch alone.
+    async fn mime_many(
+        &self,
+        mailbox: &MailboxRef,
+        ids: &[String],
+    ) -> Result<Vec<Result<Vec<u8>, Error>>, Error> {
+        let mut out: Vec<Result<Vec<u8>, Error>> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MIME_BATCH) {
+            let mut valid = Vec::new();
+            let mut slots: Vec<Option<Result<Vec<u8>, Error>>> = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                match Self::id(id) {
+                    Ok(item) => {
+                        valid.push(item);
+                        slots.push(None);
+                    }
+                    Err(e) => slots.push(Some(Err(e))),
+                }
+            }
+            if !valid.is_empty() {
+                let results = self.mime_batch(mailbox, valid).await;
+                let mut results = results.into_iter();
+                for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                    *slot = Some(results.next().unwrap_or_else(|| {
+                        Err(MailboxError::Protocol(
+                            "GetItem answered fewer messages than were asked for".into(),
+                        )
+                        .into())
+                    }));
+                }
+            }
+            out.extend(slots.into_iter().flatten());
+        }
+        Ok(out)
     }
 
     async fn reply(

@@ -17,6 +17,8 @@ struct PerMailbox {
     max_seen: usize,
     window_start: Option<OffsetDateTime>,
     used: u32,
+    /// Requests refused by the policy (over the concurrency limit or the budget).
+    refused: usize,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +67,15 @@ impl Throttle {
             .map_or(0, |m| m.max_seen)
     }
 
+    /// How many requests for `mailbox` the policy refused so far.
+    pub(crate) fn refused(&self, mailbox: &str) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .mailboxes
+            .get(&mailbox.to_ascii_lowercase())
+            .map_or(0, |m| m.refused)
+    }
+
     /// Takes a slot for a request to `mailbox` at `now`, or the error Exchange answers.
     pub(crate) fn acquire(&self, mailbox: &str, now: OffsetDateTime) -> Result<Slot, EwsError> {
         let key = mailbox.to_ascii_lowercase();
@@ -74,6 +85,7 @@ impl Throttle {
         m.max_seen = m.max_seen.max(m.in_flight + 1);
         if let Some(p) = policy {
             if m.in_flight >= p.max_concurrency {
+                m.refused += 1;
                 return Err(EwsError::new(
                     "ErrorExceededConnectionCount",
                     "You have exceeded the available concurrent connections for your account.  Try again once your other requests have completed.",
@@ -89,6 +101,7 @@ impl Throttle {
                 }
             };
             if m.used >= p.budget {
+                m.refused += 1;
                 let end = start.checked_add(window).unwrap_or(start);
                 let left = (end - now).whole_milliseconds().max(1);
                 return Err(EwsError::server_busy(u64::try_from(left).unwrap_or(1)));
@@ -138,5 +151,7 @@ mod tests {
         );
         assert!(t.acquire("a@x", now + time::Duration::seconds(60)).is_ok());
         assert_eq!(t.max_seen("A@x"), 42);
+        assert_eq!(t.refused("A@x"), 2, "one over the concurrency, one over the budget");
+        assert_eq!(t.refused("b@x"), 0);
     }
 }
