@@ -63,7 +63,7 @@ fn main() {
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse().expect("url")),
             graph_url: Some(mock.graph_url().parse().expect("url")),
-            ca_pem: None,
+            ..NetworkSettings::default()
         };
         let spec = ConnectionSpec {
             ews_url: Some(mock.ews_url()),

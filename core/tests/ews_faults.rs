@@ -61,7 +61,7 @@ async fn onprem(mock: &MockMicrosoft, dir: &Path) -> Backend {
     let network = NetworkSettings {
         authority_host: Some(mock.base_url().parse().unwrap()),
         graph_url: Some(mock.graph_url().parse().unwrap()),
-        ca_pem: None,
+        ..NetworkSettings::default()
     };
     let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());
     connections
