@@ -162,3 +162,48 @@ async fn exchange_onlines_json_endpoint_answers_when_the_others_refuse() {
         "the JSON endpoint gets no credential"
     );
 }
+
+#[tokio::test]
+async fn over_tls_the_configured_ca_is_trusted_and_without_it_the_test_names_tls_ca_file() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        mock: MockMicrosoft::start_tls(Seed::contoso()).await.unwrap(),
+    };
+    assert!(env.mock.autodiscover_url().starts_with("https://"));
+    let ca = env.write("ca.pem", &env.mock.ca_pem().unwrap());
+    let config = |with_ca: bool| {
+        let tls = if with_ca {
+            format!("\n[tls]\nca_file = \"{}\"\n", ca.display())
+        } else {
+            String::new()
+        };
+        env.write(
+            "config/exgate/exgate.toml",
+            &format!(
+                "[endpoints]\nautodiscover_url = \"{}\"\n{tls}",
+                env.mock.autodiscover_url()
+            ),
+        );
+    };
+
+    // Without the CA the mock's certificate is not trusted: nothing is found.
+    config(false);
+    let run = add(&env, "ntlm", &[]).await.fails(1, &[]);
+    assert!(run.stderr().contains("unreachable"), "{}", run.dump());
+
+    config(true);
+    let out = add(&env, "ntlm", &[]).await.ok().stdout();
+    assert!(out.contains(&env.mock.ews_url()), "{out}");
+    let report = env
+        .run(&["connection", "test", "onprem", "--json"])
+        .await
+        .ok()
+        .stdout();
+    assert!(report.contains("over TLS, certificate trusted"), "{report}");
+
+    // The connection test without the CA: the endpoint step fails and names tls.ca_file.
+    config(false);
+    let run = env.run(&["connection", "test", "onprem", "--json"]).await;
+    assert_eq!(run.out.status.code(), Some(1), "{}", run.dump());
+    assert!(run.stdout().contains("tls.ca_file"), "{}", run.dump());
+}
