@@ -151,7 +151,7 @@ impl Mailboxes {
             Auth::Basic(p) | Auth::Ntlm(p) => (None, Some(p.username.trim().to_owned())),
         };
         if primary_resource(&conn) == Resource::Ews {
-            return self.ews(&conn, principal, me);
+            return self.ews(&conn, principal, me, None);
         }
         match (&conn.settings.target, primary_resource(&conn)) {
             (Target::Online { cloud, .. }, Resource::Graph) => {
@@ -191,13 +191,33 @@ impl Mailboxes {
         }
     }
 
+    /// The EWS backend of a Basic or NTLM `connection` reaching other mailboxes by
+    /// `ExchangeImpersonation` (the ApplicationImpersonation role) instead of as a delegate; the
+    /// connection test probes with it.
+    pub async fn open_ews_impersonating(&self, connection: &str) -> Result<Backend, Error> {
+        let conn = self.connections.resolve(Some(connection)).await?.connection;
+        let me = match &conn.settings.auth {
+            Auth::Basic(p) | Auth::Ntlm(p) => p.username.trim().to_owned(),
+            Auth::OAuth2Delegated(_) | Auth::OAuth2AppOnly(_) => {
+                return Err(MailboxError::Unsupported(format!(
+                    "connection `{}` is not a Basic or NTLM service account",
+                    conn.name
+                ))
+                .into());
+            }
+        };
+        self.ews(&conn, None, Some(me), Some(true))
+    }
+
     /// The EWS backend of `conn`: Exchange Server at its EWS URL, or Exchange Online's EWS
-    /// when the connection chose it.
+    /// when the connection chose it. `impersonate`: reach other mailboxes by impersonation
+    /// (default: app-only connections do, others act as delegates).
     fn ews(
         &self,
         conn: &Connection,
         principal: Option<Principal>,
         me: Option<String>,
+        impersonate: Option<bool>,
     ) -> Result<Backend, Error> {
         let (url, version) = match &conn.settings.target {
             Target::Server { version, ews_url } => {
@@ -250,7 +270,8 @@ impl Mailboxes {
         );
         // An app acts on other mailboxes by impersonation (`full_access_as_app`); a user or a
         // service account reaches them as a delegate (FullAccess).
-        let impersonate = matches!(conn.settings.auth, Auth::OAuth2AppOnly(_));
+        let impersonate =
+            impersonate.unwrap_or(matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)));
         let ews = EwsMailbox::new(
             pipe,
             url,
