@@ -207,3 +207,46 @@ async fn over_tls_the_configured_ca_is_trusted_and_without_it_the_test_names_tls
     assert_eq!(run.out.status.code(), Some(1), "{}", run.dump());
     assert!(run.stdout().contains("tls.ca_file"), "{}", run.dump());
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_https_host_is_followed_only_once_trusted() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        mock: MockMicrosoft::start_tls(Seed::contoso()).await.unwrap(),
+    };
+    let hosted = MockMicrosoft::start_tls(Seed::contoso()).await.unwrap();
+    let both = format!("{}{}", env.mock.ca_pem().unwrap(), hosted.ca_pem().unwrap());
+    let ca = env.write("ca.pem", &both);
+    env.write(
+        "config/exgate/exgate.toml",
+        &format!(
+            "[endpoints]\nautodiscover_url = \"{}\"\n\n[tls]\nca_file = \"{}\"\n",
+            env.mock.autodiscover_url(),
+            ca.display()
+        ),
+    );
+    redirect(
+        &env.mock,
+        AutodiscoverRedirect::Url {
+            url: hosted.autodiscover_url(),
+        },
+    );
+    let port = hosted.base_url().rsplit(':').next().unwrap().to_owned();
+
+    // Not confirmed: refused with the host and the flag, and the other host hears nothing.
+    let run = add(&env, "basic", &[])
+        .await
+        .fails(1, &["--trust-host", &format!("127.0.0.1:{port}")]);
+    assert!(hosted.autodiscover_requests().is_empty(), "{}", run.dump());
+
+    // Confirmed as the error printed it: followed, with the credentials, to the EWS URL it
+    // names.
+    let host = format!("127.0.0.1:{port}");
+    let out = add(&env, "basic", &["--trust-host", &host])
+        .await
+        .ok()
+        .stdout();
+    assert!(out.contains(&hosted.ews_url()), "{out}");
+    let asked = hosted.autodiscover_requests();
+    assert!(asked.iter().any(|r| r.authorization), "{asked:?}");
+}
