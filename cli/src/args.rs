@@ -106,7 +106,8 @@ pub(crate) enum ConnectionCommand {
     },
     /// Remove a connection with its linked accounts.
     Remove { name: String },
-    /// Test a connection step by step: identity provider, credentials, token claims, mailbox.
+    /// Test a connection step by step: identity provider, credentials, token claims, mailbox;
+    /// Exchange Server with basic or ntlm: EWS endpoint, authentication, mailbox, mailbox access.
     #[command(after_help = TEST_HELP)]
     Test {
         name: String,

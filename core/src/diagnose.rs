@@ -20,7 +20,8 @@
 //!    schemes the server offers);
 //! 3. **mailbox** — the account's own mailbox read through EWS (exists, initialized, EWS
 //!    enabled: a 403 is EWS disabled, with its fix);
-//! 4. **mailbox access** (with `--mailbox`) — another mailbox read as a delegate (FullAccess).
+//! 4. **mailbox access** (with `--mailbox`) — another mailbox read as a delegate (FullAccess),
+//!    else by impersonation (ApplicationImpersonation).
 //!
 //! OAuth connections whose backend is EWS: the token steps run, then the mailbox is read through
 //! EWS.
@@ -589,27 +590,48 @@ async fn ews_with_password(
         }
     }
 
-    // 4. Another mailbox, as the backend reaches it: as a delegate.
+    // 4. Another mailbox: as a delegate (FullAccess, how the connection reaches it), else by
+    // impersonation (ApplicationImpersonation, how static users with `impersonation` reach it).
     if let Some(other) = mailbox {
-        let read = match backend.mail() {
-            Ok(mail) => mail.folders(&MailboxRef::User(other.to_string())).await,
+        let which = MailboxRef::User(other.to_string());
+        let delegate = match backend.mail() {
+            Ok(mail) => mail.folders(&which).await,
             Err(e) => Err(e),
         };
-        match read {
+        match delegate {
             Ok(folders) => steps.passed(
                 MAILBOX_ACCESS,
                 format!(
-                    "`{user}` read {other} as a delegate: {} mail folder(s) listed through EWS",
+                    "`{user}` read {other} as a delegate (FullAccess): {} mail folder(s) listed through EWS",
                     folders.len()
                 ),
             ),
-            Err(e) => {
-                let fix = fix_of(&e).or_else(|| {
-                    Some(format!(
-                        "give `{user}` FullAccess to {other} (`Add-MailboxPermission -Identity {other} -User {user} -AccessRights FullAccess`)"
-                    ))
-                });
-                steps.failed(MAILBOX_ACCESS, format!("reading {other}: {e}"), fix);
+            Err(as_delegate) => {
+                let impersonated = match mailboxes.open_ews_impersonating(name).await {
+                    Ok(b) => match b.mail() {
+                        Ok(mail) => mail.folders(&which).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                match impersonated {
+                    Ok(folders) => steps.passed(
+                        MAILBOX_ACCESS,
+                        format!(
+                            "`{user}` read {other} by impersonation (ApplicationImpersonation): {} mail folder(s) listed through EWS; as a delegate it was refused ({as_delegate}), so map users to it with `impersonation` access",
+                            folders.len()
+                        ),
+                    ),
+                    Err(by_impersonation) => steps.failed(
+                        MAILBOX_ACCESS,
+                        format!(
+                            "`{user}` cannot read {other}: as a delegate: {as_delegate}; by impersonation: {by_impersonation}"
+                        ),
+                        Some(format!(
+                            "give `{user}` FullAccess to {other} (`Add-MailboxPermission -Identity {other} -User {user} -AccessRights FullAccess`), or the ApplicationImpersonation role (`New-ManagementRoleAssignment -Role ApplicationImpersonation -User {user}`, scoped with `-CustomRecipientWriteScope`)"
+                        )),
+                    ),
+                }
             }
         }
     }

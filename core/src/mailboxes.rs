@@ -223,8 +223,27 @@ impl Mailboxes {
         }
     }
 
+    /// The EWS backend of a Basic or NTLM `connection` reaching other mailboxes by
+    /// `ExchangeImpersonation` (the ApplicationImpersonation role) instead of as a delegate; the
+    /// connection test probes with it.
+    pub async fn open_ews_impersonating(&self, connection: &str) -> Result<Backend, Error> {
+        let conn = self.connections.resolve(Some(connection)).await?.connection;
+        let me = match &conn.settings.auth {
+            Auth::Basic(p) | Auth::Ntlm(p) => p.username.trim().to_owned(),
+            Auth::OAuth2Delegated(_) | Auth::OAuth2AppOnly(_) => {
+                return Err(MailboxError::Unsupported(format!(
+                    "connection `{}` is not a Basic or NTLM service account",
+                    conn.name
+                ))
+                .into());
+            }
+        };
+        self.ews(&conn, None, Some(me), Some(true))
+    }
+
     /// The EWS backend of `conn`: Exchange Server at its EWS URL, or Exchange Online's EWS
-    /// when the connection chose it.
+    /// when the connection chose it. `impersonate`: reach other mailboxes by impersonation
+    /// (default: app-only connections do, others act as delegates).
     fn ews(
         &self,
         conn: &Connection,

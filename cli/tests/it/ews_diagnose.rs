@@ -155,7 +155,7 @@ async fn ews_disabled_for_the_mailbox_fails_at_the_mailbox_step() {
 }
 
 #[tokio::test]
-async fn another_mailbox_needs_a_delegate_right() {
+async fn another_mailbox_needs_a_delegate_right_or_impersonation() {
     // Adele has FullAccess to Sales in the seed.
     let env = Env::new().await;
     onprem(&env, "basic", seed::ADELE, seed::ADELE_PASSWORD).await;
@@ -167,18 +167,29 @@ async fn another_mailbox_needs_a_delegate_right() {
         "{report}"
     );
 
-    // Megan has no right on Sales.
+    // Megan, the service account, has ApplicationImpersonation on Adele but no delegate right.
     let env = Env::new().await;
     onprem(&env, "basic", seed::MEGAN, seed::MEGAN_PASSWORD).await;
+    let (code, report, dump) = test(&env, &["--mailbox", seed::ADELE]).await;
+    assert_eq!(code, Some(0), "{dump}");
+    let access = check(&report, "mailbox access");
+    assert_eq!(access["status"], "passed", "{report}");
+    assert!(
+        access["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("by impersonation"),
+        "{report}"
+    );
+
+    // Neither right on Sales: impersonation denied, and the fix names both rights.
     let (code, report, dump) = test(&env, &["--mailbox", seed::SALES]).await;
     assert_eq!(code, Some(1), "{dump}");
     let access = check(&report, "mailbox access");
     assert_eq!(access["status"], "failed", "{report}");
-    assert!(
-        access["fix"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("FullAccess"),
-        "{report}"
-    );
+    let evidence = access["evidence"].as_str().unwrap();
+    assert!(evidence.contains("by impersonation"), "{report}");
+    let fix = access["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("FullAccess"), "{report}");
+    assert!(fix.contains("ApplicationImpersonation"), "{report}");
 }

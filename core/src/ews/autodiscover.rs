@@ -68,7 +68,8 @@ pub trait Transport: Send + Sync {
 /// Where discovery may go.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Hosts outside the address's domain that a person confirmed (`--trust-host`).
+    /// Hosts outside the address's domain that a person confirmed (`--trust-host`): a host
+    /// name (any port) or `host:port`.
     pub trusted_hosts: Vec<String>,
     /// Exchange Online's JSON endpoint root (`https://outlook.office365.com`), tried last.
     pub online_root: Option<Url>,
@@ -337,7 +338,14 @@ impl Run<'_> {
         {
             return true;
         }
-        url.scheme() == "https" && self.trusted(url.host_str().unwrap_or_default())
+        let with_port = host_port(url);
+        url.scheme() == "https"
+            && (self.trusted(url.host_str().unwrap_or_default())
+                || self
+                    .options
+                    .trusted_hosts
+                    .iter()
+                    .any(|t| t.trim().eq_ignore_ascii_case(&with_port)))
     }
 
     fn untrusted(&mut self, host: String) -> AutodiscoverError {

@@ -373,7 +373,9 @@ pub(crate) struct TestBody {
     mailbox: Option<String>,
 }
 
-/// Test a connection: identity provider, credentials, token claims, mailbox.
+/// Test a connection: identity provider, credentials, token claims, mailbox; Exchange Server
+/// with Basic or NTLM: EWS endpoint, authentication, mailbox, and with `mailbox` named, mailbox
+/// access.
 ///
 /// Each step is a real probe, or `skipped` with why; `ok` only when every step ran and passed.
 #[utoipa::path(

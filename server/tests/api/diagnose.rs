@@ -427,3 +427,58 @@ async fn a_custom_authority_is_probed_by_its_discovery_url() {
     );
     assert_eq!(check(&report, "credentials")["status"], "skipped");
 }
+
+#[tokio::test]
+async fn a_connection_created_with_autodiscover_gets_its_ews_url() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let home = Home::new();
+    let gw = Gateway::new(
+        home.state_with(
+            "http://gateway.test",
+            [(
+                "EXGATE__ENDPOINTS__AUTODISCOVER_URL",
+                mock.autodiscover_url(),
+            )],
+        )
+        .await,
+    )
+    .await;
+    let created = gw
+        .connection(json!({
+            "name": "onprem", "autodiscover": seed::ADELE,
+            "auth": "basic", "username": seed::ADELE, "password": seed::ADELE_PASSWORD,
+        }))
+        .await;
+    assert!(created.to_string().contains(&mock.ews_url()), "{created}");
+    let report = test(&gw, "onprem", Value::Null).await;
+    assert_eq!(report["ok"], true, "{report}");
+
+    // A redirect to a host outside the domain: refused, naming the host and `trust_hosts`,
+    // and the other host hears nothing.
+    let hostile = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    mock.change_ews_switches(&exgate_testkit::ews::EwsSwitchChange {
+        autodiscover_redirect: Some(Some(exgate_testkit::ews::AutodiscoverRedirect::Url {
+            url: hostile.autodiscover_url(),
+        })),
+        ..Default::default()
+    })
+    .unwrap();
+    let (status, body) = gw
+        .admin(
+            "POST",
+            "/api/v1/connections",
+            json!({
+                "name": "evil", "autodiscover": seed::ADELE,
+                "auth": "basic", "username": seed::ADELE, "password": seed::ADELE_PASSWORD,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["code"], "autodiscover_failed", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("trust_hosts"),
+        "{body}"
+    );
+    assert!(hostile.autodiscover_requests().is_empty());
+    assert!(!body.to_string().contains(seed::ADELE_PASSWORD));
+}
