@@ -238,7 +238,11 @@ pub(crate) fn run(
             "3",
         ],
     )?;
-    let over_ews = exgate(root, &home, &["mail", "list", "-c", "onprem", "--limit", "3"])?;
+    let over_ews = exgate(
+        root,
+        &home,
+        &["mail", "list", "-c", "onprem", "--limit", "3"],
+    )?;
 
     let mut key_cmd = Command::new(bin(root, "exgate-server"));
     isolated(&mut key_cmd, &home);
@@ -288,11 +292,7 @@ pub(crate) fn run(
         "XDG_CONFIG_HOME={0}/config XDG_DATA_HOME={0}/data",
         home.display()
     );
-    let indent = |text: &str| {
-        text.lines()
-            .map(|l| format!("  {l}\n"))
-            .collect::<String>()
-    };
+    let indent = |text: &str| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
     println!(
         "\nThe same mailbox, {upn}, three messages of its Inbox each way:\n\n\
          over Microsoft Graph (Exchange Online connection contoso-app, app-only OAuth2):\n{}\n\
