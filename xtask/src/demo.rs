@@ -1,5 +1,7 @@
-//! `cargo xtask demo`: exgate-mock (Entra ID + Graph) and exgate-server wired together, with a
-//! seeded mailbox, two connections, an API key and a static user; prints what to try.
+//! `cargo xtask demo`: exgate-mock (Entra ID + Graph + EWS) and exgate-server wired together,
+//! with seeded mailboxes, three connections (Graph app-only, Graph delegated, and an Exchange
+//! Server connection over EWS with NTLM), an API key and a static user; lists a few messages over
+//! Graph and over EWS, then prints what to try. `cargo xtask demo --once` stops after that.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,8 +13,16 @@ use serde_json::Value;
 
 const GATEWAY: &str = "127.0.0.1:8087";
 
+/// Where cargo put the binaries: `CARGO_TARGET_DIR` when set, else the workspace's `target`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| root.join("target"), |p| root.join(p))
+}
+
 fn bin(root: &Path, name: &str) -> PathBuf {
-    root.join("target/debug").join(name)
+    target_dir(root).join("debug").join(name)
 }
 
 /// Sets the demo's isolated configuration and data folders.
@@ -93,9 +103,12 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// Runs the demo; with `once`, stops both servers after showing what works instead of waiting
+/// for Ctrl-C.
 pub(crate) fn run(
     root: &Path,
     cargo: &dyn Fn(&[&str]) -> anyhow::Result<()>,
+    once: bool,
 ) -> anyhow::Result<()> {
     cargo(&[
         "build",
@@ -122,6 +135,9 @@ pub(crate) fn run(
     let graph = ready["graph_url"]
         .as_str()
         .map_or_else(|| format!("{base}/graph/v1.0"), str::to_owned);
+    let ews = ready["ews_url"]
+        .as_str()
+        .map_or_else(|| format!("{base}/EWS/Exchange.asmx"), str::to_owned);
     let tenant = &ready["tenants"][0];
     let tid = tenant["id"].as_str().context("no tenant")?.to_owned();
     let app = |name: &str| {
@@ -188,6 +204,46 @@ pub(crate) fn run(
         ],
     )?;
 
+    // Exchange Server on premises: the mock's EWS with NTLM, as the seeded user.
+    let password_file = home.join("onprem.password");
+    std::fs::write(&password_file, &password)?;
+    exgate(
+        root,
+        &home,
+        &[
+            "connection",
+            "add",
+            "onprem",
+            "--ews-url",
+            &ews,
+            "--auth",
+            "ntlm",
+            "--username",
+            &upn,
+            "--password-file",
+            &password_file.display().to_string(),
+        ],
+    )?;
+    let over_graph = exgate(
+        root,
+        &home,
+        &[
+            "mail",
+            "list",
+            "-c",
+            "contoso-app",
+            "--mailbox",
+            &upn,
+            "--limit",
+            "3",
+        ],
+    )?;
+    let over_ews = exgate(
+        root,
+        &home,
+        &["mail", "list", "-c", "onprem", "--limit", "3"],
+    )?;
+
     let mut key_cmd = Command::new(bin(root, "exgate-server"));
     isolated(&mut key_cmd, &home);
     let out = key_cmd
@@ -231,13 +287,27 @@ pub(crate) fn run(
     )?;
 
     let gw = format!("http://{GATEWAY}");
+    let exe = bin(root, "exgate").display().to_string();
     let env = format!(
         "XDG_CONFIG_HOME={0}/config XDG_DATA_HOME={0}/data",
         home.display()
     );
+    let indent = |text: &str| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
     println!(
-        "\nexgate demo is running — Ctrl-C stops it.\n\n\
-         exgate-mock (Entra ID + Graph): {base}\n  tenant {tid}, user {upn} / {password}\n\
+        "\nThe same mailbox, {upn}, three messages of its Inbox each way:\n\n\
+         over Microsoft Graph (Exchange Online connection contoso-app, app-only OAuth2):\n{}\n\
+         over EWS (Exchange Server connection onprem, NTLM to {ews}):\n{}",
+        indent(&over_graph),
+        indent(&over_ews)
+    );
+    let running = if once {
+        "exgate demo ran (--once: stopping it now)."
+    } else {
+        "exgate demo is running — Ctrl-C stops it."
+    };
+    println!(
+        "\n{running}\n\n\
+         exgate-mock (Entra ID + Graph + EWS): {base}\n  tenant {tid}, user {upn} / {password}\n  EWS: {ews}\n\
          exgate-server:                  {gw}\n  admin user `admin`, password {admin_password}\n  API key (connections contoso-app, contoso): {key}\n\n\
          Try, through the gateway:\n\
          \x20 # the mailbox of static user `invoices-bot` (app-only connection contoso-app):\n\
@@ -248,9 +318,19 @@ pub(crate) fn run(
          \x20 # the admin's view of connections and known users:\n\
          \x20 curl -s -u 'admin:{admin_password}' {gw}/api/v1/connections/contoso/accounts\n\n\
          Or with the CLI, on the same configuration and store:\n\
-         \x20 {env} target/debug/exgate mail list -c contoso-app --mailbox {upn}\n\
-         \x20 {env} target/debug/exgate login -c contoso --manual\n"
+         \x20 {env} {exe} mail list -c contoso-app --mailbox {upn}\n\
+         \x20 {env} {exe} login -c contoso --manual\n\
+         \x20 # Exchange Server over EWS (connection onprem, NTLM):\n\
+         \x20 {env} {exe} mail list -c onprem\n\
+         \x20 {env} {exe} calendar list -c onprem\n"
     );
+    if once {
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = mock.kill();
+        let _ = mock.wait();
+        return Ok(());
+    }
     let status = server.wait()?;
     let _ = mock.kill();
     let _ = mock.wait();

@@ -4,7 +4,8 @@
 //! - `bench`: a cached token lookup (criterion), EWS answers decoded (MB/s), then a
 //!   20,000-message export from the throttled mock Graph and one over the throttled mock EWS,
 //!   each reported as a fraction of the allowed rate.
-//! - `demo`: exgate-mock and exgate-server wired together, with what to try.
+//! - `demo`: exgate-mock and exgate-server wired together, a mailbox listed over Graph and over
+//!   EWS, with what to try (`--once`: stop after that).
 //! - `fixtures`: generate a mailbox of any size for `exgate-mock --mailboxes`.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
@@ -15,7 +16,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache and EWS decoding benchmarks, then the Graph and EWS exports against the throttled mock\n  demo   exgate-mock and exgate-server wired together, with what to try\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache and EWS decoding benchmarks, then the Graph and EWS exports against the throttled mock\n  demo [--once]  exgate-mock and exgate-server wired together, Graph and EWS side by side, with what to try (--once: stop after showing)\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -163,7 +164,11 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("ci") => ci(),
-        Some("demo") => demo::run(&workspace_root(), &cargo),
+        Some("demo") => demo::run(
+            &workspace_root(),
+            &cargo,
+            std::env::args().nth(2).as_deref() == Some("--once"),
+        ),
         Some("fixtures") => fixtures(std::env::args().skip(2).collect()),
         Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
             .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "ews_decode"]))

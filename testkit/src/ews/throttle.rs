@@ -151,7 +151,11 @@ mod tests {
         );
         assert!(t.acquire("a@x", now + time::Duration::seconds(60)).is_ok());
         assert_eq!(t.max_seen("A@x"), 42);
-        assert_eq!(t.refused("A@x"), 2, "one over the concurrency, one over the budget");
+        assert_eq!(
+            t.refused("A@x"),
+            2,
+            "one over the concurrency, one over the budget"
+        );
         assert_eq!(t.refused("b@x"), 0);
     }
 }
