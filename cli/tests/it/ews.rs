@@ -663,6 +663,52 @@ async fn export_over_ews_writes_every_message_and_resumes() {
 }
 
 #[tokio::test]
+async fn export_of_every_folder_over_ews_holds_every_message() {
+    let env = Env::new().await;
+    onprem(&env, "basic", seed::ADELE, seed::ADELE_PASSWORD).await;
+    let all = env.mock.mailbox_content(seed::ADELE).unwrap().messages;
+    let folders: std::collections::BTreeSet<_> =
+        all.iter().map(|m| m.folder.to_ascii_lowercase()).collect();
+    assert!(
+        folders.len() > 1,
+        "the seed has messages in several folders: {folders:?}"
+    );
+    let out = env.dir.path().join("everything");
+    let run = env
+        .run(&[
+            "mail",
+            "export",
+            "--folder",
+            "all",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    let mut emls = Vec::new();
+    for dir in std::fs::read_dir(&out).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for f in std::fs::read_dir(&dir).unwrap() {
+                emls.push(
+                    String::from_utf8_lossy(&std::fs::read(f.unwrap().path()).unwrap())
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    assert_eq!(emls.len(), all.len(), "{}", run.dump());
+    for m in &all {
+        assert!(
+            emls.iter().any(|e| e.contains(&m.subject)),
+            "{} ({}) missing",
+            m.subject,
+            m.folder
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_calendar_command_over_ews() {
     let env = Env::new().await;
     onprem(&env, "ntlm", seed::ADELE, seed::ADELE_PASSWORD).await;

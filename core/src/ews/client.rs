@@ -25,7 +25,7 @@ use crate::Error;
 use crate::mailbox::{
     Attachment, Availability, Body, BodyKind, Calendar, Contact, ContactDraft, Contacts, Event,
     EventDraft, Folder, FolderChanges, FolderRef, FreeBusy, Mail, MailboxError, MailboxRef,
-    Message, MessageQuery, MessageSummary, NewMessage, Page, Recipient, TimeZone, WellKnownFolder,
+    Message, MessageQuery, MessageSummary, NewMessage, Page, Recipient, TimeZone,
 };
 use crate::pipeline::{ByteStream, Failure, PageTokens, Pipeline, Request, Retry, TokenScope};
 
@@ -474,6 +474,80 @@ impl EwsMailbox {
     }
 }
 
+impl EwsMailbox {
+    async fn find_messages(
+        &self,
+        mailbox: &MailboxRef,
+        folder: FolderSpec,
+        query: &MessageQuery,
+        offset: u32,
+    ) -> Result<wire::FoundItems<MessageSummary>, Error> {
+        let request = FindMessages::new(folder, query, offset);
+        let names = || Names {
+            what: "folder",
+            id: "",
+        };
+        let body = self.read(mailbox, &request, names()).await?;
+        self.single(wire::decode_find_messages(&body), mailbox, names())
+    }
+
+    /// Messages of every mail folder, as Graph's `/messages` lists them: EWS's `FindItem` searches
+    /// one folder, so the listing walks the folders in turn. The page state names the folder and
+    /// the offset in it; empty folders are passed over within one call.
+    async fn messages_everywhere(
+        &self,
+        mailbox: &MailboxRef,
+        query: &MessageQuery,
+        scope: &TokenScope<'_>,
+        state: Option<String>,
+    ) -> Result<Page<MessageSummary>, Error> {
+        let folders = self.folders(mailbox).await?;
+        let (mut index, mut offset) = match state {
+            None => (0, 0),
+            Some(s) => {
+                let (id, offset) = s
+                    .rsplit_once('\n')
+                    .and_then(|(id, o)| Some((id, o.parse::<u32>().ok()?)))
+                    .ok_or_else(|| MailboxError::Invalid("a damaged page token".into()))?;
+                let index = folders.iter().position(|f| f.id == id).ok_or_else(|| {
+                    MailboxError::Invalid(
+                        "the folder this page token continues in is gone; list again without it"
+                            .into(),
+                    )
+                })?;
+                (index, offset)
+            }
+        };
+        while let Some(folder) = folders.get(index) {
+            let found = self
+                .find_messages(mailbox, FolderSpec::Id(folder.id.clone()), query, offset)
+                .await?;
+            let next = match found
+                .next_offset
+                .filter(|&n| n > offset && !found.items.is_empty())
+            {
+                Some(n) => Some((index, n)),
+                None => (index + 1 < folders.len()).then_some((index + 1, 0)),
+            };
+            if found.items.is_empty() {
+                match next {
+                    Some((i, o)) => (index, offset) = (i, o),
+                    None => break,
+                }
+                continue;
+            }
+            return Ok(Page {
+                items: found.items,
+                next: next.map(|(i, o)| self.pages.seal(scope, &format!("{}\n{o}", folders[i].id))),
+            });
+        }
+        Ok(Page {
+            items: Vec::new(),
+            next: None,
+        })
+    }
+}
+
 /// A stable digest of what a page token is for.
 fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -510,18 +584,15 @@ impl Mail for EwsMailbox {
         query: &MessageQuery,
         page: Option<&str>,
     ) -> Result<Page<MessageSummary>, Error> {
-        let folder = self
-            .folder(
-                mailbox,
-                query
-                    .folder
-                    .as_ref()
-                    .unwrap_or(&FolderRef::WellKnown(WellKnownFolder::Inbox)),
-            )
-            .await?;
+        let folder = match &query.folder {
+            Some(f) => Some(self.folder(mailbox, f).await?),
+            None => None,
+        };
         let key = mailbox.key(&self.me);
         let detail = digest(&[
-            &format!("{folder:?}"),
+            &folder
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), |f| format!("{f:?}")),
             &query.unread_only.to_string(),
             query.from.as_deref().unwrap_or_default(),
             &query
@@ -532,21 +603,21 @@ impl Mail for EwsMailbox {
             &query.page_size.to_string(),
         ]);
         let scope = self.scope("messages", &key, detail);
-        let offset = match page {
-            Some(token) => self
-                .pages
-                .open(&scope, token)?
-                .parse::<u32>()
-                .map_err(|_| MailboxError::Invalid("a damaged page token".into()))?,
+        let state = match page {
+            Some(token) => Some(self.pages.open(&scope, token)?),
+            None => None,
+        };
+        let damaged = || Error::from(MailboxError::Invalid("a damaged page token".into()));
+        let Some(folder) = folder else {
+            return self
+                .messages_everywhere(mailbox, query, &scope, state)
+                .await;
+        };
+        let offset = match state {
+            Some(s) => s.parse::<u32>().map_err(|_| damaged())?,
             None => 0,
         };
-        let request = FindMessages::new(folder, query, offset);
-        let names = || Names {
-            what: "folder",
-            id: "",
-        };
-        let body = self.read(mailbox, &request, names()).await?;
-        let found = self.single(wire::decode_find_messages(&body), mailbox, names())?;
+        let found = self.find_messages(mailbox, folder, query, offset).await?;
         let next = found
             .next_offset
             .filter(|&n| n > offset && !found.items.is_empty())

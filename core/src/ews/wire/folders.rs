@@ -110,6 +110,12 @@ pub(super) fn is_folder(e: &Elem<'_>) -> bool {
 
 /// A folder element (the reader is inside it).
 pub(super) fn read_folder(r: &mut Reader<'_>) -> Result<Folder, WireError> {
+    read_folder_and_class(r).map(|(f, _)| f)
+}
+
+/// A folder element and its `FolderClass`, if it has one.
+fn read_folder_and_class(r: &mut Reader<'_>) -> Result<(Folder, Option<String>), WireError> {
+    let mut class = None;
     let mut f = Folder {
         id: String::new(),
         name: String::new(),
@@ -136,20 +142,27 @@ pub(super) fn read_folder(r: &mut Reader<'_>) -> Result<Folder, WireError> {
             "TotalCount" => f.total = parse_num(&r.text()?, "TotalCount")?,
             "ChildFolderCount" => f.children = parse_num(&r.text()?, "ChildFolderCount")?,
             "UnreadCount" => f.unread = parse_num(&r.text()?, "UnreadCount")?,
+            "FolderClass" => class = Some(r.text()?.into_owned()),
             _ => r.skip()?,
         }
     }
     if f.id.is_empty() {
         return Err(WireError::malformed("a folder without FolderId"));
     }
-    Ok(f)
+    Ok((f, class))
 }
 
 /// The answer to `FindFolder`.
 pub fn decode_find_folders(xml: &[u8]) -> Result<Decoded<FoundItems<Folder>>, WireError> {
+    // The neutral folder is a mail folder: calendar, contacts, tasks and search folders, and
+    // plain folders of another class (`IPF.Configuration`, …), are left out, as Graph's
+    // `mailFolders` leaves them out.
     decode_found(xml, "FindFolder", "Folders", |r, e| {
-        if is_folder(e) {
-            read_folder(r).map(Some)
+        if e.ns == Ns::Types && e.local() == "Folder" {
+            let (folder, class) = read_folder_and_class(r)?;
+            Ok(class
+                .is_none_or(|c| c == "IPF.Note" || c.starts_with("IPF.Note."))
+                .then_some(folder))
         } else {
             r.skip().map(|()| None)
         }
