@@ -183,7 +183,8 @@ fn folders_are_read_from_find_get_and_sync() {
         .unwrap()
         .into_single()
         .unwrap();
-    assert_eq!(page.items.len(), 3);
+    // Only mail folders: the Calendar and Contacts folders are not the neutral (mail) folder.
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
     assert_eq!(
         page.items[0],
         Folder {
@@ -195,7 +196,7 @@ fn folders_are_read_from_find_get_and_sync() {
             children: 1,
         }
     );
-    assert_eq!(page.items[1].name, "Calendar");
+    assert!(page.items.iter().all(|f| f.name != "Calendar" && f.name != "Contacts"));
     let results = decode_get_folders(samples::get_folder().as_bytes())
         .unwrap()
         .into_results();
