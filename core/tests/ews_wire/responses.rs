@@ -196,7 +196,11 @@ fn folders_are_read_from_find_get_and_sync() {
             children: 1,
         }
     );
-    assert!(page.items.iter().all(|f| f.name != "Calendar" && f.name != "Contacts"));
+    assert!(
+        page.items
+            .iter()
+            .all(|f| f.name != "Calendar" && f.name != "Contacts")
+    );
     let results = decode_get_folders(samples::get_folder().as_bytes())
         .unwrap()
         .into_results();
