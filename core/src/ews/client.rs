@@ -682,18 +682,7 @@ impl Mail for EwsMailbox {
     }
 
     async fn send(&self, mailbox: &MailboxRef, message: &NewMessage) -> Result<(), Error> {
-        let limit = self.pipe.limits().max_item_bytes;
-        let size: u64 = message
-            .attachments
-            .iter()
-            .map(|a| a.content.len() as u64)
-            .sum();
-        if size > limit {
-            return Err(MailboxError::Invalid(format!(
-                "the attachments total {size} bytes; exgate sends at most {limit} (limits.max_item_mb)"
-            ))
-            .into());
-        }
+        message.check_size(self.pipe.limits().max_item_bytes)?;
         // Saved, then sent by ID: a retry of the send never delivers twice.
         let id = self.create_draft(mailbox, message).await?;
         self.send_draft(mailbox, id, message.save_to_sent).await

@@ -629,18 +629,7 @@ impl Mail for GraphMailbox {
     }
 
     async fn send(&self, mailbox: &MailboxRef, message: &NewMessage) -> Result<(), Error> {
-        let limit = self.pipe.limits().max_item_bytes;
-        let size: u64 = message
-            .attachments
-            .iter()
-            .map(|a| a.content.len() as u64)
-            .sum();
-        if size > limit {
-            return Err(MailboxError::Invalid(format!(
-                "the attachments total {size} bytes; exgate sends at most {limit} (limits.max_item_mb)"
-            ))
-            .into());
-        }
+        message.check_size(self.pipe.limits().max_item_bytes)?;
         let root = self.root(mailbox)?;
         let mut inline = Vec::new();
         let mut large = Vec::new();

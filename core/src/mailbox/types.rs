@@ -230,6 +230,24 @@ pub struct NewMessage {
     pub save_to_sent: bool,
 }
 
+impl NewMessage {
+    /// Refuses attachments that together exceed `limit` bytes (`limits.max_item_mb`), before
+    /// anything is sent.
+    pub fn check_size(&self, limit: u64) -> Result<(), super::MailboxError> {
+        let size: u64 = self
+            .attachments
+            .iter()
+            .map(|a| a.content.len() as u64)
+            .sum();
+        if size > limit {
+            return Err(super::MailboxError::Invalid(format!(
+                "the attachments total {size} bytes; exgate sends at most {limit} (limits.max_item_mb)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Which messages to list.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageQuery {
