@@ -548,6 +548,34 @@ impl EwsMailbox {
     }
 }
 
+/// The offset an opened page state holds (0 for the first page).
+fn offset_of(state: Option<String>) -> Result<u32, Error> {
+    state.map_or(Ok(0), |s| {
+        s.parse::<u32>()
+            .map_err(|_| MailboxError::Invalid("a damaged page token".into()).into())
+    })
+}
+
+impl EwsMailbox {
+    /// A page of an offset-paged `Find*` answer, with the next offset sealed to `scope`; a
+    /// server that does not move forward ends the listing.
+    fn offset_page<T>(
+        &self,
+        scope: &TokenScope<'_>,
+        offset: u32,
+        found: wire::FoundItems<T>,
+    ) -> Page<T> {
+        let next = found
+            .next_offset
+            .filter(|&n| n > offset && !found.items.is_empty())
+            .map(|n| self.pages.seal(scope, &n.to_string()));
+        Page {
+            items: found.items,
+            next,
+        }
+    }
+}
+
 /// A stable digest of what a page token is for.
 fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -607,25 +635,14 @@ impl Mail for EwsMailbox {
             Some(token) => Some(self.pages.open(&scope, token)?),
             None => None,
         };
-        let damaged = || Error::from(MailboxError::Invalid("a damaged page token".into()));
         let Some(folder) = folder else {
             return self
                 .messages_everywhere(mailbox, query, &scope, state)
                 .await;
         };
-        let offset = match state {
-            Some(s) => s.parse::<u32>().map_err(|_| damaged())?,
-            None => 0,
-        };
+        let offset = offset_of(state)?;
         let found = self.find_messages(mailbox, folder, query, offset).await?;
-        let next = found
-            .next_offset
-            .filter(|&n| n > offset && !found.items.is_empty())
-            .map(|n| self.pages.seal(&scope, &n.to_string()));
-        Ok(Page {
-            items: found.items,
-            next,
-        })
+        Ok(self.offset_page(&scope, offset, found))
     }
 
     async fn message(
@@ -977,14 +994,11 @@ impl Contacts for EwsMailbox {
     ) -> Result<Page<Contact>, Error> {
         let key = mailbox.key(&self.me);
         let scope = self.scope("contacts", &key, String::new());
-        let offset = match page {
-            Some(token) => self
-                .pages
-                .open(&scope, token)?
-                .parse::<u32>()
-                .map_err(|_| MailboxError::Invalid("a damaged page token".into()))?,
-            None => 0,
+        let state = match page {
+            Some(token) => Some(self.pages.open(&scope, token)?),
+            None => None,
         };
+        let offset = offset_of(state)?;
         let request = FindContacts::new(offset, 100);
         let names = || Names {
             what: "contacts",
@@ -992,14 +1006,7 @@ impl Contacts for EwsMailbox {
         };
         let body = self.read(mailbox, &request, names()).await?;
         let found = self.single(wire::decode_find_contacts(&body), mailbox, names())?;
-        let next = found
-            .next_offset
-            .filter(|&n| n > offset && !found.items.is_empty())
-            .map(|n| self.pages.seal(&scope, &n.to_string()));
-        Ok(Page {
-            items: found.items,
-            next,
-        })
+        Ok(self.offset_page(&scope, offset, found))
     }
 
     async fn contact(&self, mailbox: &MailboxRef, id: &str) -> Result<Contact, Error> {
