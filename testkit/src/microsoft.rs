@@ -609,48 +609,68 @@ fn admin_router(faults: Faults, entra: EntraState, ews: EwsState, oidc: OidcStat
         faults.clear();
         Json(report).into_response()
     }
-    async fn get_entra(State(entra): State<EntraState>) -> Response {
-        Json(entra.switches()).into_response()
+    Router::new()
+        .route(
+            "/_mock/faults",
+            axum::routing::get(get).post(post).delete(delete),
+        )
+        .with_state(faults)
+        .merge(switch_routes::<EntraState>("/_mock/entra", entra))
+        .merge(switch_routes::<EwsState>("/_mock/ews", ews))
+        .merge(switch_routes::<OidcState>("/_mock/oidc", oidc))
+}
+
+/// A mock whose switches `GET` reads and `POST` changes (a JSON change, applied whole or
+/// refused with 400 and why).
+trait Switchboard: Clone + Send + Sync + 'static {
+    type Switches: serde::Serialize;
+    fn switches(&self) -> Self::Switches;
+    fn change(&self, json: &str) -> Result<Self::Switches, String>;
+}
+
+impl Switchboard for EntraState {
+    type Switches = crate::entra::EntraSwitches;
+    fn switches(&self) -> Self::Switches {
+        EntraState::switches(self)
     }
-    async fn post_entra(State(entra): State<EntraState>, body: axum::body::Bytes) -> Response {
+    fn change(&self, json: &str) -> Result<Self::Switches, String> {
+        EntraSwitchChange::from_json(json).and_then(|c| self.change_switches(&c))
+    }
+}
+
+impl Switchboard for EwsState {
+    type Switches = crate::ews::EwsSwitches;
+    fn switches(&self) -> Self::Switches {
+        EwsState::switches(self)
+    }
+    fn change(&self, json: &str) -> Result<Self::Switches, String> {
+        EwsSwitchChange::from_json(json).and_then(|c| self.change_switches(&c))
+    }
+}
+
+impl Switchboard for OidcState {
+    type Switches = crate::oidc::OidcSwitches;
+    fn switches(&self) -> Self::Switches {
+        OidcState::switches(self)
+    }
+    fn change(&self, json: &str) -> Result<Self::Switches, String> {
+        OidcSwitchChange::from_json(json).and_then(|c| self.change_switches(&c))
+    }
+}
+
+fn switch_routes<S: Switchboard>(path: &str, state: S) -> Router {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+
+    async fn get<S: Switchboard>(State(s): State<S>) -> Response {
+        Json(s.switches()).into_response()
+    }
+    async fn post<S: Switchboard>(State(s): State<S>, body: axum::body::Bytes) -> Response {
         let changed = std::str::from_utf8(&body)
             .map_err(|_| "the body is not UTF-8".to_string())
-            .and_then(EntraSwitchChange::from_json)
-            .and_then(|change| entra.change_switches(&change));
-        match changed {
-            Ok(switches) => Json(switches).into_response(),
-            Err(e) => (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": e})),
-            )
-                .into_response(),
-        }
-    }
-    async fn get_ews(State(ews): State<EwsState>) -> Response {
-        Json(ews.switches()).into_response()
-    }
-    async fn post_ews(State(ews): State<EwsState>, body: axum::body::Bytes) -> Response {
-        let changed = std::str::from_utf8(&body)
-            .map_err(|_| "the body is not UTF-8".to_string())
-            .and_then(EwsSwitchChange::from_json)
-            .and_then(|change| ews.change_switches(&change));
-        match changed {
-            Ok(switches) => Json(switches).into_response(),
-            Err(e) => (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": e})),
-            )
-                .into_response(),
-        }
-    }
-    async fn get_oidc(State(oidc): State<OidcState>) -> Response {
-        Json(oidc.switches()).into_response()
-    }
-    async fn post_oidc(State(oidc): State<OidcState>, body: axum::body::Bytes) -> Response {
-        let changed = std::str::from_utf8(&body)
-            .map_err(|_| "the body is not UTF-8".to_string())
-            .and_then(OidcSwitchChange::from_json)
-            .and_then(|change| oidc.change_switches(&change));
+            .and_then(|json| s.change(json));
         match changed {
             Ok(switches) => Json(switches).into_response(),
             Err(e) => (
@@ -661,27 +681,6 @@ fn admin_router(faults: Faults, entra: EntraState, ews: EwsState, oidc: OidcStat
         }
     }
     Router::new()
-        .route("/_mock/ews", axum::routing::get(get_ews).post(post_ews))
-        .with_state(ews)
-        .merge(
-            Router::new()
-                .route(
-                    "/_mock/faults",
-                    axum::routing::get(get).post(post).delete(delete),
-                )
-                .with_state(faults)
-                .merge(
-                    Router::new()
-                        .route(
-                            "/_mock/entra",
-                            axum::routing::get(get_entra).post(post_entra),
-                        )
-                        .with_state(entra),
-                ),
-        )
-        .merge(
-            Router::new()
-                .route("/_mock/oidc", axum::routing::get(get_oidc).post(post_oidc))
-                .with_state(oidc),
-        )
+        .route(path, axum::routing::get(get::<S>).post(post::<S>))
+        .with_state(state)
 }
