@@ -20,6 +20,7 @@ mod contoso;
 pub mod directory;
 pub mod entra;
 pub mod ews;
+mod exchange_token;
 pub mod faults;
 pub mod fixtures;
 pub mod graph;
