@@ -20,17 +20,19 @@ mod wire;
 
 use std::collections::{BTreeMap, HashSet};
 
-use imap_codec::fragmentizer::{DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::fragmentizer::{
+    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
+};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{LiteralMode, Tag};
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
-use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use crate::mailproto::auth::{self, Granted, Refusal};
@@ -82,6 +84,7 @@ pub(crate) async fn session(state: MailState, mut conn: Conn) {
         ..Session::default()
     };
     let _ = serve(&state, &mut conn, &mut s).await;
+    conn.close().await;
     if let Some(mailbox) = s.counted.take() {
         let mut own = state.own();
         if let Some(n) = own.imap_open.get_mut(&mailbox) {
@@ -117,13 +120,18 @@ async fn serve(state: &MailState, conn: &mut Conn, s: &mut Session) -> Result<()
             continue;
         };
         if let FragmentInfo::Line {
-            announcement: Some(LiteralAnnouncement { mode: lit_mode, length }),
+            announcement:
+                Some(LiteralAnnouncement {
+                    mode: lit_mode,
+                    length,
+                }),
             ..
         } = info
         {
             if length <= max_literal(state) {
                 if lit_mode == LiteralMode::Sync {
-                    conn.send(b"+ Ready for additional command text.\r\n").await?;
+                    conn.send(b"+ Ready for additional command text.\r\n")
+                        .await?;
                 }
             } else if let (LiteralMode::Sync, Some(tag)) = (lit_mode, frag.decode_tag()) {
                 let tag = tag.into_static();
@@ -149,18 +157,21 @@ async fn serve(state: &MailState, conn: &mut Conn, s: &mut Session) -> Result<()
                         if let Some(next) = command_of(state, conn, s, command, &mut frag).await? {
                             mode = next;
                         }
-                        if s.granted.as_ref().is_some_and(|g| !g.connected) && s.not_connected >= 2 {
+                        if s.granted.as_ref().is_some_and(|g| !g.connected) && s.not_connected >= 2
+                        {
                             conn.send(b"* BYE Connection closed. 14\r\n").await?;
                             return Ok(());
                         }
                     }
                     Err(DecodeMessageError::MessageTooLong { .. }) => {
-                        conn.send(&status::bad(None, "Command Argument Error. 11")).await?;
+                        conn.send(&status::bad(None, "Command Argument Error. 11"))
+                            .await?;
                     }
                     Err(_) => {
                         let tag = frag.decode_tag().map(|t| t.into_static());
                         state.record_command(s.id, "(unparsable)");
-                        conn.send(&status::bad(tag.as_ref(), "Command Error. 12")).await?;
+                        conn.send(&status::bad(tag.as_ref(), "Command Error. 12"))
+                            .await?;
                     }
                 }
                 if matches!(mode, Mode::Command) && conn_closed(s) {
@@ -220,7 +231,11 @@ async fn command_of(
     // Commands any state takes.
     match command.body {
         CommandBody::Capability => {
-            let caps = if tls { CAPABILITIES } else { CAPABILITIES_PLAIN };
+            let caps = if tls {
+                CAPABILITIES
+            } else {
+                CAPABILITIES_PLAIN
+            };
             let mut out = format!("* CAPABILITY {caps}\r\n").into_bytes();
             out.extend(status::ok(Some(&tag), None, "CAPABILITY completed."));
             conn.send(&out).await?;
@@ -247,8 +262,11 @@ async fn command_of(
         }
         CommandBody::StartTLS => {
             if tls {
-                conn.send(&status::bad(Some(&tag), "Command received in Invalid state."))
-                    .await?;
+                conn.send(&status::bad(
+                    Some(&tag),
+                    "Command received in Invalid state.",
+                ))
+                .await?;
             } else {
                 conn.send(&status::ok(Some(&tag), None, "Begin TLS negotiation now."))
                     .await?;
@@ -265,8 +283,11 @@ async fn command_of(
             }
             if s.granted.as_ref().is_some_and(|g| !g.connected) {
                 s.not_connected += 1;
-                conn.send(&status::bad(Some(&tag), "User is authenticated but not connected."))
-                    .await?;
+                conn.send(&status::bad(
+                    Some(&tag),
+                    "User is authenticated but not connected.",
+                ))
+                .await?;
                 return Ok(None);
             }
             if let CommandBody::Idle = body {
@@ -297,7 +318,8 @@ async fn not_authenticated(
                 AuthMechanism::XOAuth2 => "XOAUTH2".to_string(),
                 AuthMechanism::Plain => "PLAIN".to_string(),
                 _ => {
-                    conn.send(&status::no(Some(&tag), None, "AUTHENTICATE failed.")).await?;
+                    conn.send(&status::no(Some(&tag), None, "AUTHENTICATE failed."))
+                        .await?;
                     return Ok(None);
                 }
             };
@@ -305,7 +327,8 @@ async fn not_authenticated(
             match initial_response {
                 Some(ir) => {
                     let raw = ir.declassify().to_vec();
-                    let answer = authenticated_answer(&tag, authenticate(state, s, &mechanism, &raw));
+                    let answer =
+                        authenticated_answer(&tag, authenticate(state, s, &mechanism, &raw));
                     conn.send(&answer).await?;
                     Ok(None)
                 }
@@ -320,7 +343,8 @@ async fn not_authenticated(
             let user = String::from_utf8_lossy(username.as_ref()).to_string();
             let password = String::from_utf8_lossy(password.declassify().as_ref()).to_string();
             state.record(s.id, |r| r.mailbox = Some(user.clone()));
-            let result = auth::authorize_password(state, MailProtocol::Imap, None, &user, &password);
+            let result =
+                auth::authorize_password(state, MailProtocol::Imap, None, &user, &password);
             let answer = match granted(state, s, result) {
                 Ok(()) => status::ok(Some(&tag), None, "LOGIN completed."),
                 Err(()) => status::no(Some(&tag), None, "LOGIN failed."),
@@ -329,8 +353,11 @@ async fn not_authenticated(
             Ok(None)
         }
         _ => {
-            conn.send(&status::bad(Some(&tag), "Command received in Invalid state."))
-                .await?;
+            conn.send(&status::bad(
+                Some(&tag),
+                "Command received in Invalid state.",
+            ))
+            .await?;
             Ok(None)
         }
     }
@@ -389,7 +416,14 @@ fn granted(state: &MailState, s: &mut Session, result: Result<Granted, Refusal>)
     }
     s.counted = Some(key);
     state.record(s.id, |r| {
-        r.outcome = Some(if granted.connected { "ok" } else { "not_connected" }.into());
+        r.outcome = Some(
+            if granted.connected {
+                "ok"
+            } else {
+                "not_connected"
+            }
+            .into(),
+        );
         r.mailbox = Some(granted.mailbox.clone());
         r.app_only = granted.app_only();
     });
@@ -493,7 +527,12 @@ async fn idle(
 }
 
 /// The authenticated and selected states.
-fn authenticated(state: &MailState, s: &mut Session, tag: &Tag<'static>, body: CommandBody<'static>) -> Vec<u8> {
+fn authenticated(
+    state: &MailState,
+    s: &mut Session,
+    tag: &Tag<'static>,
+    body: CommandBody<'static>,
+) -> Vec<u8> {
     let Some(granted) = s.granted.clone() else {
         return status::bad(Some(tag), "Command received in Invalid state.");
     };
@@ -506,14 +545,44 @@ fn authenticated(state: &MailState, s: &mut Session, tag: &Tag<'static>, body: C
         }
         CommandBody::Select { mailbox: name, .. } => select(state, s, tag, &name, false, &mut out),
         CommandBody::Examine { mailbox: name, .. } => select(state, s, tag, &name, true, &mut out),
-        CommandBody::List { reference, mailbox_wildcard } => list(state, mailbox, tag, &reference, &mailbox_wildcard, "LIST", &mut out),
-        CommandBody::Lsub { reference, mailbox_wildcard } => list(state, mailbox, tag, &reference, &mailbox_wildcard, "LSUB", &mut out),
-        CommandBody::Status { mailbox: name, item_names } => status_of(state, mailbox, tag, &name, item_names.as_ref(), &mut out),
+        CommandBody::List {
+            reference,
+            mailbox_wildcard,
+        } => list(
+            state,
+            mailbox,
+            tag,
+            &reference,
+            &mailbox_wildcard,
+            "LIST",
+            &mut out,
+        ),
+        CommandBody::Lsub {
+            reference,
+            mailbox_wildcard,
+        } => list(
+            state,
+            mailbox,
+            tag,
+            &reference,
+            &mailbox_wildcard,
+            "LSUB",
+            &mut out,
+        ),
+        CommandBody::Status {
+            mailbox: name,
+            item_names,
+        } => status_of(state, mailbox, tag, &name, item_names.as_ref(), &mut out),
         CommandBody::Create { mailbox: name } => create(state, mailbox, tag, &name),
         CommandBody::Subscribe { .. } | CommandBody::Unsubscribe { .. } => {
             status::ok(Some(tag), None, "completed.")
         }
-        CommandBody::Append { mailbox: name, flags, date, message } => {
+        CommandBody::Append {
+            mailbox: name,
+            flags,
+            date,
+            message,
+        } => {
             let bytes = match &message {
                 LiteralOrLiteral8::Literal(l) => l.as_ref().to_vec(),
                 LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
@@ -557,18 +626,32 @@ fn authenticated(state: &MailState, s: &mut Session, tag: &Tag<'static>, body: C
             out.extend(search_cmd(state, s, criteria.as_ref(), uid));
             status::ok(Some(tag), None, "SEARCH completed.")
         }
-        CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
+        CommandBody::Fetch {
+            sequence_set,
+            macro_or_item_names,
+            uid,
+            ..
+        } => {
             out.extend(sync(state, s));
             let items = match &macro_or_item_names {
-                MacroOrMessageDataItemNames::Macro(m) => {
-                    m.expand().into_iter().map(IntoStatic::into_static).collect()
-                }
+                MacroOrMessageDataItemNames::Macro(m) => m
+                    .expand()
+                    .into_iter()
+                    .map(IntoStatic::into_static)
+                    .collect(),
                 MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
             };
             out.extend(fetch_cmd(state, s, &sequence_set, &items, uid));
             status::ok(Some(tag), None, "FETCH completed.")
         }
-        CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
+        CommandBody::Store {
+            sequence_set,
+            kind,
+            response,
+            flags,
+            uid,
+            ..
+        } => {
             out.extend(sync(state, s));
             match store_cmd(state, s, &sequence_set, kind, response, &flags, uid) {
                 Ok(lines) => {
@@ -578,11 +661,19 @@ fn authenticated(state: &MailState, s: &mut Session, tag: &Tag<'static>, body: C
                 Err(text) => status::no(Some(tag), None, text),
             }
         }
-        CommandBody::Copy { sequence_set, mailbox: target, uid } => {
+        CommandBody::Copy {
+            sequence_set,
+            mailbox: target,
+            uid,
+        } => {
             out.extend(sync(state, s));
             copy_or_move(state, s, tag, &sequence_set, &target, uid, false, &mut out)
         }
-        CommandBody::Move { sequence_set, mailbox: target, uid } => {
+        CommandBody::Move {
+            sequence_set,
+            mailbox: target,
+            uid,
+        } => {
             out.extend(sync(state, s));
             copy_or_move(state, s, tag, &sequence_set, &target, uid, true, &mut out)
         }
@@ -612,7 +703,11 @@ fn select(
             return status::no(Some(tag), None, "Mailbox doesn't exist.");
         };
         let Some(folder) = folders::imap_folder(mb, &name) else {
-            return status::no(Some(tag), None, &format!("The requested item could not be found."));
+            return status::no(
+                Some(tag),
+                None,
+                &format!("The requested item could not be found."),
+            );
         };
         let mut in_folder: Vec<(u64, bool)> = mb
             .messages
@@ -660,9 +755,9 @@ fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
         Some((b'%', rest)) => (0..=name.len())
             .take_while(|i| *i == 0 || name[i - 1] != DELIMITER as u8)
             .any(|i| pattern_matches(rest, &name[i..])),
-        Some((c, rest)) => name
-            .split_first()
-            .is_some_and(|(n, name_rest)| n.eq_ignore_ascii_case(c) && pattern_matches(rest, name_rest)),
+        Some((c, rest)) => name.split_first().is_some_and(|(n, name_rest)| {
+            n.eq_ignore_ascii_case(c) && pattern_matches(rest, name_rest)
+        }),
     }
 }
 
@@ -817,7 +912,11 @@ fn append(
     }
     let validity = state.uid_validity(mailbox, folder);
     let uid = u32::try_from(seq).unwrap_or(u32::MAX);
-    status::ok_code(tag, &format!("APPENDUID {validity} {uid}"), "APPEND completed.")
+    status::ok_code(
+        tag,
+        &format!("APPENDUID {validity} {uid}"),
+        "APPEND completed.",
+    )
 }
 
 /// The selected messages `(sequence number, uid)` a set names.
@@ -938,9 +1037,17 @@ fn store_cmd(
         drop(store);
         state.own().imap_flags.insert((key.clone(), item), extra);
         if response == StoreResponse::Answer {
-            let uid_part = if uid { format!(" UID {u}") } else { String::new() };
+            let uid_part = if uid {
+                format!(" UID {u}")
+            } else {
+                String::new()
+            };
             out.extend(
-                format!("* {seq} FETCH ({}{uid_part})\r\n", fetch::flag_list(&line_flags)).into_bytes(),
+                format!(
+                    "* {seq} FETCH ({}{uid_part})\r\n",
+                    fetch::flag_list(&line_flags)
+                )
+                .into_bytes(),
             );
         }
     }

@@ -198,10 +198,14 @@ impl MailState {
     /// The UIDVALIDITY of a folder: stable for the mock's life unless a switch changed it.
     pub(crate) fn uid_validity(&self, mailbox: &str, folder: u64) -> u32 {
         let key = (mailbox.to_ascii_lowercase(), folder);
-        self.own().uid_validity.get(&key).copied().unwrap_or_else(|| {
-            self.epoch
-                .wrapping_add(u32::try_from(folder).unwrap_or(0))
-                .max(1)
-        })
+        self.own()
+            .uid_validity
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| {
+                self.epoch
+                    .wrapping_add(u32::try_from(folder).unwrap_or(0))
+                    .max(1)
+            })
     }
 }

@@ -67,21 +67,27 @@ impl MailServers {
             let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             let addr = listener.local_addr()?;
             let state = state.clone();
-            let task = mail_conn::serve(listener, security, acceptor.clone(), idle, move |mut conn| {
-                let state = state.clone();
-                // The switch applies to connections accepted after it changed.
-                conn.set_idle_timeout(state.idle_timeout());
-                async move {
-                    match protocol {
-                        MailProtocolKind::Imap => crate::imap::session(state, conn).await,
-                        MailProtocolKind::Pop => crate::pop::session(state, conn).await,
-                        MailProtocolKind::Smtp => {
-                            let implicit = security == Security::Implicit;
-                            crate::smtp::session(state, conn, implicit).await;
+            let task = mail_conn::serve(
+                listener,
+                security,
+                acceptor.clone(),
+                idle,
+                move |mut conn| {
+                    let state = state.clone();
+                    // The switch applies to connections accepted after it changed.
+                    conn.set_idle_timeout(state.idle_timeout());
+                    async move {
+                        match protocol {
+                            MailProtocolKind::Imap => crate::imap::session(state, conn).await,
+                            MailProtocolKind::Pop => crate::pop::session(state, conn).await,
+                            MailProtocolKind::Smtp => {
+                                let implicit = security == Security::Implicit;
+                                crate::smtp::session(state, conn, implicit).await;
+                            }
                         }
                     }
-                }
-            });
+                },
+            );
             listeners.push(task);
             Ok::<SocketAddr, std::io::Error>(addr)
         };

@@ -56,13 +56,14 @@ pub(crate) async fn session(state: MailState, mut conn: Conn) {
                 }
                 continue;
             }
-            Err(_) => return,
+            Err(_) => break,
         };
         match command(&state, &mut conn, &mut s, &line).await {
             Ok(true) => {}
-            Ok(false) | Err(_) => return,
+            Ok(false) | Err(_) => break,
         }
     }
+    conn.close().await;
 }
 
 fn ok(text: &str) -> Vec<u8> {
@@ -146,13 +147,8 @@ async fn command(
                         r.mechanism = Some("USER/PASS".into());
                         r.mailbox = Some(user.clone());
                     });
-                    let result = auth::authorize_password(
-                        state,
-                        MailProtocol::Pop,
-                        None,
-                        &user,
-                        password,
-                    );
+                    let result =
+                        auth::authorize_password(state, MailProtocol::Pop, None, &user, password);
                     match login(state, s, result) {
                         Ok(()) => ok("User successfully logged on."),
                         Err(_) => err("Logon failure: unknown user name or bad password."),
@@ -277,7 +273,7 @@ fn login(state: &MailState, s: &mut Session, result: Result<Granted, Refusal>) -
         .filter(|m| Some(m.folder) == inbox)
         .map(|m| Item {
             seq: m.seq,
-            size: mime::render(m).len(),
+            size: crlf(&mime::render(m)).len(),
             uid: format!(
                 "{:02x}{:02x}{:02x}{:02x}-{}",
                 key[0], key[1], key[2], key[3], m.seq
@@ -332,6 +328,26 @@ fn listing(s: &Session, verb: &str, arg: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The message with every line ending in CRLF, as POP3 carries it (a body may hold bare LFs,
+/// the rendering may end without a line break);
+/// LIST's sizes count these bytes.
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50);
+    let mut previous = 0u8;
+    for &b in raw {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    // The last line ends with CRLF too, before the terminating dot.
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// RETR (`lines` = None) or TOP: the message, dot-stuffed, ending with the lone dot.
 fn retrieve(state: &MailState, s: &Session, i: usize, lines: Option<usize>) -> Vec<u8> {
     let Some(granted) = &s.granted else {
@@ -344,7 +360,7 @@ fn retrieve(state: &MailState, s: &Session, i: usize, lines: Option<usize>) -> V
     else {
         return err("Message has been deleted.");
     };
-    let bytes = mime::render(message);
+    let bytes = crlf(&mime::render(message));
     drop(store);
     let mut out = ok("").to_vec();
     let mut in_body = false;

@@ -69,13 +69,14 @@ pub(crate) async fn session(state: MailState, mut conn: Conn, implicit_tls: bool
                     .await;
                 return;
             }
-            Err(_) => return,
+            Err(_) => break,
         };
         match command(&state, &mut conn, &mut s, &line).await {
             Ok(true) => {}
-            Ok(false) | Err(_) => return,
+            Ok(false) | Err(_) => break,
         }
     }
+    conn.close().await;
 }
 
 fn reply(code: &str) -> Vec<u8> {
@@ -127,7 +128,9 @@ async fn command(
         "RCPT" => rcpt_to(s, rest),
         "DATA" => {
             if s.granted.is_none() {
-                reply(&format!("530 5.7.57 Client not authenticated to send mail. [{HOST}]"))
+                reply(&format!(
+                    "530 5.7.57 Client not authenticated to send mail. [{HOST}]"
+                ))
             } else if s.from.is_none() {
                 reply("503 5.5.1 Need MAIL command")
             } else if s.to.is_empty() {
@@ -338,7 +341,9 @@ fn path<'a>(rest: &'a str, keyword: &str) -> Option<(String, &'a str)> {
 
 fn mail_from(state: &MailState, s: &mut Session, rest: &str) -> Vec<u8> {
     if s.granted.is_none() {
-        return reply(&format!("530 5.7.57 Client not authenticated to send mail. [{HOST}]"));
+        return reply(&format!(
+            "530 5.7.57 Client not authenticated to send mail. [{HOST}]"
+        ));
     }
     if s.from.is_some() {
         return reply("503 5.5.1 Sender already specified");

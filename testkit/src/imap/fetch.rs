@@ -72,7 +72,9 @@ fn header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
     out
 }
 
-fn field_names(fields: &imap_codec::imap_types::core::Vec1<imap_codec::imap_types::core::AString<'_>>) -> Vec<String> {
+fn field_names(
+    fields: &imap_codec::imap_types::core::Vec1<imap_codec::imap_types::core::AString<'_>>,
+) -> Vec<String> {
     fields
         .as_ref()
         .iter()
@@ -135,7 +137,9 @@ fn part_bytes(raw: &[u8], path: &[u32]) -> Vec<u8> {
         }
     }
     let (start, end) = (current.offset_body as usize, current.offset_end as usize);
-    raw.get(start..end.min(raw.len())).unwrap_or_default().to_vec()
+    raw.get(start..end.min(raw.len()))
+        .unwrap_or_default()
+        .to_vec()
 }
 
 /// The bytes a section names.
@@ -159,7 +163,11 @@ fn section_bytes(raw: &[u8], section: Option<&Section<'_>>) -> Vec<u8> {
 /// BODYSTRUCTURE from the rendering (mail-parser); a plain text part when it cannot be
 /// parsed.
 fn body_structure(raw: &[u8]) -> Vec<u8> {
-    fn part(parsed: &mail_parser::Message<'_>, p: &mail_parser::MessagePart<'_>, raw: &[u8]) -> String {
+    fn part(
+        parsed: &mail_parser::Message<'_>,
+        p: &mail_parser::MessagePart<'_>,
+        raw: &[u8],
+    ) -> String {
         use mail_parser::MimeHeaders as _;
         let (ctype, subtype) = p
             .content_type()
@@ -203,11 +211,7 @@ fn body_structure(raw: &[u8]) -> Vec<u8> {
     }
     match MessageParser::default().parse(raw) {
         Some(parsed) => part(&parsed, parsed.root_part(), raw).into_bytes(),
-        None => format!(
-            "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" {} 0)",
-            raw.len()
-        )
-        .into_bytes(),
+        None => format!("(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" {} 0)", raw.len()).into_bytes(),
     }
 }
 
@@ -219,7 +223,11 @@ fn envelope(m: &Message) -> Vec<u8> {
     out.extend(wire::nstring(Some(&wire::encoded_word(&m.subject))));
     let from: Vec<_> = m.from.iter().cloned().collect();
     let sender: Vec<_> = m.sender.iter().cloned().collect();
-    let sender = if sender.is_empty() { from.clone() } else { sender };
+    let sender = if sender.is_empty() {
+        from.clone()
+    } else {
+        sender
+    };
     let reply_to = if m.reply_to.is_empty() {
         from.clone()
     } else {
@@ -278,7 +286,8 @@ pub(crate) fn fetch(
                 parts.push(format!("RFC822.SIZE {}", render(&mut raw).len()).into_bytes());
             }
             MessageDataItemName::InternalDate => {
-                parts.push(format!("INTERNALDATE {}", wire::internal_date(m.received)).into_bytes());
+                parts
+                    .push(format!("INTERNALDATE {}", wire::internal_date(m.received)).into_bytes());
             }
             MessageDataItemName::Envelope => {
                 let mut p = b"ENVELOPE ".to_vec();
@@ -312,7 +321,8 @@ pub(crate) fn fetch(
                     }
                     None => (bytes, String::new()),
                 };
-                let mut p = format!("BODY[{}]{origin} ", section_name(section.as_ref())).into_bytes();
+                let mut p =
+                    format!("BODY[{}]{origin} ", section_name(section.as_ref())).into_bytes();
                 p.extend(wire::literal(&bytes));
                 parts.push(p);
             }

@@ -56,7 +56,8 @@ fn addresses(list: &[Address], needle: &[u8]) -> bool {
 }
 
 fn date_cmp(t: Option<OffsetDateTime>, date: &NaiveDate, want: std::cmp::Ordering) -> bool {
-    t.and_then(day).is_some_and(|d| d.cmp(date.as_ref()) == want)
+    t.and_then(day)
+        .is_some_and(|d| d.cmp(date.as_ref()) == want)
 }
 
 /// Whether the candidate matches `key`.

@@ -237,18 +237,20 @@ pub(crate) fn may_send_as(state: &MailState, granted: &Granted, from: &str) -> b
         return true;
     }
     let dir = state.directory.read();
-    dir.tenants.iter().any(|t| match (&granted.user, &granted.service_principal) {
-        (Some(upn), _) => {
-            t.has_right(from, upn, MailboxRight::SendAs)
-                || t.has_right(from, upn, MailboxRight::FullAccess)
-        }
-        (None, Some(sp)) => t.exchange_service_principals.iter().any(|p| {
-            p.registered
-                && p.object_id.eq_ignore_ascii_case(sp)
-                && p.full_access.iter().any(|m| m.eq_ignore_ascii_case(from))
-        }),
-        (None, None) => false,
-    })
+    dir.tenants
+        .iter()
+        .any(|t| match (&granted.user, &granted.service_principal) {
+            (Some(upn), _) => {
+                t.has_right(from, upn, MailboxRight::SendAs)
+                    || t.has_right(from, upn, MailboxRight::FullAccess)
+            }
+            (None, Some(sp)) => t.exchange_service_principals.iter().any(|p| {
+                p.registered
+                    && p.object_id.eq_ignore_ascii_case(sp)
+                    && p.full_access.iter().any(|m| m.eq_ignore_ascii_case(from))
+            }),
+            (None, None) => false,
+        })
 }
 
 /// The user's own mailbox, or one they have FullAccess on.
@@ -286,7 +288,8 @@ mod tests {
 
     #[test]
     fn sasl_responses_decode_and_garbage_does_not() {
-        let b64 = STANDARD.encode("user=adele@contoso.onmicrosoft.com\x01auth=Bearer abc.def.ghi\x01\x01");
+        let b64 = STANDARD
+            .encode("user=adele@contoso.onmicrosoft.com\x01auth=Bearer abc.def.ghi\x01\x01");
         assert_eq!(
             decode_xoauth2(&b64),
             Some(("adele@contoso.onmicrosoft.com".into(), "abc.def.ghi".into()))

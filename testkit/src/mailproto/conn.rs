@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, ReadBuf,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -183,6 +185,14 @@ impl Conn {
             kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         Ok(kept)
+    }
+
+    /// Ends the connection cleanly (TLS close_notify, then FIN).
+    pub(crate) async fn close(&mut self) {
+        if let Some(io) = self.io.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), io.get_mut().shutdown()).await;
+        }
+        self.io = None;
     }
 
     /// Upgrades a plain connection to TLS (STARTTLS, STLS). Bytes the client pipelined after

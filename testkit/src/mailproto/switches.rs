@@ -147,11 +147,11 @@ impl MailState {
             }
         }
         for app in change.service_principals.keys() {
-            if !dir.tenants.iter().any(|t| {
-                t.apps
-                    .iter()
-                    .any(|a| a.client_id.eq_ignore_ascii_case(app))
-            }) {
+            if !dir
+                .tenants
+                .iter()
+                .any(|t| t.apps.iter().any(|a| a.client_id.eq_ignore_ascii_case(app)))
+            {
                 return Err(format!("`{app}` is not an app of the directory"));
             }
         }

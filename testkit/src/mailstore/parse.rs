@@ -4,7 +4,7 @@
 //! Exchange's own MIME is a rendering of its item.
 
 use bytes::Bytes;
-use mail_parser::{MessageParser, MimeHeaders as _};
+use mail_parser::{MessageParser, MimeHeaders as _, PartType};
 use time::OffsetDateTime;
 
 use super::content::{Address, BodyType};
@@ -45,23 +45,23 @@ pub(crate) fn message_from_mime(bytes: &[u8], now: OffsetDateTime) -> Option<Mes
     message.sent = parsed
         .date()
         .and_then(|d| OffsetDateTime::from_unix_timestamp(d.to_timestamp()).ok());
-    message.body = match (parsed.body_html(0), parsed.body_text(0)) {
-        // A text-only message: mail-parser also offers an HTML rendering of it.
-        (_, Some(text)) if parsed.html_body_count() == 0 => Body {
-            kind: BodyType::Text,
-            content: text.into_owned(),
-        },
-        (Some(html), _) => Body {
+    // mail-parser offers a text part as HTML and the other way round when one is missing:
+    // take the HTML only when the message has a real text/html part.
+    let html = parsed.html_part(0).and_then(|p| match &p.body {
+        PartType::Html(html) => Some(html.to_string()),
+        _ => None,
+    });
+    message.body = match html {
+        Some(content) => Body {
             kind: BodyType::Html,
-            content: html.into_owned(),
+            content,
         },
-        (None, Some(text)) => Body {
+        None => Body {
             kind: BodyType::Text,
-            content: text.into_owned(),
-        },
-        (None, None) => Body {
-            kind: BodyType::Text,
-            content: String::new(),
+            content: parsed
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
         },
     };
     for part in parsed.attachments() {

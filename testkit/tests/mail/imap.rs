@@ -85,7 +85,10 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
         .await
         .unwrap();
     let header = String::from_utf8_lossy(headers[0].header().unwrap()).to_string();
-    assert!(header.starts_with("From:") || header.starts_with("Subject:"), "{header}");
+    assert!(
+        header.starts_with("From:") || header.starts_with("Subject:"),
+        "{header}"
+    );
     assert!(!header.contains("Message-ID"), "{header}");
 
     // STORE: flag one message, then find it by search.
@@ -106,7 +109,10 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
     other.logout().await.unwrap();
 
     // MOVE to Archive: gone from the Inbox, there with a new UID.
-    session.uid_mv(uids[2].to_string(), "Archive").await.unwrap();
+    session
+        .uid_mv(uids[2].to_string(), "Archive")
+        .await
+        .unwrap();
     assert!(!session.uid_search("ALL").await.unwrap().contains(&uids[2]));
     let archive = session.status("Archive", "(MESSAGES)").await.unwrap();
     assert_eq!(archive.exists, 1);
@@ -131,8 +137,20 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
     assert_eq!(left.len(), 10);
 
     // SINCE / BEFORE / FROM / SUBJECT and a UID range.
-    assert!(!session.uid_search("SINCE 1-Jan-2026").await.unwrap().is_empty());
-    assert!(session.uid_search("BEFORE 1-Jan-2000").await.unwrap().is_empty());
+    assert!(
+        !session
+            .uid_search("SINCE 1-Jan-2026")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        session
+            .uid_search("BEFORE 1-Jan-2000")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let range = session
         .uid_search(format!("UID {}:{}", uids[4], uids[6]))
         .await
@@ -153,7 +171,14 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
         .await
         .unwrap();
     let names: Vec<String> = names.iter().map(|n| n.name().to_string()).collect();
-    for wanted in ["INBOX", "Drafts", "Sent Items", "Deleted Items", "Junk Email", "Archive"] {
+    for wanted in [
+        "INBOX",
+        "Drafts",
+        "Sent Items",
+        "Deleted Items",
+        "Junk Email",
+        "Archive",
+    ] {
         assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
     }
     session.logout().await.unwrap();
@@ -164,7 +189,11 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
     assert_eq!(imap.mechanism.as_deref(), Some("XOAUTH2"));
     assert_eq!(imap.outcome.as_deref(), Some("ok"));
     assert!(imap.app_only);
-    assert!(imap.commands.iter().any(|c| c == "UID MOVE"), "{:?}", imap.commands);
+    assert!(
+        imap.commands.iter().any(|c| c == "UID MOVE"),
+        "{:?}",
+        imap.commands
+    );
     let recorded = format!("{sessions:?}");
     assert!(!recorded.contains(&token), "tokens are never recorded");
 }
@@ -184,7 +213,10 @@ async fn uidvalidity_changes_by_switch_and_append_answers_appenduid() {
         )
         .await
         .unwrap();
-    assert_eq!(session.uid_search("SUBJECT appended").await.unwrap().len(), 1);
+    assert_eq!(
+        session.uid_search("SUBJECT appended").await.unwrap().len(),
+        1
+    );
     session.logout().await.unwrap();
 
     m.change_mail_switches(&MailSwitchChange {
@@ -196,9 +228,17 @@ async fn uidvalidity_changes_by_switch_and_append_answers_appenduid() {
     let after = session.select("INBOX").await.unwrap().uid_validity.unwrap();
     assert_ne!(before, after);
     // Other folders keep theirs.
-    let sent = session.select("Sent Items").await.unwrap().uid_validity.unwrap();
+    let sent = session
+        .select("Sent Items")
+        .await
+        .unwrap()
+        .uid_validity
+        .unwrap();
     let mut again = sign_in(&m, MEGAN, &token).await;
-    assert_eq!(again.select("Sent Items").await.unwrap().uid_validity, Some(sent));
+    assert_eq!(
+        again.select("Sent Items").await.unwrap().uid_validity,
+        Some(sent)
+    );
     assert!(
         m.change_mail_switches(&MailSwitchChange {
             bump_uid_validity: vec![format!("{MEGAN}/Nowhere")],
@@ -231,7 +271,10 @@ async fn idle_sees_mail_delivered_over_smtp() {
         other => panic!("no new mail while idling: {other:?}"),
     }
     let mut session = idle.done().await.unwrap();
-    let found = session.uid_search("SUBJECT \"while you were idling\"").await.unwrap();
+    let found = session
+        .uid_search("SUBJECT \"while you were idling\"")
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
 }
 
@@ -258,30 +301,35 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
         "* CAPABILITY IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+"
     );
     let ok = c
-        .ask(&format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(SALES, &app)), "b ")
+        .ask(
+            &format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(SALES, &app)),
+            "b ",
+        )
         .await;
     assert_eq!(ok, ["b OK AUTHENTICATE completed."]);
     let select = c.ask("c SELECT INBOX", "c ").await;
-    assert_eq!(select.last().unwrap(), "c OK [READ-WRITE] SELECT completed.");
+    assert_eq!(
+        select.last().unwrap(),
+        "c OK [READ-WRITE] SELECT completed."
+    );
     assert!(select.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")));
 
     let refused = async |user: &str, token: &str| {
         let mut c = raw(&m).await;
-        c.ask(&format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(user, token)), "a ")
-            .await
+        c.ask(
+            &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(user, token)),
+            "a ",
+        )
+        .await
     };
     let failed = vec!["a NO AUTHENTICATE failed.".to_string()];
     // The wrong audience (a Graph token).
     assert_eq!(refused(ADELE, &graph_app_token(&m).await).await, failed);
-    // A delegated token without IMAP.AccessAsUser.All.
-    let ews_only = user_token(
-        &m,
-        ADELE,
-        ADELE_PASSWORD,
-        "https://outlook.office365.com/EWS.AccessAsUser.All",
-    )
-    .await;
-    assert_eq!(refused(ADELE, &ews_only).await, failed);
+    // An app-only token without IMAP.AccessAsApp (consent revoked: no roles).
+    m.revoke_consent(DAEMON_APP);
+    let no_roles = app_token(&m).await;
+    m.grant_consent(DAEMON_APP);
+    assert_eq!(refused(ADELE, &no_roles).await, failed);
     // Garbage.
     assert_eq!(refused(ADELE, "not.a.token").await, failed);
 
@@ -308,7 +356,10 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
     .unwrap();
     let mut c = raw(&m).await;
     let auth = c
-        .ask(&format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)), "a ")
+        .ask(
+            &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+            "a ",
+        )
         .await;
     assert_eq!(auth, ["a OK AUTHENTICATE completed."]);
     assert_eq!(
@@ -319,7 +370,10 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
         c.ask("c LIST \"\" \"*\"", "c ").await,
         ["c BAD User is authenticated but not connected."]
     );
-    assert_eq!(c.line().await.as_deref(), Some("* BYE Connection closed. 14"));
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("* BYE Connection closed. 14")
+    );
     assert_eq!(c.line().await, None, "the server hung up");
 
     // A delegated user opening someone else's mailbox: the same.
@@ -331,8 +385,11 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
     )
     .await;
     let mut c = raw(&m).await;
-    c.ask(&format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(SALES, &megan)), "a ")
-        .await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(SALES, &megan)),
+        "a ",
+    )
+    .await;
     assert_eq!(
         c.ask("b SELECT INBOX", "b ").await,
         ["b BAD User is authenticated but not connected."]
@@ -344,8 +401,11 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
     })
     .unwrap();
     let mut c = raw(&m).await;
-    c.send(&format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(MEGAN, &megan)))
-        .await;
+    c.send(&format!(
+        "a AUTHENTICATE XOAUTH2 {}",
+        xoauth2(MEGAN, &megan)
+    ))
+    .await;
     assert_eq!(c.until("a ").await, ["a OK AUTHENTICATE completed."]);
 
     // The service principal not registered in Exchange (no New-ServicePrincipal).
@@ -367,7 +427,31 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
         .iter()
         .filter_map(|s| s.outcome.clone())
         .collect();
-    assert!(outcomes.contains(&"not_connected".to_string()), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&"not_connected".to_string()),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delegated_token_without_the_imap_scope_is_refused() {
+    let m = mock_ews_only_consent().await;
+    let token = user_token(
+        &m,
+        ADELE,
+        ADELE_PASSWORD,
+        "https://outlook.office365.com/EWS.AccessAsUser.All",
+    )
+    .await;
+    let mut c = raw(&m).await;
+    assert_eq!(
+        c.ask(
+            &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &token)),
+            "a "
+        )
+        .await,
+        ["a NO AUTHENTICATE failed."]
+    );
 }
 
 #[tokio::test]
@@ -383,8 +467,11 @@ async fn the_plain_port_wants_starttls_first() {
     assert!(caps[0].contains("LOGINDISABLED STARTTLS"), "{caps:?}");
     assert!(!caps[0].contains("AUTH="), "{caps:?}");
     assert_eq!(
-        c.ask(&format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)), "b ")
-            .await,
+        c.ask(
+            &format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+            "b "
+        )
+        .await,
         ["b BAD Command received in Invalid state."]
     );
     assert_eq!(
@@ -412,7 +499,8 @@ async fn the_plain_port_wants_starttls_first() {
         ["b NO LOGIN failed."]
     );
     assert_eq!(
-        c.ask(&format!("c LOGIN {ADELE} \"{ADELE_PASSWORD}\""), "c ").await,
+        c.ask(&format!("c LOGIN {ADELE} \"{ADELE_PASSWORD}\""), "c ")
+            .await,
         ["c OK LOGIN completed."]
     );
 }
@@ -425,7 +513,10 @@ async fn malformed_input_is_answered_and_the_server_keeps_serving() {
     // Garbage, a binary line, an unknown command.
     let bad = c.ask("\u{1}\u{2} garbage !!", "").await;
     assert!(bad[0].contains("BAD"), "{bad:?}");
-    assert_eq!(c.ask("x FROBNICATE", "x ").await, ["x BAD Command Error. 12"]);
+    assert_eq!(
+        c.ask("x FROBNICATE", "x ").await,
+        ["x BAD Command Error. 12"]
+    );
     // A literal announced far beyond the limit is refused without reading it.
     let big = c.ask("y APPEND INBOX {4000000000}", "y ").await;
     assert_eq!(big, ["y BAD Command Argument Error. 11"]);
@@ -436,8 +527,11 @@ async fn malformed_input_is_answered_and_the_server_keeps_serving() {
     assert!(answer.contains("BAD"), "{answer}");
     // The same connection still works.
     assert_eq!(
-        c.ask(&format!("w AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)), "w ")
-            .await,
+        c.ask(
+            &format!("w AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+            "w "
+        )
+        .await,
         ["w OK AUTHENTICATE completed."]
     );
     // And so does a new one.

@@ -52,7 +52,13 @@ fn message(from: &str, to: &str, subject: &str) -> Message {
 }
 
 /// Sends `subject` from `from` to `to` with the app's token (SMTP.SendAsApp).
-pub(crate) async fn send_as_app(m: &MockMicrosoft, token: &str, from: &str, to: &str, subject: &str) {
+pub(crate) async fn send_as_app(
+    m: &MockMicrosoft,
+    token: &str,
+    from: &str,
+    to: &str,
+    subject: &str,
+) {
     mailer(m, from, token, Mechanism::Xoauth2, false)
         .send(message(from, to, subject))
         .await
@@ -103,12 +109,19 @@ async fn an_app_sends_and_the_message_is_seen_over_imap_and_graph() {
     // IMAP sees it too, with the dot-stuffed line restored.
     let mut c = Lines::new(tls_to(&m, &m.imap_url()).await);
     c.line().await;
-    c.ask(&format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(MEGAN, &token)), "a ")
-        .await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(MEGAN, &token)),
+        "a ",
+    )
+    .await;
     c.ask("b SELECT INBOX", "b ").await;
-    let hits = c.ask("c UID SEARCH SUBJECT \"Quarterly numbers\"", "c ").await;
+    let hits = c
+        .ask("c UID SEARCH SUBJECT \"Quarterly numbers\"", "c ")
+        .await;
     let uid = hits[0].strip_prefix("* SEARCH ").unwrap().to_string();
-    let body = c.ask(&format!("d UID FETCH {uid} BODY.PEEK[TEXT]"), "d ").await;
+    let body = c
+        .ask(&format!("d UID FETCH {uid} BODY.PEEK[TEXT]"), "d ")
+        .await;
     assert!(body.iter().any(|l| l == ".leading dot"), "{body:?}");
 
     // Implicit TLS (465) works the same.
@@ -131,7 +144,9 @@ async fn a_user_sends_as_herself_and_as_a_mailbox_she_may_send_as_but_not_as_oth
     .await;
     let smtp = mailer(&m, ADELE, &token, Mechanism::Xoauth2, false);
     smtp.send(message(ADELE, MEGAN, "mine")).await.unwrap();
-    smtp.send(message(SALES, MEGAN, "from sales")).await.unwrap();
+    smtp.send(message(SALES, MEGAN, "from sales"))
+        .await
+        .unwrap();
     let denied = smtp
         .send(message(MEGAN, ADELE, "as megan"))
         .await
@@ -158,18 +173,26 @@ async fn refusals_are_exchanges_word_for_word() {
             .unwrap_err()
             .to_string()
     };
-    // Wrong audience; no SMTP.Send scope; wrong password.
+    // Wrong audience; no SMTP.SendAsApp role; wrong password.
     let graph = graph_app_token(&m).await;
-    assert!(refusal(ADELE, &graph, Mechanism::Xoauth2).await.contains(failed));
-    let imap_only = user_token(
-        &m,
-        ADELE,
-        ADELE_PASSWORD,
-        "https://outlook.office365.com/IMAP.AccessAsUser.All",
-    )
-    .await;
-    assert!(refusal(ADELE, &imap_only, Mechanism::Xoauth2).await.contains(failed));
-    assert!(refusal(ADELE, "wrong", Mechanism::Login).await.contains(failed));
+    assert!(
+        refusal(ADELE, &graph, Mechanism::Xoauth2)
+            .await
+            .contains(failed)
+    );
+    m.revoke_consent(DAEMON_APP);
+    let no_roles = app_token(&m).await;
+    m.grant_consent(DAEMON_APP);
+    assert!(
+        refusal(ADELE, &no_roles, Mechanism::Xoauth2)
+            .await
+            .contains(failed)
+    );
+    assert!(
+        refusal(ADELE, "wrong", Mechanism::Login)
+            .await
+            .contains(failed)
+    );
     // The password works with LOGIN (Exchange Server's way; the bridge tests use it).
     mailer(&m, ADELE, ADELE_PASSWORD, Mechanism::Login, false)
         .send(message(ADELE, MEGAN, "with a password"))
@@ -220,6 +243,28 @@ async fn refusals_are_exchanges_word_for_word() {
     assert!(!format!("{sessions:?}").contains(ADELE_PASSWORD));
 }
 
+#[tokio::test]
+async fn a_delegated_token_without_smtp_send_is_refused() {
+    let m = mock_ews_only_consent().await;
+    let token = user_token(
+        &m,
+        ADELE,
+        ADELE_PASSWORD,
+        "https://outlook.office365.com/EWS.AccessAsUser.All",
+    )
+    .await;
+    let refused = mailer(&m, ADELE, &token, Mechanism::Xoauth2, false)
+        .send(message(ADELE, MEGAN, "x"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("535 5.7.3 Authentication unsuccessful")
+            || refused.contains("5.7.3 Authentication unsuccessful"),
+        "{refused}"
+    );
+}
+
 /// A raw submission session: greeting, EHLO, STARTTLS, EHLO.
 async fn raw_after_starttls(
     m: &MockMicrosoft,
@@ -233,7 +278,9 @@ async fn raw_after_starttls(
     let mut c = Lines::new(tcp);
     let greeting = c.line().await.unwrap();
     assert!(
-        greeting.starts_with("220 EXGATEMOCK01.outlook.office365.com Microsoft ESMTP MAIL Service ready at "),
+        greeting.starts_with(
+            "220 EXGATEMOCK01.outlook.office365.com Microsoft ESMTP MAIL Service ready at "
+        ),
         "{greeting}"
     );
     let before = c.ask("EHLO client.example", "250 ").await;
@@ -279,7 +326,8 @@ async fn the_wire_ehlo_starttls_xoauth2_without_initial_response_and_5_7_57() {
         ["235 2.7.0 Authentication successful"]
     );
     assert_eq!(
-        c.ask(&format!("MAIL FROM:<{ADELE}> SIZE=200000000"), "").await,
+        c.ask(&format!("MAIL FROM:<{ADELE}> SIZE=200000000"), "")
+            .await,
         ["552 5.3.4 Message size exceeds fixed maximum message size"]
     );
     c.ask(&format!("MAIL FROM:<{ADELE}>"), "250").await;

@@ -26,6 +26,22 @@ pub async fn mock() -> MockMicrosoft {
         .unwrap()
 }
 
+/// The contoso mock where the CLI app (PUBLIC_APP) is consented for EWS only on Exchange
+/// Online: its delegated tokens carry no IMAP, POP or SMTP scope.
+pub async fn mock_ews_only_consent() -> MockMicrosoft {
+    let mut seed = exgate_testkit::Seed::contoso();
+    let app = seed.tenants[0]
+        .apps
+        .iter_mut()
+        .find(|a| a.client_id == PUBLIC_APP)
+        .unwrap();
+    app.delegated_permissions.insert(
+        OUTLOOK.to_string(),
+        vec!["EWS.AccessAsUser.All".to_string()],
+    );
+    MockMicrosoft::start(seed).await.unwrap()
+}
+
 async fn token(m: &MockMicrosoft, form: &[(&str, &str)]) -> String {
     let body: Value = reqwest::Client::new()
         .post(m.token_endpoint(TENANT_ID))
@@ -100,13 +116,12 @@ pub fn connector(m: &MockMicrosoft) -> TlsConnector {
     for cert in CertificateDer::pem_slice_iter(m.mail_ca_pem().as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     TlsConnector::from(Arc::new(config))
 }
 
