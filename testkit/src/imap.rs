@@ -68,6 +68,8 @@ struct Session {
     selected: Option<Selected>,
     /// Commands answered "authenticated but not connected" so far.
     not_connected: u32,
+    /// LOGOUT was answered: the connection ends.
+    logged_out: bool,
 }
 
 /// What the reader expects next.
@@ -200,7 +202,7 @@ async fn serve(state: &MailState, conn: &mut Conn, s: &mut Session) -> Result<()
 
 /// Set by LOGOUT.
 fn conn_closed(s: &Session) -> bool {
-    s.not_connected == u32::MAX
+    s.logged_out
 }
 
 /// Runs a command; answers the next reader mode when it changes.
@@ -239,26 +241,26 @@ async fn command_of(
             let mut out = format!("* CAPABILITY {caps}\r\n").into_bytes();
             out.extend(status::ok(Some(&tag), None, "CAPABILITY completed."));
             conn.send(&out).await?;
-            return Ok(None);
+            Ok(None)
         }
         CommandBody::Noop => {
             let mut out = sync(state, s);
             out.extend(status::ok(Some(&tag), None, "NOOP completed."));
             conn.send(&out).await?;
-            return Ok(None);
+            Ok(None)
         }
         CommandBody::Logout => {
             let mut out = b"* BYE Microsoft Exchange Server IMAP4 server signing off.\r\n".to_vec();
             out.extend(status::ok(Some(&tag), None, "LOGOUT completed."));
             conn.send(&out).await?;
-            s.not_connected = u32::MAX;
-            return Ok(None);
+            s.logged_out = true;
+            Ok(None)
         }
         CommandBody::Id { .. } => {
             let mut out = b"* ID (\"name\" \"Microsoft.Exchange.Imap4.Imap4Server\" \"version\" \"15.20\")\r\n".to_vec();
             out.extend(status::ok(Some(&tag), None, "ID completed."));
             conn.send(&out).await?;
-            return Ok(None);
+            Ok(None)
         }
         CommandBody::StartTLS => {
             if tls {
@@ -275,7 +277,7 @@ async fn command_of(
                 conn.start_tls().await?;
                 state.record(s.id, |r| r.tls = true);
             }
-            return Ok(None);
+            Ok(None)
         }
         body => {
             if s.granted.is_none() {
@@ -667,7 +669,18 @@ fn authenticated(
             uid,
         } => {
             out.extend(sync(state, s));
-            copy_or_move(state, s, tag, &sequence_set, &target, uid, false, &mut out)
+            copy_or_move(
+                state,
+                s,
+                tag,
+                &Transfer {
+                    set: &sequence_set,
+                    target: &target,
+                    uid,
+                    moving: false,
+                },
+                &mut out,
+            )
         }
         CommandBody::Move {
             sequence_set,
@@ -675,7 +688,18 @@ fn authenticated(
             uid,
         } => {
             out.extend(sync(state, s));
-            copy_or_move(state, s, tag, &sequence_set, &target, uid, true, &mut out)
+            copy_or_move(
+                state,
+                s,
+                tag,
+                &Transfer {
+                    set: &sequence_set,
+                    target: &target,
+                    uid,
+                    moving: true,
+                },
+                &mut out,
+            )
         }
         _ => status::bad(Some(tag), "Command Error. 12"),
     };
@@ -703,11 +727,7 @@ fn select(
             return status::no(Some(tag), None, "Mailbox doesn't exist.");
         };
         let Some(folder) = folders::imap_folder(mb, &name) else {
-            return status::no(
-                Some(tag),
-                None,
-                &format!("The requested item could not be found."),
-            );
+            return status::no(Some(tag), None, "The requested item could not be found.");
         };
         let mut in_folder: Vec<(u64, bool)> = mb
             .messages
@@ -1180,18 +1200,28 @@ fn uid_set(uids: &[u32]) -> String {
     parts.join(",")
 }
 
+/// What COPY and MOVE take.
+struct Transfer<'a> {
+    set: &'a SequenceSet,
+    target: &'a Mailbox<'a>,
+    uid: bool,
+    moving: bool,
+}
+
 /// COPY or MOVE (RFC 6851): answers COPYUID, and for MOVE the EXPUNGEs.
-#[allow(clippy::too_many_arguments)]
 fn copy_or_move(
     state: &MailState,
     s: &mut Session,
     tag: &Tag<'static>,
-    set: &SequenceSet,
-    target: &Mailbox<'_>,
-    uid: bool,
-    moving: bool,
+    transfer: &Transfer<'_>,
     out: &mut Vec<u8>,
 ) -> Vec<u8> {
+    let Transfer {
+        set,
+        target,
+        uid,
+        moving,
+    } = *transfer;
     let verb = if moving { "MOVE" } else { "COPY" };
     let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
         return status::bad(Some(tag), "Command received in Invalid state.");
