@@ -44,6 +44,8 @@ use crate::mailstore::parse::message_from_mime;
 
 /// Exchange Online's capabilities after TLS (and on 993).
 const CAPABILITIES: &str = "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
+/// After authentication Exchange Online adds three of its own.
+const CAPABILITIES_AUTHENTICATED: &str = "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CLIENTACCESSRULES CLIENTNETWORKPRESENCELOCATION BACKENDAUTHENTICATE CHILDREN IDLE NAMESPACE LITERAL+";
 /// Before STARTTLS on the plain port.
 const CAPABILITIES_PLAIN: &str = "IMAP4 IMAP4rev1 LOGINDISABLED STARTTLS SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
 /// Exchange's FLAGS and PERMANENTFLAGS.
@@ -86,13 +88,14 @@ pub(crate) async fn session(state: MailState, mut conn: Conn) {
         ..Session::default()
     };
     let _ = serve(&state, &mut conn, &mut s).await;
-    conn.close().await;
+    // The place is freed before the client sees the connection end.
     if let Some(mailbox) = s.counted.take() {
         let mut own = state.own();
         if let Some(n) = own.imap_open.get_mut(&mailbox) {
             *n = n.saturating_sub(1);
         }
     }
+    conn.close().await;
 }
 
 fn max_literal(state: &MailState) -> u32 {
@@ -172,7 +175,7 @@ async fn serve(state: &MailState, conn: &mut Conn, s: &mut Session) -> Result<()
                     Err(_) => {
                         let tag = frag.decode_tag().map(|t| t.into_static());
                         state.record_command(s.id, "(unparsable)");
-                        conn.send(&status::bad(tag.as_ref(), "Command Error. 12"))
+                        conn.send(&status::bad(tag.as_ref(), "Command Error. 10"))
                             .await?;
                     }
                 }
@@ -233,10 +236,10 @@ async fn command_of(
     // Commands any state takes.
     match command.body {
         CommandBody::Capability => {
-            let caps = if tls {
-                CAPABILITIES
-            } else {
-                CAPABILITIES_PLAIN
+            let caps = match (tls, s.granted.is_some()) {
+                (false, _) => CAPABILITIES_PLAIN,
+                (true, false) => CAPABILITIES,
+                (true, true) => CAPABILITIES_AUTHENTICATED,
             };
             let mut out = format!("* CAPABILITY {caps}\r\n").into_bytes();
             out.extend(status::ok(Some(&tag), None, "CAPABILITY completed."));
@@ -505,7 +508,7 @@ async fn idle(
                     out.extend(status::ok(Some(&tag), None, "IDLE completed."));
                     out
                 } else {
-                    status::bad(Some(&tag), "Command Error. 12")
+                    status::bad(Some(&tag), "Command Error. 10")
                 };
                 conn.send(&answer).await?;
                 return Ok(());
@@ -701,7 +704,7 @@ fn authenticated(
                 &mut out,
             )
         }
-        _ => status::bad(Some(tag), "Command Error. 12"),
+        _ => status::bad(Some(tag), "Command Error. 10"),
     };
     out.extend(result);
     out

@@ -1,6 +1,7 @@
 //! [`MockMicrosoft`]: one server with the mock Entra ID (at the root), the mock Microsoft
 //! Graph v1.0 (under `/graph/v1.0`) and the mock EWS (`/EWS/Exchange.asmx`, autodiscover),
-//! their switches and observers. It composes the testkit:
+//! plus the IMAP, POP and SMTP servers on their own loopback ports, their switches and
+//! observers. It composes the testkit:
 //! one directory, one mail store, one clock and one fault plan, shared by mocks that never
 //! import one another.
 

@@ -307,6 +307,11 @@ async fn sasl_ir_and_exchanges_refusals_word_for_word() {
         )
         .await;
     assert_eq!(ok, ["b OK AUTHENTICATE completed."]);
+    let caps = c.ask("b2 CAPABILITY", "b2 ").await;
+    assert!(
+        caps[0].contains("MOVE ID UNSELECT CLIENTACCESSRULES CLIENTNETWORKPRESENCELOCATION BACKENDAUTHENTICATE CHILDREN"),
+        "{caps:?}"
+    );
     let select = c.ask("c SELECT INBOX", "c ").await;
     assert_eq!(
         select.last().unwrap(),
@@ -515,7 +520,7 @@ async fn malformed_input_is_answered_and_the_server_keeps_serving() {
     assert!(bad[0].contains("BAD"), "{bad:?}");
     assert_eq!(
         c.ask("x FROBNICATE", "x ").await,
-        ["x BAD Command Error. 12"]
+        ["x BAD Command Error. 10"]
     );
     // A literal announced far beyond the limit is refused without reading it.
     let big = c.ask("y APPEND INBOX {4000000000}", "y ").await;
@@ -537,4 +542,50 @@ async fn malformed_input_is_answered_and_the_server_keeps_serving() {
     // And so does a new one.
     let mut d = raw(&m).await;
     assert_eq!(d.ask("a NOOP", "a ").await, ["a OK NOOP completed."]);
+}
+
+#[tokio::test]
+async fn the_connection_limit_per_mailbox_refuses_the_next_session() {
+    let m = mock().await;
+    m.change_mail_switches(&MailSwitchChange {
+        imap_connection_limit: Some(2),
+        ..MailSwitchChange::default()
+    })
+    .unwrap();
+    let app = app_token(&m).await;
+    let login = format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app));
+    let mut first = raw(&m).await;
+    let mut second = raw(&m).await;
+    let mut third = raw(&m).await;
+    assert_eq!(
+        first.ask(&login, "a ").await,
+        ["a OK AUTHENTICATE completed."]
+    );
+    assert_eq!(
+        second.ask(&login, "a ").await,
+        ["a OK AUTHENTICATE completed."]
+    );
+    assert_eq!(third.ask(&login, "a ").await, ["a NO AUTHENTICATE failed."]);
+    // Another mailbox has its own budget; a closed session frees its place.
+    assert_eq!(
+        third
+            .ask(
+                &format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(MEGAN, &app)),
+                "b "
+            )
+            .await,
+        ["b OK AUTHENTICATE completed."]
+    );
+    first.ask("z LOGOUT", "z ").await;
+    assert_eq!(first.line().await, None);
+    let mut fourth = raw(&m).await;
+    assert_eq!(
+        fourth.ask(&login, "a ").await,
+        ["a OK AUTHENTICATE completed."]
+    );
+    assert!(
+        m.mail_sessions()
+            .iter()
+            .any(|s| s.outcome.as_deref() == Some("connection_limit"))
+    );
 }
