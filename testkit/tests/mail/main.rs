@@ -5,4 +5,5 @@ mod support;
 
 mod imap;
 mod pop;
+mod python;
 mod smtp;
