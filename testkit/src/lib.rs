@@ -7,8 +7,9 @@
 //! Exchange settings) and the [`mailstore`] (the mailboxes' folders, messages, events and
 //! contacts), with the shared [`clock`] and [`faults`]. The protocol mocks stand on them side by
 //! side and never import one another: [`entra`] (Microsoft identity platform v2.0),
-//! [`graph`] (Microsoft Graph v1.0) and [`ews`] (Exchange Web Services and autodiscover); IMAP,
-//! POP and SMTP will join them.
+//! [`graph`] (Microsoft Graph v1.0), [`ews`] (Exchange Web Services and autodiscover), and the
+//! IMAP, POP and SMTP servers (`imap`, `pop`, `smtp`), which share [`mailproto`] (Exchange's
+//! XOAUTH2 checks, connection plumbing, switches) below them.
 //!
 //! [`MockServer`] is the base every server stands on: it binds `127.0.0.1:0`, records each
 //! request it answers, and stops when dropped. [`MockMicrosoft`] composes the mocks on one
@@ -20,12 +21,17 @@ mod contoso;
 pub mod directory;
 pub mod entra;
 pub mod ews;
+mod exchange_token;
 pub mod faults;
 pub mod fixtures;
 pub mod graph;
+mod imap;
+pub mod mailproto;
 pub mod mailstore;
 mod microsoft;
 pub mod oidc;
+mod pop;
+mod smtp;
 mod tls;
 pub mod xsd;
 
