@@ -21,7 +21,8 @@ use time::format_description::well_known::Rfc3339;
 use super::{Store, StoreError};
 use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
-    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
+    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
+    ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
     CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
     Principal, ResourceIndicator, StaticUser, StaticUserId, Target, TokenKey,
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_connection_resource.sql"),
     ),
+    (3, include_str!("../../migrations/sqlite/0003_bridge_users.sql")),
 ];
 const KEY_CHECK: &[u8] = b"exgate key check";
 
@@ -464,6 +466,25 @@ impl SqliteStore {
         })
     }
 
+    fn bridge_user_from_row(row: &SqliteRow) -> Result<BridgeUser, StoreError> {
+        let get = |col: &str| {
+            row.try_get::<String, _>(col)
+                .map_err(db("reading a bridge user"))
+        };
+        let principal: Option<String> = row
+            .try_get("principal")
+            .map_err(db("reading a bridge user"))?;
+        Ok(BridgeUser {
+            username: parse_col(&get("username")?, "bridge user name")?,
+            connection: parse_col(&get("connection_id")?, "connection id")?,
+            principal: principal
+                .map(|p| parse_col(&p, "principal"))
+                .transpose()?,
+            mailbox: parse_col(&get("mailbox")?, "mailbox")?,
+            created_at: parse_ts(&get("created_at")?)?,
+        })
+    }
+
     fn static_user_from_row(row: &SqliteRow) -> Result<StaticUser, StoreError> {
         let get = |col: &str| {
             row.try_get::<String, _>(col)
@@ -588,6 +609,7 @@ impl Store for SqliteStore {
             "DELETE FROM access_tokens WHERE connection_id = ?",
             "DELETE FROM accounts WHERE connection_id = ?",
             "DELETE FROM static_users WHERE connection_id = ?",
+            "DELETE FROM bridge_users WHERE connection_id = ?",
             "DELETE FROM connections WHERE id = ?",
         ] {
             sqlx::query(sql)
@@ -872,6 +894,62 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db("deleting a static user"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn insert_bridge_user(&self, u: &BridgeUser, hash: &str) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO bridge_users (username, connection_id, principal, mailbox, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.username.as_str())
+        .bind(u.connection.to_string())
+        .bind(u.principal.as_ref().map(Principal::as_str))
+        .bind(u.mailbox.as_str())
+        .bind(hash)
+        .bind(ts(u.created_at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a bridge user `{}`",
+                u.username
+            ))),
+            Err(e) => Err(db("inserting a bridge user")(e)),
+        }
+    }
+
+    async fn bridge_user(&self, username: &str) -> Result<Option<(BridgeUser, String)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM bridge_users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a bridge user"))?;
+        row.map(|row| {
+            let hash: String = row
+                .try_get("password_hash")
+                .map_err(db("reading a bridge user"))?;
+            Ok((Self::bridge_user_from_row(&row)?, hash))
+        })
+        .transpose()
+    }
+
+    async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError> {
+        sqlx::query("SELECT * FROM bridge_users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing bridge users"))?
+            .iter()
+            .map(Self::bridge_user_from_row)
+            .collect()
+    }
+
+    async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM bridge_users WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting a bridge user"))?;
         Ok(r.rows_affected() > 0)
     }
 
