@@ -11,7 +11,9 @@
 //! anything else.
 
 pub mod claims;
+pub mod compose;
 pub mod explain;
+pub mod smtp;
 pub mod stream;
 pub mod url;
 pub mod xoauth2;
