@@ -10,9 +10,15 @@
 //! Authentication is never sent in the clear: a plain URL means STARTTLS (STLS for POP) before
 //! anything else.
 
+pub mod claims;
+pub mod compose;
+pub mod explain;
+pub mod smtp;
 pub mod stream;
 pub mod url;
 pub mod xoauth2;
+
+pub use explain::{FailureKind, MailFailure};
 
 pub use stream::{MailConnector, MailStream};
 pub use url::{MailProtocol, MailUrl, Security};

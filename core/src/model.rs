@@ -12,8 +12,8 @@ pub use account::{
 };
 pub use connection::{
     AppOnlyAuth, Auth, AuthKind, Backend, ClientCertificate, ClientCredential, Cloud, Connection,
-    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, PasswordAuth, ServerVersion,
-    Target,
+    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, MailEndpoints, PasswordAuth,
+    SendVia, Sender, ServerVersion, Target,
 };
 pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,

@@ -24,8 +24,9 @@ use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
     ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
-    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
-    Principal, ResourceIndicator, StaticUser, StaticUserId, Target, TokenKey,
+    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailEndpoints, MailboxAccess,
+    PasswordAuth, Principal, ResourceIndicator, SendVia, StaticUser, StaticUserId, Target,
+    TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
@@ -83,6 +84,21 @@ struct ConnectionDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource: Option<ResourceIndicator>,
     auth: AuthDoc,
+    /// Added for IMAP/POP/SMTP: absent in older documents (= `auto`), which stay readable as
+    /// they are, so the document's version does not change.
+    #[serde(default = "send_auto", skip_serializing_if = "is_send_auto")]
+    send: SendVia,
+    /// Likewise: absent = Exchange Online's default servers.
+    #[serde(default, skip_serializing_if = "MailEndpoints::is_empty")]
+    mail: MailEndpoints,
+}
+
+fn send_auto() -> SendVia {
+    SendVia::Auto
+}
+
+fn is_send_auto(send: &SendVia) -> bool {
+    *send == SendVia::Auto
 }
 
 #[derive(Serialize, Deserialize)]
@@ -168,6 +184,8 @@ impl ConnectionDoc {
             authority: s.authority.clone(),
             resource: s.resource.clone(),
             auth,
+            send: s.send,
+            mail: s.mail.clone(),
         }
     }
 
@@ -218,6 +236,8 @@ impl ConnectionDoc {
             auth,
             authority: self.authority,
             resource: self.resource,
+            send: self.send,
+            mail: self.mail,
         })
     }
 }
