@@ -56,9 +56,7 @@ fn main() {
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse().expect("url")),
             graph_url: Some(mock.graph_url().parse().expect("url")),
-            ews_url: None,
-            ca_pem: None,
-            autodiscover_url: None,
+            ..NetworkSettings::default()
         };
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),

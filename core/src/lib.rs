@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod apikeys;
 pub mod auth;
+pub mod bridge;
 pub mod clock;
 pub mod config;
 pub mod connections;
