@@ -56,6 +56,9 @@ pub(crate) enum Command {
     /// The mailbox's contacts.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// The local IMAP/POP/SMTP bridge for software that only knows passwords: `exgate bridge`
+    /// serves it; `exgate bridge user add` lets a mailbox use it.
+    Bridge(BridgeArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -608,4 +611,48 @@ pub(crate) struct ContactArgs {
     pub(crate) company: Option<String>,
     #[arg(long)]
     pub(crate) job_title: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = BRIDGE_EXAMPLES)]
+pub(crate) struct BridgeArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<BridgeCommand>,
+}
+
+const BRIDGE_EXAMPLES: &str = "Examples:
+  exgate bridge user add helpdesk@contoso.com --connection helpdesk
+  exgate bridge                      # IMAP on 127.0.0.1:1143, POP on 1110, SMTP on 1587
+  exgate bridge user list
+  exgate bridge user remove helpdesk@contoso.com";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BridgeCommand {
+    /// Who may sign in to the bridge with a local password.
+    #[command(subcommand)]
+    User(BridgeUserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BridgeUserCommand {
+    /// Let a mailbox be read and sent from through the bridge; prints its local password once.
+    Add {
+        /// The mailbox, which is also the user name the client signs in with.
+        mailbox: String,
+        /// The connection to Exchange Online (default: the only one).
+        #[arg(long)]
+        connection: Option<String>,
+        /// Delegated connections: the signed-in account that acts (default: the mailbox's own).
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bridge users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a bridge user; its local password stops working at once.
+    Remove { mailbox: String },
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stderr)] // a binary reports its failure on stderr
 
 mod args;
+mod bridge;
 mod connection;
 mod input;
 mod mailbox;
@@ -44,6 +45,9 @@ pub(crate) struct Context {
     pub(crate) connections: Arc<Connections>,
     pub(crate) signin: Arc<SignIn>,
     pub(crate) mailboxes: Arc<Mailboxes>,
+    pub(crate) bridge_users: Arc<exgate_core::bridge::BridgeUsers>,
+    pub(crate) network: exgate_core::config::NetworkSettings,
+    pub(crate) bridge: exgate_core::config::BridgeConfig,
 }
 
 impl Context {
@@ -65,6 +69,9 @@ impl Context {
             connections: services.connections,
             signin: services.signin,
             mailboxes: services.mailboxes,
+            bridge_users: services.bridge_users,
+            network: settings.network.clone(),
+            bridge: settings.bridge.clone(),
         })
     }
 }
@@ -108,6 +115,7 @@ async fn run(cli: Cli, given: &mut Given) -> anyhow::Result<()> {
         Command::Mail(cmd) => mailbox::mail(&Context::open(&cli, given).await?, cmd).await,
         Command::Calendar(cmd) => mailbox::calendar(&Context::open(&cli, given).await?, cmd).await,
         Command::Contacts(cmd) => mailbox::contacts(&Context::open(&cli, given).await?, cmd).await,
+        Command::Bridge(args) => bridge::run(&Context::open(&cli, given).await?, args).await,
         Command::Token { target, resource } => {
             signin::token(&Context::open(&cli, given).await?, target, resource).await
         }

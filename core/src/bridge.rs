@@ -76,6 +76,40 @@ impl std::fmt::Debug for BridgeSettings {
     }
 }
 
+impl BridgeSettings {
+    /// From `[bridge]`: the certificate and key files read and checked now.
+    pub fn from_config(c: &crate::config::BridgeConfig) -> Result<BridgeSettings, Error> {
+        let tls = match (&c.tls_cert_file, &c.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let read = |field: &'static str, path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| {
+                        crate::model::InvalidInput::new(
+                            field,
+                            format!("{} cannot be read: {e}", path.display()),
+                        )
+                    })
+                };
+                let cert_pem = read("bridge.tls_cert_file", cert)?;
+                let key_pem = read("bridge.tls_key_file", key)?;
+                Some(
+                    BridgeTls::from_pem(&cert_pem, &key_pem, c.tls_implicit)
+                        .map_err(|e| crate::model::InvalidInput::new("bridge.tls_cert_file", e))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(BridgeSettings {
+            listen: c.listen,
+            imap_port: c.imap_port,
+            pop_port: c.pop_port,
+            smtp_port: c.smtp_port,
+            tls,
+            max_connections: c.max_connections,
+            idle_timeout: c.idle_timeout,
+        })
+    }
+}
+
 /// The bridge's TLS towards clients: implicit (TLS from the first byte) or STARTTLS.
 #[derive(Clone)]
 pub struct BridgeTls {

@@ -120,6 +120,48 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// `[bridge]`: where `exgate bridge` listens and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    /// The address every listener binds (default 127.0.0.1).
+    pub listen: std::net::IpAddr,
+    /// Each protocol's port, `None` when the protocol is left out; 0 picks a free port.
+    pub imap_port: Option<u16>,
+    pub pop_port: Option<u16>,
+    pub smtp_port: Option<u16>,
+    /// A PEM certificate chain and its key, for TLS towards clients.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// TLS from the first byte (`tls = "implicit"`) rather than STARTTLS/STLS.
+    pub tls_implicit: bool,
+    pub max_connections: usize,
+    pub idle_timeout: std::time::Duration,
+}
+
+/// The bridge's default ports: the well-known ones plus 1000, so no privileges are needed.
+pub const BRIDGE_PORTS: (u16, u16, u16) = (1143, 1110, 1587);
+/// How many bridge sessions may run at once (`bridge.max_connections`).
+pub const BRIDGE_MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=10_000;
+/// How long a bridge session may be idle (`bridge.idle_timeout_secs`); RFC 3501 asks servers
+/// to wait at least 30 minutes, the default.
+pub const BRIDGE_IDLE_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            imap_port: Some(BRIDGE_PORTS.0),
+            pop_port: Some(BRIDGE_PORTS.1),
+            smtp_port: Some(BRIDGE_PORTS.2),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_implicit: false,
+            max_connections: 256,
+            idle_timeout: std::time::Duration::from_secs(1800),
+        }
+    }
+}
+
 /// A connection declared in a configuration file. It is read-only for the CLI and the API.
 #[derive(Debug)]
 pub struct ConfiguredConnection {
@@ -148,6 +190,8 @@ pub struct Settings {
     /// The per-mailbox limits of EWS requests (`[ews]`; modelled on Exchange's default
     /// throttling policy), kept by a governor of their own.
     pub ews_governor: crate::governor::GovernorPolicy,
+    /// The local bridge (`exgate bridge`).
+    pub bridge: BridgeConfig,
     /// Item sizes and waits of the mailbox pipeline (`[limits]`).
     pub limits: crate::pipeline::Limits,
     /// The configuration files that were read, in order.
@@ -212,7 +256,23 @@ struct RawSettings {
     graph: RawGraph,
     ews: RawGraph,
     limits: RawLimits,
+    bridge: RawBridge,
     connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawBridge {
+    listen: Option<String>,
+    protocols: Option<OneOrMany>,
+    imap_port: Option<u16>,
+    pop_port: Option<u16>,
+    smtp_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls: Option<String>,
+    max_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -797,8 +857,111 @@ impl Resolver<'_> {
                 crate::governor::GovernorPolicy::ews_default(),
             )?,
             limits: self.limits(&raw.limits)?,
+            bridge: self.bridge(raw.bridge)?,
             files,
         })
+    }
+
+    fn bridge(&self, raw: RawBridge) -> Result<BridgeConfig, ConfigError> {
+        let mut c = BridgeConfig::default();
+        if let Some(listen) = &raw.listen {
+            c.listen = listen.trim().parse().map_err(|_| {
+                self.invalid(
+                    "bridge.listen",
+                    format!("`{listen}` is not an IP address (such as 127.0.0.1)"),
+                )
+            })?;
+        }
+        let (imap, pop, smtp) = BRIDGE_PORTS;
+        c.imap_port = Some(raw.imap_port.unwrap_or(imap));
+        c.pop_port = Some(raw.pop_port.unwrap_or(pop));
+        c.smtp_port = Some(raw.smtp_port.unwrap_or(smtp));
+        if let Some(protocols) = raw.protocols {
+            let list = match protocols {
+                OneOrMany::One(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+                OneOrMany::Many(v) => v,
+            };
+            let mut on = [false; 3];
+            for p in &list {
+                match p.to_ascii_lowercase().as_str() {
+                    "imap" => on[0] = true,
+                    "pop" => on[1] = true,
+                    "smtp" => on[2] = true,
+                    other => {
+                        return Err(self.invalid(
+                            "bridge.protocols",
+                            format!("`{other}` is not a protocol; expected imap, pop or smtp"),
+                        ));
+                    }
+                }
+            }
+            if !on.contains(&true) {
+                return Err(self.invalid("bridge.protocols", "names no protocol"));
+            }
+            c.imap_port = c.imap_port.filter(|_| on[0]);
+            c.pop_port = c.pop_port.filter(|_| on[1]);
+            c.smtp_port = c.smtp_port.filter(|_| on[2]);
+        }
+        match (raw.tls_cert_file, raw.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                c.tls_cert_file = Some(cert);
+                c.tls_key_file = Some(key);
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(
+                    self.invalid("bridge.tls_key_file", "is needed with bridge.tls_cert_file")
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    self.invalid("bridge.tls_cert_file", "is needed with bridge.tls_key_file")
+                );
+            }
+        }
+        c.tls_implicit = match raw.tls.as_deref().map(str::trim) {
+            None | Some("starttls") => false,
+            Some("implicit") => true,
+            Some(other) => {
+                return Err(self.invalid(
+                    "bridge.tls",
+                    format!("`{other}` is not a TLS mode; expected starttls or implicit"),
+                ));
+            }
+        };
+        if c.tls_implicit && c.tls_cert_file.is_none() {
+            return Err(self.invalid(
+                "bridge.tls",
+                "implicit TLS needs bridge.tls_cert_file and bridge.tls_key_file",
+            ));
+        }
+        if let Some(n) = raw.max_connections {
+            if !BRIDGE_MAX_CONNECTIONS.contains(&n) {
+                return Err(self.invalid(
+                    "bridge.max_connections",
+                    format!(
+                        "must be between {} and {}",
+                        BRIDGE_MAX_CONNECTIONS.start(),
+                        BRIDGE_MAX_CONNECTIONS.end()
+                    ),
+                ));
+            }
+            c.max_connections = n;
+        }
+        if let Some(secs) = raw.idle_timeout_secs {
+            if !BRIDGE_IDLE_SECS.contains(&secs) {
+                return Err(self.invalid(
+                    "bridge.idle_timeout_secs",
+                    format!(
+                        "must be between {} and {}",
+                        BRIDGE_IDLE_SECS.start(),
+                        BRIDGE_IDLE_SECS.end()
+                    ),
+                ));
+            }
+            c.idle_timeout = std::time::Duration::from_secs(secs);
+        }
+        Ok(c)
     }
 
     fn limits(&self, raw: &RawLimits) -> Result<crate::pipeline::Limits, ConfigError> {
@@ -1003,6 +1166,42 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.server.log_format, LogFormat::Human);
         assert!(s.files.is_empty());
+    }
+
+    #[test]
+    fn the_bridge_section_is_read_and_checked() {
+        let f = Fixture::new();
+        let s = load(None, &f.env(&[])).unwrap();
+        assert_eq!(s.bridge, BridgeConfig::default());
+        assert_eq!(s.bridge.imap_port, Some(1143));
+
+        let path = f.write(
+            "b.toml",
+            "[bridge]\nprotocols = [\"imap\", \"smtp\"]\nimap_port = 0\nidle_timeout_secs = 60\n",
+        );
+        let s = load(Some(&path), &f.env(&[])).unwrap();
+        assert_eq!(
+            (s.bridge.imap_port, s.bridge.pop_port, s.bridge.smtp_port),
+            (Some(0), None, Some(1587))
+        );
+        assert_eq!(s.bridge.idle_timeout.as_secs(), 60);
+        let s = load(None, &f.env(&[("EXGATE__BRIDGE__PROTOCOLS", "pop")])).unwrap();
+        assert_eq!((s.bridge.imap_port, s.bridge.pop_port), (None, Some(1110)));
+
+        for (text, key) in [
+            ("[bridge]\nlisten = \"everywhere\"\n", "bridge.listen"),
+            ("[bridge]\nprotocols = [\"nntp\"]\n", "bridge.protocols"),
+            ("[bridge]\nprotocols = []\n", "bridge.protocols"),
+            ("[bridge]\ntls_cert_file = \"/x.pem\"\n", "bridge.tls_key_file"),
+            ("[bridge]\ntls = \"implicit\"\n", "bridge.tls"),
+            ("[bridge]\ntls = \"sometimes\"\n", "bridge.tls"),
+            ("[bridge]\nmax_connections = 0\n", "bridge.max_connections"),
+            ("[bridge]\nidle_timeout_secs = 1\n", "bridge.idle_timeout_secs"),
+        ] {
+            let path = f.write("bad.toml", text);
+            let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Services {
     pub signin: Arc<SignIn>,
     pub mailboxes: Arc<Mailboxes>,
     pub keys: Arc<ApiKeys>,
+    /// Who may sign in to the local bridge.
+    pub bridge_users: Arc<crate::bridge::BridgeUsers>,
     /// The clock every service was built with (the gateway's failure limiter reads it too).
     pub clock: Arc<dyn Clock>,
 }
@@ -68,6 +70,11 @@ impl Services {
         );
         Ok(Self {
             keys: Arc::new(ApiKeys::new(Arc::clone(&store), Arc::clone(&clock))),
+            bridge_users: Arc::new(crate::bridge::BridgeUsers::new(
+                Arc::clone(&store),
+                Arc::clone(&connections),
+                Arc::clone(&clock),
+            )),
             clock,
             store,
             vault,

@@ -1,6 +1,7 @@
 //! The `exgate` binary, end to end: one test binary, one module per area.
 
 mod autodiscover;
+mod bridge;
 mod connections;
 mod diagnose;
 mod ews;
