@@ -249,7 +249,7 @@ async fn uidvalidity_changes_by_switch_and_append_answers_appenduid() {
 }
 
 #[tokio::test]
-async fn idle_sees_mail_delivered_over_smtp() {
+async fn idle_sees_mail_delivered_over_smtp_and_graph() {
     let m = mock().await;
     let token = app_token(&m).await;
     let mut session = sign_in(&m, MEGAN, &token).await;
@@ -276,6 +276,37 @@ async fn idle_sees_mail_delivered_over_smtp() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
+
+    // Mail that Graph delivers wakes the idling session too.
+    let mut idle = session.idle();
+    idle.init().await.unwrap();
+    let (wait, _stop) = idle.wait_with_timeout(PATIENCE);
+    let graph_token = graph_app_token(&m).await;
+    let send = async {
+        let status = reqwest::Client::new()
+            .post(format!("{}/users/{ADELE}/sendMail", m.graph_url()))
+            .bearer_auth(&graph_token)
+            .json(&serde_json::json!({"message": {
+                "subject": "sent over Graph",
+                "body": {"contentType": "Text", "content": "hi"},
+                "toRecipients": [{"emailAddress": {"address": MEGAN}}]
+            }}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    };
+    let (answer, ()) = tokio::join!(wait, send);
+    match answer.unwrap() {
+        async_imap::extensions::idle::IdleResponse::NewData(data) => {
+            let text = String::from_utf8_lossy(data.borrow_owner()).to_string();
+            let line = text.split("\r\n").next().unwrap();
+            assert_eq!(line, format!("* {} EXISTS", exists + 2));
+        }
+        other => panic!("no new mail while idling: {other:?}"),
+    }
+    idle.done().await.unwrap().logout().await.unwrap();
 }
 
 /// A raw IMAP session over implicit TLS, greeting read.
