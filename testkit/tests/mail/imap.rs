@@ -623,3 +623,55 @@ async fn the_connection_limit_per_mailbox_refuses_the_next_session() {
         m.mail_sessions()
     );
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_uid_copy_answers_copyuid() {
+    let m = mock().await;
+    let app = app_token(&m).await;
+    let mut c = raw(&m).await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+        "a ",
+    )
+    .await;
+    let select = c.ask("b SELECT INBOX", "b ").await;
+    let validity = |lines: &[String]| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+            .and_then(|rest| rest.split(']').next())
+            .unwrap()
+            .to_string()
+    };
+    assert!(!validity(&select).is_empty());
+    let hits = c.ask("c UID SEARCH ALL", "c ").await;
+    let uid = hits[0].split(' ').nth(2).unwrap().to_string();
+    let status = c.ask("d STATUS Archive (UIDNEXT UIDVALIDITY)", "d ").await;
+    let archive_validity = status[0]
+        .split("UIDVALIDITY ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let copied = c.ask(&format!("e UID COPY {uid} Archive"), "e ").await;
+    let last = copied.last().unwrap();
+    assert!(
+        last.starts_with(&format!("e OK [COPYUID {archive_validity} {uid} ")),
+        "{last}"
+    );
+    assert!(last.ends_with("] COPY completed."), "{last}");
+    // The original stays.
+    assert_eq!(c.ask("f UID SEARCH ALL", "f ").await[0], hits[0]);
+
+    // Two hours later the token has expired.
+    m.advance_clock(std::time::Duration::from_secs(2 * 3600));
+    let mut late = raw(&m).await;
+    assert_eq!(
+        late.ask(
+            &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+            "a "
+        )
+        .await,
+        ["a NO AUTHENTICATE failed."]
+    );
+}
