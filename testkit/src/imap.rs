@@ -298,6 +298,25 @@ async fn command_of(
             if let CommandBody::Idle = body {
                 return idle(state, conn, s, tag, frag).await.map(|()| None);
             }
+            if let CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } = &body
+                && s.selected.is_some()
+            {
+                let items: Vec<MessageDataItemName<'static>> = match macro_or_item_names {
+                    MacroOrMessageDataItemNames::Macro(m) => m
+                        .expand()
+                        .into_iter()
+                        .map(IntoStatic::into_static)
+                        .collect(),
+                    MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
+                };
+                fetch_streamed(state, conn, s, &tag, sequence_set, &items, *uid).await?;
+                return Ok(None);
+            }
             let out = authenticated(state, s, &tag, body);
             conn.send(&out).await?;
             Ok(None)
@@ -631,24 +650,6 @@ fn authenticated(
             out.extend(search_cmd(state, s, criteria.as_ref(), uid));
             status::ok(Some(tag), None, "SEARCH completed.")
         }
-        CommandBody::Fetch {
-            sequence_set,
-            macro_or_item_names,
-            uid,
-            ..
-        } => {
-            out.extend(sync(state, s));
-            let items = match &macro_or_item_names {
-                MacroOrMessageDataItemNames::Macro(m) => m
-                    .expand()
-                    .into_iter()
-                    .map(IntoStatic::into_static)
-                    .collect(),
-                MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
-            };
-            out.extend(fetch_cmd(state, s, &sequence_set, &items, uid));
-            status::ok(Some(tag), None, "FETCH completed.")
-        }
         CommandBody::Store {
             sequence_set,
             kind,
@@ -970,38 +971,67 @@ fn extra_flags(state: &MailState, mailbox: &str, seq: u64) -> Option<crate::mail
         .cloned()
 }
 
-/// FETCH.
-fn fetch_cmd(
+/// FETCH, streamed: the answer goes out in pieces of about 256 KiB, and each message is
+/// rendered outside the store's lock.
+async fn fetch_streamed(
     state: &MailState,
+    conn: &mut Conn,
     s: &mut Session,
+    tag: &Tag<'static>,
     set: &SequenceSet,
     items: &[MessageDataItemName<'_>],
     uid: bool,
-) -> Vec<u8> {
+) -> Result<(), ConnError> {
+    let mut out = sync(state, s);
     let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
-        return Vec::new();
+        out.extend(status::bad(Some(tag), "Command received in Invalid state."));
+        return conn.send(&out).await;
     };
-    let mut out = Vec::new();
+    let mailbox = granted.mailbox.clone();
+    let read_only = selected.read_only;
     for (seq, u) in resolve(selected, set, uid) {
-        let extra = extra_flags(state, &granted.mailbox, u64::from(u));
-        let mut store = state.store.lock();
-        let Some(mb) = store.mailbox_mut(&granted.mailbox) else {
-            break;
-        };
-        let Some(message) = mb.messages.get(&u64::from(u)) else {
-            continue;
-        };
-        let flags = fetch::flags(message, extra.as_ref());
-        let fetched = fetch::fetch(seq, u, message, &flags, items, uid);
-        if fetched.sets_seen && !selected.read_only && !message.is_read {
-            if let Some(m) = mb.messages.get_mut(&u64::from(u)) {
-                m.is_read = true;
-            }
-            mb.touch_message(u64::from(u), state.clock.now());
+        out.extend(fetch_one(state, &mailbox, read_only, (seq, u), items, uid));
+        if out.len() >= 256 * 1024 {
+            conn.send(&out).await?;
+            out.clear();
         }
-        out.extend(fetched.line);
     }
-    out
+    out.extend(status::ok(Some(tag), None, "FETCH completed."));
+    conn.send(&out).await
+}
+
+/// The FETCH answer of one message (empty when it is gone); a non-PEEK body fetch marks it
+/// read.
+fn fetch_one(
+    state: &MailState,
+    mailbox: &str,
+    read_only: bool,
+    (seq, uid): (u32, u32),
+    items: &[MessageDataItemName<'_>],
+    with_uid: bool,
+) -> Vec<u8> {
+    let item = u64::from(uid);
+    let extra = extra_flags(state, mailbox, item);
+    let message = {
+        let store = state.store.lock();
+        match store.mailbox(mailbox).and_then(|mb| mb.messages.get(&item)) {
+            Some(m) => m.clone(),
+            None => return Vec::new(),
+        }
+    };
+    let flags = fetch::flags(&message, extra.as_ref());
+    let fetched = fetch::fetch(seq, uid, &message, &flags, items, with_uid);
+    if fetched.sets_seen && !read_only && !message.is_read {
+        let now = state.clock.now();
+        let mut store = state.store.lock();
+        if let Some(mb) = store.mailbox_mut(mailbox)
+            && let Some(m) = mb.messages.get_mut(&item)
+        {
+            m.is_read = true;
+            mb.touch_message(item, now);
+        }
+    }
+    fetched.line
 }
 
 /// STORE.
