@@ -167,9 +167,22 @@ pub(crate) struct ConnectionArgs {
     /// Exchange Server's EWS URL, such as https://mail.contoso.com/EWS/Exchange.asmx.
     #[arg(long)]
     pub(crate) ews_url: Option<String>,
-    /// auto, graph or ews.
+    /// Which API reads: auto, graph, ews, imap or pop (imap/pop: Exchange Online with OAuth2).
     #[arg(long)]
     pub(crate) backend: Option<String>,
+    /// Which protocol sends: auto (the backend's own; SMTP for imap/pop), graph, ews or smtp.
+    #[arg(long)]
+    pub(crate) send: Option<String>,
+    /// IMAP server: imaps://host:993, or imap://host:143 with STARTTLS (default: Exchange Online's).
+    #[arg(long, value_name = "URL")]
+    pub(crate) imap_url: Option<String>,
+    /// POP3 server: pop3s://host:995, or pop3://host:110 with STLS (default: Exchange Online's).
+    #[arg(long, value_name = "URL")]
+    pub(crate) pop_url: Option<String>,
+    /// SMTP submission server: smtp://host:587 with STARTTLS, or smtps://host:465 (default:
+    /// Exchange Online's).
+    #[arg(long, value_name = "URL")]
+    pub(crate) smtp_url: Option<String>,
     /// oauth2-delegated, oauth2-app-only, basic or ntlm.
     #[arg(long)]
     pub(crate) auth: Option<String>,

@@ -33,6 +33,10 @@ fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
         authority: args.authority.clone(),
         resource: args.resource.clone(),
         username: args.username.clone(),
+        send: args.send.clone(),
+        imap_url: args.imap_url.clone(),
+        pop_url: args.pop_url.clone(),
+        smtp_url: args.smtp_url.clone(),
         ..ConnectionSpec::default()
     }
 }
@@ -390,6 +394,16 @@ struct ConnectionView {
     source: String,
     target: TargetView,
     backend: String,
+    /// The `send` setting (`auto`, `graph`, `ews`, `smtp`).
+    send: String,
+    /// Who actually sends: `graph`, `ews` or `smtp`.
+    sends_with: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imap_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pop_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     authority: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -525,6 +539,15 @@ impl From<&ConnectionEntry> for ConnectionView {
             },
             target,
             backend: settings.backend.to_string(),
+            send: settings.send.to_string(),
+            sends_with: match settings.sending() {
+                exgate_core::model::Sender::Graph => "graph",
+                exgate_core::model::Sender::Ews => "ews",
+                exgate_core::model::Sender::Smtp => "smtp",
+            },
+            imap_url: settings.mail.imap_url.as_ref().map(ToString::to_string),
+            pop_url: settings.mail.pop_url.as_ref().map(ToString::to_string),
+            smtp_url: settings.mail.smtp_url.as_ref().map(ToString::to_string),
             authority: settings.authority.as_ref().map(ToString::to_string),
             resource: settings.resource.as_ref().map(ToString::to_string),
             auth,
@@ -605,6 +628,17 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
     rows.extend(t.server_version.clone().map(|c| ("server version", c)));
     rows.extend(t.ews_url.clone().map(|c| ("ews url", c)));
     rows.push(("backend", v.backend.clone()));
+    rows.push((
+        "send",
+        if v.send == v.sends_with {
+            v.send.clone()
+        } else {
+            format!("{} ({})", v.send, v.sends_with)
+        },
+    ));
+    rows.extend(v.imap_url.clone().map(|u| ("imap url", u)));
+    rows.extend(v.pop_url.clone().map(|u| ("pop url", u)));
+    rows.extend(v.smtp_url.clone().map(|u| ("smtp url", u)));
     rows.push((
         "authority",
         v.authority

@@ -171,6 +171,33 @@ pub struct NetworkSettings {
     /// An autodiscover POX endpoint asked instead of the address's domain's candidates (a
     /// proxy, or exgate-mock in tests); its origin receives the credentials.
     pub autodiscover_url: Option<EndpointUrl>,
+    /// Replace Exchange Online's IMAP, POP and SMTP servers of every Online connection that
+    /// does not name its own (`[endpoints] imap_url / pop_url / smtp_url`), for a proxy or a
+    /// test double.
+    pub imap_url: Option<crate::mail::MailUrl>,
+    pub pop_url: Option<crate::mail::MailUrl>,
+    pub smtp_url: Option<crate::mail::MailUrl>,
+}
+
+impl NetworkSettings {
+    /// The server of `protocol` for an Online connection in `cloud` whose own URL is `own`:
+    /// the connection's, else `[endpoints]`'s, else Exchange Online's.
+    pub fn mail_url(
+        &self,
+        protocol: crate::mail::MailProtocol,
+        cloud: crate::model::Cloud,
+        own: Option<&crate::mail::MailUrl>,
+    ) -> crate::mail::MailUrl {
+        use crate::mail::MailProtocol;
+        let global = match protocol {
+            MailProtocol::Imap => self.imap_url.as_ref(),
+            MailProtocol::Pop => self.pop_url.as_ref(),
+            MailProtocol::Smtp => self.smtp_url.as_ref(),
+        };
+        own.or(global)
+            .cloned()
+            .unwrap_or_else(|| crate::mail::MailUrl::exchange_online(protocol, cloud))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +229,9 @@ struct RawEndpoints {
     graph_url: Option<String>,
     ews_url: Option<String>,
     autodiscover_url: Option<String>,
+    imap_url: Option<String>,
+    pop_url: Option<String>,
+    smtp_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +324,10 @@ struct RawConnection {
     private_key: Option<String>,
     /// `file:` or `env:` reference.
     password: Option<String>,
+    send: Option<String>,
+    imap_url: Option<String>,
+    pop_url: Option<String>,
+    smtp_url: Option<String>,
 }
 
 fn env_var_name(key: &str) -> String {
@@ -675,6 +709,37 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.autodiscover_url", e.0))
             })
             .transpose()?;
+        let mail_url = |key: &str, value: &Option<String>, protocol: crate::mail::MailProtocol| {
+            value
+                .as_deref()
+                .map(|v| {
+                    let url: crate::mail::MailUrl =
+                        v.parse().map_err(|e: crate::mail::url::MailUrlError| {
+                            self.invalid(key, e.to_string())
+                        })?;
+                    if url.protocol() == protocol {
+                        Ok(url)
+                    } else {
+                        Err(self.invalid(key, format!("`{url}` is not a {protocol} server URL")))
+                    }
+                })
+                .transpose()
+        };
+        let imap_url = mail_url(
+            "endpoints.imap_url",
+            &raw.endpoints.imap_url,
+            crate::mail::MailProtocol::Imap,
+        )?;
+        let pop_url = mail_url(
+            "endpoints.pop_url",
+            &raw.endpoints.pop_url,
+            crate::mail::MailProtocol::Pop,
+        )?;
+        let smtp_url = mail_url(
+            "endpoints.smtp_url",
+            &raw.endpoints.smtp_url,
+            crate::mail::MailProtocol::Smtp,
+        )?;
         let ca_pem = raw
             .tls
             .ca_file
@@ -717,6 +782,9 @@ impl Resolver<'_> {
                 ews_url,
                 ca_pem,
                 autodiscover_url,
+                imap_url,
+                pop_url,
+                smtp_url,
             },
             governor: self.governor(
                 "graph",
@@ -841,6 +909,10 @@ impl Resolver<'_> {
             certificate_pem,
             private_key_pem: secret("private_key", &entry.private_key)?,
             password: secret("password", &entry.password)?,
+            send: entry.send,
+            imap_url: entry.imap_url,
+            pop_url: entry.pop_url,
+            smtp_url: entry.smtp_url,
         };
         let settings = spec.validate().map_err(|e| {
             let field = match e.field {

@@ -88,6 +88,12 @@ impl Error {
             Self::Mailbox(
                 MailboxError::MissingPermission { .. } | MailboxError::Forbidden { .. },
             ) => ErrorKind::Forbidden,
+            Self::Mailbox(MailboxError::Mail(m)) => match m.kind {
+                crate::mail::FailureKind::Refused => ErrorKind::Forbidden,
+                crate::mail::FailureKind::Transient | crate::mail::FailureKind::Failed => {
+                    ErrorKind::Failed
+                }
+            },
             Self::Mailbox(MailboxError::Invalid(_) | MailboxError::Unsupported(_)) => {
                 ErrorKind::Invalid
             }

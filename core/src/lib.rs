@@ -17,6 +17,7 @@ pub mod export;
 pub mod governor;
 pub mod graph;
 pub mod limiter;
+pub mod mail;
 pub mod mailbox;
 pub mod mailboxes;
 pub mod model;

@@ -181,6 +181,21 @@ pub enum MailboxError {
     Invalid(String),
     #[error("{0}")]
     Unsupported(String),
+    /// IMAP, POP or SMTP failed: explained with a code and the fix (see `mail::explain`).
+    #[error("{0}")]
+    Mail(crate::mail::MailFailure),
+}
+
+impl From<crate::mail::MailFailure> for MailboxError {
+    fn from(e: crate::mail::MailFailure) -> Self {
+        Self::Mail(e)
+    }
+}
+
+impl From<crate::mail::MailFailure> for crate::Error {
+    fn from(e: crate::mail::MailFailure) -> Self {
+        Self::Mailbox(MailboxError::Mail(e))
+    }
 }
 
 impl From<InvalidRecurrence> for MailboxError {
@@ -200,13 +215,14 @@ impl MailboxError {
         matches!(
             self,
             Self::Throttled { .. } | Self::Server { .. } | Self::Transport(_)
-        )
+        ) || matches!(self, Self::Mail(m) if m.kind == crate::mail::FailureKind::Transient)
     }
 
     /// What to do, when the message alone does not say.
     pub fn hint(&self) -> Option<&str> {
         match self {
             Self::Forbidden { hint, .. } => Some(hint),
+            Self::Mail(m) => Some(&m.hint),
             _ => None,
         }
     }

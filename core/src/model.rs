@@ -7,11 +7,13 @@ mod connection;
 mod ids;
 mod token;
 
-pub use account::{Account, AccountStatus, CredentialKind, MailboxAccess, StaticUser};
+pub use account::{
+    Account, AccountStatus, BridgeUser, CredentialKind, MailboxAccess, StaticUser,
+};
 pub use connection::{
     AppOnlyAuth, Auth, AuthKind, Backend, ClientCertificate, ClientCredential, Cloud, Connection,
-    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, PasswordAuth, ServerVersion,
-    Target,
+    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, MailEndpoints, PasswordAuth,
+    SendVia, Sender, ServerVersion, Target,
 };
 pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,

@@ -18,6 +18,12 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[error("the HTTP client cannot be built: {0}")]
 pub struct ClientBuildError(String);
 
+impl ClientBuildError {
+    pub(crate) fn new(why: String) -> Self {
+        ClientBuildError(why)
+    }
+}
+
 /// The client for identity providers: every request ends within [`REQUEST_TIMEOUT`].
 pub fn http_client(network: &NetworkSettings) -> Result<reqwest::Client, ClientBuildError> {
     build(network, reqwest::Client::builder().timeout(REQUEST_TIMEOUT))

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    AccessToken, Account, AccountId, AccountStatus, Connection, ConnectionId, ConnectionName,
-    Principal, StaticUser, StaticUserId, TokenKey,
+    AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
+    ConnectionName, Principal, StaticUser, StaticUserId, TokenKey,
 };
 use crate::secret::{Secret, VaultError};
 
@@ -143,4 +143,13 @@ pub trait Store: Send + Sync + Debug {
         hash: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+
+    /// A bridge user with the argon2 PHC hash of its local password. Fails with
+    /// [`StoreError::Conflict`] if the user name is taken.
+    async fn insert_bridge_user(&self, user: &BridgeUser, hash: &str) -> Result<(), StoreError>;
+    /// The bridge user signing in as `username` (lower case) and its password hash.
+    async fn bridge_user(&self, username: &str) -> Result<Option<(BridgeUser, String)>, StoreError>;
+    async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError>;
+    /// False if there is none.
+    async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError>;
 }

@@ -1,8 +1,8 @@
 //! Mailbox backends under faults, Graph and EWS alike: one request in five answered by a faulting
 //! proxy with 429 (`ErrorServerBusy` for EWS), 503, a reset before or after the server did the
 //! work, or a 3 s delay. 200 sends are delivered exactly once each — Graph finds a lost draft by
-//! its `internetMessageId`, EWS repeats a lost SendItem by ID and finds the draft gone — and an
-//! export is byte-identical to a fault-free one.
+//! its `internetMessageId`, EWS (Basic and NTLM) repeats a lost SendItem by ID and finds the
+//! draft gone — and an export is byte-identical to a fault-free one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -98,11 +98,11 @@ async fn daemon(mock: &MockMicrosoft, dir: &Path) -> (Backend, MailboxRef) {
     (backend, MailboxRef::User(seed::ADELE.into()))
 }
 
-/// An Exchange Server connection to the mock's EWS, Basic as Adele.
-async fn onprem(mock: &MockMicrosoft, dir: &Path) -> (Backend, MailboxRef) {
+/// An Exchange Server connection to the mock's EWS as Adele, with `auth` (`basic`, `ntlm`).
+async fn onprem(mock: &MockMicrosoft, dir: &Path, auth: &str) -> (Backend, MailboxRef) {
     let spec = ConnectionSpec {
         ews_url: Some(mock.ews_url()),
-        auth: Some("basic".into()),
+        auth: Some(auth.into()),
         username: Some(seed::ADELE.into()),
         password: Some(Secret::new(seed::ADELE_PASSWORD)),
         ..ConnectionSpec::default()
@@ -286,8 +286,18 @@ async fn two_hundred_sends_through_faults_all_arrive_once() {
 async fn two_hundred_sends_over_ews_through_faults_all_arrive_once() {
     let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ews = onprem(&mock, dir.path()).await;
+    let ews = onprem(&mock, dir.path(), "basic").await;
     sends_arrive_once(&mock, ews, chaos(8, Some(Service::Ews)), "ews fault send ").await;
+}
+
+/// NTLM authenticates a TCP connection: a reset loses the authenticated connection, and the
+/// next request must shake hands again on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_sends_over_ews_with_ntlm_through_faults_all_arrive_once() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ews = onprem(&mock, dir.path(), "ntlm").await;
+    sends_arrive_once(&mock, ews, chaos(5, Some(Service::Ews)), "ntlm fault send ").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +314,7 @@ async fn an_export_over_ews_through_faults_is_byte_identical_to_one_without() {
     let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
     three_thousand(&mock);
     let dir = tempfile::tempdir().unwrap();
-    let ews = onprem(&mock, dir.path()).await;
+    let ews = onprem(&mock, dir.path(), "basic").await;
     let before = mock.ews_requests();
     // MIME comes in batches: far fewer requests than messages.
     let batched = |clean: &ExportReport| {

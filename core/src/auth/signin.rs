@@ -32,6 +32,8 @@ pub fn primary_resource(connection: &Connection) -> Resource {
     match (&connection.settings.target, connection.settings.backend) {
         (Target::Server { .. }, _) | (_, Backend::Ews) => Resource::Ews,
         (Target::Online { .. }, Backend::Auto | Backend::Graph) => Resource::Graph,
+        (Target::Online { .. }, Backend::Imap) => Resource::Imap,
+        (Target::Online { .. }, Backend::Pop) => Resource::Pop,
     }
 }
 

@@ -80,10 +80,6 @@ impl WireError {
         Self::Malformed(why.into())
     }
 
-    fn xml(e: quick_xml::Error) -> Self {
-        Self::Malformed(format!("not well-formed XML: {e}"))
-    }
-
     /// The EWS error, for a fault or a refusal.
     pub fn ews(&self) -> Option<&EwsError> {
         match self {

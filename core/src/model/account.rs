@@ -93,3 +93,16 @@ pub struct StaticUser {
     pub access: MailboxAccess,
     pub created_at: OffsetDateTime,
 }
+
+/// Who may sign in to the local bridge (`exgate bridge`) with a password, and what for: a
+/// client that only knows passwords names `username` (a mailbox address) and its local password;
+/// the bridge then reaches `mailbox` through `connection` with XOAUTH2, as the signed-in account
+/// `principal` (delegated connections) or as the app (app-only connections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeUser {
+    pub username: EmailAddress,
+    pub connection: ConnectionId,
+    pub principal: Option<Principal>,
+    pub mailbox: EmailAddress,
+    pub created_at: OffsetDateTime,
+}

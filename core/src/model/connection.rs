@@ -13,6 +13,7 @@ use super::InvalidInput;
 use super::ids::{
     ClientId, ConnectionId, ConnectionName, EndpointUrl, ParseError, ResourceIndicator, Tenant,
 };
+use crate::mail::url::{MailProtocol, MailUrl};
 use crate::secret::Secret;
 
 /// Declares a fieldless enum with its canonical spellings; `FromStr` lists them when it fails.
@@ -83,13 +84,64 @@ keyword_enum!(
 );
 
 keyword_enum!(
-    /// Which API reaches the mailboxes. `auto` picks Graph for Exchange Online and EWS for Exchange Server.
+    /// Which API reads the mailboxes. `auto` picks Graph for Exchange Online and EWS for Exchange
+    /// Server; `imap` and `pop` read Exchange Online over IMAP or POP3 with XOAUTH2 (and send
+    /// over SMTP).
     Backend, "a backend" {
         Auto = "auto",
         Graph = "graph",
         Ews = "ews",
+        /// IMAP4 with XOAUTH2 (Exchange Online): folders, flags, moves.
+        Imap = "imap",
+        /// POP3 with XOAUTH2 (Exchange Online): the Inbox only, no flags.
+        Pop = "pop" | "pop3",
     }
 );
+
+impl Backend {
+    /// Whether the backend reads over a mail protocol (IMAP or POP) and so cannot send itself.
+    pub fn is_mail_protocol(self) -> bool {
+        matches!(self, Self::Imap | Self::Pop)
+    }
+}
+
+keyword_enum!(
+    /// Which protocol sends mail. `auto` is the reading backend's own (Graph or EWS), SMTP for
+    /// an IMAP or POP connection; `smtp` submits over SMTP with XOAUTH2 whatever reads.
+    SendVia, "a sending protocol" {
+        Auto = "auto",
+        Graph = "graph",
+        Ews = "ews",
+        Smtp = "smtp",
+    }
+);
+
+/// The mail servers of a connection, each `None` for Exchange Online's default in the
+/// connection's cloud (or `[endpoints]`'s override).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailEndpoints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap_url: Option<MailUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop_url: Option<MailUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<MailUrl>,
+}
+
+impl MailEndpoints {
+    pub fn is_empty(&self) -> bool {
+        self.imap_url.is_none() && self.pop_url.is_none() && self.smtp_url.is_none()
+    }
+
+    /// The connection's own URL for `protocol`, if it set one.
+    pub fn get(&self, protocol: MailProtocol) -> Option<&MailUrl> {
+        match protocol {
+            MailProtocol::Imap => self.imap_url.as_ref(),
+            MailProtocol::Pop => self.pop_url.as_ref(),
+            MailProtocol::Smtp => self.smtp_url.as_ref(),
+        }
+    }
+}
 
 keyword_enum!(
     /// How a connection authenticates.
@@ -412,6 +464,50 @@ pub struct ConnectionSettings {
     /// The RFC 8707 resource indicator sent to a custom authority with every authorization and
     /// token request (never to Entra ID, which takes the resource in the scope).
     pub resource: Option<ResourceIndicator>,
+    /// Which protocol sends (see [`ConnectionSettings::sending`] for `auto`).
+    pub send: SendVia,
+    /// The IMAP, POP and SMTP servers, when not Exchange Online's defaults.
+    pub mail: MailEndpoints,
+}
+
+/// The protocol that actually sends for a connection: `send = auto` resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sender {
+    Graph,
+    Ews,
+    Smtp,
+}
+
+impl ConnectionSettings {
+    /// Who sends: the `send` setting, or for `auto` the reading backend's own API (SMTP for
+    /// IMAP and POP, which cannot send).
+    pub fn sending(&self) -> Sender {
+        match (self.send, self.backend, &self.target) {
+            (SendVia::Smtp, ..) => Sender::Smtp,
+            (SendVia::Graph, ..) => Sender::Graph,
+            (SendVia::Ews, ..) => Sender::Ews,
+            (SendVia::Auto, Backend::Imap | Backend::Pop, _) => Sender::Smtp,
+            (SendVia::Auto, Backend::Ews, _) | (SendVia::Auto, _, Target::Server { .. }) => {
+                Sender::Ews
+            }
+            (SendVia::Auto, Backend::Auto | Backend::Graph, Target::Online { .. }) => Sender::Graph,
+        }
+    }
+
+    /// The mail protocols the connection uses, reading first: IMAP or POP when it reads over
+    /// them, SMTP when it sends over it.
+    pub fn mail_protocols(&self) -> Vec<MailProtocol> {
+        let mut out = Vec::new();
+        match self.backend {
+            Backend::Imap => out.push(MailProtocol::Imap),
+            Backend::Pop => out.push(MailProtocol::Pop),
+            Backend::Auto | Backend::Graph | Backend::Ews => {}
+        }
+        if self.sending() == Sender::Smtp {
+            out.push(MailProtocol::Smtp);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -447,6 +543,38 @@ pub struct ConnectionSpec {
     pub certificate_pem: Option<String>,
     pub private_key_pem: Option<Secret>,
     pub password: Option<Secret>,
+    pub send: Option<String>,
+    pub imap_url: Option<String>,
+    pub pop_url: Option<String>,
+    pub smtp_url: Option<String>,
+}
+
+fn parse_mail_url(
+    field: &'static str,
+    value: &Option<String>,
+    protocol: MailProtocol,
+) -> Result<Option<MailUrl>, InvalidInput> {
+    let Some(text) = value.as_deref() else {
+        return Ok(None);
+    };
+    let url: MailUrl = text
+        .parse()
+        .map_err(|e: crate::mail::url::MailUrlError| InvalidInput::new(field, e.to_string()))?;
+    if url.protocol() != protocol {
+        return Err(InvalidInput::new(
+            field,
+            format!(
+                "`{url}` is an {} server; {field} takes a {protocol} URL ({})",
+                url.protocol(),
+                match protocol {
+                    MailProtocol::Imap => "imaps://host:993 or imap://host:143 with STARTTLS",
+                    MailProtocol::Pop => "pop3s://host:995 or pop3://host:110 with STLS",
+                    MailProtocol::Smtp => "smtp://host:587 with STARTTLS or smtps://host:465",
+                }
+            ),
+        ));
+    }
+    Ok(Some(url))
 }
 
 fn parse_field<T: FromStr<Err = ParseError>>(
@@ -623,12 +751,22 @@ impl ConnectionSpec {
              resource in the scope, so remove it or set the authority",
         )?;
 
+        let send: SendVia = parse_field("send", &self.send)?.unwrap_or(SendVia::Auto);
+        let mail = MailEndpoints {
+            imap_url: parse_mail_url("imap_url", &self.imap_url, MailProtocol::Imap)?,
+            pop_url: parse_mail_url("pop_url", &self.pop_url, MailProtocol::Pop)?,
+            smtp_url: parse_mail_url("smtp_url", &self.smtp_url, MailProtocol::Smtp)?,
+        };
+        check_mail_protocols(&target, backend, send, kind, &mail)?;
+
         Ok(ConnectionSettings {
             target,
             backend,
             auth,
             authority,
             resource,
+            send,
+            mail,
         })
     }
 
@@ -845,9 +983,75 @@ impl ConnectionSpec {
             client_secret,
             certificate_pem,
             private_key_pem,
-            password
+            password,
+            send,
+            imap_url,
+            pop_url,
+            smtp_url
         );
     }
+}
+
+/// IMAP, POP and SMTP are Exchange Online's with OAuth2 (XOAUTH2): Exchange Server's Basic or
+/// NTLM over them is not supported. IMAP and POP cannot send, so their connections send over
+/// SMTP; Graph sends only for Exchange Online.
+fn check_mail_protocols(
+    target: &Target,
+    backend: Backend,
+    send: SendVia,
+    auth: AuthKind,
+    mail: &MailEndpoints,
+) -> Result<(), InvalidInput> {
+    let online = matches!(target, Target::Online { .. });
+    let oauth2 = matches!(auth, AuthKind::OAuth2Delegated | AuthKind::OAuth2AppOnly);
+    if backend.is_mail_protocol() {
+        if !online || !oauth2 {
+            return Err(InvalidInput::new(
+                "backend",
+                format!(
+                    "the {backend} backend reads Exchange Online with OAuth2 (XOAUTH2); Exchange Server \
+                     over IMAP or POP with Basic or NTLM is not supported: use `ews`"
+                ),
+            ));
+        }
+        if matches!(send, SendVia::Graph | SendVia::Ews) {
+            return Err(InvalidInput::new(
+                "send",
+                format!(
+                    "a {backend} connection sends over SMTP (`send = smtp` or `auto`); to send with \
+                     {send}, make a {send} connection"
+                ),
+            ));
+        }
+    }
+    if send == SendVia::Smtp && (!online || !oauth2) {
+        return Err(InvalidInput::new(
+            "send",
+            "SMTP submission with XOAUTH2 is for Exchange Online with OAuth2; Exchange Server sends \
+             through EWS (`send = auto`)"
+                .into(),
+        ));
+    }
+    if send == SendVia::Graph && !online {
+        return Err(InvalidInput::new(
+            "send",
+            "Exchange Server has no Microsoft Graph; use `auto` or `ews`".into(),
+        ));
+    }
+    if !online && !mail.is_empty() {
+        let field = if mail.imap_url.is_some() {
+            "imap_url"
+        } else if mail.pop_url.is_some() {
+            "pop_url"
+        } else {
+            "smtp_url"
+        };
+        return Err(InvalidInput::new(
+            field,
+            "mail server URLs are for Exchange Online connections that read over IMAP/POP or send over SMTP".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl ConnectionSettings {
@@ -855,6 +1059,10 @@ impl ConnectionSettings {
     pub fn to_spec(&self) -> ConnectionSpec {
         let mut spec = ConnectionSpec {
             backend: Some(self.backend.to_string()),
+            send: (self.send != SendVia::Auto).then(|| self.send.to_string()),
+            imap_url: self.mail.imap_url.as_ref().map(ToString::to_string),
+            pop_url: self.mail.pop_url.as_ref().map(ToString::to_string),
+            smtp_url: self.mail.smtp_url.as_ref().map(ToString::to_string),
             authority: self.authority.as_ref().map(ToString::to_string),
             resource: self.resource.as_ref().map(ToString::to_string),
             auth: Some(self.auth.kind().to_string()),
@@ -927,6 +1135,9 @@ impl ConnectionSettings {
             base.tenant = None;
             base.server_version = None;
             base.ews_url = None;
+            base.imap_url = None;
+            base.pop_url = None;
+            base.smtp_url = None;
         }
         // An unparsable kind is left for `validate` to report.
         let new_auth = change
@@ -935,6 +1146,12 @@ impl ConnectionSettings {
             .and_then(|a| a.parse::<AuthKind>().ok());
         if new_auth.is_some_and(|k| k != self.auth.kind()) {
             let keep_backend = base.backend.take();
+            let keep_send = base.send.take();
+            let (keep_imap, keep_pop, keep_smtp) = (
+                base.imap_url.take(),
+                base.pop_url.take(),
+                base.smtp_url.take(),
+            );
             let keep_authority = base.authority.take();
             let keep_resource = base.resource.take();
             base = ConnectionSpec {
@@ -944,6 +1161,10 @@ impl ConnectionSettings {
                 server_version: base.server_version,
                 ews_url: base.ews_url,
                 backend: keep_backend,
+                send: keep_send,
+                imap_url: keep_imap,
+                pop_url: keep_pop,
+                smtp_url: keep_smtp,
                 authority: keep_authority,
                 resource: keep_resource,
                 // OAuth2 kinds share the client ID.
@@ -991,6 +1212,51 @@ mod tests {
     fn field_error(spec: &ConnectionSpec) -> (&'static str, String) {
         let e = spec.validate().unwrap_err();
         (e.field, e.message)
+    }
+
+    #[test]
+    fn imap_and_pop_connections_send_over_smtp_and_take_their_own_servers() {
+        let mut pop = online("oauth2-app-only");
+        pop.client_secret = Some(Secret::new("abc8Q~secret-value-0123456789"));
+        pop.backend = Some("pop".into());
+        pop.pop_url = Some("pop3://127.0.0.1:1110".into());
+        pop.smtp_url = Some("smtps://127.0.0.1:4650".into());
+        let settings = pop.validate().unwrap();
+        assert_eq!(settings.backend, Backend::Pop);
+        assert_eq!(settings.sending(), Sender::Smtp);
+        assert_eq!(
+            settings.mail_protocols(),
+            [MailProtocol::Pop, MailProtocol::Smtp]
+        );
+        assert_eq!(settings.to_spec().validate().unwrap(), settings);
+
+        // Graph reading, SMTP sending.
+        let mut graph = pop.clone();
+        graph.backend = None;
+        graph.send = Some("smtp".into());
+        graph.pop_url = None;
+        let settings = graph.validate().unwrap();
+        assert_eq!(settings.mail_protocols(), [MailProtocol::Smtp]);
+        graph.send = None;
+        graph.smtp_url = None;
+        assert_eq!(graph.validate().unwrap().sending(), Sender::Graph);
+
+        let mut wrong = pop.clone();
+        wrong.send = Some("graph".into());
+        assert_eq!(field_error(&wrong).0, "send");
+        let mut wrong = pop.clone();
+        wrong.pop_url = Some("imaps://127.0.0.1:993".into());
+        let (field, message) = field_error(&wrong);
+        assert_eq!(field, "pop_url");
+        assert!(message.contains("is an IMAP server"), "{message}");
+        let mut wrong = server("ntlm");
+        wrong.backend = Some("imap".into());
+        let (field, message) = field_error(&wrong);
+        assert_eq!(field, "backend");
+        assert!(message.contains("use `ews`"), "{message}");
+        let mut wrong = server("basic");
+        wrong.send = Some("smtp".into());
+        assert_eq!(field_error(&wrong).0, "send");
     }
 
     #[test]

@@ -21,10 +21,12 @@ use time::format_description::well_known::Rfc3339;
 use super::{Store, StoreError};
 use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
-    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, ClientCertificate,
+    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
+    ClientCertificate,
     ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
-    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailboxAccess, PasswordAuth,
-    Principal, ResourceIndicator, StaticUser, StaticUserId, Target, TokenKey,
+    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailEndpoints, MailboxAccess,
+    PasswordAuth, Principal, ResourceIndicator, SendVia, StaticUser, StaticUserId, Target,
+    TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
@@ -35,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_connection_resource.sql"),
     ),
+    (3, include_str!("../../migrations/sqlite/0003_bridge_users.sql")),
 ];
 const KEY_CHECK: &[u8] = b"exgate key check";
 
@@ -81,6 +84,21 @@ struct ConnectionDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource: Option<ResourceIndicator>,
     auth: AuthDoc,
+    /// Added for IMAP/POP/SMTP: absent in older documents (= `auto`), which stay readable as
+    /// they are, so the document's version does not change.
+    #[serde(default = "send_auto", skip_serializing_if = "is_send_auto")]
+    send: SendVia,
+    /// Likewise: absent = Exchange Online's default servers.
+    #[serde(default, skip_serializing_if = "MailEndpoints::is_empty")]
+    mail: MailEndpoints,
+}
+
+fn send_auto() -> SendVia {
+    SendVia::Auto
+}
+
+fn is_send_auto(send: &SendVia) -> bool {
+    *send == SendVia::Auto
 }
 
 #[derive(Serialize, Deserialize)]
@@ -166,6 +184,8 @@ impl ConnectionDoc {
             authority: s.authority.clone(),
             resource: s.resource.clone(),
             auth,
+            send: s.send,
+            mail: s.mail.clone(),
         }
     }
 
@@ -216,6 +236,8 @@ impl ConnectionDoc {
             auth,
             authority: self.authority,
             resource: self.resource,
+            send: self.send,
+            mail: self.mail,
         })
     }
 }
@@ -464,6 +486,25 @@ impl SqliteStore {
         })
     }
 
+    fn bridge_user_from_row(row: &SqliteRow) -> Result<BridgeUser, StoreError> {
+        let get = |col: &str| {
+            row.try_get::<String, _>(col)
+                .map_err(db("reading a bridge user"))
+        };
+        let principal: Option<String> = row
+            .try_get("principal")
+            .map_err(db("reading a bridge user"))?;
+        Ok(BridgeUser {
+            username: parse_col(&get("username")?, "bridge user name")?,
+            connection: parse_col(&get("connection_id")?, "connection id")?,
+            principal: principal
+                .map(|p| parse_col(&p, "principal"))
+                .transpose()?,
+            mailbox: parse_col(&get("mailbox")?, "mailbox")?,
+            created_at: parse_ts(&get("created_at")?)?,
+        })
+    }
+
     fn static_user_from_row(row: &SqliteRow) -> Result<StaticUser, StoreError> {
         let get = |col: &str| {
             row.try_get::<String, _>(col)
@@ -588,6 +629,7 @@ impl Store for SqliteStore {
             "DELETE FROM access_tokens WHERE connection_id = ?",
             "DELETE FROM accounts WHERE connection_id = ?",
             "DELETE FROM static_users WHERE connection_id = ?",
+            "DELETE FROM bridge_users WHERE connection_id = ?",
             "DELETE FROM connections WHERE id = ?",
         ] {
             sqlx::query(sql)
@@ -872,6 +914,62 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db("deleting a static user"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn insert_bridge_user(&self, u: &BridgeUser, hash: &str) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO bridge_users (username, connection_id, principal, mailbox, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.username.as_str())
+        .bind(u.connection.to_string())
+        .bind(u.principal.as_ref().map(Principal::as_str))
+        .bind(u.mailbox.as_str())
+        .bind(hash)
+        .bind(ts(u.created_at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a bridge user `{}`",
+                u.username
+            ))),
+            Err(e) => Err(db("inserting a bridge user")(e)),
+        }
+    }
+
+    async fn bridge_user(&self, username: &str) -> Result<Option<(BridgeUser, String)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM bridge_users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a bridge user"))?;
+        row.map(|row| {
+            let hash: String = row
+                .try_get("password_hash")
+                .map_err(db("reading a bridge user"))?;
+            Ok((Self::bridge_user_from_row(&row)?, hash))
+        })
+        .transpose()
+    }
+
+    async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError> {
+        sqlx::query("SELECT * FROM bridge_users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("listing bridge users"))?
+            .iter()
+            .map(Self::bridge_user_from_row)
+            .collect()
+    }
+
+    async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM bridge_users WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(db("deleting a bridge user"))?;
         Ok(r.rows_affected() > 0)
     }
 

@@ -46,8 +46,21 @@ pub(crate) struct ConnectionBody {
     server_version: Option<String>,
     /// Exchange Server: `https://…/EWS/Exchange.asmx`.
     ews_url: Option<String>,
-    /// `auto` (default), `graph` or `ews`.
+    /// Which API reads: `auto` (default), `graph`, `ews`, `imap` or `pop` (Exchange Online,
+    /// OAuth2).
     backend: Option<String>,
+    /// Which protocol sends: `auto` (default: the backend's own, SMTP for `imap`/`pop`),
+    /// `graph`, `ews` or `smtp`.
+    send: Option<String>,
+    /// The IMAP server (`imaps://host:993`, `imap://host:143` = STARTTLS); default Exchange
+    /// Online's.
+    #[schema(example = "imaps://outlook.office365.com:993")]
+    imap_url: Option<String>,
+    /// The POP3 server (`pop3s://host:995`, `pop3://host:110` = STLS); default Exchange Online's.
+    pop_url: Option<String>,
+    /// The SMTP submission server (`smtp://host:587` = STARTTLS, `smtps://host:465`); default
+    /// Exchange Online's.
+    smtp_url: Option<String>,
     /// `oauth2-delegated`, `oauth2-app-only`, `basic` or `ntlm`.
     #[schema(example = "oauth2-app-only")]
     auth: Option<String>,
@@ -118,6 +131,10 @@ impl ConnectionBody {
             certificate_pem: self.certificate_pem,
             private_key_pem: self.private_key_pem.map(Secret::new),
             password: self.password.map(Secret::new),
+            send: self.send,
+            imap_url: self.imap_url,
+            pop_url: self.pop_url,
+            smtp_url: self.smtp_url,
         }
     }
 }
@@ -132,8 +149,19 @@ pub(crate) struct ConnectionView {
     /// `{"kind": "online", "cloud", "tenant"}` or `{"kind": "server", "version", "ews_url"}`.
     #[schema(value_type = Object)]
     target: serde_json::Value,
-    /// `graph` or `ews`.
+    /// `auto`, `graph`, `ews`, `imap` or `pop`.
     backend: String,
+    /// `auto`, `graph`, `ews` or `smtp`.
+    send: String,
+    /// Who actually sends (`send = auto` resolved): `graph`, `ews` or `smtp`.
+    sends_with: &'static str,
+    /// The connection's own mail servers (absent: Exchange Online's defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imap_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pop_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_url: Option<String>,
     authority: Option<String>,
     /// The RFC 8707 resource indicator sent to a custom authority.
     resource: Option<String>,
@@ -192,6 +220,15 @@ impl From<&ConnectionEntry> for ConnectionView {
             },
             target,
             backend: s.backend.to_string(),
+            send: s.send.to_string(),
+            sends_with: match s.sending() {
+                exgate_core::model::Sender::Graph => "graph",
+                exgate_core::model::Sender::Ews => "ews",
+                exgate_core::model::Sender::Smtp => "smtp",
+            },
+            imap_url: s.mail.imap_url.as_ref().map(ToString::to_string),
+            pop_url: s.mail.pop_url.as_ref().map(ToString::to_string),
+            smtp_url: s.mail.smtp_url.as_ref().map(ToString::to_string),
             authority: s.authority.as_ref().map(ToString::to_string),
             resource: s.resource.as_ref().map(ToString::to_string),
             auth,

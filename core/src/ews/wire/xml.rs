@@ -1,15 +1,13 @@
 //! The XML under the wire module: a writer whose element names are fixed strings and whose
 //! text and attribute values are always escaped (so no value can change a document's
-//! structure), and a pull reader over quick-xml's `NsReader` that tells elements apart by
+//! structure), and a pull reader over a strict tokenizer (`scan`) that tells elements apart by
 //! namespace and local name, without building a tree.
 
 use std::borrow::Cow;
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
-
 use super::WireError;
+
+mod scan;
 
 /// SOAP 1.1's envelope namespace.
 pub const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -131,17 +129,14 @@ pub(super) enum Ns {
     Other,
 }
 
-fn ns_of(r: &ResolveResult<'_>) -> Ns {
-    match r {
-        ResolveResult::Bound(n) => match n.as_ref() {
-            TYPES => Ns::Types,
-            MESSAGES => Ns::Messages,
-            SOAP => Ns::Soap,
-            ERRORS => Ns::Errors,
-            _ => Ns::Other,
-        },
-        ResolveResult::Unbound => Ns::None,
-        ResolveResult::Unknown(_) => Ns::Other,
+fn ns_named(uri: &str) -> Ns {
+    match uri {
+        TYPES => Ns::Types,
+        MESSAGES => Ns::Messages,
+        SOAP => Ns::Soap,
+        ERRORS => Ns::Errors,
+        "" => Ns::None,
+        _ => Ns::Other,
     }
 }
 
@@ -149,27 +144,17 @@ fn ns_of(r: &ResolveResult<'_>) -> Ns {
 #[derive(Debug)]
 pub(super) struct Elem<'a> {
     pub(super) ns: Ns,
-    start: BytesStart<'a>,
+    /// The qualified name, `prefix:local`.
+    name: &'a str,
     /// Where the local name starts in the qualified name (after `prefix:`).
     local_start: usize,
+    /// The start tag's attributes, raw.
+    attrs: &'a str,
 }
 
 impl<'a> Elem<'a> {
-    fn new(ns: Ns, start: BytesStart<'a>) -> Self {
-        let local_start = start.name().0.find(':').map_or(0, |i| i + 1);
-        Self {
-            ns,
-            start,
-            local_start,
-        }
-    }
-
-    pub(super) fn local(&self) -> &str {
-        self.start
-            .name()
-            .0
-            .get(self.local_start..)
-            .unwrap_or_default()
+    pub(super) fn local(&self) -> &'a str {
+        self.name.get(self.local_start..).unwrap_or_default()
     }
 
     /// `t:Name`
@@ -182,15 +167,12 @@ impl<'a> Elem<'a> {
         self.ns == Ns::Messages && self.local() == name
     }
 
-    /// An unprefixed attribute's value, unescaped.
+    /// An unprefixed attribute's value, unescaped and normalized.
     pub(super) fn attr(&self, key: &str) -> Result<Option<String>, WireError> {
-        for a in self.start.attributes() {
-            let a = a.map_err(|e| WireError::malformed(format!("bad attribute: {e}")))?;
-            if a.key.as_ref() == key {
-                let v = a
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                    .map_err(|e| WireError::malformed(format!("bad attribute `{key}`: {e}")))?;
-                return Ok(Some(v.into_owned()));
+        for a in scan::attributes(self.attrs) {
+            let (name, raw) = a?;
+            if name == key {
+                return Ok(Some(scan::unescape(raw, true)?.into_owned()));
             }
         }
         Ok(None)
@@ -204,11 +186,25 @@ impl<'a> Elem<'a> {
     }
 }
 
+/// A namespace prefix bound by an `xmlns` attribute, in scope below the element that declared
+/// it.
+#[derive(Debug)]
+struct Binding<'a> {
+    /// `""` for the default namespace.
+    prefix: &'a str,
+    ns: Ns,
+    /// How many elements were open, the declaring one included.
+    depth: usize,
+}
+
 /// A pull reader. After [`Reader::child`] returns an element, the caller consumes it with
 /// exactly one of [`Reader::text`], [`Reader::skip`], or [`Reader::child`] until `None`.
 #[derive(Debug)]
 pub(super) struct Reader<'a> {
-    inner: NsReader<&'a [u8]>,
+    scan: scan::Scanner<'a>,
+    /// The qualified names of the open elements, innermost last: each end tag must match.
+    open: Vec<&'a str>,
+    bindings: Vec<Binding<'a>>,
     /// The element last returned was empty (`<x/>`): it has no children and no text.
     pending_empty: bool,
 }
@@ -222,18 +218,16 @@ struct Text<'a> {
 
 impl<'a> Text<'a> {
     fn push(&mut self, piece: Cow<'a, str>) {
-        if self.one.is_none() && self.joined.is_none() {
-            self.one = Some(piece);
-        } else {
-            self.joined().push_str(&piece);
+        match (&mut self.joined, &mut self.one) {
+            (Some(joined), _) => joined.push_str(&piece),
+            (None, None) => self.one = Some(piece),
+            (None, Some(one)) => {
+                let mut joined = std::mem::take(one).into_owned();
+                joined.push_str(&piece);
+                self.one = None;
+                self.joined = Some(joined);
+            }
         }
-    }
-
-    /// The buffer, once the text has more than one piece.
-    fn joined(&mut self) -> &mut String {
-        let one = self.one.take();
-        self.joined
-            .get_or_insert_with(|| one.map(Cow::into_owned).unwrap_or_default())
     }
 
     fn finish(self) -> Cow<'a, str> {
@@ -248,25 +242,108 @@ impl<'a> Text<'a> {
 /// How deep elements may nest before a document is refused.
 const MAX_DEPTH: usize = 64;
 
+/// What the scanner found, with namespaces resolved.
+enum Step<'a> {
+    Start(Elem<'a>),
+    Empty(Elem<'a>),
+    End,
+    Text(&'a str),
+    CData(&'a str),
+    Eof,
+}
+
 impl<'a> Reader<'a> {
     pub(super) fn new(xml: &'a str) -> Self {
         let xml = xml.strip_prefix('\u{FEFF}').unwrap_or(xml);
-        let mut inner = NsReader::from_str(xml);
-        let config = inner.config_mut();
-        config.check_end_names = true;
-        config.expand_empty_elements = false;
         Self {
-            inner,
+            scan: scan::Scanner::new(xml),
+            open: Vec::with_capacity(16),
+            bindings: Vec::with_capacity(8),
             pending_empty: false,
         }
     }
 
-    fn depth_check(&self, depth: usize) -> Result<(), WireError> {
-        if depth > MAX_DEPTH {
-            Err(WireError::malformed("elements nest too deeply"))
-        } else {
-            Ok(())
+    /// The next token, with an element's namespace resolved and end tags checked.
+    fn step(&mut self) -> Result<Step<'a>, WireError> {
+        Ok(match self.scan.next_token()? {
+            scan::Token::Start { name, attrs } => {
+                if self.open.len() >= MAX_DEPTH {
+                    return Err(WireError::malformed("elements nest too deeply"));
+                }
+                self.open.push(name);
+                Step::Start(self.element(name, attrs)?)
+            }
+            scan::Token::Empty { name, attrs } => {
+                self.open.push(name);
+                let elem = self.element(name, attrs);
+                self.close();
+                Step::Empty(elem?)
+            }
+            scan::Token::End { name } => {
+                if self.open.last() != Some(&name) {
+                    return Err(WireError::malformed(
+                        "an end tag that does not close the open element",
+                    ));
+                }
+                self.close();
+                Step::End
+            }
+            scan::Token::Text(t) => Step::Text(t),
+            scan::Token::CData(c) => Step::CData(c),
+            scan::Token::Eof => Step::Eof,
+        })
+    }
+
+    /// Closes the innermost element: its namespace declarations go out of scope.
+    fn close(&mut self) {
+        let depth = self.open.len();
+        while self.bindings.last().is_some_and(|b| b.depth >= depth) {
+            self.bindings.pop();
         }
+        self.open.pop();
+    }
+
+    /// The element just opened (already on `open`): its `xmlns` declarations, then its name
+    /// resolved against them.
+    fn element(&mut self, name: &'a str, attrs: &'a str) -> Result<Elem<'a>, WireError> {
+        // Most tags declare nothing; only look at the attributes when one might.
+        if attrs.contains("xmlns") {
+            for a in scan::attributes(attrs) {
+                let (key, raw) = a?;
+                let prefix = match key.strip_prefix("xmlns") {
+                    Some("") => "",
+                    Some(p) => match p.strip_prefix(':') {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                    None => continue,
+                };
+                let ns = ns_named(&scan::unescape(raw, true)?);
+                if !prefix.is_empty() && ns == Ns::None {
+                    return Err(WireError::malformed("a prefix bound to no namespace"));
+                }
+                self.bindings.push(Binding {
+                    prefix,
+                    ns,
+                    depth: self.open.len(),
+                });
+            }
+        }
+        let (prefix, local_start) = match name.find(':') {
+            Some(i) => (&name[..i], i + 1),
+            None => ("", 0),
+        };
+        let ns = match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
+            Some(b) => b.ns,
+            None if prefix.is_empty() => Ns::None,
+            None => Ns::Other,
+        };
+        Ok(Elem {
+            ns,
+            name,
+            local_start,
+            attrs,
+        })
     }
 
     /// The next child element of the current one, or `None` at its end.
@@ -275,26 +352,15 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         loop {
-            let (ns, event) = self.inner.read_resolved_event().map_err(WireError::xml)?;
-            match event {
-                Event::Start(start) => {
-                    return Ok(Some(Elem::new(ns_of(&ns), start)));
-                }
-                Event::Empty(start) => {
+            match self.step()? {
+                Step::Start(elem) => return Ok(Some(elem)),
+                Step::Empty(elem) => {
                     self.pending_empty = true;
-                    return Ok(Some(Elem::new(ns_of(&ns), start)));
+                    return Ok(Some(elem));
                 }
-                Event::End(_) => return Ok(None),
-                Event::Eof => return Err(WireError::malformed("the document ends early")),
-                Event::DocType(_) => {
-                    return Err(WireError::malformed("a document type declaration"));
-                }
-                Event::Text(_)
-                | Event::CData(_)
-                | Event::GeneralRef(_)
-                | Event::Comment(_)
-                | Event::Decl(_)
-                | Event::PI(_) => {}
+                Step::End => return Ok(None),
+                Step::Eof => return Err(WireError::malformed("the document ends early")),
+                Step::Text(_) | Step::CData(_) => {}
             }
         }
     }
@@ -302,24 +368,24 @@ impl<'a> Reader<'a> {
     /// The root element.
     pub(super) fn root(&mut self) -> Result<Elem<'a>, WireError> {
         loop {
-            let (ns, event) = self.inner.read_resolved_event().map_err(WireError::xml)?;
-            match event {
-                Event::Start(start) => return Ok(Elem::new(ns_of(&ns), start)),
-                Event::Empty(_) | Event::Eof => {
+            match self.step()? {
+                Step::Start(elem) => return Ok(elem),
+                Step::Empty(_) | Step::Eof => {
                     return Err(WireError::malformed("the document has no content"));
                 }
-                Event::DocType(_) => {
-                    return Err(WireError::malformed("a document type declaration"));
-                }
-                Event::Text(t) if !t.trim().is_empty() => {
+                Step::End => return Err(WireError::malformed("an end tag before the root")),
+                Step::Text(t) if !t.trim().is_empty() => {
                     return Err(WireError::malformed("text before the root element"));
                 }
-                _ => {}
+                Step::Text(_) => {}
+                Step::CData(_) => {
+                    return Err(WireError::malformed("text before the root element"));
+                }
             }
         }
     }
 
-    /// The text content of the element just returned (entities resolved), up to its end.
+    /// The text content of the element just returned (references resolved), up to its end.
     /// An element inside it is an error.
     pub(super) fn text(&mut self) -> Result<Cow<'a, str>, WireError> {
         if std::mem::take(&mut self.pending_empty) {
@@ -328,26 +394,14 @@ impl<'a> Reader<'a> {
         // One piece of text (the usual case) is returned as it is; several are joined.
         let mut text = Text::default();
         loop {
-            match self.inner.read_event().map_err(WireError::xml)? {
-                Event::End(_) => return Ok(text.finish()),
-                Event::Text(t) => text.push(t.xml10_content()),
-                Event::CData(c) => text.push(c.into_inner()),
-                Event::GeneralRef(r) => match r.resolve_char_ref() {
-                    Ok(Some(c)) => text.joined().push(c),
-                    Ok(None) => text.joined().push_str(
-                        quick_xml::escape::resolve_predefined_entity(&r)
-                            .ok_or_else(|| WireError::malformed("an unknown entity"))?,
-                    ),
-                    Err(_) => return Err(WireError::malformed("a bad character reference")),
-                },
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Start(_) | Event::Empty(_) => {
+            match self.step()? {
+                Step::End => return Ok(text.finish()),
+                Step::Text(t) => text.push(scan::unescape(t, false)?),
+                Step::CData(c) => text.push(Cow::Borrowed(c)),
+                Step::Start(_) | Step::Empty(_) => {
                     return Err(WireError::malformed("an element where text was expected"));
                 }
-                Event::Eof => return Err(WireError::malformed("the document ends early")),
-                Event::Decl(_) | Event::DocType(_) => {
-                    return Err(WireError::malformed("a declaration inside an element"));
-                }
+                Step::Eof => return Err(WireError::malformed("the document ends early")),
             }
         }
     }
@@ -357,23 +411,11 @@ impl<'a> Reader<'a> {
         if std::mem::take(&mut self.pending_empty) {
             return Ok(());
         }
-        let mut depth = 0usize;
+        let depth = self.open.len();
         loop {
-            match self.inner.read_event().map_err(WireError::xml)? {
-                Event::Start(_) => {
-                    depth += 1;
-                    self.depth_check(depth)?;
-                }
-                Event::End(_) => {
-                    if depth == 0 {
-                        return Ok(());
-                    }
-                    depth -= 1;
-                }
-                Event::Eof => return Err(WireError::malformed("the document ends early")),
-                Event::DocType(_) => {
-                    return Err(WireError::malformed("a document type declaration"));
-                }
+            match self.step()? {
+                Step::End if self.open.len() < depth => return Ok(()),
+                Step::Eof => return Err(WireError::malformed("the document ends early")),
                 _ => {}
             }
         }
