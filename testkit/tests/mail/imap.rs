@@ -91,6 +91,27 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
     );
     assert!(!header.contains("Message-ID"), "{header}");
 
+    // Every message's ENVELOPE and BODYSTRUCTURE parse in async-imap (multipart ones too).
+    let all: Vec<_> = session
+        .uid_fetch("1:*", "(UID ENVELOPE BODYSTRUCTURE)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 12);
+    assert!(
+        all.iter()
+            .all(|f| f.bodystructure().is_some() && f.envelope().is_some())
+    );
+    assert!(
+        all.iter().any(|f| matches!(
+            f.bodystructure(),
+            Some(async_imap::imap_proto::BodyStructure::Multipart { .. })
+        )),
+        "Adele's Inbox has messages with attachments"
+    );
+
     // STORE: flag one message, then find it by search.
     let target = uids[1];
     let _: Vec<_> = session
@@ -674,4 +695,21 @@ async fn an_expired_token_is_refused_and_uid_copy_answers_copyuid() {
         .await,
         ["a NO AUTHENTICATE failed."]
     );
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_after_the_idle_timeout() {
+    let m = mock().await;
+    m.change_mail_switches(&MailSwitchChange {
+        idle_timeout_secs: Some(1),
+        ..MailSwitchChange::default()
+    })
+    .unwrap();
+    // The server's own timer ends it (one second): the test waits for it, no sleep.
+    let mut c = raw(&m).await;
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("* BYE Connection is closed. 13")
+    );
+    assert_eq!(c.line().await, None);
 }
