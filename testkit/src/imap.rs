@@ -453,10 +453,15 @@ fn granted(state: &MailState, s: &mut Session, result: Result<Granted, Refusal>)
     Ok(())
 }
 
+/// A mailbox name from the client as UTF-8 (modified UTF-7 decoded; taken as it is when it is
+/// not valid modified UTF-7).
 pub(crate) fn mailbox_name(mailbox: &Mailbox<'_>) -> String {
     match mailbox {
         Mailbox::Inbox => "INBOX".to_string(),
-        Mailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).to_string(),
+        Mailbox::Other(other) => {
+            let raw = String::from_utf8_lossy(other.as_ref()).to_string();
+            crate::mailproto::folders::decode_mutf7(&raw).unwrap_or(raw)
+        }
     }
 }
 

@@ -114,7 +114,9 @@ pub(super) fn list(
     let store = state.store.lock();
     if let Some(mb) = store.mailbox(mailbox) {
         for (seq, name) in folders::imap_folders(mb) {
-            if !pattern_matches(full.as_bytes(), name.as_bytes()) {
+            // The pattern comes in modified UTF-7: match it against the name as listed.
+            let listed = folders::encode_mutf7(&name);
+            if !pattern_matches(full.as_bytes(), listed.as_bytes()) {
                 continue;
             }
             let mut attributes = vec![if mb.children(seq).is_empty() {
@@ -124,7 +126,7 @@ pub(super) fn list(
             }];
             attributes.extend(folders::special_use(mb, seq));
             out.extend(format!("* {verb} ({}) \"/\" ", attributes.join(" ")).into_bytes());
-            out.extend(wire::string(name.as_bytes()));
+            out.extend(wire::string(listed.as_bytes()));
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -168,7 +170,7 @@ pub(super) fn status_of(
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");
-    out.extend(wire::string(name.as_bytes()));
+    out.extend(wire::string(folders::encode_mutf7(&name).as_bytes()));
     out.extend(format!(" ({})\r\n", fields.join(" ")).into_bytes());
     status::ok(Some(tag), None, "STATUS completed.")
 }

@@ -713,3 +713,36 @@ async fn a_silent_connection_is_dropped_after_the_idle_timeout() {
     );
     assert_eq!(c.line().await, None);
 }
+
+#[tokio::test]
+async fn folder_names_travel_in_modified_utf7() {
+    let m = mock().await;
+    let app = app_token(&m).await;
+    let mut c = raw(&m).await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+        "a ",
+    )
+    .await;
+    assert_eq!(
+        c.ask("b CREATE \"INBOX/Entw&APw-rfe\"", "b ").await,
+        ["b OK CREATE completed."]
+    );
+    let listed = c.ask("c LIST \"\" \"INBOX/*\"", "c ").await;
+    assert!(
+        listed.contains(&"* LIST (\\HasNoChildren) \"/\" \"INBOX/Entw&APw-rfe\"".to_string()),
+        "{listed:?}"
+    );
+    let selected = c.ask("d SELECT \"INBOX/Entw&APw-rfe\"", "d ").await;
+    assert_eq!(
+        selected.last().unwrap(),
+        "d OK [READ-WRITE] SELECT completed."
+    );
+    // Graph sees the folder under its real name.
+    let content = m.mailbox_content(ADELE).unwrap();
+    assert!(
+        content.folders.iter().any(|f| f == "Inbox/Entwürfe"),
+        "{:?}",
+        content.folders
+    );
+}
