@@ -122,3 +122,45 @@ pub(crate) fn check(claims: &Claims, dir: &DirectoryData, now: i64) -> Result<us
         .and_then(|tid| dir.tenant_index_by_tid(tid))
         .ok_or(TokenProblem::Tenant)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+    use crate::directory::seed::TENANT_ID;
+
+    fn claims(aud: &str, exp: i64) -> Claims {
+        Claims {
+            aud: Some(aud.into()),
+            exp: Some(exp),
+            tid: Some(TENANT_ID.into()),
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn audience_lifetime_and_tenant_are_checked() {
+        let dir = Directory::new(crate::Seed::contoso()).unwrap().read();
+        let now = 1_800_000_000;
+        for aud in [
+            "https://outlook.office365.com",
+            "https://outlook.office365.com/",
+            EXCHANGE_APP_ID,
+        ] {
+            assert_eq!(check(&claims(aud, now + 60), &dir, now), Ok(0), "{aud}");
+        }
+        assert_eq!(
+            check(&claims("https://graph.microsoft.com", now + 60), &dir, now),
+            Err(TokenProblem::Audience)
+        );
+        // Five minutes of skew, then expired.
+        assert_eq!(check(&claims(EXCHANGE_APP_ID, now - 200), &dir, now), Ok(0));
+        assert_eq!(
+            check(&claims(EXCHANGE_APP_ID, now - 301), &dir, now),
+            Err(TokenProblem::Lifetime)
+        );
+        let mut foreign = claims(EXCHANGE_APP_ID, now + 60);
+        foreign.tid = Some("00000000-0000-0000-0000-000000000000".into());
+        assert_eq!(check(&foreign, &dir, now), Err(TokenProblem::Tenant));
+    }
+}

@@ -14,11 +14,13 @@
 //! shows up as `* n EXISTS` at the next command, NOOP or while idling.
 
 mod fetch;
+mod mailboxes;
+mod messages;
 mod search;
 mod status;
 mod wire;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use imap_codec::fragmentizer::{
     DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
@@ -29,18 +31,14 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{LiteralMode, Tag};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
-use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
-use imap_codec::imap_types::sequence::SequenceSet;
-use imap_codec::imap_types::status::StatusDataItemName;
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use crate::mailproto::auth::{self, Granted, Refusal};
 use crate::mailproto::conn::{Conn, ConnError};
-use crate::mailproto::folders::{self, DELIMITER};
 use crate::mailproto::{MailProtocol, MailState, greeting_tag};
-use crate::mailstore::content::FlagStatus;
-use crate::mailstore::parse::message_from_mime;
+use mailboxes::{append, create, list, select, status_of};
+use messages::{Transfer, copy_or_move, expunge, fetch_streamed, search_cmd, store_cmd};
 
 /// Exchange Online's capabilities after TLS (and on 993).
 const CAPABILITIES: &str = "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+";
@@ -298,6 +296,25 @@ async fn command_of(
             if let CommandBody::Idle = body {
                 return idle(state, conn, s, tag, frag).await.map(|()| None);
             }
+            if let CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } = &body
+                && s.selected.is_some()
+            {
+                let items: Vec<MessageDataItemName<'static>> = match macro_or_item_names {
+                    MacroOrMessageDataItemNames::Macro(m) => m
+                        .expand()
+                        .into_iter()
+                        .map(IntoStatic::into_static)
+                        .collect(),
+                    MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
+                };
+                fetch_streamed(state, conn, s, &tag, sequence_set, &items, *uid).await?;
+                return Ok(None);
+            }
             let out = authenticated(state, s, &tag, body);
             conn.send(&out).await?;
             Ok(None)
@@ -436,10 +453,15 @@ fn granted(state: &MailState, s: &mut Session, result: Result<Granted, Refusal>)
     Ok(())
 }
 
+/// A mailbox name from the client as UTF-8 (modified UTF-7 decoded; taken as it is when it is
+/// not valid modified UTF-7).
 pub(crate) fn mailbox_name(mailbox: &Mailbox<'_>) -> String {
     match mailbox {
         Mailbox::Inbox => "INBOX".to_string(),
-        Mailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).to_string(),
+        Mailbox::Other(other) => {
+            let raw = String::from_utf8_lossy(other.as_ref()).to_string();
+            crate::mailproto::folders::decode_mutf7(&raw).unwrap_or(raw)
+        }
     }
 }
 
@@ -631,24 +653,6 @@ fn authenticated(
             out.extend(search_cmd(state, s, criteria.as_ref(), uid));
             status::ok(Some(tag), None, "SEARCH completed.")
         }
-        CommandBody::Fetch {
-            sequence_set,
-            macro_or_item_names,
-            uid,
-            ..
-        } => {
-            out.extend(sync(state, s));
-            let items = match &macro_or_item_names {
-                MacroOrMessageDataItemNames::Macro(m) => m
-                    .expand()
-                    .into_iter()
-                    .map(IntoStatic::into_static)
-                    .collect(),
-                MacroOrMessageDataItemNames::MessageDataItemNames(items) => items.clone(),
-            };
-            out.extend(fetch_cmd(state, s, &sequence_set, &items, uid));
-            status::ok(Some(tag), None, "FETCH completed.")
-        }
         CommandBody::Store {
             sequence_set,
             kind,
@@ -708,582 +712,4 @@ fn authenticated(
     };
     out.extend(result);
     out
-}
-
-/// SELECT / EXAMINE.
-fn select(
-    state: &MailState,
-    s: &mut Session,
-    tag: &Tag<'static>,
-    name: &Mailbox<'_>,
-    read_only: bool,
-    out: &mut Vec<u8>,
-) -> Vec<u8> {
-    s.selected = None;
-    let Some(granted) = &s.granted else {
-        return status::bad(Some(tag), "Command received in Invalid state.");
-    };
-    let name = mailbox_name(name);
-    let (folder, next, unseen_first) = {
-        let store = state.store.lock();
-        let Some(mb) = store.mailbox(&granted.mailbox) else {
-            return status::no(Some(tag), None, "Mailbox doesn't exist.");
-        };
-        let Some(folder) = folders::imap_folder(mb, &name) else {
-            return status::no(Some(tag), None, "The requested item could not be found.");
-        };
-        let mut in_folder: Vec<(u64, bool)> = mb
-            .messages
-            .values()
-            .filter(|m| m.folder == folder)
-            .map(|m| (m.seq, m.is_read))
-            .collect();
-        in_folder.sort_unstable();
-        let unseen_first = in_folder.iter().position(|(_, read)| !read).map(|i| i + 1);
-        (folder, mb.next_seq(), unseen_first)
-    };
-    let uids = folder_uids(state, &granted.mailbox, folder);
-    let validity = state.uid_validity(&granted.mailbox, folder);
-    out.extend(format!("* {} EXISTS\r\n* 0 RECENT\r\n", uids.len()).into_bytes());
-    out.extend(format!("* FLAGS {FLAGS}\r\n").into_bytes());
-    out.extend(format!("* OK [PERMANENTFLAGS {FLAGS}] Permanent flags\r\n").into_bytes());
-    if let Some(first) = unseen_first {
-        out.extend(format!("* OK [UNSEEN {first}] Is the first unseen message\r\n").into_bytes());
-    }
-    out.extend(format!("* OK [UIDVALIDITY {validity}] UIDVALIDITY value\r\n").into_bytes());
-    out.extend(
-        format!(
-            "* OK [UIDNEXT {}] The next unique identifier value\r\n",
-            u32::try_from(next).unwrap_or(u32::MAX)
-        )
-        .into_bytes(),
-    );
-    s.selected = Some(Selected {
-        folder,
-        read_only,
-        uids,
-    });
-    if read_only {
-        status::ok_code(tag, "READ-ONLY", "EXAMINE completed.")
-    } else {
-        status::ok_code(tag, "READ-WRITE", "SELECT completed.")
-    }
-}
-
-/// Whether `name` matches the LIST pattern (`*` any, `%` any but the delimiter).
-fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| pattern_matches(rest, &name[i..])),
-        Some((b'%', rest)) => (0..=name.len())
-            .take_while(|i| *i == 0 || name[i - 1] != DELIMITER as u8)
-            .any(|i| pattern_matches(rest, &name[i..])),
-        Some((c, rest)) => name.split_first().is_some_and(|(n, name_rest)| {
-            n.eq_ignore_ascii_case(c) && pattern_matches(rest, name_rest)
-        }),
-    }
-}
-
-/// LIST / LSUB (every folder counts as subscribed).
-fn list(
-    state: &MailState,
-    mailbox: &str,
-    tag: &Tag<'static>,
-    reference: &Mailbox<'_>,
-    wildcard: &ListMailbox<'_>,
-    verb: &str,
-    out: &mut Vec<u8>,
-) -> Vec<u8> {
-    let reference = match reference {
-        Mailbox::Inbox => "INBOX".to_string(),
-        Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).to_string(),
-    };
-    let pattern = match wildcard {
-        ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).to_string(),
-        ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).to_string(),
-    };
-    if pattern.is_empty() {
-        out.extend(format!("* {verb} (\\Noselect \\HasChildren) \"/\" \"\"\r\n").into_bytes());
-        return status::ok(Some(tag), None, &format!("{verb} completed."));
-    }
-    let full = format!("{reference}{pattern}");
-    let store = state.store.lock();
-    if let Some(mb) = store.mailbox(mailbox) {
-        for (seq, name) in folders::imap_folders(mb) {
-            if !pattern_matches(full.as_bytes(), name.as_bytes()) {
-                continue;
-            }
-            let mut attributes = vec![if mb.children(seq).is_empty() {
-                "\\HasNoChildren"
-            } else {
-                "\\HasChildren"
-            }];
-            attributes.extend(folders::special_use(mb, seq));
-            out.extend(format!("* {verb} ({}) \"/\" ", attributes.join(" ")).into_bytes());
-            out.extend(wire::string(name.as_bytes()));
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    status::ok(Some(tag), None, &format!("{verb} completed."))
-}
-
-/// STATUS.
-fn status_of(
-    state: &MailState,
-    mailbox: &str,
-    tag: &Tag<'static>,
-    name: &Mailbox<'_>,
-    items: &[StatusDataItemName],
-    out: &mut Vec<u8>,
-) -> Vec<u8> {
-    let name = mailbox_name(name);
-    let store = state.store.lock();
-    let Some(mb) = store.mailbox(mailbox) else {
-        return status::no(Some(tag), None, "Mailbox doesn't exist.");
-    };
-    let Some(folder) = folders::imap_folder(mb, &name) else {
-        return status::no(Some(tag), None, "The requested item could not be found.");
-    };
-    let (count, unseen) = mb
-        .messages
-        .values()
-        .filter(|m| m.folder == folder)
-        .fold((0, 0), |(c, u), m| (c + 1, u + usize::from(!m.is_read)));
-    let next = u32::try_from(mb.next_seq()).unwrap_or(u32::MAX);
-    drop(store);
-    let validity = state.uid_validity(mailbox, folder);
-    let fields: Vec<String> = items
-        .iter()
-        .filter_map(|item| match item {
-            StatusDataItemName::Messages => Some(format!("MESSAGES {count}")),
-            StatusDataItemName::Recent => Some("RECENT 0".into()),
-            StatusDataItemName::UidNext => Some(format!("UIDNEXT {next}")),
-            StatusDataItemName::UidValidity => Some(format!("UIDVALIDITY {validity}")),
-            StatusDataItemName::Unseen => Some(format!("UNSEEN {unseen}")),
-            _ => None,
-        })
-        .collect();
-    out.extend_from_slice(b"* STATUS ");
-    out.extend(wire::string(name.as_bytes()));
-    out.extend(format!(" ({})\r\n", fields.join(" ")).into_bytes());
-    status::ok(Some(tag), None, "STATUS completed.")
-}
-
-/// CREATE: a folder under an existing parent.
-fn create(state: &MailState, mailbox: &str, tag: &Tag<'static>, name: &Mailbox<'_>) -> Vec<u8> {
-    let name = mailbox_name(name);
-    let name = name.trim_end_matches(DELIMITER);
-    let mut store = state.store.lock();
-    let Some(mb) = store.mailbox_mut(mailbox) else {
-        return status::no(Some(tag), None, "Mailbox doesn't exist.");
-    };
-    if name.is_empty() || folders::imap_folder(mb, name).is_some() {
-        return status::no(Some(tag), None, "Mailbox already exists.");
-    }
-    let (parent, leaf) = match name.rsplit_once(DELIMITER) {
-        Some((parent, leaf)) => match folders::imap_folder(mb, parent) {
-            Some(p) => (p, leaf),
-            None => return status::no(Some(tag), None, "The parent folder doesn't exist."),
-        },
-        None => (mb.root(), name),
-    };
-    mb.create_folder(parent, leaf);
-    status::ok(Some(tag), None, "CREATE completed.")
-}
-
-/// APPEND: the message into a folder, with its flags; answers APPENDUID.
-fn append(
-    state: &MailState,
-    mailbox: &str,
-    tag: &Tag<'static>,
-    name: &Mailbox<'_>,
-    flags: &[Flag<'_>],
-    received: Option<time::OffsetDateTime>,
-    bytes: &[u8],
-) -> Vec<u8> {
-    let name = mailbox_name(name);
-    let now = state.clock.now();
-    let Some(mut message) = message_from_mime(bytes, now) else {
-        return status::no(Some(tag), None, "APPEND failed.");
-    };
-    let mut store = state.store.lock();
-    let Some(mb) = store.mailbox_mut(mailbox) else {
-        return status::no(Some(tag), None, "Mailbox doesn't exist.");
-    };
-    let Some(folder) = folders::imap_folder(mb, &name) else {
-        return status::no_code(tag, "TRYCREATE", "The requested item could not be found.");
-    };
-    message.folder = folder;
-    message.received = received.unwrap_or(now);
-    message.is_read = flags.contains(&Flag::Seen);
-    message.is_draft = flags.contains(&Flag::Draft);
-    if flags.contains(&Flag::Flagged) {
-        message.flag = FlagStatus::Flagged;
-    }
-    let seq = mb.insert_message(message);
-    let address = mb.address.to_ascii_lowercase();
-    drop(store);
-    let mut extra = crate::mailproto::ExtraFlags::new();
-    if flags.contains(&Flag::Answered) {
-        extra.insert("\\Answered");
-    }
-    if flags.contains(&Flag::Deleted) {
-        extra.insert("\\Deleted");
-    }
-    if !extra.is_empty() {
-        state.own().imap_flags.insert((address, seq), extra);
-    }
-    let validity = state.uid_validity(mailbox, folder);
-    let uid = u32::try_from(seq).unwrap_or(u32::MAX);
-    status::ok_code(
-        tag,
-        &format!("APPENDUID {validity} {uid}"),
-        "APPEND completed.",
-    )
-}
-
-/// The selected messages `(sequence number, uid)` a set names.
-fn resolve(selected: &Selected, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
-    let last_seq = u32::try_from(selected.uids.len()).unwrap_or(u32::MAX);
-    let last_uid = selected.uids.last().copied().unwrap_or(0);
-    selected
-        .uids
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| {
-            let seq = u32::try_from(i + 1).ok()?;
-            let hit = if uid {
-                search::in_set(set, *u, last_uid)
-            } else {
-                search::in_set(set, seq, last_seq)
-            };
-            hit.then_some((seq, *u))
-        })
-        .collect()
-}
-
-fn extra_flags(state: &MailState, mailbox: &str, seq: u64) -> Option<crate::mailproto::ExtraFlags> {
-    state
-        .own()
-        .imap_flags
-        .get(&(mailbox.to_ascii_lowercase(), seq))
-        .cloned()
-}
-
-/// FETCH.
-fn fetch_cmd(
-    state: &MailState,
-    s: &mut Session,
-    set: &SequenceSet,
-    items: &[MessageDataItemName<'_>],
-    uid: bool,
-) -> Vec<u8> {
-    let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (seq, u) in resolve(selected, set, uid) {
-        let extra = extra_flags(state, &granted.mailbox, u64::from(u));
-        let mut store = state.store.lock();
-        let Some(mb) = store.mailbox_mut(&granted.mailbox) else {
-            break;
-        };
-        let Some(message) = mb.messages.get(&u64::from(u)) else {
-            continue;
-        };
-        let flags = fetch::flags(message, extra.as_ref());
-        let fetched = fetch::fetch(seq, u, message, &flags, items, uid);
-        if fetched.sets_seen && !selected.read_only && !message.is_read {
-            if let Some(m) = mb.messages.get_mut(&u64::from(u)) {
-                m.is_read = true;
-            }
-            mb.touch_message(u64::from(u), state.clock.now());
-        }
-        out.extend(fetched.line);
-    }
-    out
-}
-
-/// STORE.
-fn store_cmd(
-    state: &MailState,
-    s: &mut Session,
-    set: &SequenceSet,
-    kind: StoreType,
-    response: StoreResponse,
-    flags: &[Flag<'_>],
-    uid: bool,
-) -> Result<Vec<u8>, &'static str> {
-    let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
-        return Ok(Vec::new());
-    };
-    if selected.read_only {
-        return Err("Command received in Invalid state.");
-    }
-    let has = |f: Flag<'static>| flags.contains(&f);
-    let mut out = Vec::new();
-    let key = granted.mailbox.to_ascii_lowercase();
-    for (seq, u) in resolve(selected, set, uid) {
-        let item = u64::from(u);
-        let mut extra = extra_flags(state, &granted.mailbox, item).unwrap_or_default();
-        let mut store = state.store.lock();
-        let Some(mb) = store.mailbox_mut(&granted.mailbox) else {
-            break;
-        };
-        let Some(m) = mb.messages.get_mut(&item) else {
-            continue;
-        };
-        let set_to = |current: bool, named: bool| match kind {
-            StoreType::Replace => named,
-            StoreType::Add => current || named,
-            StoreType::Remove => current && !named,
-        };
-        m.is_read = set_to(m.is_read, has(Flag::Seen));
-        let flagged = set_to(m.flag == FlagStatus::Flagged, has(Flag::Flagged));
-        m.flag = if flagged {
-            FlagStatus::Flagged
-        } else if m.flag == FlagStatus::Flagged {
-            FlagStatus::NotFlagged
-        } else {
-            m.flag
-        };
-        m.is_draft = set_to(m.is_draft, has(Flag::Draft));
-        for (name, flag) in [("\\Deleted", Flag::Deleted), ("\\Answered", Flag::Answered)] {
-            if set_to(extra.contains(name), has(flag)) {
-                extra.insert(name);
-            } else {
-                extra.remove(name);
-            }
-        }
-        let line_flags = fetch::flags(m, Some(&extra));
-        mb.touch_message(item, state.clock.now());
-        drop(store);
-        state.own().imap_flags.insert((key.clone(), item), extra);
-        if response == StoreResponse::Answer {
-            let uid_part = if uid {
-                format!(" UID {u}")
-            } else {
-                String::new()
-            };
-            out.extend(
-                format!(
-                    "* {seq} FETCH ({}{uid_part})\r\n",
-                    fetch::flag_list(&line_flags)
-                )
-                .into_bytes(),
-            );
-        }
-    }
-    Ok(out)
-}
-
-/// SEARCH.
-fn search_cmd(
-    state: &MailState,
-    s: &Session,
-    criteria: &[imap_codec::imap_types::search::SearchKey<'_>],
-    uid: bool,
-) -> Vec<u8> {
-    let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
-        return Vec::new();
-    };
-    let flags: BTreeMap<u64, crate::mailproto::ExtraFlags> = {
-        let own = state.own();
-        let key = granted.mailbox.to_ascii_lowercase();
-        selected
-            .uids
-            .iter()
-            .filter_map(|u| {
-                own.imap_flags
-                    .get(&(key.clone(), u64::from(*u)))
-                    .map(|f| (u64::from(*u), f.clone()))
-            })
-            .collect()
-    };
-    let store = state.store.lock();
-    let Some(mb) = store.mailbox(&granted.mailbox) else {
-        return Vec::new();
-    };
-    let last_seq = u32::try_from(selected.uids.len()).unwrap_or(u32::MAX);
-    let last_uid = selected.uids.last().copied().unwrap_or(0);
-    let mut hits = Vec::new();
-    for (i, u) in selected.uids.iter().enumerate() {
-        let Some(message) = mb.messages.get(&u64::from(*u)) else {
-            continue;
-        };
-        let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let candidate = search::Candidate {
-            seq,
-            uid: *u,
-            message,
-            extra: flags.get(&u64::from(*u)),
-            last_seq,
-            last_uid,
-        };
-        if criteria.iter().all(|k| search::matches(&candidate, k)) {
-            hits.push(if uid { *u } else { seq });
-        }
-    }
-    let mut out = b"* SEARCH".to_vec();
-    for h in hits {
-        out.extend(format!(" {h}").into_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// EXPUNGE (every \Deleted message) or UID EXPUNGE (those of `set` too).
-fn expunge(state: &MailState, s: &mut Session, set: Option<&SequenceSet>) -> Vec<u8> {
-    let (Some(granted), Some(selected)) = (&s.granted, &mut s.selected) else {
-        return Vec::new();
-    };
-    if selected.read_only {
-        return Vec::new();
-    }
-    let key = granted.mailbox.to_ascii_lowercase();
-    let last_uid = selected.uids.last().copied().unwrap_or(0);
-    let doomed: Vec<u32> = {
-        let own = state.own();
-        selected
-            .uids
-            .iter()
-            .copied()
-            .filter(|u| {
-                own.imap_flags
-                    .get(&(key.clone(), u64::from(*u)))
-                    .is_some_and(|f| f.contains("\\Deleted"))
-                    && set.is_none_or(|set| search::in_set(set, *u, last_uid))
-            })
-            .collect()
-    };
-    {
-        let mut store = state.store.lock();
-        if let Some(mb) = store.mailbox_mut(&granted.mailbox) {
-            for u in &doomed {
-                mb.remove_message(u64::from(*u));
-            }
-        }
-    }
-    {
-        let mut own = state.own();
-        for u in &doomed {
-            own.imap_flags.remove(&(key.clone(), u64::from(*u)));
-        }
-    }
-    let mut out = Vec::new();
-    let mut i = selected.uids.len();
-    while i > 0 {
-        i -= 1;
-        if doomed.contains(&selected.uids[i]) {
-            selected.uids.remove(i);
-            out.extend(format!("* {} EXPUNGE\r\n", i + 1).into_bytes());
-        }
-    }
-    out
-}
-
-/// The UIDPLUS set form of a list of UIDs (`4,7:9`).
-fn uid_set(uids: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end.saturating_add(1) {
-            i += 1;
-            end = uids[i];
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}:{end}")
-        });
-        i += 1;
-    }
-    parts.join(",")
-}
-
-/// What COPY and MOVE take.
-struct Transfer<'a> {
-    set: &'a SequenceSet,
-    target: &'a Mailbox<'a>,
-    uid: bool,
-    moving: bool,
-}
-
-/// COPY or MOVE (RFC 6851): answers COPYUID, and for MOVE the EXPUNGEs.
-fn copy_or_move(
-    state: &MailState,
-    s: &mut Session,
-    tag: &Tag<'static>,
-    transfer: &Transfer<'_>,
-    out: &mut Vec<u8>,
-) -> Vec<u8> {
-    let Transfer {
-        set,
-        target,
-        uid,
-        moving,
-    } = *transfer;
-    let verb = if moving { "MOVE" } else { "COPY" };
-    let (Some(granted), Some(selected)) = (&s.granted, &s.selected) else {
-        return status::bad(Some(tag), "Command received in Invalid state.");
-    };
-    if moving && selected.read_only {
-        return status::no(Some(tag), None, "Command received in Invalid state.");
-    }
-    let target = mailbox_name(target);
-    let chosen = resolve(selected, set, uid);
-    let now = state.clock.now();
-    let mailbox = granted.mailbox.clone();
-    let (to_folder, pairs) = {
-        let mut store = state.store.lock();
-        let Some(mb) = store.mailbox_mut(&mailbox) else {
-            return status::no(Some(tag), None, "Mailbox doesn't exist.");
-        };
-        let Some(to_folder) = folders::imap_folder(mb, &target) else {
-            return status::no_code(tag, "TRYCREATE", "The requested item could not be found.");
-        };
-        let mut pairs = Vec::new();
-        for (_, u) in &chosen {
-            let item = u64::from(*u);
-            let new = if moving {
-                mb.move_message(item, to_folder, now)
-            } else {
-                mb.messages.get(&item).cloned().map(|mut copy| {
-                    copy.folder = to_folder;
-                    copy.created = now;
-                    mb.insert_message(copy)
-                })
-            };
-            if let Some(new) = new.and_then(|n| u32::try_from(n).ok()) {
-                pairs.push((*u, new));
-            }
-        }
-        (to_folder, pairs)
-    };
-    if pairs.is_empty() {
-        return status::ok(Some(tag), None, &format!("{verb} completed."));
-    }
-    let validity = state.uid_validity(&mailbox, to_folder);
-    let from: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-    let to: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-    let code = format!("COPYUID {validity} {} {}", uid_set(&from), uid_set(&to));
-    if moving {
-        out.extend(format!("* OK [{code}] Moved\r\n").into_bytes());
-        let Some(selected) = s.selected.as_mut() else {
-            return status::ok(Some(tag), None, "MOVE completed.");
-        };
-        let mut i = selected.uids.len();
-        while i > 0 {
-            i -= 1;
-            if from.contains(&selected.uids[i]) {
-                selected.uids.remove(i);
-                out.extend(format!("* {} EXPUNGE\r\n", i + 1).into_bytes());
-            }
-        }
-        status::ok(Some(tag), None, "MOVE completed.")
-    } else {
-        status::ok_code(tag, &code, "COPY completed.")
-    }
 }

@@ -77,6 +77,8 @@ pub(crate) type ExtraFlags = BTreeSet<&'static str>;
 #[derive(Debug)]
 pub(crate) struct MailOwn {
     pub sessions: Vec<MailSession>,
+    /// The last session ID given.
+    pub last_session: u64,
     /// Open authenticated IMAP sessions per mailbox (lower case).
     pub imap_open: HashMap<String, usize>,
     pub imap_connection_limit: usize,
@@ -128,6 +130,7 @@ impl MailState {
             decoding: Arc::new(decoding),
             own: Arc::new(Mutex::new(MailOwn {
                 sessions: Vec::new(),
+                last_session: 0,
                 imap_open: HashMap::new(),
                 imap_connection_limit: IMAP_CONNECTION_LIMIT,
                 uid_validity: HashMap::new(),
@@ -146,7 +149,8 @@ impl MailState {
     /// Starts recording a session; answers its ID.
     pub(crate) fn open_session(&self, protocol: MailProtocol, tls: bool) -> u64 {
         let mut own = self.own();
-        let id = own.sessions.len() as u64 + 1;
+        own.last_session += 1;
+        let id = own.last_session;
         // A long-running mock keeps the last 10,000 sessions.
         if own.sessions.len() >= 10_000 {
             own.sessions.remove(0);

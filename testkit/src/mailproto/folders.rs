@@ -67,3 +67,88 @@ pub(crate) fn special_use(mb: &Mailbox, seq: u64) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// A folder name in IMAP's modified UTF-7 (RFC 3501 5.1.3), as Exchange lists localized names
+/// (`Entw&APw-rfe`).
+pub(crate) fn encode_mutf7(name: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    fn flush(out: &mut String, pending: &mut Vec<u16>) {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        out.push('&');
+        out.push_str(&STANDARD_NO_PAD.encode(bytes).replace('/', ","));
+        out.push('-');
+        pending.clear();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut pending: Vec<u16> = Vec::new();
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut out, &mut pending);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut units = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut units));
+        }
+    }
+    flush(&mut out, &mut pending);
+    out
+}
+
+/// A modified UTF-7 folder name as UTF-8; `None` when it is not valid modified UTF-7.
+pub(crate) fn decode_mutf7(name: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let end = after.find('-')?;
+        let encoded = &after[..end];
+        if encoded.is_empty() {
+            out.push('&');
+        } else {
+            let bytes = STANDARD_NO_PAD.decode(encoded.replace(',', "/")).ok()?;
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            out.push_str(&String::from_utf16(&units).ok()?);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modified_utf7_round_trips() {
+        for (utf8, mutf7) in [
+            ("INBOX", "INBOX"),
+            ("Entwürfe", "Entw&APw-rfe"),
+            ("Gesendete Elemente", "Gesendete Elemente"),
+            ("R&D", "R&-D"),
+            ("日本語", "&ZeVnLIqe-"),
+        ] {
+            assert_eq!(encode_mutf7(utf8), mutf7);
+            assert_eq!(decode_mutf7(mutf7).as_deref(), Some(utf8));
+        }
+        assert_eq!(decode_mutf7("bad&AP"), None);
+        assert_eq!(decode_mutf7("&AP-"), None);
+    }
+}

@@ -91,6 +91,27 @@ async fn an_app_reads_searches_flags_moves_and_expunges_with_async_imap() {
     );
     assert!(!header.contains("Message-ID"), "{header}");
 
+    // Every message's ENVELOPE and BODYSTRUCTURE parse in async-imap (multipart ones too).
+    let all: Vec<_> = session
+        .uid_fetch("1:*", "(UID ENVELOPE BODYSTRUCTURE)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 12);
+    assert!(
+        all.iter()
+            .all(|f| f.bodystructure().is_some() && f.envelope().is_some())
+    );
+    assert!(
+        all.iter().any(|f| matches!(
+            f.bodystructure(),
+            Some(async_imap::imap_proto::BodyStructure::Multipart { .. })
+        )),
+        "Adele's Inbox has messages with attachments"
+    );
+
     // STORE: flag one message, then find it by search.
     let target = uids[1];
     let _: Vec<_> = session
@@ -249,7 +270,7 @@ async fn uidvalidity_changes_by_switch_and_append_answers_appenduid() {
 }
 
 #[tokio::test]
-async fn idle_sees_mail_delivered_over_smtp() {
+async fn idle_sees_mail_delivered_over_smtp_and_graph() {
     let m = mock().await;
     let token = app_token(&m).await;
     let mut session = sign_in(&m, MEGAN, &token).await;
@@ -276,6 +297,37 @@ async fn idle_sees_mail_delivered_over_smtp() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
+
+    // Mail that Graph delivers wakes the idling session too.
+    let mut idle = session.idle();
+    idle.init().await.unwrap();
+    let (wait, _stop) = idle.wait_with_timeout(PATIENCE);
+    let graph_token = graph_app_token(&m).await;
+    let send = async {
+        let status = reqwest::Client::new()
+            .post(format!("{}/users/{ADELE}/sendMail", m.graph_url()))
+            .bearer_auth(&graph_token)
+            .json(&serde_json::json!({"message": {
+                "subject": "sent over Graph",
+                "body": {"contentType": "Text", "content": "hi"},
+                "toRecipients": [{"emailAddress": {"address": MEGAN}}]
+            }}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    };
+    let (answer, ()) = tokio::join!(wait, send);
+    match answer.unwrap() {
+        async_imap::extensions::idle::IdleResponse::NewData(data) => {
+            let text = String::from_utf8_lossy(data.borrow_owner()).to_string();
+            let line = text.split("\r\n").next().unwrap();
+            assert_eq!(line, format!("* {} EXISTS", exists + 2));
+        }
+        other => panic!("no new mail while idling: {other:?}"),
+    }
+    idle.done().await.unwrap().logout().await.unwrap();
 }
 
 /// A raw IMAP session over implicit TLS, greeting read.
@@ -590,5 +642,107 @@ async fn the_connection_limit_per_mailbox_refuses_the_next_session() {
             .any(|s| s.outcome.as_deref() == Some("connection_limit")),
         "{:?}",
         m.mail_sessions()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_uid_copy_answers_copyuid() {
+    let m = mock().await;
+    let app = app_token(&m).await;
+    let mut c = raw(&m).await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+        "a ",
+    )
+    .await;
+    let select = c.ask("b SELECT INBOX", "b ").await;
+    let validity = |lines: &[String]| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+            .and_then(|rest| rest.split(']').next())
+            .unwrap()
+            .to_string()
+    };
+    assert!(!validity(&select).is_empty());
+    let hits = c.ask("c UID SEARCH ALL", "c ").await;
+    let uid = hits[0].split(' ').nth(2).unwrap().to_string();
+    let status = c.ask("d STATUS Archive (UIDNEXT UIDVALIDITY)", "d ").await;
+    let archive_validity = status[0]
+        .split("UIDVALIDITY ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let copied = c.ask(&format!("e UID COPY {uid} Archive"), "e ").await;
+    let last = copied.last().unwrap();
+    assert!(
+        last.starts_with(&format!("e OK [COPYUID {archive_validity} {uid} ")),
+        "{last}"
+    );
+    assert!(last.ends_with("] COPY completed."), "{last}");
+    // The original stays.
+    assert_eq!(c.ask("f UID SEARCH ALL", "f ").await[0], hits[0]);
+
+    // Two hours later the token has expired.
+    m.advance_clock(std::time::Duration::from_secs(2 * 3600));
+    let mut late = raw(&m).await;
+    assert_eq!(
+        late.ask(
+            &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+            "a "
+        )
+        .await,
+        ["a NO AUTHENTICATE failed."]
+    );
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_after_the_idle_timeout() {
+    let m = mock().await;
+    m.change_mail_switches(&MailSwitchChange {
+        idle_timeout_secs: Some(1),
+        ..MailSwitchChange::default()
+    })
+    .unwrap();
+    // The server's own timer ends it (one second): the test waits for it, no sleep.
+    let mut c = raw(&m).await;
+    assert_eq!(
+        c.line().await.as_deref(),
+        Some("* BYE Connection is closed. 13")
+    );
+    assert_eq!(c.line().await, None);
+}
+
+#[tokio::test]
+async fn folder_names_travel_in_modified_utf7() {
+    let m = mock().await;
+    let app = app_token(&m).await;
+    let mut c = raw(&m).await;
+    c.ask(
+        &format!("a AUTHENTICATE XOAUTH2 {}", xoauth2(ADELE, &app)),
+        "a ",
+    )
+    .await;
+    assert_eq!(
+        c.ask("b CREATE \"INBOX/Entw&APw-rfe\"", "b ").await,
+        ["b OK CREATE completed."]
+    );
+    let listed = c.ask("c LIST \"\" \"INBOX/*\"", "c ").await;
+    assert!(
+        listed.contains(&"* LIST (\\HasNoChildren) \"/\" \"INBOX/Entw&APw-rfe\"".to_string()),
+        "{listed:?}"
+    );
+    let selected = c.ask("d SELECT \"INBOX/Entw&APw-rfe\"", "d ").await;
+    assert_eq!(
+        selected.last().unwrap(),
+        "d OK [READ-WRITE] SELECT completed."
+    );
+    // Graph sees the folder under its real name.
+    let content = m.mailbox_content(ADELE).unwrap();
+    assert!(
+        content.folders.iter().any(|f| f == "Inbox/Entwürfe"),
+        "{:?}",
+        content.folders
     );
 }
