@@ -83,8 +83,13 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    for cap in exgate_core::LOG_CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1192,11 +1192,17 @@ mod tests {
             ("[bridge]\nlisten = \"everywhere\"\n", "bridge.listen"),
             ("[bridge]\nprotocols = [\"nntp\"]\n", "bridge.protocols"),
             ("[bridge]\nprotocols = []\n", "bridge.protocols"),
-            ("[bridge]\ntls_cert_file = \"/x.pem\"\n", "bridge.tls_key_file"),
+            (
+                "[bridge]\ntls_cert_file = \"/x.pem\"\n",
+                "bridge.tls_key_file",
+            ),
             ("[bridge]\ntls = \"implicit\"\n", "bridge.tls"),
             ("[bridge]\ntls = \"sometimes\"\n", "bridge.tls"),
             ("[bridge]\nmax_connections = 0\n", "bridge.max_connections"),
-            ("[bridge]\nidle_timeout_secs = 1\n", "bridge.idle_timeout_secs"),
+            (
+                "[bridge]\nidle_timeout_secs = 1\n",
+                "bridge.idle_timeout_secs",
+            ),
         ] {
             let path = f.write("bad.toml", text);
             let err = load(Some(&path), &f.env(&[])).unwrap_err().to_string();

@@ -30,3 +30,8 @@ pub mod store;
 mod ttl;
 
 pub use error::{Error, ErrorKind};
+
+/// Log filter directives every binary adds after the operator's own, whatever level was asked:
+/// async-imap logs every line it reads at trace level, message content included, and exgate
+/// never logs message content.
+pub const LOG_CAPS: &[&str] = &["async_imap=debug"];

@@ -63,7 +63,7 @@ enum AdminCommand {
 }
 
 fn init_logging(settings: &Settings) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("EXGATE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .map_err(|e| {
             CoreError::from(config::ConfigError::Invalid {
@@ -75,6 +75,11 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
                 ),
             })
         })?;
+    for cap in exgate_core::LOG_CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
