@@ -1,7 +1,8 @@
-//! `cargo xtask demo`: exgate-mock (Entra ID + Graph + EWS) and exgate-server wired together,
-//! with seeded mailboxes, three connections (Graph app-only, Graph delegated, and an Exchange
-//! Server connection over EWS with NTLM), an API key and a static user; lists a few messages over
-//! Graph and over EWS, then prints what to try. `cargo xtask demo --once` stops after that.
+//! `cargo xtask demo`: exgate-mock (Entra ID, Graph, EWS, IMAP, POP, SMTP), exgate-server and
+//! `exgate bridge` wired together, with seeded mailboxes, four connections (Graph app-only, Graph
+//! delegated, an Exchange Server connection over EWS with NTLM, and IMAP + SMTP with XOAUTH2), an
+//! API key, a static user and a bridge user; lists a few messages over Graph, EWS and IMAP, sends
+//! one over SMTP, then prints what to try. `cargo xtask demo --once` stops after that.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -154,10 +155,21 @@ pub(crate) fn run(
         user["password"].as_str().unwrap_or_default().to_owned(),
     );
 
+    let field = |name: &str| -> anyhow::Result<String> {
+        ready[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("exgate-mock's ready line has no {name}"))
+    };
+    let (imap, smtp, mail_ca) = (
+        field("imap_url")?,
+        field("smtp_url")?,
+        field("mail_ca_cert")?,
+    );
     std::fs::write(
         home.join("config/exgate/exgate.toml"),
         format!(
-            "[server]\nlisten = \"{GATEWAY}\"\n\n[endpoints]\nauthority_host = \"{base}\"\ngraph_url = \"{graph}\"\n"
+            "[server]\nlisten = \"{GATEWAY}\"\n\n[endpoints]\nauthority_host = \"{base}\"\ngraph_url = \"{graph}\"\nimap_url = \"{imap}\"\nsmtp_url = \"{smtp}\"\n\n[tls]\nca_file = \"{mail_ca}\"\n\n[bridge]\nprotocols = [\"imap\", \"smtp\"]\nimap_port = 0\nsmtp_port = 0\n"
         ),
     )?;
     let secret_file = |name: &str, value: &Value| -> anyhow::Result<PathBuf> {
@@ -224,6 +236,28 @@ pub(crate) fn run(
             &password_file.display().to_string(),
         ],
     )?;
+    // Exchange Online over IMAP (reading) and SMTP (sending), app-only XOAUTH2.
+    exgate(
+        root,
+        &home,
+        &[
+            "connection",
+            "add",
+            "contoso-imap",
+            "--tenant",
+            &tid,
+            "--auth",
+            "oauth2-app-only",
+            "--client-id",
+            daemon["client_id"].as_str().unwrap_or_default(),
+            "--client-secret-file",
+            &daemon_secret.display().to_string(),
+            "--backend",
+            "imap",
+            "--send",
+            "smtp",
+        ],
+    )?;
     let over_graph = exgate(
         root,
         &home,
@@ -243,6 +277,81 @@ pub(crate) fn run(
         &home,
         &["mail", "list", "-c", "onprem", "--limit", "3"],
     )?;
+    let over_imap = exgate(
+        root,
+        &home,
+        &[
+            "mail",
+            "list",
+            "-c",
+            "contoso-imap",
+            "--mailbox",
+            &upn,
+            "--limit",
+            "3",
+        ],
+    )?;
+    let sent_smtp = exgate(
+        root,
+        &home,
+        &[
+            "mail",
+            "send",
+            "-c",
+            "contoso-imap",
+            "--mailbox",
+            &upn,
+            "--to",
+            &upn,
+            "--subject",
+            "Hello over SMTP with XOAUTH2",
+            "--body",
+            "Sent by cargo xtask demo through exgate's SMTP submission.",
+        ],
+    )?;
+    // The bridge: a local password for software that knows nothing of OAuth2.
+    let bridge_user = exgate(
+        root,
+        &home,
+        &[
+            "bridge",
+            "user",
+            "add",
+            &upn,
+            "-c",
+            "contoso-imap",
+            "--json",
+        ],
+    )?;
+    let bridge_password = serde_json::from_str::<Value>(&bridge_user)
+        .ok()
+        .and_then(|v| v["password"].as_str().map(str::to_owned))
+        .context("exgate bridge user add printed no password")?;
+    let mut bridge = Command::new(bin(root, "exgate"));
+    isolated(&mut bridge, &home);
+    bridge
+        .arg("bridge")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut bridge = bridge.spawn().context("starting exgate bridge")?;
+    let mut bridge_ports = Vec::new();
+    {
+        let stderr = bridge.stderr.take().context("exgate bridge's stderr")?;
+        let mut lines = BufReader::new(stderr);
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line)? == 0 {
+                bail!("exgate bridge stopped before it was ready");
+            }
+            if line.contains("ready") {
+                break;
+            }
+            if let Some(listening) = line.trim().strip_prefix("exgate bridge: ") {
+                bridge_ports.push(listening.to_owned());
+            }
+        }
+    }
 
     let mut key_cmd = Command::new(bin(root, "exgate-server"));
     isolated(&mut key_cmd, &home);
@@ -296,9 +405,15 @@ pub(crate) fn run(
     println!(
         "\nThe same mailbox, {upn}, three messages of its Inbox each way:\n\n\
          over Microsoft Graph (Exchange Online connection contoso-app, app-only OAuth2):\n{}\n\
-         over EWS (Exchange Server connection onprem, NTLM to {ews}):\n{}",
+         over EWS (Exchange Server connection onprem, NTLM to {ews}):\n{}\n\
+         over IMAP (connection contoso-imap, XOAUTH2 to {imap}):\n{}\n\
+         and sent over SMTP (XOAUTH2 to {smtp}):\n{}\n\
+         exgate bridge, for software that only knows passwords (user {upn}, local password {bridge_password}):\n{}",
         indent(&over_graph),
-        indent(&over_ews)
+        indent(&over_ews),
+        indent(&over_imap),
+        indent(&sent_smtp),
+        indent(&bridge_ports.join("\n"))
     );
     let running = if once {
         "exgate demo ran (--once: stopping it now)."
@@ -322,9 +437,15 @@ pub(crate) fn run(
          \x20 {env} {exe} login -c contoso --manual\n\
          \x20 # Exchange Server over EWS (connection onprem, NTLM):\n\
          \x20 {env} {exe} mail list -c onprem\n\
-         \x20 {env} {exe} calendar list -c onprem\n"
+         \x20 {env} {exe} calendar list -c onprem\n\
+         \x20 # Exchange Online over IMAP and SMTP (connection contoso-imap, XOAUTH2):\n\
+         \x20 {env} {exe} mail list -c contoso-imap --mailbox {upn}\n\
+         \x20 # a password-only client through the bridge (see the ports above):\n\
+         \x20 python3 -c 'import imaplib; m = imaplib.IMAP4(\"127.0.0.1\", PORT); m.login(\"{upn}\", \"{bridge_password}\"); print(m.select(\"INBOX\"))'\n"
     );
     if once {
+        let _ = bridge.kill();
+        let _ = bridge.wait();
         let _ = server.kill();
         let _ = server.wait();
         let _ = mock.kill();
@@ -332,6 +453,8 @@ pub(crate) fn run(
         return Ok(());
     }
     let status = server.wait()?;
+    let _ = bridge.kill();
+    let _ = bridge.wait();
     let _ = mock.kill();
     let _ = mock.wait();
     if !status.success() && status.code().is_some() {
