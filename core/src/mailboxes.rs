@@ -13,9 +13,14 @@ use crate::ews::wire::RequestVersion;
 use crate::ews::{EwsAnswers, EwsMailbox};
 use crate::governor::{Governor, GovernorPolicy};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
+use crate::mail::composed::SmtpSending;
+use crate::mail::pop::{PopMailbox, PopSettings};
+use crate::mail::smtp::{SmtpSender, SmtpSettings, TokenExpectation};
+use crate::mail::{MailConnector, MailProtocol, MailUrl};
 use crate::mailbox::{Backend, MailboxError, MailboxRef};
 use crate::model::{
-    Auth, Connection, EmailAddress, InvalidInput, MailboxAccess, Principal, Resource, Target,
+    Auth, Connection, EmailAddress, InvalidInput, MailboxAccess, Principal, Resource, Sender,
+    Target,
 };
 use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
@@ -182,6 +187,27 @@ impl Mailboxes {
             }
             Auth::Basic(p) | Auth::Ntlm(p) => (None, Some(p.username.trim().to_owned())),
         };
+        let backend = self
+            .reader(conn, principal.clone(), me.clone(), impersonate)
+            .await?;
+        self.with_smtp(conn, principal, me, backend)
+    }
+
+    /// The reading backend of `conn`: IMAP or POP (mail only), else Graph or EWS.
+    async fn reader(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        impersonate: Option<bool>,
+    ) -> Result<Backend, Error> {
+        match conn.settings.backend {
+            crate::model::Backend::Pop => return self.pop(conn, principal, me),
+            crate::model::Backend::Imap => return self.imap(conn, principal, me),
+            crate::model::Backend::Auto
+            | crate::model::Backend::Graph
+            | crate::model::Backend::Ews => {}
+        }
         if primary_resource(conn) == Resource::Ews {
             return self.ews(conn, principal, me, impersonate);
         }
@@ -221,6 +247,226 @@ impl Mailboxes {
             ))
             .into()),
         }
+    }
+
+    /// What an Online OAuth2 connection's tokens must carry, for the checks before connecting.
+    fn expectation(conn: &Connection) -> Result<TokenExpectation, Error> {
+        match &conn.settings.target {
+            Target::Online { cloud, tenant } => Ok(TokenExpectation {
+                cloud: *cloud,
+                tenant: tenant.clone(),
+                app_only: matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)),
+            }),
+            Target::Server { .. } => Err(MailboxError::Unsupported(format!(
+                "connection `{}` is Exchange Server: IMAP, POP and SMTP are for Exchange Online",
+                conn.name
+            ))
+            .into()),
+        }
+    }
+
+    fn mail_url(&self, conn: &Connection, protocol: MailProtocol) -> MailUrl {
+        let cloud = match &conn.settings.target {
+            Target::Online { cloud, .. } => *cloud,
+            Target::Server { .. } => crate::model::Cloud::Global,
+        };
+        self.network
+            .mail_url(protocol, cloud, conn.settings.mail.get(protocol))
+    }
+
+    fn token_source(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        resource: Resource,
+    ) -> Arc<dyn Credentials> {
+        Arc::new(SignInCredentials::new(
+            Arc::clone(&self.signin),
+            conn.name.to_string(),
+            principal,
+            resource,
+        ))
+    }
+
+    /// The POP3 backend: the Inbox only.
+    fn pop(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+    ) -> Result<Backend, Error> {
+        let connector = MailConnector::new(&self.network)
+            .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+        let pages = PageTokens::new(
+            Arc::clone(&self.vault),
+            conn.name.as_str(),
+            principal.as_ref().map(ToString::to_string).as_deref(),
+        );
+        let pop = PopMailbox::new(
+            PopSettings {
+                url: self.mail_url(conn, MailProtocol::Pop),
+                connector,
+                credentials: self.token_source(conn, principal, Resource::Pop),
+                expect: Self::expectation(conn)?,
+                me,
+                connection: conn.name.to_string(),
+                limit: self.limits.max_item_bytes,
+            },
+            pages,
+        );
+        Ok(Backend {
+            protocol: "POP3",
+            mail: Some(Arc::new(pop)),
+            calendar: None,
+            availability: None,
+            contacts: None,
+        })
+    }
+
+    /// The IMAP backend.
+    fn imap(
+        &self,
+        conn: &Connection,
+        _principal: Option<Principal>,
+        _me: Option<String>,
+    ) -> Result<Backend, Error> {
+        // IMAP-WIRING: the IMAP mailbox (branch core-imap) is wired here once it is merged.
+        Err(MailboxError::Unsupported(format!(
+            "connection `{}` reads over IMAP, which this build of exgate cannot do yet; \
+             use --backend pop or graph meanwhile",
+            conn.name
+        ))
+        .into())
+    }
+
+    /// The SMTP sender of an Online OAuth2 connection, acting as `principal`.
+    fn smtp_sender(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+    ) -> Result<SmtpSender, Error> {
+        Ok(SmtpSender::new(SmtpSettings {
+            url: self.mail_url(conn, MailProtocol::Smtp),
+            ca_pem: self.network.ca_pem.clone(),
+            credentials: self.token_source(conn, principal, Resource::Smtp),
+            expect: Self::expectation(conn)?,
+            timeout: crate::mail::smtp::SMTP_TIMEOUT,
+        }))
+    }
+
+    /// `backend` with its mail sending over SMTP when the connection says so.
+    fn with_smtp(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        mut backend: Backend,
+    ) -> Result<Backend, Error> {
+        if conn.settings.sending() != Sender::Smtp {
+            return Ok(backend);
+        }
+        let Some(reader) = backend.mail.take() else {
+            return Ok(backend);
+        };
+        let smtp = self.smtp_sender(conn, principal)?;
+        backend.mail = Some(Arc::new(SmtpSending::new(
+            reader,
+            smtp,
+            me,
+            self.limits.max_item_bytes,
+        )));
+        Ok(backend)
+    }
+
+    /// The backend of `connection` (default: the only one) acting as `account`, whose mail
+    /// sends over SMTP whatever the connection's `send` says (`exgate mail send --via smtp`).
+    /// Exchange Online with OAuth2 only.
+    pub async fn open_via_smtp(
+        &self,
+        connection: Option<&str>,
+        account: Option<&Principal>,
+    ) -> Result<Backend, Error> {
+        let entry = self.connections.resolve(connection).await?;
+        let mut conn = entry.connection;
+        if !matches!(conn.settings.target, Target::Online { .. })
+            || !matches!(
+                conn.settings.auth,
+                Auth::OAuth2AppOnly(_) | Auth::OAuth2Delegated(_)
+            )
+        {
+            return Err(MailboxError::Unsupported(format!(
+                "connection `{}` cannot send over SMTP: SMTP with XOAUTH2 is for Exchange Online with OAuth2",
+                conn.name
+            ))
+            .into());
+        }
+        conn.settings.send = crate::model::SendVia::Smtp;
+        self.open_as(&conn, account, None).await
+    }
+
+    /// The connection test's probes of the mail protocols `conn` uses, acting as `account`
+    /// on `mailbox` (default: the account's own; required app-only).
+    pub async fn probe_mail_protocols(
+        &self,
+        conn: &Connection,
+        account: Option<&Principal>,
+        mailbox: Option<&str>,
+    ) -> Result<Vec<crate::mail::smtp::ProbeStep>, Error> {
+        let (principal, me) = match &conn.settings.auth {
+            Auth::OAuth2AppOnly(_) => (None, None),
+            Auth::OAuth2Delegated(_) => {
+                let account = self.signin.resolve_account(conn, account).await?;
+                let me = account
+                    .mailbox
+                    .as_ref()
+                    .map_or_else(|| account.principal.to_string(), ToString::to_string);
+                (Some(account.principal), Some(me))
+            }
+            Auth::Basic(_) | Auth::Ntlm(_) => return Ok(Vec::new()),
+        };
+        let Some(user) = mailbox.map(str::to_owned).or(me.clone()) else {
+            return Err(InvalidInput::new(
+                "mailbox",
+                "an app-only connection's IMAP, POP and SMTP are tested on a mailbox: pass --mailbox ADDRESS".into(),
+            )
+            .into());
+        };
+        let mut steps = Vec::new();
+        for protocol in conn.settings.mail_protocols() {
+            match protocol {
+                MailProtocol::Pop => {
+                    let connector = MailConnector::new(&self.network)
+                        .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+                    let pop = PopMailbox::new(
+                        PopSettings {
+                            url: self.mail_url(conn, MailProtocol::Pop),
+                            connector,
+                            credentials: self.token_source(conn, principal.clone(), Resource::Pop),
+                            expect: Self::expectation(conn)?,
+                            me: me.clone(),
+                            connection: conn.name.to_string(),
+                            limit: self.limits.max_item_bytes,
+                        },
+                        PageTokens::new(Arc::clone(&self.vault), conn.name.as_str(), None),
+                    );
+                    steps.extend(pop.probe(&user).await);
+                }
+                MailProtocol::Smtp => {
+                    let smtp = self.smtp_sender(conn, principal.clone())?;
+                    steps.extend(smtp.probe(&user).await);
+                }
+                MailProtocol::Imap => steps.push(crate::mail::smtp::ProbeStep {
+                    name: "IMAP",
+                    outcome: Err(crate::mail::MailFailure::failed(
+                        "imap_unavailable",
+                        MailProtocol::Imap,
+                        "this build of exgate cannot test IMAP yet".into(),
+                        "use --backend pop or graph meanwhile".into(),
+                    )),
+                }),
+            }
+        }
+        Ok(steps)
     }
 
     /// The EWS backend of a Basic or NTLM `connection` reaching other mailboxes by

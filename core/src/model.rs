@@ -7,9 +7,7 @@ mod connection;
 mod ids;
 mod token;
 
-pub use account::{
-    Account, AccountStatus, BridgeUser, CredentialKind, MailboxAccess, StaticUser,
-};
+pub use account::{Account, AccountStatus, BridgeUser, CredentialKind, MailboxAccess, StaticUser};
 pub use connection::{
     AppOnlyAuth, Auth, AuthKind, Backend, ClientCertificate, ClientCredential, Cloud, Connection,
     ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, MailEndpoints, PasswordAuth,

@@ -148,7 +148,8 @@ pub trait Store: Send + Sync + Debug {
     /// [`StoreError::Conflict`] if the user name is taken.
     async fn insert_bridge_user(&self, user: &BridgeUser, hash: &str) -> Result<(), StoreError>;
     /// The bridge user signing in as `username` (lower case) and its password hash.
-    async fn bridge_user(&self, username: &str) -> Result<Option<(BridgeUser, String)>, StoreError>;
+    async fn bridge_user(&self, username: &str)
+    -> Result<Option<(BridgeUser, String)>, StoreError>;
     async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError>;
     /// False if there is none.
     async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError>;

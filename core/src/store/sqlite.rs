@@ -22,11 +22,10 @@ use super::{Store, StoreError};
 use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
-    ClientCertificate,
-    ClientCredential, ClientId, Connection, ConnectionId, ConnectionName, ConnectionSettings,
-    CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailEndpoints, MailboxAccess,
-    PasswordAuth, Principal, ResourceIndicator, SendVia, StaticUser, StaticUserId, Target,
-    TokenKey,
+    ClientCertificate, ClientCredential, ClientId, Connection, ConnectionId, ConnectionName,
+    ConnectionSettings, CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailEndpoints,
+    MailboxAccess, PasswordAuth, Principal, ResourceIndicator, SendVia, StaticUser, StaticUserId,
+    Target, TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
@@ -37,7 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_connection_resource.sql"),
     ),
-    (3, include_str!("../../migrations/sqlite/0003_bridge_users.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_bridge_users.sql"),
+    ),
 ];
 const KEY_CHECK: &[u8] = b"exgate key check";
 
@@ -497,9 +499,7 @@ impl SqliteStore {
         Ok(BridgeUser {
             username: parse_col(&get("username")?, "bridge user name")?,
             connection: parse_col(&get("connection_id")?, "connection id")?,
-            principal: principal
-                .map(|p| parse_col(&p, "principal"))
-                .transpose()?,
+            principal: principal.map(|p| parse_col(&p, "principal")).transpose()?,
             mailbox: parse_col(&get("mailbox")?, "mailbox")?,
             created_at: parse_ts(&get("created_at")?)?,
         })
@@ -939,7 +939,10 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn bridge_user(&self, username: &str) -> Result<Option<(BridgeUser, String)>, StoreError> {
+    async fn bridge_user(
+        &self,
+        username: &str,
+    ) -> Result<Option<(BridgeUser, String)>, StoreError> {
         let row = sqlx::query("SELECT * FROM bridge_users WHERE username = ?")
             .bind(username)
             .fetch_optional(&self.pool)
