@@ -10,6 +10,7 @@
 //! Authentication is never sent in the clear: a plain URL means STARTTLS (STLS for POP) before
 //! anything else.
 
+pub mod imap;
 pub mod stream;
 pub mod url;
 pub mod xoauth2;
