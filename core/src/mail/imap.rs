@@ -672,7 +672,7 @@ async fn summaries(
                 ))
             })
             .collect();
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|i| std::cmp::Reverse(i.0));
         items.dedup_by_key(|i| i.0);
         out.extend(items.into_iter().map(|(_, s)| s));
     }
@@ -1096,7 +1096,7 @@ impl Mail for ImapMailbox {
         let mid = &self.decode_id(mailbox, id)?;
         let limit = self.limit();
         let (mime, flags, date) =
-            on_session!(self, mailbox, true, |c| mime_of(c, &mid, id, limit))?;
+            on_session!(self, mailbox, true, |c| mime_of(c, mid, id, limit))?;
         let base = message::summary(&Fetched {
             id: id.to_owned(),
             folder: mid.folder.clone(),
@@ -1121,7 +1121,7 @@ impl Mail for ImapMailbox {
         }
         let limit = self.limit();
         let (mime, _, _) =
-            on_session!(self, mailbox, true, |c| mime_of(c, &mid, message_id, limit))?;
+            on_session!(self, mailbox, true, |c| mime_of(c, mid, message_id, limit))?;
         let (info, content) = message::attachment(&mime, attachment)
             .ok_or_else(|| not_found("attachment", attachment))?;
         Ok(Attachment {
@@ -1133,7 +1133,7 @@ impl Mail for ImapMailbox {
     async fn mime(&self, mailbox: &MailboxRef, id: &str) -> Result<ByteStream, Error> {
         let mid = &self.decode_id(mailbox, id)?;
         let limit = self.limit();
-        let (mime, _, _) = on_session!(self, mailbox, true, |c| mime_of(c, &mid, id, limit))?;
+        let (mime, _, _) = on_session!(self, mailbox, true, |c| mime_of(c, mid, id, limit))?;
         Ok(ByteStream::from_bytes(mime))
     }
 
@@ -1287,7 +1287,7 @@ impl Mail for ImapMailbox {
         let key_ref = key.as_str();
         on_session!(self, mailbox, false, |c| async {
             let dest = resolve(c, to).await?;
-            open_message(c, &mid, id, true).await?;
+            open_message(c, mid, id, true).await?;
             meta(c, mid.uid, id).await?;
             if dest == mid.folder {
                 return Ok::<_, ImapFail>(id.to_owned());
@@ -1313,7 +1313,7 @@ impl Mail for ImapMailbox {
             let trash = resolve(c, &FolderRef::WellKnown(WellKnownFolder::DeletedItems))
                 .await
                 .ok();
-            open_message(c, &mid, id, true).await?;
+            open_message(c, mid, id, true).await?;
             meta(c, mid.uid, id).await?;
             match trash {
                 // As Outlook does: into Deleted Items, and from there for good.
@@ -1340,7 +1340,7 @@ impl Mail for ImapMailbox {
     async fn set_read(&self, mailbox: &MailboxRef, id: &str, read: bool) -> Result<(), Error> {
         let mid = &self.decode_id(mailbox, id)?;
         on_session!(self, mailbox, true, |c| async {
-            open_message(c, &mid, id, true).await?;
+            open_message(c, mid, id, true).await?;
             meta(c, mid.uid, id).await?;
             let sign = if read { '+' } else { '-' };
             raw(
