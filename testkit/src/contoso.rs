@@ -112,7 +112,7 @@ impl Seed {
                             (GRAPH.to_string(), strings(GRAPH_APPLICATION)),
                             (OUTLOOK.to_string(), strings(OUTLOOK_APPLICATION)),
                         ]),
-                        service_principal_id: None,
+                        service_principal_id: Some(DAEMON_APP_SP_OID.into()),
                         mailbox_scope: None,
                     },
                 ],
@@ -137,6 +137,15 @@ impl Seed {
                         rights: vec![MailboxRight::ApplicationImpersonation],
                     },
                 ],
+                // The daemon app is registered in Exchange Online with FullAccess on every
+                // mailbox, so app-only IMAP, POP and SMTP work out of the box.
+                exchange_service_principals: vec![ExchangeServicePrincipalSeed {
+                    app_id: DAEMON_APP.into(),
+                    object_id: DAEMON_APP_SP_OID.into(),
+                    registered: true,
+                    full_access: vec![ADELE.into(), MEGAN.into(), SALES.into()],
+                }],
+                organization: OrganizationSettings::default(),
                 mailboxes: mailboxes(),
             }],
         }

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use seed::{
-    AppSeed, ExchangeSettings, MailboxPermissionSeed, MailboxRight, SecretSeed, Seed, SeedError,
-    SharedMailboxSeed, TenantSeed, UserSeed,
+    AppSeed, ExchangeServicePrincipalSeed, ExchangeSettings, MailboxPermissionSeed, MailboxRight,
+    OrganizationSettings, SecretSeed, Seed, SeedError, SharedMailboxSeed, TenantSeed, UserSeed,
 };
 
 use cert::AppCert;

@@ -56,9 +56,9 @@ pub use throttle::ThrottlePolicy;
 use crate::clock::Clock;
 use crate::directory::{Directory, DirectoryData, Recipient};
 use crate::faults::{Fault, Faults};
+use crate::mailstore::MailStore;
 use crate::mailstore::mailbox::Mailbox;
 use crate::mailstore::mime;
-use crate::mailstore::{MailStore, Mailboxes};
 use auth::Claims;
 use ids::GraphIds as _;
 use throttle::Throttle;
@@ -84,7 +84,7 @@ pub(crate) struct GraphOwn {
 /// order), and the directory as it was when the locks were taken.
 pub(crate) struct GraphInner<'a> {
     own: MutexGuard<'a, GraphOwn>,
-    pub store: MutexGuard<'a, Mailboxes>,
+    pub store: crate::mailstore::StoreGuard<'a>,
     pub dir: Arc<DirectoryData>,
 }
 

@@ -20,12 +20,17 @@ mod contoso;
 pub mod directory;
 pub mod entra;
 pub mod ews;
+mod exchange_token;
 pub mod faults;
 pub mod fixtures;
 pub mod graph;
+mod imap;
+pub mod mailproto;
 pub mod mailstore;
 mod microsoft;
 pub mod oidc;
+mod pop;
+mod smtp;
 mod tls;
 pub mod xsd;
 

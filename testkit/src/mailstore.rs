@@ -11,11 +11,15 @@ pub mod content;
 pub mod fixtures;
 pub(crate) mod mailbox;
 pub(crate) mod mime;
+pub(crate) mod parse;
 pub mod recurrence;
 pub(crate) mod tz;
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
 
 pub use content::{
     Address, AttachmentContent, AttendeeContent, AttendeeType, BodyType, ContactContent,
@@ -32,6 +36,39 @@ use mailbox::Mailbox;
 #[derive(Clone)]
 pub struct MailStore {
     inner: Arc<Mutex<Mailboxes>>,
+    /// Bumped after every write through [`MailStore::lock`]: IMAP IDLE waits on it, so mail
+    /// that arrives over any protocol wakes the idling sessions.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+/// The store under its lock. A write through it (any `DerefMut`) tells the store's watchers
+/// once the lock is released.
+pub(crate) struct StoreGuard<'a> {
+    guard: MutexGuard<'a, Mailboxes>,
+    changes: &'a watch::Sender<u64>,
+    wrote: bool,
+}
+
+impl Deref for StoreGuard<'_> {
+    type Target = Mailboxes;
+    fn deref(&self) -> &Mailboxes {
+        &self.guard
+    }
+}
+
+impl DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Mailboxes {
+        self.wrote = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        if self.wrote {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
 }
 
 impl std::fmt::Debug for MailStore {
@@ -100,11 +137,21 @@ impl MailStore {
         }
         MailStore {
             inner: Arc::new(Mutex::new(store)),
+            changes: Arc::new(watch::channel(0).0),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Mailboxes> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> StoreGuard<'_> {
+        StoreGuard {
+            guard: self.inner.lock().unwrap_or_else(PoisonError::into_inner),
+            changes: &self.changes,
+            wrote: false,
+        }
+    }
+
+    /// Wakes after each later write to the store (whichever protocol wrote).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Replaces the content of the mailbox `content.mailbox` (one the store has); nothing

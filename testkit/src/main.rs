@@ -20,6 +20,7 @@ use exgate_testkit::ews::{
 use exgate_testkit::faults::{FaultPlan, FaultRule};
 use exgate_testkit::graph::fixtures::{FixtureSpec, add_large_attachments, generate};
 use exgate_testkit::graph::{MailboxContent, ThrottlePolicy};
+use exgate_testkit::mailproto::{MailSwitchChange, ServicePrincipalSwitch};
 use exgate_testkit::oidc::{IdTokenFault, OidcSwitchChange};
 use serde_json::{Value, json};
 
@@ -32,7 +33,12 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--ews-version VERSION] [--ews-throttle SPEC] \
                      [--ews-busy-in-response] [--ews-block-apps] [--ews-allow-app CLIENT_ID]... \
                      [--ews-auth SCHEMES] \
-                     [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL]
+                     [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL] \
+                     [--mail-ca-out PATH] [--imap-disabled MAILBOX]... [--pop-disabled MAILBOX]... \
+                     [--smtp-auth-disabled MAILBOX]... [--smtp-auth-disabled-tenant] \
+                     [--security-defaults] [--sp-unregistered CLIENT_ID]... \
+                     [--sp-full-access CLIENT_ID=MAILBOX[,MAILBOX...]]... \
+                     [--imap-connection-limit N] [--mail-idle-timeout SECS] [--mail-max-size BYTES]
        exgate-mock fixtures --mailbox ADDRESS --out FILE [--messages N] [--attachment-every N] \
                      [--events-years N] [--contacts N] [--seed N] [--large-every N --large-size BYTES]
   --listen IP:PORT        where to listen (default 127.0.0.1:0, a free port)
@@ -92,6 +98,32 @@ autodiscover at {base}/autodiscover/autodiscover.xml (POX), …/autodiscover.svc
                           its ID tokens are faulty: wrong_nonce wrong_audience wrong_issuer
                           expired bad_signature unsigned
   Its switches can be read and changed at run time: GET/POST {base}/_mock/oidc
+IMAP, POP and SMTP are served on their own 127.0.0.1 ports (ready line: imap_url (implicit
+TLS, like 993), imap_starttls_url (like 143), pop_url (995), pop_stls_url (110), smtp_url
+(submission with STARTTLS, 587), smtps_url (465), mail_ca_cert); XOAUTH2 is checked as
+Exchange Online checks it, PLAIN/LOGIN/USER take the seeded passwords (bridge tests).
+  --mail-ca-out PATH      write the mail servers' CA certificate (PEM) to PATH (default: the
+                          --tls CA file when --tls, else a temporary file)
+  --imap-disabled MAILBOX Set-CASMailbox -ImapEnabled $false; repeatable
+  --pop-disabled MAILBOX  Set-CASMailbox -PopEnabled $false; repeatable
+  --smtp-auth-disabled MAILBOX
+                          Set-CASMailbox -SmtpClientAuthenticationDisabled $true (535 5.7.139);
+                          repeatable
+  --smtp-auth-disabled-tenant
+                          SMTP AUTH disabled for the organization (535 5.7.139 … Tenant)
+  --security-defaults     Entra security defaults on: SMTP AUTH with a password is blocked
+  --sp-unregistered CLIENT_ID
+                          the app's service principal is not registered in Exchange
+                          (no New-ServicePrincipal): app-only XOAUTH2 fails; repeatable
+  --sp-full-access CLIENT_ID=MAILBOX[,MAILBOX...]
+                          the mailboxes the app's service principal has FullAccess on
+                          (replaces the seeded list; empty after = for none); repeatable
+  --imap-connection-limit N
+                          IMAP sessions per mailbox (default 20, Exchange Online's)
+  --mail-idle-timeout SECS
+                          drop silent mail connections after SECS (default 1800)
+  --mail-max-size BYTES   the largest message SMTP and APPEND take (default 157286400)
+  The mail switches can be read and changed at run time: GET/POST {base}/_mock/mail
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)
@@ -119,6 +151,8 @@ struct Args {
     ews: EwsSwitchChange,
     generic_oidc: bool,
     oidc_id_token_fault: Option<String>,
+    mail_ca_out: Option<PathBuf>,
+    mail: MailSwitchChange,
 }
 
 /// What the command line asks for.
@@ -200,6 +234,8 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
         ews: EwsSwitchChange::default(),
         generic_oidc: false,
         oidc_id_token_fault: None,
+        mail_ca_out: None,
+        mail: MailSwitchChange::default(),
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
@@ -354,6 +390,72 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
                 }
                 parsed.oidc_id_token_fault = Some(v);
             }
+            "--mail-ca-out" => parsed.mail_ca_out = Some(PathBuf::from(value("--mail-ca-out")?)),
+            "--imap-disabled" => {
+                parsed
+                    .mail
+                    .imap_enabled
+                    .insert(value("--imap-disabled")?, false);
+            }
+            "--pop-disabled" => {
+                parsed
+                    .mail
+                    .pop_enabled
+                    .insert(value("--pop-disabled")?, false);
+            }
+            "--smtp-auth-disabled" => {
+                parsed
+                    .mail
+                    .smtp_client_auth
+                    .insert(value("--smtp-auth-disabled")?, false);
+            }
+            "--smtp-auth-disabled-tenant" => parsed.mail.smtp_client_auth_tenant = Some(false),
+            "--security-defaults" => parsed.mail.security_defaults = Some(true),
+            "--sp-unregistered" => {
+                let id = value("--sp-unregistered")?;
+                parsed
+                    .mail
+                    .service_principals
+                    .entry(id)
+                    .or_insert(ServicePrincipalSwitch {
+                        registered: None,
+                        full_access: None,
+                    })
+                    .registered = Some(false);
+            }
+            "--sp-full-access" => {
+                let v = value("--sp-full-access")?;
+                let Some((id, mailboxes)) = v.split_once('=') else {
+                    bail!("--sp-full-access `{v}` is not CLIENT_ID=MAILBOX[,MAILBOX...]\n{USAGE}");
+                };
+                let mailboxes: Vec<String> = mailboxes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                parsed
+                    .mail
+                    .service_principals
+                    .entry(id.to_string())
+                    .or_insert(ServicePrincipalSwitch {
+                        registered: None,
+                        full_access: None,
+                    })
+                    .full_access = Some(mailboxes);
+            }
+            "--imap-connection-limit" => {
+                let v = value("--imap-connection-limit")?;
+                parsed.mail.imap_connection_limit = Some(number("--imap-connection-limit", &v)?);
+            }
+            "--mail-idle-timeout" => {
+                let v = value("--mail-idle-timeout")?;
+                parsed.mail.idle_timeout_secs = Some(number("--mail-idle-timeout", &v)?);
+            }
+            "--mail-max-size" => {
+                let v = value("--mail-max-size")?;
+                parsed.mail.max_message_size = Some(number("--mail-max-size", &v)?);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
@@ -465,7 +567,12 @@ fn load_seed(args: &Args) -> anyhow::Result<Seed> {
     Ok(seed)
 }
 
-fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> Value {
+fn ready_line(
+    mock: &MockMicrosoft,
+    seed: &Seed,
+    ca_cert: Option<&PathBuf>,
+    mail_ca_cert: &std::path::Path,
+) -> Value {
     let base = mock.base_url();
     let first = seed
         .tenants
@@ -513,6 +620,13 @@ fn ready_line(mock: &MockMicrosoft, seed: &Seed, ca_cert: Option<&PathBuf>) -> V
             "discovery_url": mock.discovery_url(&first),
         },
         "ca_cert": ca_cert.map(|p| p.display().to_string()),
+        "imap_url": mock.imap_url(),
+        "imap_starttls_url": mock.imap_starttls_url(),
+        "pop_url": mock.pop_url(),
+        "pop_stls_url": mock.pop_stls_url(),
+        "smtp_url": mock.smtp_url(),
+        "smtps_url": mock.smtps_url(),
+        "mail_ca_cert": mail_ca_cert.display().to_string(),
         "tenants": tenants,
         "oidc": oidc,
     })
@@ -553,40 +667,67 @@ async fn run(args: Args, seed: Seed, mailboxes: Vec<MailboxContent>) -> anyhow::
             .map_err(anyhow::Error::msg)
             .context("cannot set the generic OIDC provider's switches")?;
     }
+    mock.change_mail_switches(&args.mail)
+        .map_err(anyhow::Error::msg)
+        .context("cannot set the mail servers' switches")?;
     // The temporary directory lives as long as the process.
-    let mut _temp_dir = None;
+    let temp_dir = tempfile::Builder::new()
+        .prefix("exgate-mock-")
+        .tempdir()
+        .context("cannot create a temporary directory for the CA certificates")?;
     let ca_cert = match mock.ca_pem() {
         None => None,
         Some(pem) => {
-            let path = match &args.ca_out {
-                Some(path) => path.clone(),
-                None => {
-                    let dir = tempfile::Builder::new()
-                        .prefix("exgate-mock-")
-                        .tempdir()
-                        .context("cannot create a temporary directory for the CA certificate")?;
-                    let path = dir.path().join("ca.pem");
-                    _temp_dir = Some(dir);
-                    path
-                }
-            };
-            std::fs::write(&path, pem).with_context(|| {
+            let path = args
+                .ca_out
+                .clone()
+                .unwrap_or_else(|| temp_dir.path().join("ca.pem"));
+            write_private(&path, &pem).with_context(|| {
                 format!("cannot write the CA certificate to {}", path.display())
             })?;
             Some(path)
+        }
+    };
+    // The mail servers chain to the same CA when serving HTTPS.
+    let mail_ca_cert = match (&args.mail_ca_out, &ca_cert) {
+        (None, Some(path)) => path.clone(),
+        (out, _) => {
+            let path = out
+                .clone()
+                .unwrap_or_else(|| temp_dir.path().join("mail-ca.pem"));
+            write_private(&path, &mock.mail_ca_pem()).with_context(|| {
+                format!("cannot write the mail CA certificate to {}", path.display())
+            })?;
+            path
         }
     };
     // Listen for signals before announcing readiness: a caller may stop us right away.
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    println!("{}", ready_line(&mock, &seed, ca_cert.as_ref()));
+    println!(
+        "{}",
+        ready_line(&mock, &seed, ca_cert.as_ref(), &mail_ca_cert)
+    );
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
     mock.shutdown().await;
     Ok(())
+}
+
+/// Writes `text` to a file only its owner may read or write (0600).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn write_fixtures(spec: FixtureSpec, large: (usize, u64), out: &PathBuf) -> anyhow::Result<()> {

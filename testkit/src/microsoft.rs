@@ -18,6 +18,8 @@ use crate::entra::{EntraState, EntraSwitchChange, EntraSwitches, entra_router};
 use crate::ews::{AutodiscoverRequest, EwsState, EwsSwitchChange, EwsSwitches, ews_router};
 use crate::faults::{Fault, FaultError, FaultPlan, FaultReport, FaultRule, Faults};
 use crate::graph::{GraphState, ThrottlePolicy, graph_router};
+use crate::mailproto::conn::{self as mail_conn, Listeners, Security};
+use crate::mailproto::{MailSession, MailState, MailSwitchChange, MailSwitches};
 use crate::mailstore::{ContentError, MailStore, MailboxContent, MessageContent};
 use crate::oidc::{OidcState, OidcSwitchChange, oidc_router};
 use crate::{MockServer, RecordedRequest, TlsIdentity};
@@ -37,6 +39,82 @@ pub struct MockMicrosoft {
     oidc: OidcState,
     faults: Faults,
     ca_pem: Option<String>,
+    mail: MailState,
+    mail_servers: MailServers,
+}
+
+/// The mock's IMAP, POP and SMTP listeners (each on `127.0.0.1:0`), stopped on drop.
+#[derive(Debug)]
+struct MailServers {
+    listeners: Listeners,
+    imap: SocketAddr,
+    imap_starttls: SocketAddr,
+    pop: SocketAddr,
+    pop_stls: SocketAddr,
+    smtp: SocketAddr,
+    smtps: SocketAddr,
+    ca_pem: String,
+}
+
+impl MailServers {
+    /// Starts the six listeners over `state`, with a certificate from `identity`.
+    async fn start(state: MailState, identity: &TlsIdentity) -> std::io::Result<MailServers> {
+        let acceptor =
+            crate::tls::mail_acceptor(identity.cert_der.clone(), identity.key_der.clone())?;
+        let idle = state.idle_timeout();
+        let mut listeners = Listeners::default();
+        let mut bind = async |security: Security, protocol: MailProtocolKind| {
+            let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            let addr = listener.local_addr()?;
+            let state = state.clone();
+            let task = mail_conn::serve(
+                listener,
+                security,
+                acceptor.clone(),
+                idle,
+                move |mut conn| {
+                    let state = state.clone();
+                    // The switch applies to connections accepted after it changed.
+                    conn.set_idle_timeout(state.idle_timeout());
+                    async move {
+                        match protocol {
+                            MailProtocolKind::Imap => crate::imap::session(state, conn).await,
+                            MailProtocolKind::Pop => crate::pop::session(state, conn).await,
+                            MailProtocolKind::Smtp => {
+                                let implicit = security == Security::Implicit;
+                                crate::smtp::session(state, conn, implicit).await;
+                            }
+                        }
+                    }
+                },
+            );
+            listeners.push(task);
+            Ok::<SocketAddr, std::io::Error>(addr)
+        };
+        let imap = bind(Security::Implicit, MailProtocolKind::Imap).await?;
+        let imap_starttls = bind(Security::StartTls, MailProtocolKind::Imap).await?;
+        let pop = bind(Security::Implicit, MailProtocolKind::Pop).await?;
+        let pop_stls = bind(Security::StartTls, MailProtocolKind::Pop).await?;
+        let smtp = bind(Security::StartTls, MailProtocolKind::Smtp).await?;
+        let smtps = bind(Security::Implicit, MailProtocolKind::Smtp).await?;
+        Ok(MailServers {
+            listeners,
+            imap,
+            imap_starttls,
+            pop,
+            pop_stls,
+            smtp,
+            smtps,
+            ca_pem: identity.ca_pem.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MailProtocolKind {
+    Imap,
+    Pop,
+    Smtp,
 }
 
 impl MockMicrosoft {
@@ -112,6 +190,12 @@ impl MockMicrosoft {
         )
         .with_faults(faults.clone());
         let oidc = OidcState::new(directory.clone(), clock.clone())?;
+        let mail = MailState::new(
+            directory.clone(),
+            store.clone(),
+            clock.clone(),
+            state.token_verification_key()?,
+        );
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
             .merge(graph_router(graph.clone()))
@@ -122,17 +206,24 @@ impl MockMicrosoft {
                 state.clone(),
                 ews.clone(),
                 oidc.clone(),
+                mail.clone(),
             ))
             .merge(extra);
+        // One certificate for HTTPS and the mail servers (the mail servers always use TLS).
+        let identity = TlsIdentity::generate_for_loopback()?;
         let (server, ca_pem) = if tls {
-            let identity = TlsIdentity::generate_for_loopback()?;
-            let server =
-                MockServer::serve_tls(listener, router, identity.cert_der, identity.key_der)
-                    .await?;
-            (server, Some(identity.ca_pem))
+            let server = MockServer::serve_tls(
+                listener,
+                router,
+                identity.cert_der.clone(),
+                identity.key_der.clone(),
+            )
+            .await?;
+            (server, Some(identity.ca_pem.clone()))
         } else {
             (MockServer::serve(listener, router).await?, None)
         };
+        let mail_servers = MailServers::start(mail.clone(), &identity).await?;
         state.set_base_url(&server.base_url());
         graph.set_base_url(&server.base_url());
         ews.set_base_url(&server.base_url());
@@ -148,6 +239,8 @@ impl MockMicrosoft {
             oidc,
             faults,
             ca_pem,
+            mail,
+            mail_servers,
         })
     }
 
@@ -220,9 +313,69 @@ impl MockMicrosoft {
         self.state.clone()
     }
 
-    /// Stops the server and waits for it.
-    pub async fn shutdown(self) {
+    /// Stops the server (and the mail servers) and waits for it.
+    pub async fn shutdown(mut self) {
+        self.mail_servers.listeners.stop();
         self.server.shutdown().await;
+    }
+
+    /// `imaps://127.0.0.1:PORT`: IMAP with implicit TLS (what `outlook.office365.com:993` is).
+    pub fn imap_url(&self) -> String {
+        format!("imaps://{}", self.mail_servers.imap)
+    }
+
+    /// `imap://127.0.0.1:PORT`: IMAP on a plain port where STARTTLS must come before
+    /// authentication (like port 143).
+    pub fn imap_starttls_url(&self) -> String {
+        format!("imap://{}", self.mail_servers.imap_starttls)
+    }
+
+    /// `pop3s://127.0.0.1:PORT`: POP3 with implicit TLS (`outlook.office365.com:995`).
+    pub fn pop_url(&self) -> String {
+        format!("pop3s://{}", self.mail_servers.pop)
+    }
+
+    /// `pop3://127.0.0.1:PORT`: POP3 where STLS must come first (like port 110).
+    pub fn pop_stls_url(&self) -> String {
+        format!("pop3://{}", self.mail_servers.pop_stls)
+    }
+
+    /// `smtp://127.0.0.1:PORT`: SMTP submission, STARTTLS before AUTH
+    /// (`smtp.office365.com:587`).
+    pub fn smtp_url(&self) -> String {
+        format!("smtp://{}", self.mail_servers.smtp)
+    }
+
+    /// `smtps://127.0.0.1:PORT`: SMTP submission with implicit TLS (like port 465).
+    pub fn smtps_url(&self) -> String {
+        format!("smtps://{}", self.mail_servers.smtps)
+    }
+
+    /// The CA certificate (PEM) the mail servers' certificate chains to: the same CA as
+    /// [`MockMicrosoft::ca_pem`] when the mock serves HTTPS.
+    pub fn mail_ca_pem(&self) -> String {
+        self.mail_servers.ca_pem.clone()
+    }
+
+    /// The shared state of the mail servers (switches, recorded sessions).
+    pub fn mail_state(&self) -> MailState {
+        self.mail.clone()
+    }
+
+    /// The mail servers' switches as they are now (what `GET /_mock/mail` answers).
+    pub fn mail_switches(&self) -> MailSwitches {
+        self.mail.switches()
+    }
+
+    /// Changes several of the mail servers' switches at once, or none when one value is
+    /// unusable (what `POST /_mock/mail` and the `exgate-mock` flags do).
+    pub fn change_mail_switches(&self, change: &MailSwitchChange) -> Result<MailSwitches, String> {
+        self.mail.change_switches(change)
+    }
+
+    /// Every IMAP, POP and SMTP connection so far, oldest first (no credentials recorded).
+    pub fn mail_sessions(&self) -> Vec<MailSession> {
+        self.mail.sessions()
     }
 
     /// Lifetime of access and ID tokens (`expires_in`), default 3600 seconds.
@@ -580,8 +733,15 @@ impl MockMicrosoft {
 
 /// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time;
 /// `GET/POST /_mock/entra`: read and change Entra's switches; `GET/POST /_mock/ews`: EWS's;
-/// `GET/POST /_mock/oidc`: the generic OpenID provider's.
-fn admin_router(faults: Faults, entra: EntraState, ews: EwsState, oidc: OidcState) -> Router {
+/// `GET/POST /_mock/oidc`: the generic OpenID provider's; `GET/POST /_mock/mail`: the mail
+/// servers'.
+fn admin_router(
+    faults: Faults,
+    entra: EntraState,
+    ews: EwsState,
+    oidc: OidcState,
+    mail: MailState,
+) -> Router {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -618,6 +778,17 @@ fn admin_router(faults: Faults, entra: EntraState, ews: EwsState, oidc: OidcStat
         .merge(switch_routes::<EntraState>("/_mock/entra", entra))
         .merge(switch_routes::<EwsState>("/_mock/ews", ews))
         .merge(switch_routes::<OidcState>("/_mock/oidc", oidc))
+        .merge(switch_routes::<MailState>("/_mock/mail", mail))
+}
+
+impl Switchboard for MailState {
+    type Switches = MailSwitches;
+    fn switches(&self) -> Self::Switches {
+        MailState::switches(self)
+    }
+    fn change(&self, json: &str) -> Result<Self::Switches, String> {
+        MailSwitchChange::from_json(json).and_then(|c| self.change_switches(&c))
+    }
 }
 
 /// A mock whose switches `GET` reads and `POST` changes (a JSON change, applied whole or

@@ -78,7 +78,25 @@ impl TlsIdentity {
     }
 }
 
+/// The acceptor of the HTTPS server (ALPN `h2`, `http/1.1`).
 pub(crate) fn acceptor(cert_der: Vec<u8>, key_der: Vec<u8>) -> std::io::Result<TlsAcceptor> {
+    acceptor_for(
+        cert_der,
+        key_der,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    )
+}
+
+/// The acceptor of the mail servers (IMAP, POP, SMTP: no ALPN).
+pub(crate) fn mail_acceptor(cert_der: Vec<u8>, key_der: Vec<u8>) -> std::io::Result<TlsAcceptor> {
+    acceptor_for(cert_der, key_der, Vec::new())
+}
+
+fn acceptor_for(
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+    alpn: Vec<Vec<u8>>,
+) -> std::io::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -91,6 +109,6 @@ pub(crate) fn acceptor(cert_der: Vec<u8>, key_der: Vec<u8>) -> std::io::Result<T
         .map_err(|e| {
             std::io::Error::other(format!("the TLS certificate or key is unusable: {e}"))
         })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

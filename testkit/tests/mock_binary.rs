@@ -957,3 +957,109 @@ fn the_oidc_id_token_fault_needs_generic_oidc_and_a_known_kind() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
 }
+
+#[tokio::test]
+async fn the_mail_servers_are_in_the_ready_line_and_their_switches_in_flags_and_admin() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mock = Mock::start(&[
+        "--imap-disabled",
+        MEGAN,
+        "--security-defaults",
+        "--sp-full-access",
+        &format!("{DAEMON_APP}={SALES}"),
+        "--imap-connection-limit",
+        "3",
+    ]);
+    let ready = &mock.ready;
+    for (field, scheme) in [
+        ("imap_url", "imaps://127.0.0.1:"),
+        ("imap_starttls_url", "imap://127.0.0.1:"),
+        ("pop_url", "pop3s://127.0.0.1:"),
+        ("pop_stls_url", "pop3://127.0.0.1:"),
+        ("smtp_url", "smtp://127.0.0.1:"),
+        ("smtps_url", "smtps://127.0.0.1:"),
+    ] {
+        let url = ready[field].as_str().unwrap();
+        assert!(url.starts_with(scheme), "{field}: {url}");
+        // Something answers there.
+        let addr = url.split_once("://").unwrap().1;
+        std::net::TcpStream::connect(addr).unwrap();
+    }
+    let ca = ready["mail_ca_cert"].as_str().unwrap().to_string();
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let mode = std::fs::metadata(&ca).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the user reads the CA file");
+
+    // The flags are the switches GET /_mock/mail reports.
+    let base = mock.base();
+    let client = reqwest::Client::new();
+    let switches: Value = client
+        .get(format!("{base}/_mock/mail"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(switches["mailboxes"][MEGAN]["imap_enabled"], false);
+    assert_eq!(switches["mailboxes"][ADELE]["imap_enabled"], true);
+    assert_eq!(
+        switches["organization"][TENANT_ID]["security_defaults"],
+        true
+    );
+    assert_eq!(
+        switches["service_principals"][DAEMON_APP]["full_access"],
+        json!([SALES])
+    );
+    assert_eq!(switches["imap_connection_limit"], 3);
+
+    // POST changes them; a bad change is refused whole.
+    let changed = client
+        .post(format!("{base}/_mock/mail"))
+        .body(json!({"pop_enabled": {ADELE: false}, "security_defaults": false}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["mailboxes"][ADELE]["pop_enabled"], false);
+    assert_eq!(
+        changed["organization"][TENANT_ID]["security_defaults"],
+        false
+    );
+    let refused = client
+        .post(format!("{base}/_mock/mail"))
+        .body(json!({"pop_enabled": {"nobody@contoso.onmicrosoft.com": false}, "imap_connection_limit": 9}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("nobody@"),
+        "{body}"
+    );
+    let after: Value = client
+        .get(format!("{base}/_mock/mail"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        after["imap_connection_limit"], 3,
+        "nothing of a refused change applies"
+    );
+    assert_clean_exit(&mock.stop());
+    assert!(
+        !Path::new(&ca).exists(),
+        "the temporary CA file outlived the process"
+    );
+
+    // With --tls the mail servers chain to the --tls CA: one file.
+    let mock = Mock::start(&["--tls"]);
+    assert_eq!(mock.ready["mail_ca_cert"], mock.ready["ca_cert"]);
+    assert_clean_exit(&mock.stop());
+}

@@ -52,6 +52,9 @@ pub const DAEMON_APP: &str = "0a1b2c3d-3333-4333-8333-333333333333";
 pub const DAEMON_APP_NAME: &str = "exgate daemon";
 pub const DAEMON_APP_SECRET_ID: &str = "5e6f7a8b-3333-4333-8333-aaaaaaaaaaaa";
 pub const DAEMON_APP_SECRET: &str = "daemon~SecretValue.3333333333333333333333";
+/// The daemon app's service principal (enterprise application) object ID: the `oid` of its
+/// app-only tokens, and the `-ObjectId` it is registered with in Exchange Online.
+pub const DAEMON_APP_SP_OID: &str = "5c4d3e2f-3333-4333-8333-5e5e5e5e5e5e";
 
 /// Microsoft Graph's resource URI.
 pub const GRAPH: &str = "https://graph.microsoft.com";
@@ -86,8 +89,12 @@ pub const GRAPH_APPLICATION: &[&str] = &[
     "User.Read.All",
 ];
 /// Application permissions (app roles) on Exchange Online granted to [`DAEMON_APP`].
-pub const OUTLOOK_APPLICATION: &[&str] =
-    &["full_access_as_app", "IMAP.AccessAsApp", "POP.AccessAsApp"];
+pub const OUTLOOK_APPLICATION: &[&str] = &[
+    "full_access_as_app",
+    "IMAP.AccessAsApp",
+    "POP.AccessAsApp",
+    "SMTP.SendAsApp",
+];
 
 /// The whole directory: one or more tenants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +122,13 @@ pub struct TenantSeed {
     /// which user may open or send as which mailbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mailbox_permissions: Vec<MailboxPermissionSeed>,
+    /// Service principals registered in Exchange Online (`New-ServicePrincipal`) with their
+    /// mailbox rights: what app-only IMAP, POP and SMTP need besides the app role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exchange_service_principals: Vec<ExchangeServicePrincipalSeed>,
+    /// Organization-wide settings of Exchange Online and Entra that gate SMTP AUTH.
+    #[serde(default, skip_serializing_if = "OrganizationSettings::is_default")]
+    pub organization: OrganizationSettings,
     /// What the mailboxes hold at start (every user and shared mailbox has a mailbox; those
     /// not listed start empty, with the well-known folders).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -133,6 +147,58 @@ pub struct SharedMailboxSeed {
     /// Which protocols may reach the mailbox (all, unless switched off).
     #[serde(default, skip_serializing_if = "ExchangeSettings::is_default")]
     pub exchange: ExchangeSettings,
+}
+
+/// An app's service principal as registered in Exchange Online:
+/// `New-ServicePrincipal -AppId <app_id> -ObjectId <object_id>`, then
+/// `Add-MailboxPermission -Identity <mailbox> -User <object_id> -AccessRights FullAccess` for
+/// each of `full_access`. Exchange matches the app-only token's `oid` against `object_id`: the
+/// enterprise application's (service principal's) object ID, not the app registration's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeServicePrincipalSeed {
+    /// The app's client ID (`-AppId`).
+    pub app_id: String,
+    /// `-ObjectId`: the service principal's object ID (an app-only token's `oid`).
+    pub object_id: String,
+    /// Registered now; `false` keeps the rights but Exchange no longer knows the principal
+    /// (what `Remove-ServicePrincipal` does, as a switch).
+    #[serde(default = "enabled")]
+    pub registered: bool,
+    /// Mailboxes (addresses) on which the service principal has FullAccess.
+    #[serde(default)]
+    pub full_access: Vec<String>,
+}
+
+/// Organization-wide settings that gate SMTP AUTH (defaults: SMTP AUTH allowed, security
+/// defaults off, so demos work; a new Microsoft 365 tenant has security defaults on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationSettings {
+    /// `Set-TransportConfig -SmtpClientAuthenticationDisabled $false`: SMTP AUTH allowed for
+    /// the organization (when not, `535 5.7.139 … disabled for the Tenant.`).
+    #[serde(default = "enabled")]
+    pub smtp_client_auth_enabled: bool,
+    /// Entra ID security defaults: SMTP AUTH is blocked (`535 5.7.139 … security defaults
+    /// policy.`).
+    #[serde(default)]
+    pub security_defaults: bool,
+}
+
+impl Default for OrganizationSettings {
+    fn default() -> Self {
+        Self {
+            smtp_client_auth_enabled: true,
+            security_defaults: false,
+        }
+    }
+}
+
+impl OrganizationSettings {
+    /// SMTP AUTH allowed and security defaults off.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Rights of one user on one mailbox.
@@ -293,6 +359,8 @@ pub enum SeedError {
         client_id: String,
         problem: String,
     },
+    #[error("tenant `{tenant}`: exchange_service_principals {problem}")]
+    ExchangeServicePrincipal { tenant: String, problem: String },
     #[error("tenant `{tenant}`: mailbox `{mailbox}` {problem}")]
     Mailbox {
         tenant: String,
@@ -432,6 +500,39 @@ fn validate_mailboxes(tenant: &TenantSeed) -> Result<(), SeedError> {
                     ),
                 });
             }
+        }
+    }
+    for sp in &tenant.exchange_service_principals {
+        let problem = if !tenant
+            .apps
+            .iter()
+            .any(|a| a.client_id.eq_ignore_ascii_case(&sp.app_id))
+        {
+            Some(format!(
+                "registers service principal `{}` for app `{}`, which is not an app of the tenant",
+                sp.object_id, sp.app_id
+            ))
+        } else if uuid::Uuid::parse_str(&sp.object_id).is_err() {
+            Some(format!(
+                "registers service principal `{}`, which is not a GUID",
+                sp.object_id
+            ))
+        } else {
+            sp.full_access
+                .iter()
+                .find(|m| !addresses.contains(&m.to_ascii_lowercase()))
+                .map(|m| {
+                    format!(
+                        "gives service principal `{}` FullAccess on `{m}`, which is neither a user nor a shared mailbox",
+                        sp.object_id
+                    )
+                })
+        };
+        if let Some(problem) = problem {
+            return Err(SeedError::ExchangeServicePrincipal {
+                tenant: tenant.id.clone(),
+                problem,
+            });
         }
     }
     let mut seen = HashSet::new();

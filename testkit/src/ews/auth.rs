@@ -6,40 +6,14 @@
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::switches::EwsSwitches;
 use super::{EwsState, ntlm};
 use crate::directory::{DirectoryData, UserSeed};
 
-/// Exchange Online's application ID: v1 tokens may carry it as `aud`.
-const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Claims {
-    #[serde(default)]
-    aud: Option<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
-    #[serde(default)]
-    tid: Option<String>,
-    #[serde(default)]
-    oid: Option<String>,
-    #[serde(default)]
-    upn: Option<String>,
-    #[serde(default)]
-    scp: Option<String>,
-    #[serde(default)]
-    roles: Option<Vec<String>>,
-    #[serde(default)]
-    appid: Option<String>,
-    #[serde(default)]
-    idtyp: Option<String>,
-}
+pub(crate) use crate::exchange_token::Claims;
+use crate::exchange_token::{self, EXCHANGE_APP_ID};
 
 /// NTLM state of one connection.
 #[derive(Debug, Clone)]
@@ -275,10 +249,6 @@ pub(crate) fn authenticate(
     }
 }
 
-fn holds(granted: &[String], wanted: &str) -> bool {
-    granted.iter().any(|g| g.eq_ignore_ascii_case(wanted))
-}
-
 fn bearer(
     state: &EwsState,
     switches: &EwsSwitches,
@@ -287,21 +257,11 @@ fn bearer(
     now: OffsetDateTime,
 ) -> Result<Principal, Denied> {
     let invalid = || unauthorized(switches, base_url, Some("invalid_token"));
-    if token.split('.').count() != 3 {
-        return Err(invalid());
-    }
     let cached = state.own().tokens.get(token).cloned();
     let claims = match cached {
         Some(c) => c,
         None => {
-            let mut validation = Validation::new(Algorithm::RS256);
-            validation.validate_exp = false;
-            validation.validate_nbf = false;
-            validation.validate_aud = false;
-            validation.required_spec_claims.clear();
-            let claims = jsonwebtoken::decode::<Claims>(token, &state.decoding, &validation)
-                .map_err(|_| invalid())?
-                .claims;
+            let claims = exchange_token::decode(&state.decoding, token).map_err(|_| invalid())?;
             let mut own = state.own();
             if own.tokens.len() > 10_000 {
                 own.tokens.clear();
@@ -310,44 +270,17 @@ fn bearer(
             claims
         }
     };
-    let aud = claims
-        .aud
-        .as_deref()
-        .unwrap_or_default()
-        .trim_end_matches('/');
-    if !aud.eq_ignore_ascii_case("https://outlook.office365.com")
-        && !aud.eq_ignore_ascii_case("https://outlook.office.com")
-        && !aud.eq_ignore_ascii_case(EXCHANGE_APP_ID)
-    {
-        return Err(invalid());
-    }
-    let now = now.unix_timestamp();
-    if claims.exp.is_none_or(|exp| exp.saturating_add(300) <= now)
-        || claims.nbf.is_some_and(|nbf| nbf.saturating_sub(300) > now)
-    {
-        return Err(invalid());
-    }
     let dir = state.directory.read();
-    let tenant = claims
-        .tid
-        .as_deref()
-        .and_then(|tid| dir.tenant_index_by_tid(tid))
-        .ok_or_else(invalid)?;
-    let app_id = claims
-        .appid
-        .clone()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let tenant =
+        exchange_token::check(&claims, &dir, now.unix_timestamp()).map_err(|_| invalid())?;
+    let app_id = claims.app_id();
     if switches.block_apps && !switches.allowed_apps.contains(&app_id) {
         return Err(forbidden(
             "EWS is blocked for this application in this organization: set EWSEnabled and allow-list the app.",
         ));
     }
-    if claims.idtyp.as_deref() == Some("app") || claims.scp.is_none() {
-        if !holds(
-            &claims.roles.clone().unwrap_or_default(),
-            "full_access_as_app",
-        ) {
+    if claims.is_app_only() {
+        if !claims.has_role("full_access_as_app") {
             return Err(forbidden(
                 "The token does not hold the full_access_as_app application permission.",
             ));
@@ -358,14 +291,7 @@ fn bearer(
             app_id: Some(app_id),
         });
     }
-    let scopes: Vec<String> = claims
-        .scp
-        .as_deref()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if !holds(&scopes, "EWS.AccessAsUser.All") {
+    if !claims.has_scope("EWS.AccessAsUser.All") {
         return Err(forbidden(
             "The token does not hold the EWS.AccessAsUser.All delegated permission.",
         ));

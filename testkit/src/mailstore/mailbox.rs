@@ -380,6 +380,11 @@ impl Mailbox {
         self.version
     }
 
+    /// The sequence number the next new item will get (IMAP's `UIDNEXT`).
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The change-log version now (what a delta round that ends now has seen).
     pub(crate) fn version(&self) -> u64 {
         self.version
