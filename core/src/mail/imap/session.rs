@@ -217,24 +217,12 @@ pub(crate) async fn open(
                 .into());
             }
         };
-        // Exchange accepts a token for a mailbox the identity has no right on, and answers the
-        // next command with `BAD User is authenticated but not connected.`
         let caps = match session.capabilities().await {
             Ok(c) => Caps {
                 mv: c.has_str("MOVE"),
                 uidplus: c.has_str("UIDPLUS"),
                 idle: c.has_str("IDLE"),
             },
-            Err(async_imap::error::Error::Bad(text) | async_imap::error::Error::No(text))
-                if is_not_connected(&server_text(&text)) =>
-            {
-                return Err(refused(
-                    ImapRefusal::NotConnected,
-                    user,
-                    &server_text(&text),
-                    connection,
-                ));
-            }
             Err(e) => {
                 return Err(MailboxError::Transport(format!(
                     "reading the capabilities of {url} failed: {}",
@@ -243,6 +231,20 @@ pub(crate) async fn open(
                 .into());
             }
         };
+        // Exchange accepts a token for a mailbox the identity has no right on, and answers the
+        // next command that needs the mailbox with `BAD User is authenticated but not
+        // connected.`: asking for the hierarchy delimiter finds out at once.
+        match raw(&mut session, "LIST \"\" \"\"", "LIST").await {
+            Ok(_) => {}
+            Err(ImapFail::Broken(why)) if is_not_connected(&why) => {
+                let text = why.split_once("BAD ").map_or(why.as_str(), |(_, t)| t);
+                return Err(refused(ImapRefusal::NotConnected, user, text, connection));
+            }
+            Err(ImapFail::Broken(why)) => {
+                return Err(MailboxError::Transport(format!("{url}: {why}")).into());
+            }
+            Err(ImapFail::Answer(e)) => return Err(e),
+        }
         drain(&mut session);
         return Ok(Conn::new(session, caps));
     }
