@@ -1095,8 +1095,7 @@ impl Mail for ImapMailbox {
     ) -> Result<Message, Error> {
         let mid = &self.decode_id(mailbox, id)?;
         let limit = self.limit();
-        let (mime, flags, date) =
-            on_session!(self, mailbox, true, |c| mime_of(c, mid, id, limit))?;
+        let (mime, flags, date) = on_session!(self, mailbox, true, |c| mime_of(c, mid, id, limit))?;
         let base = message::summary(&Fetched {
             id: id.to_owned(),
             folder: mid.folder.clone(),

@@ -27,16 +27,18 @@ pub(crate) struct MessageFlags {
     pub deleted: bool,
 }
 
-/// Whether a BODYSTRUCTURE holds a part meant as an attachment: a part with an
-/// `attachment` disposition, or a named part that is not text shown inline.
+/// Whether a BODYSTRUCTURE holds a part meant as an attachment: one with an `attachment`
+/// disposition, an attached message, a named text part, or a part that is not text, unless it
+/// is shown inline (an `inline` disposition, or an image of a `multipart/related` HTML body).
 pub(crate) fn has_attachments(body: &BodyStructure<'_>) -> bool {
-    fn walk(body: &BodyStructure<'_>, depth: usize) -> bool {
+    fn walk(body: &BodyStructure<'_>, depth: usize, related: bool) -> bool {
         if depth > MAX_DEPTH {
             return false;
         }
         let common = match body {
-            BodyStructure::Multipart { bodies, .. } => {
-                return bodies.iter().any(|b| walk(b, depth + 1));
+            BodyStructure::Multipart { common, bodies, .. } => {
+                let related = common.ty.subtype.eq_ignore_ascii_case("related");
+                return bodies.iter().any(|b| walk(b, depth + 1, related));
             }
             BodyStructure::Basic { common, .. }
             | BodyStructure::Text { common, .. }
@@ -50,15 +52,17 @@ pub(crate) fn has_attachments(body: &BodyStructure<'_>) -> bool {
                 return false;
             }
         }
-        let named = common
-            .ty
-            .params
-            .as_ref()
-            .is_some_and(|p| p.iter().any(|(k, _)| k.eq_ignore_ascii_case("name")));
-        named && !matches!(body, BodyStructure::Text { .. })
-            || matches!(body, BodyStructure::Message { .. })
+        match body {
+            BodyStructure::Message { .. } => true,
+            BodyStructure::Text { .. } => common
+                .ty
+                .params
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|(k, _)| k.eq_ignore_ascii_case("name"))),
+            _ => !related,
+        }
     }
-    walk(body, 0)
+    walk(body, 0, false)
 }
 
 fn importance(raw_importance: Option<&str>, raw_priority: Option<&str>) -> Importance {
