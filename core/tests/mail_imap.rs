@@ -649,3 +649,49 @@ async fn idle_sees_mail_sent_over_graph() {
         NewMail::TimedOut => panic!("no new mail seen"),
     }
 }
+
+/// Every `log` record (async-imap logs what it sends and reads at trace level).
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.target(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+
+#[tokio::test]
+async fn the_token_never_reaches_async_imaps_trace_log() {
+    let _ = log::set_logger(&RECORDER);
+    log::set_max_level(log::LevelFilter::Trace);
+    let w = World::new().await;
+    let imap = w.app_only("daemon").await;
+    imap.folders(&user(seed::MEGAN)).await.unwrap();
+    let credentials =
+        SignInCredentials::new(w.signin.clone(), "daemon".into(), None, Resource::Imap);
+    let exgate_core::auth::credentials::Credential::Bearer(token) =
+        credentials.credential().await.unwrap()
+    else {
+        panic!("an app-only connection has bearer tokens");
+    };
+    let real = exgate_core::mail::xoauth2::encoded_initial_response(seed::MEGAN, &token.secret);
+    let logged = RECORDER.0.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("AUTHENTICATE XOAUTH2"),
+        "async-imap's trace was recorded"
+    );
+    assert!(
+        !logged.contains(real.expose()),
+        "the XOAUTH2 response was logged"
+    );
+    let signature = token.secret.expose().rsplit('.').next().unwrap();
+    assert!(!logged.contains(signature), "the token was logged");
+}

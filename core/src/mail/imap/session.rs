@@ -5,8 +5,15 @@
 //! timeout) breaks it and it is dropped.
 
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use async_imap::imap_proto::{Response, ResponseCode, Status};
@@ -20,7 +27,89 @@ use crate::mail::url::{MailUrl, Security};
 use crate::mail::{MailStream, xoauth2};
 use crate::mailbox::MailboxError;
 
-pub(crate) type ImapSession = async_imap::Session<MailStream>;
+pub(crate) type ImapSession = async_imap::Session<Sealed>;
+
+/// The mail stream under async-imap, which logs every command it sends at trace level (through
+/// the `log` crate, which a tracing subscriber may forward). So that the XOAUTH2 response — the
+/// token — never reaches a log, async-imap is given a stand-in response and this stream puts the
+/// real one in its place on the way out.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    inner: MailStream,
+    /// The stand-in as async-imap writes it (base64), and the real response (base64).
+    swap: Option<(Vec<u8>, crate::secret::Secret)>,
+    /// Real bytes accepted from async-imap but not yet written to the server.
+    pending: Vec<u8>,
+}
+
+impl Sealed {
+    fn new(inner: MailStream) -> Self {
+        Self {
+            inner,
+            swap: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes what is pending; ready when nothing is.
+    fn drain_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Sealed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Sealed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.drain_pending(cx))?;
+        if this
+            .swap
+            .as_ref()
+            .is_some_and(|(stand_in, _)| stand_in.as_slice() == buf)
+        {
+            let (_, real) = this
+                .swap
+                .take()
+                .unwrap_or_else(|| unreachable!("checked above"));
+            this.pending = real.expose().as_bytes().to_vec();
+            // Accepted whole; written by the next write or flush.
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.drain_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.drain_pending(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
 
 /// A session unused this long is checked with NOOP before it is used again.
 const CHECK_AFTER: Duration = Duration::from_secs(30);
@@ -188,13 +277,25 @@ pub(crate) async fn open(
                 .into());
             }
         };
-        let response = xoauth2::initial_response(user, &token.secret);
+        // async-imap sees (and may log) a stand-in of the same shape; `Sealed` sends the real
+        // response in its place.
+        let stand_in = format!(
+            "user={user}\x01auth=Bearer exgate-redacted-{}\x01\x01",
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut client = client;
+        client.get_mut().swap = Some((
+            STANDARD.encode(&stand_in).into_bytes(),
+            xoauth2::encoded_initial_response(user, &token.secret),
+        ));
         let auth = XOAuth2 {
-            response: Some(response.expose().as_bytes().to_vec()),
+            response: Some(stand_in.into_bytes()),
         };
-        drop(response);
         let mut session = match client.authenticate("XOAUTH2", auth).await {
-            Ok(s) => s,
+            Ok(mut s) => {
+                s.get_mut().swap = None;
+                s
+            }
             Err((async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text), _)) => {
                 if !fresh {
                     tracing::debug!("IMAP refused the token; trying once with a fresh one");
@@ -254,12 +355,12 @@ pub(crate) async fn open(
 async fn greet(
     connector: &MailConnector,
     url: &MailUrl,
-) -> Result<async_imap::Client<MailStream>, Error> {
+) -> Result<async_imap::Client<Sealed>, Error> {
     let stream = connector
         .connect(url)
         .await
         .map_err(|e| connect_error(&e))?;
-    let mut client = async_imap::Client::new(stream);
+    let mut client = async_imap::Client::new(Sealed::new(stream));
     read_greeting(&mut client, url).await?;
     if url.security() == Security::StartTls {
         client
@@ -273,18 +374,18 @@ async fn greet(
             })?;
         // Whatever the server sent after its OK stays behind with the plain client: nothing
         // read before TLS is trusted (RFC 3207 §4.2 injection).
-        let plain = client.into_inner();
+        let plain = client.into_inner().inner;
         let tls = connector
             .start_tls(plain, url)
             .await
             .map_err(|e| connect_error(&e))?;
-        client = async_imap::Client::new(tls);
+        client = async_imap::Client::new(Sealed::new(tls));
     }
     Ok(client)
 }
 
 async fn read_greeting(
-    client: &mut async_imap::Client<MailStream>,
+    client: &mut async_imap::Client<Sealed>,
     url: &MailUrl,
 ) -> Result<(), Error> {
     let greeting = client
