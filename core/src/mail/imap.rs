@@ -395,6 +395,24 @@ impl ImapMailbox {
                 }
                 Ok((conn, Err(ImapFail::Answer(e)))) => {
                     self.pool.put(&key, conn, s.governor.policy().concurrent);
+                    // A `NO` that says "later" left the command undone: it may go again, a
+                    // change too, within the caps; every caller of the mailbox waits.
+                    let wait = match &e {
+                        Error::Mailbox(MailboxError::Throttled { retry_after }) => *retry_after,
+                        Error::Mailbox(MailboxError::Server { .. }) => {
+                            crate::pipeline::backoff(attempt)
+                        }
+                        _ => return Err(e),
+                    };
+                    s.governor.back_off(&key, wait);
+                    if wait <= s.limits.max_wait && attempt < s.limits.attempts.max(1) {
+                        tracing::debug!(
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "the IMAP server asked to wait; trying again"
+                        );
+                        continue;
+                    }
                     return Err(e);
                 }
                 Ok((_, Err(ImapFail::Broken(why)))) => why,
@@ -404,6 +422,8 @@ impl ImapMailbox {
                 ),
             };
             if (retry || reused) && attempt < 2 {
+                // A session taken from the pool may have been closed meanwhile; a read may go
+                // again after any break.
                 tracing::debug!(error = %why, "an IMAP session broke; trying again on a new one");
                 continue;
             }

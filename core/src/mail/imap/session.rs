@@ -198,6 +198,25 @@ pub(crate) fn server_text(e: &str) -> String {
 /// broken session.
 pub(crate) fn fail(e: async_imap::error::Error, what: &str) -> ImapFail {
     use async_imap::error::Error as E;
+    if let E::No(text) | E::Bad(text) = &e {
+        match busy(text) {
+            Some(Busy::Throttled(wait)) => {
+                return ImapFail::Answer(MailboxError::Throttled { retry_after: wait }.into());
+            }
+            Some(Busy::Unavailable) => {
+                return ImapFail::Answer(
+                    MailboxError::Server {
+                        status: 0,
+                        code: "NO".into(),
+                        message: format!("{what}: {}", server_text(text)),
+                        request_id: String::new(),
+                    }
+                    .into(),
+                );
+            }
+            None => {}
+        }
+    }
     match e {
         E::No(text) => ImapFail::Answer(
             MailboxError::Rejected {
@@ -231,6 +250,37 @@ pub(crate) fn fail(e: async_imap::error::Error, what: &str) -> ImapFail {
         E::Parse(e) => ImapFail::Broken(format!("{what}: an answer that cannot be read ({e})")),
         other => ImapFail::Broken(format!("{what}: {other}")),
     }
+}
+
+/// A refusal that says "later", not "no".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// Exchange's `NO Request is throttled. Suggested Backoff Time: N milliseconds`.
+    Throttled(Duration),
+    /// RFC 5530's `[UNAVAILABLE]` and `[INUSE]`, Exchange's `Server Unavailable`.
+    Unavailable,
+}
+
+/// Whether a `NO`/`BAD` text asks to come back later, and when.
+pub(crate) fn busy(text: &str) -> Option<Busy> {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("throttled") {
+        let wait = lower
+            .split("backoff time:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| {
+                n.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(Duration::from_secs(1), Duration::from_millis);
+        return Some(Busy::Throttled(wait.min(crate::net::MAX_HINT)));
+    }
+    ["unavailable", "inuse", "server unavailable"]
+        .iter()
+        .any(|w| lower.contains(w))
+        .then_some(Busy::Unavailable)
 }
 
 fn is_not_connected(text: &str) -> bool {
@@ -578,6 +628,35 @@ mod tests {
         );
         assert_eq!(server_text("plain\r\ntext"), "plaintext");
         assert_eq!(server_text(&"x".repeat(1000)).len(), MAX_TEXT);
+    }
+
+    #[test]
+    fn later_is_told_from_no() {
+        assert_eq!(
+            busy(
+                "code: None, info: Some(\"Request is throttled. Suggested Backoff Time: 4000 milliseconds\")"
+            ),
+            Some(Busy::Throttled(Duration::from_millis(4000)))
+        );
+        assert_eq!(
+            busy("Request is throttled."),
+            Some(Busy::Throttled(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            busy("[UNAVAILABLE] Server Unavailable. 15"),
+            Some(Busy::Unavailable)
+        );
+        assert_eq!(busy("[INUSE] Mailbox in use"), Some(Busy::Unavailable));
+        assert_eq!(busy("AUTHENTICATE failed."), None);
+        assert_eq!(busy("Command Argument Error. 11"), None);
+        // A hostile hint is capped.
+        assert_eq!(
+            busy(&format!(
+                "throttled. Suggested Backoff Time: {} milliseconds",
+                u64::MAX
+            )),
+            Some(Busy::Throttled(crate::net::MAX_HINT))
+        );
     }
 
     #[test]
