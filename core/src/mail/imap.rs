@@ -1424,7 +1424,26 @@ impl Mail for ImapMailbox {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn any_page_state_decodes_or_is_refused(s in "\\PC{0,80}") {
+            if let Some(c) = Cursor::decode(&s) {
+                prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+            }
+        }
+
+        #[test]
+        fn any_server_text_is_read_without_panic(s in "\\PC{0,400}") {
+            let text = session::server_text(&s);
+            prop_assert!(text.chars().count() <= 300);
+            prop_assert!(!text.chars().any(char::is_control));
+            let _ = session::busy(&s);
+        }
+    }
 
     #[test]
     fn a_cursor_round_trips() {

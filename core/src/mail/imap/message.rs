@@ -346,6 +346,99 @@ JVBERi0xLjQK\r\n\
         assert_eq!(s.folder_id.as_deref(), Some("INBOX"));
     }
 
+    fn part<'a>(ty: &'a str, subtype: &'a str, disposition: Option<&'a str>) -> BodyStructure<'a> {
+        use async_imap::imap_proto::{
+            BodyContentCommon, BodyContentSinglePart, ContentDisposition, ContentEncoding,
+            ContentType,
+        };
+        let common = BodyContentCommon {
+            ty: ContentType {
+                ty: ty.into(),
+                subtype: subtype.into(),
+                params: None,
+            },
+            disposition: disposition.map(|d| ContentDisposition {
+                ty: d.into(),
+                params: None,
+            }),
+            language: None,
+            location: None,
+        };
+        let other = BodyContentSinglePart {
+            id: None,
+            md5: None,
+            description: None,
+            transfer_encoding: ContentEncoding::Base64,
+            octets: 10,
+        };
+        if ty.eq_ignore_ascii_case("text") {
+            BodyStructure::Text {
+                common,
+                other,
+                lines: 1,
+                extension: None,
+            }
+        } else {
+            BodyStructure::Basic {
+                common,
+                other,
+                extension: None,
+            }
+        }
+    }
+
+    fn multi<'a>(subtype: &'a str, bodies: Vec<BodyStructure<'a>>) -> BodyStructure<'a> {
+        BodyStructure::Multipart {
+            common: async_imap::imap_proto::BodyContentCommon {
+                ty: async_imap::imap_proto::ContentType {
+                    ty: "MULTIPART".into(),
+                    subtype: subtype.into(),
+                    params: None,
+                },
+                disposition: None,
+                language: None,
+                location: None,
+            },
+            bodies,
+            extension: None,
+        }
+    }
+
+    #[test]
+    fn attachments_are_seen_in_the_body_structure() {
+        let text = || part("TEXT", "PLAIN", None);
+        let html = || part("TEXT", "HTML", None);
+        assert!(!has_attachments(&text()));
+        assert!(!has_attachments(&multi(
+            "ALTERNATIVE",
+            vec![text(), html()]
+        )));
+        // A file, with or without disposition (the non-extensible BODY form has none).
+        assert!(has_attachments(&multi(
+            "MIXED",
+            vec![text(), part("APPLICATION", "PDF", None)]
+        )));
+        assert!(has_attachments(&multi(
+            "MIXED",
+            vec![text(), part("TEXT", "CSV", Some("attachment"))]
+        )));
+        // Inline pictures of an HTML body are not attachments.
+        assert!(!has_attachments(&multi(
+            "RELATED",
+            vec![html(), part("IMAGE", "PNG", None)]
+        )));
+        assert!(!has_attachments(&multi(
+            "MIXED",
+            vec![text(), part("IMAGE", "PNG", Some("inline"))]
+        )));
+        // Nesting deeper than anyone sends is not followed.
+        let mut deep = part("APPLICATION", "PDF", None);
+        for _ in 0..100 {
+            deep = multi("MIXED", vec![deep]);
+        }
+        assert!(!has_attachments(&deep));
+    }
+
     proptest! {
         #[test]
         fn any_bytes_parse_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
