@@ -38,6 +38,8 @@ pub struct Mailboxes {
     limits: Limits,
     vault: Arc<Vault>,
     http: reqwest::Client,
+    /// The governor of IMAP sessions (Exchange's per-mailbox connection limit), made on first use.
+    imap_governor: std::sync::OnceLock<Arc<Governor>>,
 }
 
 impl Mailboxes {
@@ -60,6 +62,7 @@ impl Mailboxes {
             limits,
             vault,
             http,
+            imap_governor: std::sync::OnceLock::new(),
         })
     }
 
@@ -327,16 +330,39 @@ impl Mailboxes {
     fn imap(
         &self,
         conn: &Connection,
-        _principal: Option<Principal>,
-        _me: Option<String>,
+        principal: Option<Principal>,
+        me: Option<String>,
     ) -> Result<Backend, Error> {
-        // IMAP-WIRING: the IMAP mailbox (branch core-imap) is wired here once it is merged.
-        Err(MailboxError::Unsupported(format!(
-            "connection `{}` reads over IMAP, which this build of exgate cannot do yet; \
-             use --backend pop or graph meanwhile",
-            conn.name
-        ))
-        .into())
+        let connector = MailConnector::new(&self.network)
+            .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+        let pages = PageTokens::new(
+            Arc::clone(&self.vault),
+            conn.name.as_str(),
+            principal.as_ref().map(ToString::to_string).as_deref(),
+        );
+        let governor = Arc::clone(
+            self.imap_governor
+                .get_or_init(|| Governor::new(crate::mail::imap::governor_policy())),
+        );
+        let imap = crate::mail::imap::ImapMailbox::new(
+            crate::mail::imap::ImapSettings {
+                url: self.mail_url(conn, MailProtocol::Imap),
+                connector,
+                credentials: self.token_source(conn, principal, Resource::Imap),
+                me: me.unwrap_or_default(),
+                connection: conn.name.to_string(),
+                governor,
+                limits: self.limits,
+            },
+            pages,
+        );
+        Ok(Backend {
+            protocol: "IMAP",
+            mail: Some(Arc::new(imap)),
+            calendar: None,
+            availability: None,
+            contacts: None,
+        })
     }
 
     /// The SMTP sender of an Online OAuth2 connection, acting as `principal`.
@@ -455,15 +481,95 @@ impl Mailboxes {
                     let smtp = self.smtp_sender(conn, principal.clone())?;
                     steps.extend(smtp.probe(&user).await);
                 }
-                MailProtocol::Imap => steps.push(crate::mail::smtp::ProbeStep {
-                    name: "IMAP",
-                    outcome: Err(crate::mail::MailFailure::failed(
-                        "imap_unavailable",
+                MailProtocol::Imap => {
+                    steps.extend(
+                        self.probe_imap(conn, principal.clone(), me.clone(), &user)
+                            .await?,
+                    );
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    /// The IMAP probe: the token's claims checked locally, then a session on `user`'s mailbox
+    /// (server, TLS, XOAUTH2, the folder list and INBOX); Exchange's refusals explained with
+    /// the app's real IDs.
+    async fn probe_imap(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        user: &str,
+    ) -> Result<Vec<crate::mail::smtp::ProbeStep>, Error> {
+        use crate::mail::claims::{self, TokenClaims};
+        use crate::mail::explain::{self, Situation};
+        use crate::mail::smtp::ProbeStep;
+        let mut steps = Vec::new();
+        let credentials = self.token_source(conn, principal.clone(), Resource::Imap);
+        let claims_of = match credentials.credential().await {
+            Ok(Credential::Bearer(t)) => TokenClaims::decode(&t.secret),
+            _ => None,
+        };
+        if let Some(c) = &claims_of {
+            if let Err(f) = claims::check(c, &Self::expectation(conn)?.expected(MailProtocol::Imap))
+            {
+                steps.push(ProbeStep {
+                    name: "IMAP token claims",
+                    outcome: Err(f),
+                });
+                return Ok(steps);
+            }
+            steps.push(ProbeStep {
+                name: "IMAP token claims",
+                outcome: Ok(format!(
+                    "audience {}; {}",
+                    c.audiences.join(", "),
+                    if c.app_only {
+                        format!("roles {}", c.roles.join(", "))
+                    } else {
+                        format!("scopes {}", c.scopes.join(" "))
+                    }
+                )),
+            });
+        }
+        let url = self.mail_url(conn, MailProtocol::Imap);
+        let backend = self.imap(conn, principal, me)?;
+        let situation = Situation {
+            protocol: MailProtocol::Imap,
+            mailbox: user,
+            claims: claims_of.as_ref(),
+        };
+        match backend.mail()?.folders(&MailboxRef::User(user.to_owned())).await {
+            Ok(folders) => steps.push(ProbeStep {
+                name: "IMAP mailbox",
+                outcome: Ok(format!(
+                    "{url} reached over TLS; AUTHENTICATE XOAUTH2 accepted for {user}; {} folder(s) listed",
+                    folders.len()
+                )),
+            }),
+            Err(e) => {
+                let failure = match (crate::mail::imap::ImapRefusal::of(&e), &e) {
+                    (
+                        Some(crate::mail::imap::ImapRefusal::NotConnected),
+                        Error::Mailbox(MailboxError::MailRefused { answer, .. }),
+                    ) => explain::not_connected(&situation, answer),
+                    (
+                        Some(crate::mail::imap::ImapRefusal::AuthenticateFailed),
+                        Error::Mailbox(MailboxError::MailRefused { answer, .. }),
+                    ) => explain::authentication_refused(&situation, answer),
+                    (_, Error::Mailbox(MailboxError::Mail(f))) => f.clone(),
+                    _ => crate::mail::MailFailure::failed(
+                        "imap_failed",
                         MailProtocol::Imap,
-                        "this build of exgate cannot test IMAP yet".into(),
-                        "use --backend pop or graph meanwhile".into(),
-                    )),
-                }),
+                        format!("{url}: {e}"),
+                        e.to_string(),
+                    ),
+                };
+                steps.push(ProbeStep {
+                    name: "IMAP mailbox",
+                    outcome: Err(failure),
+                });
             }
         }
         Ok(steps)
