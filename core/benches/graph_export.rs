@@ -59,6 +59,7 @@ fn main() {
             ews_url: None,
             ca_pem: None,
             autodiscover_url: None,
+            ..NetworkSettings::default()
         };
         let spec = ConnectionSpec {
             tenant: Some(seed::TENANT_ID.into()),

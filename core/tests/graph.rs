@@ -55,6 +55,7 @@ impl World {
             ews_url: None,
             ca_pem: None,
             autodiscover_url: None,
+            ..NetworkSettings::default()
         };
         let signin =
             Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());

@@ -56,6 +56,7 @@ impl World {
             ews_url: None,
             ca_pem: Some(mock.mail_ca_pem().into_bytes()),
             autodiscover_url: None,
+            ..NetworkSettings::default()
         };
         let signin =
             Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());

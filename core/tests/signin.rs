@@ -69,6 +69,7 @@ impl World {
             ews_url: None,
             ca_pem,
             autodiscover_url: None,
+            ..NetworkSettings::default()
         };
         let signin = SignIn::new(
             store.clone(),
@@ -664,6 +665,7 @@ async fn tokens_survive_a_restart_without_a_network_call() {
         ews_url: None,
         ca_pem: None,
         autodiscover_url: None,
+        ..NetworkSettings::default()
     };
     let fresh = SignIn::new(
         w.store.clone(),
@@ -870,6 +872,7 @@ async fn a_session_only_account_never_reaches_the_store() {
         ews_url: None,
         ca_pem: None,
         autodiscover_url: None,
+        ..NetworkSettings::default()
     };
     let restarted = SignIn::new(
         w.store.clone(),

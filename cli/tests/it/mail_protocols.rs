@@ -96,7 +96,7 @@ async fn a_pop_connection_lists_shows_deletes_and_sends_over_smtp() {
     env.run(&[
         "mail",
         "mark",
-        &messages[1]["id"].as_str().unwrap().to_owned(),
+        messages[1]["id"].as_str().unwrap(),
         "-m",
         seed::ADELE,
         "--read",

@@ -467,16 +467,15 @@ impl PopMailbox {
             }
         };
         let claims = TokenClaims::decode(&token);
-        if let Some(c) = &claims {
-            if let Err(f) =
+        if let Some(c) = &claims
+            && let Err(f) =
                 super::claims::check(c, &self.settings.expect.expected(MailProtocol::Pop))
-            {
-                steps.push(ProbeStep {
-                    name: "POP token claims",
-                    outcome: Err(f),
-                });
-                return steps;
-            }
+        {
+            steps.push(ProbeStep {
+                name: "POP token claims",
+                outcome: Err(f),
+            });
+            return steps;
         }
         steps.push(ProbeStep {
             name: "POP token claims",

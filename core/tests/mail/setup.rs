@@ -17,15 +17,14 @@ use exgate_core::store::SqliteStore;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::seed;
 
-pub struct Env {
-    pub mailboxes: Mailboxes,
-    pub signin: Arc<SignIn>,
-    pub connections: Arc<Connections>,
+pub(crate) struct Env {
+    pub(crate) mailboxes: Mailboxes,
+    pub(crate) signin: Arc<SignIn>,
 }
 
 /// The app-only connection of the daemon app (registered in Exchange, FullAccess on every
 /// mailbox).
-pub fn app_only(extra: ConnectionSpec) -> ConnectionSpec {
+pub(crate) fn app_only(extra: ConnectionSpec) -> ConnectionSpec {
     ConnectionSpec {
         tenant: Some(seed::TENANT_ID.into()),
         auth: Some("oauth2-app-only".into()),
@@ -36,7 +35,7 @@ pub fn app_only(extra: ConnectionSpec) -> ConnectionSpec {
 }
 
 /// A delegated connection of the public CLI app (password sign-in for the test).
-pub fn delegated(extra: ConnectionSpec) -> ConnectionSpec {
+pub(crate) fn delegated(extra: ConnectionSpec) -> ConnectionSpec {
     ConnectionSpec {
         tenant: Some(seed::TENANT_ID.into()),
         auth: Some("oauth2-delegated".into()),
@@ -48,7 +47,7 @@ pub fn delegated(extra: ConnectionSpec) -> ConnectionSpec {
 
 /// Services over a fresh store in `dir` with connection `name` = `spec`; the mock's mail
 /// servers are given as `[endpoints]` unless the spec names its own.
-pub async fn env(mock: &MockMicrosoft, dir: &Path, name: &str, spec: ConnectionSpec) -> Env {
+pub(crate) async fn env(mock: &MockMicrosoft, dir: &Path, name: &str, spec: ConnectionSpec) -> Env {
     let vault = Arc::new(Vault::open_or_create(&dir.join("key")).unwrap());
     let store = Arc::new(
         SqliteStore::open(&dir.join("db"), vault.clone())
@@ -70,22 +69,18 @@ pub async fn env(mock: &MockMicrosoft, dir: &Path, name: &str, spec: ConnectionS
     connections.add(name, &spec).await.unwrap();
     let mailboxes = Mailboxes::new(
         signin.clone(),
-        connections.clone(),
+        connections,
         vault,
         network,
         GovernorPolicy::default(),
         Limits::default(),
     )
     .unwrap();
-    Env {
-        mailboxes,
-        signin,
-        connections,
-    }
+    Env { mailboxes, signin }
 }
 
 /// Signs Adele in on a delegated connection.
-pub async fn sign_in_adele(env: &Env, name: &str) -> Principal {
+pub(crate) async fn sign_in_adele(env: &Env, name: &str) -> Principal {
     let account = env
         .signin
         .password_login(name, None, seed::ADELE, &Secret::new(seed::ADELE_PASSWORD))
