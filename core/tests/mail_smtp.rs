@@ -211,3 +211,35 @@ async fn a_token_for_another_resource_is_refused_before_connecting() {
         "no SMTP connection was made"
     );
 }
+
+#[tokio::test]
+async fn a_token_without_the_role_is_refused_before_any_connection() {
+    let mock = MockMicrosoft::start(Default::default()).await.unwrap();
+    // Admin consent revoked: Entra still issues the app-only token, without roles.
+    mock.change_entra_switches(&exgate_testkit::entra::EntraSwitchChange {
+        consent_revoked: Some(vec![seed::DAEMON_APP.into()]),
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(&mock, dir.path(), "daemon", app_only(smtp_send())).await;
+    let backend = env.mailboxes.open(Some("daemon"), None).await.unwrap();
+    let before = mock.mail_sessions().len();
+    let f = failure(
+        backend
+            .mail()
+            .unwrap()
+            .send(&MailboxRef::User(seed::ADELE.into()), &message("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(f.code, "missing_role", "{f}");
+    assert!(f.message.contains("SMTP.SendAsApp"), "{f}");
+    assert!(f.hint.contains("Grant admin consent"), "{}", f.hint);
+    assert!(f.hint.contains(seed::DAEMON_APP), "{}", f.hint);
+    assert_eq!(
+        mock.mail_sessions().len(),
+        before,
+        "no SMTP connection was made"
+    );
+}
