@@ -243,3 +243,33 @@ async fn a_token_without_the_role_is_refused_before_any_connection() {
         "no SMTP connection was made"
     );
 }
+
+#[tokio::test]
+async fn implicit_tls_smtps_is_taken_from_the_connection() {
+    let mock = MockMicrosoft::start(Default::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = app_only(ConnectionSpec {
+        send: Some("smtp".into()),
+        smtp_url: Some(mock.smtps_url()),
+        ..ConnectionSpec::default()
+    });
+    let env = env(&mock, dir.path(), "daemon", spec).await;
+    let backend = env.mailboxes.open(Some("daemon"), None).await.unwrap();
+    backend
+        .mail()
+        .unwrap()
+        .send(
+            &MailboxRef::User(seed::SALES.into()),
+            &message("over smtps"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        mock.delivered(seed::MEGAN)
+            .iter()
+            .any(|(_, s)| s == "over smtps")
+    );
+    let last = mock.mail_sessions().pop().unwrap();
+    assert!(last.tls);
+    assert_eq!(last.mailbox.as_deref(), Some(seed::SALES));
+}
