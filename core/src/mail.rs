@@ -14,6 +14,7 @@ pub mod claims;
 pub mod compose;
 pub mod composed;
 pub mod explain;
+pub mod explained;
 pub mod imap;
 pub mod parse;
 pub mod pop;

@@ -344,17 +344,25 @@ impl Mailboxes {
             self.imap_governor
                 .get_or_init(|| Governor::new(crate::mail::imap::governor_policy())),
         );
+        let credentials = self.token_source(conn, principal, Resource::Imap);
         let imap = crate::mail::imap::ImapMailbox::new(
             crate::mail::imap::ImapSettings {
                 url: self.mail_url(conn, MailProtocol::Imap),
                 connector,
-                credentials: self.token_source(conn, principal, Resource::Imap),
-                me: me.unwrap_or_default(),
+                credentials: Arc::clone(&credentials),
+                me: me.clone().unwrap_or_default(),
                 connection: conn.name.to_string(),
                 governor,
                 limits: self.limits,
             },
             pages,
+        );
+        // The claims checked before connecting, Exchange's refusals explained with the IDs.
+        let imap = crate::mail::explained::ExplainedImap::new(
+            Arc::new(imap),
+            credentials,
+            Self::expectation(conn)?,
+            me,
         );
         Ok(Backend {
             protocol: "IMAP",
