@@ -1,6 +1,9 @@
 //! What the IMAP/POP/SMTP tests share: exgate's services against a started `exgate-mock`, with
 //! its mail servers as the connection's (or `[endpoints]`') URLs and its CA trusted.
 
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::sync::Arc;
 
