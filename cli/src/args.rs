@@ -153,6 +153,12 @@ Examples:
 // Non-secret settings of a connection; each maps to one field of the configuration file.
 // (Plain comments on flattened structs: clap would take a doc comment as the about-text of
 // every subcommand that flattens the struct and has none of its own.)
+/// How `mail send` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ViaArg {
+    Smtp,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ConnectionArgs {
     /// `online` (Exchange Online) or `server` (Exchange Server); inferred from --tenant or --ews-url.
@@ -402,6 +408,10 @@ pub(crate) enum MailCommand {
         no_save: bool,
         #[arg(long, value_enum, default_value = "normal")]
         importance: ImportanceArg,
+        /// Send over SMTP with XOAUTH2 (Exchange Online) instead of the connection's own way;
+        /// app-only connections name the sending mailbox with --mailbox.
+        #[arg(long, value_enum)]
+        via: Option<ViaArg>,
     },
     /// Reply to a message.
     Reply {

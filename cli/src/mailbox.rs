@@ -124,16 +124,25 @@ struct Opened {
 }
 
 async fn open(ctx: &Context, on: &MailboxArgs) -> anyhow::Result<Opened> {
+    open_with(ctx, on, false).await
+}
+
+/// `via_smtp`: the backend's mail sends over SMTP whatever the connection says.
+async fn open_with(ctx: &Context, on: &MailboxArgs, via_smtp: bool) -> anyhow::Result<Opened> {
     let account = on
         .target
         .account
         .as_deref()
         .map(|a| a.parse::<Principal>().map_err(|e| invalid("account", e.0)))
         .transpose()?;
-    let backend = ctx
-        .mailboxes
-        .open(on.target.connection.as_deref(), account.as_ref())
-        .await?;
+    let connection = on.target.connection.as_deref();
+    let backend = if via_smtp {
+        ctx.mailboxes
+            .open_via_smtp(connection, account.as_ref())
+            .await?
+    } else {
+        ctx.mailboxes.open(connection, account.as_ref()).await?
+    };
     let mailbox = match &on.mailbox {
         Some(m) => MailboxRef::User(
             m.parse::<EmailAddress>()
@@ -455,8 +464,9 @@ pub(crate) async fn mail(ctx: &Context, cmd: &MailCommand) -> anyhow::Result<()>
             from,
             no_save,
             importance,
+            via,
         } => {
-            let o = open(ctx, on).await?;
+            let o = open_with(ctx, on, via.is_some()).await?;
             let content = read_body(body.as_deref(), body_file.as_deref())?;
             let message = NewMessage {
                 to: addresses("to", to)?,

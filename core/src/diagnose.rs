@@ -25,6 +25,12 @@
 //!
 //! OAuth connections whose backend is EWS: the token steps run, then the mailbox is read through
 //! EWS.
+//!
+//! Connections that read over IMAP or POP, or send over SMTP, then probe each of those
+//! protocols: the server reached and TLS (STARTTLS where the URL asks for it), the token's
+//! claims checked locally (audience, role or scope, tenant), XOAUTH2 accepted, and the mailbox
+//! (IMAP `SELECT INBOX`, POP `STAT`, SMTP `MAIL FROM` then `RSET`, nothing sent); a refusal is
+//! explained with its fix (`mail::explain`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -100,6 +106,7 @@ pub const MAILBOX: &str = "mailbox";
 pub const EWS_ENDPOINT: &str = "EWS endpoint";
 pub const AUTHENTICATION: &str = "authentication";
 pub const MAILBOX_ACCESS: &str = "mailbox access";
+pub const MAIL_PROTOCOLS: &str = "mail protocols";
 
 struct Steps {
     connection: String,
@@ -389,6 +396,29 @@ pub async fn test_connection(
             format!("read {target}: {n} mail folder(s) listed through {protocol}"),
         ),
         Err(e) => steps.failed(MAILBOX, format!("reading {target}: {e}"), fix_of(&e)),
+    }
+
+    // 5. Each mail protocol the connection uses (IMAP or POP reading, SMTP sending): server
+    //    and TLS, the token's claims checked locally, XOAUTH2, the mailbox (SELECT / STAT /
+    //    MAIL FROM + RSET). Only the steps that ran are listed.
+    if !connection.settings.mail_protocols().is_empty() {
+        match mailboxes
+            .probe_mail_protocols(&connection, principal.as_ref(), Some(&target))
+            .await
+        {
+            Ok(probes) => {
+                for p in probes {
+                    match p.outcome {
+                        Ok(evidence) => steps.passed(p.name, evidence),
+                        Err(f) => {
+                            let hint = f.hint.clone();
+                            steps.failed(p.name, f.to_string(), Some(hint));
+                        }
+                    }
+                }
+            }
+            Err(e) => steps.failed(MAIL_PROTOCOLS, e.to_string(), fix_of(&e)),
+        }
     }
     Ok(steps.report())
 }
@@ -859,6 +889,31 @@ fn token_claims(steps: &mut Steps, token: &str, resource: Resource, access: Acce
             "grant consent, then sign in again with `exgate login` so the token carries it",
         )
     };
+    let mail_protocol = match resource {
+        Resource::Imap => Some(crate::mail::MailProtocol::Imap),
+        Resource::Pop => Some(crate::mail::MailProtocol::Pop),
+        Resource::Smtp => Some(crate::mail::MailProtocol::Smtp),
+        Resource::Graph | Resource::Ews => None,
+    };
+    if let Some(protocol) = mail_protocol {
+        let need = if app_only {
+            crate::mail::claims::app_role(protocol)
+        } else {
+            crate::mail::claims::delegated_scope(protocol)
+        };
+        if covers(&granted, need) {
+            steps.passed(TOKEN_CLAIMS, evidence);
+        } else {
+            steps.failed(
+                TOKEN_CLAIMS,
+                format!("{evidence}; missing {need}, which {protocol} needs"),
+                Some(format!(
+                    "add the {kind} {need} of Office 365 Exchange Online under API permissions of the app registration and {grant}"
+                )),
+            );
+        }
+        return;
+    }
     if resource != Resource::Graph {
         let need = if app_only {
             "full_access_as_app"

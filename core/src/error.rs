@@ -86,7 +86,9 @@ impl Error {
                 ErrorKind::NotFound
             }
             Self::Mailbox(
-                MailboxError::MissingPermission { .. } | MailboxError::Forbidden { .. },
+                MailboxError::MissingPermission { .. }
+                | MailboxError::Forbidden { .. }
+                | MailboxError::MailRefused { .. },
             ) => ErrorKind::Forbidden,
             Self::Mailbox(MailboxError::Mail(m)) => match m.kind {
                 crate::mail::FailureKind::Refused => ErrorKind::Forbidden,

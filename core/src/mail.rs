@@ -12,7 +12,12 @@
 
 pub mod claims;
 pub mod compose;
+pub mod composed;
 pub mod explain;
+pub mod explained;
+pub mod imap;
+pub mod parse;
+pub mod pop;
 pub mod smtp;
 pub mod stream;
 pub mod url;

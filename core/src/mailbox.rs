@@ -143,6 +143,17 @@ pub enum MailboxError {
         hint: String,
         request_id: String,
     },
+    /// A mail server (IMAP, POP, SMTP) refused the sign-in or the mailbox with one of
+    /// Exchange's uninformative answers. `refusal` names which, in the protocol's terms (IMAP:
+    /// [`crate::mail::imap::ImapRefusal::code`]), for the connection test to explain with fixes.
+    #[error("{protocol} refused access to the mailbox {mailbox}: the server answered `{answer}`")]
+    MailRefused {
+        protocol: &'static str,
+        refusal: &'static str,
+        mailbox: String,
+        answer: String,
+        hint: String,
+    },
     #[error("the server rejected the token: {message}")]
     Unauthorized { message: String },
     #[error("the mailbox server is throttling this mailbox; retry after {} s", retry_after.as_secs().max(1))]
@@ -221,7 +232,7 @@ impl MailboxError {
     /// What to do, when the message alone does not say.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Self::Forbidden { hint, .. } => Some(hint),
+            Self::Forbidden { hint, .. } | Self::MailRefused { hint, .. } => Some(hint),
             Self::Mail(m) => Some(&m.hint),
             _ => None,
         }

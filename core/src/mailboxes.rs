@@ -13,9 +13,14 @@ use crate::ews::wire::RequestVersion;
 use crate::ews::{EwsAnswers, EwsMailbox};
 use crate::governor::{Governor, GovernorPolicy};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
+use crate::mail::composed::SmtpSending;
+use crate::mail::pop::{PopMailbox, PopSettings};
+use crate::mail::smtp::{SmtpSender, SmtpSettings, TokenExpectation};
+use crate::mail::{MailConnector, MailProtocol, MailUrl};
 use crate::mailbox::{Backend, MailboxError, MailboxRef};
 use crate::model::{
-    Auth, Connection, EmailAddress, InvalidInput, MailboxAccess, Principal, Resource, Target,
+    Auth, Connection, EmailAddress, InvalidInput, MailboxAccess, Principal, Resource, Sender,
+    Target,
 };
 use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
@@ -33,6 +38,8 @@ pub struct Mailboxes {
     limits: Limits,
     vault: Arc<Vault>,
     http: reqwest::Client,
+    /// The governor of IMAP sessions (Exchange's per-mailbox connection limit), made on first use.
+    imap_governor: std::sync::OnceLock<Arc<Governor>>,
 }
 
 impl Mailboxes {
@@ -55,6 +62,7 @@ impl Mailboxes {
             limits,
             vault,
             http,
+            imap_governor: std::sync::OnceLock::new(),
         })
     }
 
@@ -182,6 +190,27 @@ impl Mailboxes {
             }
             Auth::Basic(p) | Auth::Ntlm(p) => (None, Some(p.username.trim().to_owned())),
         };
+        let backend = self
+            .reader(conn, principal.clone(), me.clone(), impersonate)
+            .await?;
+        self.with_smtp(conn, principal, me, backend)
+    }
+
+    /// The reading backend of `conn`: IMAP or POP (mail only), else Graph or EWS.
+    async fn reader(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        impersonate: Option<bool>,
+    ) -> Result<Backend, Error> {
+        match conn.settings.backend {
+            crate::model::Backend::Pop => return self.pop(conn, principal, me),
+            crate::model::Backend::Imap => return self.imap(conn, principal, me),
+            crate::model::Backend::Auto
+            | crate::model::Backend::Graph
+            | crate::model::Backend::Ews => {}
+        }
         if primary_resource(conn) == Resource::Ews {
             return self.ews(conn, principal, me, impersonate);
         }
@@ -221,6 +250,337 @@ impl Mailboxes {
             ))
             .into()),
         }
+    }
+
+    /// What an Online OAuth2 connection's tokens must carry, for the checks before connecting.
+    fn expectation(conn: &Connection) -> Result<TokenExpectation, Error> {
+        match &conn.settings.target {
+            Target::Online { cloud, tenant } => Ok(TokenExpectation {
+                cloud: *cloud,
+                tenant: tenant.clone(),
+                app_only: matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)),
+            }),
+            Target::Server { .. } => Err(MailboxError::Unsupported(format!(
+                "connection `{}` is Exchange Server: IMAP, POP and SMTP are for Exchange Online",
+                conn.name
+            ))
+            .into()),
+        }
+    }
+
+    fn mail_url(&self, conn: &Connection, protocol: MailProtocol) -> MailUrl {
+        let cloud = match &conn.settings.target {
+            Target::Online { cloud, .. } => *cloud,
+            Target::Server { .. } => crate::model::Cloud::Global,
+        };
+        self.network
+            .mail_url(protocol, cloud, conn.settings.mail.get(protocol))
+    }
+
+    fn token_source(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        resource: Resource,
+    ) -> Arc<dyn Credentials> {
+        Arc::new(SignInCredentials::new(
+            Arc::clone(&self.signin),
+            conn.name.to_string(),
+            principal,
+            resource,
+        ))
+    }
+
+    /// The POP3 backend: the Inbox only.
+    fn pop(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+    ) -> Result<Backend, Error> {
+        let connector = MailConnector::new(&self.network)
+            .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+        let pages = PageTokens::new(
+            Arc::clone(&self.vault),
+            conn.name.as_str(),
+            principal.as_ref().map(ToString::to_string).as_deref(),
+        );
+        let pop = PopMailbox::new(
+            PopSettings {
+                url: self.mail_url(conn, MailProtocol::Pop),
+                connector,
+                credentials: self.token_source(conn, principal, Resource::Pop),
+                expect: Self::expectation(conn)?,
+                me,
+                connection: conn.name.to_string(),
+                limit: self.limits.max_item_bytes,
+            },
+            pages,
+        );
+        Ok(Backend {
+            protocol: "POP3",
+            mail: Some(Arc::new(pop)),
+            calendar: None,
+            availability: None,
+            contacts: None,
+        })
+    }
+
+    /// The IMAP backend.
+    fn imap(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+    ) -> Result<Backend, Error> {
+        let connector = MailConnector::new(&self.network)
+            .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+        let pages = PageTokens::new(
+            Arc::clone(&self.vault),
+            conn.name.as_str(),
+            principal.as_ref().map(ToString::to_string).as_deref(),
+        );
+        let governor = Arc::clone(
+            self.imap_governor
+                .get_or_init(|| Governor::new(crate::mail::imap::governor_policy())),
+        );
+        let credentials = self.token_source(conn, principal, Resource::Imap);
+        let imap = crate::mail::imap::ImapMailbox::new(
+            crate::mail::imap::ImapSettings {
+                url: self.mail_url(conn, MailProtocol::Imap),
+                connector,
+                credentials: Arc::clone(&credentials),
+                me: me.clone().unwrap_or_default(),
+                connection: conn.name.to_string(),
+                governor,
+                limits: self.limits,
+            },
+            pages,
+        );
+        // The claims checked before connecting, Exchange's refusals explained with the IDs.
+        let imap = crate::mail::explained::ExplainedImap::new(
+            Arc::new(imap),
+            credentials,
+            Self::expectation(conn)?,
+            me,
+        );
+        Ok(Backend {
+            protocol: "IMAP",
+            mail: Some(Arc::new(imap)),
+            calendar: None,
+            availability: None,
+            contacts: None,
+        })
+    }
+
+    /// The SMTP sender of an Online OAuth2 connection, acting as `principal`.
+    fn smtp_sender(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+    ) -> Result<SmtpSender, Error> {
+        Ok(SmtpSender::new(SmtpSettings {
+            url: self.mail_url(conn, MailProtocol::Smtp),
+            ca_pem: self.network.ca_pem.clone(),
+            credentials: self.token_source(conn, principal, Resource::Smtp),
+            expect: Self::expectation(conn)?,
+            timeout: crate::mail::smtp::SMTP_TIMEOUT,
+        }))
+    }
+
+    /// `backend` with its mail sending over SMTP when the connection says so.
+    fn with_smtp(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        mut backend: Backend,
+    ) -> Result<Backend, Error> {
+        if conn.settings.sending() != Sender::Smtp {
+            return Ok(backend);
+        }
+        let Some(reader) = backend.mail.take() else {
+            return Ok(backend);
+        };
+        let smtp = self.smtp_sender(conn, principal)?;
+        backend.mail = Some(Arc::new(SmtpSending::new(
+            reader,
+            smtp,
+            me,
+            self.limits.max_item_bytes,
+        )));
+        Ok(backend)
+    }
+
+    /// The backend of `connection` (default: the only one) acting as `account`, whose mail
+    /// sends over SMTP whatever the connection's `send` says (`exgate mail send --via smtp`).
+    /// Exchange Online with OAuth2 only.
+    pub async fn open_via_smtp(
+        &self,
+        connection: Option<&str>,
+        account: Option<&Principal>,
+    ) -> Result<Backend, Error> {
+        let entry = self.connections.resolve(connection).await?;
+        let mut conn = entry.connection;
+        if !matches!(conn.settings.target, Target::Online { .. })
+            || !matches!(
+                conn.settings.auth,
+                Auth::OAuth2AppOnly(_) | Auth::OAuth2Delegated(_)
+            )
+        {
+            return Err(MailboxError::Unsupported(format!(
+                "connection `{}` cannot send over SMTP: SMTP with XOAUTH2 is for Exchange Online with OAuth2",
+                conn.name
+            ))
+            .into());
+        }
+        conn.settings.send = crate::model::SendVia::Smtp;
+        self.open_as(&conn, account, None).await
+    }
+
+    /// The connection test's probes of the mail protocols `conn` uses, acting as `account`
+    /// on `mailbox` (default: the account's own; required app-only).
+    pub async fn probe_mail_protocols(
+        &self,
+        conn: &Connection,
+        account: Option<&Principal>,
+        mailbox: Option<&str>,
+    ) -> Result<Vec<crate::mail::smtp::ProbeStep>, Error> {
+        let (principal, me) = match &conn.settings.auth {
+            Auth::OAuth2AppOnly(_) => (None, None),
+            Auth::OAuth2Delegated(_) => {
+                let account = self.signin.resolve_account(conn, account).await?;
+                let me = account
+                    .mailbox
+                    .as_ref()
+                    .map_or_else(|| account.principal.to_string(), ToString::to_string);
+                (Some(account.principal), Some(me))
+            }
+            Auth::Basic(_) | Auth::Ntlm(_) => return Ok(Vec::new()),
+        };
+        let Some(user) = mailbox.map(str::to_owned).or(me.clone()) else {
+            return Err(InvalidInput::new(
+                "mailbox",
+                "an app-only connection's IMAP, POP and SMTP are tested on a mailbox: pass --mailbox ADDRESS".into(),
+            )
+            .into());
+        };
+        let mut steps = Vec::new();
+        for protocol in conn.settings.mail_protocols() {
+            match protocol {
+                MailProtocol::Pop => {
+                    let connector = MailConnector::new(&self.network)
+                        .map_err(|e| MailboxError::Unsupported(e.to_string()))?;
+                    let pop = PopMailbox::new(
+                        PopSettings {
+                            url: self.mail_url(conn, MailProtocol::Pop),
+                            connector,
+                            credentials: self.token_source(conn, principal.clone(), Resource::Pop),
+                            expect: Self::expectation(conn)?,
+                            me: me.clone(),
+                            connection: conn.name.to_string(),
+                            limit: self.limits.max_item_bytes,
+                        },
+                        PageTokens::new(Arc::clone(&self.vault), conn.name.as_str(), None),
+                    );
+                    steps.extend(pop.probe(&user).await);
+                }
+                MailProtocol::Smtp => {
+                    let smtp = self.smtp_sender(conn, principal.clone())?;
+                    steps.extend(smtp.probe(&user).await);
+                }
+                MailProtocol::Imap => {
+                    steps.extend(
+                        self.probe_imap(conn, principal.clone(), me.clone(), &user)
+                            .await?,
+                    );
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    /// The IMAP probe: the token's claims checked locally, then a session on `user`'s mailbox
+    /// (server, TLS, XOAUTH2, the folder list and INBOX); Exchange's refusals explained with
+    /// the app's real IDs.
+    async fn probe_imap(
+        &self,
+        conn: &Connection,
+        principal: Option<Principal>,
+        me: Option<String>,
+        user: &str,
+    ) -> Result<Vec<crate::mail::smtp::ProbeStep>, Error> {
+        use crate::mail::claims::{self, TokenClaims};
+        use crate::mail::explain::{self, Situation};
+        use crate::mail::smtp::ProbeStep;
+        let mut steps = Vec::new();
+        let credentials = self.token_source(conn, principal.clone(), Resource::Imap);
+        let claims_of = match credentials.credential().await {
+            Ok(Credential::Bearer(t)) => TokenClaims::decode(&t.secret),
+            _ => None,
+        };
+        if let Some(c) = &claims_of {
+            if let Err(f) = claims::check(c, &Self::expectation(conn)?.expected(MailProtocol::Imap))
+            {
+                steps.push(ProbeStep {
+                    name: "IMAP token claims",
+                    outcome: Err(f),
+                });
+                return Ok(steps);
+            }
+            steps.push(ProbeStep {
+                name: "IMAP token claims",
+                outcome: Ok(format!(
+                    "audience {}; {}",
+                    c.audiences.join(", "),
+                    if c.app_only {
+                        format!("roles {}", c.roles.join(", "))
+                    } else {
+                        format!("scopes {}", c.scopes.join(" "))
+                    }
+                )),
+            });
+        }
+        let url = self.mail_url(conn, MailProtocol::Imap);
+        let backend = self.imap(conn, principal, me)?;
+        let situation = Situation {
+            protocol: MailProtocol::Imap,
+            mailbox: user,
+            claims: claims_of.as_ref(),
+        };
+        match backend.mail()?.folders(&MailboxRef::User(user.to_owned())).await {
+            Ok(folders) => steps.push(ProbeStep {
+                name: "IMAP mailbox",
+                outcome: Ok(format!(
+                    "{url} reached over TLS; AUTHENTICATE XOAUTH2 accepted for {user}; {} folder(s) listed",
+                    folders.len()
+                )),
+            }),
+            Err(e) => {
+                let failure = match (crate::mail::imap::ImapRefusal::of(&e), &e) {
+                    (
+                        Some(crate::mail::imap::ImapRefusal::NotConnected),
+                        Error::Mailbox(MailboxError::MailRefused { answer, .. }),
+                    ) => explain::not_connected(&situation, answer),
+                    (
+                        Some(crate::mail::imap::ImapRefusal::AuthenticateFailed),
+                        Error::Mailbox(MailboxError::MailRefused { answer, .. }),
+                    ) => explain::authentication_refused(&situation, answer),
+                    (_, Error::Mailbox(MailboxError::Mail(f))) => f.clone(),
+                    _ => crate::mail::MailFailure::failed(
+                        "imap_failed",
+                        MailProtocol::Imap,
+                        format!("{url}: {e}"),
+                        e.to_string(),
+                    ),
+                };
+                steps.push(ProbeStep {
+                    name: "IMAP mailbox",
+                    outcome: Err(failure),
+                });
+            }
+        }
+        Ok(steps)
     }
 
     /// The EWS backend of a Basic or NTLM `connection` reaching other mailboxes by

@@ -184,6 +184,7 @@ fn add_then_show_round_trips_every_auth_kind() {
             json!({
                 "target": {"kind": "online", "cloud": "usgov", "tenant": "contoso.onmicrosoft.com"},
                 "backend": "graph",
+                "send": "auto", "sends_with": "graph",
                 "auth": {"kind": "oauth2-delegated", "client_id": CLIENT_ID, "flow": "authorization-code",
                     "redirect_uri": "https://portal.contoso.com/service/oauth2/authorize",
                     "scopes": ["Mail.ReadWrite", "offline_access"],
@@ -206,6 +207,7 @@ fn add_then_show_round_trips_every_auth_kind() {
             json!({
                 "target": {"kind": "online", "cloud": "global", "tenant": "organizations"},
                 "backend": "auto",
+                "send": "auto", "sends_with": "graph",
                 "auth": {"kind": "oauth2-delegated", "client_id": CLIENT_ID, "flow": "device-code",
                     "scopes": [], "client_secret_set": false}
             }),
@@ -228,6 +230,7 @@ fn add_then_show_round_trips_every_auth_kind() {
             json!({
                 "target": {"kind": "online", "cloud": "china", "tenant": TENANT},
                 "backend": "auto",
+                "send": "auto", "sends_with": "graph",
                 "auth": {"kind": "oauth2-app-only", "client_id": CLIENT_ID, "client_secret_set": true}
             }),
         ),
@@ -249,6 +252,7 @@ fn add_then_show_round_trips_every_auth_kind() {
             json!({
                 "target": {"kind": "online", "cloud": "global", "tenant": TENANT},
                 "backend": "auto",
+                "send": "auto", "sends_with": "graph",
                 "auth": {"kind": "oauth2-app-only", "client_id": CLIENT_ID, "client_secret_set": false,
                     "certificate": {"thumbprint_sha256": thumbprint, "private_key_set": true}}
             }),
@@ -274,6 +278,7 @@ fn add_then_show_round_trips_every_auth_kind() {
                 "target": {"kind": "server", "server_version": "2016",
                     "ews_url": "https://mail.contoso.com/EWS/Exchange.asmx"},
                 "backend": "ews",
+                "send": "auto", "sends_with": "ews",
                 "authority": "https://adfs.contoso.com/adfs/.well-known/openid-configuration",
                 "auth": {"kind": "oauth2-delegated", "client_id": CLIENT_ID, "flow": "authorization-code",
                     "scopes": [], "client_secret_set": false}
@@ -298,6 +303,7 @@ fn add_then_show_round_trips_every_auth_kind() {
                 "target": {"kind": "server", "server_version": "se",
                     "ews_url": "https://mail.contoso.com/EWS/Exchange.asmx"},
                 "backend": "auto",
+                "send": "auto", "sends_with": "ews",
                 "auth": {"kind": "basic", "username": "svc@contoso.com", "password_set": true}
             }),
         ),
@@ -320,6 +326,7 @@ fn add_then_show_round_trips_every_auth_kind() {
                 "target": {"kind": "server", "server_version": "2019",
                     "ews_url": "https://mail.contoso.com/EWS/Exchange.asmx"},
                 "backend": "auto",
+                "send": "auto", "sends_with": "ews",
                 "auth": {"kind": "ntlm", "username": "CONTOSO\\svc", "password_set": true}
             }),
         ),

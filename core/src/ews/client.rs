@@ -830,6 +830,7 @@ impl Mail for EwsMailbox {
             changed: Vec::new(),
             removed: Vec::new(),
             state: String::new(),
+            reset: false,
         };
         loop {
             let request = SyncFolderItems {

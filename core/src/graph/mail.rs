@@ -818,6 +818,7 @@ impl Mail for GraphMailbox {
                         changed,
                         removed,
                         state: self.seal(mailbox, "changes", &detail, &delta),
+                        reset: false,
                     });
                 }
                 (None, None) => {

@@ -277,6 +277,9 @@ pub struct FolderChanges {
     pub removed: Vec<String>,
     /// Pass back next time to get only later changes.
     pub state: String,
+    /// The state passed in no longer means anything (IMAP: the folder's UIDVALIDITY changed):
+    /// `changed` holds the whole folder and `removed` nothing; drop what was synced before.
+    pub reset: bool,
 }
 
 /// A point in time as calendars carry it: a local date-time and its zone.

@@ -88,6 +88,7 @@ impl Default for ItemChanges {
                 changed: Vec::new(),
                 removed: Vec::new(),
                 state: String::new(),
+                reset: false,
             },
             read_flags: Vec::new(),
             includes_last: false,
