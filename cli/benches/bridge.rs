@@ -7,6 +7,8 @@
 //! `EXGATE_BIN` names the `exgate` to run (xtask passes the shipped build); default: this
 //! package's.
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
