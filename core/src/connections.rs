@@ -62,6 +62,8 @@ pub struct Connections {
     static_users: TtlCache<ConnectionId, Vec<StaticUser>>,
     /// The lower-case names of the stored connections (to find clashes with declared ones).
     stored_names: TtlCache<(), Vec<String>>,
+    /// Every stored connection, by name (a command that names none lists them, then uses one).
+    stored: TtlCache<(), Vec<Connection>>,
 }
 
 fn parse_name(name: &str) -> Result<ConnectionName, Error> {
@@ -108,6 +110,7 @@ impl Connections {
             by_id: TtlCache::new(TTL),
             static_users: TtlCache::new(TTL),
             stored_names: TtlCache::new(TTL),
+            stored: TtlCache::new(TTL),
         }
     }
 
@@ -159,7 +162,28 @@ impl Connections {
     /// both (the declared one first; see [`Connections::clashes`]).
     pub async fn list(&self) -> Result<Vec<ConnectionEntry>, Error> {
         let mut all = self.configured.clone();
-        for connection in self.store.connections().await? {
+        let stored = match self.stored.get(&()) {
+            Some(stored) => stored,
+            None => {
+                let stored = self.store.connections().await?;
+                // What was read answers the lookups that usually follow (`resolve` -> `get`).
+                self.stored.put((), stored.clone());
+                self.stored_names.put(
+                    (),
+                    stored
+                        .iter()
+                        .map(|c| c.name.as_str().to_ascii_lowercase())
+                        .collect(),
+                );
+                for c in &stored {
+                    self.by_name
+                        .put(c.name.as_str().to_ascii_lowercase(), c.clone());
+                    self.by_id.put(c.id, c.clone());
+                }
+                stored
+            }
+        };
+        for connection in stored {
             all.push(ConnectionEntry {
                 connection,
                 source: Source::Store,
@@ -296,6 +320,7 @@ impl Connections {
     }
 
     fn forget(&self) {
+        self.stored.clear();
         self.stored_names.clear();
         self.by_name.clear();
         self.by_id.clear();
