@@ -123,7 +123,7 @@ impl Mailboxes {
         principal: &Principal,
         mailbox: Option<&EmailAddress>,
     ) -> Result<(Backend, MailboxRef), Error> {
-        let conn = self.connections.get(connection).await?.connection;
+        let conn = self.connections.get_shared(connection).await?;
         let service_account = matches!(
             conn.settings.auth,
             Auth::OAuth2AppOnly(_) | Auth::Basic(_) | Auth::Ntlm(_)

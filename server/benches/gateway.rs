@@ -72,6 +72,8 @@ fn main() {
             ("EXGATE__ENDPOINTS__GRAPH_URL", mock.graph_url()),
             // The bench measures overhead, not throttling.
             ("EXGATE__GRAPH__REQUESTS", "100000000".into()),
+            // Nor Graph's 4 concurrent requests per mailbox: 64 clients share two mailboxes.
+            ("EXGATE__GRAPH__CONCURRENT", "100000".into()),
         ]);
         let mut settings = exgate_core::config::load(None, &env).expect("settings");
         let services = exgate_core::services::Services::open(

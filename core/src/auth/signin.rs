@@ -835,7 +835,7 @@ impl SignIn {
         principal: Option<&Principal>,
         resource: Resource,
     ) -> Result<Arc<AccessToken>, Error> {
-        let connection = self.shared.connections.get(connection).await?.connection;
+        let connection = self.shared.connections.get_shared(connection).await?;
         let account = if is_app_only(&connection) {
             None
         } else {
