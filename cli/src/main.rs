@@ -56,7 +56,7 @@ impl Context {
     async fn open(cli: &Cli, given: &mut Given) -> anyhow::Result<Self> {
         let mut settings: Settings =
             config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
-        let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
+        let services = Services::open_for_command(&mut settings, Arc::new(SystemClock)).await?;
         // A command's process ends when it is done: a token past its refresh point is refreshed
         // before it is used, not in a background task that would die with the process.
         services.signin.cache().set_refresh(Refresh::Foreground);

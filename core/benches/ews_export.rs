@@ -133,6 +133,11 @@ fn main() {
             "ews export: {achieved:.1} accepted requests/s against {allowed:.0} allowed by the simulated policy = {:.0}% of the allowance",
             100.0 * achieved / allowed
         );
+        println!("##row|EWS export of {exported} messages: throttling replies|{throttled}|0");
+        println!(
+            "##row|EWS export: share of the allowance|{:.1}%|>= 97%",
+            100.0 * achieved / allowed
+        );
         assert_eq!(failed, 0, "failed items");
         assert_eq!(exported, messages, "every message exported");
         assert_eq!(files, exported, "duplicated or missing files");

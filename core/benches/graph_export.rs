@@ -94,6 +94,9 @@ fn main() {
             "export: {achieved:.0} requests/s against {allowed:.0} allowed by the simulated policy = {:.0}% of the allowance",
             100.0 * achieved / allowed
         );
+        let throttled = mock.requests().iter().filter(|r| r.status == 429).count();
+        println!("##row|Graph export of {} messages: 429 replies|{throttled}|0", report.exported);
+        println!("##row|Graph export: share of the allowance|{:.1}%|>= 97%", 100.0 * achieved / allowed);
         assert!(report.failed.is_empty(), "failed items: {:?}", &report.failed[..report.failed.len().min(5)]);
         assert_eq!(files, report.exported, "duplicated or missing files");
 

@@ -2,9 +2,9 @@
 //! generates one, keeps only its argon2 hash, and shows it once; or the operator configures one,
 //! which must not be short or a well-known default.
 
-use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -84,15 +84,45 @@ pub fn hash_password(password: &Secret) -> String {
         .to_string()
 }
 
-/// Whether `password` matches the PHC `hash`. A malformed hash matches nothing.
+/// Argon2's working memory for one verification is allocated with room for this many 1 KiB
+/// blocks (32 MiB and one block), although only the blocks the hash's parameters ask for (19 MiB
+/// by default) are touched. glibc's allocator serves an allocation this large with a mapping of its
+/// own and unmaps it when freed, and never raises its dynamic mmap threshold for it; a 19 MiB one
+/// would raise the threshold on its first free, and every later verification would leave 19 MiB
+/// resident in a thread's arena for good.
+const ARGON2_MAPPED_BLOCKS: usize = 32 * 1024 + 1;
+
+/// Whether `password` matches the PHC `hash`. A malformed hash matches nothing. The memory the
+/// verification uses is returned to the system when it ends (see [`ARGON2_MAPPED_BLOCKS`]).
 pub fn verify_password(password: &Secret, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.expose().as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm.as_str()),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let count = params.block_count();
+    let mut blocks: Vec<Block> = Vec::with_capacity(count.max(ARGON2_MAPPED_BLOCKS));
+    blocks.resize(count, Block::new());
+    let mut out = vec![0u8; expected.len()];
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.expose().as_bytes(),
+        salt,
+        &mut out,
+        &mut blocks,
+    );
+    drop(blocks);
+    computed.is_ok() && constant_time_eq(&out, expected.as_ref())
 }
 
 /// What start-up did about the admin credential.
@@ -266,6 +296,38 @@ mod tests {
         assert!(verify_password(&p, &hash));
         assert!(!verify_password(&Secret::new("wrong"), &hash));
         assert!(!verify_password(&p, "not a hash"));
+    }
+
+    #[test]
+    fn hashes_of_other_parameters_and_variants_verify_as_argon2_says() {
+        // Hashes another tool (or an older exgate) may have written: other costs, argon2i and
+        // argon2d, version 0x10; each must verify exactly as the argon2 crate's own verifier.
+        use argon2::password_hash::PasswordVerifier;
+        let password = Secret::new("correct horse battery staple");
+        for (algorithm, version, m, t) in [
+            (Algorithm::Argon2id, Version::V0x13, 8, 1),
+            (Algorithm::Argon2i, Version::V0x13, 64, 3),
+            (Algorithm::Argon2d, Version::V0x10, 32, 2),
+        ] {
+            let params = Params::new(m, t, 1, None).unwrap();
+            let hash = Argon2::new(algorithm, version, params)
+                .hash_password(password.expose().as_bytes())
+                .unwrap()
+                .to_string();
+            let phc = PasswordHash::new(&hash).unwrap();
+            assert!(
+                Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &phc)
+                    .is_ok()
+            );
+            assert!(verify_password(&password, &hash), "{hash}");
+            assert!(!verify_password(&Secret::new("wrong"), &hash), "{hash}");
+            // A changed digest or salt matches nothing.
+            let (head, digest) = hash.rsplit_once('$').unwrap();
+            let flipped = if digest.starts_with('A') { "B" } else { "A" };
+            let tampered = format!("{head}${flipped}{}", &digest[1..]);
+            assert!(!verify_password(&password, &tampered), "{tampered}");
+        }
     }
 
     async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {

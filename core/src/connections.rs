@@ -55,13 +55,17 @@ pub struct ConnectionEntry {
 pub struct Connections {
     store: Arc<dyn Store>,
     configured: Vec<ConnectionEntry>,
+    /// The declared connections again, shared ([`Connections::get_shared`]), in the same order.
+    configured_shared: Vec<Arc<Connection>>,
     clock: Arc<dyn Clock>,
     /// Stored connections by lower-case name, and by ID.
-    by_name: TtlCache<String, Connection>,
+    by_name: TtlCache<String, Arc<Connection>>,
     by_id: TtlCache<ConnectionId, Connection>,
     static_users: TtlCache<ConnectionId, Vec<StaticUser>>,
     /// The lower-case names of the stored connections (to find clashes with declared ones).
     stored_names: TtlCache<(), Vec<String>>,
+    /// Every stored connection, by name (a command that names none lists them, then uses one).
+    stored: TtlCache<(), Vec<Connection>>,
 }
 
 fn parse_name(name: &str) -> Result<ConnectionName, Error> {
@@ -87,7 +91,7 @@ impl Connections {
         configured: Vec<ConfiguredConnection>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let configured = configured
+        let configured: Vec<ConnectionEntry> = configured
             .into_iter()
             .map(|c| ConnectionEntry {
                 connection: Connection {
@@ -100,14 +104,20 @@ impl Connections {
                 source: Source::File(c.origin),
             })
             .collect();
+        let configured_shared = configured
+            .iter()
+            .map(|e| Arc::new(e.connection.clone()))
+            .collect();
         Self {
             store,
             configured,
+            configured_shared,
             clock,
             by_name: TtlCache::new(TTL),
             by_id: TtlCache::new(TTL),
             static_users: TtlCache::new(TTL),
             stored_names: TtlCache::new(TTL),
+            stored: TtlCache::new(TTL),
         }
     }
 
@@ -159,7 +169,28 @@ impl Connections {
     /// both (the declared one first; see [`Connections::clashes`]).
     pub async fn list(&self) -> Result<Vec<ConnectionEntry>, Error> {
         let mut all = self.configured.clone();
-        for connection in self.store.connections().await? {
+        let stored = match self.stored.get(&()) {
+            Some(stored) => stored,
+            None => {
+                let stored = self.store.connections().await?;
+                // What was read answers the lookups that usually follow (`resolve` -> `get`).
+                self.stored.put((), stored.clone());
+                self.stored_names.put(
+                    (),
+                    stored
+                        .iter()
+                        .map(|c| c.name.as_str().to_ascii_lowercase())
+                        .collect(),
+                );
+                for c in &stored {
+                    self.by_name
+                        .put(c.name.as_str().to_ascii_lowercase(), Arc::new(c.clone()));
+                    self.by_id.put(c.id, c.clone());
+                }
+                stored
+            }
+        };
+        for connection in stored {
             all.push(ConnectionEntry {
                 connection,
                 source: Source::Store,
@@ -176,8 +207,31 @@ impl Connections {
     }
 
     pub async fn get(&self, name: &str) -> Result<ConnectionEntry, Error> {
+        let (connection, declared) = self.lookup(name).await?;
+        Ok(match declared {
+            Some(i) => self.configured[i].clone(),
+            None => ConnectionEntry {
+                connection: Connection::clone(&connection),
+                source: Source::Store,
+            },
+        })
+    }
+
+    /// [`Connections::get`] without a copy of the connection: what every request asks.
+    pub async fn get_shared(&self, name: &str) -> Result<Arc<Connection>, Error> {
+        Ok(self.lookup(name).await?.0)
+    }
+
+    /// The named connection, and the index of the declared one it is, if it is.
+    async fn lookup(&self, name: &str) -> Result<(Arc<Connection>, Option<usize>), Error> {
         let name = parse_name(name)?;
-        if let Some(entry) = self.configured(&name) {
+        if let Some(i) = self.configured.iter().position(|e| {
+            e.connection
+                .name
+                .as_str()
+                .eq_ignore_ascii_case(name.as_str())
+        }) {
+            let entry = &self.configured[i];
             if self.is_stored(&name).await?
                 && let Source::File(origin) = &entry.source
             {
@@ -186,28 +240,23 @@ impl Connections {
                     origin: origin.clone(),
                 });
             }
-            return Ok(entry.clone());
+            return Ok((Arc::clone(&self.configured_shared[i]), Some(i)));
         }
         let key = name.as_str().to_ascii_lowercase();
         let connection = match self.by_name.get(&key) {
             Some(c) => c,
             None => {
-                let c = self
-                    .store
-                    .connection(&name)
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
+                let c = Arc::new(self.store.connection(&name).await?.ok_or_else(|| {
+                    Error::NotFound {
                         what: "connection",
                         name: name.to_string(),
-                    })?;
-                self.by_name.put(key, c.clone());
+                    }
+                })?);
+                self.by_name.put(key, Arc::clone(&c));
                 c
             }
         };
-        Ok(ConnectionEntry {
-            connection,
-            source: Source::Store,
-        })
+        Ok((connection, None))
     }
 
     /// The named connection, or the only one there is when no name is given.
@@ -296,6 +345,7 @@ impl Connections {
     }
 
     fn forget(&self) {
+        self.stored.clear();
         self.stored_names.clear();
         self.by_name.clear();
         self.by_id.clear();

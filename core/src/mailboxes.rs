@@ -24,7 +24,17 @@ use crate::model::{
 };
 use crate::pipeline::{Limits, NtlmSessions, PageTokens, Pipeline};
 use crate::secret::Vault;
+use crate::ttl::{TTL, TtlCache};
 use url::Url;
+
+/// A backend the gateway opened: for a connection as of its last change, a principal, and how
+/// other mailboxes are reached.
+type BackendKey = (
+    crate::model::ConnectionId,
+    time::OffsetDateTime,
+    Option<Principal>,
+    Option<bool>,
+);
 
 /// Hands out mailbox backends; one governor is shared by all Graph backends and one by all EWS
 /// backends (each keeps its own service's limits).
@@ -40,6 +50,9 @@ pub struct Mailboxes {
     http: reqwest::Client,
     /// The governor of IMAP sessions (Exchange's per-mailbox connection limit), made on first use.
     imap_governor: std::sync::OnceLock<Arc<Governor>>,
+    /// Backends reused across requests ([`Mailboxes::for_principal`]): a backend holds no state
+    /// of a request (its credentials ask sign-in for a token on every call).
+    backends: TtlCache<BackendKey, Backend>,
 }
 
 impl Mailboxes {
@@ -63,6 +76,7 @@ impl Mailboxes {
             vault,
             http,
             imap_governor: std::sync::OnceLock::new(),
+            backends: TtlCache::new(TTL),
         })
     }
 
@@ -117,7 +131,7 @@ impl Mailboxes {
         principal: &Principal,
         mailbox: Option<&EmailAddress>,
     ) -> Result<(Backend, MailboxRef), Error> {
-        let conn = self.connections.get(connection).await?.connection;
+        let conn = self.connections.get_shared(connection).await?;
         let service_account = matches!(
             conn.settings.auth,
             Auth::OAuth2AppOnly(_) | Auth::Basic(_) | Auth::Ntlm(_)
@@ -137,7 +151,7 @@ impl Mailboxes {
                 // An app-only identity always impersonates; a service account reaches the
                 // mailbox as the mapping says.
                 let impersonate = app_only || user.access == MailboxAccess::Impersonation;
-                let backend = self.open_as(&conn, None, Some(impersonate)).await?;
+                let backend = self.open_reused(&conn, None, Some(impersonate)).await?;
                 return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
             }
             if app_only && mailbox.is_some() {
@@ -154,9 +168,35 @@ impl Mailboxes {
                 name: principal.to_string(),
             });
         }
-        let backend = self.open(Some(connection), Some(principal)).await?;
+        let backend = self.open_reused(&conn, Some(principal), None).await?;
         let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));
         Ok((backend, target))
+    }
+
+    /// [`Mailboxes::open_as`], reusing a backend opened within the TTL for the same connection
+    /// (unchanged since), principal and access. Graph and EWS backends over OAuth2 or Basic are
+    /// reused; others (NTLM keeps sessions per pipeline) are opened per call.
+    async fn open_reused(
+        &self,
+        conn: &Connection,
+        account: Option<&Principal>,
+        impersonate: Option<bool>,
+    ) -> Result<Backend, Error> {
+        use crate::model::Backend as Choice;
+        let reusable = matches!(
+            conn.settings.backend,
+            Choice::Auto | Choice::Graph | Choice::Ews
+        ) && !matches!(conn.settings.auth, Auth::Ntlm(_));
+        if !reusable {
+            return self.open_as(conn, account, impersonate).await;
+        }
+        let key = (conn.id, conn.updated_at, account.cloned(), impersonate);
+        if let Some(backend) = self.backends.get(&key) {
+            return Ok(backend);
+        }
+        let backend = self.open_as(conn, account, impersonate).await?;
+        self.backends.put(key, backend.clone());
+        Ok(backend)
     }
 
     /// The backend for `connection` (default: the only one), acting as `account` (default: the

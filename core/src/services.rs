@@ -38,6 +38,19 @@ impl Services {
         Self::over(store, vault, settings, clock)
     }
 
+    /// [`Services::open`] for one command of a short-lived process (the CLI): its store calls
+    /// come one after the other, so the store keeps one connection
+    /// ([`SqliteStore::open_single`]).
+    pub async fn open_for_command(
+        settings: &mut Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open_single(&settings.store_path, Arc::clone(&vault)).await?);
+        Self::over(store, vault, settings, clock)
+    }
+
     /// Builds every service over an open store (tests, and callers that opened it already).
     pub fn over(
         store: Arc<dyn Store>,

@@ -4,6 +4,7 @@
 //! (one file, WAL). Implementations seal every secret with the [`Vault`](crate::secret::Vault)
 //! before it reaches the database and bind each ciphertext to its row.
 
+pub mod counting;
 mod sqlite;
 
 use std::fmt::Debug;
@@ -17,6 +18,7 @@ use crate::model::{
 };
 use crate::secret::{Secret, VaultError};
 
+pub use counting::CountingStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,13 +4,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exgate_core::Error;
-use exgate_core::auth::{AuthError, RedirectParams, SignIn};
+use exgate_core::auth::{AuthError, RedirectParams, Refresh, SignIn};
 use exgate_core::clock::Clock;
 use exgate_core::config::NetworkSettings;
 use exgate_core::connections::Connections;
 use exgate_core::model::{AccountStatus, ConnectionSpec, EndpointUrl, Principal, Resource};
 use exgate_core::secret::{Secret, Vault};
-use exgate_core::store::{SqliteStore, Store};
+use exgate_core::store::{CountingStore, SqliteStore, Store};
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Fault, Seed, seed};
 use exgate_testkit::fixtures;
@@ -39,6 +39,8 @@ struct World {
     _dir: tempfile::TempDir,
     mock: MockMicrosoft,
     store: Arc<SqliteStore>,
+    /// What sign-in and the connections read and write, counted.
+    counting: Arc<CountingStore>,
     connections: Arc<Connections>,
     signin: SignIn,
     clock: TestClock,
@@ -58,8 +60,9 @@ impl World {
                 .unwrap(),
         );
         let clock = TestClock::new();
+        let counting = Arc::new(CountingStore::new(store.clone()));
         let connections = Arc::new(Connections::new(
-            store.clone(),
+            counting.clone(),
             vec![],
             Arc::new(clock.clone()),
         ));
@@ -72,7 +75,7 @@ impl World {
             ..NetworkSettings::default()
         };
         let signin = SignIn::new(
-            store.clone(),
+            counting.clone(),
             connections.clone(),
             network,
             Arc::new(clock.clone()),
@@ -82,6 +85,7 @@ impl World {
             _dir: dir,
             mock,
             store,
+            counting,
             connections,
             signin,
             clock,
@@ -893,6 +897,8 @@ async fn a_session_only_account_never_reaches_the_store() {
 #[tokio::test]
 async fn an_accounts_last_use_is_recorded_when_its_token_is_used_to_the_minute() {
     let w = World::new().await;
+    // The CLI's mode: the use is written before the token is answered.
+    w.signin.cache().set_refresh(Refresh::Foreground);
     w.add("web", delegated(seed::PUBLIC_APP)).await;
     w.sign_in_adele("web").await;
     let last_used = || async {
@@ -918,6 +924,78 @@ async fn an_accounts_last_use_is_recorded_when_its_token_is_used_to_the_minute()
         used,
         "not written again within the minute"
     );
+}
+
+#[tokio::test]
+async fn a_fresh_token_is_served_without_reading_the_store() {
+    let w = World::new().await;
+    w.add("web", delegated(seed::PUBLIC_APP)).await;
+    w.add("daemon", app_only_secret(seed::DAEMON_APP_SECRET))
+        .await;
+    w.sign_in_adele("web").await;
+    let adele: Principal = seed::ADELE.parse().unwrap();
+    // The first lookups read the connection and the account (and the app's stored token).
+    w.signin
+        .token("web", Some(&adele), Resource::Graph)
+        .await
+        .unwrap();
+    w.signin.token("web", None, Resource::Graph).await.unwrap();
+    w.signin
+        .token("daemon", None, Resource::Graph)
+        .await
+        .unwrap();
+    w.counting.take();
+
+    // Five minutes on: the tokens are fresh, the use must be recorded (once).
+    w.clock.advance(Duration::from_secs(5 * 60));
+    for _ in 0..3 {
+        w.signin
+            .token("web", Some(&adele), Resource::Graph)
+            .await
+            .unwrap();
+        w.signin.token("web", None, Resource::Graph).await.unwrap();
+        w.signin
+            .token("daemon", None, Resource::Graph)
+            .await
+            .unwrap();
+    }
+    // The gateway writes the use in a task of its own; let it run.
+    for _ in 0..1000 {
+        if w.counting.calls_of("touch_account") > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        w.counting.take(),
+        ["touch_account"],
+        "nine fresh lookups: one write of the last use, nothing read"
+    );
+    w.clock.advance(Duration::from_secs(30));
+    w.signin
+        .token("web", Some(&adele), Resource::Graph)
+        .await
+        .unwrap();
+    w.signin
+        .token("daemon", None, Resource::Graph)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.counting.take(),
+        Vec::<&str>::new(),
+        "nothing within the minute"
+    );
+
+    // A reset through this process is seen at once, without waiting for the cache to expire.
+    w.signin.reset("web", &adele).await.unwrap();
+    let err = w
+        .signin
+        .token("web", Some(&adele), Resource::Graph)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), exgate_core::ErrorKind::NeedsSignIn, "{err}");
+    w.sign_in_adele("web").await;
+    w.signin.token("web", None, Resource::Graph).await.unwrap();
 }
 
 // ---- A standards-following OpenID provider (the mock's generic OIDC mode, not Entra) ----

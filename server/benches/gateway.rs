@@ -2,7 +2,8 @@
 //! list messages through the gateway, then the same calls go straight to the mock Graph with the
 //! same token; both in one run, reported as p50/p99, their ratio (target: at most 1.25x at p50) and
 //! the latency the gateway adds; once with a mock that answers at once, once with 20 ms of backend
-//! latency, closer to a real call to Microsoft Graph.
+//! latency, closer to a real call to Microsoft Graph; each with 8 and with 64 concurrent clients.
+//! Rows for xtask's table are printed as `##row|label|value|target`.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -11,26 +12,27 @@ use exgate_server::AppState;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
 
-const CLIENTS: usize = 8;
-const CALLS_PER_CLIENT: usize = 50;
+/// Calls in each measured round, spread over the clients.
+const CALLS: usize = 640;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn drive(urls: Vec<(String, String)>) -> (Vec<Duration>, f64) {
+async fn drive(clients: usize, urls: Vec<(String, String)>) -> (Vec<Duration>, f64) {
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
+        .pool_max_idle_per_host(clients)
         .build()
         .expect("client");
+    let calls_per_client = CALLS / clients;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let (http, urls) = (http.clone(), urls.clone());
             tokio::spawn(async move {
-                let mut times = Vec::with_capacity(CALLS_PER_CLIENT);
-                for i in 0..CALLS_PER_CLIENT {
+                let mut times = Vec::with_capacity(calls_per_client);
+                for i in 0..calls_per_client {
                     let (url, auth) = &urls[(c + i) % urls.len()];
                     let t = Instant::now();
                     let resp = http
@@ -70,6 +72,8 @@ fn main() {
             ("EXGATE__ENDPOINTS__GRAPH_URL", mock.graph_url()),
             // The bench measures overhead, not throttling.
             ("EXGATE__GRAPH__REQUESTS", "100000000".into()),
+            // Nor Graph's 4 concurrent requests per mailbox: 64 clients share two mailboxes.
+            ("EXGATE__GRAPH__CONCURRENT", "100000".into()),
         ]);
         let mut settings = exgate_core::config::load(None, &env).expect("settings");
         let services = exgate_core::services::Services::open(
@@ -123,17 +127,24 @@ fn main() {
             .map(|m| (format!("{}/users/{m}/mailFolders/inbox/messages?{select}", mock.graph_url()), bearer_token.clone()))
             .collect();
 
-        let n = (CLIENTS * CALLS_PER_CLIENT) as f64;
         // Once against a mock that answers at once (the gateway's own cost shows fully), once with
         // a backend latency typical of a call to Microsoft Graph.
-        for latency in [Duration::ZERO, Duration::from_millis(20)] {
+        for (latency, clients) in [(Duration::ZERO, 8), (Duration::ZERO, 64), (Duration::from_millis(20), 8), (Duration::from_millis(20), 64)] {
+            let n = (CALLS / clients * clients) as f64;
             mock.set_graph_latency(latency);
-            drive(gateway.clone()).await;
-            drive(direct.clone()).await;
-            let (g, g_secs) = drive(gateway.clone()).await;
-            let (d, d_secs) = drive(direct.clone()).await;
+            drive(clients, gateway.clone()).await;
+            drive(clients, direct.clone()).await;
+            let (g, g_secs) = drive(clients, gateway.clone()).await;
+            let (d, d_secs) = drive(clients, direct.clone()).await;
             let (gp50, gp99, dp50, dp99) = (percentile(&g, 0.5), percentile(&g, 0.99), percentile(&d, 0.5), percentile(&d, 0.99));
-            println!("backend latency {latency:?}, {CLIENTS} clients:");
+            println!(
+                "##row|gateway p50 / direct, {clients} clients, {} ms backend|{:.2}x (+{:?})|{}",
+                latency.as_millis(),
+                gp50.as_secs_f64() / dp50.as_secs_f64(),
+                gp50.saturating_sub(dp50),
+                if latency.is_zero() { "<= 1.25x" } else { "-" }
+            );
+            println!("backend latency {latency:?}, {clients} clients:");
             println!("  gateway: {:.0} req/s, p50 {gp50:?}, p99 {gp99:?}", n / g_secs);
             println!("  direct:  {:.0} req/s, p50 {dp50:?}, p99 {dp99:?}", n / d_secs);
             println!(

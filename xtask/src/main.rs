@@ -1,9 +1,11 @@
 //! `cargo xtask <task>`: the project's automation, in Rust, with few dependencies.
 //!
 //! - `ci`: what CI runs — formatting, lints, then every test of the workspace.
-//! - `bench`: a cached token lookup (criterion), EWS answers decoded (MB/s), then a
-//!   20,000-message export from the throttled mock Graph and one over the throttled mock EWS,
-//!   each reported as a fraction of the allowed rate.
+//! - `bench`: every benchmark of the workspace built once with the `perf` profile (in its own
+//!   `target/perf`, release artifacts untouched), run one after the other, and one table of what
+//!   each measured against its target: cached token lookups through the sign-in service, the
+//!   gateway against calling the mock directly, `exgate token` as a process against `true`, the
+//!   Graph and EWS exports against the throttled mocks, resident memory of the gateway.
 //! - `demo`: exgate-mock and exgate-server wired together, a mailbox listed over Graph and over
 //!   EWS, with what to try (`--once`: stop after that).
 //! - `fixtures`: generate a mailbox of any size for `exgate-mock --mailboxes`.
@@ -11,12 +13,13 @@
 
 mod demo;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  the token cache and EWS decoding benchmarks, then the Graph and EWS exports against the throttled mock\n  demo [--once]  exgate-mock and exgate-server wired together, Graph and EWS side by side, with what to try (--once: stop after showing)\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  every benchmark (profile perf, target/perf), then one table of measured values against targets\n  demo [--once]  exgate-mock and exgate-server wired together, Graph and EWS side by side, with what to try (--once: stop after showing)\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +37,156 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// The benchmarks `cargo xtask bench` runs, in order, by package.
+const BENCHES: &[(&str, &str)] = &[
+    ("exgate-core", "signin_token"),
+    ("exgate-core", "token_cache"),
+    ("exgate-core", "ews_decode"),
+    ("exgate-server", "gateway"),
+    ("exgate-cli", "token_process"),
+    ("exgate-cli", "bridge"),
+    ("exgate-server", "memory"),
+    ("exgate-core", "graph_export"),
+    ("exgate-core", "ews_export"),
+];
+
+/// Builds every benchmark once with the `perf` profile and returns each one's executable.
+fn build_benches() -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "bench",
+        "--profile",
+        "perf",
+        "--no-run",
+        "--message-format",
+        "json-render-diagnostics",
+    ];
+    for (package, bench) in BENCHES {
+        args.extend(["-p", package, "--bench", bench]);
+    }
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let out = Command::new(&cargo)
+        .args(&args)
+        .current_dir(workspace_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !out.status.success() {
+        bail!("building the benchmarks failed ({})", out.status);
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_bench = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "bench"));
+        if let (true, Some(name), Some(exe)) = (
+            is_bench,
+            msg["target"]["name"].as_str(),
+            msg["executable"].as_str(),
+        ) {
+            found.push((name.to_owned(), PathBuf::from(exe)));
+        }
+    }
+    Ok(found)
+}
+
+/// Runs one benchmark, passing its output through, and returns its `##row|…` lines' cells.
+fn run_bench(exe: &Path, env: &[(&str, &Path)]) -> anyhow::Result<Vec<[String; 3]>> {
+    eprintln!("xtask: {}", exe.display());
+    let mut child = Command::new(exe)
+        .arg("--bench")
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    let mut rows = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            match line
+                .strip_prefix("##row|")
+                .map(|r| r.split('|').collect::<Vec<_>>())
+            {
+                Some(cells) if cells.len() == 3 => {
+                    rows.push([cells[0].into(), cells[1].into(), cells[2].into()]);
+                }
+                _ => println!("{line}"),
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{} failed ({status})", exe.display());
+    }
+    Ok(rows)
+}
+
+/// `cargo xtask bench`: one build, every benchmark, one table.
+fn bench() -> anyhow::Result<()> {
+    // The `exgate` that ships: built alone, so no dev-only feature of the benchmarks' build
+    // reaches it, and kept aside (the benchmarks' build writes its own `exgate` in its place).
+    cargo(&[
+        "build",
+        "--profile",
+        "perf",
+        "-p",
+        "exgate-cli",
+        "--bin",
+        "exgate",
+    ])?;
+    let perf = target_dir().join("perf");
+    let shipped = perf.join("shipped");
+    std::fs::create_dir_all(&shipped)?;
+    let exgate = shipped.join("exgate");
+    std::fs::copy(perf.join("exgate"), &exgate).context("keeping the exgate binary aside")?;
+    let built = build_benches()?;
+    let mut table = Vec::new();
+    for (_, name) in BENCHES {
+        let exe = built
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e)
+            .with_context(|| format!("the bench {name} was not built"))?;
+        table.extend(run_bench(exe, &[("EXGATE_BIN", exgate.as_path())])?);
+    }
+    let widths = [0, 1, 2].map(|i| {
+        table
+            .iter()
+            .map(|r| r[i].chars().count())
+            .chain([["measure", "measured", "target"][i].len()])
+            .max()
+            .unwrap_or(0)
+    });
+    println!();
+    println!(
+        "{:<w0$}  {:>w1$}  {:<w2$}",
+        "measure",
+        "measured",
+        "target",
+        w0 = widths[0],
+        w1 = widths[1],
+        w2 = widths[2]
+    );
+    for [a, b, c] in &table {
+        println!(
+            "{a:<w0$}  {b:>w1$}  {c:<w2$}",
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
     }
     Ok(())
 }
@@ -170,11 +323,7 @@ fn main() -> ExitCode {
             std::env::args().nth(2).as_deref() == Some("--once"),
         ),
         Some("fixtures") => fixtures(std::env::args().skip(2).collect()),
-        Some("bench") => cargo(&["bench", "-p", "exgate-core", "--bench", "token_cache"])
-            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "ews_decode"]))
-            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "graph_export"]))
-            .and_then(|()| cargo(&["bench", "-p", "exgate-core", "--bench", "ews_export"]))
-            .and_then(|()| cargo(&["bench", "-p", "exgate-server", "--bench", "gateway"])),
+        Some("bench") => bench(),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),
     };

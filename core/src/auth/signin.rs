@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 
 use super::AuthError;
-use super::cache::{RetryPolicy, TokenCache, TokenSource};
+use super::cache::{Refresh, RetryPolicy, TokenCache, TokenSource};
 use super::idtoken::KeyCache;
 use super::loopback::RedirectParams;
 use super::oauth::{AuthorizationRequest, DeviceAuthorization, OAuthClient, TokenResponse};
@@ -17,11 +17,16 @@ use crate::clock::Clock;
 use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::model::{
-    AccessToken, Account, AccountId, AccountStatus, Auth, Backend, Connection, CredentialKind,
-    DelegatedAuth, EmailAddress, InvalidInput, Principal, Resource, Target, TokenKey,
+    AccessToken, Account, AccountId, AccountStatus, Auth, Backend, Connection, ConnectionId,
+    CredentialKind, DelegatedAuth, EmailAddress, InvalidInput, Principal, Resource, Target,
+    TokenKey,
 };
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::ttl::{TTL, TtlCache};
+
+/// An account's last use is recorded to the minute.
+const LAST_USE_GRANULARITY: time::Duration = time::Duration::minutes(1);
 
 /// Shown whenever the password flow is used.
 pub const PASSWORD_FLOW_WARNING: &str = "the password flow is legacy: it fails for accounts with multi-factor \
@@ -86,7 +91,26 @@ struct Shared {
     keys: Arc<KeyCache>,
     /// Session-only accounts by ID; never written to the store.
     sessions: Mutex<HashMap<AccountId, SessionAccount>>,
+    /// Stored accounts as the token path reads them, cached like connections and API keys
+    /// (see [`crate::ttl`]): by (connection, principal), and each connection's only stored
+    /// account (`None`: it has none) for callers that name no account. A change made through
+    /// this process forgets the entries at once; another process's within the TTL.
+    accounts: TtlCache<(ConnectionId, Principal), Arc<Account>>,
+    only_account: TtlCache<ConnectionId, Option<Arc<Account>>>,
+    /// When this process last recorded each account's use, so that it is written at most once
+    /// a minute however many requests arrive together.
+    touched: Mutex<Touched>,
 }
+
+/// The last recorded use per account, swept of entries older than a minute once doubled.
+#[derive(Debug)]
+struct Touched {
+    at: HashMap<AccountId, time::OffsetDateTime>,
+    sweep_at: usize,
+}
+
+/// Entries of [`Touched`] kept before the first sweep.
+const TOUCHED_FLOOR: usize = 1024;
 
 impl Shared {
     async fn client(&self, connection: &Connection) -> Result<OAuthClient, Error> {
@@ -151,6 +175,31 @@ impl Shared {
         {
             change(s);
         }
+    }
+
+    /// Forgets the cached entries of a stored account that this process changed.
+    fn forget_account(&self, connection: ConnectionId, principal: &Principal) {
+        self.accounts.remove(&(connection, principal.clone()));
+        self.only_account.remove(&connection);
+    }
+
+    /// Whether the caller is the one to record the account's use at `now` (nobody in this
+    /// process did within the minute); if so, it is noted as done.
+    fn claim_use(&self, id: AccountId, now: time::OffsetDateTime) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        if touched
+            .at
+            .get(&id)
+            .is_some_and(|t| now - *t < LAST_USE_GRANULARITY)
+        {
+            return false;
+        }
+        if touched.at.len() >= touched.sweep_at {
+            touched.at.retain(|_, t| now - *t < LAST_USE_GRANULARITY);
+            touched.sweep_at = (touched.at.len() * 2).max(TOUCHED_FLOOR);
+        }
+        touched.at.insert(id, now);
+        true
     }
 
     async fn refresh_token_of(&self, account: &Account) -> Result<Option<Secret>, Error> {
@@ -264,11 +313,12 @@ impl Shared {
                 reason: reason.to_owned(),
             };
         }
-        if let Err(e) = self
+        let written = self
             .store
             .set_account_status(account.id, &status, None)
-            .await
-        {
+            .await;
+        self.forget_account(account.connection, &account.principal);
+        if let Err(e) = written {
             return e.into();
         }
         if let Err(e) = self
@@ -354,6 +404,12 @@ impl SignIn {
             clock: Arc::clone(&clock),
             keys: Arc::new(KeyCache::default()),
             sessions: Mutex::new(HashMap::new()),
+            accounts: TtlCache::new(TTL),
+            only_account: TtlCache::new(TTL),
+            touched: Mutex::new(Touched {
+                at: HashMap::new(),
+                sweep_at: TOUCHED_FLOOR,
+            }),
         });
         let cache = TokenCache::new(
             Arc::clone(&shared) as Arc<dyn TokenSource>,
@@ -627,6 +683,8 @@ impl SignIn {
             .put_account(&account, response.refresh_token.as_ref())
             .await?;
         self.shared
+            .forget_account(connection.id, &account.principal);
+        self.shared
             .store
             .delete_access_tokens(connection.id, Some(account.id))
             .await?;
@@ -692,22 +750,65 @@ impl SignIn {
         connection: &Connection,
         principal: Option<&Principal>,
     ) -> Result<Account, Error> {
+        Ok(Account::clone(&*self.resolve(connection, principal).await?))
+    }
+
+    /// [`SignIn::resolve_account`] as the token path needs it: once cached (see
+    /// [`Shared::accounts`]), from memory without touching the store.
+    async fn resolve(
+        &self,
+        connection: &Connection,
+        principal: Option<&Principal>,
+    ) -> Result<Arc<Account>, Error> {
         match principal {
             Some(p) => match self.shared.session_by_principal(connection, p) {
-                Some(session) => Ok(session),
-                None => self
-                    .shared
-                    .store
-                    .account(connection.id, p)
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
-                        what: "account",
-                        name: p.to_string(),
-                    }),
+                Some(session) => Ok(Arc::new(session)),
+                None => {
+                    let key = (connection.id, p.clone());
+                    if let Some(account) = self.shared.accounts.get(&key) {
+                        return Ok(account);
+                    }
+                    let account = Arc::new(
+                        self.shared
+                            .store
+                            .account(connection.id, p)
+                            .await?
+                            .ok_or_else(|| Error::NotFound {
+                                what: "account",
+                                name: p.to_string(),
+                            })?,
+                    );
+                    self.shared.accounts.put(key, Arc::clone(&account));
+                    Ok(account)
+                }
             },
             None => {
-                let mut accounts = self.shared.store.accounts(connection.id).await?;
-                accounts.extend(self.shared.sessions_of(connection));
+                let mut accounts: Vec<Arc<Account>> =
+                    match self.shared.only_account.get(&connection.id) {
+                        Some(only) => only.into_iter().collect(),
+                        None => {
+                            let stored: Vec<Arc<Account>> = self
+                                .shared
+                                .store
+                                .accounts(connection.id)
+                                .await?
+                                .into_iter()
+                                .map(Arc::new)
+                                .collect();
+                            if stored.len() <= 1 {
+                                self.shared
+                                    .only_account
+                                    .put(connection.id, stored.first().cloned());
+                            }
+                            stored
+                        }
+                    };
+                accounts.extend(
+                    self.shared
+                        .sessions_of(connection)
+                        .into_iter()
+                        .map(Arc::new),
+                );
                 match accounts.len() {
                     1 => Ok(accounts.remove(0)),
                     0 => Err(Error::NeedsSignIn {
@@ -736,12 +837,12 @@ impl SignIn {
         principal: Option<&Principal>,
         resource: Resource,
     ) -> Result<Arc<AccessToken>, Error> {
-        let connection = self.shared.connections.get(connection).await?.connection;
+        let connection = self.shared.connections.get_shared(connection).await?;
         let account = if is_app_only(&connection) {
             None
         } else {
             Self::delegated(&connection)?;
-            let account = self.resolve_account(&connection, principal).await?;
+            let account = self.resolve(&connection, principal).await?;
             if let AccountStatus::NeedsSignIn { reason } = &account.status {
                 return Err(Error::NeedsSignIn {
                     principal: account.principal.to_string(),
@@ -761,18 +862,30 @@ impl SignIn {
     }
 
     /// Records that the account is being used, to the minute: writing it on every request
-    /// would put a disk write on every mailbox call.
+    /// would put a disk write on every mailbox call. Once per minute and account in this
+    /// process, whatever the (possibly cached) account says. A long-lived process
+    /// ([`Refresh::Background`]) writes it in a task of its own, so no request waits for the
+    /// disk; a short-lived one (the CLI) writes it before answering, as its tasks die with it.
     async fn record_use(&self, account: &Account) -> Result<(), Error> {
         let now = self.shared.clock.now();
         if account
             .last_used_at
-            .is_some_and(|t| now - t < time::Duration::minutes(1))
+            .is_some_and(|t| now - t < LAST_USE_GRANULARITY)
+            || !self.shared.claim_use(account.id, now)
         {
             return Ok(());
         }
         if account.credential == CredentialKind::Session {
             self.shared
                 .update_session(account.id, |s| s.account.last_used_at = Some(now));
+        } else if self.cache.refresh() == Refresh::Background {
+            let store = Arc::clone(&self.shared.store);
+            let id = account.id;
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_account(id, now).await {
+                    tracing::warn!(error = %e, "recording an account's last use failed");
+                }
+            });
         } else {
             self.shared.store.touch_account(account.id, now).await?;
         }
@@ -817,6 +930,8 @@ impl SignIn {
                 .remove(&account.id);
         } else {
             self.shared.store.delete_account(account.id).await?;
+            self.shared
+                .forget_account(connection.id, &account.principal);
         }
         self.forget_account(&connection, account.id);
         Ok(account)
@@ -855,6 +970,8 @@ impl SignIn {
             return Ok(());
         }
         self.shared.store.reset_account(account.id, REASON).await?;
+        self.shared
+            .forget_account(account.connection, &account.principal);
         Ok(())
     }
 

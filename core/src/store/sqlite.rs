@@ -298,10 +298,28 @@ fn access_token_context(key: &TokenKey) -> String {
     )
 }
 
+/// How many connections a long-lived process (the gateway) keeps to the file.
+const POOL_CONNECTIONS: u32 = 4;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// The file is created 0600 in a 0700 folder; SQLite gives its -wal and -shm files the same mode.
     pub async fn open(path: &Path, vault: Arc<Vault>) -> Result<Self, StoreError> {
+        Self::open_with(path, vault, POOL_CONNECTIONS).await
+    }
+
+    /// [`SqliteStore::open`] with one connection (one SQLite worker thread), for a command whose
+    /// calls come one after the other: a second connection would only cost a thread and a file
+    /// open.
+    pub async fn open_single(path: &Path, vault: Arc<Vault>) -> Result<Self, StoreError> {
+        Self::open_with(path, vault, 1).await
+    }
+
+    async fn open_with(
+        path: &Path,
+        vault: Arc<Vault>,
+        connections: u32,
+    ) -> Result<Self, StoreError> {
         let open_err = |message: String| StoreError::Open {
             path: path.display().to_string(),
             message,
@@ -324,7 +342,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
@@ -333,9 +351,33 @@ impl SqliteStore {
             vault,
             path: path.display().to_string(),
         };
-        store.migrate().await?;
-        store.check_key().await?;
+        // A store that is up to date answers its version and key check in one statement; a new
+        // or older one is migrated first.
+        let sealed = match store.current().await {
+            Some(sealed) => sealed,
+            None => {
+                store.migrate().await?;
+                None
+            }
+        };
+        store.check_key(sealed).await?;
         Ok(store)
+    }
+
+    /// The sealed key check (if written yet) when the schema is this build's latest; `None` when
+    /// the store must be migrated (or checked) the long way.
+    async fn current(&self) -> Option<Option<Vec<u8>>> {
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(version) FROM schema_migrations), \
+                    (SELECT value FROM meta WHERE key = 'key_check')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .ok()?;
+        let version: Option<i64> = row.try_get(0).ok()?;
+        let sealed: Option<Vec<u8>> = row.try_get(1).ok()?;
+        (version == Some(known)).then_some(sealed)
     }
 
     pub fn path(&self) -> &str {
@@ -389,22 +431,24 @@ impl SqliteStore {
     }
 
     /// Seals a known value on first use, and on later opens checks that the key opens it, so a
-    /// wrong key file is reported at start rather than at the first secret.
-    async fn check_key(&self) -> Result<(), StoreError> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = 'key_check'")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading the key check"))?;
-        match row {
-            Some(row) => {
-                let sealed: Vec<u8> = row.try_get(0).map_err(db("reading the key check"))?;
-                match self.vault.open("meta/key_check", &sealed) {
-                    Ok(v) if v == KEY_CHECK => Ok(()),
-                    _ => Err(StoreError::WrongKey {
-                        key_file: self.vault.key_file().display().to_string(),
-                    }),
-                }
-            }
+    /// wrong key file is reported at start rather than at the first secret. `sealed`: the check
+    /// as already read, if it was.
+    async fn check_key(&self, sealed: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let sealed = match sealed {
+            Some(sealed) => Some(sealed),
+            None => sqlx::query("SELECT value FROM meta WHERE key = 'key_check'")
+                .fetch_optional(&self.pool)
+                .await
+                .and_then(|row| row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose())
+                .map_err(db("reading the key check"))?,
+        };
+        match sealed {
+            Some(sealed) => match self.vault.open("meta/key_check", &sealed) {
+                Ok(v) if v == KEY_CHECK => Ok(()),
+                _ => Err(StoreError::WrongKey {
+                    key_file: self.vault.key_file().display().to_string(),
+                }),
+            },
             None => {
                 sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)")
                     .bind(self.vault.seal("meta/key_check", KEY_CHECK))

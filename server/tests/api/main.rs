@@ -26,6 +26,7 @@ use utoipa::OpenApi;
 mod diagnose;
 mod ews;
 mod hardening;
+mod hot_path;
 mod limiter;
 mod pipeline;
 mod signin;
@@ -176,6 +177,18 @@ impl Home {
         env: impl IntoIterator<Item = (&'static str, String)>,
         clock: Arc<dyn exgate_core::clock::Clock>,
     ) -> AppState {
+        let mut settings = self.settings(env);
+        let services = exgate_core::services::Services::open(&mut settings, clock)
+            .await
+            .unwrap();
+        AppState::new(services, settings, public_url.into())
+    }
+
+    /// The settings a gateway in this home loads, with more environment.
+    fn settings(
+        &self,
+        env: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> exgate_core::config::Settings {
         let mut pairs = vec![
             ("HOME", self.dir.path().display().to_string()),
             (
@@ -193,11 +206,7 @@ impl Home {
         ];
         pairs.extend(env);
         let env = exgate_core::config::Env::from_pairs(pairs);
-        let mut settings = exgate_core::config::load(None, &env).unwrap();
-        let services = exgate_core::services::Services::open(&mut settings, clock)
-            .await
-            .unwrap();
-        AppState::new(services, settings, public_url.into())
+        exgate_core::config::load(None, &env).unwrap()
     }
 }
 

@@ -1,0 +1,248 @@
+//! [`CountingStore`]: a [`Store`] that forwards every call to another and records which methods
+//! were called. Tests guard the hot path with it ("a fresh token reads nothing"); a frontend
+//! could use it to count store traffic.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::apikeys::{ApiKey, ApiKeyId};
+use crate::model::{
+    AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
+    ConnectionName, Principal, StaticUser, StaticUserId, TokenKey,
+};
+use crate::secret::Secret;
+
+/// Forwards to `inner` and records the name of every method called, in order.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn count(&self, method: &'static str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(method);
+    }
+
+    /// The methods called since the last [`CountingStore::take`], in order.
+    pub fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How many calls of `method` were made since the last [`CountingStore::take`].
+    pub fn calls_of(&self, method: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|m| **m == method)
+            .count()
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.count("ping");
+        self.inner.ping().await
+    }
+
+    async fn insert_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.count("insert_connection");
+        self.inner.insert_connection(connection).await
+    }
+
+    async fn update_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
+        self.count("update_connection");
+        self.inner.update_connection(connection).await
+    }
+
+    async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError> {
+        self.count("connection");
+        self.inner.connection(name).await
+    }
+
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        self.count("connection_by_id");
+        self.inner.connection_by_id(id).await
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        self.count("connections");
+        self.inner.connections().await
+    }
+
+    async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
+        self.count("delete_connection");
+        self.inner.delete_connection(name).await
+    }
+
+    async fn put_account(
+        &self,
+        account: &Account,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.count("put_account");
+        self.inner.put_account(account, refresh_token).await
+    }
+
+    async fn account(
+        &self,
+        connection: ConnectionId,
+        principal: &Principal,
+    ) -> Result<Option<Account>, StoreError> {
+        self.count("account");
+        self.inner.account(connection, principal).await
+    }
+
+    async fn account_refresh_token(&self, id: AccountId) -> Result<Option<Secret>, StoreError> {
+        self.count("account_refresh_token");
+        self.inner.account_refresh_token(id).await
+    }
+
+    async fn accounts(&self, connection: ConnectionId) -> Result<Vec<Account>, StoreError> {
+        self.count("accounts");
+        self.inner.accounts(connection).await
+    }
+
+    async fn delete_account(&self, id: AccountId) -> Result<bool, StoreError> {
+        self.count("delete_account");
+        self.inner.delete_account(id).await
+    }
+
+    async fn set_account_status(
+        &self,
+        id: AccountId,
+        status: &AccountStatus,
+        last_used_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        self.count("set_account_status");
+        self.inner
+            .set_account_status(id, status, last_used_at)
+            .await
+    }
+
+    async fn touch_account(&self, id: AccountId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.count("touch_account");
+        self.inner.touch_account(id, at).await
+    }
+
+    async fn reset_account(&self, id: AccountId, reason: &str) -> Result<bool, StoreError> {
+        self.count("reset_account");
+        self.inner.reset_account(id, reason).await
+    }
+
+    async fn access_token(&self, key: &TokenKey) -> Result<Option<AccessToken>, StoreError> {
+        self.count("access_token");
+        self.inner.access_token(key).await
+    }
+
+    async fn save_tokens(
+        &self,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(), StoreError> {
+        self.count("save_tokens");
+        self.inner.save_tokens(key, access, refresh_token).await
+    }
+
+    async fn delete_access_tokens(
+        &self,
+        connection: ConnectionId,
+        account: Option<AccountId>,
+    ) -> Result<(), StoreError> {
+        self.count("delete_access_tokens");
+        self.inner.delete_access_tokens(connection, account).await
+    }
+
+    async fn insert_static_user(&self, user: &StaticUser) -> Result<(), StoreError> {
+        self.count("insert_static_user");
+        self.inner.insert_static_user(user).await
+    }
+
+    async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError> {
+        self.count("static_users");
+        self.inner.static_users(connection).await
+    }
+
+    async fn delete_static_user(&self, id: StaticUserId) -> Result<bool, StoreError> {
+        self.count("delete_static_user");
+        self.inner.delete_static_user(id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.count("insert_api_key");
+        self.inner.insert_api_key(key, hash).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        self.count("api_key_by_hash");
+        self.inner.api_key_by_hash(hash).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.count("api_keys");
+        self.inner.api_keys().await
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.count("touch_api_key");
+        self.inner.touch_api_key(id, at).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.count("revoke_api_key");
+        self.inner.revoke_api_key(id, at).await
+    }
+
+    async fn admin_password_hash(&self) -> Result<Option<String>, StoreError> {
+        self.count("admin_password_hash");
+        self.inner.admin_password_hash().await
+    }
+
+    async fn set_admin_password_hash(
+        &self,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.count("set_admin_password_hash");
+        self.inner.set_admin_password_hash(hash, at).await
+    }
+
+    async fn insert_bridge_user(&self, user: &BridgeUser, hash: &str) -> Result<(), StoreError> {
+        self.count("insert_bridge_user");
+        self.inner.insert_bridge_user(user, hash).await
+    }
+
+    async fn bridge_user(
+        &self,
+        username: &str,
+    ) -> Result<Option<(BridgeUser, String)>, StoreError> {
+        self.count("bridge_user");
+        self.inner.bridge_user(username).await
+    }
+
+    async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError> {
+        self.count("bridge_users");
+        self.inner.bridge_users().await
+    }
+
+    async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError> {
+        self.count("delete_bridge_user");
+        self.inner.delete_bridge_user(username).await
+    }
+}
