@@ -41,6 +41,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt as _;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use self::ids::{IdError, MessageId};
 use self::message::{Fetched, MessageFlags};
@@ -396,9 +397,16 @@ impl ImapMailbox {
                 .acquire_within(&key, 1, s.limits.max_wait)
                 .await
                 .map_err(|left| MailboxError::Throttled { retry_after: left })?;
-            let conn = self.checkout(mailbox).await?;
+            let span = tracing::debug_span!(
+                "imap",
+                connection = %s.connection,
+                mailbox = %key,
+                attempt,
+            );
+            let conn = self.checkout(mailbox).instrument(span.clone()).await?;
             let reused = conn.reused;
-            let why = match tokio::time::timeout(s.limits.answer_timeout, op(conn)).await {
+            let answer = tokio::time::timeout(s.limits.answer_timeout, op(conn).instrument(span));
+            let why = match answer.await {
                 Ok((conn, Ok(v))) => {
                     self.pool.put(&key, conn, s.governor.policy().concurrent);
                     return Ok(v);
