@@ -53,9 +53,7 @@ impl World {
         let network = NetworkSettings {
             authority_host: Some(mock.base_url().parse().unwrap()),
             graph_url: Some(mock.graph_url().parse().unwrap()),
-            ews_url: None,
             ca_pem: Some(mock.mail_ca_pem().into_bytes()),
-            autodiscover_url: None,
             ..NetworkSettings::default()
         };
         let signin =

@@ -41,6 +41,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt as _;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use self::ids::{IdError, MessageId};
 use self::message::{Fetched, MessageFlags};
@@ -321,17 +322,27 @@ impl ImapMailbox {
         }
     }
 
-    /// The address a mailbox reference authenticates as (`user=`).
+    /// The address a mailbox reference authenticates as (`user=`): an address without spaces
+    /// or control characters (a `^A` would end the XOAUTH2 field and start another).
     fn user<'a>(&'a self, mailbox: &'a MailboxRef) -> Result<&'a str, Error> {
-        match mailbox {
-            MailboxRef::User(u) if !u.trim().is_empty() => Ok(u.trim()),
-            MailboxRef::Me if !self.settings.me.is_empty() => Ok(&self.settings.me),
-            _ => Err(MailboxError::Invalid(
+        let user = match mailbox {
+            MailboxRef::User(u) => u.trim(),
+            MailboxRef::Me => self.settings.me.as_str(),
+        };
+        if user.is_empty() {
+            return Err(MailboxError::Invalid(
                 "an app reads mail over IMAP only in a named mailbox; say which one (--mailbox)"
                     .into(),
             )
-            .into()),
+            .into());
         }
+        if user.len() > 320 || user.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(MailboxError::Invalid(
+                "the mailbox must be an email address, without spaces or control characters".into(),
+            )
+            .into());
+        }
+        Ok(user)
     }
 
     fn key(&self, mailbox: &MailboxRef) -> Result<String, Error> {
@@ -386,9 +397,16 @@ impl ImapMailbox {
                 .acquire_within(&key, 1, s.limits.max_wait)
                 .await
                 .map_err(|left| MailboxError::Throttled { retry_after: left })?;
-            let conn = self.checkout(mailbox).await?;
+            let span = tracing::debug_span!(
+                "imap",
+                connection = %s.connection,
+                mailbox = %key,
+                attempt,
+            );
+            let conn = self.checkout(mailbox).instrument(span.clone()).await?;
             let reused = conn.reused;
-            let why = match tokio::time::timeout(s.limits.answer_timeout, op(conn)).await {
+            let answer = tokio::time::timeout(s.limits.answer_timeout, op(conn).instrument(span));
+            let why = match answer.await {
                 Ok((conn, Ok(v))) => {
                     self.pool.put(&key, conn, s.governor.policy().concurrent);
                     return Ok(v);
@@ -486,9 +504,21 @@ impl ImapMailbox {
                 ImapFail::Answer(e) => e,
                 ImapFail::Broken(why) => broken(why),
             })?;
+        // New mail is what has a UID from UIDNEXT on; a server that does not say UIDNEXT is
+        // asked for its highest UID.
+        let first_new = match opened.uid_next {
+            Some(n) => n,
+            None => search_uids(&mut conn, "ALL")
+                .await
+                .map_err(|e| match e {
+                    ImapFail::Answer(e) => e,
+                    ImapFail::Broken(why) => broken(why),
+                })?
+                .first()
+                .map_or(1, |u| u.saturating_add(1)),
+        };
         let caps = conn.caps;
         let mut session = conn.session;
-        let first_new = opened.uid_next.unwrap_or(1);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {

@@ -397,6 +397,7 @@ pub(crate) async fn open(
             Err(ImapFail::Answer(e)) => return Err(e),
         }
         drain(&mut session);
+        tracing::debug!(%url, ?caps, "IMAP session open");
         return Ok(Conn::new(session, caps));
     }
 }
