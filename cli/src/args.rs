@@ -650,7 +650,7 @@ pub(crate) enum BridgeUserCommand {
         /// The mailbox, which is also the user name the client signs in with.
         mailbox: String,
         /// The connection to Exchange Online (default: the only one).
-        #[arg(long)]
+        #[arg(long, short = 'c', env = "EXGATE_CONNECTION")]
         connection: Option<String>,
         /// Delegated connections: the signed-in account that acts (default: the mailbox's own).
         #[arg(long)]

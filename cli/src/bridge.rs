@@ -125,7 +125,7 @@ async fn serve(ctx: &Context) -> anyhow::Result<()> {
     let tls = match &settings.tls {
         Some(t) if t.implicit => "implicit TLS",
         Some(_) => "STARTTLS required",
-        None => "no TLS (loopback only)",
+        None => "plain, loopback only",
     };
     let bound = Bridge::new(settings, Arc::clone(&ctx.bridge_users), relay)
         .bind()

@@ -395,6 +395,12 @@ pub(crate) fn run(
         &format!("{{\"principal\":\"invoices-bot\",\"mailbox\":\"{upn}\"}}"),
     )?;
 
+    let bridge_imap = bridge_ports
+        .iter()
+        .find_map(|l| l.strip_prefix("imap on 127.0.0.1:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("1143")
+        .to_owned();
     let gw = format!("http://{GATEWAY}");
     let exe = bin(root, "exgate").display().to_string();
     let env = format!(
@@ -422,7 +428,7 @@ pub(crate) fn run(
     };
     println!(
         "\n{running}\n\n\
-         exgate-mock (Entra ID + Graph + EWS): {base}\n  tenant {tid}, user {upn} / {password}\n  EWS: {ews}\n\
+         exgate-mock (Entra ID, Graph, EWS, IMAP, POP, SMTP): {base}\n  tenant {tid}, user {upn} / {password}\n  EWS: {ews}\n  IMAP: {imap}  SMTP: {smtp}\n\
          exgate-server:                  {gw}\n  admin user `admin`, password {admin_password}\n  API key (connections contoso-app, contoso): {key}\n\n\
          Try, through the gateway:\n\
          \x20 # the mailbox of static user `invoices-bot` (app-only connection contoso-app):\n\
@@ -440,8 +446,8 @@ pub(crate) fn run(
          \x20 {env} {exe} calendar list -c onprem\n\
          \x20 # Exchange Online over IMAP and SMTP (connection contoso-imap, XOAUTH2):\n\
          \x20 {env} {exe} mail list -c contoso-imap --mailbox {upn}\n\
-         \x20 # a password-only client through the bridge (see the ports above):\n\
-         \x20 python3 -c 'import imaplib; m = imaplib.IMAP4(\"127.0.0.1\", PORT); m.login(\"{upn}\", \"{bridge_password}\"); print(m.select(\"INBOX\"))'\n"
+         \x20 # a password-only client through the bridge:\n\
+         \x20 python3 -c 'import imaplib; m = imaplib.IMAP4(\"127.0.0.1\", {bridge_imap}); m.login(\"{upn}\", \"{bridge_password}\"); print(m.select(\"INBOX\"))'\n"
     );
     if once {
         let _ = bridge.kill();
