@@ -56,8 +56,15 @@ fn settings(listen: IpAddr) -> BridgeSettings {
     }
 }
 
-/// A bridge for the daemon app's connection to the mock, serving on 127.0.0.1.
-async fn bridge(mock: &MockMicrosoft) -> Running {
+/// A store, sign-in, bridge users and a relay over `network`, in a temporary directory.
+async fn parts(
+    network: NetworkSettings,
+) -> (
+    Arc<Connections>,
+    Arc<BridgeUsers>,
+    Arc<Relay>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let vault = Arc::new(Vault::open_or_create(&dir.path().join("key")).unwrap());
     let store = Arc::new(
@@ -67,22 +74,6 @@ async fn bridge(mock: &MockMicrosoft) -> Running {
     );
     let clock = Arc::new(SystemClock);
     let connections = Arc::new(Connections::new(store.clone(), vec![], clock.clone()));
-    let network = NetworkSettings {
-        authority_host: Some(mock.base_url().parse().unwrap()),
-        imap_url: Some(mock.imap_url().parse().unwrap()),
-        pop_url: Some(mock.pop_stls_url().parse().unwrap()),
-        smtp_url: Some(mock.smtp_url().parse().unwrap()),
-        ca_pem: Some(mock.mail_ca_pem().into_bytes()),
-        ..NetworkSettings::default()
-    };
-    let spec = ConnectionSpec {
-        tenant: Some(seed::TENANT_ID.into()),
-        auth: Some("oauth2-app-only".into()),
-        client_id: Some(seed::DAEMON_APP.into()),
-        client_secret: Some(Secret::new(seed::DAEMON_APP_SECRET)),
-        ..ConnectionSpec::default()
-    };
-    connections.add("daemon", &spec).await.unwrap();
     let signin = Arc::new(
         SignIn::new(
             store.clone(),
@@ -93,7 +84,29 @@ async fn bridge(mock: &MockMicrosoft) -> Running {
         .unwrap(),
     );
     let users = Arc::new(BridgeUsers::new(store, connections.clone(), clock));
-    let relay = Arc::new(Relay::new(connections, signin, network).unwrap());
+    let relay = Arc::new(Relay::new(connections.clone(), signin, network).unwrap());
+    (connections, users, relay, dir)
+}
+
+/// A bridge for the daemon app's connection to the mock, serving on 127.0.0.1.
+async fn bridge(mock: &MockMicrosoft) -> Running {
+    let network = NetworkSettings {
+        authority_host: Some(mock.base_url().parse().unwrap()),
+        imap_url: Some(mock.imap_url().parse().unwrap()),
+        pop_url: Some(mock.pop_stls_url().parse().unwrap()),
+        smtp_url: Some(mock.smtp_url().parse().unwrap()),
+        ca_pem: Some(mock.mail_ca_pem().into_bytes()),
+        ..NetworkSettings::default()
+    };
+    let (connections, users, relay, dir) = parts(network).await;
+    let spec = ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-app-only".into()),
+        client_id: Some(seed::DAEMON_APP.into()),
+        client_secret: Some(Secret::new(seed::DAEMON_APP_SECRET)),
+        ..ConnectionSpec::default()
+    };
+    connections.add("daemon", &spec).await.unwrap();
     let bound = Bridge::new(
         settings(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         users.clone(),
@@ -134,6 +147,12 @@ typ, data = imap.uid("FETCH", first, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 assert typ == "OK" and b"Subject:" in data[0][1], data
 imap.logout()
 
+# IMAP AUTHENTICATE PLAIN without an initial response (a `+` continuation).
+imap = imaplib.IMAP4("127.0.0.1", int(imap_port))
+typ, _ = imap.authenticate("PLAIN", lambda _: f"\0{user}\0{password}".encode())
+assert typ == "OK", typ
+imap.logout()
+
 # POP3: USER/PASS, STAT, RETR.
 pop = poplib.POP3("127.0.0.1", int(pop_port))
 pop.user(user)
@@ -153,6 +172,14 @@ msg["To"] = to
 msg["Subject"] = subject
 msg.set_content("sent through the exgate bridge")
 smtp.send_message(msg)
+smtp.quit()
+
+# SMTP AUTH LOGIN, both answers in 334 continuations.
+smtp = smtplib.SMTP("127.0.0.1", int(smtp_port))
+smtp.ehlo()
+smtp.user, smtp.password = user, password
+code, _ = smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+assert code == 235, code
 smtp.quit()
 
 # A wrong password is refused by the bridge itself.
@@ -322,33 +349,10 @@ async fn users_unknown_or_removed_and_wrong_passwords_get_the_same_answer() {
 
 #[tokio::test]
 async fn listening_beyond_loopback_without_tls_is_refused() {
-    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
-    let running = bridge(&mock).await;
-    let dir = tempfile::tempdir().unwrap();
-    let vault = Arc::new(Vault::open_or_create(&dir.path().join("key")).unwrap());
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("db"), vault)
-            .await
-            .unwrap(),
-    );
-    let clock = Arc::new(SystemClock);
-    let connections = Arc::new(Connections::new(store.clone(), vec![], clock.clone()));
-    let signin = Arc::new(
-        SignIn::new(
-            store.clone(),
-            connections.clone(),
-            NetworkSettings::default(),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
-    let relay =
-        Arc::new(Relay::new(connections.clone(), signin, NetworkSettings::default()).unwrap());
-    let users = Arc::new(BridgeUsers::new(store, connections, clock));
+    let (_, users, relay, _dir) = parts(NetworkSettings::default()).await;
     let err = Bridge::new(settings(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), users, relay)
         .bind()
         .await
         .unwrap_err();
     assert!(err.to_string().contains("in the clear"), "{err}");
-    running.stop().await;
 }

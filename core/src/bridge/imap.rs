@@ -81,16 +81,6 @@ fn tag_of(message: &[u8]) -> Option<String> {
     .then(|| tag.to_owned())
 }
 
-/// One SASL exchange step: `+ challenge`, then the client's base64 line (`*` cancels).
-async fn respond(
-    lines: &mut Lines<Box<dyn Io>>,
-    challenge: &str,
-) -> Result<Option<Vec<u8>>, ReadError> {
-    lines.send(format!("+ {challenge}\r\n").as_bytes()).await?;
-    let line = lines.line().await?;
-    Ok((line.trim_ascii() != b"*").then_some(line))
-}
-
 pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std::io::Result<()> {
     let mut lines = Lines::new(stream, ctx.idle);
     lines
@@ -212,28 +202,9 @@ pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std:
                         .await?;
                     continue;
                 };
-                let initial = initial_response.map(|ir| ir.declassify().to_vec());
-                let presented = match (mechanism, initial) {
-                    (Mechanism::Login, initial) => {
-                        let user = match initial {
-                            Some(raw) => Some(base64_line(&raw)),
-                            None => respond(&mut lines, "VXNlcm5hbWU6").await.map_err(io)?,
-                        };
-                        match user {
-                            Some(user) => respond(&mut lines, "UGFzc3dvcmQ6")
-                                .await
-                                .map_err(io)?
-                                .and_then(|pass| sasl::login(&user, &pass)),
-                            None => None,
-                        }
-                    }
-                    (m, Some(raw)) => sasl::decode(m, &raw),
-                    (m, None) => respond(&mut lines, "")
-                        .await
-                        .map_err(io)?
-                        .and_then(|line| sasl::decode_b64(&line))
-                        .and_then(|raw| sasl::decode(m, &raw)),
-                };
+                // imap-codec decoded the initial response; the exchange takes it as sent.
+                let initial = initial_response.map(|ir| base64_line(ir.declassify()));
+                let presented = sasl::exchange(&mut lines, "+ ", mechanism, initial).await?;
                 if presented.is_none() {
                     lines
                         .send(
@@ -293,13 +264,6 @@ fn base64_line(raw: &[u8]) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .encode(raw)
         .into_bytes()
-}
-
-fn io(e: ReadError) -> std::io::Error {
-    match e {
-        ReadError::Io(e) => e,
-        other => std::io::Error::other(other.to_string()),
-    }
 }
 
 #[cfg(test)]

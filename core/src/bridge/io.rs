@@ -28,6 +28,15 @@ pub(super) enum ReadError {
     Io(#[from] io::Error),
 }
 
+impl From<ReadError> for io::Error {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
 /// A stream with a read buffer.
 pub(super) struct Lines<S> {
     stream: S,

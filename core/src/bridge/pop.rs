@@ -22,16 +22,6 @@ fn capabilities(ctx: &Ctx, tls: bool) -> String {
     caps
 }
 
-/// One SASL step: `+ challenge`, then the client's line (`*` cancels).
-async fn respond(
-    lines: &mut Lines<Box<dyn Io>>,
-    challenge: &str,
-) -> Result<Option<Vec<u8>>, ReadError> {
-    lines.send(format!("+ {challenge}\r\n").as_bytes()).await?;
-    let line = lines.line().await?;
-    Ok((line.trim_ascii() != b"*").then_some(line))
-}
-
 pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std::io::Result<()> {
     let mut lines = Lines::new(stream, ctx.idle);
     lines.send(b"+OK exgate bridge ready.\r\n").await?;
@@ -101,30 +91,9 @@ pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std:
                     lines.send(b"-ERR Unsupported mechanism.\r\n").await?;
                     continue;
                 };
-                let presented = match mechanism {
-                    Mechanism::Login => {
-                        let user_line = match initial {
-                            Some(ir) => Some(ir.into_bytes()),
-                            None => respond(&mut lines, "VXNlcm5hbWU6").await.map_err(io)?,
-                        };
-                        match user_line {
-                            Some(u) => respond(&mut lines, "UGFzc3dvcmQ6")
-                                .await
-                                .map_err(io)?
-                                .and_then(|p| sasl::login(&u, &p)),
-                            None => None,
-                        }
-                    }
-                    m => {
-                        let response = match initial {
-                            Some(ir) => Some(ir.into_bytes()),
-                            None => respond(&mut lines, "").await.map_err(io)?,
-                        };
-                        response
-                            .and_then(|r| sasl::decode_b64(&r))
-                            .and_then(|raw| sasl::decode(m, &raw))
-                    }
-                };
+                let presented =
+                    sasl::exchange(&mut lines, "+ ", mechanism, initial.map(String::into_bytes))
+                        .await?;
                 match presented {
                     Some(p) => Some(p),
                     None => {
@@ -161,12 +130,5 @@ pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std:
         if failures >= MAX_FAILURES {
             return Ok(());
         }
-    }
-}
-
-fn io(e: ReadError) -> std::io::Error {
-    match e {
-        ReadError::Io(e) => e,
-        other => std::io::Error::other(other.to_string()),
     }
 }

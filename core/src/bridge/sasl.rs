@@ -5,7 +5,55 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::io::{Io, Lines, ReadError};
 use crate::secret::Secret;
+
+/// One SASL step: `prefix challenge` (`+ ` for IMAP and POP, `334 ` for SMTP), then the
+/// client's line; `*` cancels.
+pub(super) async fn respond(
+    lines: &mut Lines<Box<dyn Io>>,
+    prefix: &str,
+    challenge: &str,
+) -> Result<Option<Vec<u8>>, ReadError> {
+    lines
+        .send(format!("{prefix}{challenge}\r\n").as_bytes())
+        .await?;
+    let line = lines.line().await?;
+    Ok((line.trim_ascii() != b"*").then_some(line))
+}
+
+/// The rest of an exchange begun with `mechanism` and, if the client sent one, its base64
+/// initial response; `None` if the client cancelled or sent something undecodable.
+pub(super) async fn exchange(
+    lines: &mut Lines<Box<dyn Io>>,
+    prefix: &str,
+    mechanism: Mechanism,
+    initial: Option<Vec<u8>>,
+) -> Result<Option<Presented>, ReadError> {
+    Ok(match mechanism {
+        Mechanism::Login => {
+            let user = match initial {
+                Some(ir) => Some(ir),
+                None => respond(lines, prefix, "VXNlcm5hbWU6").await?,
+            };
+            match user {
+                Some(user) => respond(lines, prefix, "UGFzc3dvcmQ6")
+                    .await?
+                    .and_then(|pass| login(&user, &pass)),
+                None => None,
+            }
+        }
+        m => {
+            let response = match initial {
+                Some(ir) => Some(ir),
+                None => respond(lines, prefix, "").await?,
+            };
+            response
+                .and_then(|r| decode_b64(&r))
+                .and_then(|raw| decode(m, &raw))
+        }
+    })
+}
 
 /// A user name and password presented by a client.
 pub(super) struct Presented {

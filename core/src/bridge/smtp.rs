@@ -21,18 +21,6 @@ fn ehlo(ctx: &Ctx, tls: bool) -> String {
     out
 }
 
-/// One SASL step: `334 challenge`, then the client's line (`*` cancels).
-async fn respond(
-    lines: &mut Lines<Box<dyn Io>>,
-    challenge: &str,
-) -> Result<Option<Vec<u8>>, ReadError> {
-    lines
-        .send(format!("334 {challenge}\r\n").as_bytes())
-        .await?;
-    let line = lines.line().await?;
-    Ok((line.trim_ascii() != b"*").then_some(line))
-}
-
 pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std::io::Result<()> {
     let mut lines = Lines::new(stream, ctx.idle);
     lines.send(b"220 exgate bridge ESMTP ready\r\n").await?;
@@ -96,30 +84,13 @@ pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std:
                         .await?;
                     continue;
                 };
-                let presented = match mechanism {
-                    Mechanism::Login => {
-                        let user_line = match initial {
-                            Some(ir) => Some(ir.into_bytes()),
-                            None => respond(&mut lines, "VXNlcm5hbWU6").await.map_err(io)?,
-                        };
-                        match user_line {
-                            Some(u) => respond(&mut lines, "UGFzc3dvcmQ6")
-                                .await
-                                .map_err(io)?
-                                .and_then(|p| sasl::login(&u, &p)),
-                            None => None,
-                        }
-                    }
-                    m => {
-                        let response = match initial {
-                            Some(ir) => Some(ir.into_bytes()),
-                            None => respond(&mut lines, "").await.map_err(io)?,
-                        };
-                        response
-                            .and_then(|r| sasl::decode_b64(&r))
-                            .and_then(|raw| sasl::decode(m, &raw))
-                    }
-                };
+                let presented = sasl::exchange(
+                    &mut lines,
+                    "334 ",
+                    mechanism,
+                    initial.map(String::into_bytes),
+                )
+                .await?;
                 let Some(presented) = presented else {
                     lines.send(b"501 5.5.2 Cannot decode response\r\n").await?;
                     continue;
@@ -157,12 +128,5 @@ pub(super) async fn serve(ctx: &Ctx, stream: Box<dyn Io>, mut tls: bool) -> std:
             _ => b"502 5.5.2 Command not recognized before authentication\r\n",
         };
         lines.send(answer).await?;
-    }
-}
-
-fn io(e: ReadError) -> std::io::Error {
-    match e {
-        ReadError::Io(e) => e,
-        other => std::io::Error::other(other.to_string()),
     }
 }
