@@ -256,3 +256,88 @@ async fn the_connection_test_names_the_fix_with_the_real_ids() {
         run.dump()
     );
 }
+
+/// A signed-in user reads over IMAP and sends over SMTP, both with delegated XOAUTH2 tokens.
+#[tokio::test]
+async fn a_delegated_imap_connection_reads_and_sends_over_smtp() {
+    let env = env().await;
+    let imap_url = env.mock.imap_url();
+    env.add(
+        "mine",
+        &[
+            "--auth",
+            "oauth2-delegated",
+            "--client-id",
+            seed::PUBLIC_APP,
+            "--flow",
+            "password",
+            "--backend",
+            "imap",
+            "--send",
+            "smtp",
+            "--imap-url",
+            &imap_url,
+        ],
+    )
+    .await;
+    env.run_with_stdin(
+        &[
+            "login",
+            "--password",
+            "--username",
+            seed::ADELE,
+            "--password-file",
+            "-",
+        ],
+        seed::ADELE_PASSWORD,
+    )
+    .await
+    .ok();
+
+    let listed = env
+        .run(&["mail", "list", "--limit", "3", "--json"])
+        .await
+        .ok()
+        .stdout();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let first = &listed["messages"][0];
+    let id = first["id"].as_str().unwrap();
+    assert!(id.starts_with("im1."), "an IMAP message ID: {listed}");
+    let shown = env.run(&["mail", "show", id]).await.ok().stdout();
+    assert!(
+        shown.contains(first["subject"].as_str().unwrap()),
+        "{shown}"
+    );
+
+    env.run(&[
+        "mail",
+        "send",
+        "--to",
+        seed::MEGAN,
+        "--subject",
+        "Delegated over SMTP",
+        "--body",
+        "hello",
+    ])
+    .await
+    .ok();
+    assert!(
+        env.mock
+            .delivered(seed::MEGAN)
+            .iter()
+            .any(|(_, s)| s == "Delegated over SMTP")
+    );
+    let sessions = env.mock.mail_sessions();
+    for protocol in ["Imap", "Smtp"] {
+        assert!(
+            sessions
+                .iter()
+                .any(|s| format!("{:?}", s.protocol) == protocol
+                    && s.mechanism.as_deref() == Some("XOAUTH2")
+                    && s.mailbox.as_deref() == Some(seed::ADELE)
+                    && !s.app_only
+                    && s.outcome.as_deref() == Some("ok")),
+            "{protocol}: {sessions:?}"
+        );
+    }
+}

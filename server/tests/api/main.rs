@@ -28,6 +28,7 @@ mod ews;
 mod hardening;
 mod hot_path;
 mod limiter;
+mod mail_protocols;
 mod pipeline;
 mod signin;
 
