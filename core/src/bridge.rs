@@ -38,7 +38,7 @@ use crate::mail::claims::{self, TokenClaims};
 use crate::mail::explain::{self, MailFailure, Situation};
 use crate::mail::smtp::TokenExpectation;
 use crate::mail::{MailConnector, MailProtocol};
-use crate::model::{Auth, BridgeUser, Resource, Target};
+use crate::model::BridgeUser;
 use io::Io;
 use sasl::Presented;
 
@@ -162,14 +162,6 @@ pub struct Relay {
     connector: MailConnector,
 }
 
-fn resource(protocol: MailProtocol) -> Resource {
-    match protocol {
-        MailProtocol::Imap => Resource::Imap,
-        MailProtocol::Pop => Resource::Pop,
-        MailProtocol::Smtp => Resource::Smtp,
-    }
-}
-
 impl Relay {
     pub fn new(
         connections: Arc<Connections>,
@@ -200,27 +192,22 @@ impl Relay {
                 "add the bridge user again on an existing connection".into(),
             )
         })?;
-        let Target::Online { cloud, tenant } = &conn.settings.target else {
-            return Err(MailFailure::refused(
+        let expect = TokenExpectation::for_connection(&conn).map_err(|e| {
+            MailFailure::refused(
                 "not_exchange_online",
                 protocol,
-                format!("connection `{}` is for Exchange Server", conn.name),
+                e.to_string(),
                 "the bridge relays to Exchange Online; use an Online connection".into(),
-            ));
-        };
+            )
+        })?;
         let url = self
             .network
-            .mail_url(protocol, *cloud, conn.settings.mail.get(protocol));
-        let expect = TokenExpectation {
-            cloud: *cloud,
-            tenant: tenant.clone(),
-            app_only: matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)),
-        };
+            .mail_url(protocol, expect.cloud, conn.settings.mail.get(protocol));
         let credentials = SignInCredentials::new(
             Arc::clone(&self.signin),
             conn.name.to_string(),
             user.principal.clone(),
-            resource(protocol),
+            protocol.resource(),
         );
         let mailbox = user.mailbox.as_str();
         let mut refused_once = false;
@@ -476,8 +463,9 @@ impl BoundBridge {
                             }
                         }
                         Err(e) => {
+                            // Out of file descriptors or similar: back off instead of spinning.
                             tracing::warn!(protocol = %protocol, error = %e, "bridge accept failed");
-                            tokio::task::yield_now().await;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
                 }

@@ -293,21 +293,6 @@ impl Mailboxes {
     }
 
     /// What an Online OAuth2 connection's tokens must carry, for the checks before connecting.
-    fn expectation(conn: &Connection) -> Result<TokenExpectation, Error> {
-        match &conn.settings.target {
-            Target::Online { cloud, tenant } => Ok(TokenExpectation {
-                cloud: *cloud,
-                tenant: tenant.clone(),
-                app_only: matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)),
-            }),
-            Target::Server { .. } => Err(MailboxError::Unsupported(format!(
-                "connection `{}` is Exchange Server: IMAP, POP and SMTP are for Exchange Online",
-                conn.name
-            ))
-            .into()),
-        }
-    }
-
     fn mail_url(&self, conn: &Connection, protocol: MailProtocol) -> MailUrl {
         let cloud = match &conn.settings.target {
             Target::Online { cloud, .. } => *cloud,
@@ -350,7 +335,7 @@ impl Mailboxes {
                 url: self.mail_url(conn, MailProtocol::Pop),
                 connector,
                 credentials: self.token_source(conn, principal, Resource::Pop),
-                expect: Self::expectation(conn)?,
+                expect: TokenExpectation::for_connection(conn)?,
                 me,
                 connection: conn.name.to_string(),
                 limit: self.limits.max_item_bytes,
@@ -401,7 +386,7 @@ impl Mailboxes {
         let imap = crate::mail::explained::ExplainedImap::new(
             Arc::new(imap),
             credentials,
-            Self::expectation(conn)?,
+            TokenExpectation::for_connection(conn)?,
             me,
         );
         Ok(Backend {
@@ -423,7 +408,7 @@ impl Mailboxes {
             url: self.mail_url(conn, MailProtocol::Smtp),
             ca_pem: self.network.ca_pem.clone(),
             credentials: self.token_source(conn, principal, Resource::Smtp),
-            expect: Self::expectation(conn)?,
+            expect: TokenExpectation::for_connection(conn)?,
             timeout: crate::mail::smtp::SMTP_TIMEOUT,
         }))
     }
@@ -516,7 +501,7 @@ impl Mailboxes {
                             url: self.mail_url(conn, MailProtocol::Pop),
                             connector,
                             credentials: self.token_source(conn, principal.clone(), Resource::Pop),
-                            expect: Self::expectation(conn)?,
+                            expect: TokenExpectation::for_connection(conn)?,
                             me: me.clone(),
                             connection: conn.name.to_string(),
                             limit: self.limits.max_item_bytes,
@@ -560,8 +545,10 @@ impl Mailboxes {
             _ => None,
         };
         if let Some(c) = &claims_of {
-            if let Err(f) = claims::check(c, &Self::expectation(conn)?.expected(MailProtocol::Imap))
-            {
+            if let Err(f) = claims::check(
+                c,
+                &TokenExpectation::for_connection(conn)?.expected(MailProtocol::Imap),
+            ) {
                 steps.push(ProbeStep {
                     name: "IMAP token claims",
                     outcome: Err(f),

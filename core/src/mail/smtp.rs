@@ -44,6 +44,23 @@ pub struct TokenExpectation {
 }
 
 impl TokenExpectation {
+    /// What the tokens of `conn` must say: its cloud's Exchange Online audience, its tenant, and
+    /// a role (app-only) or a scope (delegated). Exchange Server connections have none.
+    pub fn for_connection(conn: &crate::model::Connection) -> Result<TokenExpectation, Error> {
+        match &conn.settings.target {
+            crate::model::Target::Online { cloud, tenant } => Ok(TokenExpectation {
+                cloud: *cloud,
+                tenant: tenant.clone(),
+                app_only: matches!(conn.settings.auth, crate::model::Auth::OAuth2AppOnly(_)),
+            }),
+            crate::model::Target::Server { .. } => Err(MailboxError::Unsupported(format!(
+                "connection `{}` is Exchange Server: IMAP, POP and SMTP are for Exchange Online",
+                conn.name
+            ))
+            .into()),
+        }
+    }
+
     pub fn expected(&self, protocol: MailProtocol) -> Expected<'_> {
         Expected {
             protocol,

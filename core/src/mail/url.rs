@@ -24,6 +24,15 @@ impl MailProtocol {
             Self::Smtp => "SMTP",
         }
     }
+
+    /// The resource whose token the protocol takes (its delegated scope differs per protocol).
+    pub fn resource(self) -> crate::model::Resource {
+        match self {
+            Self::Imap => crate::model::Resource::Imap,
+            Self::Pop => crate::model::Resource::Pop,
+            Self::Smtp => crate::model::Resource::Smtp,
+        }
+    }
 }
 
 impl fmt::Display for MailProtocol {
