@@ -3,9 +3,13 @@
 //! only when every step ran and passed.
 //!
 //! The steps, in order:
+//! 0. **network** — one per host the connection reaches (identity provider, Graph or EWS, the
+//!    IMAP/POP/SMTP servers): name resolution, TCP, TLS; an untrusted chain is named as an
+//!    unknown CA or a TLS-inspecting proxy (see [`network`]);
 //! 1. **identity provider** — fetches the OIDC discovery document of the connection's authority
 //!    (Entra ID for its cloud and tenant, or the custom authority) and checks its issuer and
 //!    token endpoint;
+//!    then **clock**: the local clock against its answer's `Date` (over five minutes fails);
 //! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
 //!    account's token (cached, or refreshed);
 //! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
