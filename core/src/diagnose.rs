@@ -5,7 +5,7 @@
 //! The steps, in order:
 //! 0. **network** — one per host the connection reaches (identity provider, Graph or EWS, the
 //!    IMAP/POP/SMTP servers): name resolution, TCP, TLS; an untrusted chain is named as an
-//!    unknown CA or a TLS-inspecting proxy (see [`network`]);
+//!    unknown CA or a TLS-inspecting proxy (`diagnose::network`);
 //! 1. **identity provider** — fetches the OIDC discovery document of the connection's authority
 //!    (Entra ID for its cloud and tenant, or the custom authority) and checks its issuer and
 //!    token endpoint;
