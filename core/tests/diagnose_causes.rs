@@ -112,6 +112,8 @@ enum Setup {
     None,
     ExpireSecret,
     RevokeConsent,
+    /// Entra's clock (its `Date` and token times) this many seconds off.
+    SkewEntra(i64),
 }
 
 #[tokio::test]
@@ -179,13 +181,23 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             &["grant admin consent"],
         ),
         (
-            "clock skew over five minutes",
+            "clock skew over five minutes (exgate's clock ahead)",
             app_only(seed::DAEMON_APP_SECRET),
             Setup::None,
             Duration::minutes(10),
             false,
             diagnose::CLOCK,
             &["600 s ahead of", "more than 5 minutes"],
+            &["NTP"],
+        ),
+        (
+            "clock skew over five minutes (the identity provider's clock behind)",
+            app_only(seed::DAEMON_APP_SECRET),
+            Setup::SkewEntra(-420),
+            Duration::ZERO,
+            false,
+            diagnose::CLOCK,
+            &["ahead of", "more than 5 minutes"],
             &["NTP"],
         ),
         (
@@ -209,6 +221,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             Setup::None => {}
             Setup::ExpireSecret => mock.expire_secret(seed::DAEMON_APP),
             Setup::RevokeConsent => mock.revoke_consent(seed::DAEMON_APP),
+            Setup::SkewEntra(secs) => mock.set_clock_skew(secs),
         }
         let dir = tempfile::tempdir().unwrap();
         let report = test(&mock, dir.path(), spec, skew, false).await;
