@@ -743,3 +743,80 @@ async fn exchange_powershell_registers_the_service_principal_and_app_only_imap_t
         200
     );
 }
+
+#[tokio::test]
+async fn bad_registrations_are_refused_whole_and_redirect_uris_reach_the_authorize_endpoint() {
+    let m = mock().await;
+    let g = Graph {
+        m: &m,
+        token: graph_cli_token(&m, ADMIN).await,
+    };
+    let before = g.get("/applications").await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    for (body, what) in [
+        (
+            json!({"displayName": "x", "redirectUri": "https://a.example"}),
+            "Invalid property 'redirectUri'.",
+        ),
+        (
+            json!({"displayName": "x", "web": {"redirectUris": ["http://gateway.example/cb"]}}),
+            "web.redirectUris",
+        ),
+        (
+            json!({"displayName": "x", "requiredResourceAccess": [{"resourceAppId": "graph"}]}),
+            "requiredResourceAccess",
+        ),
+        (json!({"signInAudience": "AzureADMyOrg"}), "displayName"),
+    ] {
+        let (status, refused) = g.post("/applications", body).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_eq!(refused["error"]["code"], "Request_BadRequest");
+        assert!(
+            refused["error"]["message"].as_str().unwrap().contains(what),
+            "{refused}"
+        );
+    }
+    let after = g.get("/applications").await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a refused request creates nothing");
+    let (status, _) = g
+        .call(
+            reqwest::Method::GET,
+            "/applications?$filter=startswith(displayName,'x')",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let registered = "https://gateway.example/service/oauth2/authorize";
+    let (_, app) = g
+        .post(
+            "/applications",
+            json!({"displayName": "gateway", "web": {"redirectUris": [registered]}}),
+        )
+        .await;
+    let app_id = app["appId"].as_str().unwrap();
+    let authorize = |redirect: &str| {
+        let url = reqwest::Url::parse_with_params(
+            &m.authorize_endpoint(TENANT_ID),
+            &[
+                ("client_id", app_id),
+                ("response_type", "code"),
+                ("redirect_uri", redirect),
+                ("scope", "openid"),
+            ],
+        )
+        .unwrap();
+        async move { http().get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(!authorize(registered).await.contains("AADSTS50011"));
+    assert!(
+        authorize("https://evil.example/cb")
+            .await
+            .contains("AADSTS50011")
+    );
+}
