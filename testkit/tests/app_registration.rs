@@ -820,3 +820,62 @@ async fn bad_registrations_are_refused_whole_and_redirect_uris_reach_the_authori
             .contains("AADSTS50011")
     );
 }
+
+#[tokio::test]
+async fn a_principal_grant_consents_for_one_user_only() {
+    let m = mock().await;
+    let g = Graph {
+        m: &m,
+        token: graph_cli_token(&m, ADMIN).await,
+    };
+    let (_, app) = g
+        .post(
+            "/applications",
+            json!({"displayName": "per user", "isFallbackPublicClient": true}),
+        )
+        .await;
+    let app_id = app["appId"].as_str().unwrap();
+    let (_, sp) = g.post("/servicePrincipals", json!({"appId": app_id})).await;
+    let graph_sp = resource_sp(&g, GRAPH_APP_ID).await;
+    let (status, grant) = g
+        .post(
+            "/oauth2PermissionGrants",
+            json!({"clientId": sp["id"], "consentType": "Principal", "principalId": MEGAN_OID,
+                   "resourceId": graph_sp["id"], "scope": "Mail.Read"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["consentType"], "Principal");
+    let megan = device_token(&m, app_id, "https://graph.microsoft.com/.default", MEGAN).await;
+    assert_eq!(
+        claims(megan["access_token"].as_str().unwrap())["scp"],
+        "Mail.Read"
+    );
+
+    // Adele has no consent for this app: the device code grant fails with AADSTS65001.
+    let start: Value = http()
+        .post(m.device_code_endpoint(TENANT_ID))
+        .form(&[
+            ("client_id", app_id),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    m.approve_device_code(start["user_code"].as_str().unwrap(), ADELE)
+        .unwrap();
+    let (status, body) = token_answer(
+        &m,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", app_id),
+            ("device_code", start["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_codes"][0], 65001);
+}
