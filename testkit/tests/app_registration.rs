@@ -413,6 +413,20 @@ async fn a_user_without_an_admin_role_is_refused_consent_and_others_apps() {
         .await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["code"], "Authorization_RequestDenied");
+
+    // App-only callers need the app role: the daemon's roles are mail roles only.
+    let daemon = Graph {
+        m: &m,
+        token: support::graph_app_token(&m).await,
+    };
+    let (status, denied) = daemon
+        .post("/applications", json!({"displayName": "x"}))
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    let (status, _) = daemon
+        .call(reqwest::Method::GET, "/servicePrincipals", None)
+        .await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]
