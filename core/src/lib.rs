@@ -26,6 +26,7 @@ pub mod net;
 pub mod pipeline;
 pub mod secret;
 pub mod services;
+pub mod setup;
 pub mod store;
 mod ttl;
 
