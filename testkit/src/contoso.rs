@@ -51,6 +51,7 @@ impl Seed {
                         display_name: ADELE_NAME.into(),
                         mfa_required: false,
                         exchange: ExchangeSettings::default(),
+                        directory_roles: Vec::new(),
                     },
                     UserSeed {
                         upn: MEGAN.into(),
@@ -59,6 +60,16 @@ impl Seed {
                         display_name: MEGAN_NAME.into(),
                         mfa_required: false,
                         exchange: ExchangeSettings::default(),
+                        directory_roles: Vec::new(),
+                    },
+                    UserSeed {
+                        upn: ADMIN.into(),
+                        password: ADMIN_PASSWORD.into(),
+                        object_id: ADMIN_OID.into(),
+                        display_name: ADMIN_NAME.into(),
+                        mfa_required: false,
+                        exchange: ExchangeSettings::default(),
+                        directory_roles: vec!["Global Administrator".into()],
                     },
                 ],
                 apps: vec![

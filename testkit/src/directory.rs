@@ -10,6 +10,8 @@
 //! replaces the data for later readers, so no reader ever holds a lock on it.
 
 pub(crate) mod cert;
+pub(crate) mod objects;
+pub(crate) mod resources;
 pub mod seed;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ pub use seed::{
 };
 
 use cert::AppCert;
+use objects::TenantObjects;
 
 /// The shared directory. Cloning shares it.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ pub(crate) struct DirectoryData {
     pub tenants: Vec<TenantSeed>,
     /// Parsed app certificates by lower-case client ID.
     certs: HashMap<String, Vec<AppCert>>,
+    /// Each tenant's directory objects as Graph sees them (same order as `tenants`).
+    pub objects: Vec<TenantObjects>,
 }
 
 /// A mailbox of the directory: a user's or a shared one.
@@ -66,6 +71,18 @@ impl Directory {
             tenant.mailboxes = Vec::new();
         }
         seed.validate()?;
+        for tenant in &mut seed.tenants {
+            for app in bootstrap_apps() {
+                if !tenant
+                    .apps
+                    .iter()
+                    .any(|a| a.client_id.eq_ignore_ascii_case(&app.client_id))
+                {
+                    tenant.apps.push(app);
+                }
+            }
+        }
+        let objects = seed.tenants.iter().map(TenantObjects::from_seed).collect();
         let mut certs: HashMap<String, Vec<AppCert>> = HashMap::new();
         for tenant in &seed.tenants {
             for app in &tenant.apps {
@@ -86,6 +103,7 @@ impl Directory {
             data: Arc::new(Mutex::new(Arc::new(DirectoryData {
                 tenants: seed.tenants,
                 certs,
+                objects,
             }))),
         })
     }
@@ -267,6 +285,49 @@ impl TenantSeed {
     }
 }
 
+/// The first-party public clients every tenant has: Microsoft Graph Command Line Tools and
+/// Exchange Online PowerShell, with tenant-wide consent for the scopes an admin uses them for.
+fn bootstrap_apps() -> Vec<AppSeed> {
+    use seed::{
+        EXO_POWERSHELL_APP, EXO_POWERSHELL_APP_NAME, EXO_POWERSHELL_SCOPES, GRAPH, GRAPH_CLI_APP,
+        GRAPH_CLI_APP_NAME, GRAPH_CLI_SCOPES, OUTLOOK,
+    };
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let app =
+        |client_id: &str, name: &str, redirect: &str, resource: &str, scopes: &[&str]| AppSeed {
+            client_id: client_id.into(),
+            name: name.into(),
+            public_client: true,
+            public_client_flows: true,
+            redirect_uris: vec!["http://localhost".into(), redirect.into()],
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            delegated_permissions: std::collections::BTreeMap::from([(
+                resource.to_string(),
+                strings(scopes),
+            )]),
+            application_permissions: std::collections::BTreeMap::new(),
+            service_principal_id: None,
+            mailbox_scope: None,
+        };
+    vec![
+        app(
+            GRAPH_CLI_APP,
+            GRAPH_CLI_APP_NAME,
+            "https://login.microsoftonline.com/common/oauth2/nativeclient",
+            GRAPH,
+            GRAPH_CLI_SCOPES,
+        ),
+        app(
+            EXO_POWERSHELL_APP,
+            EXO_POWERSHELL_APP_NAME,
+            "https://login.microsoftonline.com/organizations/oauth2/nativeclient",
+            OUTLOOK,
+            EXO_POWERSHELL_SCOPES,
+        ),
+    ]
+}
+
 /// The service principal's object ID: from the seed, or derived from the client ID.
 pub(crate) fn service_principal_id(app: &AppSeed) -> String {
     if let Some(id) = &app.service_principal_id {
@@ -289,8 +350,8 @@ mod tests {
         let directory = Directory::new(Seed::contoso()).unwrap();
         let mailboxes = directory.mailboxes();
         let addresses: Vec<&str> = mailboxes.iter().map(|r| r.address.as_str()).collect();
-        assert_eq!(addresses, [ADELE, MEGAN, SALES]);
-        assert!(mailboxes[2].shared && !mailboxes[0].shared);
+        assert_eq!(addresses, [ADELE, MEGAN, super::seed::ADMIN, SALES]);
+        assert!(mailboxes[3].shared && !mailboxes[0].shared);
         let snapshot = directory.read();
         let tenant = snapshot.tenant(0).unwrap();
         assert!(tenant.has_right(SALES, ADELE, MailboxRight::SendAs));

@@ -13,6 +13,7 @@
 //! exactly once); it never imports the Entra mock, whose tokens it verifies with the key it is
 //! given.
 
+mod apps;
 mod auth;
 mod batch;
 mod calendar;

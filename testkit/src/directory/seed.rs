@@ -35,6 +35,45 @@ pub const SALES: &str = "sales@contoso.onmicrosoft.com";
 pub const SALES_NAME: &str = "Sales";
 pub const SALES_OID: &str = "a1b2c3d4-0000-4000-8000-000000000101";
 
+/// "MOD Administrator": a Global Administrator (directory role), with a mailbox; what
+/// `exgate app register` signs in as to register apps through Graph and Exchange's admin API.
+pub const ADMIN: &str = "admin@contoso.onmicrosoft.com";
+pub const ADMIN_PASSWORD: &str = "Admin-Passw0rd!";
+pub const ADMIN_OID: &str = "a1b2c3d4-0000-4000-8000-000000000003";
+pub const ADMIN_NAME: &str = "MOD Administrator";
+
+/// Microsoft Graph Command Line Tools (`Connect-MgGraph`'s client): a first-party public
+/// client seeded in every tenant, device code allowed, with tenant-wide consent for the
+/// directory scopes an admin needs to register apps ([`GRAPH_CLI_SCOPES`]).
+pub const GRAPH_CLI_APP: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+pub const GRAPH_CLI_APP_NAME: &str = "Microsoft Graph Command Line Tools";
+/// The Graph scopes consented for [`GRAPH_CLI_APP`].
+pub const GRAPH_CLI_SCOPES: &[&str] = &[
+    "User.Read",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Directory.Read.All",
+];
+/// Exchange Online PowerShell's client ("Microsoft Exchange REST API Based Powershell",
+/// `Connect-ExchangeOnline`): a first-party public client seeded in every tenant, with
+/// delegated `Exchange.Manage` and `Exchange.ManageV2` on Office 365 Exchange Online.
+pub const EXO_POWERSHELL_APP: &str = "fb78d390-0c51-40cd-8e17-fdbfab77341b";
+pub const EXO_POWERSHELL_APP_NAME: &str = "Microsoft Exchange REST API Based Powershell";
+/// The Exchange Online scopes consented for [`EXO_POWERSHELL_APP`].
+pub const EXO_POWERSHELL_SCOPES: &[&str] = &["Exchange.Manage", "Exchange.ManageV2"];
+
+/// Directory roles a seeded user may hold (`directory_roles`), by their Entra display names.
+pub const DIRECTORY_ROLES: &[&str] = &[
+    "Global Administrator",
+    "Privileged Role Administrator",
+    "Application Administrator",
+    "Cloud Application Administrator",
+    "Exchange Administrator",
+    "Global Reader",
+];
+
 /// "exgate CLI": a public client with public client flows enabled, no credentials,
 /// redirect URI `http://localhost` (any port).
 pub const PUBLIC_APP: &str = "0a1b2c3d-1111-4111-8111-111111111111";
@@ -240,6 +279,11 @@ pub struct UserSeed {
     /// Which protocols may reach the user's mailbox (all, unless switched off).
     #[serde(default, skip_serializing_if = "ExchangeSettings::is_default")]
     pub exchange: ExchangeSettings,
+    /// Entra directory roles (display names from [`DIRECTORY_ROLES`], e.g.
+    /// `"Global Administrator"`): what the mock Graph's directory endpoints and Exchange's admin
+    /// API check besides the token's scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_roles: Vec<String>,
 }
 
 /// A mailbox's Exchange settings (`Set-CASMailbox`): which client protocols may reach it. Every
@@ -427,6 +471,15 @@ fn validate_users(tenant: &TenantSeed) -> Result<(), SeedError> {
             Some(format!(
                 "has an object_id `{}` that is not a GUID",
                 user.object_id
+            ))
+        } else if let Some(role) = user
+            .directory_roles
+            .iter()
+            .find(|r| !DIRECTORY_ROLES.iter().any(|k| k.eq_ignore_ascii_case(r)))
+        {
+            Some(format!(
+                "has the directory role `{role}`, which the mock does not know (known: {})",
+                DIRECTORY_ROLES.join(", ")
             ))
         } else {
             None

@@ -247,6 +247,19 @@ pub(crate) mod aadsts {
         )
     }
 
+    /// An app registered in the tenant without a service principal (enterprise application)
+    /// asks for an app-only token.
+    pub(crate) fn missing_service_principal(client_id: &str, tenant_id: &str) -> AadError {
+        AadError::bad_request(
+            "invalid_client",
+            7000229,
+            format!(
+                "The client application {client_id} is missing service principal in the tenant \
+                 {tenant_id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"
+            ),
+        )
+    }
+
     pub(crate) fn secret_expired(client_id: &str) -> AadError {
         AadError::invalid_client(
             7000222,

@@ -26,7 +26,9 @@ pub(crate) fn parse_scopes(inner: &Inner, t: usize, raw: &str) -> Result<Scopes,
 /// ones, as Entra puts every consented scope of a resource into its tokens.
 pub(crate) fn delegated_grant(
     inner: &Inner,
+    t: usize,
     app: &AppSeed,
+    user: &UserSeed,
     scopes: &Scopes,
     raw: &str,
 ) -> Result<(String, Vec<String>), AadError> {
@@ -36,12 +38,21 @@ pub(crate) fn delegated_grant(
     if inner.consent_revoked(&app.client_id) {
         return Err(aadsts::consent_missing(&app.client_id, &app.name));
     }
-    let consented: Vec<String> = app
+    let mut consented: Vec<String> = app
         .delegated_permissions
         .iter()
         .find(|(r, _)| r.eq_ignore_ascii_case(&resource))
         .map(|(_, p)| p.clone())
         .unwrap_or_default();
+    // Consent given by (or for) this user alone: a `Principal` OAuth2 permission grant.
+    for scope in inner
+        .dir
+        .user_consent(t, &app.client_id, &user.object_id, &resource)
+    {
+        if !consented.iter().any(|c| c.eq_ignore_ascii_case(&scope)) {
+            consented.push(scope);
+        }
+    }
     let wants_default = asked.iter().any(|p| p == ".default");
     if wants_default && asked.len() > 1 {
         return Err(aadsts::invalid_scope(
@@ -81,7 +92,7 @@ pub(crate) fn delegated(
     key: &SigningKey,
     d: &Delegation<'_>,
 ) -> Result<Value, AadError> {
-    let (resource, granted) = delegated_grant(inner, d.app, d.scopes, d.raw_scope)?;
+    let (resource, granted) = delegated_grant(inner, d.t, d.app, d.user, d.scopes, d.raw_scope)?;
     let tenant_id = inner
         .tenant(d.t)
         .map(|t| t.id.clone())

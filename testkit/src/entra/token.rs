@@ -326,6 +326,16 @@ fn client_credentials(
     let (resource, _) = scopes
         .single_resource()
         .map_err(|_| aadsts::multiple_resources(raw))?;
+    if inner
+        .dir
+        .missing_service_principal(t, &client.app.client_id)
+    {
+        let tenant_id = inner.tenant(t).map(|x| x.id.clone()).unwrap_or_default();
+        return Err(aadsts::missing_service_principal(
+            &client.app.client_id,
+            &tenant_id,
+        ));
+    }
     issue::app_only(inner, key, t, &client.app, &resource, client.azpacr)
 }
 

@@ -8,7 +8,7 @@ use super::auth::{self, Caller, MailboxRef, Need, Target};
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp};
 use super::{
-    GraphInner, GraphState, MAX_BODY, batch, calendar, contacts, faults, mail, uploads, users,
+    GraphInner, GraphState, MAX_BODY, apps, batch, calendar, contacts, faults, mail, uploads, users,
 };
 use crate::faults::Fault;
 
@@ -140,6 +140,9 @@ async fn process(
         ));
     }
     let segments = split_path(&req.path)?;
+    if segments.first().is_some_and(|first| apps::serves(first)) {
+        return apps::serve(state, ctx, req, &caller, &segments);
+    }
     let (mailbox, rest) = match segments.split_first() {
         Some((first, rest)) if first.eq_ignore_ascii_case("me") => (MailboxRef::Me, rest),
         Some((first, rest)) if first.eq_ignore_ascii_case("users") => match rest.split_first() {
