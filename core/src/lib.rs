@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod apikeys;
+pub mod appreg;
 pub mod auth;
 pub mod bridge;
 pub mod clock;
