@@ -59,7 +59,10 @@ async fn a_dry_run_lists_a_first_run_and_holds_no_secret() {
     );
     assert_eq!(
         access[1]["resourceAccess"],
-        json!([{"id": "{id of IMAP.AccessAsApp}", "type": "Role"}])
+        json!([
+            {"id": "{id of IMAP.AccessAsUser.All}", "type": "Scope"},
+            {"id": "{id of IMAP.AccessAsApp}", "type": "Role"}
+        ])
     );
     let grant = dry.calls[15].body.as_ref().unwrap();
     assert_eq!(grant["consentType"], "AllPrincipals");
