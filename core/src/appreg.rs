@@ -821,5 +821,126 @@ impl fmt::Display for Applied {
     }
 }
 
+/// What [`rotate_secret`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    pub secret: Secret,
+    pub expires: OffsetDateTime,
+    /// The key IDs of the old secrets removed.
+    pub removed: Vec<String>,
+    /// Old secrets left in place (their hint did not tell them apart), by key ID.
+    pub kept: Vec<String>,
+}
+
+/// Replaces the app's secret `old`: adds a new one, has `test` try it (a client-credentials
+/// token), lets `store` keep it, and only then removes the old one — the secret whose `hint`
+/// (its first three characters, which Graph shows) is `old`'s. A new secret that fails its test
+/// is removed again and the old one stays.
+pub async fn rotate_secret<T, S>(
+    graph: &mut dyn Transport,
+    client_id: &str,
+    old: &Secret,
+    months: u32,
+    now: OffsetDateTime,
+    test: T,
+    store: S,
+) -> Result<Rotation, crate::Error>
+where
+    T: AsyncFnOnce(&Secret) -> Result<(), crate::Error>,
+    S: AsyncFnOnce(&Secret, OffsetDateTime) -> Result<(), crate::Error>,
+{
+    let find = GraphCall::get(format!(
+        "/applications?$filter=appId eq '{}'&$select=id,appId,passwordCredentials",
+        quote(client_id)
+    ));
+    let app = values(&graph.send(&find).await?)
+        .into_iter()
+        .next()
+        .ok_or_else(|| crate::Error::NotFound {
+            what: "app registration with client ID",
+            name: client_id.to_owned(),
+        })?;
+    let id = text(&app, "id", &find.to_string())?;
+    let expires = now + time::Duration::days(i64::from(months) * 30);
+    let end = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let answer = graph
+        .send(&GraphCall::post(
+            format!("/applications/{id}/addPassword"),
+            json!({"passwordCredential": {"displayName": "exgate", "endDateTime": end}}),
+        ))
+        .await?;
+    let new_key = answer["keyId"].as_str().unwrap_or_default().to_owned();
+    let secret = Secret::new(answer["secretText"].as_str().unwrap_or_default());
+    let remove = |key: &str| {
+        GraphCall::post(
+            format!("/applications/{id}/removePassword"),
+            json!({"keyId": key}),
+        )
+    };
+    if let Err(e) = test(&secret).await {
+        // The old secret keeps working; the new one is taken back.
+        let _ = graph.send(&remove(&new_key)).await;
+        return Err(e);
+    }
+    store(&secret, expires).await?;
+    let hint: String = old.expose().chars().take(3).collect();
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for p in app["passwordCredentials"].as_array().into_iter().flatten() {
+        let Some(key) = p["keyId"].as_str() else {
+            continue;
+        };
+        if key == new_key {
+            continue;
+        }
+        if p["hint"].as_str() == Some(hint.as_str()) {
+            graph.send(&remove(key)).await?;
+            removed.push(key.to_owned());
+        } else {
+            kept.push(key.to_owned());
+        }
+    }
+    Ok(Rotation {
+        secret,
+        expires,
+        removed,
+        kept,
+    })
+}
+
+/// Asks `client_id`'s token endpoint for a client-credentials token with `secret` (Graph's
+/// `.default`, which needs no permission): whether Entra takes the secret.
+pub async fn try_secret(
+    network: &NetworkSettings,
+    clock: Arc<dyn Clock>,
+    cloud: Cloud,
+    tenant: &Tenant,
+    client_id: &ClientId,
+    secret: &Secret,
+) -> Result<(), crate::Error> {
+    let http = crate::net::http_client(network).map_err(|e| {
+        crate::Error::from(AuthError::Unsupported(format!(
+            "cannot build the HTTP client: {e}"
+        )))
+    })?;
+    let host = network
+        .authority_host
+        .as_ref()
+        .map_or_else(|| login_host(cloud).to_owned(), |h| h.to_string());
+    let client = OAuthClient::new(
+        http,
+        Endpoints::entra(&host, tenant)?,
+        client_id.clone(),
+        Some(crate::model::ClientCredential::Secret(secret.clone())),
+        clock,
+    );
+    let scope =
+        crate::model::Resource::app_only_scope(crate::model::Resource::Graph.identifier(cloud));
+    client.client_credentials(&scope).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;
