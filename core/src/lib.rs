@@ -15,6 +15,7 @@ pub mod connections;
 pub mod diagnose;
 mod error;
 pub mod ews;
+pub mod expiry;
 pub mod export;
 pub mod governor;
 pub mod graph;

@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_bridge_users.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_credential_expiry.sql"),
+    ),
 ];
 const KEY_CHECK: &[u8] = b"exgate key check";
 
@@ -93,6 +97,14 @@ struct ConnectionDoc {
     /// Likewise: absent = Exchange Online's default servers.
     #[serde(default, skip_serializing_if = "MailEndpoints::is_empty")]
     mail: MailEndpoints,
+    /// Added with schema version 4 (older documents have none): when the credential expires,
+    /// RFC 3339.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    credential_expires: Option<OffsetDateTime>,
 }
 
 fn send_auto() -> SendVia {
@@ -188,6 +200,7 @@ impl ConnectionDoc {
             auth,
             send: s.send,
             mail: s.mail.clone(),
+            credential_expires: s.credential_expires,
         }
     }
 
@@ -240,6 +253,7 @@ impl ConnectionDoc {
             resource: self.resource,
             send: self.send,
             mail: self.mail,
+            credential_expires: self.credential_expires,
         })
     }
 }
