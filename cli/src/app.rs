@@ -270,10 +270,13 @@ async fn rotate(
             )
             .await
         },
-        async |secret: &Secret, _expires| {
+        async |secret: &Secret, expires: time::OffsetDateTime| {
             for s in &siblings {
                 let change = ConnectionSpec {
                     client_secret: Some(secret.clone()),
+                    credential_expires: expires
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok(),
                     ..ConnectionSpec::default()
                 };
                 connections.edit(s, change, false).await?;

@@ -165,7 +165,7 @@ pub(crate) async fn run(ctx: &Context, args: &SetupArgs) -> anyhow::Result<()> {
         (Some(file), _) => Some(NewCredential::Secret {
             value: input::read_secret_file(file, "client secret")?,
             key_id: String::new(),
-            expires: time::OffsetDateTime::now_utc(),
+            expires: None,
         }),
         (None, Some(cert)) => {
             let pem = std::fs::read_to_string(cert)
@@ -178,14 +178,14 @@ pub(crate) async fn run(ctx: &Context, args: &SetupArgs) -> anyhow::Result<()> {
             Some(NewCredential::Certificate {
                 certificate_pem: parsed.certificate_pem().to_owned(),
                 private_key_pem: parsed.private_key().clone(),
-                expires: time::OffsetDateTime::now_utc(),
+                expires: None,
             })
         }
         (None, None) if reqs.connections.iter().any(|c| c.confidential) && input::can_prompt() => {
             Some(NewCredential::Secret {
                 value: input::prompt("client secret value")?,
                 key_id: String::new(),
-                expires: time::OffsetDateTime::now_utc(),
+                expires: None,
             })
         }
         (None, None) => None,

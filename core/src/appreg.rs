@@ -128,17 +128,18 @@ pub enum NewCredential {
     Secret {
         value: Secret,
         key_id: String,
-        expires: OffsetDateTime,
+        /// `None` when not known (a secret someone else made).
+        expires: Option<OffsetDateTime>,
     },
     Certificate {
         certificate_pem: String,
         private_key_pem: Secret,
-        expires: OffsetDateTime,
+        expires: Option<OffsetDateTime>,
     },
 }
 
 impl NewCredential {
-    pub fn expires(&self) -> OffsetDateTime {
+    pub fn expires(&self) -> Option<OffsetDateTime> {
         match self {
             Self::Secret { expires, .. } | Self::Certificate { expires, .. } => *expires,
         }
@@ -471,7 +472,7 @@ pub async fn converge(
                 credential = Some(NewCredential::Secret {
                     value: Secret::new(value),
                     key_id: answer["keyId"].as_str().unwrap_or_default().to_owned(),
-                    expires,
+                    expires: Some(expires),
                 });
                 changes.push(format!("added a client secret valid until {end}"));
             }
@@ -491,7 +492,7 @@ pub async fn converge(
                 credential = Some(NewCredential::Certificate {
                     certificate_pem: generated.certificate_pem,
                     private_key_pem: generated.private_key_pem,
-                    expires,
+                    expires: Some(expires),
                 });
                 changes.push(format!(
                     "uploaded a new certificate valid until {end} (it replaces the app's certificates)"
@@ -775,6 +776,9 @@ pub async fn apply_connections(
         let with_credential = p.confidential && credential.is_some();
         if let (true, Some(c)) = (with_credential, credential) {
             credential_spec(&mut spec, c);
+            spec.credential_expires = c
+                .expires()
+                .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok());
         }
         match connections.get(&p.name).await {
             Ok(_) => {
@@ -783,6 +787,7 @@ pub async fn apply_connections(
                     spec.client_secret = None;
                     spec.certificate_pem = None;
                     spec.private_key_pem = None;
+                    spec.credential_expires = None;
                 }
                 connections.edit(&p.name, spec, false).await?;
                 out.push(if with_credential {
