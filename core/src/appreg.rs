@@ -776,9 +776,10 @@ pub async fn apply_connections(
         let with_credential = p.confidential && credential.is_some();
         if let (true, Some(c)) = (with_credential, credential) {
             credential_spec(&mut spec, c);
-            spec.credential_expires = c
-                .expires()
-                .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok());
+            spec.credential_expires = c.expires().and_then(|e| {
+                e.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
         }
         match connections.get(&p.name).await {
             Ok(_) => {
