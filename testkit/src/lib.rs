@@ -21,6 +21,7 @@ mod contoso;
 pub mod directory;
 pub mod entra;
 pub mod ews;
+mod exchange_admin;
 mod exchange_token;
 pub mod faults;
 pub mod fixtures;

@@ -614,6 +614,7 @@ fn ready_line(
         "base_url": base,
         "graph_url": mock.graph_url(),
         "ews_url": mock.ews_url(),
+        "exchange_admin_url": mock.exchange_admin_url(),
         "autodiscover_url": mock.autodiscover_url(),
         "entra": {
             "authority": mock.authority(&first),

@@ -197,8 +197,14 @@ impl MockMicrosoft {
             clock.clone(),
             state.token_verification_key()?,
         );
+        let exchange_admin = crate::exchange_admin::ExchangeAdminState::new(
+            directory.clone(),
+            clock.clone(),
+            state.token_verification_key()?,
+        );
         let listener = TcpListener::bind(addr).await?;
         let router = entra_router(state.clone())
+            .merge(crate::exchange_admin::router(exchange_admin.clone()))
             .merge(graph_router(graph.clone()))
             .merge(ews_router(ews.clone()))
             .merge(oidc_router(oidc.clone()))
@@ -229,6 +235,7 @@ impl MockMicrosoft {
         graph.set_base_url(&server.base_url());
         ews.set_base_url(&server.base_url());
         oidc.set_base_url(&server.base_url());
+        exchange_admin.set_base_url(&server.base_url());
         Ok(MockMicrosoft {
             server,
             directory,
@@ -588,6 +595,13 @@ impl MockMicrosoft {
     /// `{base}/autodiscover/autodiscover.xml`: POX autodiscover.
     pub fn autodiscover_url(&self) -> String {
         format!("{}/autodiscover/autodiscover.xml", self.base_url())
+    }
+
+    /// `{base}/adminapi/beta`: Exchange Online's admin API (what
+    /// `https://outlook.office365.com/adminapi/beta` is in production; the ExchangeOnlineManagement
+    /// module posts cmdlets to `{this}/{tenant id}/InvokeCommand`).
+    pub fn exchange_admin_url(&self) -> String {
+        format!("{}/adminapi/beta", self.base_url())
     }
 
     /// The shared EWS state, e.g. to mount [`ews_router`] elsewhere.

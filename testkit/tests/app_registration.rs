@@ -413,6 +413,20 @@ async fn a_user_without_an_admin_role_is_refused_consent_and_others_apps() {
         .await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["code"], "Authorization_RequestDenied");
+
+    // App-only callers need the app role: the daemon's roles are mail roles only.
+    let daemon = Graph {
+        m: &m,
+        token: support::graph_app_token(&m).await,
+    };
+    let (status, denied) = daemon
+        .post("/applications", json!({"displayName": "x"}))
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    let (status, _) = daemon
+        .call(reqwest::Method::GET, "/servicePrincipals", None)
+        .await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]
@@ -536,4 +550,346 @@ async fn removed_and_expired_secrets_fail_as_entra_fails_them_and_certificates_s
         claims(body["access_token"].as_str().unwrap())["azpacr"],
         "2"
     );
+}
+
+/// An IMAP session after `AUTHENTICATE XOAUTH2` as `mailbox` with `token`: the answer to
+/// AUTHENTICATE and to `SELECT INBOX`.
+async fn imap_try(m: &MockMicrosoft, mailbox: &str, token: &str) -> (String, String) {
+    let mut c = support::Lines::new(support::tls_to(m, &m.imap_url()).await);
+    c.line().await.unwrap();
+    let auth = c
+        .ask(
+            &format!(
+                "a AUTHENTICATE XOAUTH2 {}",
+                support::xoauth2(mailbox, token)
+            ),
+            "a ",
+        )
+        .await;
+    let auth = auth.last().unwrap().clone();
+    if !auth.starts_with("a OK") {
+        return (auth, String::new());
+    }
+    let select = c.ask("b SELECT INBOX", "b ").await;
+    (auth, select.last().unwrap().clone())
+}
+
+struct Exchange<'a> {
+    m: &'a MockMicrosoft,
+    token: String,
+}
+
+impl Exchange<'_> {
+    async fn invoke(&self, cmdlet: &str, parameters: Value) -> (u16, Value) {
+        let r = http()
+            .post(format!(
+                "{}/{TENANT_ID}/InvokeCommand",
+                self.m.exchange_admin_url()
+            ))
+            .bearer_auth(&self.token)
+            .json(&json!({"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+async fn exchange_admin<'a>(m: &'a MockMicrosoft, upn: &str) -> Exchange<'a> {
+    let body = device_token(
+        m,
+        EXO_POWERSHELL_APP,
+        "https://outlook.office365.com/.default",
+        upn,
+    )
+    .await;
+    Exchange {
+        m,
+        token: body["access_token"].as_str().unwrap().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn exchange_powershell_registers_the_service_principal_and_app_only_imap_then_works() {
+    let m = mock().await;
+    let g = Graph {
+        m: &m,
+        token: graph_cli_token(&m, ADMIN).await,
+    };
+    let (_, app) = g
+        .post("/applications", json!({"displayName": "imap daemon"}))
+        .await;
+    let (id, app_id) = (app["id"].as_str().unwrap(), app["appId"].as_str().unwrap());
+    let (_, sp) = g.post("/servicePrincipals", json!({"appId": app_id})).await;
+    let sp_id = sp["id"].as_str().unwrap();
+    let exchange_sp = resource_sp(&g, EXCHANGE_APP_ID).await;
+    let graph_sp = resource_sp(&g, GRAPH_APP_ID).await;
+    for (resource, role) in [(&exchange_sp, "IMAP.AccessAsApp"), (&graph_sp, "Mail.Read")] {
+        let rid = resource["id"].as_str().unwrap();
+        let (status, body) = g
+            .post(
+                &format!("/servicePrincipals/{rid}/appRoleAssignedTo"),
+                json!({"principalId": sp_id, "resourceId": rid,
+                       "appRoleId": permission_id(resource, "appRoles", role)}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, secret) = g
+        .post(&format!("/applications/{id}/addPassword"), json!({}))
+        .await;
+    let secret = secret["secretText"].as_str().unwrap();
+    let (_, body) =
+        secret_token(&m, app_id, secret, "https://outlook.office365.com/.default").await;
+    let app_token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&app_token)["roles"], json!(["IMAP.AccessAsApp"]));
+
+    // Consent alone is not enough: Exchange does not know the service principal.
+    let (auth, _) = imap_try(&m, ADELE, &app_token).await;
+    assert_eq!(auth, "a NO AUTHENTICATE failed.");
+
+    // Only an Exchange (or Global) Administrator may run cmdlets.
+    let adele = exchange_admin(&m, ADELE).await;
+    let (status, denied) = adele.invoke("Get-ServicePrincipal", json!({})).await;
+    assert_eq!(status, 403, "{denied}");
+    let admin = exchange_admin(&m, ADMIN).await;
+    let (status, created) = admin
+        .invoke(
+            "New-ServicePrincipal",
+            json!({"AppId": app_id, "ObjectId": sp_id, "DisplayName": "imap daemon"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["value"][0]["ObjectId"], sp_id);
+    let (status, again) = admin
+        .invoke(
+            "New-ServicePrincipal",
+            json!({"AppId": app_id, "ObjectId": sp_id}),
+        )
+        .await;
+    assert_eq!(status, 400, "{again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{again}"
+    );
+
+    // Registered but without a mailbox right: authenticated, not connected.
+    let (auth, select) = imap_try(&m, ADELE, &app_token).await;
+    assert_eq!(auth, "a OK AUTHENTICATE completed.");
+    assert!(!select.starts_with("b OK"), "{select}");
+
+    let (status, granted) = admin
+        .invoke(
+            "Add-MailboxPermission",
+            json!({"Identity": ADELE, "User": sp_id, "AccessRights": ["FullAccess"],
+                   "InheritanceType": "All"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{granted}");
+    let (_, select) = imap_try(&m, ADELE, &app_token).await;
+    assert_eq!(select, "b OK [READ-WRITE] SELECT completed.");
+    let (auth, select) = imap_try(&m, MEGAN, &app_token).await;
+    assert_eq!(auth, "a OK AUTHENTICATE completed.");
+    assert!(
+        !select.starts_with("b OK"),
+        "no right on Megan's mailbox: {select}"
+    );
+    let (status, missing) = admin
+        .invoke(
+            "Add-MailboxPermission",
+            json!({"Identity": "nobody@contoso.onmicrosoft.com", "User": sp_id, "AccessRights": "FullAccess"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ManagementObjectNotFoundException"),
+        "{missing}"
+    );
+
+    // RBAC for Applications: a scope and a scoped role assignment limit app-only Graph.
+    let (_, body) = secret_token(&m, app_id, secret, "https://graph.microsoft.com/.default").await;
+    let graph_app = Graph {
+        m: &m,
+        token: body["access_token"].as_str().unwrap().to_string(),
+    };
+    let megan_inbox = format!("/users/{MEGAN}/mailFolders/inbox/messages");
+    assert_eq!(
+        graph_app
+            .call(reqwest::Method::GET, &megan_inbox, None)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = admin
+        .invoke(
+            "New-ManagementScope",
+            json!({"Name": "Adele only", "RecipientRestrictionFilter": format!("PrimarySmtpAddress -eq '{ADELE}'")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .invoke(
+            "New-ManagementRoleAssignment",
+            json!({"App": sp_id, "Role": "Application Mail.Read", "CustomResourceScope": "Adele only"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"][0]["CustomResourceScope"], "Adele only");
+    assert_eq!(
+        graph_app
+            .call(reqwest::Method::GET, &megan_inbox, None)
+            .await
+            .0,
+        403
+    );
+    let adele_inbox = format!("/users/{ADELE}/mailFolders/inbox/messages");
+    assert_eq!(
+        graph_app
+            .call(reqwest::Method::GET, &adele_inbox, None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_registrations_are_refused_whole_and_redirect_uris_reach_the_authorize_endpoint() {
+    let m = mock().await;
+    let g = Graph {
+        m: &m,
+        token: graph_cli_token(&m, ADMIN).await,
+    };
+    let before = g.get("/applications").await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    for (body, what) in [
+        (
+            json!({"displayName": "x", "redirectUri": "https://a.example"}),
+            "Invalid property 'redirectUri'.",
+        ),
+        (
+            json!({"displayName": "x", "web": {"redirectUris": ["http://gateway.example/cb"]}}),
+            "web.redirectUris",
+        ),
+        (
+            json!({"displayName": "x", "requiredResourceAccess": [{"resourceAppId": "graph"}]}),
+            "requiredResourceAccess",
+        ),
+        (json!({"signInAudience": "AzureADMyOrg"}), "displayName"),
+    ] {
+        let (status, refused) = g.post("/applications", body).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_eq!(refused["error"]["code"], "Request_BadRequest");
+        assert!(
+            refused["error"]["message"].as_str().unwrap().contains(what),
+            "{refused}"
+        );
+    }
+    let after = g.get("/applications").await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a refused request creates nothing");
+    let (status, _) = g
+        .call(
+            reqwest::Method::GET,
+            "/applications?$filter=startswith(displayName,'x')",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let registered = "https://gateway.example/service/oauth2/authorize";
+    let (_, app) = g
+        .post(
+            "/applications",
+            json!({"displayName": "gateway", "web": {"redirectUris": [registered]}}),
+        )
+        .await;
+    let app_id = app["appId"].as_str().unwrap();
+    let authorize = |redirect: &str| {
+        let url = reqwest::Url::parse_with_params(
+            &m.authorize_endpoint(TENANT_ID),
+            &[
+                ("client_id", app_id),
+                ("response_type", "code"),
+                ("redirect_uri", redirect),
+                ("scope", "openid"),
+            ],
+        )
+        .unwrap();
+        async move { http().get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(!authorize(registered).await.contains("AADSTS50011"));
+    assert!(
+        authorize("https://evil.example/cb")
+            .await
+            .contains("AADSTS50011")
+    );
+}
+
+#[tokio::test]
+async fn a_principal_grant_consents_for_one_user_only() {
+    let m = mock().await;
+    let g = Graph {
+        m: &m,
+        token: graph_cli_token(&m, ADMIN).await,
+    };
+    let (_, app) = g
+        .post(
+            "/applications",
+            json!({"displayName": "per user", "isFallbackPublicClient": true}),
+        )
+        .await;
+    let app_id = app["appId"].as_str().unwrap();
+    let (_, sp) = g.post("/servicePrincipals", json!({"appId": app_id})).await;
+    let graph_sp = resource_sp(&g, GRAPH_APP_ID).await;
+    let (status, grant) = g
+        .post(
+            "/oauth2PermissionGrants",
+            json!({"clientId": sp["id"], "consentType": "Principal", "principalId": MEGAN_OID,
+                   "resourceId": graph_sp["id"], "scope": "Mail.Read"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["consentType"], "Principal");
+    let megan = device_token(&m, app_id, "https://graph.microsoft.com/.default", MEGAN).await;
+    assert_eq!(
+        claims(megan["access_token"].as_str().unwrap())["scp"],
+        "Mail.Read"
+    );
+
+    // Adele has no consent for this app: the device code grant fails with AADSTS65001.
+    let start: Value = http()
+        .post(m.device_code_endpoint(TENANT_ID))
+        .form(&[
+            ("client_id", app_id),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    m.approve_device_code(start["user_code"].as_str().unwrap(), ADELE)
+        .unwrap();
+    let (status, body) = token_answer(
+        &m,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", app_id),
+            ("device_code", start["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_codes"][0], 65001);
 }

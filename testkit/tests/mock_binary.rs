@@ -101,6 +101,7 @@ async fn prints_a_ready_line_serves_and_exits_cleanly_on_sigterm() {
         format!("{base}/{TENANT_ID}/v2.0/.well-known/openid-configuration")
     );
     assert_eq!(ready["ca_cert"], Value::Null);
+    assert_eq!(ready["exchange_admin_url"], format!("{base}/adminapi/beta"));
     let tenant = &ready["tenants"][0];
     assert_eq!(tenant["id"], TENANT_ID);
     assert_eq!(tenant["domain"], TENANT_DOMAIN);

@@ -130,6 +130,9 @@ pub(crate) struct TenantObjects {
     pub assignments: Vec<Assignment>,
     pub management_scopes: Vec<ManagementScope>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Display names given to Exchange service principals (`New-ServicePrincipal
+    /// -DisplayName`), by object ID.
+    pub exchange_names: Vec<(String, String)>,
 }
 
 /// The first-party clients seeded in every tenant (service principals without an application

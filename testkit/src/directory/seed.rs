@@ -472,17 +472,16 @@ fn validate_users(tenant: &TenantSeed) -> Result<(), SeedError> {
                 "has an object_id `{}` that is not a GUID",
                 user.object_id
             ))
-        } else if let Some(role) = user
-            .directory_roles
-            .iter()
-            .find(|r| !DIRECTORY_ROLES.iter().any(|k| k.eq_ignore_ascii_case(r)))
-        {
-            Some(format!(
-                "has the directory role `{role}`, which the mock does not know (known: {})",
-                DIRECTORY_ROLES.join(", ")
-            ))
         } else {
-            None
+            user.directory_roles
+                .iter()
+                .find(|r| !DIRECTORY_ROLES.iter().any(|k| k.eq_ignore_ascii_case(r)))
+                .map(|role| {
+                    format!(
+                        "has the directory role `{role}`, which the mock does not know (known: {})",
+                        DIRECTORY_ROLES.join(", ")
+                    )
+                })
         };
         if let Some(problem) = problem {
             return Err(SeedError::User {
