@@ -168,11 +168,13 @@ pub(crate) async fn register(
             );
             for step in &filled.powershell {
                 if let Some(cmdlet) = &step.cmdlet {
-                    admin
-                        .invoke(cmdlet)
-                        .await
-                        .map_err(exgate_core::Error::from)?;
-                    println!("  ran in Exchange Online: {}", step.command);
+                    match admin.invoke(cmdlet).await {
+                        Ok(_) => println!("  ran in Exchange Online: {}", step.command),
+                        Err(e) if e.already_exists() => {
+                            println!("  already in Exchange Online: {}", step.command)
+                        }
+                        Err(e) => return Err(exgate_core::Error::from(e).into()),
+                    }
                 }
             }
         } else {

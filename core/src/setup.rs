@@ -468,8 +468,21 @@ fn ps_quote(s: &str) -> String {
 pub fn plan(needs: &Needs) -> Result<Requirements, InvalidInput> {
     needs.check()?;
     let mut notes = Vec::new();
-    let mut powershell = Vec::new();
     let connections = plan_connections(needs);
+    // An IMAP or POP connection sends over SMTP: it needs SMTP's permission too.
+    let mut effective;
+    let needs = if (needs.protocols.contains(&Resource::Imap)
+        || needs.protocols.contains(&Resource::Pop))
+        && !needs.protocols.contains(&Resource::Smtp)
+    {
+        effective = needs.clone();
+        effective.protocols.insert(Resource::Smtp);
+        notes.push("SMTP is included: exgate's IMAP and POP connections send over SMTP".into());
+        &effective
+    } else {
+        needs
+    };
+    let mut powershell = Vec::new();
     let app = match needs.place {
         Place::Server => {
             server_steps(needs, &mut powershell, &mut notes);

@@ -13,9 +13,10 @@ async fn env() -> Env {
     env.write(
         "config/exgate/exgate.toml",
         &format!(
-            "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\news_url = \"{}\"\nimap_url = \"{}\"\nsmtp_url = \"{}\"\n\n[tls]\nca_file = \"{}\"\n",
+            "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\nexchange_admin_url = \"{}\"\news_url = \"{}\"\nimap_url = \"{}\"\nsmtp_url = \"{}\"\n\n[tls]\nca_file = \"{}\"\n",
             env.mock.base_url(),
             env.mock.graph_url(),
+            env.mock.exchange_admin_url(),
             env.mock.ews_url(),
             env.mock.imap_url(),
             env.mock.smtp_url(),
@@ -26,20 +27,26 @@ async fn env() -> Env {
     env
 }
 
-/// Runs `exgate ARGS`, signing in as `upn` at the device code prompt.
-async fn with_admin(env: &Env, args: &[&str], upn: &str) -> Run {
+/// Runs `exgate ARGS`, signing in as `upn` at each of `sign_ins` device code prompts.
+async fn signing_in(env: &Env, args: &[&str], upn: &str, sign_ins: usize) -> Run {
     let mut running = env.spawn(args);
-    let line = running.line_with("enter the code").await;
-    let code = line
-        .split("enter the code ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    env.mock.approve_device_code(&code, upn).unwrap();
+    for _ in 0..sign_ins {
+        let line = running.line_with("enter the code").await;
+        let code = line
+            .split("enter the code ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        env.mock.approve_device_code(&code, upn).unwrap();
+    }
     running.finish().await
+}
+
+async fn with_admin(env: &Env, args: &[&str], upn: &str) -> Run {
+    signing_in(env, args, upn, 1).await
 }
 
 const REGISTER: &[&str] = &[
@@ -61,6 +68,7 @@ const REGISTER: &[&str] = &[
     "imap",
     "--mailbox",
     seed::MEGAN,
+    "--exchange",
 ];
 
 fn graph_writes(env: &Env) -> usize {
@@ -97,7 +105,8 @@ async fn a_dry_run_lists_the_requests_and_sends_nothing() {
 #[tokio::test]
 async fn register_reaches_working_connections_and_a_rerun_converges() {
     let env = env().await;
-    let run = with_admin(&env, REGISTER, seed::ADMIN).await;
+    // Two sign-ins: Microsoft Graph, then Exchange Online's admin API.
+    let run = signing_in(&env, REGISTER, seed::ADMIN, 2).await.ok();
     let out = run.stdout();
     assert!(
         out.contains("created the app registration `contoso-exgate`"),
@@ -167,7 +176,7 @@ async fn register_reaches_working_connections_and_a_rerun_converges() {
 
     // A rerun changes nothing: no new app, secret or grant.
     let writes = graph_writes(&env);
-    let rerun = with_admin(&env, REGISTER, seed::ADMIN).await.ok();
+    let rerun = signing_in(&env, REGISTER, seed::ADMIN, 2).await.ok();
     assert!(
         rerun.stdout().contains("nothing changed"),
         "{}",
@@ -225,7 +234,7 @@ async fn a_user_who_is_not_an_administrator_is_told_which_role_is_missing() {
         1,
         &[
             "403 Authorization_RequestDenied",
-            "Application Administrator",
+            "Privileged Role Administrator",
         ],
     );
     let listed = env.run(&["connection", "list", "--json"]).await.ok();

@@ -28,6 +28,13 @@ pub struct ExchangeAdmin {
     token: Secret,
 }
 
+impl RegistrationError {
+    /// Whether a cmdlet failed because what it makes exists already (a rerun).
+    pub fn already_exists(&self) -> bool {
+        matches!(self, Self::Exchange { message, .. } if message.contains("already exists"))
+    }
+}
+
 impl ExchangeAdmin {
     pub fn new(http: reqwest::Client, root: &str, tenant_id: &str, token: Secret) -> Self {
         Self {
@@ -72,7 +79,8 @@ impl ExchangeAdmin {
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
             let message = v
-                .pointer("/error/message")
+                .pointer("/error/innererror/message")
+                .or_else(|| v.pointer("/error/message"))
                 .and_then(Value::as_str)
                 .map(ToOwned::to_owned)
                 .unwrap_or_else(|| format!("HTTP {status}"));

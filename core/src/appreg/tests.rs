@@ -37,6 +37,7 @@ async fn a_dry_run_lists_a_first_run_and_holds_no_secret() {
             "POST /servicePrincipals/{Microsoft Graph service principal}/appRoleAssignedTo",
             "POST /servicePrincipals/{Microsoft Graph service principal}/appRoleAssignedTo",
             "POST /servicePrincipals/{Office 365 Exchange Online service principal}/appRoleAssignedTo",
+            "POST /servicePrincipals/{Office 365 Exchange Online service principal}/appRoleAssignedTo",
             "GET /oauth2PermissionGrants?$filter=clientId eq '{service principal ID}'",
             "POST /oauth2PermissionGrants",
             "POST /oauth2PermissionGrants",
@@ -61,10 +62,12 @@ async fn a_dry_run_lists_a_first_run_and_holds_no_secret() {
         access[1]["resourceAccess"],
         json!([
             {"id": "{id of IMAP.AccessAsUser.All}", "type": "Scope"},
-            {"id": "{id of IMAP.AccessAsApp}", "type": "Role"}
+            {"id": "{id of SMTP.Send}", "type": "Scope"},
+            {"id": "{id of IMAP.AccessAsApp}", "type": "Role"},
+            {"id": "{id of SMTP.SendAsApp}", "type": "Role"}
         ])
     );
-    let grant = dry.calls[15].body.as_ref().unwrap();
+    let grant = dry.calls[16].body.as_ref().unwrap();
     assert_eq!(grant["consentType"], "AllPrincipals");
     assert!(grant["scope"].as_str().unwrap().contains("offline_access"));
     assert_eq!(
@@ -72,8 +75,8 @@ async fn a_dry_run_lists_a_first_run_and_holds_no_secret() {
         "2027-11-26T00:00:00Z"
     );
     assert_eq!(
-        dry.calls[16].body.as_ref().unwrap()["scope"],
-        "IMAP.AccessAsUser.All"
+        dry.calls[17].body.as_ref().unwrap()["scope"],
+        "IMAP.AccessAsUser.All SMTP.Send"
     );
     assert!(matches!(out.credential, Some(NewCredential::Secret { .. })));
 }
