@@ -169,10 +169,16 @@ pub(crate) async fn register(
             for step in &filled.powershell {
                 if let Some(cmdlet) = &step.cmdlet {
                     match admin.invoke(cmdlet).await {
-                        Ok(_) => println!("  ran in Exchange Online: {}", step.command),
-                        Err(e) if e.already_exists() => {
-                            println!("  already in Exchange Online: {}", step.command)
-                        }
+                        Ok(_) => writeln!(
+                            std::io::stdout().lock(),
+                            "  ran in Exchange Online: {}",
+                            step.command
+                        )?,
+                        Err(e) if e.already_exists() => writeln!(
+                            std::io::stdout().lock(),
+                            "  already in Exchange Online: {}",
+                            step.command
+                        )?,
                         Err(e) => return Err(exgate_core::Error::from(e).into()),
                     }
                 }

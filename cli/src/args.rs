@@ -776,6 +776,8 @@ pub(crate) struct SetupArgs {
     pub(crate) options: RegisterOptions,
 }
 
+// Parsed once per run and already boxed in `Command`: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
     /// Create or update the app registration, its consent and the connections, then test them.
