@@ -310,3 +310,50 @@ async fn setup_with_an_app_registered_by_hand_creates_and_tests_the_connection()
         run.dump()
     );
 }
+
+#[tokio::test]
+async fn register_with_a_certificate_keeps_the_private_key_in_the_store() {
+    let env = env().await;
+    let args = [
+        "app",
+        "register",
+        "--tenant",
+        seed::TENANT_DOMAIN,
+        "--name",
+        "certapp",
+        "--who",
+        "service",
+        "--protocol",
+        "graph",
+        "--mailbox",
+        seed::MEGAN,
+        "--credential",
+        "certificate",
+        "--months",
+        "6",
+    ];
+    let run = with_admin(&env, &args, seed::ADMIN).await.ok();
+    assert!(
+        run.stdout().contains("uploaded a new certificate"),
+        "{}",
+        run.dump()
+    );
+    assert!(!run.stdout().contains("PRIVATE KEY"), "{}", run.dump());
+    let shown: Value = serde_json::from_str(
+        &env.run(&["connection", "show", "certapp-app-graph", "--json"])
+            .await
+            .ok()
+            .stdout(),
+    )
+    .unwrap();
+    assert!(shown["auth"]["certificate"].is_object(), "{shown}");
+    env.run(&[
+        "connection",
+        "test",
+        "certapp-app-graph",
+        "--mailbox",
+        seed::MEGAN,
+    ])
+    .await
+    .ok();
+}
