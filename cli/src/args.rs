@@ -59,6 +59,13 @@ pub(crate) enum Command {
     /// The local IMAP/POP/SMTP bridge for software that only knows passwords: `exgate bridge`
     /// serves it; `exgate bridge user add` lets a mailbox use it.
     Bridge(BridgeArgs),
+    /// Plan an app registration for what exgate will do and print exactly what to do; with the
+    /// app's IDs and credential (or --register) create the connections and test them.
+    Setup(Box<SetupArgs>),
+    /// Register the app in Entra ID through Microsoft Graph as an administrator, or rotate its
+    /// secret.
+    #[command(subcommand)]
+    App(Box<AppCommand>),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -672,4 +679,123 @@ pub(crate) enum BridgeUserCommand {
     },
     /// Remove a bridge user; its local password stops working at once.
     Remove { mailbox: String },
+}
+
+// What the app will do (`exgate setup`, `exgate app register`).
+#[derive(Debug, Args)]
+pub(crate) struct NeedsArgs {
+    /// The app registration's name and the start of the connections' names.
+    #[arg(long, default_value = "exgate")]
+    pub(crate) name: String,
+    /// Who signs in: portal (users through the gateway), cli (a person), mail-client (through
+    /// `exgate token`), service (app-only); repeat for more.
+    #[arg(long = "who", value_name = "WHO")]
+    pub(crate) who: Vec<String>,
+    /// graph, ews, imap, pop or smtp; repeat for more.
+    #[arg(long = "protocol", value_name = "PROTOCOL")]
+    pub(crate) protocols: Vec<String>,
+    /// Directory (tenant) ID or a verified domain.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Microsoft cloud: global, usgov or china.
+    #[arg(long)]
+    pub(crate) cloud: Option<String>,
+    /// The mailboxes are on Exchange Server on premises (EWS with a service account).
+    #[arg(long)]
+    pub(crate) server: bool,
+    /// The gateway's public URL (for --who portal), such as https://exgate.contoso.com.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+    /// A mailbox the service may reach; repeat for more.
+    #[arg(long = "mailbox", value_name = "ADDRESS")]
+    pub(crate) mailboxes: Vec<String>,
+    /// Limit app-only Graph and EWS to the mailboxes with RBAC for Applications.
+    #[arg(long)]
+    pub(crate) rbac: bool,
+    /// Signed-in users also open shared mailboxes.
+    #[arg(long)]
+    pub(crate) shared_mailboxes: bool,
+    /// secret or certificate.
+    #[arg(long, default_value = "secret")]
+    pub(crate) credential: String,
+    /// The credential's lifetime in months (1 to 24).
+    #[arg(long, default_value_t = 12)]
+    pub(crate) months: u32,
+    /// Exchange Server: the service account that impersonates (CONTOSO\\svc-exgate).
+    #[arg(long)]
+    pub(crate) service_account: Option<String>,
+}
+
+// How `exgate app register` signs in and what it may do.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterOptions {
+    /// List the Graph requests a first registration sends, and send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// The public client the administrator signs in with (default: Microsoft Graph Command
+    /// Line Tools, 14d82eec-204b-4c2f-b7e8-296a70dab67e).
+    #[arg(long, value_name = "CLIENT_ID")]
+    pub(crate) admin_client_id: Option<String>,
+    /// Also run the Exchange Online part (New-ServicePrincipal, Add-MailboxPermission, RBAC)
+    /// through Exchange's admin API, with a second sign-in; otherwise it is printed.
+    #[arg(long)]
+    pub(crate) exchange: bool,
+    /// Add a new secret or certificate even when the connections hold one.
+    #[arg(long)]
+    pub(crate) new_credential: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetupArgs {
+    #[command(flatten)]
+    pub(crate) needs: NeedsArgs,
+    /// Print the plan as JSON and do nothing else.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The registered app's Application (client) ID: create the connections with it.
+    #[arg(long, conflicts_with = "register")]
+    pub(crate) client_id: Option<String>,
+    /// Read the app's client secret value from FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE", requires = "client_id")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// PEM file with the app's certificate (and its key, unless --private-key is given).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "client_id",
+        conflicts_with = "client_secret_file"
+    )]
+    pub(crate) certificate: Option<PathBuf>,
+    /// PEM file with the certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    pub(crate) private_key: Option<PathBuf>,
+    /// Register the app now through Graph (`exgate app register`), then create the connections.
+    #[arg(long)]
+    pub(crate) register: bool,
+    #[command(flatten)]
+    pub(crate) options: RegisterOptions,
+}
+
+// Parsed once per run and already boxed in `Command`: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Create or update the app registration, its consent and the connections, then test them.
+    Register {
+        #[command(flatten)]
+        needs: NeedsArgs,
+        #[command(flatten)]
+        options: RegisterOptions,
+    },
+    /// Add a new client secret, store and test it, then remove the old one.
+    RotateSecret {
+        /// The connection whose secret to replace (every connection of the app gets the new one).
+        connection: String,
+        /// The new secret's lifetime in months (1 to 24).
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// The public client the administrator signs in with.
+        #[arg(long, value_name = "CLIENT_ID")]
+        admin_client_id: Option<String>,
+    },
 }

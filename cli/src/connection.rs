@@ -765,7 +765,7 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
 
 /// The connection test did not pass (exit code 1); the report itself is on stdout.
 #[derive(Debug)]
-pub(crate) struct TestNotOk(String);
+pub(crate) struct TestNotOk(pub(crate) String);
 
 impl std::fmt::Display for TestNotOk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -854,4 +854,11 @@ fn write_test(out: &mut impl Write, v: &TestView) -> anyhow::Result<()> {
         writeln!(out, "not ok: {}", test_summary(v))?;
     }
     Ok(())
+}
+
+/// Renders a connection test as `exgate connection test` does (for `exgate setup` and `exgate
+/// app register`); answers whether every step passed.
+pub(crate) fn print_test(out: &mut impl Write, report: &Report) -> anyhow::Result<bool> {
+    write_test(out, &TestView::from(report))?;
+    Ok(report.ok)
 }

@@ -3,11 +3,13 @@
 //! Exit codes: 0 ok, 1 the operation failed, 2 usage or configuration error, 3 a user must sign in.
 #![allow(clippy::print_stderr)] // a binary reports its failure on stderr
 
+mod app;
 mod args;
 mod bridge;
 mod connection;
 mod input;
 mod mailbox;
+mod setup;
 mod signin;
 
 use std::io::{IsTerminal, Write};
@@ -120,6 +122,8 @@ async fn run(cli: Cli, given: &mut Given) -> anyhow::Result<()> {
         Command::Mail(cmd) => mailbox::mail(&Context::open(&cli, given).await?, cmd).await,
         Command::Calendar(cmd) => mailbox::calendar(&Context::open(&cli, given).await?, cmd).await,
         Command::Contacts(cmd) => mailbox::contacts(&Context::open(&cli, given).await?, cmd).await,
+        Command::Setup(args) => setup::run(&Context::open(&cli, given).await?, args).await,
+        Command::App(cmd) => app::run(&Context::open(&cli, given).await?, cmd).await,
         Command::Bridge(args) => bridge::run(&Context::open(&cli, given).await?, args).await,
         Command::Token { target, resource } => {
             signin::token(&Context::open(&cli, given).await?, target, resource).await

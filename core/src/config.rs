@@ -216,6 +216,10 @@ pub struct NetworkSettings {
     /// Replaces Microsoft Graph's v1.0 root of the connection's cloud
     /// (`https://graph.microsoft.com/v1.0` and its sovereign twins).
     pub graph_url: Option<EndpointUrl>,
+    /// Replaces the Exchange Online admin API's root (`https://outlook.office365.com/adminapi/beta`
+    /// and its sovereign twins), where `exgate app register --exchange` runs the cmdlets Graph
+    /// cannot (`New-ServicePrincipal`, `Add-MailboxPermission`), for a proxy or a test double.
+    pub exchange_admin_url: Option<EndpointUrl>,
     /// Replaces Exchange Online's EWS endpoint (`https://outlook.office365.com/EWS/Exchange.asmx`)
     /// for Online connections that chose the EWS backend, for a proxy or a test double.
     pub ews_url: Option<EndpointUrl>,
@@ -296,6 +300,7 @@ struct RawLimits {
 struct RawEndpoints {
     authority_host: Option<String>,
     graph_url: Option<String>,
+    exchange_admin_url: Option<String>,
     ews_url: Option<String>,
     autodiscover_url: Option<String>,
     imap_url: Option<String>,
@@ -783,6 +788,15 @@ impl Resolver<'_> {
                     .map_err(|e| self.invalid("endpoints.graph_url", e.0))
             })
             .transpose()?;
+        let exchange_admin_url = raw
+            .endpoints
+            .exchange_admin_url
+            .as_deref()
+            .map(|h| {
+                h.parse::<EndpointUrl>()
+                    .map_err(|e| self.invalid("endpoints.exchange_admin_url", e.0))
+            })
+            .transpose()?;
         let ews_url = raw
             .endpoints
             .ews_url
@@ -872,6 +886,7 @@ impl Resolver<'_> {
             network: NetworkSettings {
                 authority_host,
                 graph_url,
+                exchange_admin_url,
                 ews_url,
                 ca_pem,
                 autodiscover_url,

@@ -34,6 +34,8 @@ pub enum Error {
     #[error(transparent)]
     Mailbox(#[from] MailboxError),
     #[error(transparent)]
+    Registration(#[from] crate::appreg::RegistrationError),
+    #[error(transparent)]
     Autodiscover(#[from] crate::ews::autodiscover::AutodiscoverError),
     /// The user must sign in (again) before exgate can act for them.
     #[error("{}{reason}", if principal.is_empty() { String::new() } else { format!("account `{principal}` needs to sign in again: ") })]
@@ -77,6 +79,11 @@ impl Error {
                 ErrorKind::Invalid
             }
             Self::Autodiscover(_) => ErrorKind::Failed,
+            Self::Registration(r) if r.is_forbidden() => ErrorKind::Forbidden,
+            Self::Registration(crate::appreg::RegistrationError::Auth(a)) if a.needs_sign_in() => {
+                ErrorKind::NeedsSignIn
+            }
+            Self::Registration(_) => ErrorKind::Failed,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::NeedsSignIn { .. } => ErrorKind::NeedsSignIn,
             Self::Auth(a) if a.needs_sign_in() => ErrorKind::NeedsSignIn,

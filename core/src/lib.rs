@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod apikeys;
+pub mod appreg;
 pub mod auth;
 pub mod bridge;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod net;
 pub mod pipeline;
 pub mod secret;
 pub mod services;
+pub mod setup;
 pub mod store;
 mod ttl;
 

@@ -1,5 +1,6 @@
 //! The `exgate` binary, end to end: one test binary, one module per area.
 
+mod app_register;
 mod autodiscover;
 mod bridge;
 mod connections;

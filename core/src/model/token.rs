@@ -10,7 +10,10 @@ use super::ids::{AccountId, ConnectionId, ParseError};
 use crate::secret::Secret;
 
 /// The API a token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Resource {
     Graph,
     Ews,
