@@ -106,6 +106,9 @@ pub(crate) enum ConnectionCommand {
         /// Remove the client secret or certificate, making the app a public client.
         #[arg(long, conflicts_with_all = ["client_secret_file", "ask_client_secret", "certificate"])]
         remove_credential: bool,
+        /// Forget the credential's expiry date (a certificate's own still counts).
+        #[arg(long, conflicts_with = "credential_expires")]
+        clear_credential_expires: bool,
     },
     /// Remove a connection with its linked accounts.
     Remove { name: String },
@@ -222,6 +225,10 @@ pub(crate) struct ConnectionArgs {
     /// User name for basic or ntlm (user@contoso.com or DOMAIN\user).
     #[arg(long)]
     pub(crate) username: Option<String>,
+    /// When the client secret (or certificate, or password) expires: YYYY-MM-DD or RFC 3339;
+    /// exgate warns 30, 14, 7 and 1 days ahead. A certificate's own expiry is read from it.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) credential_expires: Option<String>,
 }
 
 // Where secrets come from. `-` as a file means standard input.

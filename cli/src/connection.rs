@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Context as _;
 use exgate_core::connections::{ConnectionEntry, Source};
 use exgate_core::diagnose::{self, Report, Status, TestOptions};
+use exgate_core::expiry::{CredentialExpiry, Warning};
 use exgate_core::model::{
     Auth, ClientCredential, Connection, ConnectionSpec, DelegatedAuth, InvalidInput, Target,
 };
@@ -37,6 +38,7 @@ fn spec_from(args: &ConnectionArgs) -> ConnectionSpec {
         imap_url: args.imap_url.clone(),
         pop_url: args.pop_url.clone(),
         smtp_url: args.smtp_url.clone(),
+        credential_expires: args.credential_expires.clone(),
         ..ConnectionSpec::default()
     }
 }
@@ -126,8 +128,10 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
         ConnectionCommand::List { json } => {
             let all = ctx.connections.list().await?;
             warn_clashes(ctx, None).await?;
+            let now = ctx.signin.clock().now();
+            let views: Vec<_> = all.iter().map(|e| ConnectionView::new(e, now)).collect();
+            warn_expiry(&views)?;
             if *json {
-                let views: Vec<_> = all.iter().map(ConnectionView::from).collect();
                 serde_json::to_writer_pretty(&mut out, &views)?;
                 writeln!(out)?;
             } else if all.is_empty() {
@@ -136,7 +140,7 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
                     "no connections yet; add one with `exgate connection add NAME …` (see --help)"
                 )?;
             } else {
-                write_table(&mut out, &all)?;
+                write_table(&mut out, &all, &views)?;
             }
         }
         ConnectionCommand::Show { name, json } => {
@@ -159,7 +163,8 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
                     })?,
                 false => ctx.connections.get(name).await?,
             };
-            let view = ConnectionView::from(&entry);
+            let view = ConnectionView::new(&entry, ctx.signin.clock().now());
+            warn_expiry(std::slice::from_ref(&view))?;
             if *json {
                 serde_json::to_writer_pretty(&mut out, &view)?;
                 writeln!(out)?;
@@ -172,9 +177,13 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             settings,
             secrets,
             remove_credential,
+            clear_credential_expires,
         } => {
             let mut change = spec_from(settings);
             input::read_secrets(secrets, &mut change)?;
+            if *clear_credential_expires {
+                change.credential_expires = Some("none".into());
+            }
             if change == ConnectionSpec::default() && !remove_credential {
                 return Err(crate::UsageError(
                     "nothing to change: give the settings to change, such as --tenant or --client-secret-file".into(),
@@ -223,6 +232,17 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
         }
     }
     out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// Warns on stderr about every credential that expires within 30 days or has expired.
+fn warn_expiry(views: &[ConnectionView]) -> anyhow::Result<()> {
+    let mut err = std::io::stderr().lock();
+    for v in views {
+        if let Some(c) = v.credential.as_ref().filter(|c| c.warning.is_some()) {
+            writeln!(err, "warning: connection `{}`: {}", v.name, c.message)?;
+        }
+    }
     Ok(())
 }
 
@@ -409,8 +429,24 @@ struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<String>,
     auth: AuthView,
+    /// When the credential expires, when that is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<ExpiryView>,
     created_at: String,
     updated_at: String,
+}
+
+/// A credential's expiry: `{expires, source, days_left, warning, message}`.
+#[derive(Debug, Serialize)]
+struct ExpiryView {
+    /// RFC 3339.
+    expires: String,
+    /// `given` (`--credential-expires`) or `certificate` (its notAfter).
+    source: &'static str,
+    days_left: i64,
+    /// `within-30-days`, `within-14-days`, `within-7-days`, `within-1-day`, `expired`, or null.
+    warning: Option<&'static str>,
+    message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -475,8 +511,8 @@ fn credential_view(view: &mut AuthView, credential: Option<&ClientCredential>) {
     }
 }
 
-impl From<&ConnectionEntry> for ConnectionView {
-    fn from(entry: &ConnectionEntry) -> Self {
+impl ConnectionView {
+    fn new(entry: &ConnectionEntry, now: time::OffsetDateTime) -> Self {
         let Connection {
             id,
             name,
@@ -551,6 +587,13 @@ impl From<&ConnectionEntry> for ConnectionView {
             authority: settings.authority.as_ref().map(ToString::to_string),
             resource: settings.resource.as_ref().map(ToString::to_string),
             auth,
+            credential: CredentialExpiry::of(settings, now).map(|e| ExpiryView {
+                expires: e.expires_rfc3339(),
+                source: e.source.as_str(),
+                days_left: e.days_left,
+                warning: e.warning.map(Warning::as_str),
+                message: e.message(name.as_str()),
+            }),
             created_at: timestamp(*created_at),
             updated_at: timestamp(*updated_at),
         }
@@ -564,18 +607,41 @@ fn where_of(target: &Target) -> String {
     }
 }
 
-fn write_table(out: &mut impl Write, all: &[ConnectionEntry]) -> anyhow::Result<()> {
+/// The table's cell for a credential's expiry: `2027-06-30 (12 days)`, `expired 2027-06-30`.
+fn expiry_cell(v: &ConnectionView) -> String {
+    match &v.credential {
+        None => "-".into(),
+        Some(c) => {
+            let date = c.expires.get(..10).unwrap_or(&c.expires);
+            if c.warning == Some("expired") {
+                format!("EXPIRED {date}")
+            } else if c.warning.is_some() {
+                format!("{date} ({} days!)", c.days_left)
+            } else {
+                date.to_owned()
+            }
+        }
+    }
+}
+
+fn write_table(
+    out: &mut impl Write,
+    all: &[ConnectionEntry],
+    views: &[ConnectionView],
+) -> anyhow::Result<()> {
     let header = [
         "NAME",
         "TARGET",
         "TENANT / EWS URL",
         "BACKEND",
         "AUTH",
+        "EXPIRES",
         "SOURCE",
     ];
-    let rows: Vec<[String; 6]> = all
+    let rows: Vec<[String; 7]> = all
         .iter()
-        .map(|e| {
+        .zip(views)
+        .map(|(e, v)| {
             let s = &e.connection.settings;
             [
                 e.connection.name.to_string(),
@@ -583,6 +649,7 @@ fn write_table(out: &mut impl Write, all: &[ConnectionEntry]) -> anyhow::Result<
                 where_of(&s.target),
                 s.backend.to_string(),
                 s.auth.kind().to_string(),
+                expiry_cell(v),
                 match &e.source {
                     Source::Store => "store".to_owned(),
                     Source::File(path) => path.clone(),
@@ -681,6 +748,12 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
         rows.push(("private key", set(c.private_key_set).to_owned()));
     }
     rows.extend(a.password_set.map(|b| ("password", set(b).to_owned())));
+    if let Some(c) = &v.credential {
+        rows.push((
+            "credential expires",
+            format!("{} ({}): {}", c.expires, c.source, c.message),
+        ));
+    }
     rows.push(("created", v.created_at.clone()));
     rows.push(("updated", v.updated_at.clone()));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;

@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::args::{AccountArgs, AccountsCommand, LoginArgs};
 use crate::{Context, UsageError, input};
+use exgate_core::expiry::RefreshLapse;
 
 /// How long the CLI waits for the browser to come back.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -327,14 +328,27 @@ struct AccountView {
     status_reason: Option<String>,
     created_at: String,
     last_used_at: Option<String>,
+    /// When the refresh token lapses if the account stays unused (90 days after its last use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<RefreshLapseView>,
+}
+
+#[derive(Debug, Serialize)]
+struct RefreshLapseView {
+    /// RFC 3339.
+    lapses: String,
+    days_left: i64,
+    /// Within 14 days, or lapsed.
+    warning: bool,
+    message: String,
 }
 
 fn ts(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-impl From<&Account> for AccountView {
-    fn from(a: &Account) -> Self {
+impl AccountView {
+    fn new(a: &Account, now: time::OffsetDateTime) -> Self {
         Self {
             principal: a.principal.to_string(),
             mailbox: a.mailbox.as_ref().map(ToString::to_string),
@@ -346,8 +360,25 @@ impl From<&Account> for AccountView {
             },
             created_at: ts(a.created_at),
             last_used_at: a.last_used_at.map(ts),
+            refresh_token: RefreshLapse::of(a, now).map(|l| RefreshLapseView {
+                lapses: ts(l.lapses),
+                days_left: l.days_left,
+                warning: l.warning,
+                message: l.message(),
+            }),
         }
     }
+}
+
+/// Warns on stderr about accounts whose refresh token lapses within 14 days (or has).
+fn warn_lapses(views: &[AccountView]) -> anyhow::Result<()> {
+    let mut err = std::io::stderr().lock();
+    for v in views {
+        if let Some(l) = v.refresh_token.as_ref().filter(|l| l.warning) {
+            writeln!(err, "warning: account `{}`: {}", v.principal, l.message)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Result<()> {
@@ -363,7 +394,10 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                 .signin
                 .accounts(entry.connection.name.as_str(), filter.as_deref())
                 .await?;
-            let views: Vec<AccountView> = accounts.iter().map(AccountView::from).collect();
+            let now = ctx.signin.clock().now();
+            let views: Vec<AccountView> =
+                accounts.iter().map(|a| AccountView::new(a, now)).collect();
+            warn_lapses(&views)?;
             if *json {
                 serde_json::to_writer_pretty(&mut out, &views)?;
                 writeln!(out)?;
@@ -393,13 +427,24 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                     .max(7);
                 writeln!(
                     out,
-                    "{:<width$}  {:<mwidth$}  {:<13}  LAST USED",
-                    "PRINCIPAL", "MAILBOX", "STATUS"
+                    "{:<width$}  {:<mwidth$}  {:<13}  {:<25}  REFRESH TOKEN LAPSES",
+                    "PRINCIPAL", "MAILBOX", "STATUS", "LAST USED"
                 )?;
                 for v in &views {
+                    let lapse = v.refresh_token.as_ref().map_or_else(
+                        || "-".to_owned(),
+                        |l| {
+                            let date = l.lapses.get(..10).unwrap_or(&l.lapses);
+                            if l.warning {
+                                format!("{date} ({} days!)", l.days_left)
+                            } else {
+                                date.to_owned()
+                            }
+                        },
+                    );
                     writeln!(
                         out,
-                        "{:<width$}  {:<mwidth$}  {:<13}  {}",
+                        "{:<width$}  {:<mwidth$}  {:<13}  {:<25}  {lapse}",
                         v.principal,
                         v.mailbox.as_deref().unwrap_or("-"),
                         v.status,
@@ -419,7 +464,8 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                 .signin
                 .resolve_account(&entry.connection, who.as_ref())
                 .await?;
-            let view = AccountView::from(&account);
+            let view = AccountView::new(&account, ctx.signin.clock().now());
+            warn_lapses(std::slice::from_ref(&view))?;
             if *json {
                 serde_json::to_writer_pretty(&mut out, &view)?;
                 writeln!(out)?;
@@ -442,6 +488,9 @@ pub(crate) async fn accounts(ctx: &Context, cmd: &AccountsCommand) -> anyhow::Re
                     "last used:  {}",
                     view.last_used_at.as_deref().unwrap_or("-")
                 )?;
+                if let Some(l) = &view.refresh_token {
+                    writeln!(out, "refresh:    {}", l.message)?;
+                }
             }
         }
         AccountsCommand::Reset {

@@ -118,7 +118,16 @@ pub struct ServerSettings {
     pub public_url: Option<EndpointUrl>,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` the gateway believes (IPs or CIDRs).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `keep_refresh_tokens_alive`: refresh accounts idle for longer than this
+    /// (`keep_alive_idle_days`), so Entra ID's 90 days of inactivity never pass; `None`: off.
+    pub keep_refresh_tokens_alive: Option<time::Duration>,
 }
+
+/// The days an account may be idle before the gateway keeps its refresh token alive
+/// (`server.keep_alive_idle_days`); under Entra ID's 90.
+pub const KEEP_ALIVE_IDLE_DAYS: std::ops::RangeInclusive<u32> = 1..=89;
+/// Its default.
+pub const KEEP_ALIVE_IDLE_DAYS_DEFAULT: u32 = 30;
 
 /// `[bridge]`: where `exgate bridge` listens and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +343,8 @@ struct RawServer {
     log_format: Option<String>,
     admin_password: Option<String>,
     trusted_proxies: Option<OneOrMany>,
+    keep_refresh_tokens_alive: Option<bool>,
+    keep_alive_idle_days: Option<u32>,
 }
 
 /// A list in a file, or one comma-separated string (an environment variable).
@@ -394,6 +405,8 @@ struct RawConnection {
     imap_url: Option<String>,
     pop_url: Option<String>,
     smtp_url: Option<String>,
+    /// When the credential expires: `YYYY-MM-DD` or RFC 3339.
+    credential_expires: Option<String>,
 }
 
 fn env_var_name(key: &str) -> String {
@@ -813,6 +826,25 @@ impl Resolver<'_> {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let idle_days = raw
+            .server
+            .keep_alive_idle_days
+            .unwrap_or(KEEP_ALIVE_IDLE_DAYS_DEFAULT);
+        if !KEEP_ALIVE_IDLE_DAYS.contains(&idle_days) {
+            return Err(self.invalid(
+                "server.keep_alive_idle_days",
+                format!(
+                    "must be between {} and {} (Entra ID drops a refresh token after 90 days without use)",
+                    KEEP_ALIVE_IDLE_DAYS.start(),
+                    KEEP_ALIVE_IDLE_DAYS.end()
+                ),
+            ));
+        }
+        let keep_refresh_tokens_alive = raw
+            .server
+            .keep_refresh_tokens_alive
+            .unwrap_or(false)
+            .then(|| time::Duration::days(i64::from(idle_days)));
         let mut connections = Vec::new();
         for (name, entry) in raw.connections {
             connections.push(self.connection(&name, entry)?);
@@ -918,6 +950,7 @@ impl Resolver<'_> {
                 admin_password,
                 public_url,
                 trusted_proxies,
+                keep_refresh_tokens_alive,
             },
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             connections,
@@ -1161,6 +1194,7 @@ impl Resolver<'_> {
             imap_url: entry.imap_url,
             pop_url: entry.pop_url,
             smtp_url: entry.smtp_url,
+            credential_expires: entry.credential_expires,
         };
         let settings = spec.validate().map_err(|e| {
             let field = match e.field {

@@ -3,9 +3,13 @@
 //! only when every step ran and passed.
 //!
 //! The steps, in order:
+//! 0. **network** — one per host the connection reaches (identity provider, Graph or EWS, the
+//!    IMAP/POP/SMTP servers): name resolution, TCP, TLS; an untrusted chain is named as an
+//!    unknown CA or a TLS-inspecting proxy (`diagnose::network`);
 //! 1. **identity provider** — fetches the OIDC discovery document of the connection's authority
 //!    (Entra ID for its cloud and tenant, or the custom authority) and checks its issuer and
 //!    token endpoint;
+//!    then **clock**: the local clock against its answer's `Date` (over five minutes fails);
 //! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
 //!    account's token (cached, or refreshed);
 //! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
@@ -31,6 +35,8 @@
 //! claims checked locally (audience, role or scope, tenant), XOAUTH2 accepted, and the mailbox
 //! (IMAP `SELECT INBOX`, POP `STAT`, SMTP `MAIL FROM` then `RSET`, nothing sent); a refusal is
 //! explained with its fix (`mail::explain`).
+
+mod network;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -107,6 +113,153 @@ pub const EWS_ENDPOINT: &str = "EWS endpoint";
 pub const AUTHENTICATION: &str = "authentication";
 pub const MAILBOX_ACCESS: &str = "mailbox access";
 pub const MAIL_PROTOCOLS: &str = "mail protocols";
+/// Name resolution, TCP and TLS to one host (one step per host the connection reaches).
+pub const NETWORK: &str = "network";
+/// The local clock against the identity provider's `Date`.
+pub const CLOCK: &str = "clock";
+/// The most the local clock may differ from the identity provider's.
+pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// The hosts an OAuth connection reaches, each once (by host and port), roles joined.
+fn hosts(connection: &Connection, network: &crate::config::NetworkSettings) -> Vec<network::Host> {
+    let settings = &connection.settings;
+    let mut urls: Vec<(&str, String)> = Vec::new();
+    match (&settings.authority, &settings.target) {
+        (Some(discovery), _) => urls.push(("identity provider", discovery.to_string())),
+        (None, Target::Online { cloud, .. }) => urls.push((
+            "identity provider",
+            network
+                .authority_host
+                .as_ref()
+                .map_or_else(|| login_host(*cloud).to_owned(), ToString::to_string),
+        )),
+        (None, Target::Server { .. }) => {}
+    }
+    let resource = crate::auth::signin::primary_resource(connection);
+    match &settings.target {
+        Target::Online { cloud, .. } => {
+            if resource == Resource::Graph || settings.sending() == crate::model::Sender::Graph {
+                urls.push((
+                    "Microsoft Graph",
+                    network.graph_url.as_ref().map_or_else(
+                        || crate::graph::default_base_url(*cloud).to_owned(),
+                        ToString::to_string,
+                    ),
+                ));
+            }
+            if resource == Resource::Ews {
+                urls.push((
+                    "EWS",
+                    network.ews_url.as_ref().map_or_else(
+                        || "https://outlook.office365.com/EWS/Exchange.asmx".to_owned(),
+                        ToString::to_string,
+                    ),
+                ));
+            }
+        }
+        Target::Server { ews_url, .. } => urls.push(("EWS", ews_url.to_string())),
+    }
+    let mut out: Vec<network::Host> = Vec::new();
+    let mut add = |role: &str, host: String, port: u16, tls: bool| {
+        if let Some(h) = out
+            .iter_mut()
+            .find(|h| h.host.eq_ignore_ascii_case(&host) && h.port == port)
+        {
+            if !h.role.split(", ").any(|r| r == role) {
+                h.role = format!("{}, {role}", h.role);
+            }
+        } else {
+            out.push(network::Host {
+                role: role.to_owned(),
+                host,
+                port,
+                tls,
+            });
+        }
+    };
+    for (role, url) in urls {
+        if let Ok(u) = url::Url::parse(&url)
+            && let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default())
+        {
+            add(role, host.to_owned(), port, u.scheme() == "https");
+        }
+    }
+    if let Target::Online { cloud, .. } = &settings.target {
+        for protocol in settings.mail_protocols() {
+            let url = network.mail_url(protocol, *cloud, settings.mail.get(protocol));
+            add(
+                &protocol.to_string(),
+                url.host().to_owned(),
+                url.port(),
+                url.security() == crate::mail::url::Security::Tls,
+            );
+        }
+    }
+    out
+}
+
+/// One network step per host; answers whether the identity provider's host was reached.
+async fn network_steps(
+    steps: &mut Steps,
+    connection: &Connection,
+    network: &crate::config::NetworkSettings,
+) -> bool {
+    let mut idp_ok = true;
+    for host in hosts(connection, network) {
+        match network::probe(&host, network).await {
+            Ok(evidence) => steps.passed(NETWORK, evidence),
+            Err(f) => {
+                steps.failed(NETWORK, f.evidence, (!f.fix.is_empty()).then_some(f.fix));
+                if host.role.starts_with("identity provider") {
+                    // Nothing else can be tested; the other hosts are left alone.
+                    idp_ok = false;
+                    break;
+                }
+            }
+        }
+    }
+    idp_ok
+}
+
+/// The local clock against the identity provider's `Date` header: tokens and client assertions
+/// carry times, and Entra refuses those too far off (and exgate would take valid tokens for
+/// expired ones).
+fn clock_step(steps: &mut Steps, date: Option<&str>, now: time::OffsetDateTime) {
+    let Some(date) = date else {
+        steps.skipped(
+            CLOCK,
+            "skipped: the identity provider's answer carried no Date header to compare the clock with",
+            None,
+        );
+        return;
+    };
+    let Ok(theirs) = httpdate::parse_http_date(date) else {
+        steps.skipped(
+            CLOCK,
+            format!("skipped: the identity provider's Date header `{date}` is not an HTTP date"),
+            None,
+        );
+        return;
+    };
+    let theirs = time::OffsetDateTime::from(theirs);
+    let skew = now - theirs;
+    let secs = skew.whole_seconds();
+    let how = if secs >= 0 { "ahead of" } else { "behind" };
+    let evidence = format!(
+        "this machine's clock ({}) is {} s {how} the identity provider's (Date: {date})",
+        now.format(&Rfc3339).unwrap_or_default(),
+        secs.unsigned_abs()
+    );
+    if skew.abs() > MAX_CLOCK_SKEW {
+        steps.failed(
+            CLOCK,
+            format!("{evidence}: more than 5 minutes"),
+            Some("set this machine's clock right and keep it so with NTP (`timedatectl set-ntp true`, or chrony/ntpd); tokens and client assertions carry times that Entra ID and Exchange check".into()),
+        );
+    } else {
+        steps.passed(CLOCK, format!("{evidence}: within 5 minutes"));
+    }
+}
 
 struct Steps {
     connection: String,
@@ -236,14 +389,25 @@ pub async fn test_connection(
         .await;
     }
 
-    // 1. The identity provider.
-    if !identity_provider(&mut steps, &connection, signin).await {
+    // 0. Each host: name resolution, TCP, TLS.
+    if !network_steps(&mut steps, &connection, &signin.network()).await {
         steps.skip_rest(
-            &[CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
+            &[IDENTITY_PROVIDER, CLOCK, CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
+            "the identity provider's host cannot be reached",
+        );
+        return Ok(steps.report());
+    }
+
+    // 1. The identity provider, and the clock against its Date.
+    let mut date = None;
+    if !identity_provider(&mut steps, &connection, signin, &mut date).await {
+        steps.skip_rest(
+            &[CLOCK, CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
             "the identity provider step failed, so no token can be had",
         );
         return Ok(steps.report());
     }
+    clock_step(&mut steps, date.as_deref(), signin.clock().now());
 
     // 2. Credentials: a token.
     let resource = crate::auth::signin::primary_resource(&connection);
@@ -669,7 +833,12 @@ async fn ews_with_password(
 }
 
 /// Fetches and checks the discovery document. Answers whether the step passed.
-async fn identity_provider(steps: &mut Steps, connection: &Connection, signin: &SignIn) -> bool {
+async fn identity_provider(
+    steps: &mut Steps,
+    connection: &Connection,
+    signin: &SignIn,
+    date: &mut Option<String>,
+) -> bool {
     let network = signin.network();
     let custom = connection.settings.authority.is_some();
     let url = match (&connection.settings.authority, &connection.settings.target) {
@@ -726,6 +895,11 @@ async fn identity_provider(steps: &mut Steps, connection: &Connection, signin: &
         }
     };
     let status = resp.status().as_u16();
+    *date = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match net::read_body(resp).await {
         Ok(b) => b,
         Err(e) => {

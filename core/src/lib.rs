@@ -14,6 +14,7 @@ pub mod connections;
 pub mod diagnose;
 mod error;
 pub mod ews;
+pub mod expiry;
 pub mod export;
 pub mod governor;
 pub mod graph;

@@ -10,8 +10,8 @@ mod token;
 pub use account::{Account, AccountStatus, BridgeUser, CredentialKind, MailboxAccess, StaticUser};
 pub use connection::{
     AppOnlyAuth, Auth, AuthKind, Backend, ClientCertificate, ClientCredential, Cloud, Connection,
-    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, MailEndpoints, PasswordAuth,
-    SendVia, Sender, ServerVersion, Target,
+    ConnectionSettings, ConnectionSpec, DelegatedAuth, DelegatedFlow, ExpirySource, MailEndpoints,
+    PasswordAuth, SendVia, Sender, ServerVersion, Target, parse_credential_expires,
 };
 pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,

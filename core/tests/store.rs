@@ -62,6 +62,7 @@ fn specs() -> Vec<(&'static str, ConnectionSpec)> {
                 auth: Some("oauth2-app-only".into()),
                 client_id: client.clone(),
                 client_secret: Some(Secret::new(CLIENT_SECRET)),
+                credential_expires: Some("2027-06-30".into()),
                 ..ConnectionSpec::default()
             },
         ),
@@ -320,4 +321,59 @@ async fn api_keys_are_shown_once_stored_hashed_scoped_and_revocable() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn credential_expiry_is_kept_under_schema_version_4_and_older_documents_have_none() {
+    let f = Fixture::new();
+    let store = f.open().await.unwrap();
+    let with = connection("with", specs()[0].1.clone());
+    let without = connection(
+        "without",
+        ConnectionSpec {
+            credential_expires: None,
+            ..specs()[0].1.clone()
+        },
+    );
+    assert_eq!(
+        with.settings.credential_expires,
+        Some(datetime!(2027-06-30 00:00 UTC))
+    );
+    store.insert_connection(&with).await.unwrap();
+    store.insert_connection(&without).await.unwrap();
+
+    let url = format!("sqlite://{}", f.db().display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, 4);
+    let doc: String = sqlx::query_scalar("SELECT doc FROM connections WHERE name = 'with'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        doc.contains(r#""credential_expires":"2027-06-30T00:00:00Z""#),
+        "{doc}"
+    );
+    let doc: String = sqlx::query_scalar("SELECT doc FROM connections WHERE name = 'without'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!doc.contains("credential_expires"), "{doc}");
+    conn.close().await.unwrap();
+
+    let read = store
+        .connection(&"with".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.settings, with.settings);
+    let read = store
+        .connection(&"without".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.settings.credential_expires, None);
 }

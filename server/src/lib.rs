@@ -169,6 +169,32 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// How often the gateway looks at expiring credentials; each warning is logged once a day.
+pub const EXPIRY_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Starts the watch over expiring credentials (core's `expiry::Watch`): at once, then every
+/// [`EXPIRY_WATCH_INTERVAL`]. `keep_alive`: refresh accounts idle for longer than this.
+pub fn spawn_expiry_watch(
+    state: &AppState,
+    keep_alive: Option<time::Duration>,
+) -> tokio::task::JoinHandle<()> {
+    let watch = exgate_core::expiry::Watch::new(
+        std::sync::Arc::clone(&state.connections),
+        std::sync::Arc::clone(&state.signin),
+        keep_alive,
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = watch.run_once().await {
+                tracing::warn!(error = %e, "the credential expiry watch could not run");
+            }
+        }
+    })
+}
+
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

@@ -83,7 +83,9 @@ fn label(v: &str) -> String {
         (status = 200, description = "`exgate_http_requests_total{method,route,status}`, \
             `exgate_http_request_duration_seconds{route}`, `exgate_token_cache_hits_total`, \
             `exgate_token_refreshes_total`, `exgate_token_refresh_failures_total`, \
-            `exgate_throttle_backoffs_total{backend}`", content_type = "text/plain; version=0.0.4", body = String),
+            `exgate_throttle_backoffs_total{backend}`, `exgate_credential_expiry_seconds{connection}` \
+            (seconds until the connection's client secret, certificate or password expires; \
+            negative once expired; only connections whose expiry is known)", content_type = "text/plain; version=0.0.4", body = String),
     ),
 )]
 pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
@@ -161,6 +163,31 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
         s.mailboxes.governor().back_offs(),
         s.mailboxes.ews_governor().back_offs()
     );
+    // Seconds until each connection's credential expires, on the gateway's clock. A store that
+    // cannot be read leaves the gauge out rather than failing the scrape.
+    if let Ok(entries) = s.connections.list().await {
+        let now = s.signin.clock().now();
+        let _ = writeln!(
+            out,
+            "# HELP exgate_credential_expiry_seconds Seconds until the connection's client secret, certificate or password expires (negative once expired).\n# TYPE exgate_credential_expiry_seconds gauge"
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &entries {
+            // A name declared and stored twice is one series (the declared one, listed first).
+            if !seen.insert(e.connection.name.as_str().to_ascii_lowercase()) {
+                continue;
+            }
+            if let Some(x) = exgate_core::expiry::CredentialExpiry::of(&e.connection.settings, now)
+            {
+                let _ = writeln!(
+                    out,
+                    "exgate_credential_expiry_seconds{{connection=\"{}\"}} {}",
+                    label(e.connection.name.as_str()),
+                    x.seconds_left
+                );
+            }
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

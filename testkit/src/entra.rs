@@ -77,5 +77,32 @@ pub fn entra_router(state: EntraState) -> Router {
             state.clone(),
             faults::apply,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            skewed_date,
+        ))
         .with_state(state)
+}
+
+/// With the `clock_skew_secs` switch set, every answer's `Date` is the skewed time (hyper's
+/// own `Date` is the real one).
+async fn skewed_date(
+    axum::extract::State(state): axum::extract::State<EntraState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let skew = state.lock().clock_skew;
+    let mut resp = next.run(req).await;
+    if skew != 0 {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(skew);
+        let format = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        if let Ok(text) = at.format(&format)
+            && let Ok(value) = axum::http::HeaderValue::from_str(&text)
+        {
+            resp.headers_mut().insert(axum::http::header::DATE, value);
+        }
+    }
+    resp
 }

@@ -485,6 +485,12 @@ impl MockMicrosoft {
         self.directory.set_public_client_flows(client_id, enabled);
     }
 
+    /// Puts Entra's clock `secs` off (negative: behind): the `Date` of its answers and the
+    /// times in the tokens it issues; 0 puts it right.
+    pub fn set_clock_skew(&self, secs: i64) {
+        self.state.lock().clock_skew = secs;
+    }
+
     /// The next `count` token requests fail with `fault`.
     pub fn fail_token_requests(&self, fault: Fault, count: usize) {
         self.state.lock().fault = (count > 0).then_some((fault, count));

@@ -7,6 +7,7 @@ mod diagnose;
 mod ews;
 mod ews_diagnose;
 mod ews_server;
+mod expiry;
 mod mail_protocols;
 mod mailbox;
 mod pipeline;

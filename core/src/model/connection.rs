@@ -206,6 +206,8 @@ pub struct ClientCertificate {
     certificate_pem: String,
     private_key_pem: Secret,
     thumbprint_sha256: String,
+    /// The certificate's `notAfter`, when it can be read.
+    not_after: Option<OffsetDateTime>,
 }
 
 impl ClientCertificate {
@@ -240,11 +242,20 @@ impl ClientCertificate {
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect();
+        let not_after = x509_parser::parse_x509_certificate(&der)
+            .ok()
+            .map(|(_, c)| c.validity().not_after.to_datetime());
         Ok(Self {
             certificate_pem: cert.text.to_owned(),
             private_key_pem: Secret::new(key.text),
             thumbprint_sha256,
+            not_after,
         })
+    }
+
+    /// When the certificate expires (its `notAfter`), when it can be read.
+    pub fn not_after(&self) -> Option<OffsetDateTime> {
+        self.not_after
     }
 
     pub fn certificate_pem(&self) -> &str {
@@ -468,6 +479,29 @@ pub struct ConnectionSettings {
     pub send: SendVia,
     /// The IMAP, POP and SMTP servers, when not Exchange Online's defaults.
     pub mail: MailEndpoints,
+    /// When the connection's credential (client secret, certificate or password) expires, as
+    /// given at `connection add`/`edit` or by `app register`. For a certificate its own
+    /// `notAfter` counts unless this is set (see [`ConnectionSettings::credential_expiry`]).
+    pub credential_expires: Option<OffsetDateTime>,
+}
+
+/// Where a connection's credential expiry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpirySource {
+    /// `credential_expires`, as given.
+    Given,
+    /// The certificate's `notAfter`.
+    Certificate,
+}
+
+impl ExpirySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Given => "given",
+            Self::Certificate => "certificate",
+        }
+    }
 }
 
 /// The protocol that actually sends for a connection: `send = auto` resolved.
@@ -479,6 +513,25 @@ pub enum Sender {
 }
 
 impl ConnectionSettings {
+    /// When the credential expires and how that is known: `credential_expires` when set, else
+    /// a certificate's `notAfter`; `None` when neither is known (or there is no credential).
+    pub fn credential_expiry(&self) -> Option<(OffsetDateTime, ExpirySource)> {
+        if let Some(at) = self.credential_expires {
+            return Some((at, ExpirySource::Given));
+        }
+        let credential = match &self.auth {
+            Auth::OAuth2Delegated(d) => d.credential.as_ref(),
+            Auth::OAuth2AppOnly(a) => Some(&a.credential),
+            Auth::Basic(_) | Auth::Ntlm(_) => None,
+        };
+        match credential {
+            Some(ClientCredential::Certificate(c)) => {
+                c.not_after().map(|at| (at, ExpirySource::Certificate))
+            }
+            _ => None,
+        }
+    }
+
     /// Who sends: the `send` setting, or for `auto` the reading backend's own API (SMTP for
     /// IMAP and POP, which cannot send).
     pub fn sending(&self) -> Sender {
@@ -547,6 +600,32 @@ pub struct ConnectionSpec {
     pub imap_url: Option<String>,
     pub pop_url: Option<String>,
     pub smtp_url: Option<String>,
+    /// When the credential expires: RFC 3339 or a date `YYYY-MM-DD` (the start of that day,
+    /// UTC); `none` (or empty) for not known, which also clears it in an edit.
+    pub credential_expires: Option<String>,
+}
+
+/// Parses a `credential_expires` value: RFC 3339, or a plain date taken as 00:00 UTC that day
+/// (a warning a few hours early beats one a few hours late). `none` or empty is `None`.
+pub fn parse_credential_expires(text: &str) -> Result<Option<OffsetDateTime>, InvalidInput> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    if let Ok(at) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Ok(Some(at.to_offset(time::UtcOffset::UTC)));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text, &date_format) {
+        return Ok(Some(date.midnight().assume_utc()));
+    }
+    Err(InvalidInput::new(
+        "credential_expires",
+        format!(
+            "`{text}` is not a date; give the expiry as YYYY-MM-DD (as the portal shows it under \
+             Certificates & secrets) or RFC 3339 (2027-06-30T12:00:00Z), or `none`"
+        ),
+    ))
 }
 
 fn parse_mail_url(
@@ -759,6 +838,19 @@ impl ConnectionSpec {
         };
         check_mail_protocols(&target, backend, send, kind, &mail)?;
 
+        let credential_expires = self
+            .credential_expires
+            .as_deref()
+            .map(parse_credential_expires)
+            .transpose()?
+            .flatten();
+        refuse(
+            "credential_expires",
+            credential_expires.is_some() && auth.secret().is_none(),
+            "a public client has no client secret or certificate that could expire; remove \
+             credential_expires",
+        )?;
+
         Ok(ConnectionSettings {
             target,
             backend,
@@ -767,6 +859,7 @@ impl ConnectionSpec {
             resource,
             send,
             mail,
+            credential_expires,
         })
     }
 
@@ -987,7 +1080,8 @@ impl ConnectionSpec {
             send,
             imap_url,
             pop_url,
-            smtp_url
+            smtp_url,
+            credential_expires
         );
     }
 }
@@ -1066,6 +1160,10 @@ impl ConnectionSettings {
             authority: self.authority.as_ref().map(ToString::to_string),
             resource: self.resource.as_ref().map(ToString::to_string),
             auth: Some(self.auth.kind().to_string()),
+            credential_expires: self.credential_expires.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
             ..ConnectionSpec::default()
         };
         match &self.target {
@@ -1121,6 +1219,13 @@ impl ConnectionSettings {
             base.client_secret = None;
             base.certificate_pem = None;
             base.private_key_pem = None;
+        }
+        // A new or removed credential does not inherit the old one's expiry.
+        let new_credential = change.client_secret.is_some()
+            || change.certificate_pem.is_some()
+            || change.password.is_some();
+        if clear_credential || new_credential {
+            base.credential_expires = None;
         }
         let new_target = change
             .target

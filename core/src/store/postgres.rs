@@ -31,10 +31,16 @@ use crate::secret::{Secret, Vault};
 /// Versioned migrations, applied in order, each in its own transaction. PostgreSQL's versions are
 /// its own (version 1 is SQLite's 1 to 3); the rule is SQLite's: a store written by a newer
 /// exgate is refused.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_credential_expiry.sql"),
+    ),
+];
 
 /// The session advisory lock held while migrating, so that gateways starting together migrate
 /// once ("exgate" in ASCII).

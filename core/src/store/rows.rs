@@ -58,6 +58,14 @@ pub(crate) struct ConnectionDoc {
     /// Likewise: absent = Exchange Online's default servers.
     #[serde(default, skip_serializing_if = "MailEndpoints::is_empty")]
     mail: MailEndpoints,
+    /// Added with SQLite's schema version 4 and PostgreSQL's 2 (older documents have none): when
+    /// the credential expires, RFC 3339.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    credential_expires: Option<OffsetDateTime>,
 }
 
 fn send_auto() -> SendVia {
@@ -153,6 +161,7 @@ impl ConnectionDoc {
             auth,
             send: s.send,
             mail: s.mail.clone(),
+            credential_expires: s.credential_expires,
         }
     }
 
@@ -208,6 +217,7 @@ impl ConnectionDoc {
             resource: self.resource,
             send: self.send,
             mail: self.mail,
+            credential_expires: self.credential_expires,
         })
     }
 }

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_bridge_users.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_credential_expiry.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -96,6 +96,10 @@ pub(crate) struct ConnectionBody {
     /// Write-only: the Basic or NTLM password.
     #[schema(write_only)]
     password: Option<String>,
+    /// When the client secret (or certificate, or password) expires: `YYYY-MM-DD` or RFC 3339;
+    /// `"none"` forgets it on update. A certificate's own expiry counts when this is not set.
+    #[schema(example = "2027-06-30")]
+    credential_expires: Option<String>,
     /// On update: remove the client secret or certificate (make the app a public client).
     #[serde(default)]
     remove_credential: bool,
@@ -135,6 +139,7 @@ impl ConnectionBody {
             imap_url: self.imap_url,
             pop_url: self.pop_url,
             smtp_url: self.smtp_url,
+            credential_expires: self.credential_expires,
         }
     }
 }
@@ -172,14 +177,59 @@ pub(crate) struct ConnectionView {
     /// "private_key_set": true}` or null.
     #[schema(value_type = Object)]
     auth: serde_json::Value,
+    /// When the credential (client secret, certificate or password) expires, when that is
+    /// known: given as `credential_expires`, or a certificate's own `notAfter`.
+    credential: Option<CredentialExpiryView>,
     /// RFC 3339.
     created_at: String,
     /// RFC 3339.
     updated_at: String,
 }
 
-impl From<&ConnectionEntry> for ConnectionView {
-    fn from(e: &ConnectionEntry) -> Self {
+/// A credential's expiry, and whether it is near.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CredentialExpiryView {
+    /// `client secret`, `certificate` or `password`.
+    #[schema(example = "client secret")]
+    kind: &'static str,
+    /// RFC 3339.
+    #[schema(example = "2027-06-30T00:00:00Z")]
+    expires: String,
+    /// `given` (`credential_expires`) or `certificate` (its `notAfter`).
+    #[schema(example = "given")]
+    source: &'static str,
+    /// Whole days left, rounded down; negative once expired.
+    days_left: i64,
+    /// Seconds left; negative once expired.
+    seconds_left: i64,
+    /// `within-30-days`, `within-14-days`, `within-7-days`, `within-1-day` or `expired`; null
+    /// when more than 30 days are left.
+    #[schema(example = "within-14-days")]
+    warning: Option<&'static str>,
+    /// The same for a person, with the fix when a warning is due.
+    message: String,
+}
+
+impl CredentialExpiryView {
+    fn of(
+        settings: &exgate_core::model::ConnectionSettings,
+        connection: &str,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        exgate_core::expiry::CredentialExpiry::of(settings, now).map(|e| Self {
+            kind: e.credential,
+            expires: e.expires_rfc3339(),
+            source: e.source.as_str(),
+            days_left: e.days_left,
+            seconds_left: e.seconds_left,
+            warning: e.warning.map(exgate_core::expiry::Warning::as_str),
+            message: e.message(connection),
+        })
+    }
+}
+
+impl ConnectionView {
+    fn new(e: &ConnectionEntry, now: OffsetDateTime) -> Self {
         let c = &e.connection;
         let s = &c.settings;
         let target = match &s.target {
@@ -232,6 +282,7 @@ impl From<&ConnectionEntry> for ConnectionView {
             authority: s.authority.as_ref().map(ToString::to_string),
             resource: s.resource.as_ref().map(ToString::to_string),
             auth,
+            credential: CredentialExpiryView::of(s, c.name.as_str(), now),
             created_at: ts(c.created_at),
             updated_at: ts(c.updated_at),
         }
@@ -253,12 +304,13 @@ pub(crate) async fn list_connections(
     _: Admin,
     State(s): State<AppState>,
 ) -> ApiResult<Json<Vec<ConnectionView>>> {
+    let now = s.signin.clock().now();
     Ok(Json(
         s.connections
             .list()
             .await?
             .iter()
-            .map(ConnectionView::from)
+            .map(|e| ConnectionView::new(e, now))
             .collect(),
     ))
 }
@@ -281,7 +333,10 @@ pub(crate) async fn get_connection(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
-    Ok(Json(ConnectionView::from(&s.connections.get(&name).await?)))
+    Ok(Json(ConnectionView::new(
+        &s.connections.get(&name).await?,
+        s.signin.clock().now(),
+    )))
 }
 
 /// Create a connection.
@@ -323,7 +378,10 @@ pub(crate) async fn create_connection(
     s.connections.add(&name, &spec).await?;
     Ok((
         StatusCode::CREATED,
-        Json(ConnectionView::from(&s.connections.get(&name).await?)),
+        Json(ConnectionView::new(
+            &s.connections.get(&name).await?,
+            s.signin.clock().now(),
+        )),
     ))
 }
 
@@ -364,7 +422,10 @@ pub(crate) async fn update_connection(
     }
     let remove = body.remove_credential;
     s.connections.edit(&name, body.spec(), remove).await?;
-    Ok(Json(ConnectionView::from(&s.connections.get(&name).await?)))
+    Ok(Json(ConnectionView::new(
+        &s.connections.get(&name).await?,
+        s.signin.clock().now(),
+    )))
 }
 
 /// Remove a connection.
@@ -634,6 +695,22 @@ pub(crate) struct AccountView {
     last_used_at: Option<String>,
     /// RFC 3339: when the cached access token expires.
     token_expires_at: Option<String>,
+    /// Accounts holding a refresh token: when it lapses if the account stays unused (Entra ID
+    /// drops refresh tokens after 90 days without use), warned 14 days ahead.
+    refresh_token: Option<RefreshLapseView>,
+}
+
+/// When a refresh token lapses for want of use.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RefreshLapseView {
+    /// RFC 3339: the last use (or the sign-in) plus 90 days.
+    lapses: String,
+    /// Whole days left, rounded down; negative once lapsed.
+    days_left: i64,
+    /// Within 14 days, or lapsed.
+    warning: bool,
+    /// "refresh token lapses on 2027-03-01 (in 12 days) unless used".
+    message: String,
 }
 
 /// A page of known users.
@@ -670,6 +747,14 @@ async fn account_view(
         created_at: ts(a.created_at),
         last_used_at: a.last_used_at.map(ts),
         token_expires_at: expiry,
+        refresh_token: exgate_core::expiry::RefreshLapse::of(a, s.signin.clock().now()).map(|l| {
+            RefreshLapseView {
+                lapses: ts(l.lapses),
+                days_left: l.days_left,
+                warning: l.warning,
+                message: l.message(),
+            }
+        }),
     })
 }
 

@@ -25,6 +25,7 @@ use utoipa::OpenApi;
 
 mod diagnose;
 mod ews;
+mod expiry;
 mod hardening;
 mod hot_path;
 mod limiter;

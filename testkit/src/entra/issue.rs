@@ -86,7 +86,7 @@ pub(crate) fn delegated(
         .tenant(d.t)
         .map(|t| t.id.clone())
         .ok_or_else(|| server_error("the tenant disappeared"))?;
-    let now = inner.now();
+    let now = inner.token_now();
     let iat = now.unix_timestamp();
     let exp = iat.saturating_add(i64::try_from(inner.token_lifetime).unwrap_or(i64::MAX));
     let issuer = inner.issuer(&tenant_id);
@@ -224,7 +224,7 @@ pub(crate) fn app_only(
             .map(|(_, p)| p.clone())
             .unwrap_or_default()
     };
-    let now = inner.now().unix_timestamp();
+    let now = inner.token_now().unix_timestamp();
     let exp = now.saturating_add(i64::try_from(inner.token_lifetime).unwrap_or(i64::MAX));
     let sp = service_principal_id(app);
     let mut claims = json!({

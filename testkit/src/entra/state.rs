@@ -73,6 +73,7 @@ impl EntraState {
             mfa_users: HashSet::new(),
             consent_revoked: HashSet::new(),
             secrets_expired: HashSet::new(),
+            clock_skew: 0,
         };
         Ok(Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -188,6 +189,9 @@ pub(crate) struct EntraData {
     pub consent_revoked: HashSet<String>,
     /// Lower-case client IDs whose secrets were all expired by the switch.
     pub secrets_expired: HashSet<String>,
+    /// Seconds Entra's clock is off (switch): shifts the `Date` of its answers and the times in
+    /// the tokens it issues, as a server with a wrong clock (or a client far from it) sees.
+    pub clock_skew: i64,
 }
 
 /// Entra's state under its lock, with the directory as it was when the lock was taken and the
@@ -222,6 +226,11 @@ impl Inner<'_> {
     /// The mock's clock: the real time plus whatever tests advanced it by.
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// The time written into tokens: the clock, off by the `clock_skew` switch.
+    pub(crate) fn token_now(&self) -> OffsetDateTime {
+        self.clock.now() + time::Duration::seconds(self.data.clock_skew)
     }
 
     /// Resolves the `{tenant}` path segment: a tenant ID, a domain, or `organizations`/`common`

@@ -23,6 +23,10 @@ pub struct EntraSwitches {
     pub mfa_required: Vec<String>,
     /// "Allow public client flows", by client ID, for every app of the directory.
     pub public_client_flows: BTreeMap<String, bool>,
+    /// Seconds Entra's clock is off: the `Date` of its answers and the `iat`/`nbf`/`exp` of the
+    /// tokens it issues (0: on time).
+    #[serde(default)]
+    pub clock_skew_secs: i64,
 }
 
 /// A change of the switches (`POST /_mock/entra`): every member is optional, an absent one
@@ -47,6 +51,9 @@ pub struct EntraSwitchChange {
     /// "Allow public client flows" of these apps.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub public_client_flows: BTreeMap<String, bool>,
+    /// Seconds Entra's clock is off (negative: behind); 0 puts it right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_secs: Option<i64>,
 }
 
 impl EntraSwitchChange {
@@ -78,6 +85,7 @@ impl EntraState {
             consent_revoked,
             mfa_required,
             public_client_flows,
+            clock_skew_secs: inner.clock_skew,
         }
     }
 
@@ -100,6 +108,12 @@ impl EntraState {
                 .flat_map(|t| &t.users)
                 .map(|u| u.upn.to_ascii_lowercase())
                 .collect();
+            if change
+                .clock_skew_secs
+                .is_some_and(|s| s.unsigned_abs() > 10 * 365 * 86_400)
+            {
+                return Err("clock_skew_secs must be within ten years".into());
+            }
             if change.token_lifetime == Some(0) {
                 return Err("token_lifetime must be at least 1 second".into());
             }
@@ -132,6 +146,9 @@ impl EntraState {
             }
             if let Some(ids) = &change.consent_revoked {
                 inner.consent_revoked = ids.iter().map(|i| i.to_ascii_lowercase()).collect();
+            }
+            if let Some(skew) = change.clock_skew_secs {
+                inner.clock_skew = skew;
             }
             if let Some(upns) = &change.mfa_required {
                 inner.mfa_users = upns.iter().map(|u| u.to_ascii_lowercase()).collect();
