@@ -185,8 +185,11 @@ pub struct ConfiguredConnection {
 /// Checked settings.
 #[derive(Debug)]
 pub struct Settings {
-    /// The SQLite database file.
+    /// The SQLite database file (`store.path`, or the path of a `sqlite://` `store.url`); not
+    /// used when the store is PostgreSQL.
     pub store_path: PathBuf,
+    /// Where the store is: the SQLite file above, or PostgreSQL (`store.url`).
+    pub store: crate::store::StoreLocation,
     /// The 0600 file holding the master key that seals stored secrets.
     pub master_key_file: PathBuf,
     pub server: ServerSettings,
@@ -326,6 +329,9 @@ struct RawTls {
 #[serde(default)]
 struct RawStore {
     path: Option<PathBuf>,
+    url: Option<String>,
+    password: Option<String>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -669,12 +675,90 @@ impl Resolver<'_> {
             .map_err(|e| self.invalid(key, e.to_string()))
     }
 
+    /// `[store]`: the SQLite file (`path`, or `url = "sqlite://PATH"`) or PostgreSQL
+    /// (`url = "postgres://…"`, its password only by `file:`/`env:` reference in `password`).
+    fn store(
+        &self,
+        raw: RawStore,
+        data_dir: &dyn Fn() -> Result<PathBuf, ConfigError>,
+    ) -> Result<(PathBuf, crate::store::StoreLocation), ConfigError> {
+        use crate::store::{PostgresOptions, StoreLocation};
+        let max_connections = match raw.max_connections {
+            None => PostgresOptions::DEFAULT_MAX_CONNECTIONS,
+            Some(n @ 1..=1000) => n,
+            Some(n) => {
+                return Err(self.invalid(
+                    "store.max_connections",
+                    format!("{n} is not a pool size; give 1 to 1000"),
+                ));
+            }
+        };
+        let password = raw
+            .password
+            .as_deref()
+            .map(|v| self.secret("store.password", v))
+            .transpose()?;
+        let sqlite = |path: Option<PathBuf>| -> Result<_, ConfigError> {
+            if password.is_some() {
+                return Err(self.invalid(
+                    "store.password",
+                    "only a PostgreSQL store takes a password; set store.url = \"postgres://…\" or remove store.password",
+                ));
+            }
+            let path = match path {
+                Some(p) => p,
+                None => data_dir()?.join("exgate.db"),
+            };
+            Ok((path.clone(), StoreLocation::Sqlite(path)))
+        };
+        let Some(url) = raw.url else {
+            return sqlite(raw.path);
+        };
+        if raw.path.is_some() {
+            return Err(self.invalid(
+                "store.url",
+                "store.url and store.path both name the store; keep one",
+            ));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(self.invalid(
+                    "store.url",
+                    "`sqlite://` names no file; give sqlite:///var/lib/exgate/exgate.db",
+                ));
+            }
+            return sqlite(Some(PathBuf::from(path)));
+        }
+        let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let parsed = url::Url::parse(&url).ok().filter(|_| is_postgres);
+        let Some(parsed) = parsed else {
+            return Err(self.invalid(
+                "store.url",
+                "the store URL must start with sqlite:// (a file) or postgres:// (a PostgreSQL database)",
+            ));
+        };
+        if parsed.password().is_some() {
+            // Say so without repeating the URL, which holds the password.
+            return Err(self.invalid(
+                "store.url",
+                "the URL holds a password; move it to store.password as a file: or env: reference",
+            ));
+        }
+        // The SQLite path stays at its default for commands that name it; the store is PostgreSQL.
+        let path = data_dir().map(|d| d.join("exgate.db")).unwrap_or_default();
+        Ok((
+            path,
+            StoreLocation::Postgres(PostgresOptions {
+                url,
+                password,
+                max_connections,
+            }),
+        ))
+    }
+
     fn resolve(&self, raw: RawSettings, files: Vec<PathBuf>) -> Result<Settings, ConfigError> {
         let data_dir = || self.env.data_dir().ok_or(ConfigError::NoHome);
-        let store_path = match raw.store.path {
-            Some(p) => p,
-            None => data_dir()?.join("exgate.db"),
-        };
+        let (store_path, store) = self.store(raw.store, &data_dir)?;
         let master_key_file = match self
             .env
             .get("EXGATE_MASTER_KEY_FILE")
@@ -872,6 +956,7 @@ impl Resolver<'_> {
 
         Ok(Settings {
             store_path,
+            store,
             master_key_file,
             server: ServerSettings {
                 listen,
@@ -1527,5 +1612,71 @@ mod tests {
         )
         .unwrap();
         assert!(s.server.admin_password.is_some());
+    }
+
+    #[test]
+    fn store_url_names_sqlite_or_postgres_with_its_password_by_reference() {
+        use crate::store::StoreLocation;
+        let f = Fixture::new();
+        let path = f.write("a.toml", "[store]\nurl = \"sqlite:///srv/exgate/x.db\"\n");
+        let s = load(Some(&path), &f.env(&[])).unwrap();
+        assert_eq!(s.store_path, PathBuf::from("/srv/exgate/x.db"));
+        assert!(matches!(&s.store, StoreLocation::Sqlite(p) if p == &s.store_path));
+
+        let path = f.write(
+            "b.toml",
+            "[store]\nurl = \"postgres://exgate@db:5432/exgate?sslmode=verify-full\"\n\
+             password = \"env:PGPW\"\nmax_connections = 25\n",
+        );
+        let s = load(Some(&path), &f.env(&[("PGPW", "pg-secret-value")])).unwrap();
+        let StoreLocation::Postgres(pg) = &s.store else {
+            panic!("{:?}", s.store)
+        };
+        assert_eq!(
+            pg.url,
+            "postgres://exgate@db:5432/exgate?sslmode=verify-full"
+        );
+        assert_eq!(
+            pg.password.as_ref().map(Secret::expose),
+            Some("pg-secret-value")
+        );
+        assert_eq!(pg.max_connections, 25);
+        assert!(!format!("{:?}", s.store).contains("pg-secret-value"));
+
+        for (text, key, why) in [
+            (
+                "url = \"postgres://exgate:hunter2@db/exgate\"",
+                "store.url",
+                "holds a password",
+            ),
+            (
+                "url = \"mysql://db/exgate\"",
+                "store.url",
+                "must start with",
+            ),
+            ("url = \"sqlite://\"", "store.url", "names no file"),
+            (
+                "url = \"sqlite:///x.db\"\npath = \"/y.db\"",
+                "store.url",
+                "keep one",
+            ),
+            (
+                "password = \"env:PGPW\"",
+                "store.password",
+                "only a PostgreSQL",
+            ),
+            (
+                "url = \"postgres://db/exgate\"\nmax_connections = 0",
+                "store.max_connections",
+                "1 to 1000",
+            ),
+        ] {
+            let path = f.write("c.toml", &format!("[store]\n{text}\n"));
+            let err = load(Some(&path), &f.env(&[("PGPW", "pg-secret-value")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(why), "{text}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 }

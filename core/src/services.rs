@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::connections::Connections;
 use crate::mailboxes::Mailboxes;
 use crate::secret::Vault;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// What the frontends call.
 #[derive(Debug, Clone)]
@@ -29,25 +29,22 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the vault and the store that `settings` name and builds every service over them.
+    /// Opens the vault and the store that `settings` name (SQLite or PostgreSQL) and builds every service over them.
     /// The connections `settings` declares are taken out of it.
     pub async fn open(settings: &mut Settings, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&settings.store_path, Arc::clone(&vault)).await?);
+        let store = settings.store.open(Arc::clone(&vault), false).await?;
         Self::over(store, vault, settings, clock)
     }
 
     /// [`Services::open`] for one command of a short-lived process (the CLI): its store calls
-    /// come one after the other, so the store keeps one connection
-    /// ([`SqliteStore::open_single`]).
+    /// come one after the other, so the store keeps one connection.
     pub async fn open_for_command(
         settings: &mut Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open_single(&settings.store_path, Arc::clone(&vault)).await?);
+        let store = settings.store.open(Arc::clone(&vault), true).await?;
         Self::over(store, vault, settings, clock)
     }
 

@@ -1,13 +1,20 @@
 //! Persistence of connections, accounts, static users and the admin credential.
 //!
 //! [`Store`] is the seam every frontend goes through; [`SqliteStore`] is the embedded default
-//! (one file, WAL). Implementations seal every secret with the [`Vault`](crate::secret::Vault)
-//! before it reaches the database and bind each ciphertext to its row.
+//! (one file, WAL), [`PostgresStore`] the shared one for several gateways, [`MemoryStore`] one
+//! that lives in memory. The database backends seal every secret with the
+//! [`Vault`](crate::secret::Vault) before it reaches the database and bind each ciphertext to its
+//! row; that code, and the mapping of rows to the model, is `rows`, shared by both.
 
 pub mod counting;
+mod memory;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -16,10 +23,50 @@ use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
     ConnectionName, Principal, StaticUser, StaticUserId, TokenKey,
 };
-use crate::secret::{Secret, VaultError};
+use crate::secret::{Secret, Vault, VaultError};
 
 pub use counting::CountingStore;
+pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// Where the store is: `store.url` (`sqlite://PATH` or `postgres://…`), or `store.path`.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(PostgresOptions),
+}
+
+impl StoreLocation {
+    /// The store's name for messages: the file, or the URL (which holds no password).
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(options) => options.url.clone(),
+        }
+    }
+
+    /// Opens the store. `single`: a command whose store calls come one after the other (the
+    /// CLI) keeps one connection.
+    pub async fn open(
+        &self,
+        vault: Arc<Vault>,
+        single: bool,
+    ) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(path) if single => Arc::new(SqliteStore::open_single(path, vault).await?),
+            Self::Sqlite(path) => Arc::new(SqliteStore::open(path, vault).await?),
+            Self::Postgres(options) if single => {
+                let options = PostgresOptions {
+                    max_connections: 1,
+                    ..options.clone()
+                };
+                Arc::new(PostgresStore::open(&options, vault).await?)
+            }
+            Self::Postgres(options) => Arc::new(PostgresStore::open(options, vault).await?),
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -32,6 +32,7 @@ pub mod mailstore;
 mod microsoft;
 pub mod oidc;
 mod pop;
+pub mod postgres;
 mod smtp;
 mod tls;
 pub mod xsd;

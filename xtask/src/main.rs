@@ -199,7 +199,8 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Debian packages the tests use, each with a file that shows it is there.
+/// Debian packages the tests use, each with a file that shows it is there (`*` stands for one
+/// path component, such as PostgreSQL's major version).
 const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[
     (
         "time",
@@ -211,14 +212,31 @@ const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[
         "/usr/bin/xmllint",
         "xmllint validates EWS requests and responses against Microsoft's schema",
     ),
+    (
+        "postgresql",
+        "/usr/lib/postgresql/*/bin/initdb",
+        "the store's PostgreSQL tests start throwaway clusters (exgate_testkit::postgres)",
+    ),
 ];
+
+/// Whether a file matching `pattern` exists; a `*` component matches any one folder name.
+fn installed(pattern: &str) -> bool {
+    match pattern.split_once("/*/") {
+        None => Path::new(pattern).exists(),
+        Some((dir, rest)) => std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| installed(&format!("{}/{rest}", entry.path().display()))),
+    }
+}
 
 /// Installs what a fresh machine lacks of [`DEBIAN_TOOLS`] (CI runs as root); a tool that
 /// cannot be installed is an error that says why, never a skipped test.
 fn debian_tools() -> anyhow::Result<()> {
     let missing: Vec<_> = DEBIAN_TOOLS
         .iter()
-        .filter(|(_, file, _)| !Path::new(file).exists())
+        .filter(|(_, file, _)| !installed(file))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -249,7 +267,7 @@ fn debian_tools() -> anyhow::Result<()> {
         )
     })?;
     for (name, file, _) in &missing {
-        if !Path::new(file).exists() {
+        if !installed(file) {
             bail!("{name} was installed but {file} is still missing");
         }
     }

@@ -388,6 +388,12 @@ impl ConnectionName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name folded to lower case: two names are the same connection when their folded
+    /// forms are equal. Every store enforces uniqueness on this value.
+    pub fn folded(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
 }
 
 impl FromStr for ConnectionName {

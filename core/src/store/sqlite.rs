@@ -4,28 +4,27 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
+use super::rows::{
+    account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
+    connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
+    open_refresh_token, scope_column, seal_access_token, seal_key_check, seal_refresh_token,
+    static_user_from_row, status_reason, ts, verify_key_check,
+};
 use super::{Store, StoreError};
-use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
+use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
-    AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
-    ClientCertificate, ClientCredential, ClientId, Connection, ConnectionId, ConnectionName,
-    ConnectionSettings, CredentialKind, DelegatedAuth, DelegatedFlow, EndpointUrl, MailEndpoints,
-    MailboxAccess, PasswordAuth, Principal, ResourceIndicator, SendVia, StaticUser, StaticUserId,
-    Target, TokenKey,
+    AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
+    ConnectionName, Principal, StaticUser, StaticUserId, TokenKey,
 };
 use crate::secret::{Secret, Vault, create_private_dir};
 
@@ -45,7 +44,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0004_credential_expiry.sql"),
     ),
 ];
-const KEY_CHECK: &[u8] = b"exgate key check";
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -59,257 +57,6 @@ impl fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Db { context, source }
-}
-
-fn ts(t: OffsetDateTime) -> String {
-    // Formatting a valid OffsetDateTime as RFC 3339 fails only for years outside 0..=9999.
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-fn parse_ts(s: &str) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}`")))
-}
-
-fn parse_col<T: FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
-}
-
-/// The non-secret parts of a connection, as stored in `connections.doc`.
-#[derive(Serialize, Deserialize)]
-struct ConnectionDoc {
-    target: Target,
-    backend: Backend,
-    authority: Option<EndpointUrl>,
-    /// Added with schema version 2 (older documents have none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    resource: Option<ResourceIndicator>,
-    auth: AuthDoc,
-    /// Added for IMAP/POP/SMTP: absent in older documents (= `auto`), which stay readable as
-    /// they are, so the document's version does not change.
-    #[serde(default = "send_auto", skip_serializing_if = "is_send_auto")]
-    send: SendVia,
-    /// Likewise: absent = Exchange Online's default servers.
-    #[serde(default, skip_serializing_if = "MailEndpoints::is_empty")]
-    mail: MailEndpoints,
-    /// Added with schema version 4 (older documents have none): when the credential expires,
-    /// RFC 3339.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    credential_expires: Option<OffsetDateTime>,
-}
-
-fn send_auto() -> SendVia {
-    SendVia::Auto
-}
-
-fn is_send_auto(send: &SendVia) -> bool {
-    *send == SendVia::Auto
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum AuthDoc {
-    #[serde(rename = "oauth2-delegated")]
-    Delegated {
-        client_id: ClientId,
-        flow: DelegatedFlow,
-        credential: Option<CredentialDoc>,
-        redirect_uri: Option<EndpointUrl>,
-        scopes: Vec<String>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        return_urls: Vec<EndpointUrl>,
-    },
-    #[serde(rename = "oauth2-app-only")]
-    AppOnly {
-        client_id: ClientId,
-        credential: CredentialDoc,
-    },
-    Basic {
-        username: String,
-    },
-    Ntlm {
-        username: String,
-    },
-}
-
-/// The sealed column holds the client secret or the private key; the certificate is public.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum CredentialDoc {
-    Secret,
-    Certificate { certificate_pem: String },
-}
-
-impl CredentialDoc {
-    fn from_credential(c: &ClientCredential) -> Self {
-        match c {
-            ClientCredential::Secret(_) => Self::Secret,
-            ClientCredential::Certificate(c) => Self::Certificate {
-                certificate_pem: c.certificate_pem().to_owned(),
-            },
-        }
-    }
-
-    fn into_credential(self, secret: Secret) -> Result<ClientCredential, StoreError> {
-        Ok(match self {
-            Self::Secret => ClientCredential::Secret(secret),
-            Self::Certificate { certificate_pem } => ClientCredential::Certificate(
-                ClientCertificate::from_pem(&certificate_pem, &secret)
-                    .map_err(|e| StoreError::Corrupt(format!("stored certificate: {e}")))?,
-            ),
-        })
-    }
-}
-
-impl ConnectionDoc {
-    fn from_settings(s: &ConnectionSettings) -> Self {
-        let auth = match &s.auth {
-            Auth::OAuth2Delegated(d) => AuthDoc::Delegated {
-                client_id: d.client_id.clone(),
-                flow: d.flow,
-                credential: d.credential.as_ref().map(CredentialDoc::from_credential),
-                redirect_uri: d.redirect_uri.clone(),
-                scopes: d.scopes.clone(),
-                return_urls: d.return_urls.clone(),
-            },
-            Auth::OAuth2AppOnly(a) => AuthDoc::AppOnly {
-                client_id: a.client_id.clone(),
-                credential: CredentialDoc::from_credential(&a.credential),
-            },
-            Auth::Basic(p) => AuthDoc::Basic {
-                username: p.username.clone(),
-            },
-            Auth::Ntlm(p) => AuthDoc::Ntlm {
-                username: p.username.clone(),
-            },
-        };
-        Self {
-            target: s.target.clone(),
-            backend: s.backend,
-            authority: s.authority.clone(),
-            resource: s.resource.clone(),
-            auth,
-            send: s.send,
-            mail: s.mail.clone(),
-            credential_expires: s.credential_expires,
-        }
-    }
-
-    fn into_settings(self, secret: Option<Secret>) -> Result<ConnectionSettings, StoreError> {
-        let need = |s: Option<Secret>| {
-            s.ok_or_else(|| StoreError::Corrupt("connection without its sealed secret".into()))
-        };
-        let auth = match self.auth {
-            AuthDoc::Delegated {
-                client_id,
-                flow,
-                credential,
-                redirect_uri,
-                scopes,
-                return_urls,
-            } => {
-                let credential = credential
-                    .map(|c| c.into_credential(need(secret)?))
-                    .transpose()?;
-                Auth::OAuth2Delegated(DelegatedAuth {
-                    client_id,
-                    flow,
-                    credential,
-                    redirect_uri,
-                    scopes,
-                    return_urls,
-                })
-            }
-            AuthDoc::AppOnly {
-                client_id,
-                credential,
-            } => Auth::OAuth2AppOnly(AppOnlyAuth {
-                client_id,
-                credential: credential.into_credential(need(secret)?)?,
-            }),
-            AuthDoc::Basic { username } => Auth::Basic(PasswordAuth {
-                username,
-                password: need(secret)?,
-            }),
-            AuthDoc::Ntlm { username } => Auth::Ntlm(PasswordAuth {
-                username,
-                password: need(secret)?,
-            }),
-        };
-        Ok(ConnectionSettings {
-            target: self.target,
-            backend: self.backend,
-            auth,
-            authority: self.authority,
-            resource: self.resource,
-            send: self.send,
-            mail: self.mail,
-            credential_expires: self.credential_expires,
-        })
-    }
-}
-
-fn connection_secret_context(id: ConnectionId) -> String {
-    format!("connections/{id}/secret")
-}
-
-fn refresh_token_context(id: AccountId) -> String {
-    format!("accounts/{id}/refresh_token")
-}
-
-fn scope_column(scope: &KeyScope) -> String {
-    match scope {
-        KeyScope::Admin => "*".to_owned(),
-        KeyScope::Connections(ids) => serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
-    }
-}
-
-fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let get = |col: &str| {
-        row.try_get::<String, _>(col)
-            .map_err(db("reading an API key"))
-    };
-    let opt = |col: &str| {
-        row.try_get::<Option<String>, _>(col)
-            .map_err(db("reading an API key"))
-    };
-    let scope = match get("scope")?.as_str() {
-        "*" => KeyScope::Admin,
-        json => KeyScope::Connections(
-            serde_json::from_str(json)
-                .map_err(|_| StoreError::Corrupt(format!("API key scope `{json}`")))?,
-        ),
-    };
-    Ok(ApiKey {
-        id: ApiKeyId(parse_col(&get("id")?, "API key id")?),
-        name: get("name")?,
-        scope,
-        created_at: parse_ts(&get("created_at")?)?,
-        last_used_at: opt("last_used_at")?.map(|t| parse_ts(&t)).transpose()?,
-        revoked_at: opt("revoked_at")?.map(|t| parse_ts(&t)).transpose()?,
-    })
-}
-
-fn account_column(key: &TokenKey) -> String {
-    key.account.map(|a| a.to_string()).unwrap_or_default()
-}
-
-fn access_token_context(key: &TokenKey) -> String {
-    format!(
-        "access_tokens/{}/{}/{}/token",
-        key.connection,
-        account_column(key),
-        key.resource
-    )
 }
 
 /// How many connections a long-lived process (the gateway) keeps to the file.
@@ -457,15 +204,10 @@ impl SqliteStore {
                 .map_err(db("reading the key check"))?,
         };
         match sealed {
-            Some(sealed) => match self.vault.open("meta/key_check", &sealed) {
-                Ok(v) if v == KEY_CHECK => Ok(()),
-                _ => Err(StoreError::WrongKey {
-                    key_file: self.vault.key_file().display().to_string(),
-                }),
-            },
+            Some(sealed) => verify_key_check(&self.vault, &sealed),
             None => {
                 sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)")
-                    .bind(self.vault.seal("meta/key_check", KEY_CHECK))
+                    .bind(seal_key_check(&self.vault))
                     .execute(&self.pool)
                     .await
                     .map_err(db("writing the key check"))?;
@@ -473,119 +215,6 @@ impl SqliteStore {
             }
         }
     }
-
-    fn connection_from_row(&self, row: &SqliteRow) -> Result<Connection, StoreError> {
-        let get = |col: &str| {
-            row.try_get::<String, _>(col)
-                .map_err(db("reading a connection"))
-        };
-        let id: ConnectionId = parse_col(&get("id")?, "connection id")?;
-        let doc: ConnectionDoc = serde_json::from_str(&get("doc")?)
-            .map_err(|e| StoreError::Corrupt(format!("connection {id}: {e}")))?;
-        let sealed: Option<Vec<u8>> = row
-            .try_get("secret_sealed")
-            .map_err(db("reading a connection"))?;
-        let secret = sealed
-            .map(|s| self.vault.open_secret(&connection_secret_context(id), &s))
-            .transpose()?;
-        Ok(Connection {
-            id,
-            name: parse_col(&get("name")?, "connection name")?,
-            settings: doc.into_settings(secret)?,
-            created_at: parse_ts(&get("created_at")?)?,
-            updated_at: parse_ts(&get("updated_at")?)?,
-        })
-    }
-
-    fn connection_binds(&self, c: &Connection) -> Result<(String, Option<Vec<u8>>), StoreError> {
-        let doc =
-            serde_json::to_string(&ConnectionDoc::from_settings(&c.settings)).map_err(|e| {
-                StoreError::Corrupt(format!("connection {} cannot be encoded: {e}", c.id))
-            })?;
-        let sealed = c
-            .settings
-            .auth
-            .secret()
-            .map(|s| self.vault.seal_secret(&connection_secret_context(c.id), s));
-        Ok((doc, sealed))
-    }
-
-    fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-        let get = |col: &str| {
-            row.try_get::<String, _>(col)
-                .map_err(db("reading an account"))
-        };
-        let opt = |col: &str| {
-            row.try_get::<Option<String>, _>(col)
-                .map_err(db("reading an account"))
-        };
-        let credential = match get("credential_kind")?.as_str() {
-            "refresh-token" => CredentialKind::RefreshToken,
-            "app-only" => CredentialKind::AppOnly,
-            "service-account" => CredentialKind::ServiceAccount,
-            other => return Err(StoreError::Corrupt(format!("credential kind `{other}`"))),
-        };
-        let status = match get("status")?.as_str() {
-            "active" => AccountStatus::Active,
-            "needs-sign-in" => AccountStatus::NeedsSignIn {
-                reason: opt("status_reason")?.unwrap_or_default(),
-            },
-            other => return Err(StoreError::Corrupt(format!("account status `{other}`"))),
-        };
-        Ok(Account {
-            id: parse_col(&get("id")?, "account id")?,
-            connection: parse_col(&get("connection_id")?, "connection id")?,
-            principal: parse_col(&get("principal")?, "principal")?,
-            mailbox: opt("mailbox")?
-                .map(|m| parse_col(&m, "mailbox"))
-                .transpose()?,
-            credential,
-            status,
-            created_at: parse_ts(&get("created_at")?)?,
-            last_used_at: opt("last_used_at")?.map(|t| parse_ts(&t)).transpose()?,
-        })
-    }
-
-    fn bridge_user_from_row(row: &SqliteRow) -> Result<BridgeUser, StoreError> {
-        let get = |col: &str| {
-            row.try_get::<String, _>(col)
-                .map_err(db("reading a bridge user"))
-        };
-        let principal: Option<String> = row
-            .try_get("principal")
-            .map_err(db("reading a bridge user"))?;
-        Ok(BridgeUser {
-            username: parse_col(&get("username")?, "bridge user name")?,
-            connection: parse_col(&get("connection_id")?, "connection id")?,
-            principal: principal.map(|p| parse_col(&p, "principal")).transpose()?,
-            mailbox: parse_col(&get("mailbox")?, "mailbox")?,
-            created_at: parse_ts(&get("created_at")?)?,
-        })
-    }
-
-    fn static_user_from_row(row: &SqliteRow) -> Result<StaticUser, StoreError> {
-        let get = |col: &str| {
-            row.try_get::<String, _>(col)
-                .map_err(db("reading a static user"))
-        };
-        let access = match get("access")?.as_str() {
-            "impersonation" => MailboxAccess::Impersonation,
-            "delegation" => MailboxAccess::Delegation,
-            other => return Err(StoreError::Corrupt(format!("mailbox access `{other}`"))),
-        };
-        Ok(StaticUser {
-            id: parse_col(&get("id")?, "static user id")?,
-            connection: parse_col(&get("connection_id")?, "connection id")?,
-            principal: parse_col(&get("principal")?, "principal")?,
-            mailbox: parse_col(&get("mailbox")?, "mailbox")?,
-            access,
-            created_at: parse_ts(&get("created_at")?)?,
-        })
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 #[async_trait]
@@ -599,16 +228,16 @@ impl Store for SqliteStore {
     }
 
     async fn insert_connection(&self, c: &Connection) -> Result<(), StoreError> {
-        let (doc, sealed) = self.connection_binds(c)?;
+        let cols = connection_columns(&self.vault, c)?;
         let result = sqlx::query(
             "INSERT INTO connections (id, name, doc, secret_sealed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(c.id.to_string())
-        .bind(c.name.as_str())
-        .bind(doc)
-        .bind(sealed)
-        .bind(ts(c.created_at))
-        .bind(ts(c.updated_at))
+        .bind(cols.id)
+        .bind(cols.name)
+        .bind(cols.doc)
+        .bind(cols.secret_sealed)
+        .bind(cols.created_at)
+        .bind(cols.updated_at)
         .execute(&self.pool)
         .await;
         match result {
@@ -622,13 +251,13 @@ impl Store for SqliteStore {
     }
 
     async fn update_connection(&self, c: &Connection) -> Result<bool, StoreError> {
-        let (doc, sealed) = self.connection_binds(c)?;
+        let cols = connection_columns(&self.vault, c)?;
         let result = sqlx::query("UPDATE connections SET name = ?, doc = ?, secret_sealed = ?, updated_at = ? WHERE id = ?")
-            .bind(c.name.as_str())
-            .bind(doc)
-            .bind(sealed)
-            .bind(ts(c.updated_at))
-            .bind(c.id.to_string())
+            .bind(cols.name)
+            .bind(cols.doc)
+            .bind(cols.secret_sealed)
+            .bind(cols.updated_at)
+            .bind(cols.id)
             .execute(&self.pool)
             .await;
         match result {
@@ -647,7 +276,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("reading a connection"))?
-            .map(|row| self.connection_from_row(&row))
+            .map(|row| connection_from_row(&self.vault, &row))
             .transpose()
     }
 
@@ -657,7 +286,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("reading a connection"))?
-            .map(|row| self.connection_from_row(&row))
+            .map(|row| connection_from_row(&self.vault, &row))
             .transpose()
     }
 
@@ -667,7 +296,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db("listing connections"))?
             .iter()
-            .map(|row| self.connection_from_row(row))
+            .map(|row| connection_from_row(&self.vault, row))
             .collect()
     }
 
@@ -705,11 +334,7 @@ impl Store for SqliteStore {
         a: &Account,
         refresh_token: Option<&Secret>,
     ) -> Result<(), StoreError> {
-        let sealed = refresh_token.map(|t| self.vault.seal_secret(&refresh_token_context(a.id), t));
-        let reason = match &a.status {
-            AccountStatus::NeedsSignIn { reason } => Some(reason.clone()),
-            AccountStatus::Active => None,
-        };
+        let cols = account_columns(&self.vault, a, refresh_token);
         let result = sqlx::query(
             "INSERT INTO accounts (id, connection_id, principal, mailbox, credential_kind, status, status_reason, \
              refresh_token_sealed, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -717,16 +342,16 @@ impl Store for SqliteStore {
              status = excluded.status, status_reason = excluded.status_reason, \
              refresh_token_sealed = excluded.refresh_token_sealed, last_used_at = excluded.last_used_at",
         )
-        .bind(a.id.to_string())
-        .bind(a.connection.to_string())
-        .bind(a.principal.as_str())
-        .bind(a.mailbox.as_ref().map(|m| m.as_str().to_owned()))
-        .bind(a.credential.as_str())
-        .bind(a.status.as_str())
-        .bind(reason)
-        .bind(sealed)
-        .bind(ts(a.created_at))
-        .bind(a.last_used_at.map(ts))
+        .bind(cols.id)
+        .bind(cols.connection_id)
+        .bind(cols.principal)
+        .bind(cols.mailbox)
+        .bind(cols.credential_kind)
+        .bind(cols.status)
+        .bind(cols.status_reason)
+        .bind(cols.refresh_token_sealed)
+        .bind(cols.created_at)
+        .bind(cols.last_used_at)
         .execute(&self.pool)
         .await;
         match result {
@@ -750,7 +375,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("reading an account"))?
-            .map(|row| Self::account_from_row(&row))
+            .map(|row| account_from_row(&row))
             .transpose()
     }
 
@@ -765,7 +390,7 @@ impl Store for SqliteStore {
             None => None,
         };
         Ok(sealed
-            .map(|s| self.vault.open_secret(&refresh_token_context(id), &s))
+            .map(|s| open_refresh_token(&self.vault, id, &s))
             .transpose()?)
     }
 
@@ -776,7 +401,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db("listing accounts"))?
             .iter()
-            .map(Self::account_from_row)
+            .map(|row| account_from_row(row))
             .collect()
     }
 
@@ -803,10 +428,7 @@ impl Store for SqliteStore {
         status: &AccountStatus,
         last_used_at: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError> {
-        let reason = match status {
-            AccountStatus::NeedsSignIn { reason } => Some(reason.clone()),
-            AccountStatus::Active => None,
-        };
+        let reason = status_reason(status);
         let r = sqlx::query(
             "UPDATE accounts SET status = ?, status_reason = ?, \
              last_used_at = COALESCE(?, last_used_at) WHERE id = ?",
@@ -870,13 +492,7 @@ impl Store for SqliteStore {
         let sealed: Vec<u8> = row.try_get(0).map_err(db(ctx))?;
         let expires: String = row.try_get(1).map_err(db(ctx))?;
         let refresh: String = row.try_get(2).map_err(db(ctx))?;
-        Ok(Some(AccessToken {
-            secret: self
-                .vault
-                .open_secret(&access_token_context(key), &sealed)?,
-            expires_at: parse_ts(&expires)?,
-            refresh_at: parse_ts(&refresh)?,
-        }))
+        open_access_token(&self.vault, key, &sealed, &expires, &refresh).map(Some)
     }
 
     async fn save_tokens(
@@ -889,7 +505,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(db(ctx))?;
         if let (Some(account), Some(rt)) = (key.account, refresh_token) {
             sqlx::query("UPDATE accounts SET refresh_token_sealed = ? WHERE id = ?")
-                .bind(self.vault.seal_secret(&refresh_token_context(account), rt))
+                .bind(seal_refresh_token(&self.vault, account, rt))
                 .bind(account.to_string())
                 .execute(&mut *tx)
                 .await
@@ -903,7 +519,7 @@ impl Store for SqliteStore {
         .bind(key.connection.to_string())
         .bind(account_column(key))
         .bind(key.resource.as_str())
-        .bind(self.vault.seal_secret(&access_token_context(key), &access.secret))
+        .bind(seal_access_token(&self.vault, key, access))
         .bind(ts(access.expires_at))
         .bind(ts(access.refresh_at))
         .execute(&mut *tx)
@@ -962,7 +578,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db("listing static users"))?
             .iter()
-            .map(Self::static_user_from_row)
+            .map(|row| static_user_from_row(row))
             .collect()
     }
 
@@ -1010,7 +626,7 @@ impl Store for SqliteStore {
             let hash: String = row
                 .try_get("password_hash")
                 .map_err(db("reading a bridge user"))?;
-            Ok((Self::bridge_user_from_row(&row)?, hash))
+            Ok((bridge_user_from_row(&row)?, hash))
         })
         .transpose()
     }
@@ -1021,7 +637,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db("listing bridge users"))?
             .iter()
-            .map(Self::bridge_user_from_row)
+            .map(|row| bridge_user_from_row(row))
             .collect()
     }
 
@@ -1035,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &[u8; 32]) -> Result<(), StoreError> {
-        sqlx::query(
+        let result = sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, scope, created_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(key.id.to_string())
@@ -1044,9 +660,14 @@ impl Store for SqliteStore {
         .bind(scope_column(&key.scope))
         .bind(ts(key.created_at))
         .execute(&self.pool)
-        .await
-        .map_err(db("creating an API key"))?;
-        Ok(())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict("an API key with this value".into()))
+            }
+            Err(e) => Err(db("creating an API key")(e)),
+        }
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
@@ -1065,7 +686,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db("listing API keys"))?
             .iter()
-            .map(api_key_from_row)
+            .map(|row| api_key_from_row(row))
             .collect()
     }
 
