@@ -233,6 +233,9 @@ async fn list_all(
     }
 }
 
+/// A message to fetch: its ID, its file, and that file relative to the export folder.
+type Todo = (String, PathBuf, String);
+
 /// The messages of `all` an export still has to fetch (ID, file, file relative to `dir`),
 /// creating each folder's directory once; those already there (by the manifest, or a file of
 /// their name) count as skipped. Blocking: it checks the file system for every message.
@@ -241,7 +244,7 @@ fn plan(
     all: &[MessageSummary],
     dirs: &HashMap<String, String>,
     mut manifest: Manifest,
-) -> Result<(Manifest, ExportReport, Vec<(String, PathBuf, String)>), Error> {
+) -> Result<(Manifest, ExportReport, Vec<Todo>), Error> {
     let mut report = ExportReport::default();
     let mut todo = Vec::new();
     let mut created = HashSet::new();
