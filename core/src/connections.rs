@@ -61,9 +61,9 @@ pub struct Connections {
     /// Stored connections by lower-case name, and by ID.
     by_name: TtlCache<String, Arc<Connection>>,
     by_id: TtlCache<ConnectionId, Connection>,
-    static_users: TtlCache<ConnectionId, Vec<StaticUser>>,
+    static_users: TtlCache<ConnectionId, Arc<Vec<StaticUser>>>,
     /// The lower-case names of the stored connections (to find clashes with declared ones).
-    stored_names: TtlCache<(), Vec<String>>,
+    stored_names: TtlCache<(), Arc<Vec<String>>>,
     /// Every stored connection, by name (a command that names none lists them, then uses one).
     stored: TtlCache<(), Vec<Connection>>,
 }
@@ -122,29 +122,30 @@ impl Connections {
     }
 
     /// Whether a connection of this name (in any case) is stored.
-    async fn is_stored(&self, name: &ConnectionName) -> Result<bool, Error> {
+    async fn is_stored(&self, name: &str) -> Result<bool, Error> {
         let names = match self.stored_names.get(&()) {
             Some(names) => names,
             None => {
-                let names: Vec<String> = self
-                    .store
-                    .connections()
-                    .await?
-                    .iter()
-                    .map(|c| c.name.as_str().to_ascii_lowercase())
-                    .collect();
-                self.stored_names.put((), names.clone());
+                let names: Arc<Vec<String>> = Arc::new(
+                    self.store
+                        .connections()
+                        .await?
+                        .iter()
+                        .map(|c| c.name.as_str().to_ascii_lowercase())
+                        .collect(),
+                );
+                self.stored_names.put((), Arc::clone(&names));
                 names
             }
         };
-        Ok(names.contains(&name.as_str().to_ascii_lowercase()))
+        Ok(names.iter().any(|n| n.eq_ignore_ascii_case(name)))
     }
 
     /// Stored connections whose name a configuration file also declares.
     pub async fn clashes(&self) -> Result<Vec<NameClash>, Error> {
         let mut clashes = Vec::new();
         for entry in &self.configured {
-            if self.is_stored(&entry.connection.name).await?
+            if self.is_stored(entry.connection.name.as_str()).await?
                 && let Source::File(origin) = &entry.source
             {
                 clashes.push(NameClash {
@@ -177,10 +178,12 @@ impl Connections {
                 self.stored.put((), stored.clone());
                 self.stored_names.put(
                     (),
-                    stored
-                        .iter()
-                        .map(|c| c.name.as_str().to_ascii_lowercase())
-                        .collect(),
+                    Arc::new(
+                        stored
+                            .iter()
+                            .map(|c| c.name.as_str().to_ascii_lowercase())
+                            .collect(),
+                    ),
                 );
                 for c in &stored {
                     self.by_name
@@ -224,15 +227,15 @@ impl Connections {
 
     /// The named connection, and the index of the declared one it is, if it is.
     async fn lookup(&self, name: &str) -> Result<(Arc<Connection>, Option<usize>), Error> {
-        let name = parse_name(name)?;
-        if let Some(i) = self.configured.iter().position(|e| {
-            e.connection
-                .name
-                .as_str()
-                .eq_ignore_ascii_case(name.as_str())
-        }) {
+        // A declared name, or a stored one cached under the name as given (lower case), is
+        // valid: found without parsing or allocating.
+        if let Some(i) = self
+            .configured
+            .iter()
+            .position(|e| e.connection.name.as_str().eq_ignore_ascii_case(name))
+        {
             let entry = &self.configured[i];
-            if self.is_stored(&name).await?
+            if self.is_stored(name).await?
                 && let Source::File(origin) = &entry.source
             {
                 return Err(Error::NameClash {
@@ -242,6 +245,12 @@ impl Connections {
             }
             return Ok((Arc::clone(&self.configured_shared[i]), Some(i)));
         }
+        if !name.bytes().any(|b| b.is_ascii_uppercase())
+            && let Some(c) = self.by_name.get_by(name)
+        {
+            return Ok((c, None));
+        }
+        let name = parse_name(name)?;
         let key = name.as_str().to_ascii_lowercase();
         let connection = match self.by_name.get(&key) {
             Some(c) => c,
@@ -315,11 +324,20 @@ impl Connections {
 
     /// The static users of a connection.
     pub async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, Error> {
+        let users = self.static_users_shared(connection).await?;
+        Ok(users.as_ref().clone())
+    }
+
+    /// [`Connections::static_users`] without a copy: what every request asks.
+    pub async fn static_users_shared(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<Arc<Vec<StaticUser>>, Error> {
         if let Some(users) = self.static_users.get(&connection) {
             return Ok(users);
         }
-        let users = self.store.static_users(connection).await?;
-        self.static_users.put(connection, users.clone());
+        let users = Arc::new(self.store.static_users(connection).await?);
+        self.static_users.put(connection, Arc::clone(&users));
         Ok(users)
     }
 
@@ -422,7 +440,7 @@ impl Connections {
     pub async fn remove(&self, name: &str) -> Result<(), Error> {
         let parsed = parse_name(name)?;
         let stored_name = match self.configured(&parsed) {
-            Some(declared) if !self.is_stored(&parsed).await? => {
+            Some(declared) if !self.is_stored(parsed.as_str()).await? => {
                 return Err(Error::ReadOnly {
                     name: declared.connection.name.to_string(),
                     origin: match &declared.source {

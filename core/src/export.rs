@@ -25,8 +25,10 @@ use crate::mailbox::{
 
 /// Messages fetched per request batch.
 const CHUNK: usize = 20;
-/// Batches in flight at once (the per-mailbox concurrency limit).
-const IN_FLIGHT: usize = 4;
+/// Batches fetched or being written at once: twice the per-mailbox concurrency limit (which
+/// the governor keeps), so that while some batches are written to disk others wait for the
+/// governor's next slot, and no part of the mailbox's allowance passes unused.
+const IN_FLIGHT: usize = 8;
 /// Page size when listing.
 const LIST_PAGE: u32 = 1000;
 /// How often a message that failed in its batch is fetched alone.
@@ -146,6 +148,24 @@ async fn create_private_file(path: &Path) -> Result<tokio::fs::File, Error> {
         .map_err(|e| io_error("cannot create", path, &e))
 }
 
+/// [`write_atomically`] on a blocking thread's time: a private file (0600), complete or absent.
+fn write_atomically_blocking(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = part_path(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io_error("cannot create", &tmp, &e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("cannot write", &tmp, &e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error("cannot rename", &tmp, &e))
+}
+
 async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = part_path(path);
     let mut file = create_private_file(&tmp).await?;
@@ -213,6 +233,54 @@ async fn list_all(
     }
 }
 
+/// A message to fetch: its ID, its file, and that file relative to the export folder.
+type Todo = (String, PathBuf, String);
+
+/// The messages of `all` an export still has to fetch (ID, file, file relative to `dir`),
+/// creating each folder's directory once; those already there (by the manifest, or a file of
+/// their name) count as skipped. Blocking: it checks the file system for every message.
+fn plan(
+    dir: &Path,
+    all: &[MessageSummary],
+    dirs: &HashMap<String, String>,
+    mut manifest: Manifest,
+) -> Result<(Manifest, ExportReport, Vec<Todo>), Error> {
+    let mut report = ExportReport::default();
+    let mut todo = Vec::new();
+    let mut created = HashSet::new();
+    for m in all {
+        if let Some(done) = manifest.messages.get(&m.id)
+            && dir.join(done).exists()
+        {
+            report.skipped += 1;
+            continue;
+        }
+        let sub = m
+            .folder_id
+            .as_ref()
+            .and_then(|f| dirs.get(f).cloned())
+            .or_else(|| {
+                m.folder_id
+                    .as_ref()
+                    .map(|f| format!("folder_{}", short_hash(f)))
+            })
+            .unwrap_or_else(|| "unfiled".to_owned());
+        if !created.contains(&sub) {
+            private_dir(&dir.join(&sub))?;
+            created.insert(sub.clone());
+        }
+        let relative = format!("{sub}/{}", file_name(m));
+        let path = dir.join(&relative);
+        if path.exists() {
+            manifest.messages.insert(m.id.clone(), relative);
+            report.skipped += 1;
+        } else {
+            todo.push((m.id.clone(), path, relative));
+        }
+    }
+    Ok((manifest, report, todo))
+}
+
 /// Exports every message of `folder` (every folder when `None`) into `dir`, calling `progress`
 /// as it goes.
 pub async fn export_folder(
@@ -224,7 +292,7 @@ pub async fn export_folder(
 ) -> Result<ExportReport, Error> {
     private_dir(dir)?;
     let manifest_path = dir.join(MANIFEST);
-    let mut manifest: Manifest = match tokio::fs::read(&manifest_path).await {
+    let manifest: Manifest = match tokio::fs::read(&manifest_path).await {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             MailboxError::Invalid(format!(
                 "{} is not an exgate export manifest ({e}); export into an empty folder",
@@ -246,36 +314,15 @@ pub async fn export_folder(
     };
     let all = list_all(mail.as_ref(), mailbox, &query).await?;
 
-    let mut report = ExportReport::default();
-    let mut todo: Vec<(String, PathBuf, String)> = Vec::new();
-    for m in &all {
-        if let Some(done) = manifest.messages.get(&m.id)
-            && tokio::fs::try_exists(dir.join(done)).await.unwrap_or(false)
-        {
-            report.skipped += 1;
-            continue;
-        }
-        let sub = m
-            .folder_id
-            .as_ref()
-            .and_then(|f| dirs.get(f).cloned())
-            .or_else(|| {
-                m.folder_id
-                    .as_ref()
-                    .map(|f| format!("folder_{}", short_hash(f)))
-            })
-            .unwrap_or_else(|| "unfiled".to_owned());
-        private_dir(&dir.join(&sub))?;
-        let relative = format!("{sub}/{}", file_name(m));
-        let path = dir.join(&relative);
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            manifest.messages.insert(m.id.clone(), relative);
-            report.skipped += 1;
-        } else {
-            todo.push((m.id.clone(), path, relative));
-        }
-    }
+    // What is left to do, found on one blocking thread (a file system check per message, each
+    // folder's directory created once).
     let total = all.len();
+    let (mut manifest, mut report, todo) = {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || plan(&dir, &all, &dirs, manifest))
+            .await
+            .map_err(|e| MailboxError::Protocol(format!("an export task failed: {e}")))??
+    };
     let snapshot = |r: &ExportReport| ExportProgress {
         total,
         exported: r.exported,
@@ -300,13 +347,30 @@ pub async fn export_folder(
                 Ok(r) => r.into_iter().map(Some).collect(),
                 Err(_) => (0..chunk.len()).map(|_| None).collect::<Vec<_>>(),
             };
+            // The batch's files are written on one blocking thread, one after the other.
+            let paths: Vec<PathBuf> = chunk.iter().map(|(_, path, _)| path.clone()).collect();
+            let count = paths.len();
+            let written: Vec<Result<(), Error>> = tokio::task::spawn_blocking(move || {
+                paths
+                    .iter()
+                    .zip(results)
+                    .map(|(path, batched)| match batched {
+                        Some(Ok(bytes)) => write_atomically_blocking(path, &bytes),
+                        Some(Err(e)) => Err(e),
+                        None => Err(MailboxError::Protocol("its batch failed".into()).into()),
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_else(|e| {
+                (0..count)
+                    .map(|_| {
+                        Err(MailboxError::Sink(format!("writing the batch failed: {e}")).into())
+                    })
+                    .collect()
+            });
             let mut out = Vec::with_capacity(chunk.len());
-            for ((id, path, relative), batched) in chunk.into_iter().zip(results) {
-                let mut result = match batched {
-                    Some(Ok(bytes)) => write_atomically(&path, &bytes).await,
-                    Some(Err(e)) => Err(e),
-                    None => Err(MailboxError::Protocol("its batch failed".into()).into()),
-                };
+            for ((id, path, relative), mut result) in chunk.into_iter().zip(written) {
                 // Whatever failed in the batch is fetched alone, streamed, a few times.
                 let mut attempt = 0;
                 while let Err(e) = &result {

@@ -47,7 +47,9 @@ pub struct Mailboxes {
     ews_governor: Arc<Governor>,
     limits: Limits,
     vault: Arc<Vault>,
-    http: reqwest::Client,
+    /// The client of mailbox servers, built on first use: a command that needs none (`exgate
+    /// token`) does not build one.
+    http: std::sync::OnceLock<reqwest::Client>,
     /// The governor of IMAP sessions (Exchange's per-mailbox connection limit), made on first use.
     imap_governor: std::sync::OnceLock<Arc<Governor>>,
     /// Backends reused across requests ([`Mailboxes::for_principal`]): a backend holds no state
@@ -64,7 +66,8 @@ impl Mailboxes {
         policy: GovernorPolicy,
         limits: Limits,
     ) -> Result<Self, Error> {
-        let http = crate::net::content_client(&network)
+        // What could make building the client fail is found now, not at the first request.
+        crate::net::check(&network)
             .map_err(|e| Error::Mailbox(MailboxError::Unsupported(e.to_string())))?;
         Ok(Self {
             signin,
@@ -74,7 +77,7 @@ impl Mailboxes {
             ews_governor: Governor::new(GovernorPolicy::ews_default()),
             limits,
             vault,
-            http,
+            http: std::sync::OnceLock::new(),
             imap_governor: std::sync::OnceLock::new(),
             backends: TtlCache::new(TTL),
         })
@@ -114,6 +117,16 @@ impl Mailboxes {
         self.limits
     }
 
+    /// The client of mailbox servers (see [`crate::net::content_client`]), built on first use.
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let client = crate::net::content_client(&self.network)
+            .map_err(|e| Error::Mailbox(MailboxError::Unsupported(e.to_string())))?;
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+
     pub fn governor(&self) -> &Arc<Governor> {
         &self.governor
     }
@@ -132,12 +145,23 @@ impl Mailboxes {
         mailbox: Option<&EmailAddress>,
     ) -> Result<(Backend, MailboxRef), Error> {
         let conn = self.connections.get_shared(connection).await?;
+        self.for_connection(&conn, principal, mailbox).await
+    }
+
+    /// [`Mailboxes::for_principal`] on a connection the caller looked up already (the gateway,
+    /// which checked the caller's right to it): the connection is not looked up twice.
+    pub async fn for_connection(
+        &self,
+        conn: &Connection,
+        principal: &Principal,
+        mailbox: Option<&EmailAddress>,
+    ) -> Result<(Backend, MailboxRef), Error> {
         let service_account = matches!(
             conn.settings.auth,
             Auth::OAuth2AppOnly(_) | Auth::Basic(_) | Auth::Ntlm(_)
         );
         if service_account {
-            let users = self.connections.static_users(conn.id).await?;
+            let users = self.connections.static_users_shared(conn.id).await?;
             let user = users.iter().find(|u| &u.principal == principal);
             let app_only = matches!(conn.settings.auth, Auth::OAuth2AppOnly(_));
             if let Some(user) = user {
@@ -151,7 +175,7 @@ impl Mailboxes {
                 // An app-only identity always impersonates; a service account reaches the
                 // mailbox as the mapping says.
                 let impersonate = app_only || user.access == MailboxAccess::Impersonation;
-                let backend = self.open_reused(&conn, None, Some(impersonate)).await?;
+                let backend = self.open_reused(conn, None, Some(impersonate)).await?;
                 return Ok((backend, MailboxRef::User(user.mailbox.to_string())));
             }
             if app_only && mailbox.is_some() {
@@ -168,7 +192,7 @@ impl Mailboxes {
                 name: principal.to_string(),
             });
         }
-        let backend = self.open_reused(&conn, Some(principal), None).await?;
+        let backend = self.open_reused(conn, Some(principal), None).await?;
         let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));
         Ok((backend, target))
     }
@@ -269,7 +293,7 @@ impl Mailboxes {
                     Resource::Graph,
                 ));
                 let pipe = Pipeline::new(
-                    self.http.clone(),
+                    self.http()?,
                     Arc::clone(&self.governor),
                     credentials,
                     Arc::new(GraphAnswers),
@@ -671,7 +695,7 @@ impl Mailboxes {
             ),
         };
         let mut pipe = Pipeline::new(
-            self.http.clone(),
+            self.http()?,
             Arc::clone(&self.ews_governor),
             credentials,
             Arc::new(EwsAnswers),

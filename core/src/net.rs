@@ -47,15 +47,27 @@ pub(crate) fn build(
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("exgate/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = &network.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-            ClientBuildError(format!("tls.ca_file holds no usable PEM certificate: {e}"))
-        })?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+    for cert in extra_roots(network)? {
+        builder = builder.add_root_certificate(cert);
     }
     builder.build().map_err(|e| ClientBuildError(e.to_string()))
+}
+
+/// The configured CA's certificates (`tls.ca_file`), if any.
+fn extra_roots(network: &NetworkSettings) -> Result<Vec<reqwest::Certificate>, ClientBuildError> {
+    match &network.ca_pem {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            ClientBuildError(format!("tls.ca_file holds no usable PEM certificate: {e}"))
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Refuses the settings a client could not be built from (a CA file without a usable PEM
+/// certificate) without building one: services that build their client on first use check
+/// when they start.
+pub fn check(network: &NetworkSettings) -> Result<(), ClientBuildError> {
+    extra_roots(network).map(drop)
 }
 
 /// Reads a response body, refusing one larger than [`MAX_BODY`].

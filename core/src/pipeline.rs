@@ -317,9 +317,14 @@ impl Pipeline {
     }
 
     async fn run(&self, req: &Request, mode: Mode) -> Result<Outcome, Failure> {
-        let client_request_id = request_id()
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // The caller's request ID when it is a UUID, else a new one; written out on the stack.
+        let uuid = REQUEST_ID
+            .try_with(|id| uuid::Uuid::parse_str(id).ok())
+            .ok()
+            .flatten()
+            .unwrap_or_else(uuid::Uuid::new_v4);
+        let mut buf = uuid::Uuid::encode_buffer();
+        let client_request_id: &str = uuid.hyphenated().encode_lower(&mut buf);
         let span = tracing::debug_span!(
             "mailbox_request",
             connection = %self.connection,
@@ -328,7 +333,7 @@ impl Pipeline {
             path = %req.url.path(),
             client_request_id = %client_request_id,
         );
-        self.attempts(req, mode, &client_request_id)
+        self.attempts(req, mode, client_request_id)
             .instrument(span)
             .await
     }
@@ -403,7 +408,7 @@ impl Pipeline {
                 }
                 None => make(&self.http).send().await,
             };
-            let resp = match sent {
+            let mut resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     drop(permit);
@@ -424,7 +429,8 @@ impl Pipeline {
                 }
             };
             let status = resp.status();
-            let headers = resp.headers().clone();
+            // Taken, not copied: the body is read by its own length, not by these headers.
+            let headers = std::mem::take(resp.headers_mut());
             let server_request_id = headers
                 .get("request-id")
                 .and_then(|v| v.to_str().ok())

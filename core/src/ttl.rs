@@ -38,6 +38,16 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.get_by(key)
+    }
+
+    /// [`TtlCache::get`] by a borrowed form of the key (`&str` for `String`), so a lookup
+    /// allocates nothing.
+    pub(crate) fn get_by<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .map

@@ -168,18 +168,19 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The connection `name`, if the caller may use it. An application key gets the same answer
-    /// (403, same code and message) for a connection that does not exist as for one it may not
-    /// use, so it cannot learn which connection names exist.
+    /// The connection `name` (shared, as cached: no copy per request), if the caller may use
+    /// it. An application key gets the same answer (403, same code and message) for a
+    /// connection that does not exist as for one it may not use, so it cannot learn which
+    /// connection names exist.
     pub async fn connection(
         &self,
         s: &AppState,
         name: &str,
-    ) -> Result<exgate_core::model::Connection, ApiError> {
-        match s.connections.get(name).await {
-            Ok(entry) => match self {
-                Self::App(key) if !key.scope.allows(entry.connection.id) => Err(refused(key, name)),
-                _ => Ok(entry.connection),
+    ) -> Result<Arc<exgate_core::model::Connection>, ApiError> {
+        match s.connections.get_shared(name).await {
+            Ok(connection) => match self {
+                Self::App(key) if !key.scope.allows(connection.id) => Err(refused(key, name)),
+                _ => Ok(connection),
             },
             Err(e) => match self {
                 Self::App(key) if e.kind() == exgate_core::ErrorKind::NotFound => {

@@ -143,6 +143,15 @@ const ERROR_BODY_BYTES: usize = 1024 * 1024;
 /// The longest URI the gateway reads (far longer ones hyper refuses itself, with no body).
 pub(crate) const MAX_URI_BYTES: usize = 16 * 1024;
 
+/// The length of `uri` as written (what `uri.to_string().len()` is, by `Uri`'s `Display`),
+/// without writing it out on every request.
+fn uri_len(uri: &axum::http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
+}
+
 /// Every error answer in the one shape: fills in `correlation_id` from the request ID, and
 /// rewrites a bare or plain-text answer (a tower layer's `413` or `408`, or any other) into an
 /// [`ApiError`] for its status. Also refuses URIs over [`MAX_URI_BYTES`] with `414`.
@@ -151,7 +160,7 @@ pub(crate) async fn correlate(
     next: axum::middleware::Next,
 ) -> Response {
     let id = request_id(req.headers());
-    let resp = if req.uri().to_string().len() > MAX_URI_BYTES {
+    let resp = if uri_len(req.uri()) > MAX_URI_BYTES {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
@@ -255,4 +264,25 @@ pub(crate) async fn method_not_allowed(
         format!("{} does not answer {method}", uri.path()),
     )
     .with_hint("GET /api/openapi.json lists each route's methods (as a page: /api/docs)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_len;
+
+    #[test]
+    fn uri_len_is_the_length_of_the_written_uri() {
+        for uri in [
+            "/",
+            "/api/v1/connections/web/users/u42/messages?limit=10&from=a%40b.c",
+            "/healthz?",
+            "http://gateway.example:8087/api/v1/connections?x=1",
+            "https://gateway.example",
+            "gateway.example:443",
+            "*",
+        ] {
+            let parsed: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(uri_len(&parsed), parsed.to_string().len(), "{uri}");
+        }
+    }
 }

@@ -23,25 +23,41 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// One route's counts: its latency, and its requests by method and status (a handful each).
+#[derive(Debug, Default)]
+struct RouteSeries {
+    latency: Series,
+    requests: Vec<(String, u16, u64)>,
+}
+
+/// Per route pattern, under one lock; a request that was seen before (same route, method and
+/// status) is counted without allocating.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Series>>,
+    routes: Mutex<BTreeMap<String, RouteSeries>>,
 }
 
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let mut latency = self
-            .latency
+        let mut routes = self
+            .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let s = latency.entry(route.to_owned()).or_default();
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteSeries::default());
+        }
+        let Some(r) = routes.get_mut(route) else {
+            return;
+        };
+        match r
+            .requests
+            .iter_mut()
+            .find(|(m, s, _)| *s == status && m == method)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => r.requests.push((method.to_owned(), status, 1)),
+        }
+        let s = &mut r.latency;
         s.count += 1;
         s.sum += seconds;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -54,16 +70,14 @@ impl Metrics {
 
 /// Records every request under its route pattern (not its concrete path: no IDs in labels).
 pub(crate) async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    // A matched path is shared (`Arc<str>` inside): cloning it copies nothing.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     s.metrics.record(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
@@ -94,13 +108,22 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
         out,
         "# HELP exgate_http_requests_total HTTP requests by method, route and status.\n# TYPE exgate_http_requests_total counter"
     );
-    for ((method, route, status), n) in s
+    let routes = s
         .metrics
-        .requests
+        .routes
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Ordered by method, route and status.
+    let mut requests: Vec<(&str, &str, u16, u64)> = routes
         .iter()
-    {
+        .flat_map(|(route, r)| {
+            r.requests
+                .iter()
+                .map(move |(m, status, n)| (m.as_str(), route.as_str(), *status, *n))
+        })
+        .collect();
+    requests.sort_unstable();
+    for (method, route, status, n) in requests {
         let _ = writeln!(
             out,
             "exgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -111,13 +134,7 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
         out,
         "# HELP exgate_http_request_duration_seconds Request latency by route.\n# TYPE exgate_http_request_duration_seconds histogram"
     );
-    for (route, series) in s
-        .metrics
-        .latency
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-    {
+    for (route, series) in routes.iter().map(|(route, r)| (route, &r.latency)) {
         let r = label(route);
         for (bound, n) in BUCKETS.iter().zip(series.buckets) {
             let _ = writeln!(
@@ -141,6 +158,7 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
             series.count
         );
     }
+    drop(routes);
     let stats = s.signin.cache().stats();
     let _ = writeln!(
         out,

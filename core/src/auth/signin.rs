@@ -85,7 +85,9 @@ struct Shared {
     store: Arc<dyn Store>,
     connections: Arc<Connections>,
     network: NetworkSettings,
-    http: reqwest::Client,
+    /// The client of identity providers, built on first use: a token answered from memory or
+    /// the store (`exgate token`) builds none.
+    http: std::sync::OnceLock<reqwest::Client>,
     clock: Arc<dyn Clock>,
     /// The identity providers' signing keys, for ID token validation.
     keys: Arc<KeyCache>,
@@ -113,11 +115,20 @@ struct Touched {
 const TOUCHED_FLOOR: usize = 1024;
 
 impl Shared {
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let client = crate::net::http_client(&self.network)
+            .map_err(|e| Error::Auth(AuthError::Unsupported(e.to_string())))?;
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+
     async fn client(&self, connection: &Connection) -> Result<OAuthClient, Error> {
         Ok(OAuthClient::for_connection(
             &connection.settings,
             &self.network,
-            self.http.clone(),
+            self.http()?,
             Arc::clone(&self.clock),
         )
         .await?
@@ -394,13 +405,13 @@ impl SignIn {
         network: NetworkSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let http = crate::net::http_client(&network)
+        crate::net::check(&network)
             .map_err(|e| Error::Auth(AuthError::Unsupported(e.to_string())))?;
         let shared = Arc::new(Shared {
             store,
             connections,
             network,
-            http,
+            http: std::sync::OnceLock::new(),
             clock: Arc::clone(&clock),
             keys: Arc::new(KeyCache::default()),
             sessions: Mutex::new(HashMap::new()),

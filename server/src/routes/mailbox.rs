@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for UserMailbox {
             principal,
         }) = Path::<UserPath>::from_request_parts(parts, s).await?;
         let Query(on) = Query::<On>::from_request_parts(parts, s).await?;
-        caller.connection(s, &connection).await?;
+        let connection = caller.connection(s, &connection).await?;
         let principal = principal
             .parse::<Principal>()
             .map_err(|e| bad(format!("invalid principal: {}", e.0)))?;
@@ -121,7 +121,7 @@ impl FromRequestParts<AppState> for UserMailbox {
             .transpose()?;
         let (backend, mailbox) = s
             .mailboxes
-            .for_principal(&connection, &principal, mailbox.as_ref())
+            .for_connection(&connection, &principal, mailbox.as_ref())
             .await?;
         Ok(Self { backend, mailbox })
     }
