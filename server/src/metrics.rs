@@ -103,6 +103,8 @@ fn label(v: &str) -> String {
     ),
 )]
 pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
+    // Read before the route counters are locked: no lock is held across an await.
+    let entries = s.connections.list().await;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -183,7 +185,7 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
     );
     // Seconds until each connection's credential expires, on the gateway's clock. A store that
     // cannot be read leaves the gauge out rather than failing the scrape.
-    if let Ok(entries) = s.connections.list().await {
+    if let Ok(entries) = entries {
         let now = s.signin.clock().now();
         let _ = writeln!(
             out,
