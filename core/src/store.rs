@@ -25,6 +25,8 @@ use crate::model::{
 };
 use crate::secret::{Secret, Vault, VaultError};
 
+pub use crate::auth::pending::PendingCaps;
+
 pub use counting::CountingStore;
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -158,6 +160,45 @@ pub trait Store: Send + Sync + Debug {
         account: Option<AccountId>,
     ) -> Result<(), StoreError>;
 
+    /// Takes the turn to refresh the account's tokens: the caller holds it across its call to
+    /// the identity provider, and every other caller (in any process sharing the store) waits for
+    /// it. What the turn read is what was stored once the turn was taken: a waiter finds the
+    /// tokens the previous holder committed. Dropping the turn releases it, changing nothing.
+    /// `None` if there is no such account.
+    async fn begin_refresh(
+        &self,
+        account: AccountId,
+        key: &TokenKey,
+    ) -> Result<Option<RefreshTurn>, StoreError>;
+    /// Ends a turn with the refresh's outcome, in one transaction: the access token for `key`,
+    /// the rotated refresh token (written only if the stored one is still the one the turn read,
+    /// the version check), the account active and used at `at`. Then releases the turn.
+    async fn commit_refresh(
+        &self,
+        turn: RefreshTurn,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Remembers a started browser sign-in. In the same transaction, forgets those started
+    /// before `expired_before` and, where a cap is reached, the oldest of the principal, of the
+    /// connection, or of all ([`PendingCaps`]), so the new one fits.
+    async fn put_pending_login(
+        &self,
+        login: &PendingLoginRow,
+        caps: PendingCaps,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Takes (reads and deletes, atomically) the sign-in started with `state`: of several
+    /// callers, one gets it. Expired ones are returned too; the caller says so.
+    async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError>;
+    /// Deletes the sign-ins started before `before`. Returns how many.
+    async fn purge_pending_logins(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// How many sign-ins are remembered.
+    async fn pending_logins(&self) -> Result<u64, StoreError>;
+
     /// Fails with [`StoreError::Conflict`] if the principal already has a static user on the connection.
     async fn insert_static_user(&self, user: &StaticUser) -> Result<(), StoreError>;
     async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError>;
@@ -202,4 +243,89 @@ pub trait Store: Send + Sync + Debug {
     async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError>;
     /// False if there is none.
     async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError>;
+}
+
+/// A browser sign-in in flight as the store keeps it. `payload` is what the callback needs
+/// (PKCE verifier, nonce, scopes, redirect URI, …) as one document; the database backends seal
+/// it bound to its row. The `state` is not stored, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct PendingLoginRow {
+    pub state: String,
+    pub connection: ConnectionId,
+    pub principal: Option<Principal>,
+    pub started_at: OffsetDateTime,
+    pub payload: Secret,
+}
+
+/// The stored form of a sign-in's `state`: its SHA-256 in hex.
+pub(crate) fn state_hash(state: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One caller's turn to refresh an account ([`Store::begin_refresh`]): held until it is
+/// committed or dropped.
+#[derive(Debug)]
+pub struct RefreshTurn {
+    /// The account's refresh token as stored when the turn was taken.
+    pub refresh_token: Option<Secret>,
+    /// The access token stored for the key when the turn was taken (a previous holder's).
+    pub access_token: Option<AccessToken>,
+    /// The account's status when the turn was taken.
+    pub status: AccountStatus,
+    pub(crate) hold: TurnHold,
+}
+
+/// What keeps other callers waiting, and the version the turn read.
+pub(crate) enum TurnHold {
+    /// A lock of this process (SQLite, memory: one gateway per store).
+    Local {
+        _guard: tokio::sync::OwnedMutexGuard<()>,
+        /// The sealed refresh token as read (SQLite), for the version check.
+        sealed: Option<Vec<u8>>,
+    },
+    /// An open transaction holding the account's row (`SELECT … FOR UPDATE`).
+    Postgres {
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        sealed: Option<Vec<u8>>,
+    },
+}
+
+impl Debug for TurnHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { .. } => f.write_str("Local"),
+            Self::Postgres { .. } => f.write_str("Postgres"),
+        }
+    }
+}
+
+/// One lock per account, in this process; entries nobody holds are swept as the map grows.
+#[derive(Debug, Default)]
+pub(crate) struct LocalLocks {
+    map: std::sync::Mutex<(
+        std::collections::HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>,
+        usize,
+    )>,
+}
+
+impl LocalLocks {
+    pub(crate) async fn lock(&self, id: AccountId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut guard = self
+                .map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (map, sweep_at) = &mut *guard;
+            if map.len() >= (*sweep_at).max(1024) {
+                map.retain(|_, l| Arc::strong_count(l) > 1);
+                *sweep_at = map.len() * 2;
+            }
+            Arc::clone(map.entry(id).or_default())
+        };
+        lock.lock_owned().await
+    }
 }

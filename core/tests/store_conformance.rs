@@ -17,7 +17,8 @@ use exgate_core::model::{
 };
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::{
-    MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
+    MemoryStore, PendingCaps, PendingLoginRow, PostgresOptions, PostgresStore, SqliteStore, Store,
+    StoreError,
 };
 use exgate_testkit::postgres::TempPostgres;
 use sqlx::Connection as _;
@@ -31,6 +32,8 @@ const PASSWORD: &str = "ntlm-password-BBBBBBBBBBBBBBBB";
 const REFRESH_TOKEN: &str = "0.AAAA-refresh-token-CCCCCCCCCCCCCCCCCCCCCC";
 const ROTATED: &str = "0.AAAA-rotated-refresh-token-DDDDDDDDDDDDDDD";
 const ACCESS_TOKEN: &str = "eyJ0eXAi.access-token-EEEEEEEEEEEEEEEEEEEE";
+const VERIFIER: &str = "pkce-verifier-FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF";
+const STATE: &str = "state-GGGGGGGGGGGGGGGGGGGGGG";
 
 /// A backend under test and what it takes to read it raw or reopen it.
 struct Backend {
@@ -130,6 +133,7 @@ impl Backend {
                     "api_keys",
                     "admin_credential",
                     "bridge_users",
+                    "pending_logins",
                 ] {
                     let sql = format!("SELECT CAST(t AS TEXT) FROM {table} t");
                     let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -144,6 +148,40 @@ impl Backend {
             }
             Kind::Memory => unreachable!("the memory store has no database to read"),
         }
+    }
+
+    /// Returns once `task` waits for a refresh turn another caller holds: on PostgreSQL, when
+    /// the server shows a session waiting for a lock; in a process's own lock, when the task
+    /// has run as far as it can without finishing.
+    async fn until_waiting<T>(&self, task: &tokio::task::JoinHandle<T>) {
+        match &self.kind {
+            Kind::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                loop {
+                    let (waiting,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                    if waiting > 0 {
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "nobody waits");
+                    tokio::task::yield_now().await;
+                }
+            }
+            Kind::Sqlite(_) | Kind::Memory => {
+                for _ in 0..100 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        assert!(
+            !task.is_finished(),
+            "the second caller got a turn while the first held it"
+        );
     }
 
     /// Runs SQL on the database directly (both backends accept this SQL as written).
@@ -806,6 +844,207 @@ async fn deleting_a_connection_deletes_everything_of_it_and_nothing_else(b: Back
     s.ping().await.unwrap();
 }
 
+fn pending(
+    connection: ConnectionId,
+    principal: Option<&str>,
+    state: &str,
+    at: OffsetDateTime,
+) -> PendingLoginRow {
+    PendingLoginRow {
+        state: state.into(),
+        connection,
+        principal: principal.map(|p| p.parse().unwrap()),
+        started_at: at,
+        payload: Secret::new(format!(
+            "{{\"verifier\":\"{VERIFIER}\",\"state\":\"{state}\"}}"
+        )),
+    }
+}
+
+async fn pending_logins_are_taken_once_capped_oldest_first_and_purged(b: Backend) {
+    let s = &b.store;
+    let at = datetime!(2026-11-05 10:00 UTC);
+    let (c, d) = (ConnectionId::new_random(), ConnectionId::new_random());
+    let caps = PendingCaps {
+        per_principal: 2,
+        per_connection: 4,
+        total: 6,
+    };
+    let put = |p: PendingLoginRow| async move {
+        s.put_pending_login(&p, caps, at - time::Duration::minutes(10))
+            .await
+            .unwrap();
+    };
+    put(pending(c, Some("u1"), "s1", at)).await;
+    let taken = s.take_pending_login("s1").await.unwrap().unwrap();
+    assert_eq!(taken.state, "s1");
+    assert_eq!(taken.connection, c);
+    assert_eq!(taken.principal, Some("u1".parse().unwrap()));
+    assert_eq!(taken.started_at, at);
+    assert!(taken.payload.expose().contains(VERIFIER));
+    assert!(s.take_pending_login("s1").await.unwrap().is_none(), "once");
+    assert!(s.take_pending_login("nobody").await.unwrap().is_none());
+
+    // Per principal: the oldest goes; `None` (the signed-in user's name) is a principal of its own.
+    for i in 0..3 {
+        put(pending(c, Some("u1"), &format!("u1-{i}"), at)).await;
+    }
+    put(pending(c, None, "anyone-0", at)).await;
+    put(pending(c, None, "anyone-1", at)).await;
+    assert!(s.take_pending_login("u1-0").await.unwrap().is_none());
+    assert!(s.take_pending_login("u1-2").await.unwrap().is_some());
+    // c holds u1-1, anyone-0, anyone-1; two more make five, over its cap of four.
+    put(pending(c, Some("u2"), "u2-0", at)).await;
+    put(pending(c, Some("u3"), "u3-0", at)).await;
+    assert_eq!(s.pending_logins().await.unwrap(), 4);
+    assert!(
+        s.take_pending_login("u1-1").await.unwrap().is_none(),
+        "the connection's oldest"
+    );
+    // Another connection fills the total: the oldest of all go.
+    for i in 0..4 {
+        put(pending(d, Some(&format!("v{i}")), &format!("d-{i}"), at)).await;
+    }
+    assert_eq!(s.pending_logins().await.unwrap(), 6);
+    assert!(s.take_pending_login("anyone-0").await.unwrap().is_none());
+    assert!(s.take_pending_login("d-3").await.unwrap().is_some());
+
+    // Expired ones are purged, by a new one or on their own.
+    let later = at + time::Duration::minutes(11);
+    s.put_pending_login(
+        &pending(d, Some("late"), "late", later),
+        caps,
+        later - time::Duration::minutes(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.pending_logins().await.unwrap(), 1);
+    assert_eq!(s.purge_pending_logins(later).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_pending_logins(later + time::Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.pending_logins().await.unwrap(), 0);
+}
+
+async fn a_refresh_turn_is_one_callers_and_the_next_reads_what_it_committed(b: Backend) {
+    let s = Arc::clone(&b.store);
+    let c = ConnectionId::new_random();
+    let a = account(c, "user-1");
+    s.put_account(
+        &Account {
+            status: AccountStatus::NeedsSignIn { reason: "x".into() },
+            ..a.clone()
+        },
+        Some(&Secret::new(REFRESH_TOKEN)),
+    )
+    .await
+    .unwrap();
+    let key = TokenKey {
+        connection: c,
+        account: Some(a.id),
+        resource: Resource::Graph,
+    };
+    assert!(
+        s.begin_refresh(AccountId::new_random(), &key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let first = s.begin_refresh(a.id, &key).await.unwrap().unwrap();
+    assert_eq!(
+        first.refresh_token.as_ref().unwrap().expose(),
+        REFRESH_TOKEN
+    );
+    assert_eq!(first.access_token, None);
+    assert!(matches!(first.status, AccountStatus::NeedsSignIn { .. }));
+    let waiter = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { s.begin_refresh(a.id, &key).await.unwrap().unwrap() })
+    };
+    b.until_waiting(&waiter).await;
+    let at = datetime!(2026-11-02 08:10 UTC);
+    s.commit_refresh(
+        first,
+        &key,
+        &access(ACCESS_TOKEN),
+        Some(&Secret::new(ROTATED)),
+        at,
+    )
+    .await
+    .unwrap();
+    let second = waiter.await.unwrap();
+    assert_eq!(second.refresh_token.as_ref().unwrap().expose(), ROTATED);
+    assert_eq!(second.access_token, Some(access(ACCESS_TOKEN)));
+    assert_eq!(second.status, AccountStatus::Active);
+    // Dropped: nothing changes, and the next caller gets its turn.
+    drop(second);
+    let third = s.begin_refresh(a.id, &key).await.unwrap().unwrap();
+    assert_eq!(third.refresh_token.as_ref().unwrap().expose(), ROTATED);
+    // Without a new refresh token, the stored one stays.
+    s.commit_refresh(third, &key, &access("next"), None, at)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.account_refresh_token(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        ROTATED
+    );
+    let stored = s.account(c, &a.principal).await.unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::Active);
+    assert_eq!(stored.last_used_at, Some(at));
+    assert_eq!(s.access_token(&key).await.unwrap(), Some(access("next")));
+}
+
+// ---- one process per store (SQLite, memory): the turn is a lock of the process ----
+
+async fn a_refresh_token_rotated_by_another_process_meanwhile_is_kept(b: Backend) {
+    let s = &b.store;
+    let c = ConnectionId::new_random();
+    let a = account(c, "user-1");
+    s.put_account(&a, Some(&Secret::new(REFRESH_TOKEN)))
+        .await
+        .unwrap();
+    let key = TokenKey {
+        connection: c,
+        account: Some(a.id),
+        resource: Resource::Graph,
+    };
+    let turn = s.begin_refresh(a.id, &key).await.unwrap().unwrap();
+    // Another process (the CLI on the same file) rotates it without the turn.
+    s.save_tokens(&key, &access("theirs"), Some(&Secret::new("their-rotated")))
+        .await
+        .unwrap();
+    s.commit_refresh(
+        turn,
+        &key,
+        &access(ACCESS_TOKEN),
+        Some(&Secret::new(ROTATED)),
+        datetime!(2026-11-02 08:10 UTC),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.account_refresh_token(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "their-rotated",
+        "the version check keeps the token that was stored after the turn read"
+    );
+    assert_eq!(
+        s.access_token(&key).await.unwrap(),
+        Some(access(ACCESS_TOKEN))
+    );
+}
+
 // ---- the database backends only ----
 
 async fn no_secret_is_in_the_database_in_clear(b: Backend) {
@@ -829,6 +1068,13 @@ async fn no_secret_is_in_the_database_in_clear(b: Backend) {
     s.save_tokens(&key, &access(ACCESS_TOKEN), Some(&Secret::new(ROTATED)))
         .await
         .unwrap();
+    s.put_pending_login(
+        &pending(c, Some("user-42"), STATE, datetime!(2026-11-05 10:00 UTC)),
+        PendingCaps::default(),
+        datetime!(2026-11-05 09:50 UTC),
+    )
+    .await
+    .unwrap();
 
     let raw = b.raw().await;
     // A line of the private key's base64 body must not appear either.
@@ -840,6 +1086,8 @@ async fn no_secret_is_in_the_database_in_clear(b: Backend) {
         ROTATED,
         ACCESS_TOKEN,
         key_line,
+        VERIFIER,
+        STATE,
     ] {
         assert_not_in(&raw, secret);
     }
@@ -934,7 +1182,15 @@ every_backend!(
     the_admin_credential_is_set_and_replaced,
     bridge_users_follow_the_contract,
     deleting_a_connection_deletes_everything_of_it_and_nothing_else,
+    pending_logins_are_taken_once_capped_oldest_first_and_purged,
+    a_refresh_turn_is_one_callers_and_the_next_reads_what_it_committed,
 );
+
+mod local {
+    use super::*;
+    conformance!(sqlite: a_refresh_token_rotated_by_another_process_meanwhile_is_kept);
+    conformance!(memory: a_refresh_token_rotated_by_another_process_meanwhile_is_kept);
+}
 
 database_backends!(
     no_secret_is_in_the_database_in_clear,

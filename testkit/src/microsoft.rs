@@ -311,6 +311,11 @@ impl MockMicrosoft {
         self.state.lock().token_requests
     }
 
+    /// How many refresh token grants were answered with new tokens so far.
+    pub fn refresh_grants(&self) -> usize {
+        self.state.lock().refresh_grants
+    }
+
     /// The requests answered so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.server.requests()

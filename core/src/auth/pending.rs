@@ -1,19 +1,27 @@
 //! Browser sign-ins in flight, keyed by their `state`: each is used once and expires after ten
 //! minutes, so a replayed or forged redirect finds nothing.
 //!
+//! They live in the [`Store`], so that the callback on any gateway sharing it finishes a
+//! sign-in another one started; what the callback needs (the PKCE verifier, the nonce, …) is one
+//! document the database backends seal, bound to its row, and the `state` itself is kept only
+//! as its SHA-256.
+//!
 //! They are bounded ([`PendingCaps`]): a few per connection and principal, more per connection,
 //! and a total; starting one more evicts the oldest of the group that is full, so a caller that
-//! starts sign-ins in a loop cannot grow the gateway's memory (each one is about a kilobyte).
+//! starts sign-ins in a loop cannot grow the store (each one is about a kilobyte).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use oauth2::PkceCodeVerifier;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AuthError;
+use crate::Error;
 use crate::clock::Clock;
 use crate::model::{ConnectionId, Principal, Resource};
+use crate::secret::Secret;
+use crate::store::{PendingLoginRow, Store};
 
 /// How long a started sign-in may take.
 pub const LIFETIME: time::Duration = time::Duration::minutes(10);
@@ -33,6 +41,9 @@ pub struct PendingLogin {
     /// The `nonce` the authorization request sent; the ID token must carry it back.
     pub nonce: String,
     pub started_at: OffsetDateTime,
+    /// What the frontend that started the sign-in wants back at its callback (the gateway: the
+    /// login ID and where to send the browser), kept sealed with the rest.
+    pub app_data: Option<String>,
 }
 
 /// How many sign-ins may be in flight at once.
@@ -54,109 +65,98 @@ impl Default for PendingCaps {
     }
 }
 
-#[derive(Debug, Default)]
-struct Entries {
-    /// By state: the login and its start order (older first).
-    by_state: HashMap<String, (u64, PendingLogin)>,
-    next: u64,
-}
-
-impl Entries {
-    /// Removes the oldest entries that `matches` until at most `keep` of them are left.
-    fn evict_oldest(&mut self, keep: usize, matches: impl Fn(&PendingLogin) -> bool) {
-        let mut group: Vec<(u64, String)> = self
-            .by_state
-            .iter()
-            .filter(|(_, (_, l))| matches(l))
-            .map(|(k, (n, _))| (*n, k.clone()))
-            .collect();
-        if group.len() <= keep {
-            return;
-        }
-        group.sort_unstable();
-        let excess = group.len() - keep;
-        for (_, state) in group.into_iter().take(excess) {
-            self.by_state.remove(&state);
-        }
-    }
+/// The part of a [`PendingLogin`] kept as one sealed document.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    resource: Resource,
+    scopes: Vec<String>,
+    redirect_uri: String,
+    session_only: bool,
+    verifier: String,
+    nonce: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_data: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct PendingLogins {
-    entries: Mutex<Entries>,
+    store: Arc<dyn Store>,
     caps: PendingCaps,
     clock: Arc<dyn Clock>,
 }
 
 impl PendingLogins {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self::with_caps(clock, PendingCaps::default())
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_caps(store, clock, PendingCaps::default())
     }
 
-    pub fn with_caps(clock: Arc<dyn Clock>, caps: PendingCaps) -> Self {
-        Self {
-            entries: Mutex::new(Entries::default()),
-            caps,
-            clock,
-        }
+    pub fn with_caps(store: Arc<dyn Store>, clock: Arc<dyn Clock>, caps: PendingCaps) -> Self {
+        Self { store, caps, clock }
     }
 
     /// Remembers a started sign-in, evicting expired ones and, where a cap is reached, the
     /// oldest of its principal, its connection, or all.
-    pub fn insert(&self, state: String, login: PendingLogin) {
-        let now = self.clock.now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .by_state
-            .retain(|_, (_, l)| now - l.started_at < LIFETIME);
-        let caps = self.caps;
-        entries.evict_oldest(caps.per_principal.saturating_sub(1), |l| {
-            l.connection == login.connection && l.principal == login.principal
-        });
-        entries.evict_oldest(caps.per_connection.saturating_sub(1), |l| {
-            l.connection == login.connection
-        });
-        entries.evict_oldest(caps.total.saturating_sub(1), |_| true);
-        let n = entries.next;
-        entries.next += 1;
-        entries.by_state.insert(state, (n, login));
+    pub async fn insert(&self, state: String, login: PendingLogin) -> Result<(), Error> {
+        let payload = Payload {
+            resource: login.resource,
+            scopes: login.scopes,
+            redirect_uri: login.redirect_uri,
+            session_only: login.session_only,
+            verifier: login.verifier.secret().to_owned(),
+            nonce: login.nonce,
+            app_data: login.app_data,
+        };
+        let payload = serde_json::to_string(&payload)
+            .map_err(|e| AuthError::Flow(format!("a sign-in cannot be remembered: {e}")))?;
+        let row = PendingLoginRow {
+            state,
+            connection: login.connection,
+            principal: login.principal,
+            started_at: login.started_at,
+            payload: Secret::new(payload),
+        };
+        self.store
+            .put_pending_login(&row, self.caps, self.clock.now() - LIFETIME)
+            .await?;
+        Ok(())
     }
 
     /// How many sign-ins are remembered.
-    pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_state
-            .len()
+    pub async fn len(&self) -> Result<u64, Error> {
+        Ok(self.store.pending_logins().await?)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Takes the sign-in started with `state`. A second call with the same state finds nothing.
-    pub fn take(&self, state: &str) -> Result<PendingLogin, AuthError> {
-        let login = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_state
-            .remove(state)
-            .map(|(_, l)| l)
-            .ok_or_else(|| {
-                AuthError::Flow(
-                    "this sign-in response matches no sign-in in progress (unknown or already used state); start the sign-in again"
-                        .into(),
-                )
-            })?;
-        if self.clock.now() - login.started_at >= LIFETIME {
+    /// Takes the sign-in started with `state`. A second call with the same state (on any
+    /// gateway sharing the store) finds nothing.
+    pub async fn take(&self, state: &str) -> Result<PendingLogin, Error> {
+        let row = self.store.take_pending_login(state).await?.ok_or_else(|| {
+            AuthError::Flow(
+                "this sign-in response matches no sign-in in progress (unknown or already used state); start the sign-in again"
+                    .into(),
+            )
+        })?;
+        if self.clock.now() - row.started_at >= LIFETIME {
             return Err(AuthError::Flow(
                 "this sign-in was started more than 10 minutes ago and has expired; start it again"
                     .into(),
-            ));
+            )
+            .into());
         }
-        Ok(login)
+        let payload: Payload = serde_json::from_str(row.payload.expose()).map_err(|_| {
+            crate::store::StoreError::Corrupt("a pending sign-in's document".into())
+        })?;
+        Ok(PendingLogin {
+            connection: row.connection,
+            principal: row.principal,
+            resource: payload.resource,
+            scopes: payload.scopes,
+            redirect_uri: payload.redirect_uri,
+            session_only: payload.session_only,
+            verifier: PkceCodeVerifier::new(payload.verifier),
+            nonce: payload.nonce,
+            started_at: row.started_at,
+            app_data: payload.app_data,
+        })
     }
 }
 
@@ -166,6 +166,11 @@ mod tests {
 
     use super::*;
     use crate::clock::MockClock;
+    use crate::store::MemoryStore;
+
+    fn store() -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new())
+    }
 
     fn login(at: OffsetDateTime) -> PendingLogin {
         PendingLogin {
@@ -178,11 +183,12 @@ mod tests {
             verifier: PkceCodeVerifier::new("v".repeat(43)),
             nonce: "n".into(),
             started_at: at,
+            app_data: None,
         }
     }
 
-    #[test]
-    fn state_is_single_use_and_expires() {
+    #[tokio::test]
+    async fn state_is_single_use_and_expires() {
         let start = datetime!(2026-01-01 10:00 UTC);
         let mut clock = MockClock::new();
         let mut seq = mockall::Sequence::new();
@@ -198,14 +204,14 @@ mod tests {
                 .in_sequence(&mut seq)
                 .return_const(at);
         }
-        let pending = PendingLogins::new(Arc::new(clock));
-        pending.insert("s1".into(), login(start));
-        assert!(pending.take("s1").is_ok());
-        let err = pending.take("s1").unwrap_err().to_string();
+        let pending = PendingLogins::new(store(), Arc::new(clock));
+        pending.insert("s1".into(), login(start)).await.unwrap();
+        assert!(pending.take("s1").await.is_ok());
+        let err = pending.take("s1").await.unwrap_err().to_string();
         assert!(err.contains("already used state"), "{err}");
 
-        pending.insert("s2".into(), login(start));
-        let err = pending.take("s2").unwrap_err().to_string();
+        pending.insert("s2".into(), login(start)).await.unwrap();
+        let err = pending.take("s2").await.unwrap_err().to_string();
         assert!(err.contains("expired"), "{err}");
     }
 
@@ -226,9 +232,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sign_ins_in_flight_are_capped_per_principal_connection_and_in_all_oldest_first() {
+    #[tokio::test]
+    async fn sign_ins_in_flight_are_capped_per_principal_connection_and_in_all_oldest_first() {
         let pending = PendingLogins::with_caps(
+            store(),
             Arc::new(Fixed(datetime!(2026-01-01 10:01 UTC))),
             PendingCaps {
                 per_principal: 3,
@@ -242,29 +249,47 @@ mod tests {
             ConnectionId::new_random(),
         );
         for i in 0..5 {
-            pending.insert(format!("u42-{i}"), for_principal(a, "u42"));
+            pending
+                .insert(format!("u42-{i}"), for_principal(a, "u42"))
+                .await
+                .unwrap();
         }
-        assert_eq!(pending.len(), 3, "three per principal");
-        assert!(pending.take("u42-0").is_err(), "the oldest went first");
-        assert!(pending.take("u42-1").is_err());
-        assert!(pending.take("u42-4").is_ok());
+        assert_eq!(pending.len().await.unwrap(), 3, "three per principal");
+        assert!(
+            pending.take("u42-0").await.is_err(),
+            "the oldest went first"
+        );
+        assert!(pending.take("u42-1").await.is_err());
+        assert!(pending.take("u42-4").await.is_ok());
 
         for i in 0..20 {
-            pending.insert(format!("a-{i}"), for_principal(a, &format!("user{i}")));
+            pending
+                .insert(format!("a-{i}"), for_principal(a, &format!("user{i}")))
+                .await
+                .unwrap();
         }
-        assert!(pending.take("a-9").is_err());
+        assert!(pending.take("a-9").await.is_err());
         assert!(
-            pending.take("a-10").is_ok(),
+            pending.take("a-10").await.is_ok(),
             "the newest ten of connection a stay"
         );
-        assert_eq!(pending.len(), 9);
+        assert_eq!(pending.len().await.unwrap(), 9);
 
         for i in 0..10 {
-            pending.insert(format!("b-{i}"), for_principal(b, &format!("user{i}")));
-            pending.insert(format!("c-{i}"), for_principal(c, &format!("user{i}")));
+            pending
+                .insert(format!("b-{i}"), for_principal(b, &format!("user{i}")))
+                .await
+                .unwrap();
+            pending
+                .insert(format!("c-{i}"), for_principal(c, &format!("user{i}")))
+                .await
+                .unwrap();
         }
-        assert_eq!(pending.len(), 25, "the total cap");
-        assert!(pending.take("c-9").is_ok());
-        assert!(pending.take("a-11").is_err(), "the oldest overall went");
+        assert_eq!(pending.len().await.unwrap(), 25, "the total cap");
+        assert!(pending.take("c-9").await.is_ok());
+        assert!(
+            pending.take("a-11").await.is_err(),
+            "the oldest overall went"
+        );
     }
 }

@@ -254,11 +254,35 @@ impl Shared {
                 reason: reason.clone(),
             });
         }
+        if account.credential == CredentialKind::Session {
+            return self.refresh_session(connection, key, &account).await;
+        }
         let client = self.client(connection).await?;
         let scopes = delegated_scopes(connection, key.resource);
         let mut tried: Option<Secret> = None;
         loop {
-            let Some(refresh_token) = self.refresh_token_of(&account).await? else {
+            // The account's turn, across every gateway sharing the store: whoever held it before
+            // stored its tokens, and a waiter uses them instead of refreshing again.
+            let turn = self
+                .store
+                .begin_refresh(account.id, key)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: "account",
+                    name: account.principal.to_string(),
+                })?;
+            if let AccountStatus::NeedsSignIn { reason } = &turn.status {
+                return Err(Error::NeedsSignIn {
+                    principal: account.principal.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            let now = self.clock.now();
+            if let Some(token) = turn.access_token.as_ref().filter(|t| t.is_fresh(now)) {
+                return Ok(token.clone());
+            }
+            let Some(refresh_token) = turn.refresh_token.clone() else {
+                drop(turn);
                 return Err(self
                     .mark_needs_sign_in(&account, "no refresh token is stored; sign in again")
                     .await);
@@ -272,30 +296,20 @@ impl Shared {
             match client.refresh(&refresh_token, &scopes).await {
                 Ok(response) => {
                     let token = self.access_token(&response);
-                    if account.credential == CredentialKind::Session {
-                        let now = self.clock.now();
-                        self.update_session(account.id, |s| {
-                            if let Some(rt) = response.refresh_token.clone() {
-                                s.refresh_token = Some(rt);
-                            }
-                            s.account.status = AccountStatus::Active;
-                            s.account.last_used_at = Some(now);
-                        });
-                        return Ok(token);
-                    }
+                    // Committed (the rotated refresh token with it) before the token is handed out.
                     self.store
-                        .save_tokens(key, &token, response.refresh_token.as_ref())
-                        .await?;
-                    self.store
-                        .set_account_status(
-                            account.id,
-                            &AccountStatus::Active,
-                            Some(self.clock.now()),
+                        .commit_refresh(
+                            turn,
+                            key,
+                            &token,
+                            response.refresh_token.as_ref(),
+                            self.clock.now(),
                         )
                         .await?;
                     return Ok(token);
                 }
                 Err(e) if e.needs_sign_in() => {
+                    drop(turn);
                     let latest = self.refresh_token_of(&account).await?;
                     if latest.as_ref().is_some_and(|l| l != &refresh_token) {
                         tried = Some(refresh_token);
@@ -307,6 +321,42 @@ impl Shared {
                 }
                 Err(e) => return Err(Error::Auth(e)),
             }
+        }
+    }
+
+    /// Refreshes a session-only account's token: it and its refresh token live in this process.
+    async fn refresh_session(
+        &self,
+        connection: &Connection,
+        key: &TokenKey,
+        account: &Account,
+    ) -> Result<AccessToken, Error> {
+        let client = self.client(connection).await?;
+        let scopes = delegated_scopes(connection, key.resource);
+        let Some(refresh_token) = self.refresh_token_of(account).await? else {
+            return Err(self
+                .mark_needs_sign_in(account, "no refresh token is stored; sign in again")
+                .await);
+        };
+        match client.refresh(&refresh_token, &scopes).await {
+            Ok(response) => {
+                let token = self.access_token(&response);
+                let now = self.clock.now();
+                self.update_session(account.id, |s| {
+                    if let Some(rt) = response.refresh_token.clone() {
+                        s.refresh_token = Some(rt);
+                    }
+                    s.account.status = AccountStatus::Active;
+                    s.account.last_used_at = Some(now);
+                });
+                Ok(token)
+            }
+            Err(e) if e.needs_sign_in() => {
+                let reason = e.to_string();
+                self.mark_needs_sign_in(account, &reason).await;
+                Err(Error::Auth(e))
+            }
+            Err(e) => Err(Error::Auth(e)),
         }
     }
 
@@ -428,8 +478,8 @@ impl SignIn {
             RetryPolicy::default(),
         );
         Ok(Self {
+            pending: PendingLogins::new(Arc::clone(&shared.store), clock),
             shared,
-            pending: PendingLogins::new(clock),
             cache,
         })
     }
@@ -467,8 +517,31 @@ impl SignIn {
         redirect_uri: &str,
         login_hint: Option<&str>,
     ) -> Result<BrowserLogin, Error> {
-        self.start_browser(connection, principal, redirect_uri, login_hint, false)
+        self.start_browser(connection, principal, redirect_uri, login_hint, false, None)
             .await
+    }
+
+    /// [`SignIn::start_browser_login`] (or, `session_only`, [`SignIn::start_browser_session`])
+    /// carrying `app_data`, which [`SignIn::finish_browser_login_with_app_data`] hands back to
+    /// whichever process takes the callback. It is kept sealed with the sign-in.
+    pub async fn start_browser_with_app_data(
+        &self,
+        connection: &str,
+        principal: Principal,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+        session_only: bool,
+        app_data: Option<String>,
+    ) -> Result<BrowserLogin, Error> {
+        self.start_browser(
+            connection,
+            Some(principal),
+            redirect_uri,
+            login_hint,
+            session_only,
+            app_data,
+        )
+        .await
     }
 
     /// `url` if the connection's allow-list admits it as the place to send the user's browser
@@ -487,8 +560,15 @@ impl SignIn {
         redirect_uri: &str,
         login_hint: Option<&str>,
     ) -> Result<BrowserLogin, Error> {
-        self.start_browser(connection, Some(principal), redirect_uri, login_hint, true)
-            .await
+        self.start_browser(
+            connection,
+            Some(principal),
+            redirect_uri,
+            login_hint,
+            true,
+            None,
+        )
+        .await
     }
 
     async fn start_browser(
@@ -498,6 +578,7 @@ impl SignIn {
         redirect_uri: &str,
         login_hint: Option<&str>,
         session_only: bool,
+        app_data: Option<String>,
     ) -> Result<BrowserLogin, Error> {
         let connection = self.shared.connections.get(connection).await?.connection;
         Self::delegated(&connection)?;
@@ -511,20 +592,23 @@ impl SignIn {
             redirect_uri,
             nonce,
         } = client.authorization_request(redirect_uri, &scopes, login_hint)?;
-        self.pending.insert(
-            state.clone(),
-            PendingLogin {
-                connection: connection.id,
-                principal,
-                resource,
-                scopes,
-                redirect_uri,
-                session_only,
-                verifier,
-                nonce,
-                started_at: self.shared.clock.now(),
-            },
-        );
+        self.pending
+            .insert(
+                state.clone(),
+                PendingLogin {
+                    connection: connection.id,
+                    principal,
+                    resource,
+                    scopes,
+                    redirect_uri,
+                    session_only,
+                    verifier,
+                    nonce,
+                    started_at: self.shared.clock.now(),
+                    app_data,
+                },
+            )
+            .await?;
         Ok(BrowserLogin {
             url: url.to_string(),
             state,
@@ -533,12 +617,40 @@ impl SignIn {
 
     /// Finishes a browser sign-in from what the redirect carried.
     pub async fn finish_browser_login(&self, params: RedirectParams) -> Result<Account, Error> {
-        let state = params.state.as_deref().ok_or_else(|| {
-            AuthError::Flow(
-                "the sign-in response carries no `state`; start the sign-in again".into(),
-            )
-        })?;
-        let pending = self.pending.take(state)?;
+        self.finish_browser_login_with_app_data(params).await.1
+    }
+
+    /// [`SignIn::finish_browser_login`], with the `app_data` the sign-in was started with (if
+    /// its `state` was found, whether or not the sign-in then succeeded).
+    pub async fn finish_browser_login_with_app_data(
+        &self,
+        params: RedirectParams,
+    ) -> (Option<String>, Result<Account, Error>) {
+        let state = match params.state.as_deref() {
+            Some(state) => state.to_owned(),
+            None => {
+                return (
+                    None,
+                    Err(AuthError::Flow(
+                        "the sign-in response carries no `state`; start the sign-in again".into(),
+                    )
+                    .into()),
+                );
+            }
+        };
+        let mut pending = match self.pending.take(&state).await {
+            Ok(p) => p,
+            Err(e) => return (None, Err(e)),
+        };
+        let app_data = pending.app_data.take();
+        (app_data, self.finish_pending(pending, params).await)
+    }
+
+    async fn finish_pending(
+        &self,
+        pending: PendingLogin,
+        params: RedirectParams,
+    ) -> Result<Account, Error> {
         if let Some(error) = params.error {
             let description = params.error_description.unwrap_or_default();
             let body = super::error::ErrorBody {

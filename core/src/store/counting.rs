@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Store, StoreError};
+use super::{PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -158,6 +158,56 @@ impl Store for CountingStore {
     ) -> Result<(), StoreError> {
         self.count("save_tokens");
         self.inner.save_tokens(key, access, refresh_token).await
+    }
+
+    async fn begin_refresh(
+        &self,
+        account: AccountId,
+        key: &TokenKey,
+    ) -> Result<Option<RefreshTurn>, StoreError> {
+        self.count("begin_refresh");
+        self.inner.begin_refresh(account, key).await
+    }
+
+    async fn commit_refresh(
+        &self,
+        turn: RefreshTurn,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.count("commit_refresh");
+        self.inner
+            .commit_refresh(turn, key, access, refresh_token, at)
+            .await
+    }
+
+    async fn put_pending_login(
+        &self,
+        login: &PendingLoginRow,
+        caps: PendingCaps,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.count("put_pending_login");
+        self.inner
+            .put_pending_login(login, caps, expired_before)
+            .await
+    }
+
+    async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError> {
+        self.count("take_pending_login");
+        self.inner.take_pending_login(state).await
+    }
+
+    async fn purge_pending_logins(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.count("purge_pending_logins");
+        self.inner.purge_pending_logins(before).await
+    }
+
+    async fn pending_logins(&self) -> Result<u64, StoreError> {
+        self.count("pending_logins");
+        self.inner.pending_logins().await
     }
 
     async fn delete_access_tokens(

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Store, StoreError};
+use super::{LocalLocks, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -27,6 +27,29 @@ struct State {
     api_keys: Vec<(ApiKey, [u8; 32])>,
     admin: Option<String>,
     bridge_users: BTreeMap<String, (BridgeUser, String)>,
+    /// Pending sign-ins by state, with their order of arrival.
+    pending: BTreeMap<String, (u64, PendingLoginRow)>,
+    next_pending: u64,
+}
+
+impl State {
+    /// Removes the oldest pending sign-ins that `matches` until at most `keep` are left.
+    fn evict_oldest(&mut self, keep: usize, matches: impl Fn(&PendingLoginRow) -> bool) {
+        let mut group: Vec<(u64, String)> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, p))| matches(p))
+            .map(|(k, (n, _))| (*n, k.clone()))
+            .collect();
+        if group.len() <= keep {
+            return;
+        }
+        group.sort_unstable();
+        let excess = group.len() - keep;
+        for (_, state) in group.into_iter().take(excess) {
+            self.pending.remove(&state);
+        }
+    }
 }
 
 impl State {
@@ -42,6 +65,7 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    refreshing: LocalLocks,
 }
 
 impl MemoryStore {
@@ -124,6 +148,7 @@ impl Store for MemoryStore {
         s.accounts.retain(|_, (a, _)| a.connection != id);
         s.static_users.retain(|_, u| u.connection != id);
         s.bridge_users.retain(|_, (u, _)| u.connection != id);
+        s.pending.retain(|_, (_, p)| p.connection != id);
         s.connections.remove(&id);
         Ok(true)
     }
@@ -253,6 +278,87 @@ impl Store for MemoryStore {
         }
         s.tokens.insert(token_key(key), access.clone());
         Ok(())
+    }
+
+    async fn begin_refresh(
+        &self,
+        account: AccountId,
+        key: &TokenKey,
+    ) -> Result<Option<RefreshTurn>, StoreError> {
+        let guard = self.refreshing.lock(account).await;
+        let s = self.state();
+        let Some((a, rt)) = s.accounts.get(&account) else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshTurn {
+            refresh_token: rt.clone(),
+            access_token: s.tokens.get(&token_key(key)).cloned(),
+            status: a.status.clone(),
+            hold: TurnHold::Local {
+                _guard: guard,
+                sealed: None,
+            },
+        }))
+    }
+
+    async fn commit_refresh(
+        &self,
+        turn: RefreshTurn,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state();
+        if let Some((a, rt)) = key.account.and_then(|id| s.accounts.get_mut(&id)) {
+            if let Some(new) = refresh_token
+                && *rt == turn.refresh_token
+            {
+                *rt = Some(new.clone());
+            }
+            a.status = AccountStatus::Active;
+            a.last_used_at = Some(at);
+        }
+        s.tokens.insert(token_key(key), access.clone());
+        drop(turn);
+        Ok(())
+    }
+
+    async fn put_pending_login(
+        &self,
+        login: &PendingLoginRow,
+        caps: PendingCaps,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state();
+        s.pending.retain(|_, (_, p)| p.started_at >= expired_before);
+        s.pending.remove(&login.state);
+        s.evict_oldest(caps.per_principal.saturating_sub(1), |p| {
+            p.connection == login.connection && p.principal == login.principal
+        });
+        s.evict_oldest(caps.per_connection.saturating_sub(1), |p| {
+            p.connection == login.connection
+        });
+        s.evict_oldest(caps.total.saturating_sub(1), |_| true);
+        let n = s.next_pending;
+        s.next_pending += 1;
+        s.pending.insert(login.state.clone(), (n, login.clone()));
+        Ok(())
+    }
+
+    async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError> {
+        Ok(self.state().pending.remove(state).map(|(_, p)| p))
+    }
+
+    async fn purge_pending_logins(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut s = self.state();
+        let n = s.pending.len();
+        s.pending.retain(|_, (_, p)| p.started_at >= before);
+        Ok((n - s.pending.len()) as u64)
+    }
+
+    async fn pending_logins(&self) -> Result<u64, StoreError> {
+        Ok(self.state().pending.len() as u64)
     }
 
     async fn delete_access_tokens(

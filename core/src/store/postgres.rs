@@ -17,10 +17,11 @@ use time::OffsetDateTime;
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
     connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
-    open_refresh_token, scope_column, seal_access_token, seal_key_check, seal_refresh_token,
-    static_user_from_row, status_reason, ts, verify_key_check,
+    open_refresh_token, pending_login_columns, pending_login_from_row, scope_column,
+    seal_access_token, seal_key_check, seal_refresh_token, static_user_from_row, status_reason, ts,
+    verify_key_check,
 };
-use super::{Store, StoreError};
+use super::{PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold, state_hash};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -40,7 +41,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_credential_expiry.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_pending_logins.sql"),
+    ),
 ];
+
+/// The transaction-level advisory lock taken while a sign-in is added, so that the caps hold
+/// across gateways adding at once ("pending" in ASCII).
+const PENDING_LOCK: i64 = 0x7065_6e64_696e_67;
 
 /// The session advisory lock held while migrating, so that gateways starting together migrate
 /// once ("exgate" in ASCII).
@@ -323,6 +332,7 @@ impl Store for PostgresStore {
             "DELETE FROM accounts WHERE connection_id = $1",
             "DELETE FROM static_users WHERE connection_id = $1",
             "DELETE FROM bridge_users WHERE connection_id = $1",
+            "DELETE FROM pending_logins WHERE connection_id = $1",
             "DELETE FROM connections WHERE id = $1",
         ] {
             sqlx::query(sql)
@@ -554,6 +564,216 @@ impl Store for PostgresStore {
             .await
             .map_err(db("deleting access tokens"))?;
         Ok(())
+    }
+
+    async fn begin_refresh(
+        &self,
+        account: AccountId,
+        key: &TokenKey,
+    ) -> Result<Option<RefreshTurn>, StoreError> {
+        let ctx = "taking an account's refresh turn";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // The row lock is the turn: a second gateway waits here until the first commits (or
+        // its connection drops, when it dies), then reads what the first stored.
+        let Some(row) = sqlx::query(
+            "SELECT status, status_reason, refresh_token_sealed FROM accounts WHERE id = $1 FOR UPDATE",
+        )
+        .bind(account.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(ctx))?
+        else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(0).map_err(db(ctx))?;
+        let reason: Option<String> = row.try_get(1).map_err(db(ctx))?;
+        let sealed: Option<Vec<u8>> = row.try_get(2).map_err(db(ctx))?;
+        let refresh_token = sealed
+            .as_ref()
+            .map(|s| open_refresh_token(&self.vault, account, s))
+            .transpose()?;
+        let access = sqlx::query(
+            "SELECT token_sealed, expires_at, refresh_at FROM access_tokens \
+             WHERE connection_id = $1 AND account_id = $2 AND resource = $3",
+        )
+        .bind(key.connection.to_string())
+        .bind(account_column(key))
+        .bind(key.resource.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        let access_token = match access {
+            Some(row) => {
+                let sealed: Vec<u8> = row.try_get(0).map_err(db(ctx))?;
+                let expires: String = row.try_get(1).map_err(db(ctx))?;
+                let refresh: String = row.try_get(2).map_err(db(ctx))?;
+                Some(open_access_token(
+                    &self.vault,
+                    key,
+                    &sealed,
+                    &expires,
+                    &refresh,
+                )?)
+            }
+            None => None,
+        };
+        Ok(Some(RefreshTurn {
+            refresh_token,
+            access_token,
+            status: super::rows::status_from_columns(&status, reason)?,
+            hold: TurnHold::Postgres { tx, sealed },
+        }))
+    }
+
+    async fn commit_refresh(
+        &self,
+        turn: RefreshTurn,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "saving a refresh";
+        let TurnHold::Postgres { mut tx, sealed } = turn.hold else {
+            return Err(StoreError::Corrupt(
+                "a refresh turn of another store".into(),
+            ));
+        };
+        let account = key
+            .account
+            .ok_or_else(|| StoreError::Corrupt("a refresh turn without an account".into()))?;
+        if let Some(rt) = refresh_token {
+            sqlx::query(
+                "UPDATE accounts SET refresh_token_sealed = $1 WHERE id = $2 \
+                 AND refresh_token_sealed IS NOT DISTINCT FROM $3",
+            )
+            .bind(seal_refresh_token(&self.vault, account, rt))
+            .bind(account.to_string())
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        }
+        sqlx::query(
+            "UPDATE accounts SET status = 'active', status_reason = NULL, last_used_at = $1 WHERE id = $2",
+        )
+        .bind(ts(at))
+        .bind(account.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO access_tokens (connection_id, account_id, resource, token_sealed, expires_at, refresh_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, account_id, resource) DO UPDATE SET \
+             token_sealed = excluded.token_sealed, expires_at = excluded.expires_at, refresh_at = excluded.refresh_at",
+        )
+        .bind(key.connection.to_string())
+        .bind(account_column(key))
+        .bind(key.resource.as_str())
+        .bind(seal_access_token(&self.vault, key, access))
+        .bind(ts(access.expires_at))
+        .bind(ts(access.refresh_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn put_pending_login(
+        &self,
+        login: &PendingLoginRow,
+        caps: PendingCaps,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "remembering a sign-in";
+        let cols = pending_login_columns(&self.vault, login);
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PENDING_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        sqlx::query("DELETE FROM pending_logins WHERE started_unix < $1 OR state_hash = $2")
+            .bind(expired_before.unix_timestamp())
+            .bind(&cols.state_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        let keep = |n: usize| i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX);
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             WHERE connection_id = $1 AND principal IS NOT DISTINCT FROM $2 ORDER BY seq DESC OFFSET $3)",
+        )
+        .bind(&cols.connection_id)
+        .bind(&cols.principal)
+        .bind(keep(caps.per_principal))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             WHERE connection_id = $1 ORDER BY seq DESC OFFSET $2)",
+        )
+        .bind(&cols.connection_id)
+        .bind(keep(caps.per_connection))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             ORDER BY seq DESC OFFSET $1)",
+        )
+        .bind(keep(caps.total))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO pending_logins (state_hash, connection_id, principal, started_unix, payload_sealed) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(cols.state_hash)
+        .bind(cols.connection_id)
+        .bind(cols.principal)
+        .bind(cols.started_unix)
+        .bind(cols.payload_sealed)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError> {
+        let ctx = "taking a pending sign-in";
+        let row = sqlx::query("DELETE FROM pending_logins WHERE state_hash = $1 RETURNING *")
+            .bind(state_hash(state))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(ctx))?;
+        row.map(|row| {
+            let started: i64 = row.try_get("started_unix").map_err(db(ctx))?;
+            pending_login_from_row(&self.vault, state, &row, started)
+        })
+        .transpose()
+    }
+
+    async fn purge_pending_logins(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM pending_logins WHERE started_unix < $1")
+            .bind(before.unix_timestamp())
+            .execute(&self.pool)
+            .await
+            .map_err(db("purging pending sign-ins"))?;
+        Ok(r.rows_affected())
+    }
+
+    async fn pending_logins(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM pending_logins")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("counting pending sign-ins"))?;
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     async fn insert_static_user(&self, u: &StaticUser) -> Result<(), StoreError> {

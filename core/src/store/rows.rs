@@ -12,7 +12,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::StoreError;
+use super::{PendingLoginRow, StoreError, state_hash};
 use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
@@ -250,6 +250,60 @@ pub(crate) fn access_token_context(key: &TokenKey) -> String {
     )
 }
 
+pub(crate) fn pending_login_context(state_hash: &str) -> String {
+    format!("pending_logins/{state_hash}/payload")
+}
+
+/// A pending sign-in's columns, ready to bind.
+pub(crate) struct PendingLoginColumns {
+    pub state_hash: String,
+    pub connection_id: String,
+    pub principal: Option<String>,
+    pub started_unix: i64,
+    pub payload_sealed: Vec<u8>,
+}
+
+pub(crate) fn pending_login_columns(vault: &Vault, p: &PendingLoginRow) -> PendingLoginColumns {
+    let state_hash = state_hash(&p.state);
+    PendingLoginColumns {
+        payload_sealed: vault.seal_secret(&pending_login_context(&state_hash), &p.payload),
+        state_hash,
+        connection_id: p.connection.to_string(),
+        principal: p.principal.as_ref().map(|x| x.as_str().to_owned()),
+        started_unix: p.started_at.unix_timestamp(),
+    }
+}
+
+/// A pending sign-in from its row; `state` is what the caller looked it up by.
+pub(crate) fn pending_login_from_row(
+    vault: &Vault,
+    state: &str,
+    row: &dyn RawRow,
+    started_unix: i64,
+) -> Result<PendingLoginRow, StoreError> {
+    let ctx = "reading a pending sign-in";
+    let state_hash = row.text("state_hash").map_err(db(ctx))?;
+    let sealed = row
+        .opt_bytes("payload_sealed")
+        .map_err(db(ctx))?
+        .ok_or_else(|| StoreError::Corrupt("pending sign-in without its payload".into()))?;
+    Ok(PendingLoginRow {
+        state: state.to_owned(),
+        connection: parse_col(
+            &row.text("connection_id").map_err(db(ctx))?,
+            "connection id",
+        )?,
+        principal: row
+            .opt_text("principal")
+            .map_err(db(ctx))?
+            .map(|p| parse_col(&p, "principal"))
+            .transpose()?,
+        started_at: OffsetDateTime::from_unix_timestamp(started_unix)
+            .map_err(|_| StoreError::Corrupt(format!("timestamp {started_unix}")))?,
+        payload: vault.open_secret(&pending_login_context(&state_hash), &sealed)?,
+    })
+}
+
 /// The value sealed in `meta.key_check`, to tell a wrong master key at open.
 const KEY_CHECK: &[u8] = b"exgate key check";
 const KEY_CHECK_CONTEXT: &str = "meta/key_check";
@@ -390,6 +444,20 @@ pub(crate) fn status_reason(status: &AccountStatus) -> Option<String> {
     }
 }
 
+/// An account's status from its `status` and `status_reason` columns.
+pub(crate) fn status_from_columns(
+    status: &str,
+    reason: Option<String>,
+) -> Result<AccountStatus, StoreError> {
+    match status {
+        "active" => Ok(AccountStatus::Active),
+        "needs-sign-in" => Ok(AccountStatus::NeedsSignIn {
+            reason: reason.unwrap_or_default(),
+        }),
+        other => Err(StoreError::Corrupt(format!("account status `{other}`"))),
+    }
+}
+
 pub(crate) fn seal_refresh_token(vault: &Vault, account: AccountId, token: &Secret) -> Vec<u8> {
     vault.seal_secret(&refresh_token_context(account), token)
 }
@@ -431,13 +499,7 @@ pub(crate) fn account_from_row(row: &dyn RawRow) -> Result<Account, StoreError> 
         "service-account" => CredentialKind::ServiceAccount,
         other => return Err(StoreError::Corrupt(format!("credential kind `{other}`"))),
     };
-    let status = match get("status")?.as_str() {
-        "active" => AccountStatus::Active,
-        "needs-sign-in" => AccountStatus::NeedsSignIn {
-            reason: opt("status_reason")?.unwrap_or_default(),
-        },
-        other => return Err(StoreError::Corrupt(format!("account status `{other}`"))),
-    };
+    let status = status_from_columns(&get("status")?, opt("status_reason")?)?;
     Ok(Account {
         id: parse_col(&get("id")?, "account id")?,
         connection: parse_col(&get("connection_id")?, "connection id")?,

@@ -17,10 +17,13 @@ use time::OffsetDateTime;
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
     connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
-    open_refresh_token, scope_column, seal_access_token, seal_key_check, seal_refresh_token,
-    static_user_from_row, status_reason, ts, verify_key_check,
+    open_refresh_token, pending_login_columns, pending_login_from_row, scope_column,
+    seal_access_token, seal_key_check, seal_refresh_token, static_user_from_row,
+    status_from_columns, status_reason, ts, verify_key_check,
 };
-use super::{Store, StoreError};
+use super::{
+    LocalLocks, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold, state_hash,
+};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -43,12 +46,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_credential_expiry.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_pending_logins.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
     pool: SqlitePool,
     vault: Arc<Vault>,
     path: String,
+    /// Refresh turns: one gateway per SQLite file, so a lock of this process.
+    refreshing: LocalLocks,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -111,6 +120,7 @@ impl SqliteStore {
             pool,
             vault,
             path: path.display().to_string(),
+            refreshing: LocalLocks::default(),
         };
         // A store that is up to date answers its version and key check in one statement; a new
         // or older one is migrated first.
@@ -317,6 +327,7 @@ impl Store for SqliteStore {
             "DELETE FROM accounts WHERE connection_id = ?",
             "DELETE FROM static_users WHERE connection_id = ?",
             "DELETE FROM bridge_users WHERE connection_id = ?",
+            "DELETE FROM pending_logins WHERE connection_id = ?",
             "DELETE FROM connections WHERE id = ?",
         ] {
             sqlx::query(sql)
@@ -527,6 +538,190 @@ impl Store for SqliteStore {
         .map_err(db(ctx))?;
         tx.commit().await.map_err(db(ctx))?;
         Ok(())
+    }
+
+    async fn begin_refresh(
+        &self,
+        account: AccountId,
+        key: &TokenKey,
+    ) -> Result<Option<RefreshTurn>, StoreError> {
+        let ctx = "taking an account's refresh turn";
+        let guard = self.refreshing.lock(account).await;
+        let Some(row) = sqlx::query(
+            "SELECT status, status_reason, refresh_token_sealed FROM accounts WHERE id = ?",
+        )
+        .bind(account.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db(ctx))?
+        else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(0).map_err(db(ctx))?;
+        let reason: Option<String> = row.try_get(1).map_err(db(ctx))?;
+        let sealed: Option<Vec<u8>> = row.try_get(2).map_err(db(ctx))?;
+        let refresh_token = sealed
+            .as_ref()
+            .map(|s| open_refresh_token(&self.vault, account, s))
+            .transpose()?;
+        Ok(Some(RefreshTurn {
+            refresh_token,
+            access_token: self.access_token(key).await?,
+            status: status_from_columns(&status, reason)?,
+            hold: TurnHold::Local {
+                _guard: guard,
+                sealed,
+            },
+        }))
+    }
+
+    async fn commit_refresh(
+        &self,
+        turn: RefreshTurn,
+        key: &TokenKey,
+        access: &AccessToken,
+        refresh_token: Option<&Secret>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "saving a refresh";
+        let TurnHold::Local { _guard, sealed } = turn.hold else {
+            return Err(StoreError::Corrupt(
+                "a refresh turn of another store".into(),
+            ));
+        };
+        let account = key
+            .account
+            .ok_or_else(|| StoreError::Corrupt("a refresh turn without an account".into()))?;
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // The version check: another process on the file (the CLI) may have rotated the token
+        // since the turn read it; its token is kept.
+        if let Some(rt) = refresh_token {
+            sqlx::query(
+                "UPDATE accounts SET refresh_token_sealed = ? WHERE id = ? AND refresh_token_sealed IS ?",
+            )
+            .bind(seal_refresh_token(&self.vault, account, rt))
+            .bind(account.to_string())
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        }
+        sqlx::query(
+            "UPDATE accounts SET status = 'active', status_reason = NULL, last_used_at = ? WHERE id = ?",
+        )
+        .bind(ts(at))
+        .bind(account.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO access_tokens (connection_id, account_id, resource, token_sealed, expires_at, refresh_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connection_id, account_id, resource) DO UPDATE SET \
+             token_sealed = excluded.token_sealed, expires_at = excluded.expires_at, refresh_at = excluded.refresh_at",
+        )
+        .bind(key.connection.to_string())
+        .bind(account_column(key))
+        .bind(key.resource.as_str())
+        .bind(seal_access_token(&self.vault, key, access))
+        .bind(ts(access.expires_at))
+        .bind(ts(access.refresh_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn put_pending_login(
+        &self,
+        login: &PendingLoginRow,
+        caps: PendingCaps,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "remembering a sign-in";
+        let cols = pending_login_columns(&self.vault, login);
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // A write first, so the transaction holds the file's write lock from its start.
+        sqlx::query("DELETE FROM pending_logins WHERE started_unix < ? OR state_hash = ?")
+            .bind(expired_before.unix_timestamp())
+            .bind(&cols.state_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        let keep = |n: usize| i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX);
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             WHERE connection_id = ? AND principal IS ? ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(&cols.connection_id)
+        .bind(&cols.principal)
+        .bind(keep(caps.per_principal))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             WHERE connection_id = ? ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(&cols.connection_id)
+        .bind(keep(caps.per_connection))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM pending_logins WHERE seq IN (SELECT seq FROM pending_logins \
+             ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(keep(caps.total))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO pending_logins (state_hash, seq, connection_id, principal, started_unix, payload_sealed) \
+             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM pending_logins), ?, ?, ?, ?)",
+        )
+        .bind(cols.state_hash)
+        .bind(cols.connection_id)
+        .bind(cols.principal)
+        .bind(cols.started_unix)
+        .bind(cols.payload_sealed)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError> {
+        let ctx = "taking a pending sign-in";
+        let row = sqlx::query("DELETE FROM pending_logins WHERE state_hash = ? RETURNING *")
+            .bind(state_hash(state))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(ctx))?;
+        row.map(|row| {
+            let started: i64 = row.try_get("started_unix").map_err(db(ctx))?;
+            pending_login_from_row(&self.vault, state, &row, started)
+        })
+        .transpose()
+    }
+
+    async fn purge_pending_logins(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM pending_logins WHERE started_unix < ?")
+            .bind(before.unix_timestamp())
+            .execute(&self.pool)
+            .await
+            .map_err(db("purging pending sign-ins"))?;
+        Ok(r.rows_affected())
+    }
+
+    async fn pending_logins(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM pending_logins")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("counting pending sign-ins"))?;
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     async fn delete_access_tokens(

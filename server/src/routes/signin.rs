@@ -27,8 +27,6 @@ pub struct Logins(Mutex<LoginsInner>);
 struct LoginsInner {
     /// By login ID.
     by_id: HashMap<String, Login>,
-    /// A browser sign-in's `state` → its login ID, until its callback arrives.
-    by_state: HashMap<String, String>,
     /// Login IDs, oldest first.
     order: VecDeque<String>,
 }
@@ -50,19 +48,19 @@ impl Logins {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers a new pending sign-in on `connection`; `state` for a browser one.
-    fn start(
-        &self,
-        connection: &str,
-        state: Option<String>,
-        return_url: Option<url::Url>,
-    ) -> String {
+    /// Remembers a new pending sign-in on `connection` under a new login ID.
+    fn start(&self, connection: &str, return_url: Option<url::Url>) -> String {
         let id = uuid::Uuid::new_v4().to_string();
+        self.start_with_id(id.clone(), connection, return_url);
+        id
+    }
+
+    /// [`Logins::start`] with the login ID chosen.
+    fn start_with_id(&self, id: String, connection: &str, return_url: Option<url::Url>) {
         let mut inner = self.lock();
         while inner.order.len() >= Self::CAP {
             if let Some(old) = inner.order.pop_front() {
                 inner.by_id.remove(&old);
-                inner.by_state.retain(|_, v| *v != old);
             }
         }
         inner.by_id.insert(
@@ -73,11 +71,7 @@ impl Logins {
                 return_url,
             },
         );
-        if let Some(state) = state {
-            inner.by_state.insert(state, id.clone());
-        }
-        inner.order.push_back(id.clone());
-        id
+        inner.order.push_back(id);
     }
 
     /// Records how the sign-in ended; answers where to send the user's browser, if anywhere.
@@ -86,11 +80,6 @@ impl Logins {
         let login = inner.by_id.get_mut(id)?;
         login.status = status;
         login.return_url.clone()
-    }
-
-    /// The login ID of the browser sign-in started with `state` (once).
-    fn take_state(&self, state: &str) -> Option<String> {
-        self.lock().by_state.remove(state)
     }
 
     fn status(&self, connection: &str, id: &str) -> Option<LoginStatus> {
@@ -109,6 +98,13 @@ impl Logins {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What a browser sign-in carries to its callback, on whichever gateway that arrives.
+#[derive(Serialize, Deserialize)]
+struct AppData {
+    login_id: String,
+    return_url: Option<String>,
 }
 
 fn status_url(connection: &str, id: &str) -> String {
@@ -229,16 +225,26 @@ pub(crate) async fn start(
         "browser" => {
             let redirect_uri = s.redirect_uri();
             let hint = body.login_hint.as_deref();
-            let login = if body.session_only {
-                s.signin
-                    .start_browser_session(&name, principal, &redirect_uri, hint)
-                    .await?
-            } else {
-                s.signin
-                    .start_browser_login(&name, Some(principal), &redirect_uri, hint)
-                    .await?
-            };
-            let id = s.logins.start(&name, Some(login.state), return_url);
+            // The login ID and return URL travel with the sign-in (sealed in the store), so the
+            // callback finds them on whichever gateway the browser comes back to.
+            let id = uuid::Uuid::new_v4().to_string();
+            let app_data = serde_json::to_string(&AppData {
+                login_id: id.clone(),
+                return_url: return_url.as_ref().map(|u| u.to_string()),
+            })
+            .ok();
+            let login = s
+                .signin
+                .start_browser_with_app_data(
+                    &name,
+                    principal,
+                    &redirect_uri,
+                    hint,
+                    body.session_only,
+                    app_data,
+                )
+                .await?;
+            s.logins.start_with_id(id.clone(), &name, return_url);
             Ok((
                 StatusCode::CREATED,
                 Json(LoginStarted::Browser {
@@ -256,7 +262,7 @@ pub(crate) async fn start(
             } else {
                 s.signin.start_device_login(&name).await?
             };
-            let id = s.logins.start(&name, None, None);
+            let id = s.logins.start(&name, None);
             let a = &login.authorization;
             let answer = LoginStarted::DeviceCode {
                 status_url: status_url(&name, &id),
@@ -406,19 +412,17 @@ pub(crate) async fn callback(
     State(s): State<AppState>,
     Query(q): Query<CallbackQuery>,
 ) -> axum::response::Response {
-    let login_id = q.state.as_deref().and_then(|st| s.logins.take_state(st));
     let params = RedirectParams {
         code: q.code,
         state: q.state,
         error: q.error,
         error_description: q.error_description,
     };
-    let finished = s
-        .signin
-        .finish_browser_login(params)
-        .await
-        .map_err(ApiError::from);
-    let back = login_id.and_then(|id| {
+    let (app_data, finished) = s.signin.finish_browser_login_with_app_data(params).await;
+    let finished = finished.map_err(ApiError::from);
+    let app_data = app_data.and_then(|d| serde_json::from_str::<AppData>(&d).ok());
+    let back = app_data.and_then(|data| {
+        let id = data.login_id;
         let status = match &finished {
             Ok(a) => LoginStatus::SignedIn {
                 principal: a.principal.to_string(),
@@ -429,7 +433,9 @@ pub(crate) async fn callback(
                 hint: api.hint.clone(),
             },
         };
-        let back = s.logins.finish(&id, status)?;
+        s.logins.finish(&id, status);
+        // Checked against the connection's allow-list when the sign-in started.
+        let back = url::Url::parse(&data.return_url?).ok()?;
         Some((id, back))
     });
     if let Some((id, mut url)) = back {
@@ -479,20 +485,18 @@ mod tests {
     #[test]
     fn logins_are_capped_oldest_first_and_found_only_on_their_connection() {
         let logins = Logins::default();
-        let first = logins.start("web", Some("state-0".into()), None);
-        for i in 1..Logins::CAP {
-            logins.start("web", Some(format!("state-{i}")), None);
+        let first = logins.start("web", None);
+        for _ in 1..Logins::CAP {
+            logins.start("web", None);
         }
         assert!(logins.status("web", &first).is_some());
         assert!(logins.status("other", &first).is_none());
-        let newest = logins.start("web", Some("state-new".into()), None);
+        let newest = logins.start("web", None);
         assert_eq!(logins.len(), Logins::CAP);
         assert!(logins.status("web", &first).is_none(), "the oldest went");
-        assert!(logins.take_state("state-0").is_none(), "with its state");
-        assert_eq!(
-            logins.take_state("state-new").as_deref(),
-            Some(newest.as_str())
-        );
-        assert!(logins.take_state("state-new").is_none(), "once");
+        assert!(matches!(
+            logins.status("web", &newest),
+            Some(LoginStatus::Pending)
+        ));
     }
 }

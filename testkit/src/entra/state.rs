@@ -70,6 +70,7 @@ impl EntraState {
             auto_approve: None,
             device_interval: 5,
             token_requests: 0,
+            refresh_grants: 0,
             mfa_users: HashSet::new(),
             consent_revoked: HashSet::new(),
             secrets_expired: HashSet::new(),
@@ -183,6 +184,8 @@ pub(crate) struct EntraData {
     pub auto_approve: Option<String>,
     pub device_interval: u64,
     pub token_requests: usize,
+    /// Refresh token grants answered with tokens (`grant_type=refresh_token`).
+    pub refresh_grants: usize,
     /// Lower-case UPNs that must use MFA (switch).
     pub mfa_users: HashSet<String>,
     /// Lower-case client IDs whose consent (delegated and application) was revoked.

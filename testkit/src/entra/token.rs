@@ -291,6 +291,7 @@ fn refresh_token(
             client_info: params.get("client_info") == Some("1"),
         },
     )?;
+    inner.refresh_grants = inner.refresh_grants.saturating_add(1);
     // Entra keeps a refresh token valid after it answered a new one (until it expires or is
     // revoked); with the strict-rotation switch the one just used is spent.
     if inner.strict_rotation

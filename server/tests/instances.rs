@@ -1,0 +1,581 @@
+//! Several gateways on one PostgreSQL: the real `exgate-server` binary, N processes sharing one
+//! throwaway cluster ([`TempPostgres`]), one master key and one mock Microsoft cloud. What one
+//! instance starts or stores, the others see; an account is refreshed by one instance at a time;
+//! a killed instance loses nothing it acknowledged.
+//!
+//! [`Cluster`] is the harness: [`Cluster::start`] brings up the database, the key and the mock;
+//! [`Cluster::gateway`] starts one more instance on it (with extra configuration if needed).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use exgate_core::secret::Vault;
+use exgate_testkit::MockMicrosoft;
+use exgate_testkit::entra::{Seed, seed};
+use exgate_testkit::postgres::TempPostgres;
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+const WAIT: Duration = Duration::from_secs(60);
+const ADMIN_PASSWORD: &str = "cluster-admin-Password-7Qz!x9Lw2Rk5";
+const CONNECTION: &str = "contoso";
+
+/// One database, one master key and one mock cloud, shared by the gateways started on them.
+struct Cluster {
+    _pg: TempPostgres,
+    url: String,
+    dir: tempfile::TempDir,
+    key_file: PathBuf,
+    mock: MockMicrosoft,
+}
+
+/// One `exgate-server` process of a [`Cluster`].
+struct Gateway {
+    child: Child,
+    base: String,
+    stderr: PathBuf,
+    _home: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let pg = TempPostgres::start();
+        let url = pg.create_database();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        // Every instance opens the same key; made once here, before any of them starts.
+        Vault::open_or_create(&key_file).unwrap();
+        let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+        Self {
+            _pg: pg,
+            url,
+            dir,
+            key_file,
+            mock,
+        }
+    }
+
+    /// Starts one more gateway on the cluster; `extra` is appended to its configuration.
+    fn gateway(&self, extra: &str) -> Gateway {
+        let home = tempfile::tempdir_in(self.dir.path()).unwrap();
+        let config = home.path().join("config/exgate/exgate.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n\n\
+                 [store]\nurl = \"{}\"\n\n[secrets]\nmaster_key_file = \"{}\"\n\n\
+                 [server]\nadmin_password = \"env:EXGATE_TEST_ADMIN\"\n{extra}\n",
+                self.mock.base_url(),
+                self.mock.graph_url(),
+                self.url,
+                self.key_file.display(),
+            ),
+        )
+        .unwrap();
+        let stderr = home.path().join("stderr.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
+            .env("EXGATE_TEST_ADMIN", ADMIN_PASSWORD)
+            .env("EXGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let base = loop {
+            match lines.recv_timeout(WAIT) {
+                Ok(line) if line.contains("listening on ") => {
+                    break line.rsplit(' ').next().unwrap().to_owned();
+                }
+                Ok(line) => seen.push(line),
+                Err(e) => panic!(
+                    "the gateway did not start ({e}); stdout: {seen:#?}; stderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                ),
+            }
+        };
+        Gateway {
+            child,
+            base,
+            stderr,
+            _home: home,
+        }
+    }
+
+    async fn db(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url).await.unwrap()
+    }
+
+    /// Puts every stored access token past its refresh point (still valid), as if its time had
+    /// come.
+    async fn due_for_refresh(&self) {
+        sqlx::query("UPDATE access_tokens SET refresh_at = '2000-01-01T00:00:00Z'")
+            .execute(&mut self.db().await)
+            .await
+            .unwrap();
+    }
+
+    /// Whether the stored access token of the account is fresh again (a refresh committed).
+    async fn refreshed(&self) -> bool {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT refresh_at FROM access_tokens WHERE account_id <> ''")
+                .fetch_all(&mut self.db().await)
+                .await
+                .unwrap();
+        !rows.is_empty() && rows.iter().all(|(at,)| at.as_str() > "2001")
+    }
+}
+
+impl Gateway {
+    /// Kills the process at once (SIGKILL): no shutdown, no flush.
+    fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// A counter of `/metrics`.
+    async fn metric(&self, http: &reqwest::Client, name: &str) -> u64 {
+        let text = http
+            .get(format!("{}/metrics", self.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(WAIT)
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
+/// Waits until `check` holds, or fails after a minute saying `what`.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The hidden inputs of the mock's sign-in form.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|tail| {
+            let name = tail.split("name=\"").nth(1)?.split('"').next()?;
+            let value = tail.split("value=\"").nth(1)?.split('"').next()?;
+            Some((unescape(name), unescape(value)))
+        })
+        .collect()
+}
+
+/// Creates the delegated connection through `gateway`'s admin API.
+async fn create_connection(http: &reqwest::Client, gateway: &Gateway) {
+    let resp = http
+        .post(format!("{}/api/v1/connections", gateway.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({
+            "name": CONNECTION, "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
+            "client_id": seed::WEB_APP, "client_secret": seed::WEB_APP_SECRET,
+            "return_urls": ["https://portal.contoso.com/linked"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
+/// Starts a browser sign-in for `u42` on `start`, signs Adele in at the mock, and answers the
+/// callback URL the mock sends the browser to (not followed).
+async fn sign_in_until_callback(
+    cluster: &Cluster,
+    http: &reqwest::Client,
+    start: &Gateway,
+    return_url: Option<&str>,
+) -> (String, String) {
+    let mut body = json!({ "principal": "u42" });
+    if let Some(url) = return_url {
+        body["return_url"] = url.into();
+    }
+    let resp = http
+        .post(format!(
+            "{}/api/v1/connections/{CONNECTION}/logins",
+            start.base
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let login: Value = resp.json().await.unwrap();
+    let page = http
+        .get(login["authorization_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = hidden_inputs(&page);
+    assert!(!form.is_empty(), "{page}");
+    form.push(("login".into(), seed::ADELE.into()));
+    form.push(("passwd".into(), seed::ADELE_PASSWORD.into()));
+    form.push(("consent".into(), "accept".into()));
+    let action = format!(
+        "{}/{}/oauth2/v2.0/authorize",
+        cluster.mock.base_url(),
+        seed::TENANT_ID
+    );
+    let resp = http.post(action).form(&form).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    (
+        resp.headers()["location"].to_str().unwrap().to_owned(),
+        login["login_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Signs `u42` in through `gateway` (start and callback on it).
+async fn sign_in(cluster: &Cluster, http: &reqwest::Client, gateway: &Gateway) {
+    let (callback, _) = sign_in_until_callback(cluster, http, gateway, None).await;
+    let done = http.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+}
+
+/// A mailbox request for `u42` through `gateway`: it needs the account's access token.
+async fn list_folders(http: &reqwest::Client, gateway: &Gateway) -> reqwest::StatusCode {
+    http.get(format!(
+        "{}/api/v1/connections/{CONNECTION}/users/u42/folders",
+        gateway.base
+    ))
+    .basic_auth("admin", Some(ADMIN_PASSWORD))
+    .send()
+    .await
+    .unwrap()
+    .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_started_on_one_instance_finishes_through_anothers_callback() {
+    let cluster = Cluster::start().await;
+    let b = cluster.gateway("");
+    let c = cluster.gateway("");
+    // Behind one public name, the identity provider sends the browser back to B.
+    let a = cluster.gateway(&format!("public_url = \"{}\"", b.base));
+    let http = client();
+    create_connection(&http, &a).await;
+
+    let (callback, login_id) = sign_in_until_callback(
+        &cluster,
+        &http,
+        &a,
+        Some("https://portal.contoso.com/linked"),
+    )
+    .await;
+    assert!(
+        callback.starts_with(&format!("{}/service/oauth2/authorize?", b.base)),
+        "{callback}"
+    );
+    let done = http.get(&callback).send().await.unwrap();
+    // B knew the sign-in (its PKCE verifier, nonce, the application's return URL and login ID)
+    // only from the store.
+    assert_eq!(done.status(), 303, "{}", b.stderr());
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("https://portal.contoso.com/linked?")
+            && location.contains(&format!("login_id={login_id}"))
+            && location.contains("status=signed_in"),
+        "{location}"
+    );
+
+    // Single use on every instance: a replay on C finds nothing.
+    let replay = http.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    let text = replay.text().await.unwrap();
+    let replay_on_c = callback.replacen(&b.base, &c.base, 1);
+    let again = http.get(&replay_on_c).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(text.contains("start the sign-in again"), "{text}");
+
+    // The account is in the store: every instance uses it.
+    for g in [&a, &b, &c] {
+        assert_eq!(list_folders(&http, g).await, 200, "{}", g.stderr());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_token_requests_over_three_instances_cause_one_refresh_and_lose_no_refresh_token()
+ {
+    let cluster = Cluster::start().await;
+    let gateways = [
+        cluster.gateway(""),
+        cluster.gateway(""),
+        cluster.gateway(""),
+    ];
+    let http = client();
+    create_connection(&http, &gateways[0]).await;
+    sign_in(&cluster, &http, &gateways[0]).await;
+    // A spent refresh token is refused from now on, so a lost rotation would show.
+    cluster.mock.set_strict_rotation(true);
+    let refreshes_before = cluster.mock.refresh_grants();
+    // The refresh takes a moment, as Entra's does: every instance loads the due token meanwhile.
+    cluster.mock.set_latency(Duration::from_millis(300));
+    cluster.due_for_refresh().await;
+
+    let requests: Vec<_> = (0..1000)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!(
+                "{}/api/v1/connections/{CONNECTION}/users/u42/folders",
+                gateways[i % 3].base
+            );
+            tokio::spawn(async move {
+                http.get(url)
+                    .basic_auth("admin", Some(ADMIN_PASSWORD))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap().unwrap(), 200);
+    }
+    // Each instance loaded the stored token (due) and started one refresh of it; one of them
+    // reached the identity provider, the others waited for its turn and took what it stored.
+    let started = || async {
+        let mut started = 0;
+        for g in &gateways {
+            started += g.metric(&http, "exgate_token_refreshes_total").await;
+        }
+        started
+    };
+    until(
+        "every instance refreshed, and one of them committed",
+        || async { started().await >= 3 && cluster.refreshed().await },
+    )
+    .await;
+    assert_eq!(started().await, 3, "one refresh per instance");
+    for g in &gateways {
+        assert_eq!(
+            g.metric(&http, "exgate_token_refresh_failures_total").await,
+            0,
+            "{}",
+            g.stderr()
+        );
+    }
+    assert_eq!(cluster.mock.refresh_grants() - refreshes_before, 1);
+
+    // No refresh token was lost: a new instance, due again, refreshes with the stored one.
+    cluster.mock.set_latency(Duration::ZERO);
+    cluster.due_for_refresh().await;
+    let d = cluster.gateway("");
+    assert_eq!(list_folders(&http, &d).await, 200);
+    until("the fourth instance refreshed", || async {
+        cluster.refreshed().await
+    })
+    .await;
+    assert_eq!(cluster.mock.refresh_grants() - refreshes_before, 2);
+    assert_eq!(
+        d.metric(&http, "exgate_token_refresh_failures_total").await,
+        0,
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(list_folders(&http, &gateways[1]).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_an_instance_in_the_middle_of_refreshes_and_writes_loses_nothing_acknowledged() {
+    let cluster = Cluster::start().await;
+    let mut gateways = vec![
+        cluster.gateway(""),
+        cluster.gateway(""),
+        cluster.gateway(""),
+    ];
+    let http = client();
+    create_connection(&http, &gateways[0]).await;
+    sign_in(&cluster, &http, &gateways[0]).await;
+    // Tokens to be refreshed a second after they are issued, and token requests that take a
+    // while: under load, some instance is always in the middle of a refresh.
+    cluster.mock.set_refresh_in(Some(1));
+    cluster.mock.set_latency(Duration::from_millis(150));
+
+    let bases: Arc<Vec<String>> = Arc::new(gateways.iter().map(|g| g.base.clone()).collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (http, bases, stop) = (http.clone(), Arc::clone(&bases), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            // What the instance acknowledged: the API keys it answered 201 for.
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let base = &bases[(w + n) % 3];
+                n += 1;
+                let name = format!("w{w}-{n}");
+                let created = http
+                    .post(format!("{base}/api/v1/keys"))
+                    .basic_auth("admin", Some(ADMIN_PASSWORD))
+                    .json(&json!({ "name": name, "connections": [CONNECTION] }))
+                    .send()
+                    .await;
+                if let Ok(resp) = created
+                    && resp.status() == 201
+                    && let Ok(body) = resp.json::<Value>().await
+                {
+                    acknowledged.push((name, body["key"].as_str().unwrap().to_owned()));
+                }
+                let _ = http
+                    .get(format!(
+                        "{base}/api/v1/connections/{CONNECTION}/users/u42/folders"
+                    ))
+                    .basic_auth("admin", Some(ADMIN_PASSWORD))
+                    .send()
+                    .await;
+            }
+            acknowledged
+        }));
+    }
+
+    // Let the load run until the instance to be killed has refreshed a few times, then kill it
+    // while its refreshes and writes go on.
+    until("the first instance refreshed under load", || async {
+        gateways[0]
+            .metric(&http, "exgate_token_refreshes_total")
+            .await
+            >= 3
+    })
+    .await;
+    gateways[0].kill_9();
+    let refreshes = cluster.mock.refresh_grants();
+    until("the survivors refreshed after the kill", || async {
+        cluster.mock.refresh_grants() >= refreshes + 2
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for w in workers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(acknowledged.len() > 10, "{}", acknowledged.len());
+
+    // Every acknowledged key is there, on the survivors and on a new instance, and works.
+    gateways.push(cluster.gateway(""));
+    let listed: Value = http
+        .get(format!("{}/api/v1/keys", gateways[3].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: std::collections::BTreeSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    for (name, _) in &acknowledged {
+        assert!(
+            names.contains(name.as_str()),
+            "acknowledged key {name} lost"
+        );
+    }
+    for (i, (_, key)) in acknowledged.iter().enumerate().step_by(7) {
+        let g = &gateways[1 + i % 3];
+        let resp = http
+            .get(format!(
+                "{}/api/v1/connections/{CONNECTION}/users/u42/folders",
+                g.base
+            ))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", g.stderr());
+    }
+    // And the account's refresh token survived: the account is active and refreshes still work.
+    cluster.mock.set_latency(Duration::ZERO);
+    let before = cluster.mock.refresh_grants();
+    cluster.due_for_refresh().await;
+    let e = cluster.gateway("");
+    assert_eq!(list_folders(&http, &e).await, 200);
+    until("a new instance refreshed", || async {
+        cluster.mock.refresh_grants() > before && cluster.refreshed().await
+    })
+    .await;
+    assert_eq!(
+        e.metric(&http, "exgate_token_refresh_failures_total").await,
+        0,
+        "{}",
+        e.stderr()
+    );
+    let account: Value = http
+        .get(format!(
+            "{}/api/v1/connections/{CONNECTION}/accounts/u42",
+            e.base
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["status"], "active", "{account}");
+}
