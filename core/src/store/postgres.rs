@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_credential_expiry.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_governor_leases.sql"),
+    ),
 ];
 
 /// The session advisory lock held while migrating, so that gateways starting together migrate
@@ -219,6 +223,12 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
+        Some(Arc::new(super::postgres_governor::PostgresBudget::new(
+            self.pool.clone(),
+        )))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
