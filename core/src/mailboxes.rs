@@ -11,7 +11,7 @@ use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::ews::wire::RequestVersion;
 use crate::ews::{EwsAnswers, EwsMailbox};
-use crate::governor::{Governor, GovernorPolicy};
+use crate::governor::{Governor, GovernorPolicy, SharedBudget};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
 use crate::mail::composed::SmtpSending;
 use crate::mail::pop::{PopMailbox, PopSettings};
@@ -52,6 +52,8 @@ pub struct Mailboxes {
     http: std::sync::OnceLock<reqwest::Client>,
     /// The governor of IMAP sessions (Exchange's per-mailbox connection limit), made on first use.
     imap_governor: std::sync::OnceLock<Arc<Governor>>,
+    /// The budget the governors share with other instances (a PostgreSQL store), if any.
+    budget: Option<Arc<dyn SharedBudget>>,
     /// Backends reused across requests ([`Mailboxes::for_principal`]): a backend holds no state
     /// of a request (its credentials ask sign-in for a token on every call).
     backends: TtlCache<BackendKey, Backend>,
@@ -79,6 +81,7 @@ impl Mailboxes {
             vault,
             http: std::sync::OnceLock::new(),
             imap_governor: std::sync::OnceLock::new(),
+            budget: None,
             backends: TtlCache::new(TTL),
         })
     }
@@ -86,8 +89,25 @@ impl Mailboxes {
     /// EWS's limits (`[ews]`) instead of [`GovernorPolicy::ews_default`].
     #[must_use]
     pub fn with_ews_policy(mut self, policy: GovernorPolicy) -> Self {
-        self.ews_governor = Governor::new(policy);
+        self.ews_governor = self.governor_for("ews", policy);
         self
+    }
+
+    /// Keeps every governor's policy together with the other instances on `budget` (the store's
+    /// [`crate::store::Store::governor_budget`]); `None` keeps them local.
+    #[must_use]
+    pub fn with_shared_budget(mut self, budget: Option<Arc<dyn SharedBudget>>) -> Self {
+        self.budget = budget;
+        self.governor = self.governor_for("graph", self.governor.policy());
+        self.ews_governor = self.governor_for("ews", self.ews_governor.policy());
+        self
+    }
+
+    fn governor_for(&self, scope: &str, policy: GovernorPolicy) -> Arc<Governor> {
+        match &self.budget {
+            Some(budget) => Governor::shared(policy, scope, Arc::clone(budget)),
+            None => Governor::new(policy),
+        }
     }
 
     /// The governor of EWS requests.
@@ -391,7 +411,7 @@ impl Mailboxes {
         );
         let governor = Arc::clone(
             self.imap_governor
-                .get_or_init(|| Governor::new(crate::mail::imap::governor_policy())),
+                .get_or_init(|| self.governor_for("imap", crate::mail::imap::governor_policy())),
         );
         let credentials = self.token_source(conn, principal, Resource::Imap);
         let imap = crate::mail::imap::ImapMailbox::new(

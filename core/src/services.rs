@@ -76,7 +76,8 @@ impl Services {
                 settings.governor,
                 settings.limits,
             )?
-            .with_ews_policy(settings.ews_governor),
+            .with_ews_policy(settings.ews_governor)
+            .with_shared_budget(store.governor_budget()),
         );
         Ok(Self {
             keys: Arc::new(ApiKeys::new(Arc::clone(&store), Arc::clone(&clock))),

@@ -9,6 +9,7 @@
 pub mod counting;
 mod memory;
 mod postgres;
+mod postgres_governor;
 mod rows;
 mod sqlite;
 
@@ -30,6 +31,7 @@ pub use crate::auth::pending::PendingCaps;
 pub use counting::CountingStore;
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres_governor::PostgresBudget;
 pub use sqlite::SqliteStore;
 
 /// Where the store is: `store.url` (`sqlite://PATH` or `postgres://…`), or `store.path`.
@@ -243,6 +245,15 @@ pub trait Store: Send + Sync + Debug {
     async fn bridge_users(&self) -> Result<Vec<BridgeUser>, StoreError>;
     /// False if there is none.
     async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError>;
+
+    // --- The per-mailbox governor shared by several instances (issue 13) ---
+
+    /// The budget every gateway on this store shares, so that together they keep the governor's
+    /// per-mailbox policy ([`crate::governor::Governor::shared`]); `None` for a store only one
+    /// process uses (SQLite, memory), whose governor needs nothing from it.
+    fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
+        None
+    }
 }
 
 /// A browser sign-in in flight as the store keeps it. `payload` is what the callback needs

@@ -238,6 +238,12 @@ impl GraphState {
         self.throttle.max_seen(mailbox)
     }
 
+    /// How many requests for `mailbox` the throttling policy refused with a 429 so far (every
+    /// app; injected faults not counted).
+    pub fn throttled(&self, mailbox: &str) -> usize {
+        self.throttle.refused(mailbox)
+    }
+
     /// Adds messages to a mailbox (a seeded user or shared mailbox) without touching the rest;
     /// answers their Graph IDs, in order.
     pub fn add_messages(

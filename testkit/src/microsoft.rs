@@ -597,6 +597,13 @@ impl MockMicrosoft {
         self.graph.max_concurrent_seen(mailbox)
     }
 
+    /// How many Graph requests for `mailbox` the throttling policy
+    /// ([`MockMicrosoft::set_graph_throttling`]) refused with a 429 so far: a client that keeps
+    /// the limits never makes this more than 0.
+    pub fn graph_throttled(&self, mailbox: &str) -> usize {
+        self.graph.throttled(mailbox)
+    }
+
     /// `{base}/EWS/Exchange.asmx`: the EWS endpoint (what
     /// `https://outlook.office365.com/EWS/Exchange.asmx` is in production).
     pub fn ews_url(&self) -> String {

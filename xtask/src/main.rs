@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
-const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench  every benchmark (profile perf, target/perf), then one table of measured values against targets\n  demo [--once]  exgate-mock and exgate-server wired together, Graph and EWS side by side, with what to try (--once: stop after showing)\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
+const TASKS: &str = "tasks:\n  ci     cargo fmt --check, cargo clippy --all-targets -D warnings, then the workspace's tests\n  bench [NAME…]  every benchmark, or the named ones (profile perf, target/perf), then one table of measured values against targets\n  demo [--once]  exgate-mock and exgate-server wired together, Graph and EWS side by side, with what to try (--once: stop after showing)\n  fixtures [--mailbox A --out F --messages N …]  generate a mailbox for exgate-mock --mailboxes (default: 20,000 messages for Adele)";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,10 +63,11 @@ const BENCHES: &[(&str, &str)] = &[
     ("exgate-server", "memory"),
     ("exgate-core", "graph_export"),
     ("exgate-core", "ews_export"),
+    ("exgate-server", "instances"),
 ];
 
 /// Builds every benchmark once with the `perf` profile and returns each one's executable.
-fn build_benches() -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn build_benches(only: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args = vec![
         "bench",
@@ -76,7 +77,7 @@ fn build_benches() -> anyhow::Result<Vec<(String, PathBuf)>> {
         "--message-format",
         "json-render-diagnostics",
     ];
-    for (package, bench) in BENCHES {
+    for (package, bench) in selected(only) {
         args.extend(["-p", package, "--bench", bench]);
     }
     eprintln!("xtask: cargo {}", args.join(" "));
@@ -140,27 +141,50 @@ fn run_bench(exe: &Path, env: &[(&str, &Path)]) -> anyhow::Result<Vec<[String; 3
     Ok(rows)
 }
 
-/// `cargo xtask bench`: one build, every benchmark, one table.
-fn bench() -> anyhow::Result<()> {
-    // The `exgate` that ships: built alone, so no dev-only feature of the benchmarks' build
-    // reaches it, and kept aside (the benchmarks' build writes its own `exgate` in its place).
-    cargo(&[
-        "build",
-        "--profile",
-        "perf",
-        "-p",
-        "exgate-cli",
-        "--bin",
-        "exgate",
-    ])?;
+/// The benchmarks named in `only` (all when it is empty).
+fn selected(only: &[String]) -> impl Iterator<Item = &'static (&'static str, &'static str)> + '_ {
+    BENCHES
+        .iter()
+        .filter(move |(_, name)| only.is_empty() || only.iter().any(|o| o == name))
+}
+
+/// `cargo xtask bench [NAME…]`: one build, every benchmark (or the named ones), one table.
+fn bench(only: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|o| !BENCHES.iter().any(|(_, name)| name == o))
+    {
+        bail!(
+            "no benchmark named `{unknown}`; there are: {}",
+            BENCHES
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let perf = target_dir().join("perf");
     let shipped = perf.join("shipped");
-    std::fs::create_dir_all(&shipped)?;
     let exgate = shipped.join("exgate");
-    std::fs::copy(perf.join("exgate"), &exgate).context("keeping the exgate binary aside")?;
-    let built = build_benches()?;
+    // The `exgate` that ships, for the CLI's benchmarks: built alone, so no dev-only feature of
+    // the benchmarks' build reaches it, and kept aside (the benchmarks' build writes its own
+    // `exgate` in its place).
+    if selected(only).any(|(package, _)| *package == "exgate-cli") {
+        cargo(&[
+            "build",
+            "--profile",
+            "perf",
+            "-p",
+            "exgate-cli",
+            "--bin",
+            "exgate",
+        ])?;
+        std::fs::create_dir_all(&shipped)?;
+        std::fs::copy(perf.join("exgate"), &exgate).context("keeping the exgate binary aside")?;
+    }
+    let built = build_benches(only)?;
     let mut table = Vec::new();
-    for (_, name) in BENCHES {
+    for (_, name) in selected(only) {
         let exe = built
             .iter()
             .find(|(n, _)| n == name)
@@ -357,7 +381,7 @@ fn main() -> ExitCode {
             std::env::args().nth(2).as_deref() == Some("--once"),
         ),
         Some("fixtures") => fixtures(std::env::args().skip(2).collect()),
-        Some("bench") => bench(),
+        Some("bench") => bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n{TASKS}")),
         None => Err(anyhow::anyhow!("no task given\n{TASKS}")),
     };

@@ -55,6 +55,11 @@ impl CountingStore {
 
 #[async_trait]
 impl Store for CountingStore {
+    /// Forwarded uncounted: the governor's exchanges are not store calls of a request.
+    fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
+        self.inner.governor_budget()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.count("ping");
         self.inner.ping().await

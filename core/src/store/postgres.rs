@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_pending_logins.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_governor_leases.sql"),
+    ),
 ];
 
 /// The transaction-level advisory lock taken while a sign-in is added, so that the caps hold
@@ -228,6 +232,12 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
+        Some(Arc::new(super::postgres_governor::PostgresBudget::new(
+            self.pool.clone(),
+        )))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -57,6 +57,8 @@ struct Inner {
     /// Requests in progress per mailbox (every app, rejected ones included while rejected).
     mailbox_in_flight: HashMap<String, usize>,
     max_seen: HashMap<String, usize>,
+    /// Requests refused by the policy per mailbox (every app; injected faults not counted).
+    refused: HashMap<String, usize>,
 }
 
 /// The shared throttle state.
@@ -103,6 +105,15 @@ impl Throttle {
             .unwrap_or(0)
     }
 
+    pub(crate) fn refused(&self, mailbox: &str) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .refused
+            .get(&mailbox.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Admits a request of `app` to `mailbox`, or answers the 429 Exchange would.
     pub(crate) fn acquire(&self, app: &str, mailbox: &str) -> Result<Slot, GraphError> {
         self.acquire_at(app, mailbox, Instant::now())
@@ -130,6 +141,7 @@ impl Throttle {
                 if let Some(n) = inner.mailbox_in_flight.get_mut(&key.1) {
                     *n = n.saturating_sub(1);
                 }
+                *inner.refused.entry(key.1).or_default() += 1;
                 Err(e)
             }
         }
@@ -181,6 +193,7 @@ mod tests {
         // Another app has its own budget.
         drop(throttle.acquire_at("other", "adele@x", t0).unwrap());
         assert_eq!(throttle.max_seen("adele@x"), 3);
+        assert_eq!(throttle.refused("ADELE@x"), 1);
         drop((a, b));
         drop(throttle.acquire_at("app", "adele@x", t0).unwrap());
         let over = throttle
