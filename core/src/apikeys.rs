@@ -145,6 +145,11 @@ impl ApiKeys {
         Ok(Some(key))
     }
 
+    /// Drops the cached keys (another process created, changed or revoked one).
+    pub fn forget_cached(&self) {
+        self.live.clear();
+    }
+
     pub async fn list(&self) -> Result<Vec<ApiKey>, Error> {
         Ok(self.store.api_keys().await?)
     }

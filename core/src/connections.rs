@@ -362,6 +362,16 @@ impl Connections {
         Ok(())
     }
 
+    /// Drops every cached connection and static user (another process changed them).
+    pub fn forget_cached(&self) {
+        self.forget();
+    }
+
+    /// Drops the cached static users (another process changed them).
+    pub fn forget_cached_static_users(&self) {
+        self.static_users.clear();
+    }
+
     fn forget(&self) {
         self.stored.clear();
         self.stored_names.clear();

@@ -9,6 +9,7 @@ pub mod apikeys;
 pub mod appreg;
 pub mod auth;
 pub mod bridge;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod connections;

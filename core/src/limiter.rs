@@ -5,6 +5,10 @@
 //! Invariants: an entry lives at most one window after its first failure (expired entries are
 //! pruned as new keys arrive), and the map never holds more than `max_entries` keys (the oldest
 //! window is evicted first). Time comes from the injected [`Clock`].
+//!
+//! [`AuthFailures`] is what the gateway uses: a [`FailureLimiter`] in memory, and, on a store
+//! that several gateways share (PostgreSQL), the same count kept in the store, so that guesses
+//! spread over the gateways behind a load balancer are counted together.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -13,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::store::Store;
 
 /// When a key is told to wait, and how much the limiter may remember.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +128,15 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
             .remove(key);
     }
 
+    /// Whether `key` has failures on record (in a window that may have ended).
+    pub fn remembers(&self, key: &K) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .contains_key(key)
+    }
+
     /// How many keys the limiter remembers.
     pub fn len(&self) -> usize {
         self.inner
@@ -134,6 +148,133 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Failed authentications per key: in memory, and in the store when the store is shared by
+/// several gateways ([`Store::shares_auth_failures`]).
+///
+/// A key is locked when either count says so. A store that does not answer leaves the memory
+/// count in charge (logged), so an outage of the database does not lock everybody out. A
+/// success clears the store's count only when this gateway saw the key fail, so the hot path (a
+/// valid API key) never writes to the store; a key that failed only on other gateways keeps
+/// their failures until its window ends.
+pub struct AuthFailures<K> {
+    local: FailureLimiter<K>,
+    shared: Option<Arc<dyn Store>>,
+    /// The key as the store names it.
+    name: fn(&K) -> String,
+}
+
+impl<K> std::fmt::Debug for AuthFailures<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures")
+            .field("policy", &self.local.policy)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl<K: Eq + Hash + Clone> AuthFailures<K> {
+    /// Counts in memory only.
+    pub fn local(clock: Arc<dyn Clock>, policy: FailurePolicy) -> Self {
+        Self {
+            local: FailureLimiter::new(clock, policy),
+            shared: None,
+            name: |_| String::new(),
+        }
+    }
+
+    /// Counts in memory and, if `store` shares them, in the store under `name(key)`.
+    pub fn over(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: FailurePolicy,
+        name: fn(&K) -> String,
+    ) -> Self {
+        Self {
+            local: FailureLimiter::new(clock, policy),
+            shared: store.shares_auth_failures().then_some(store),
+            name,
+        }
+    }
+
+    pub fn policy(&self) -> FailurePolicy {
+        self.local.policy
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.local.policy.window.whole_milliseconds()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether `key` failed `max_failures` times within its window, here or on any gateway.
+    pub async fn is_locked(&self, key: &K) -> bool {
+        if self.local.is_locked(key) {
+            return true;
+        }
+        let Some(store) = &self.shared else {
+            return false;
+        };
+        let now = millis(self.local.clock.now());
+        match store
+            .auth_failures(&(self.name)(key), now, self.window_ms())
+            .await
+        {
+            Ok(n) => n >= self.local.policy.max_failures,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared failure count is not readable; counting in memory");
+                false
+            }
+        }
+    }
+
+    /// Counts a failure of `key`; answers whether the key is now locked.
+    pub async fn fail(&self, key: K) -> bool {
+        let name = self.shared.as_ref().map(|_| (self.name)(&key));
+        self.local.fail(key.clone());
+        let locally = self.local.is_locked(&key);
+        let (Some(store), Some(name)) = (&self.shared, name) else {
+            return locally;
+        };
+        let now = millis(self.local.clock.now());
+        match store
+            .record_auth_failure(&name, now, self.window_ms())
+            .await
+        {
+            Ok(n) => locally || n >= self.local.policy.max_failures,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared failure count is not writable; counting in memory");
+                locally
+            }
+        }
+    }
+
+    /// Forgets the failures of `key` (it has just authenticated).
+    pub async fn succeed(&self, key: &K) {
+        let seen = self.local.remembers(key);
+        self.local.succeed(key);
+        if let (true, Some(store)) = (seen, &self.shared)
+            && let Err(e) = store.clear_auth_failures(&(self.name)(key)).await
+        {
+            tracing::warn!(error = %e, "the shared failure count is not writable");
+        }
+    }
+
+    /// How many keys this gateway remembers failures of.
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty()
     }
 }
 

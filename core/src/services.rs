@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::apikeys::ApiKeys;
 use crate::auth::SignIn;
+use crate::changes::{Caches, ChangeFollower};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::connections::Connections;
@@ -26,6 +27,10 @@ pub struct Services {
     pub bridge_users: Arc<crate::bridge::BridgeUsers>,
     /// The clock every service was built with (the gateway's failure limiter reads it too).
     pub clock: Arc<dyn Clock>,
+    /// On a store several gateways share: the follower of its change feed
+    /// ([`Services::follow_changes`]), which drops this process's caches when another changes
+    /// what they hold.
+    pub changes: Option<Arc<ChangeFollower>>,
 }
 
 impl Services {
@@ -34,7 +39,27 @@ impl Services {
     pub async fn open(settings: &mut Settings, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let vault = Arc::new(Vault::open_or_create(&settings.master_key_file)?);
         let store = settings.store.open(Arc::clone(&vault), false).await?;
-        Self::over(store, vault, settings, clock)
+        let mut services = Self::over(store, vault, settings, clock)?;
+        services.follow_changes().await?;
+        Ok(services)
+    }
+
+    /// Follows the store's change feed if it has one (PostgreSQL); see [`crate::changes`].
+    /// [`Services::open`] does; callers that built the services with [`Services::over`] call
+    /// it themselves.
+    pub async fn follow_changes(&mut self) -> Result<(), Error> {
+        if self.changes.is_some() {
+            return Ok(());
+        }
+        if let Some(feed) = self.store.change_feed().await? {
+            let caches = Caches {
+                connections: Arc::clone(&self.connections),
+                keys: Arc::clone(&self.keys),
+                signin: Arc::clone(&self.signin),
+            };
+            self.changes = Some(Arc::new(ChangeFollower::start(feed, caches).await));
+        }
+        Ok(())
     }
 
     /// [`Services::open`] for one command of a short-lived process (the CLI): its store calls
@@ -87,6 +112,7 @@ impl Services {
                 Arc::clone(&clock),
             )),
             clock,
+            changes: None,
             store,
             vault,
             connections,

@@ -6,6 +6,8 @@
 //! [`Vault`](crate::secret::Vault) before it reaches the database and bind each ciphertext to its
 //! row; that code, and the mapping of rows to the model, is `rows`, shared by both.
 
+pub mod changes;
+pub mod copy;
 pub mod counting;
 mod memory;
 mod postgres;
@@ -27,6 +29,8 @@ use crate::model::{
 use crate::secret::{Secret, Vault, VaultError};
 
 pub use crate::auth::pending::PendingCaps;
+use changes::ChangeFeed;
+use copy::{Row, TableSpec, WritePlan};
 
 pub use counting::CountingStore;
 pub use memory::MemoryStore;
@@ -48,6 +52,40 @@ impl StoreLocation {
             Self::Sqlite(path) => path.display().to_string(),
             Self::Postgres(options) => options.url.clone(),
         }
+    }
+
+    /// A store named by URL on a command line (`store migrate`): `sqlite://PATH` or
+    /// `postgres://…` without a password (give it as `password`). The error says what is wrong
+    /// without repeating the URL, which may hold a password.
+    pub fn from_url(url: &str, password: Option<Secret>) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(
+                    "`sqlite://` names no file; give sqlite:///var/lib/exgate/exgate.db".into(),
+                );
+            }
+            if password.is_some() {
+                return Err("only a PostgreSQL store takes a password".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let Some(parsed) = url::Url::parse(url).ok().filter(|_| is_postgres) else {
+            return Err(
+                "a store URL starts with sqlite:// (a file) or postgres:// (a PostgreSQL database)"
+                    .into(),
+            );
+        };
+        if parsed.password().is_some() {
+            return Err(
+                "the URL holds a password; give it as a file: or env: reference instead".into(),
+            );
+        }
+        Ok(Self::Postgres(PostgresOptions {
+            url: url.to_owned(),
+            password,
+            max_connections: 2,
+        }))
     }
 
     /// Opens the store. `single`: a command whose store calls come one after the other (the
@@ -92,6 +130,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("the store holds a malformed row ({0}); restore it from a backup")]
     Corrupt(String),
+    /// `store migrate` refused or failed; nothing was written to the target.
+    #[error("the store copy failed: {0}")]
+    Copy(String),
     #[error("the store failed while {context}: {source}")]
     Db {
         context: &'static str,
@@ -254,6 +295,63 @@ pub trait Store: Send + Sync + Debug {
     fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
         None
     }
+
+    // ---- Several gateways on one store, and copying a store (`exgate-server store migrate`).
+    // Stores one process owns keep the defaults.
+
+    /// The feed of changes committed by every process sharing this store (PostgreSQL), so each
+    /// drops what it cached. `None`: only this process writes the store, and its own writes
+    /// clear its caches.
+    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Whether failed authentications are counted in the store, shared by every gateway on it.
+    /// When false the gateway counts them in memory and the three methods below are not called.
+    fn shares_auth_failures(&self) -> bool {
+        false
+    }
+    /// Counts a failure of `key` at `now_ms` (milliseconds since the Unix epoch): a window of
+    /// `window_ms` starts at a key's first failure. Answers the failures in the key's window.
+    async fn record_auth_failure(
+        &self,
+        _key: &str,
+        _now_ms: i64,
+        _window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        Ok(0)
+    }
+    /// The failures of `key` in its window, if that window is still open at `now_ms`.
+    async fn auth_failures(
+        &self,
+        _key: &str,
+        _now_ms: i64,
+        _window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        Ok(0)
+    }
+    /// Forgets the failures of `key` (it has just authenticated).
+    async fn clear_auth_failures(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Every table of the store's database (for [`copy::copy`]).
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        Err(not_copyable())
+    }
+    /// Every row of `tables`, in one read transaction (one consistent snapshot).
+    async fn read_tables(&self, _tables: &[TableSpec]) -> Result<Vec<Vec<Row>>, StoreError> {
+        Err(not_copyable())
+    }
+    /// Writes `rows` into `plan.tables` in one transaction, which commits only when what it
+    /// holds matches `plan.expect` ([`copy::copy`]).
+    async fn write_tables(
+        &self,
+        _plan: WritePlan<'_>,
+        _rows: &[Vec<Row>],
+    ) -> Result<(), StoreError> {
+        Err(not_copyable())
+    }
 }
 
 /// A browser sign-in in flight as the store keeps it. `payload` is what the callback needs
@@ -339,4 +437,34 @@ impl LocalLocks {
         };
         lock.lock_owned().await
     }
+}
+
+fn not_copyable() -> StoreError {
+    StoreError::Copy("only SQLite and PostgreSQL stores can be copied".into())
+}
+
+/// `exgate-server store migrate`: opens both stores with `vault` (each checks that the key opens
+/// its secrets) and copies `from` into `to` ([`copy::copy`]). The source must exist.
+pub async fn migrate(
+    from: &StoreLocation,
+    to: &StoreLocation,
+    vault: Arc<Vault>,
+    replace: bool,
+) -> Result<copy::CopyReport, StoreError> {
+    if let StoreLocation::Sqlite(path) = from
+        && !path.is_file()
+    {
+        return Err(StoreError::Copy(format!(
+            "the source store {} does not exist",
+            path.display()
+        )));
+    }
+    if from.display() == to.display() {
+        return Err(StoreError::Copy(
+            "the source and the target are the same store".into(),
+        ));
+    }
+    let source = from.open(Arc::clone(&vault), true).await?;
+    let target = to.open(vault, true).await?;
+    copy::copy(source.as_ref(), target.as_ref(), replace).await
 }

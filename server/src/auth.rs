@@ -13,8 +13,9 @@ use base64::Engine;
 use exgate_core::admin::AdminCheck;
 use exgate_core::apikeys::{ApiKey, KeyScope};
 use exgate_core::clock::Clock;
-use exgate_core::limiter::{FailureLimiter, FailurePolicy};
+use exgate_core::limiter::{AuthFailures, FailurePolicy};
 use exgate_core::secret::Secret;
+use exgate_core::store::Store;
 use ipnet::IpNet;
 
 use crate::{ApiError, AppState};
@@ -29,29 +30,69 @@ pub enum Credential {
     Other,
 }
 
-/// Counts failed authentications per client address and kind of credential, and knows which
-/// peers are proxies whose forwarding headers name the client.
+impl Credential {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminPassword => "admin-password",
+            Self::ApiKey => "api-key",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A (client address, credential) pair as the shared store names it.
+fn slot_name(slot: &(Option<IpAddr>, Credential)) -> String {
+    match slot.0 {
+        Some(ip) => format!("{ip}/{}", slot.1.as_str()),
+        None => format!("unknown/{}", slot.1.as_str()),
+    }
+}
+
+/// Counts failed authentications per client address and kind of credential (in the store too
+/// when several gateways share it), and knows which peers are proxies whose forwarding headers
+/// name the client.
 #[derive(Debug)]
 pub struct Guard {
-    failures: FailureLimiter<(Option<IpAddr>, Credential)>,
+    failures: AuthFailures<(Option<IpAddr>, Credential)>,
     trusted_proxies: Vec<IpNet>,
 }
 
 impl Guard {
+    /// A guard that counts in memory only.
     pub fn new(clock: Arc<dyn Clock>, trusted_proxies: Vec<IpNet>) -> Self {
         Self::with_policy(clock, trusted_proxies, FailurePolicy::default())
     }
 
-    /// A guard with its own limits (ten failures a minute, 10,000 remembered pairs by default).
+    /// A guard with its own limits (ten failures a minute, 10,000 remembered pairs by default),
+    /// counting in memory only.
     pub fn with_policy(
         clock: Arc<dyn Clock>,
         trusted_proxies: Vec<IpNet>,
         policy: FailurePolicy,
     ) -> Self {
         Self {
-            failures: FailureLimiter::new(clock, policy),
+            failures: AuthFailures::local(clock, policy),
             trusted_proxies,
         }
+    }
+
+    /// The gateway's guard: failures counted in `store` as well when several gateways share it
+    /// (PostgreSQL), so the limit holds across them.
+    pub fn over(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        trusted_proxies: Vec<IpNet>,
+        policy: FailurePolicy,
+    ) -> Self {
+        Self {
+            failures: AuthFailures::over(store, clock, policy, slot_name),
+            trusted_proxies,
+        }
+    }
+
+    /// Whether failures are counted in the shared store.
+    pub fn is_shared(&self) -> bool {
+        self.failures.is_shared()
     }
 
     /// How many (address, credential) pairs the guard remembers failures of.
@@ -241,27 +282,23 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Caller, Api
             .map_err(ApiError::from)?
         {
             Some(key) => {
-                guard.failures.succeed(&slot);
+                guard.failures.succeed(&slot).await;
                 Ok(if key.scope == KeyScope::Admin {
                     Caller::Admin
                 } else {
                     Caller::App(key)
                 })
             }
-            None => {
-                guard.failures.fail(slot);
-                Err(if guard.failures.is_locked(&slot) {
-                    guard.too_many()
-                } else {
-                    unauthorized("the API key is unknown or revoked")
-                })
-            }
+            None => Err(if guard.failures.fail(slot).await {
+                guard.too_many()
+            } else {
+                unauthorized("the API key is unknown or revoked")
+            }),
         };
     }
     let Some(encoded) = header.strip_prefix("Basic ") else {
         let slot = (client, Credential::Other);
-        guard.failures.fail(slot);
-        return Err(if guard.failures.is_locked(&slot) {
+        return Err(if guard.failures.fail(slot).await {
             guard.too_many()
         } else {
             unauthorized("unsupported authorization scheme")
@@ -275,16 +312,16 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Caller, Api
     let slot = (client, Credential::AdminPassword);
     // The admin password can be guessed, so an address that failed too often is not heard until
     // its window ends (only that address: behind a trusted proxy, the client's own).
-    if guard.failures.is_locked(&slot) {
+    if guard.failures.is_locked(&slot).await {
         return Err(guard.too_many());
     }
     match decoded.split_once(':') {
         Some(("admin", password)) if verify_admin(&state.admin, password).await? => {
-            guard.failures.succeed(&slot);
+            guard.failures.succeed(&slot).await;
             Ok(Caller::Admin)
         }
         _ => {
-            guard.failures.fail(slot);
+            guard.failures.fail(slot).await;
             Err(unauthorized("the admin user name or password is wrong"))
         }
     }

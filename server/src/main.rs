@@ -42,6 +42,104 @@ enum Command {
     /// Manage the admin credential.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Operate on stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy every table of one store into another (e.g. SQLite to PostgreSQL), secrets sealed as
+    /// they are (both stores open with this configuration's master key), in one transaction on
+    /// the target, verified (rows and a checksum per table) before it commits. Stop the gateways
+    /// first.
+    Migrate {
+        /// The store to copy: sqlite:///path/exgate.db or postgres://user@host/db?sslmode=verify-full
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The store to copy into.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The source's PostgreSQL password, as file:PATH or env:NAME.
+        #[arg(long, value_name = "REF")]
+        from_password: Option<String>,
+        /// The target's PostgreSQL password, as file:PATH or env:NAME.
+        #[arg(long, value_name = "REF")]
+        to_password: Option<String>,
+        /// Replace what the target holds (otherwise a target with rows is refused).
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+/// A store named on the command line, its password read from a reference.
+fn store_at(
+    flag: &'static str,
+    url: &str,
+    password: Option<&str>,
+) -> Result<exgate_core::store::StoreLocation, CoreError> {
+    let invalid = |message: String| {
+        CoreError::from(config::ConfigError::Invalid {
+            key: flag.into(),
+            origin: "the command line".into(),
+            message,
+        })
+    };
+    let password = password
+        .map(|r| {
+            exgate_core::secret::SecretRef::parse(r)
+                .map_err(|e| invalid(format!("the password is {e}; give file:PATH or env:NAME")))?
+                .resolve(&|name| std::env::var(name).ok())
+                .map_err(|e| invalid(e.to_string()))
+        })
+        .transpose()?;
+    exgate_core::store::StoreLocation::from_url(url, password).map_err(invalid)
+}
+
+async fn migrate_store(settings: &Settings, command: &StoreCommand) -> anyhow::Result<()> {
+    let StoreCommand::Migrate {
+        from,
+        to,
+        from_password,
+        to_password,
+        replace,
+    } = command;
+    let from = store_at("--from", from, from_password.as_deref())?;
+    let to = store_at("--to", to, to_password.as_deref())?;
+    if !settings.master_key_file.is_file() {
+        return Err(CoreError::from(config::ConfigError::Invalid {
+            key: "secrets.master_key_file".into(),
+            origin: "the configuration".into(),
+            message: format!(
+                "{} does not exist; point secrets.master_key_file (or EXGATE_MASTER_KEY_FILE) at the key the source store was created with",
+                settings.master_key_file.display()
+            ),
+        })
+        .into());
+    }
+    let vault = Arc::new(
+        exgate_core::secret::Vault::open_or_create(&settings.master_key_file)
+            .map_err(CoreError::from)?,
+    );
+    let report = exgate_core::store::migrate(&from, &to, vault, *replace)
+        .await
+        .map_err(CoreError::from)?;
+    for (table, digest) in &report.copied {
+        say(&format!(
+            "copied {table}: {} rows, sha256 {}",
+            digest.rows,
+            digest.hex()
+        ))?;
+    }
+    for (table, why) in &report.not_copied {
+        say(&format!("not copied {table}: {why}"))?;
+    }
+    say(&format!(
+        "store copied from {} to {} and verified",
+        from.display(),
+        to.display()
+    ))?;
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +221,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings =
         config::load(cli.config.as_deref(), &Env::from_process()).map_err(CoreError::from)?;
     init_logging(&settings)?;
+    if let Some(Command::Store(command)) = &cli.command {
+        return migrate_store(&settings, command).await;
+    }
     let services = Services::open(&mut settings, Arc::new(SystemClock)).await?;
     let store = Arc::clone(&services.store);
     let clock = SystemClock;

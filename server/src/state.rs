@@ -29,6 +29,8 @@ pub struct AppState {
     /// Sign-ins started through the API, for their status route.
     pub logins: Arc<Logins>,
     pub metrics: Arc<Metrics>,
+    /// The follower of the store's change feed, on a store several gateways share.
+    pub changes: Option<Arc<exgate_core::changes::ChangeFollower>>,
 }
 
 impl AppState {
@@ -38,11 +40,14 @@ impl AppState {
             Arc::clone(&services.store),
             settings.server.admin_password,
         ));
-        let guard = Arc::new(Guard::new(
+        let guard = Arc::new(Guard::over(
+            Arc::clone(&services.store),
             Arc::clone(&services.clock),
             settings.server.trusted_proxies,
+            exgate_core::limiter::FailurePolicy::default(),
         ));
         Self {
+            changes: services.changes,
             keys: services.keys,
             store: services.store,
             connections: services.connections,

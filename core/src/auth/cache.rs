@@ -278,6 +278,19 @@ impl TokenCache {
             .remove(key);
     }
 
+    /// Forgets the tokens of one account, or (`None`) of every account (another process changed
+    /// them). App-only tokens stay.
+    pub fn forget_accounts(&self, account: Option<crate::model::AccountId>) {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .retain(|k, _| match account {
+                Some(id) => k.account != Some(id),
+                None => k.account.is_none(),
+            });
+    }
+
     /// A valid access token for `key`.
     pub async fn get(self: &Arc<Self>, key: TokenKey) -> Result<Arc<AccessToken>, Error> {
         let slot = self.slot(&key);

@@ -488,6 +488,15 @@ impl SignIn {
         &self.cache
     }
 
+    /// Drops what this process cached of stored accounts after another process changed one
+    /// (`Some`) or any (`None`): the accounts as the token path reads them, and their access
+    /// tokens.
+    pub fn forget_cached_accounts(&self, account: Option<AccountId>) {
+        self.shared.accounts.clear();
+        self.shared.only_account.clear();
+        self.cache.forget_accounts(account);
+    }
+
     /// The clock sign-in runs on (client assertions, token lifetimes).
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.shared.clock)

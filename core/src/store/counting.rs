@@ -300,4 +300,60 @@ impl Store for CountingStore {
         self.count("delete_bridge_user");
         self.inner.delete_bridge_user(username).await
     }
+
+    async fn change_feed(&self) -> Result<Option<Box<dyn super::changes::ChangeFeed>>, StoreError> {
+        self.count("change_feed");
+        self.inner.change_feed().await
+    }
+
+    fn shares_auth_failures(&self) -> bool {
+        self.inner.shares_auth_failures()
+    }
+
+    async fn record_auth_failure(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        self.count("record_auth_failure");
+        self.inner.record_auth_failure(key, now_ms, window_ms).await
+    }
+
+    async fn auth_failures(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        self.count("auth_failures");
+        self.inner.auth_failures(key, now_ms, window_ms).await
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.count("clear_auth_failures");
+        self.inner.clear_auth_failures(key).await
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        self.count("table_names");
+        self.inner.table_names().await
+    }
+
+    async fn read_tables(
+        &self,
+        tables: &[super::copy::TableSpec],
+    ) -> Result<Vec<Vec<super::copy::Row>>, StoreError> {
+        self.count("read_tables");
+        self.inner.read_tables(tables).await
+    }
+
+    async fn write_tables(
+        &self,
+        plan: super::copy::WritePlan<'_>,
+        rows: &[Vec<super::copy::Row>],
+    ) -> Result<(), StoreError> {
+        self.count("write_tables");
+        self.inner.write_tables(plan, rows).await
+    }
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
+use super::changes::{self, Change, ChangeFeed, FeedEvent};
+use super::copy::{self, ColumnType, Row as CopyRow, TableSpec, Value, WritePlan};
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
     connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
@@ -40,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/postgres/0002_credential_expiry.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_shared_operations.sql"),
     ),
     (
         4,
@@ -97,6 +103,8 @@ pub struct PostgresStore {
     pool: PgPool,
     vault: Arc<Vault>,
     url: String,
+    /// How the pool connects, for the change feed's own connection.
+    connect: PgConnectOptions,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -124,13 +132,14 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
         let store = Self {
             pool,
             vault,
             url: options.url.clone(),
+            connect,
         };
         store.migrate().await?;
         store.check_key().await?;
@@ -976,5 +985,308 @@ impl Store for PostgresStore {
             .await
             .map_err(db("deleting a bridge user"))?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn change_feed(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        // Its own connection, outside the pool: a listener holds it for as long as it lives,
+        // and `store.max_connections` stays what requests get.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(self.connect.clone());
+        Ok(Some(Box::new(PgChangeFeed {
+            pool,
+            listener: None,
+        })))
+    }
+
+    fn shares_auth_failures(&self) -> bool {
+        true
+    }
+
+    async fn record_auth_failure(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let ctx = "counting a failed authentication";
+        // One statement: concurrent failures of one key on several gateways each count.
+        let failures: i32 = sqlx::query(
+            "INSERT INTO auth_failures (key, failures, since_ms) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN auth_failures.since_ms <= $2 - $3 THEN 1 \
+                             ELSE LEAST(auth_failures.failures, 1000000) + 1 END, \
+             since_ms = CASE WHEN auth_failures.since_ms <= $2 - $3 THEN $2 \
+                             ELSE auth_failures.since_ms END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(db(ctx))?;
+        // Windows that have ended are forgotten by whoever fails next, about once per key.
+        if failures == 1 {
+            sqlx::query("DELETE FROM auth_failures WHERE since_ms <= $1 - $2")
+                .bind(now_ms)
+                .bind(window_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db(ctx))?;
+        }
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    async fn auth_failures(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let row =
+            sqlx::query("SELECT failures FROM auth_failures WHERE key = $1 AND since_ms > $2 - $3")
+                .bind(key)
+                .bind(now_ms)
+                .bind(window_ms)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("reading failed authentications"))?;
+        let failures: i32 = match row {
+            Some(row) => row
+                .try_get(0)
+                .map_err(db("reading failed authentications"))?,
+            None => 0,
+        };
+        Ok(u32::try_from(failures).unwrap_or(0))
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM auth_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db("forgetting failed authentications"))?;
+        Ok(())
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query(
+            "SELECT table_name::TEXT FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing the tables"))?
+        .iter()
+        .map(|row| {
+            row.try_get::<String, _>(0)
+                .map_err(db("listing the tables"))
+        })
+        .collect()
+    }
+
+    async fn read_tables(&self, tables: &[TableSpec]) -> Result<Vec<Vec<CopyRow>>, StoreError> {
+        let ctx = "reading the tables to copy";
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // Every table from one snapshot.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        let mut out = Vec::with_capacity(tables.len());
+        for spec in tables {
+            out.push(read_table(&mut tx, spec).await?);
+        }
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(out)
+    }
+
+    async fn write_tables(
+        &self,
+        plan: WritePlan<'_>,
+        rows: &[Vec<CopyRow>],
+    ) -> Result<(), StoreError> {
+        let ctx = "writing the copied tables";
+        let existing = self.table_names().await?;
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // Nobody else writes these tables until the copy commits or rolls back.
+        let names: Vec<&str> = plan.tables.iter().map(|s| s.name).collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            names.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        if plan.replace {
+            for table in copy::cleared_on_replace(&existing)
+                .into_iter()
+                .chain(names.iter().rev().copied())
+            {
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(ctx))?;
+            }
+        } else {
+            for spec in plan.tables.iter().filter(|s| copy::counts_as_data(s.name)) {
+                let n: i64 =
+                    sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", spec.name)))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .and_then(|r| r.try_get(0))
+                        .map_err(db(ctx))?;
+                if n > 0 {
+                    return Err(copy::not_empty(spec.name, n));
+                }
+            }
+            // What opening the target wrote (its key check) gives way to the source's.
+            for spec in plan.tables.iter().filter(|s| !copy::counts_as_data(s.name)) {
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", spec.name)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(ctx))?;
+            }
+        }
+        for (spec, table_rows) in plan.tables.iter().zip(rows) {
+            let mut columns: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+            // Connection names are unique on their folded form, which exgate computes.
+            let folded_from = (spec.name == "connections")
+                .then(|| columns.iter().position(|c| *c == "name"))
+                .flatten();
+            if folded_from.is_some() {
+                columns.push("name_folded");
+            }
+            let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                spec.name,
+                columns.join(", "),
+                placeholders.join(", ")
+            );
+            for row in table_rows {
+                let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
+                for (value, column) in row.iter().zip(spec.columns) {
+                    q = match (value, column.ty) {
+                        (Value::Null, ColumnType::Int) => q.bind(None::<i32>),
+                        (Value::Null, ColumnType::Bytes) => q.bind(None::<Vec<u8>>),
+                        (Value::Null, ColumnType::Text) => q.bind(None::<String>),
+                        (Value::Int(i), _) => q.bind(i32::try_from(*i).map_err(|_| {
+                            StoreError::Corrupt(format!("{}.{} = {i}", spec.name, column.name))
+                        })?),
+                        (Value::Text(t), _) => q.bind(t.clone()),
+                        (Value::Bytes(b), _) => q.bind(b.clone()),
+                    };
+                }
+                if let Some(i) = folded_from {
+                    let Some(Value::Text(name)) = row.get(i) else {
+                        return Err(StoreError::Corrupt("a connection without a name".into()));
+                    };
+                    let name: ConnectionName = name
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("connection name `{name}`")))?;
+                    q = q.bind(name.folded());
+                }
+                q.execute(&mut *tx).await.map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Copy(format!(
+                            "two rows of `{}` are one on PostgreSQL (connection names differ only in case?)",
+                            spec.name
+                        ))
+                    } else {
+                        db(ctx)(e)
+                    }
+                })?;
+            }
+        }
+        let mut read_back = Vec::with_capacity(plan.tables.len());
+        for spec in plan.tables {
+            read_back.push(read_table(&mut tx, spec).await?);
+        }
+        copy::verify(&plan, &read_back)?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+}
+
+/// Every row of a table, its columns as the spec names them.
+async fn read_table(
+    conn: &mut sqlx::PgConnection,
+    spec: &TableSpec,
+) -> Result<Vec<CopyRow>, StoreError> {
+    let ctx = "reading a table to copy";
+    let columns: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {} FROM {}",
+        columns.join(", "),
+        spec.name
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(ctx))?;
+    rows.iter()
+        .map(|row| {
+            spec.columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(match c.ty {
+                        ColumnType::Text => row
+                            .try_get::<Option<String>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, Value::Text),
+                        ColumnType::Bytes => row
+                            .try_get::<Option<Vec<u8>>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, Value::Bytes),
+                        ColumnType::Int => row
+                            .try_get::<Option<i32>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, |v| Value::Int(i64::from(v))),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `LISTEN exgate_changes` on a connection of its own.
+struct PgChangeFeed {
+    pool: PgPool,
+    listener: Option<PgListener>,
+}
+
+#[async_trait]
+impl ChangeFeed for PgChangeFeed {
+    async fn next(&mut self) -> Result<FeedEvent, StoreError> {
+        let Some(listener) = self.listener.as_mut() else {
+            let ctx = "listening for changes";
+            let mut listener = PgListener::connect_with(&self.pool)
+                .await
+                .map_err(db(ctx))?;
+            // A lost connection is ours to handle (Lost, then Listening): no silent reconnect.
+            listener.eager_reconnect(false);
+            listener.listen(changes::CHANNEL).await.map_err(db(ctx))?;
+            self.listener = Some(listener);
+            return Ok(FeedEvent::Listening);
+        };
+        match listener.try_recv().await {
+            Ok(Some(notification)) => Ok(FeedEvent::Change(Change::parse(notification.payload()))),
+            Ok(None) => {
+                self.listener = None;
+                Ok(FeedEvent::Lost)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the change listener lost its connection");
+                self.listener = None;
+                Ok(FeedEvent::Lost)
+            }
+        }
     }
 }

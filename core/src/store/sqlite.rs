@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
+use super::copy::{self, ColumnType, Row as CopyRow, TableSpec, Value, WritePlan};
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
     connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
@@ -931,4 +932,142 @@ impl Store for SqliteStore {
         .map_err(db("writing the admin credential"))?;
         Ok(())
     }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing the tables"))?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).map_err(db("listing the tables")))
+        .collect()
+    }
+
+    async fn read_tables(&self, tables: &[TableSpec]) -> Result<Vec<Vec<CopyRow>>, StoreError> {
+        let ctx = "reading the tables to copy";
+        // One read transaction: every table from the same snapshot.
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        let mut out = Vec::with_capacity(tables.len());
+        for spec in tables {
+            out.push(read_table(&mut tx, spec).await?);
+        }
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(out)
+    }
+
+    async fn write_tables(
+        &self,
+        plan: WritePlan<'_>,
+        rows: &[Vec<CopyRow>],
+    ) -> Result<(), StoreError> {
+        let ctx = "writing the copied tables";
+        let existing = self.table_names().await?;
+        let mut conn = self.pool.acquire().await.map_err(db(ctx))?;
+        // IMMEDIATE: the write lock is taken before the emptiness check, not at the first insert.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(db(ctx))?;
+        let result = async {
+            if plan.replace {
+                for table in copy::cleared_on_replace(&existing)
+                    .into_iter()
+                    .chain(plan.tables.iter().rev().map(|s| s.name))
+                {
+                    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db(ctx))?;
+                }
+            } else {
+                for spec in plan.tables.iter().filter(|s| copy::counts_as_data(s.name)) {
+                    let n: i64 =
+                        sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", spec.name)))
+                            .fetch_one(&mut *conn)
+                            .await
+                            .and_then(|r| r.try_get(0))
+                            .map_err(db(ctx))?;
+                    if n > 0 {
+                        return Err(copy::not_empty(spec.name, n));
+                    }
+                }
+            }
+            for (spec, table_rows) in plan.tables.iter().zip(rows) {
+                let columns: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+                let sql = format!(
+                    "INSERT OR REPLACE INTO {} ({}) VALUES ({})",
+                    spec.name,
+                    columns.join(", "),
+                    vec!["?"; columns.len()].join(", ")
+                );
+                for row in table_rows {
+                    let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
+                    for value in row {
+                        q = match value {
+                            Value::Null => q.bind(None::<String>),
+                            Value::Int(i) => q.bind(*i),
+                            Value::Text(t) => q.bind(t.clone()),
+                            Value::Bytes(b) => q.bind(b.clone()),
+                        };
+                    }
+                    q.execute(&mut *conn).await.map_err(db(ctx))?;
+                }
+            }
+            let mut read_back = Vec::with_capacity(plan.tables.len());
+            for spec in plan.tables {
+                read_back.push(read_table(&mut conn, spec).await?);
+            }
+            copy::verify(&plan, &read_back)
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(db(ctx))?;
+        result
+    }
+}
+
+/// Every row of a table, its columns as the spec names them.
+async fn read_table(
+    conn: &mut sqlx::SqliteConnection,
+    spec: &TableSpec,
+) -> Result<Vec<CopyRow>, StoreError> {
+    let ctx = "reading a table to copy";
+    let columns: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {} FROM {}",
+        columns.join(", "),
+        spec.name
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db(ctx))?;
+    rows.iter()
+        .map(|row| {
+            spec.columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(match c.ty {
+                        ColumnType::Text => row
+                            .try_get::<Option<String>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, Value::Text),
+                        ColumnType::Bytes => row
+                            .try_get::<Option<Vec<u8>>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, Value::Bytes),
+                        ColumnType::Int => row
+                            .try_get::<Option<i64>, _>(i)
+                            .map_err(db(ctx))?
+                            .map_or(Value::Null, Value::Int),
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
