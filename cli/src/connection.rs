@@ -209,6 +209,7 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
             let options = TestOptions {
                 account: account.clone(),
                 mailbox: mailbox.clone(),
+                redirect_uri: None,
             };
             let report = diagnose::test_connection(
                 &ctx.connections,

@@ -230,6 +230,7 @@ pub(crate) async fn test_connections(
         let options = exgate_core::diagnose::TestOptions {
             account: None,
             mailbox: planned.test_mailbox.clone(),
+            redirect_uri: None,
         };
         let report = exgate_core::diagnose::test_connection(
             &ctx.connections,

@@ -10,11 +10,17 @@
 //!    (Entra ID for its cloud and tenant, or the custom authority) and checks its issuer and
 //!    token endpoint;
 //!    then **clock**: the local clock against its answer's `Date` (over five minutes fails);
+//!    then, for a delegated connection, **sign-in**: its redirect URIs registered (a real
+//!    authorization request with `prompt=none`: sent back, or AADSTS50011), or its device
+//!    code / password flow allowed (a device code started and polled once: pending, or
+//!    AADSTS7000218 when "Allow public client flows" is off) — no user needed
+//!    (`diagnose::signin`);
 //! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
 //!    account's token (cached, or refreshed);
 //! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
 //!    backend needs for the mailbox operations;
-//! 4. **mailbox** — a real read of the mailbox's folders through the backend.
+//! 4. **mailbox** — a real read of the mailbox's folders through the backend (for an IMAP or
+//!    POP backend, that protocol's own mailbox probe below does it).
 //!
 //! Exchange Server with Basic or NTLM has no identity provider and no token, so those steps do
 //! not apply (they are not listed); EWS itself is probed instead:
@@ -37,6 +43,7 @@
 //! explained with its fix (`mail::explain`).
 
 mod network;
+mod signin;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -103,6 +110,9 @@ pub struct TestOptions {
     pub account: Option<String>,
     /// The mailbox to read (default: the account's own; required to read one app-only).
     pub mailbox: Option<String>,
+    /// The gateway's own redirect URI (`<public URL>/service/oauth2/authorize`), checked with
+    /// the connection's when the gateway runs the test.
+    pub redirect_uri: Option<String>,
 }
 
 pub const IDENTITY_PROVIDER: &str = "identity provider";
@@ -113,6 +123,9 @@ pub const EWS_ENDPOINT: &str = "EWS endpoint";
 pub const AUTHENTICATION: &str = "authentication";
 pub const MAILBOX_ACCESS: &str = "mailbox access";
 pub const MAIL_PROTOCOLS: &str = "mail protocols";
+/// Whether users can sign in by a delegated connection's flow: its redirect URIs registered
+/// (authorization code), or the public-client grants allowed (device code, password).
+pub const SIGN_IN: &str = "sign-in";
 /// Name resolution, TCP and TLS to one host (one step per host the connection reaches).
 pub const NETWORK: &str = "network";
 /// The local clock against the identity provider's `Date`.
@@ -334,6 +347,69 @@ fn fix_of(e: &Error) -> Option<String> {
     }
 }
 
+/// AADSTS700027 for a connection with a certificate: the fix names the certificate (its
+/// `x5t#S256` thumbprint, what exgate sends) and the app it must be uploaded to.
+fn certificate_fix(e: &Error, connection: &Connection) -> Option<String> {
+    let Error::Auth(a) = e else { return None };
+    if a.aadsts().map(|x| x.code) != Some(700_027) {
+        return None;
+    }
+    let (id, cert) = match &connection.settings.auth {
+        Auth::OAuth2AppOnly(a) => match &a.credential {
+            crate::model::ClientCredential::Certificate(c) => (&a.client_id, c),
+            crate::model::ClientCredential::Secret(_) => return None,
+        },
+        Auth::OAuth2Delegated(d) => match &d.credential {
+            Some(crate::model::ClientCredential::Certificate(c)) => (&d.client_id, c),
+            _ => return None,
+        },
+        Auth::Basic(_) | Auth::Ntlm(_) => return None,
+    };
+    Some(format!(
+        "the connection's certificate (x5t#S256 {}) is not one of the app {id}'s certificates: upload its public part (the PEM given at `connection add`, never the key) under Certificates & secrets > Certificates of the app registration, or with the Azure CLI `az ad app credential reset --id {id} --cert @cert.pem --append` (`--append` keeps the app's other credentials); or give the connection the certificate and key the app has: `exgate connection edit NAME --certificate FILE --private-key FILE`",
+        cert.thumbprint_sha256()
+    ))
+}
+
+/// EWS's refusals of an OAuth connection, with the fix naming the app, the mailbox and the
+/// user: EWS turned off for the organization or the app (HTTP 403), and a mailbox the app's
+/// scope or the user's rights leave out (`ErrorImpersonateUserDenied`, `ErrorAccessDenied`).
+fn ews_fix(
+    e: &Error,
+    connection: &Connection,
+    mailbox: &str,
+    user: Option<&str>,
+    token: &str,
+) -> Option<String> {
+    let Error::Mailbox(MailboxError::Forbidden { message, .. }) = e else {
+        return None;
+    };
+    let (client_id, app_only) = match &connection.settings.auth {
+        Auth::OAuth2AppOnly(a) => (a.client_id.to_string(), true),
+        Auth::OAuth2Delegated(d) => (d.client_id.to_string(), false),
+        Auth::Basic(_) | Auth::Ntlm(_) => return None,
+    };
+    // `to_mailbox_error` writes the EWS response code first.
+    let code = message.split(':').next().unwrap_or_default();
+    match (code, app_only, user) {
+        ("EwsDisabled", _, _) => Some(format!(
+            "EWS is turned off for this organization or this app: in Exchange Online PowerShell, `Set-OrganizationConfig -EwsEnabled $true`, and while the organization keeps an allow list of apps, add this one to it (`Set-OrganizationConfig -EwsAllowedAppIDs` writes the whole list: give the IDs `(Get-OrganizationConfig).EwsAllowedAppIDs` shows and {client_id}); the mailbox's own switch must allow EWS too (`Set-CASMailbox -Identity {mailbox} -EwsEnabled $true`). EWS in Exchange Online is being retired: the Graph backend needs none of this (`exgate connection edit NAME --backend graph`)"
+        )),
+        ("ErrorImpersonateUserDenied" | "ErrorAccessDenied", true, _) => {
+            let oid = claims_of(token)
+                .and_then(|c| c["oid"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "<the app's service principal object ID>".into());
+            Some(format!(
+                "Exchange lets the app {client_id} open only some mailboxes, and {mailbox} is not among them: an application access policy or an RBAC for Applications scope leaves it out. In Exchange Online PowerShell, `Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client_id}` names the policy (add {mailbox} to its group), and `Get-ManagementRoleAssignment -RoleAssignee {oid}` lists the app's role assignments (add {mailbox} to their management scope)"
+            ))
+        }
+        ("ErrorAccessDenied" | "ErrorImpersonateUserDenied", false, Some(user)) => Some(format!(
+            "give {user} FullAccess to {mailbox}: `Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess`"
+        )),
+        _ => None,
+    }
+}
+
 /// Tests a connection step by step (see the module documentation). Errors only for what is not
 /// a finding about the connection: an unknown connection, a malformed account or mailbox, the
 /// store.
@@ -390,11 +466,19 @@ pub async fn test_connection(
     }
 
     // 0. Each host: name resolution, TCP, TLS.
+    // The steps after the identity provider's, for skipping them (sign-in: delegated only).
+    let after_idp: &[&'static str] = if app_only {
+        &[CLOCK, CREDENTIALS, TOKEN_CLAIMS, MAILBOX]
+    } else {
+        &[CLOCK, SIGN_IN, CREDENTIALS, TOKEN_CLAIMS, MAILBOX]
+    };
     if !network_steps(&mut steps, &connection, &signin.network()).await {
-        steps.skip_rest(
-            &[IDENTITY_PROVIDER, CLOCK, CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
-            "the identity provider's host cannot be reached",
+        steps.skipped(
+            IDENTITY_PROVIDER,
+            "skipped: the identity provider's host cannot be reached",
+            None,
         );
+        steps.skip_rest(after_idp, "the identity provider's host cannot be reached");
         return Ok(steps.report());
     }
 
@@ -402,12 +486,24 @@ pub async fn test_connection(
     let mut date = None;
     if !identity_provider(&mut steps, &connection, signin, &mut date).await {
         steps.skip_rest(
-            &[CLOCK, CREDENTIALS, TOKEN_CLAIMS, MAILBOX],
+            after_idp,
             "the identity provider step failed, so no token can be had",
         );
         return Ok(steps.report());
     }
     clock_step(&mut steps, date.as_deref(), signin.clock().now());
+
+    // 1b. How users sign in, found without anyone signing in (`diagnose::signin`).
+    if let Auth::OAuth2Delegated(d) = &connection.settings.auth {
+        signin::step(
+            &mut steps,
+            &connection,
+            d,
+            signin,
+            options.redirect_uri.as_deref(),
+        )
+        .await;
+    }
 
     // 2. Credentials: a token.
     let resource = crate::auth::signin::primary_resource(&connection);
@@ -509,7 +605,8 @@ pub async fn test_connection(
             token
         }
         Err(e) => {
-            steps.failed(CREDENTIALS, e.to_string(), fix_of(&e));
+            let fix = certificate_fix(&e, &connection).or_else(|| fix_of(&e));
+            steps.failed(CREDENTIALS, e.to_string(), fix);
             steps.skip_rest(
                 &[TOKEN_CLAIMS, MAILBOX],
                 "the credentials step got no token",
@@ -544,6 +641,10 @@ pub async fn test_connection(
         );
         return Ok(steps.report());
     };
+    // A connection that reads over IMAP or POP has its mailbox read by that protocol's own
+    // probe below, which explains Exchange's terse refusals with their fix; reading it here
+    // too would fail first with less to say.
+    let read_below = connection.settings.backend.is_mail_protocol();
     let probe = async {
         let backend = mailboxes.open(Some(name), principal.as_ref()).await?;
         let which = match &mailbox {
@@ -554,12 +655,18 @@ pub async fn test_connection(
         let folders = backend.mail()?.folders(&which).await?;
         Ok::<_, Error>((folders.len(), backend.protocol))
     };
-    match probe.await {
-        Ok((n, protocol)) => steps.passed(
+    match if read_below { None } else { Some(probe.await) } {
+        None => {}
+        Some(Ok((n, protocol))) => steps.passed(
             MAILBOX,
             format!("read {target}: {n} mail folder(s) listed through {protocol}"),
         ),
-        Err(e) => steps.failed(MAILBOX, format!("reading {target}: {e}"), fix_of(&e)),
+        Some(Err(e)) => {
+            let user = principal.as_ref().map(ToString::to_string);
+            let fix =
+                ews_fix(&e, &connection, &target, user.as_deref(), &token).or_else(|| fix_of(&e));
+            steps.failed(MAILBOX, format!("reading {target}: {e}"), fix);
+        }
     }
 
     // 5. Each mail protocol the connection uses (IMAP or POP reading, SMTP sending): server

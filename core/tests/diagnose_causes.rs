@@ -1,6 +1,7 @@
 //! The connection test names the real cause of each misconfiguration, with its fix: one row per
 //! misconfiguration, set up with the mock's switches (or exgate's own clock and trust), each
-//! asserting the step that fails and the concrete remedy in its fix.
+//! asserting the step that fails and the concrete remedy in its fix, with the real IDs (the
+//! app's client ID, its service principal's object ID, the mailbox) where they are known.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::SqliteStore;
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
+use exgate_testkit::ews::EwsSwitchChange;
+use exgate_testkit::mailproto::{MailSwitchChange, ServicePrincipalSwitch};
+use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
 
 #[derive(Debug)]
@@ -29,13 +33,15 @@ impl Clock for Skewed {
     }
 }
 
-/// Tests connection `spec` against `mock` (trusting its CA when `trust`), on a clock `skew` off.
+/// Tests connection `spec` against `mock` (trusting its CA when `trust`), on a clock `skew` off,
+/// reading `mailbox`.
 async fn test(
     mock: &MockMicrosoft,
     dir: &Path,
     spec: ConnectionSpec,
     skew: Duration,
     trust: bool,
+    mailbox: Option<&str>,
 ) -> Report {
     let vault = Arc::new(Vault::open_or_create(&dir.join("key")).unwrap());
     let store = Arc::new(
@@ -48,7 +54,11 @@ async fn test(
     let network = NetworkSettings {
         authority_host: Some(mock.base_url().parse().unwrap()),
         graph_url: Some(mock.graph_url().parse().unwrap()),
-        ca_pem: trust.then(|| mock.ca_pem().unwrap_or_default().into_bytes()),
+        ews_url: Some(mock.ews_url().parse().unwrap()),
+        imap_url: Some(mock.imap_url().parse().unwrap()),
+        smtp_url: Some(mock.smtp_url().parse().unwrap()),
+        // The mail servers' CA, which is also Entra's and Graph's when the mock serves TLS.
+        ca_pem: trust.then(|| mock.mail_ca_pem().into_bytes()),
         ..NetworkSettings::default()
     };
     let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());
@@ -69,7 +79,8 @@ async fn test(
         "c",
         &TestOptions {
             account: None,
-            mailbox: Some(seed::ADELE.into()),
+            mailbox: mailbox.map(str::to_owned),
+            redirect_uri: None,
         },
     )
     .await
@@ -95,18 +106,43 @@ fn failed(report: &Report) -> &Check {
         .unwrap_or_else(|| panic!("no step failed: {report:#?}"))
 }
 
-/// What, the connection, the mock switch, exgate's clock skew, TLS from a CA not trusted, the
-/// step that fails, needles in its evidence, needles in its fix.
-type Row = (
-    &'static str,
-    ConnectionSpec,
-    Setup,
-    Duration,
-    bool,
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-);
+/// One misconfiguration: the connection, the mock's switch, exgate's clock skew, TLS from a CA
+/// not trusted, the mailbox read, the step that fails, needles in its evidence and in its fix.
+struct Row {
+    what: &'static str,
+    spec: ConnectionSpec,
+    setup: Setup,
+    skew: Duration,
+    untrusted_tls: bool,
+    mailbox: Option<&'static str>,
+    step: &'static str,
+    evidence: Vec<String>,
+    fix: Vec<String>,
+}
+
+impl Row {
+    /// An app-only row reading Adele's mailbox on time, over trusted TLS.
+    fn new(
+        what: &'static str,
+        spec: ConnectionSpec,
+        setup: Setup,
+        step: &'static str,
+        evidence: &[&str],
+        fix: &[&str],
+    ) -> Self {
+        Self {
+            what,
+            spec,
+            setup,
+            skew: Duration::ZERO,
+            untrusted_tls: false,
+            mailbox: Some(seed::ADELE),
+            step,
+            evidence: evidence.iter().map(|e| (*e).to_owned()).collect(),
+            fix: fix.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+}
 
 enum Setup {
     None,
@@ -114,19 +150,100 @@ enum Setup {
     RevokeConsent,
     /// Entra's clock (its `Date` and token times) this many seconds off.
     SkewEntra(i64),
+    /// Exchange's settings of the mail protocols (`Set-CASMailbox`, `New-ServicePrincipal`,
+    /// `Add-MailboxPermission`).
+    Mail(MailSwitchChange),
+    /// EWS's switches (EWS turned off for apps).
+    Ews(EwsSwitchChange),
+    /// The mailboxes an app may reach (an application access policy or RBAC scope).
+    MailboxScope(&'static str, Vec<String>),
 }
+
+/// A delegated connection of `client_id` signing users in by `flow`, with no account yet.
+fn delegated(client_id: &str, flow: &str, redirect_uri: Option<&str>) -> ConnectionSpec {
+    ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-delegated".into()),
+        client_id: Some(client_id.into()),
+        flow: Some(flow.into()),
+        redirect_uri: redirect_uri.map(str::to_owned),
+        ..ConnectionSpec::default()
+    }
+}
+
+/// The daemon app reading over IMAP and sending over SMTP.
+fn app_only_imap() -> ConnectionSpec {
+    ConnectionSpec {
+        backend: Some("imap".into()),
+        send: Some("smtp".into()),
+        ..app_only(seed::DAEMON_APP_SECRET)
+    }
+}
+
+/// The daemon app reading over EWS.
+fn app_only_ews() -> ConnectionSpec {
+    ConnectionSpec {
+        backend: Some("ews".into()),
+        ..app_only(seed::DAEMON_APP_SECRET)
+    }
+}
+
+/// The daemon app with a certificate of its own that was never uploaded to the app.
+fn app_only_other_certificate() -> ConnectionSpec {
+    let now = OffsetDateTime::now_utc();
+    let cert = exgate_core::appreg::generate_certificate(
+        "not-uploaded",
+        now - Duration::days(1),
+        now + Duration::days(90),
+    )
+    .unwrap();
+    ConnectionSpec {
+        tenant: Some(seed::TENANT_ID.into()),
+        auth: Some("oauth2-app-only".into()),
+        client_id: Some(seed::DAEMON_APP.into()),
+        certificate_pem: Some(cert.certificate_pem),
+        private_key_pem: Some(cert.private_key_pem),
+        ..ConnectionSpec::default()
+    }
+}
+
+const GATEWAY_REDIRECT: &str = "https://exgate.contoso.com/service/oauth2/authorize";
 
 #[tokio::test]
 async fn each_misconfiguration_is_named_with_its_fix() {
-    // (what, connection, mock switch, exgate's clock skew, serve TLS without trusting its CA,
-    //  failed step, needles in the evidence, needles in the fix)
+    let imap_disabled = MailSwitchChange {
+        imap_enabled: BTreeMap::from([(seed::ADELE.to_owned(), false)]),
+        ..MailSwitchChange::default()
+    };
+    let smtp_auth_disabled = MailSwitchChange {
+        smtp_client_auth: BTreeMap::from([(seed::ADELE.to_owned(), false)]),
+        ..MailSwitchChange::default()
+    };
+    let sp_missing = MailSwitchChange {
+        service_principals: BTreeMap::from([(
+            seed::DAEMON_APP.to_owned(),
+            ServicePrincipalSwitch {
+                registered: Some(false),
+                full_access: None,
+            },
+        )]),
+        ..MailSwitchChange::default()
+    };
+    let no_full_access = MailSwitchChange {
+        service_principals: BTreeMap::from([(
+            seed::DAEMON_APP.to_owned(),
+            ServicePrincipalSwitch {
+                registered: None,
+                full_access: Some(vec![seed::SALES.to_owned()]),
+            },
+        )]),
+        ..MailSwitchChange::default()
+    };
     let rows: Vec<Row> = vec![
-        (
+        Row::new(
             "secret ID given instead of its value (a wrong value reaches Entra)",
             app_only(seed::WEB_APP_SECRET),
             Setup::None,
-            Duration::ZERO,
-            false,
             diagnose::CREDENTIALS,
             &["AADSTS7000215"],
             &[
@@ -134,84 +251,225 @@ async fn each_misconfiguration_is_named_with_its_fix() {
                 "exgate connection edit c --client-secret-file FILE",
             ],
         ),
-        (
+        Row::new(
             "secret expired",
             app_only(seed::DAEMON_APP_SECRET),
             Setup::ExpireSecret,
-            Duration::ZERO,
-            false,
             diagnose::CREDENTIALS,
             &["AADSTS7000222"],
             &["new client secret"],
         ),
-        (
+        Row::new(
+            "certificate not matching any of the app's",
+            app_only_other_certificate(),
+            Setup::None,
+            diagnose::CREDENTIALS,
+            &["AADSTS700027"],
+            &[
+                &format!(
+                    "az ad app credential reset --id {} --cert @cert.pem --append",
+                    seed::DAEMON_APP
+                ),
+                "x5t#S256 ",
+                "exgate connection edit c --certificate FILE --private-key FILE",
+            ],
+        ),
+        Row::new(
             "app not in the tenant",
             ConnectionSpec {
                 client_id: Some("9f9f9f9f-0000-4000-8000-000000000000".into()),
                 ..app_only(seed::DAEMON_APP_SECRET)
             },
             Setup::None,
-            Duration::ZERO,
-            false,
             diagnose::CREDENTIALS,
             &["AADSTS700016"],
             &["client ID"],
         ),
-        (
+        Row::new(
             "wrong tenant",
             ConnectionSpec {
                 tenant: Some("fabrikam.onmicrosoft.com".into()),
                 ..app_only(seed::DAEMON_APP_SECRET)
             },
             Setup::None,
-            Duration::ZERO,
-            false,
             diagnose::IDENTITY_PROVIDER,
             &["AADSTS90002"],
             &["tenant"],
         ),
-        (
+        Row::new(
             "admin consent missing",
             app_only(seed::DAEMON_APP_SECRET),
             Setup::RevokeConsent,
-            Duration::ZERO,
-            false,
             diagnose::TOKEN_CLAIMS,
             &["roles (none)"],
             &["grant admin consent"],
         ),
-        (
-            "clock skew over five minutes (exgate's clock ahead)",
-            app_only(seed::DAEMON_APP_SECRET),
+        Row::new(
+            "redirect URI not registered (the gateway's, on the CLI's app)",
+            delegated(
+                seed::PUBLIC_APP,
+                "authorization-code",
+                Some(GATEWAY_REDIRECT),
+            ),
             Setup::None,
-            Duration::minutes(10),
-            false,
-            diagnose::CLOCK,
-            &["600 s ahead of", "more than 5 minutes"],
-            &["NTP"],
+            diagnose::SIGN_IN,
+            &["AADSTS50011", &format!("redirect_uri={GATEWAY_REDIRECT}")],
+            &[
+                &format!(
+                    "az ad app update --id {} --web-redirect-uris {GATEWAY_REDIRECT}",
+                    seed::PUBLIC_APP
+                ),
+                "Add a platform > Web",
+                "exgate connection edit c --redirect-uri URI",
+            ],
         ),
-        (
+        Row::new(
+            "public client flows off (device code)",
+            delegated(seed::WEB_APP, "device-code", None),
+            Setup::None,
+            diagnose::SIGN_IN,
+            &["AADSTS7000218"],
+            &[
+                &format!(
+                    "az ad app update --id {} --is-fallback-public-client true",
+                    seed::WEB_APP
+                ),
+                "Allow public client flows: Yes",
+            ],
+        ),
+        Row::new(
+            "public client flows off (password)",
+            delegated(seed::WEB_APP, "password", None),
+            Setup::None,
+            diagnose::SIGN_IN,
+            &["AADSTS7000218"],
+            &[&format!(
+                "az ad app update --id {} --is-fallback-public-client true",
+                seed::WEB_APP
+            )],
+        ),
+        Row::new(
+            "Exchange service principal missing (IMAP)",
+            app_only_imap(),
+            Setup::Mail(sp_missing),
+            "IMAP mailbox",
+            &["AUTHENTICATE failed"],
+            &[&format!(
+                "New-ServicePrincipal -AppId {} -ObjectId {}",
+                seed::DAEMON_APP,
+                seed::DAEMON_APP_SP_OID
+            )],
+        ),
+        Row::new(
+            "mailbox permission missing (IMAP)",
+            app_only_imap(),
+            Setup::Mail(no_full_access),
+            "IMAP mailbox",
+            &["authenticated but not connected"],
+            &[&format!(
+                "Add-MailboxPermission -Identity {} -User {} -AccessRights FullAccess",
+                seed::ADELE,
+                seed::DAEMON_APP_SP_OID
+            )],
+        ),
+        Row::new(
+            "mailbox permission missing (EWS: outside the app's scope)",
+            app_only_ews(),
+            Setup::MailboxScope(seed::DAEMON_APP, vec![seed::MEGAN.to_owned()]),
+            diagnose::MAILBOX,
+            &["ErrorImpersonateUserDenied"],
+            &[
+                &format!(
+                    "Test-ApplicationAccessPolicy -Identity {} -AppId {}",
+                    seed::ADELE,
+                    seed::DAEMON_APP
+                ),
+                &format!(
+                    "Get-ManagementRoleAssignment -RoleAssignee {}",
+                    seed::DAEMON_APP_SP_OID
+                ),
+            ],
+        ),
+        Row::new(
+            "EWS blocked for the organization's apps",
+            app_only_ews(),
+            Setup::Ews(EwsSwitchChange {
+                block_apps: Some(true),
+                ..EwsSwitchChange::default()
+            }),
+            diagnose::MAILBOX,
+            &["EwsDisabled", "EWSEnabled"],
+            &[
+                "Set-OrganizationConfig -EwsEnabled $true",
+                &format!("EwsAllowedAppIDs` shows and {}", seed::DAEMON_APP),
+                &format!("Set-CASMailbox -Identity {} -EwsEnabled $true", seed::ADELE),
+            ],
+        ),
+        Row::new(
+            "IMAP disabled for the mailbox",
+            app_only_imap(),
+            Setup::Mail(imap_disabled),
+            "IMAP mailbox",
+            &["AUTHENTICATE failed"],
+            &[&format!(
+                "Set-CASMailbox -Identity {} -ImapEnabled $true",
+                seed::ADELE
+            )],
+        ),
+        Row::new(
+            "SMTP AUTH disabled for the mailbox",
+            app_only_imap(),
+            Setup::Mail(smtp_auth_disabled),
+            "SMTP authentication",
+            &["5.7.139"],
+            &[&format!(
+                "Set-CASMailbox -Identity {} -SmtpClientAuthenticationDisabled $false",
+                seed::ADELE
+            )],
+        ),
+        Row {
+            skew: Duration::minutes(10),
+            ..Row::new(
+                "clock skew over five minutes (exgate's clock ahead)",
+                app_only(seed::DAEMON_APP_SECRET),
+                Setup::None,
+                diagnose::CLOCK,
+                &["600 s ahead of", "more than 5 minutes"],
+                &["NTP"],
+            )
+        },
+        Row::new(
             "clock skew over five minutes (the identity provider's clock behind)",
             app_only(seed::DAEMON_APP_SECRET),
             Setup::SkewEntra(-420),
-            Duration::ZERO,
-            false,
             diagnose::CLOCK,
             &["ahead of", "more than 5 minutes"],
             &["NTP"],
         ),
-        (
-            "a TLS certificate from an unknown CA",
-            app_only(seed::DAEMON_APP_SECRET),
-            Setup::None,
-            Duration::ZERO,
-            true,
-            diagnose::NETWORK,
-            &["unknown CA", "exgate-mock test CA"],
-            &["tls.ca_file"],
-        ),
+        Row {
+            untrusted_tls: true,
+            ..Row::new(
+                "a TLS certificate from an unknown CA",
+                app_only(seed::DAEMON_APP_SECRET),
+                Setup::None,
+                diagnose::NETWORK,
+                &["unknown CA", "exgate-mock test CA"],
+                &["tls.ca_file"],
+            )
+        },
     ];
-    for (what, spec, setup, skew, untrusted_tls, step, evidence, fix) in rows {
+    for row in rows {
+        let Row {
+            what,
+            spec,
+            setup,
+            skew,
+            untrusted_tls,
+            mailbox,
+            step,
+            evidence,
+            fix,
+        } = row;
         let mock = if untrusted_tls {
             MockMicrosoft::start_tls(Seed::contoso()).await.unwrap()
         } else {
@@ -222,22 +480,39 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             Setup::ExpireSecret => mock.expire_secret(seed::DAEMON_APP),
             Setup::RevokeConsent => mock.revoke_consent(seed::DAEMON_APP),
             Setup::SkewEntra(secs) => mock.set_clock_skew(secs),
+            Setup::Mail(change) => {
+                mock.change_mail_switches(&change).unwrap();
+            }
+            Setup::Ews(change) => {
+                mock.change_ews_switches(&change).unwrap();
+            }
+            Setup::MailboxScope(app, mailboxes) => mock.set_mailbox_scope(app, Some(mailboxes)),
         }
         let dir = tempfile::tempdir().unwrap();
-        let report = test(&mock, dir.path(), spec, skew, false).await;
+        let report = test(&mock, dir.path(), spec, skew, !untrusted_tls, mailbox).await;
         assert!(!report.ok, "{what}: {report:#?}");
         let check = failed(&report);
         assert_eq!(check.name, step, "{what}: {report:#?}");
-        for needle in evidence {
+        for needle in &evidence {
             assert!(
-                check.evidence.contains(needle),
+                check.evidence.contains(needle.as_str()),
                 "{what}: {needle:?} in {check:#?}"
             );
         }
         let text = check.fix.clone().unwrap_or_default();
-        for needle in fix {
-            assert!(text.contains(needle), "{what}: {needle:?} in {check:#?}");
+        for needle in &fix {
+            assert!(
+                text.contains(needle.as_str()),
+                "{what}: {needle:?} in {check:#?}"
+            );
         }
+        // No secret or token in what the test says.
+        let said = serde_json::to_string(&report).unwrap();
+        assert!(!said.contains("eyJ"), "{what}: a token in {said}");
+        assert!(
+            !said.contains(seed::DAEMON_APP_SECRET),
+            "{what}: the secret in {said}"
+        );
         // Nothing after a failure claims to have passed what it could not check.
         assert!(
             report
@@ -249,9 +524,50 @@ async fn each_misconfiguration_is_named_with_its_fix() {
                     || c.name == diagnose::CLOCK
                     || c.name == diagnose::TOKEN_CLAIMS
                     || c.name == diagnose::MAILBOX
-                    || c.name == diagnose::CREDENTIALS),
+                    || c.name == diagnose::CREDENTIALS
+                    || c.name.starts_with("IMAP")
+                    || c.name.starts_with("SMTP")),
             "{what}: {report:#?}"
         );
+    }
+
+    // Signing in is checked without anyone signing in: the CLI's loopback is registered for
+    // the CLI's app, and its public client flows are on.
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    for flow in ["authorization-code", "device-code", "password"] {
+        let dir = tempfile::tempdir().unwrap();
+        let report = test(
+            &mock,
+            dir.path(),
+            delegated(seed::PUBLIC_APP, flow, None),
+            Duration::ZERO,
+            true,
+            None,
+        )
+        .await;
+        let sign_in = report
+            .checks
+            .iter()
+            .find(|c| c.name == diagnose::SIGN_IN)
+            .unwrap();
+        assert_eq!(sign_in.status, Status::Passed, "{flow}: {report:#?}");
+        // No account signed in yet: the test says so, and is not ok.
+        assert!(!report.ok && !report.failed(), "{flow}: {report:#?}");
+    }
+
+    // App-only IMAP, SMTP and EWS, set up right, pass every step.
+    for spec in [app_only_imap(), app_only_ews()] {
+        let dir = tempfile::tempdir().unwrap();
+        let report = test(
+            &mock,
+            dir.path(),
+            spec,
+            Duration::ZERO,
+            true,
+            Some(seed::ADELE),
+        )
+        .await;
+        assert!(report.ok, "{report:#?}");
     }
 
     // The same connection, trusted and on time, passes every step, network and clock included.
@@ -263,6 +579,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
         app_only(seed::DAEMON_APP_SECRET),
         Duration::ZERO,
         true,
+        Some(seed::ADELE),
     )
     .await;
     assert!(report.ok, "{report:#?}");

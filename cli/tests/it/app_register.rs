@@ -139,12 +139,85 @@ async fn register_reaches_working_connections_and_a_rerun_converges() {
         "{}",
         run.dump()
     );
-    // App-only Graph and EWS work at once: their connection tests pass.
-    for name in ["contoso-exgate-app-graph", "contoso-exgate-app-ews"] {
-        env.run(&["connection", "test", name, "--mailbox", seed::MEGAN])
+    // App-only Graph, EWS and IMAP work at once: their connection tests pass. IMAP needs
+    // Exchange's own registration of the app, which `--exchange` made through Exchange's admin
+    // API (New-ServicePrincipal, Add-MailboxPermission); nothing else was done.
+    for name in [
+        "contoso-exgate-app-graph",
+        "contoso-exgate-app-ews",
+        "contoso-exgate-app-imap",
+    ] {
+        let tested = env
+            .run(&[
+                "connection",
+                "test",
+                name,
+                "--mailbox",
+                seed::MEGAN,
+                "--json",
+            ])
             .await
             .ok();
+        let report: Value = serde_json::from_str(&tested.stdout()).unwrap();
+        assert_eq!(report["ok"], true, "{name}: {report}");
     }
+    let imap_steps = |report: &Value| -> Vec<String> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("IMAP"))
+            .map(|c| format!("{} {}", c["name"], c["status"]))
+            .collect()
+    };
+    let imap: Value = serde_json::from_str(
+        &env.run(&[
+            "connection",
+            "test",
+            "contoso-exgate-app-imap",
+            "--mailbox",
+            seed::MEGAN,
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    )
+    .unwrap();
+    assert!(
+        imap_steps(&imap).contains(&"\"IMAP mailbox\" \"passed\"".to_owned()),
+        "{imap}"
+    );
+    // A mailbox call over IMAP: Megan's messages, read with the new app's app-only token.
+    let before = env.mock.mail_sessions().len();
+    let listed: Value = serde_json::from_str(
+        &env.run(&[
+            "mail",
+            "list",
+            "-c",
+            "contoso-exgate-app-imap",
+            "-m",
+            seed::MEGAN,
+            "--json",
+        ])
+        .await
+        .ok()
+        .stdout(),
+    )
+    .unwrap();
+    assert!(
+        !listed["messages"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+    let sessions = env.mock.mail_sessions();
+    assert!(
+        sessions[before..].iter().any(|s| s.protocol
+            == exgate_testkit::mailproto::MailProtocol::Imap
+            && s.app_only
+            && s.outcome.as_deref() == Some("ok")
+            && s.mailbox.as_deref() == Some(seed::MEGAN)),
+        "{sessions:#?}"
+    );
     let shown: Value = serde_json::from_str(
         &env.run(&["connection", "show", "contoso-exgate-app-graph", "--json"])
             .await

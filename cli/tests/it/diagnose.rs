@@ -57,6 +57,7 @@ async fn core_report(env: &Env, connection: &str, mailbox: Option<&str>) -> Valu
         &exgate_core::diagnose::TestOptions {
             account: None,
             mailbox: mailbox.map(str::to_owned),
+            redirect_uri: None,
         },
     )
     .await

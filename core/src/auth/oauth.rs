@@ -654,6 +654,32 @@ impl OAuthClient {
         }
     }
 
+    /// Polls a device code sign-in once: `Ok(None)` while the user has not finished
+    /// (`authorization_pending`, `slow_down`), the tokens once they have, or the refusal. The
+    /// connection test uses it to learn whether the provider takes this client's device code
+    /// grant at all (Entra: "Allow public client flows") without waiting for anyone.
+    pub async fn poll_device_once(
+        &self,
+        device: &DeviceAuthorization,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        let form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:device_code".to_owned(),
+            ),
+            ("device_code", device.device_code.expose().to_owned()),
+        ];
+        match self.token_request("device code sign-in", form).await {
+            Err(AuthError::Refused { body, .. })
+                if body.error == "authorization_pending" || body.error == "slow_down" =>
+            {
+                Ok(None)
+            }
+            Ok(response) => Ok(Some(response)),
+            Err(other) => Err(other),
+        }
+    }
+
     fn client_authentication(
         &self,
         form: &mut Vec<(&'static str, String)>,

@@ -173,10 +173,11 @@ pub fn authentication_refused(s: &Situation<'_>, reply: &str) -> MailFailure {
             s.new_service_principal(),
             s.mailbox_permission()
         );
-        if p == MailProtocol::Pop {
-            // POP answers the same for every refusal, a protocol switched off included.
+        if p == MailProtocol::Pop || p == MailProtocol::Imap {
+            // IMAP and POP answer the same for every refusal, the protocol switched off for
+            // the mailbox included.
             hint.push_str(&format!(
-                "; if both are done, POP may be off for the mailbox: `{}`",
+                "; if both are done, {p} may be off for the mailbox: `{}`",
                 s.protocol_switch()
             ));
         }

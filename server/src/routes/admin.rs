@@ -506,6 +506,7 @@ pub(crate) async fn test_connection(
     let options = exgate_core::diagnose::TestOptions {
         account: body.account,
         mailbox: body.mailbox.or(q.mailbox),
+        redirect_uri: Some(s.redirect_uri()),
     };
     Ok(Json(
         exgate_core::diagnose::test_connection(

@@ -259,6 +259,7 @@ async fn a_delegated_connection_without_an_account_says_how_to_sign_in() {
             ("network", "passed"),
             ("identity provider", "passed"),
             ("clock", "passed"),
+            ("sign-in", "failed"),
             ("credentials", "skipped"),
             ("token claims", "skipped"),
             ("mailbox", "skipped"),
@@ -266,6 +267,23 @@ async fn a_delegated_connection_without_an_account_says_how_to_sign_in() {
         "{report}"
     );
     assert_eq!(report["ok"], false);
+    // The CLI's app has only the loopback registered: the gateway's own redirect URI is not,
+    // so users could not sign in through the gateway.
+    let sign_in = check(&report, "sign-in");
+    let evidence = sign_in["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("AADSTS50011")
+            && evidence.contains("/service/oauth2/authorize (the gateway's)")
+            && evidence.contains("http://localhost (the CLI's loopback"),
+        "{report}"
+    );
+    assert!(
+        sign_in["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("az ad app update --id {}", seed::PUBLIC_APP)),
+        "{report}"
+    );
     let credentials = check(&report, "credentials");
     assert!(
         credentials["evidence"]

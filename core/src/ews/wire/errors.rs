@@ -283,10 +283,10 @@ impl EwsError {
                 "read the item again and repeat the change".into()
             }
             C::EwsDisabled => format!(
-                "on Exchange Online, an admin runs Set-OrganizationConfig -EwsEnabled $true and adds the \
-                 app to the EWS allow-list (Set-OrganizationConfig -EwsApplicationAccessPolicy \
-                 EnforceAllowList -EwsAllowList @{{Add=\"<app>\"}}); check Set-CASMailbox -EwsEnabled for \
-                 the mailbox. EWS in Exchange Online is switched off on {EWS_ONLINE_SHUTDOWN}: move this \
+                "on Exchange Online, an admin runs Set-OrganizationConfig -EwsEnabled $true and, while the \
+                 organization keeps an allow list of apps, adds the app's client ID to it \
+                 (Set-OrganizationConfig -EwsAllowedAppIDs, which writes the whole list); check \
+                 Set-CASMailbox -EwsEnabled for the mailbox. EWS in Exchange Online is switched off on {EWS_ONLINE_SHUTDOWN}: move this \
                  connection to the Graph backend (backend = \"graph\")"
             ),
             C::ErrorInternalServerError
