@@ -29,6 +29,9 @@ pub struct AppState {
     /// Sign-ins started through the API, for their status route.
     pub logins: Arc<Logins>,
     pub metrics: Arc<Metrics>,
+    /// The admin console's signing key (derived from the master key, so every gateway over the
+    /// same store and key file accepts the same sessions).
+    pub console: Arc<crate::console::Keys>,
 }
 
 impl AppState {
@@ -42,7 +45,12 @@ impl AppState {
             Arc::clone(&services.clock),
             settings.server.trusted_proxies,
         ));
+        let console = Arc::new(crate::console::Keys::new(
+            &services.vault.derive_key("console-session"),
+            Arc::clone(&services.clock),
+        ));
         Self {
+            console,
             keys: services.keys,
             store: services.store,
             connections: services.connections,
