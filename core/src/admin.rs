@@ -250,6 +250,24 @@ impl AdminCheck {
         Ok(ok)
     }
 
+    /// A digest of the admin password as it stands now (of the stored hash, or of the configured
+    /// password): what a console session is bound to, so a reset or a changed configuration ends
+    /// every session. `None` when there is no admin password yet.
+    pub async fn binding(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        let mut h = Sha256::new();
+        if let Some(c) = &self.configured {
+            h.update(b"configured/");
+            h.update(c.expose().as_bytes());
+        } else {
+            let Some(hash) = self.store.admin_password_hash().await? else {
+                return Ok(None);
+            };
+            h.update(b"stored/");
+            h.update(hash.as_bytes());
+        }
+        Ok(Some(h.finalize().into()))
+    }
+
     /// The most argon2 verifications that ran at once so far.
     pub fn peak_argon2(&self) -> usize {
         self.peak.load(Ordering::SeqCst)

@@ -162,6 +162,8 @@ const NONCE_LEN: usize = 12;
 /// Envelope encryption of stored secrets under the master key.
 pub struct Vault {
     cipher: Aes256Gcm,
+    /// The base of [`Vault::derive_key`]: a hash of the master key, never the key itself.
+    derive_base: [u8; 32],
     key_file: PathBuf,
 }
 
@@ -215,14 +217,33 @@ impl Vault {
         };
         let key = B64.decode(text.trim()).map_err(|_| malformed())?;
         let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| malformed())?;
+        let derive_base = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(b"exgate/v1/derive-key/");
+            h.update(&key);
+            h.finalize().into()
+        };
         Ok(Self {
             cipher,
+            derive_base,
             key_file: path.to_path_buf(),
         })
     }
 
     pub fn key_file(&self) -> &Path {
         &self.key_file
+    }
+
+    /// A 256-bit key for `purpose` (for example `console-session`), derived from the master key:
+    /// every gateway with the same key file derives the same key, and no derived key reveals the
+    /// master key or another purpose's key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.derive_base);
+        h.update(purpose.as_bytes());
+        h.finalize().into()
     }
 
     /// Seals `plaintext` for the row named by `context` (for example `connections/<id>/secret`).

@@ -327,6 +327,32 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Caller, Api
     }
 }
 
+/// The console's sign-in: checks `password` as the admin password under the same failure limit
+/// as the API's Basic authentication (per client address). `Err` is 429 once the client failed
+/// too often; `Ok(false)` a wrong password.
+pub(crate) async fn console_password(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    password: &str,
+) -> Result<bool, ApiError> {
+    let guard = &state.guard;
+    let slot = (
+        guard.client_address(peer, headers),
+        Credential::AdminPassword,
+    );
+    if guard.failures.is_locked(&slot).await {
+        return Err(guard.too_many());
+    }
+    if verify_admin(&state.admin, password).await? {
+        guard.failures.succeed(&slot).await;
+        Ok(true)
+    } else {
+        guard.failures.fail(slot).await;
+        Ok(false)
+    }
+}
+
 async fn verify_admin(check: &AdminCheck, password: &str) -> Result<bool, ApiError> {
     check
         .verify(&Secret::new(password))

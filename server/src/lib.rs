@@ -5,6 +5,7 @@
 //! `tower::ServiceExt::oneshot` and the binary serves it with [`serve`].
 
 pub mod auth;
+mod console;
 mod error;
 mod extract;
 mod health;
@@ -146,6 +147,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/docs", get(openapi::page));
     Router::new()
         .merge(api)
+        .merge(console::router())
         .route("/service/oauth2/authorize", get(signin::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

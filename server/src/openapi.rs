@@ -1,6 +1,7 @@
 //! The API's OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations, served
-//! at `GET /api/openapi.json` with a Scalar page at `GET /api/docs`. Both need authentication, as
-//! every API route does.
+//! at `GET /api/openapi.json` with a page rendered from it at `GET /api/docs` (server-side HTML,
+//! the console's stylesheet, no script and no CDN). Both need authentication, as every API route
+//! does.
 
 mod core_types;
 
@@ -13,7 +14,6 @@ use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
-use utoipa_scalar::Scalar;
 
 use crate::ApiError;
 use crate::auth::Caller;
@@ -236,18 +236,94 @@ impl IntoResponses for MailboxErrors {
 
 static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
 
-/// The docs page runs Scalar's script from its CDN and lets it style itself; its one inline
-/// `<script>` is a JSON data block, which is not executed. No inline script runs, nothing frames it.
-const DOCS_CSP: &str = "default-src 'self'; script-src https://cdn.jsdelivr.net; \
-     style-src 'self' 'unsafe-inline' https:; font-src 'self' https: data:; img-src 'self' https: data:; \
-     connect-src 'self' https:; object-src 'none'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
+/// The docs page: rendered once from the document, every operation by tag with its parameters
+/// and answers. The console's stylesheet is its only other file.
+static PAGE: LazyLock<String> = LazyLock::new(|| render_page(&DOCUMENT));
 
-static PAGE: LazyLock<String> = LazyLock::new(|| {
-    Scalar::new(DOCUMENT.clone())
-        .title("exgate gateway API")
-        .to_html()
-});
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn render_page(doc: &utoipa::openapi::OpenApi) -> String {
+    use maud::{DOCTYPE, html};
+    let json = serde_json::to_value(doc).unwrap_or_default();
+    const METHODS: [&str; 5] = ["get", "post", "patch", "put", "delete"];
+    // (tag, [(method, path, operation)]) in the document's tag order.
+    let mut by_tag: BTreeMap<String, Vec<(&str, &str, &serde_json::Value)>> = BTreeMap::new();
+    if let Some(paths) = json["paths"].as_object() {
+        for (path, item) in paths {
+            for m in METHODS {
+                let op = &item[m];
+                if op.is_object() {
+                    let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
+                    by_tag.entry(tag).or_default().push((m, path, op));
+                }
+            }
+        }
+    }
+    let anchor = |m: &str, p: &str| {
+        format!("{m}-{p}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (text(&json["info"]["title"])) " — API reference" }
+                link rel="stylesheet" href="/admin/assets/console.css";
+            }
+            body {
+                header { a.brand href="/admin" { "exgate console" } }
+                main {
+                    h1 { (text(&json["info"]["title"])) " " (text(&json["info"]["version"])) }
+                    p { (text(&json["info"]["description"])) }
+                    p { "The machine-readable document: " a href="/api/openapi.json" { "/api/openapi.json" } " (OpenAPI 3.1)." }
+                    nav aria-label="Operations" {
+                        @for (tag, ops) in &by_tag {
+                            h2 { (tag) }
+                            ul { @for (m, p, op) in ops { li { a href={"#" (anchor(m, p))} { code { (m.to_uppercase()) " " (p) } } " — " (text(&op["summary"])) } } }
+                        }
+                    }
+                    @for (tag, ops) in &by_tag {
+                        @for (m, p, op) in ops {
+                            section id=(anchor(m, p)) aria-labelledby={(anchor(m, p)) "-h"} {
+                                h3 id={(anchor(m, p)) "-h"} { code { (m.to_uppercase()) " " (p) } }
+                                p { strong { (text(&op["summary"])) } " (" (tag) ")" }
+                                @if let Some(d) = op["description"].as_str() { p { (d) } }
+                                @if let Some(params) = op["parameters"].as_array() {
+                                    table {
+                                        thead { tr { th { "Parameter" } th { "In" } th { "Required" } th { "Description" } } }
+                                        tbody { @for prm in params { tr {
+                                            td { code { (text(&prm["name"])) } }
+                                            td { (text(&prm["in"])) }
+                                            td { @if prm["required"].as_bool() == Some(true) { "yes" } @else { "no" } }
+                                            td { (text(&prm["description"])) }
+                                        } } }
+                                    }
+                                }
+                                @if op["requestBody"].is_object() {
+                                    p { "Body: " @for (ct, _) in op["requestBody"]["content"].as_object().into_iter().flatten() { code { (ct) } " " } (text(&op["requestBody"]["description"])) }
+                                }
+                                table {
+                                    thead { tr { th { "Status" } th { "Answer" } } }
+                                    tbody { @for (code, r) in op["responses"].as_object().into_iter().flatten() { tr {
+                                        td { (code) }
+                                        td { (text(&r["description"])) }
+                                    } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
 
 /// This document.
 #[utoipa::path(
@@ -264,7 +340,7 @@ pub(crate) async fn document(_: Caller) -> Json<&'static utoipa::openapi::OpenAp
     Json(&DOCUMENT)
 }
 
-/// This document as a browsable page (Scalar).
+/// This document as a browsable page (rendered by the gateway; no script, no CDN).
 ///
 /// Without credentials it answers 401 with `WWW-Authenticate: Basic`, so a browser asks for the
 /// admin's user name and password.
@@ -281,7 +357,7 @@ pub(crate) async fn document(_: Caller) -> Json<&'static utoipa::openapi::OpenAp
 pub(crate) async fn page(caller: Result<Caller, ApiError>) -> Response {
     match caller {
         Ok(_) => (
-            [(header::CONTENT_SECURITY_POLICY, DOCS_CSP)],
+            [(header::CONTENT_SECURITY_POLICY, crate::console::CONSOLE_CSP)],
             Html(PAGE.as_str()),
         )
             .into_response(),

@@ -31,6 +31,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The follower of the store's change feed, on a store several gateways share.
     pub changes: Option<Arc<exgate_core::changes::ChangeFollower>>,
+    /// The admin console's signing key (derived from the master key, so every gateway over the
+    /// same store and key file accepts the same sessions).
+    pub console: Arc<crate::console::Keys>,
 }
 
 impl AppState {
@@ -46,8 +49,13 @@ impl AppState {
             settings.server.trusted_proxies,
             exgate_core::limiter::FailurePolicy::default(),
         ));
+        let console = Arc::new(crate::console::Keys::new(
+            &services.vault.derive_key("console-session"),
+            Arc::clone(&services.clock),
+        ));
         Self {
             changes: services.changes,
+            console,
             keys: services.keys,
             store: services.store,
             connections: services.connections,

@@ -247,6 +247,16 @@ const DEBIAN_TOOLS: &[(&str, &str, &str)] = &[
         "/usr/lib/postgresql/*/bin/initdb",
         "the store's PostgreSQL tests start throwaway clusters (exgate_testkit::postgres)",
     ),
+    (
+        "chromium",
+        "/usr/bin/chromium",
+        "the admin console's browser tests run headless Chromium",
+    ),
+    (
+        "chromium-driver",
+        "/usr/bin/chromedriver",
+        "the admin console's browser tests drive Chromium over WebDriver",
+    ),
 ];
 
 /// Whether a file matching `pattern` exists; a `*` component matches any one folder name.

@@ -289,6 +289,11 @@ impl ConnectionView {
     }
 }
 
+/// A connection as the API shows it, as JSON (for the console's page).
+pub(crate) fn connection_json(e: &ConnectionEntry, now: OffsetDateTime) -> serde_json::Value {
+    serde_json::to_value(ConnectionView::new(e, now)).unwrap_or_default()
+}
+
 /// List connections.
 #[utoipa::path(
     get,

@@ -446,14 +446,16 @@ async fn html_pages_are_not_cached_framed_or_referred_and_allow_only_hashed_styl
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (csp, html) = secure_page(resp).await;
-    assert!(csp.contains("script-src https://cdn.jsdelivr.net"), "{csp}");
-    for script in html.split("<script").skip(1) {
-        let tag = script.split('>').next().unwrap();
-        assert!(
-            tag.contains("src=") || tag.contains("application/json"),
-            "no inline script runs: <script{tag}>"
-        );
-    }
+    // The reference is rendered by the gateway from its document: no script, nothing remote.
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("http"), "no remote source: {csp}");
+    assert!(!html.contains("<script"), "no script on the reference page");
+    assert!(!html.contains("https://cdn"), "no CDN");
+    assert!(
+        html.contains("/api/v1/connections/{connection}/test"),
+        "every operation is listed"
+    );
     // JSON answers are left alone.
     let resp = gw.send("GET", "/healthz", None, Value::Null).await;
     assert!(!resp.headers().contains_key("x-frame-options"));
