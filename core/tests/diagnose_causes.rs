@@ -42,6 +42,7 @@ async fn test(
     skew: Duration,
     trust: bool,
     mailbox: Option<&str>,
+    signed_in: Option<(&str, &str)>,
 ) -> Report {
     let vault = Arc::new(Vault::open_or_create(&dir.join("key")).unwrap());
     let store = Arc::new(
@@ -63,6 +64,12 @@ async fn test(
     };
     let signin = Arc::new(SignIn::new(store, connections.clone(), network.clone(), clock).unwrap());
     connections.add("c", &spec).await.unwrap();
+    if let Some((upn, password)) = signed_in {
+        signin
+            .password_login("c", None, upn, &Secret::new(password))
+            .await
+            .unwrap();
+    }
     let mailboxes = Mailboxes::new(
         signin.clone(),
         connections.clone(),
@@ -115,6 +122,8 @@ struct Row {
     skew: Duration,
     untrusted_tls: bool,
     mailbox: Option<&'static str>,
+    /// A user signed in (by password) before the test: UPN and password.
+    signed_in: Option<(&'static str, &'static str)>,
     step: &'static str,
     evidence: Vec<String>,
     fix: Vec<String>,
@@ -137,6 +146,7 @@ impl Row {
             skew: Duration::ZERO,
             untrusted_tls: false,
             mailbox: Some(seed::ADELE),
+            signed_in: None,
             step,
             evidence: evidence.iter().map(|e| (*e).to_owned()).collect(),
             fix: fix.iter().map(|f| (*f).to_owned()).collect(),
@@ -390,6 +400,44 @@ async fn each_misconfiguration_is_named_with_its_fix() {
                 ),
             ],
         ),
+        Row {
+            mailbox: Some(seed::MEGAN),
+            signed_in: Some((seed::ADELE, seed::ADELE_PASSWORD)),
+            ..Row::new(
+                "mailbox permission missing (EWS, delegated: another user's mailbox)",
+                ConnectionSpec {
+                    backend: Some("ews".into()),
+                    ..delegated(seed::PUBLIC_APP, "password", None)
+                },
+                Setup::None,
+                diagnose::MAILBOX,
+                &["ErrorAccessDenied"],
+                &[&format!(
+                    "Add-MailboxPermission -Identity {} -User {} -AccessRights FullAccess",
+                    seed::MEGAN,
+                    seed::ADELE
+                )],
+            )
+        },
+        Row {
+            mailbox: Some(seed::MEGAN),
+            signed_in: Some((seed::ADELE, seed::ADELE_PASSWORD)),
+            ..Row::new(
+                "mailbox permission missing (IMAP, delegated: another user's mailbox)",
+                ConnectionSpec {
+                    backend: Some("imap".into()),
+                    ..delegated(seed::PUBLIC_APP, "password", None)
+                },
+                Setup::None,
+                "IMAP mailbox",
+                &["authenticated but not connected"],
+                &[&format!(
+                    "Add-MailboxPermission -Identity {} -User {} -AccessRights FullAccess",
+                    seed::MEGAN,
+                    seed::ADELE
+                )],
+            )
+        },
         Row::new(
             "EWS blocked for the organization's apps",
             app_only_ews(),
@@ -466,6 +514,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             skew,
             untrusted_tls,
             mailbox,
+            signed_in,
             step,
             evidence,
             fix,
@@ -489,7 +538,16 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             Setup::MailboxScope(app, mailboxes) => mock.set_mailbox_scope(app, Some(mailboxes)),
         }
         let dir = tempfile::tempdir().unwrap();
-        let report = test(&mock, dir.path(), spec, skew, !untrusted_tls, mailbox).await;
+        let report = test(
+            &mock,
+            dir.path(),
+            spec,
+            skew,
+            !untrusted_tls,
+            mailbox,
+            signed_in,
+        )
+        .await;
         assert!(!report.ok, "{what}: {report:#?}");
         let check = failed(&report);
         assert_eq!(check.name, step, "{what}: {report:#?}");
@@ -543,6 +601,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             Duration::ZERO,
             true,
             None,
+            None,
         )
         .await;
         let sign_in = report
@@ -565,6 +624,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
             Duration::ZERO,
             true,
             Some(seed::ADELE),
+            None,
         )
         .await;
         assert!(report.ok, "{report:#?}");
@@ -580,6 +640,7 @@ async fn each_misconfiguration_is_named_with_its_fix() {
         Duration::ZERO,
         true,
         Some(seed::ADELE),
+        None,
     )
     .await;
     assert!(report.ok, "{report:#?}");

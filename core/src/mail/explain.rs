@@ -125,11 +125,18 @@ impl Situation<'_> {
         self.claims.is_some_and(|c| c.app_only)
     }
 
+    /// FullAccess for the app's service principal (app-only) or the signed-in user.
     fn mailbox_permission(&self) -> String {
-        format!(
-            "Add-MailboxPermission -Identity {} -User {} -AccessRights FullAccess",
-            self.mailbox,
+        let who = if self.app_only() {
             self.sp_object_id()
+        } else {
+            self.claims
+                .and_then(|c| c.user.as_deref())
+                .unwrap_or("<the user>")
+        };
+        format!(
+            "Add-MailboxPermission -Identity {} -User {who} -AccessRights FullAccess",
+            self.mailbox
         )
     }
 

@@ -346,9 +346,11 @@ pub(crate) enum CheckStatus {
 /// One step of the connection test.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Check {
-    /// `identity provider`, `credentials`, `token claims`, `mailbox`; Exchange Server with
-    /// Basic or NTLM: `EWS endpoint`, `authentication`, `mailbox`
-    /// and, with a mailbox named, `mailbox access`.
+    /// `network` (one per host), `identity provider`, `clock`, `sign-in` (delegated: the
+    /// redirect URIs registered, or the public-client grants allowed), `credentials`,
+    /// `token claims`, `mailbox`, then each mail protocol's (`IMAP mailbox`, `SMTP
+    /// authentication`, …); Exchange Server with Basic or NTLM: `EWS endpoint`,
+    /// `authentication`, `mailbox` and, with a mailbox named, `mailbox access`.
     name: String,
     status: CheckStatus,
     /// What was seen (HTTP status, AADSTS code, token claims, endpoint reached); for a skipped
@@ -358,7 +360,8 @@ pub(crate) struct Check {
     fix: Option<String>,
 }
 
-/// The connection test: identity provider, credentials, token claims, mailbox, in order.
+/// The connection test: network, identity provider, clock, sign-in (delegated), credentials,
+/// token claims, mailbox and the mail protocols, in order.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Report {
     connection: String,

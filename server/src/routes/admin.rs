@@ -476,7 +476,9 @@ pub(crate) struct TestBody {
     mailbox: Option<String>,
 }
 
-/// Test a connection: identity provider, credentials, token claims, mailbox; Exchange Server
+/// Test a connection: network, identity provider, clock, sign-in (delegated connections: the
+/// connection's redirect URI and the gateway's own registered, or the device code and
+/// password grants allowed), credentials, token claims, mailbox; Exchange Server
 /// with Basic or NTLM: EWS endpoint, authentication, mailbox, and with `mailbox` named, mailbox
 /// access.
 ///
