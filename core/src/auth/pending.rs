@@ -122,7 +122,7 @@ impl PendingLogins {
     }
 
     /// How many sign-ins are remembered.
-    pub async fn len(&self) -> Result<u64, Error> {
+    pub async fn count(&self) -> Result<u64, Error> {
         Ok(self.store.pending_logins().await?)
     }
 
@@ -254,7 +254,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(pending.len().await.unwrap(), 3, "three per principal");
+        assert_eq!(pending.count().await.unwrap(), 3, "three per principal");
         assert!(
             pending.take("u42-0").await.is_err(),
             "the oldest went first"
@@ -273,7 +273,7 @@ mod tests {
             pending.take("a-10").await.is_ok(),
             "the newest ten of connection a stay"
         );
-        assert_eq!(pending.len().await.unwrap(), 9);
+        assert_eq!(pending.count().await.unwrap(), 9);
 
         for i in 0..10 {
             pending
@@ -285,7 +285,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(pending.len().await.unwrap(), 25, "the total cap");
+        assert_eq!(pending.count().await.unwrap(), 25, "the total cap");
         assert!(pending.take("c-9").await.is_ok());
         assert!(
             pending.take("a-11").await.is_err(),
