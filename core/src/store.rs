@@ -412,13 +412,16 @@ impl Debug for TurnHold {
     }
 }
 
+/// The locks of [`LocalLocks`] by account, and the size at which to sweep them next.
+type LockMap = (
+    std::collections::HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>,
+    usize,
+);
+
 /// One lock per account, in this process; entries nobody holds are swept as the map grows.
 #[derive(Debug, Default)]
 pub(crate) struct LocalLocks {
-    map: std::sync::Mutex<(
-        std::collections::HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>,
-        usize,
-    )>,
+    map: std::sync::Mutex<LockMap>,
 }
 
 impl LocalLocks {

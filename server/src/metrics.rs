@@ -169,7 +169,7 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
     );
     let _ = writeln!(
         out,
-        "# HELP exgate_token_refreshes_total Token requests to identity providers.\n# TYPE exgate_token_refreshes_total counter\nexgate_token_refreshes_total {}",
+        "# HELP exgate_token_refreshes_total Token refreshes (answered by the identity provider, or by the token another gateway sharing the store had just stored).\n# TYPE exgate_token_refreshes_total counter\nexgate_token_refreshes_total {}",
         stats.fetches.load(Ordering::Relaxed)
     );
     let _ = writeln!(

@@ -145,7 +145,52 @@ impl Cluster {
     }
 }
 
+/// The inode of the TCP socket from local port `port` (to the database), from the kernel's table.
+fn socket_inode(port: u16) -> Option<String> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            std::fs::read_to_string(table)
+                .ok()?
+                .lines()
+                .skip(1)
+                .find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = fields.get(1)?;
+                    let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+                    (local_port == port).then(|| fields.get(9).map(|i| (*i).to_owned()))?
+                })
+        })
+}
+
 impl Gateway {
+    /// Whether this process is in the middle of an account's refresh: one of its database
+    /// sessions holds the account's row (its turn) while it waits for the identity provider.
+    async fn holds_refresh_turn(&self, cluster: &Cluster) -> bool {
+        // A turn is the one transaction that stays open while nothing runs in it: its last
+        // statement is the row lock or the read of the stored access token after it.
+        let ports: Vec<(i32,)> = sqlx::query_as(
+            "SELECT client_port FROM pg_stat_activity WHERE state = 'idle in transaction' \
+             AND (query LIKE '%FOR UPDATE%' OR query LIKE 'SELECT token_sealed%')",
+        )
+        .fetch_all(&mut cluster.db().await)
+        .await
+        .unwrap();
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())) else {
+            return false;
+        };
+        let sockets: Vec<String> = fds
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .map(|link| link.display().to_string())
+            .collect();
+        ports.iter().any(|(port,)| {
+            u16::try_from(*port)
+                .ok()
+                .and_then(socket_inode)
+                .is_some_and(|inode| sockets.contains(&format!("socket:[{inode}]")))
+        })
+    }
+
     /// Kills the process at once (SIGKILL): no shutdown, no flush.
     fn kill_9(&mut self) {
         self.child.kill().unwrap();
@@ -371,8 +416,8 @@ async fn a_thousand_token_requests_over_three_instances_cause_one_refresh_and_lo
     // A spent refresh token is refused from now on, so a lost rotation would show.
     cluster.mock.set_strict_rotation(true);
     let refreshes_before = cluster.mock.refresh_grants();
-    // The refresh takes a moment, as Entra's does: every instance loads the due token meanwhile.
-    cluster.mock.set_latency(Duration::from_millis(300));
+    // The refresh takes a moment, as Entra's can: every instance loads the due token meanwhile.
+    cluster.mock.set_latency(Duration::from_secs(1));
     cluster.due_for_refresh().await;
 
     let requests: Vec<_> = (0..1000)
@@ -452,7 +497,8 @@ async fn killing_an_instance_in_the_middle_of_refreshes_and_writes_loses_nothing
     // Tokens to be refreshed a second after they are issued, and token requests that take a
     // while: under load, some instance is always in the middle of a refresh.
     cluster.mock.set_refresh_in(Some(1));
-    cluster.mock.set_latency(Duration::from_millis(150));
+    cluster.mock.set_latency(Duration::from_millis(400));
+    cluster.due_for_refresh().await;
 
     let bases: Arc<Vec<String>> = Arc::new(gateways.iter().map(|g| g.base.clone()).collect());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -492,13 +538,19 @@ async fn killing_an_instance_in_the_middle_of_refreshes_and_writes_loses_nothing
     }
 
     // Let the load run until the instance to be killed has refreshed a few times, then kill it
-    // while its refreshes and writes go on.
+    // while it holds an account's refresh turn (its call to the identity provider in flight) and
+    // its writes go on.
     until("the first instance refreshed under load", || async {
         gateways[0]
             .metric(&http, "exgate_token_refreshes_total")
             .await
             >= 3
     })
+    .await;
+    until(
+        "the first instance is in the middle of a refresh",
+        || async { gateways[0].holds_refresh_turn(&cluster).await },
+    )
     .await;
     gateways[0].kill_9();
     let refreshes = cluster.mock.refresh_grants();

@@ -4,7 +4,8 @@
 //! They live in the [`Store`], so that the callback on any gateway sharing it finishes a
 //! sign-in another one started; what the callback needs (the PKCE verifier, the nonce, …) is one
 //! document the database backends seal, bound to its row, and the `state` itself is kept only
-//! as its SHA-256.
+//! as its SHA-256. A session-only sign-in, of which nothing may reach the store, is kept in this
+//! process's memory instead (its callback must come back to it).
 //!
 //! They are bounded ([`PendingCaps`]): a few per connection and principal, more per connection,
 //! and a total; starting one more evicts the oldest of the group that is full, so a caller that
@@ -21,7 +22,7 @@ use crate::Error;
 use crate::clock::Clock;
 use crate::model::{ConnectionId, Principal, Resource};
 use crate::secret::Secret;
-use crate::store::{PendingLoginRow, Store};
+use crate::store::{MemoryStore, PendingLoginRow, Store};
 
 /// How long a started sign-in may take.
 pub const LIFETIME: time::Duration = time::Duration::minutes(10);
@@ -81,6 +82,9 @@ struct Payload {
 #[derive(Debug)]
 pub struct PendingLogins {
     store: Arc<dyn Store>,
+    /// Session-only sign-ins: nothing of them reaches the store, so their callback must come
+    /// back to this process.
+    local: MemoryStore,
     caps: PendingCaps,
     clock: Arc<dyn Clock>,
 }
@@ -91,12 +95,18 @@ impl PendingLogins {
     }
 
     pub fn with_caps(store: Arc<dyn Store>, clock: Arc<dyn Clock>, caps: PendingCaps) -> Self {
-        Self { store, caps, clock }
+        Self {
+            store,
+            local: MemoryStore::new(),
+            caps,
+            clock,
+        }
     }
 
     /// Remembers a started sign-in, evicting expired ones and, where a cap is reached, the
     /// oldest of its principal, its connection, or all.
     pub async fn insert(&self, state: String, login: PendingLogin) -> Result<(), Error> {
+        let session_only = login.session_only;
         let payload = Payload {
             resource: login.resource,
             scopes: login.scopes,
@@ -115,21 +125,30 @@ impl PendingLogins {
             started_at: login.started_at,
             payload: Secret::new(payload),
         };
-        self.store
+        let store: &dyn Store = if session_only {
+            &self.local
+        } else {
+            &*self.store
+        };
+        store
             .put_pending_login(&row, self.caps, self.clock.now() - LIFETIME)
             .await?;
         Ok(())
     }
 
     /// How many sign-ins are remembered.
-    pub async fn len(&self) -> Result<u64, Error> {
-        Ok(self.store.pending_logins().await?)
+    pub async fn count(&self) -> Result<u64, Error> {
+        Ok(self.store.pending_logins().await? + self.local.pending_logins().await?)
     }
 
     /// Takes the sign-in started with `state`. A second call with the same state (on any
     /// gateway sharing the store) finds nothing.
     pub async fn take(&self, state: &str) -> Result<PendingLogin, Error> {
-        let row = self.store.take_pending_login(state).await?.ok_or_else(|| {
+        let row = match self.local.take_pending_login(state).await? {
+            Some(row) => Some(row),
+            None => self.store.take_pending_login(state).await?,
+        };
+        let row = row.ok_or_else(|| {
             AuthError::Flow(
                 "this sign-in response matches no sign-in in progress (unknown or already used state); start the sign-in again"
                     .into(),
@@ -166,7 +185,6 @@ mod tests {
 
     use super::*;
     use crate::clock::MockClock;
-    use crate::store::MemoryStore;
 
     fn store() -> Arc<dyn Store> {
         Arc::new(MemoryStore::new())
@@ -254,7 +272,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(pending.len().await.unwrap(), 3, "three per principal");
+        assert_eq!(pending.count().await.unwrap(), 3, "three per principal");
         assert!(
             pending.take("u42-0").await.is_err(),
             "the oldest went first"
@@ -273,7 +291,7 @@ mod tests {
             pending.take("a-10").await.is_ok(),
             "the newest ten of connection a stay"
         );
-        assert_eq!(pending.len().await.unwrap(), 9);
+        assert_eq!(pending.count().await.unwrap(), 9);
 
         for i in 0..10 {
             pending
@@ -285,7 +303,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(pending.len().await.unwrap(), 25, "the total cap");
+        assert_eq!(pending.count().await.unwrap(), 25, "the total cap");
         assert!(pending.take("c-9").await.is_ok());
         assert!(
             pending.take("a-11").await.is_err(),

@@ -59,7 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 /// The transaction-level advisory lock taken while a sign-in is added, so that the caps hold
 /// across gateways adding at once ("pending" in ASCII).
-const PENDING_LOCK: i64 = 0x7065_6e64_696e_67;
+const PENDING_LOCK: i64 = 0x0070_656e_6469_6e67;
 
 /// The session advisory lock held while migrating, so that gateways starting together migrate
 /// once ("exgate" in ASCII).
