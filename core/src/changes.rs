@@ -149,3 +149,129 @@ fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use async_trait::async_trait;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::apikeys::KeyScope;
+    use crate::clock::SystemClock;
+    use crate::config::{Env, load};
+    use crate::secret::Vault;
+    use crate::services::Services;
+    use crate::store::{MemoryStore, Store, StoreError};
+
+    /// A feed the test drives: each event sent is what `next` answers.
+    struct Scripted(mpsc::UnboundedReceiver<FeedEvent>);
+
+    #[async_trait]
+    impl ChangeFeed for Scripted {
+        async fn next(&mut self) -> Result<FeedEvent, StoreError> {
+            match self.0.recv().await {
+                Some(event) => Ok(event),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_drops_its_kind_and_a_reconnection_drops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().display().to_string();
+        let mut settings = load(
+            None,
+            &Env::from_pairs([
+                ("HOME", home.clone()),
+                ("XDG_CONFIG_HOME", format!("{home}/config")),
+                ("XDG_DATA_HOME", format!("{home}/data")),
+                ("EXGATE_SYSTEM_CONFIG", format!("{home}/system.toml")),
+            ]),
+        )
+        .unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let vault = Arc::new(Vault::open_or_create(&dir.path().join("master.key")).unwrap());
+        let services = Services::over(
+            Arc::clone(&store),
+            vault,
+            &mut settings,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let (key, secret) = services.keys.create("k", KeyScope::Admin).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(FeedEvent::Listening).unwrap();
+        let follower = ChangeFollower::start(
+            Box::new(Scripted(rx)),
+            Caches {
+                connections: Arc::clone(&services.connections),
+                keys: Arc::clone(&services.keys),
+                signin: Arc::clone(&services.signin),
+            },
+        )
+        .await;
+        assert!(follower.is_listening());
+        assert_eq!(follower.status().listens(), 1);
+
+        // The key is cached here, then revoked by "another process" (the store directly).
+        assert!(
+            services
+                .keys
+                .verify(secret.expose())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store
+            .revoke_api_key(key.id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        assert!(
+            services
+                .keys
+                .verify(secret.expose())
+                .await
+                .unwrap()
+                .is_some(),
+            "still cached: nobody said"
+        );
+        // A change of another kind leaves the keys' cache alone.
+        tx.send(FeedEvent::Change(Change::Connections)).unwrap();
+        until("the change is applied", || follower.status().changes() == 1).await;
+        assert!(
+            services
+                .keys
+                .verify(secret.expose())
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The connection drops: not listening, and the revocation (whose notification was
+        // lost) is seen once it listens again.
+        tx.send(FeedEvent::Lost).unwrap();
+        until("the loss is seen", || !follower.is_listening()).await;
+        tx.send(FeedEvent::Listening).unwrap();
+        until("listening again", || follower.status().listens() == 2).await;
+        assert!(follower.is_listening());
+        assert!(
+            services
+                .keys
+                .verify(secret.expose())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
