@@ -434,3 +434,84 @@ async fn secrets_are_never_rendered_back_and_a_new_key_is_shown_once_on_a_page_n
     let docs = console.get("/api/docs", None).await;
     assert_eq!(docs.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn every_action_is_logged_with_the_sessions_id_never_its_cookie() {
+    let home = Home::new();
+    let console = Console::new(
+        &home,
+        "http://gateway.test",
+        Arc::new(exgate_core::clock::SystemClock),
+    )
+    .await;
+    let log = crate::hardening::Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let session = console.session().await;
+    let token = console.get("/admin/keys", Some(&session)).await.csrf();
+    let created = console
+        .post(
+            "/admin/keys",
+            &session,
+            &[("csrf", &token), ("name", "ops"), ("admin", "true")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let key = created
+        .body
+        .split("id=\"new-key\">")
+        .nth(1)
+        .and_then(|k| k.split('<').next())
+        .unwrap()
+        .to_owned();
+    let id = created
+        .body
+        .split("action=\"/admin/keys/")
+        .nth(1)
+        .and_then(|k| k.split('/').next())
+        .unwrap()
+        .to_owned();
+    let revoked = console
+        .post(
+            &format!("/admin/keys/{id}/revoke"),
+            &session,
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let out = console
+        .post("/admin/sign-out", &session, &[("csrf", &token)])
+        .await;
+    assert_eq!(out.location(), "/admin/sign-in");
+    assert!(
+        out.set_cookie("exgate_console")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    // The session's ID: a digest of the cookie's random part, not the cookie.
+    let sid = session
+        .trim_start_matches("exgate_console=")
+        .split('.')
+        .next()
+        .unwrap();
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sid.as_bytes());
+    let session_id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    for action in ["sign-in", "key.create", "key.revoke", "sign-out"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("session={session_id}"))
+                    && l.contains(&format!("action=\"{action}\""))),
+            "{action} is logged with the session: {text}"
+        );
+    }
+    for secret in [sid, &key, &console.password, &token] {
+        assert!(!text.contains(secret), "a secret in the log: {text}");
+    }
+}
