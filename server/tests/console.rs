@@ -194,6 +194,13 @@ async fn fill(c: &Client, css: &str, value: &str) -> Result {
     find(c, css).await?.send_keys(value).await.map_err(err)
 }
 
+/// Replaces what a text field holds.
+async fn replace(c: &Client, css: &str, value: &str) -> Result {
+    let e = find(c, css).await?;
+    e.clear().await.map_err(err)?;
+    e.send_keys(value).await.map_err(err)
+}
+
 /// Clicks what leads to another page, and waits until that page is there (the old page is
 /// marked first, so a lookup never lands on it).
 async fn click(c: &Client, css: &str) -> Result {
@@ -514,6 +521,91 @@ async fn a_wrong_password_a_missing_csrf_token_and_framing_are_refused() {
     assert_eq!(resp.status(), 403, "a sign-in without its token");
     let resp = http.get(format!("{base}/admin/keys")).send().await.unwrap();
     assert_eq!(resp.status(), 303, "no session: to the sign-in page");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_console_page_is_accessible_and_light_and_the_other_actions_work() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let gw = Gateway::start(&mock);
+    let (base, password) = (gw.base.clone(), gw.password.clone());
+    in_browser("every_page", |c| {
+        Box::pin(async move {
+            sign_in(c, &base, &password).await?;
+            // An app-only connection, then edited: its backend changes, its secret stays set.
+            c.goto(&format!("{base}/admin/connections/new")).await.map_err(err)?;
+            fill(c, "#name", "service").await?;
+            fill(c, "#tenant", seed::TENANT_ID).await?;
+            find(c, "#auth").await?.select_by_value("oauth2-app-only").await.map_err(err)?;
+            fill(c, "#client_id", seed::DAEMON_APP).await?;
+            fill(c, "#client_secret", seed::DAEMON_APP_SECRET).await?;
+            click(c, "form[action='/admin/connections'] button[type=submit]").await?;
+            replace(c, "#backend", "graph").await?;
+            click(c, "form[action='/admin/connections/service'] button[type=submit]").await?;
+            let settings = text(c, "main pre").await?;
+            if !settings.contains("\"backend\": \"graph\"") || !settings.contains("\"set\": true") {
+                return Err(format!("the edit did not keep the secret or change the backend: {settings}"));
+            }
+            check_page(c).await?;
+
+            // Static users: add one, see it, remove it.
+            c.goto(&format!("{base}/admin/connections/service/static-users")).await.map_err(err)?;
+            check_page(c).await?;
+            fill(c, "#principal", "sales").await?;
+            fill(c, "#mailbox", seed::ADELE).await?;
+            click(c, "form[action='/admin/connections/service/static-users'] button[type=submit]").await?;
+            let table = text(c, "main table").await?;
+            if !table.contains("sales") || !table.contains(seed::ADELE) {
+                return Err(format!("the static user is not listed: {table}"));
+            }
+            check_page(c).await?;
+            click(c, "button[aria-label='Remove sales']").await?;
+            if text(c, "main table").await?.contains("sales") {
+                return Err("the static user was not removed".into());
+            }
+
+            // Reset every user: refused without the name, done with it.
+            c.goto(&format!("{base}/admin/connections/service/users/reset-all")).await.map_err(err)?;
+            check_page(c).await?;
+            fill(c, "#confirm", "service").await?;
+            click(c, "button.danger").await?;
+            let done = text(c, "[role=status]").await?;
+            if !done.contains("0 users of service") {
+                return Err(format!("reset all: {done}"));
+            }
+
+            // A key for the connection, then revoked.
+            c.goto(&format!("{base}/admin/keys")).await.map_err(err)?;
+            fill(c, "#key-name", "worker").await?;
+            tick(c, "input[name=connection][value=service]").await?;
+            click(c, "form[action='/admin/keys'] button[type=submit]").await?;
+            find(c, "#new-key").await?;
+            check_page(c).await?;
+            click(c, "button[aria-label='Revoke worker']").await?;
+            if c.find(Locator::Css("button[aria-label='Revoke worker']")).await.is_ok() {
+                return Err("the key was not revoked".into());
+            }
+
+            // The remaining pages.
+            for path in [
+                "/admin/connections",
+                "/admin/connections/service",
+                "/admin/connections/service/test",
+                "/admin/connections/service/users",
+                "/admin/connections/service/sign-in-link",
+                "/admin/setup",
+                "/admin/setup?name=svc&who=service&protocol=graph&protocol=ews&mailboxes=adele%40contoso.com",
+            ] {
+                c.goto(&format!("{base}{path}")).await.map_err(err)?;
+                check_page(c).await.map_err(|e| format!("{path}: {e}"))?;
+            }
+            // The API reference opens with the session, self-hosted, accessible and light too.
+            c.goto(&format!("{base}/api/docs")).await.map_err(err)?;
+            find(c, "a[href='/api/openapi.json']").await?;
+            check_page(c).await.map_err(|e| format!("/api/docs: {e}"))?;
+            Ok(())
+        })
+    })
+    .await;
 }
 
 /// Takes the screenshots of docs/console.md (into `target/tmp/console-docs/`; with

@@ -330,12 +330,14 @@ fn connection_form(
 
 fn spec_of(form: &[(String, String)]) -> ConnectionSpec {
     use exgate_core::secret::Secret;
+    // The form prefills the gateway's redirect URI; it belongs to delegated connections only.
+    let delegated = given(form, "auth").is_none_or(|a| a == "oauth2-delegated");
     ConnectionSpec {
         tenant: given(form, "tenant"),
         auth: given(form, "auth"),
         client_id: given(form, "client_id"),
         client_secret: given(form, "client_secret").map(Secret::new),
-        redirect_uri: given(form, "redirect_uri"),
+        redirect_uri: given(form, "redirect_uri").filter(|_| delegated),
         credential_expires: given(form, "credential_expires"),
         backend: given(form, "backend"),
         ews_url: given(form, "ews_url"),
