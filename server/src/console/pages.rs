@@ -106,6 +106,7 @@ pub(crate) async fn dashboard(session: Session, State(s): State<AppState>) -> Re
         rows.push((name, c.settings.auth.kind(), accounts.len(), stale, expiry));
     }
     let throttled = s.mailboxes.governor().back_offs() + s.mailboxes.ews_governor().back_offs();
+    let store_ok = s.store.ping().await.is_ok();
     page(
         "Dashboard",
         Some(&session),
@@ -151,6 +152,13 @@ pub(crate) async fn dashboard(session: Session, State(s): State<AppState>) -> Re
                 ul { @for (c, p) in &needing { li { a href={"/admin/connections/" (enc(c)) "/users/" (enc(p))} { (c) " / " (p) } } } }
             }
             h2 { "Health" }
+            p #health {
+                "Store: "
+                @if store_ok { span.ok { "answers" } } @else { span.bad { "does not answer (see the gateway's log)" } }
+                ". Token requests failed since start: "
+                (s.signin.cache().stats().fetch_failures.load(std::sync::atomic::Ordering::Relaxed))
+                "."
+            }
             p { "Liveness " a href="/healthz" { "/healthz" } ", readiness " a href="/readyz" { "/readyz" } ", metrics " a href="/metrics" { "/metrics" } "." }
         },
     )

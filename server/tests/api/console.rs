@@ -166,6 +166,13 @@ async fn a_session_is_signed_bound_to_the_admin_password_expires_and_is_shared_b
     let dashboard = console.get("/admin", Some(&session)).await;
     assert_eq!(dashboard.status, StatusCode::OK);
     assert!(dashboard.body.contains("<h1>Dashboard</h1>"));
+    assert!(
+        dashboard
+            .body
+            .contains("Store: <span class=\"ok\">answers</span>"),
+        "{}",
+        dashboard.body
+    );
     assert!(!dashboard.body.contains(&console.password));
 
     // No cookie, or a forged one: the sign-in page.
