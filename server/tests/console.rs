@@ -616,6 +616,10 @@ async fn console_screenshots_for_the_docs() {
     let gw = Gateway::start(&mock);
     let (base, password) = (gw.base.clone(), gw.password.clone());
     let http = reqwest::Client::new();
+    // A client secret that expires in 20 days: the dashboard warns of it.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(20))
+        .date()
+        .to_string();
     let resp = http
         .post(format!("{base}/api/v1/connections"))
         .basic_auth("admin", Some(&password))
@@ -623,7 +627,7 @@ async fn console_screenshots_for_the_docs() {
             "name": "contoso", "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
             "client_id": seed::WEB_APP, "client_secret": seed::WEB_APP_SECRET,
             "redirect_uri": format!("{base}/service/oauth2/authorize"),
-            "credential_expires": "2027-01-01",
+            "credential_expires": expires,
         }))
         .send()
         .await
