@@ -29,6 +29,7 @@ impl Clock for TestClock {
 
 struct Console {
     router: Router,
+    state: exgate_server::AppState,
     password: String,
 }
 
@@ -81,7 +82,8 @@ impl Console {
         .await
         .unwrap();
         Self {
-            router: app(state),
+            router: app(state.clone()),
+            state,
             password: password.expose().to_owned(),
         }
     }
@@ -521,4 +523,152 @@ async fn every_action_is_logged_with_the_sessions_id_never_its_cookie() {
     for secret in [sid, &key, &console.password, &token] {
         assert!(!text.contains(secret), "a secret in the log: {text}");
     }
+}
+
+#[tokio::test]
+async fn known_users_are_filtered_paged_reset_and_reset_all_behind_confirmations() {
+    use exgate_core::model::{Account, AccountId, AccountStatus, CredentialKind};
+    let home = Home::new();
+    let console = Console::new(
+        &home,
+        "http://gateway.test",
+        Arc::new(exgate_core::clock::SystemClock),
+    )
+    .await;
+    let session = console.session().await;
+    let token = console
+        .get("/admin/connections/new", Some(&session))
+        .await
+        .csrf();
+    let created = console
+        .post(
+            "/admin/connections",
+            &session,
+            &[
+                ("csrf", &token),
+                ("name", "contoso"),
+                ("tenant", "contoso.onmicrosoft.com"),
+                ("auth", "oauth2-delegated"),
+                ("client_id", "11111111-2222-3333-4444-555555555555"),
+                (
+                    "redirect_uri",
+                    "https://gateway.test/service/oauth2/authorize",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let connection = console
+        .state
+        .connections
+        .get("contoso")
+        .await
+        .unwrap()
+        .connection;
+    for i in 0..60 {
+        let account = Account {
+            id: AccountId::new_random(),
+            connection: connection.id,
+            principal: format!("user{i:02}").parse().unwrap(),
+            mailbox: Some(format!("user{i:02}@contoso.com").parse().unwrap()),
+            credential: CredentialKind::RefreshToken,
+            status: AccountStatus::Active,
+            created_at: time::OffsetDateTime::now_utc(),
+            last_used_at: None,
+        };
+        console
+            .state
+            .store
+            .put_account(
+                &account,
+                Some(&exgate_core::secret::Secret::new("a-refresh-token")),
+            )
+            .await
+            .unwrap();
+    }
+    let first = console
+        .get("/admin/connections/contoso/users", Some(&session))
+        .await;
+    assert!(first.body.contains("60 users."), "{}", first.body);
+    assert!(first.body.contains(">user49<") && !first.body.contains(">user50<"));
+    assert!(first.body.contains("Page 1 of 2"));
+    assert!(
+        first
+            .body
+            .contains("href=\"/admin/connections/contoso/users?page=2\"")
+    );
+    let second = console
+        .get("/admin/connections/contoso/users?page=2", Some(&session))
+        .await;
+    assert!(second.body.contains(">user50<") && second.body.contains(">user59<"));
+    assert!(!second.body.contains(">user49<"));
+    assert!(second.body.contains("Previous page"));
+    let filtered = console
+        .get(
+            "/admin/connections/contoso/users?filter=USER5",
+            Some(&session),
+        )
+        .await;
+    assert!(
+        filtered.body.contains("10 users matching"),
+        "{}",
+        filtered.body
+    );
+    assert!(filtered.body.contains("Page 1 of 1"));
+
+    // Details, then a reset behind its confirmation page.
+    let details = console
+        .get("/admin/connections/contoso/users/user07", Some(&session))
+        .await;
+    assert!(details.body.contains("user07@contoso.com"));
+    assert!(
+        details.body.contains("<td id=\"status\">active</td>"),
+        "{}",
+        details.body
+    );
+    let confirm = console
+        .get(
+            "/admin/connections/contoso/users/user07/reset",
+            Some(&session),
+        )
+        .await;
+    assert!(confirm.body.contains("Yes, reset user07"));
+    let reset = console
+        .post(
+            "/admin/connections/contoso/users/user07/reset",
+            &session,
+            &[("csrf", &token), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(reset.location(), "/admin/connections/contoso/users/user07");
+    let details = console
+        .get("/admin/connections/contoso/users/user07", Some(&session))
+        .await;
+    assert!(details.body.contains("needs-sign-in"), "{}", details.body);
+
+    // Reset all needs the connection's name typed.
+    let wrong = console
+        .post(
+            "/admin/connections/contoso/users/reset-all",
+            &session,
+            &[("csrf", &token), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let still = console
+        .get("/admin/connections/contoso/users/user08", Some(&session))
+        .await;
+    assert!(still.body.contains("<td id=\"status\">active</td>"));
+    let all = console
+        .post(
+            "/admin/connections/contoso/users/reset-all",
+            &session,
+            &[("csrf", &token), ("confirm", "contoso")],
+        )
+        .await;
+    assert!(
+        all.body.contains("60 users of contoso must sign in again"),
+        "{}",
+        all.body
+    );
 }
