@@ -118,12 +118,15 @@ impl Driver {
         }
     }
 
-    async fn browser(&self) -> Client {
+    /// A Chromium session; `javascript: false` turns the pages' scripts off (and WebDriver's
+    /// own scripts with them).
+    async fn browser_with(&self, javascript: bool) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": "/usr/bin/chromium",
+                "prefs": { "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 } },
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -159,8 +162,15 @@ async fn in_browser<F>(name: &str, steps: F)
 where
     F: for<'a> FnOnce(&'a Client) -> Pin<Box<dyn Future<Output = Result> + 'a>>,
 {
+    in_browser_with(name, true, steps).await;
+}
+
+async fn in_browser_with<F>(name: &str, javascript: bool, steps: F)
+where
+    F: for<'a> FnOnce(&'a Client) -> Pin<Box<dyn Future<Output = Result> + 'a>>,
+{
     let driver = Driver::start();
-    let c = driver.browser().await;
+    let c = driver.browser_with(javascript).await;
     let outcome = steps(&c).await;
     if let Err(e) = &outcome {
         let at = c
@@ -213,6 +223,13 @@ async fn click(c: &Client, css: &str) -> Result {
     .map_err(err)?;
     target.click().await.map_err(err)?;
     find(c, "html:not([data-left])").await.map(drop)
+}
+
+/// Clicks, then waits for `next`, which only the next page has (no script: for pages whose
+/// scripts are off, where WebDriver's scripts do not run either).
+async fn click_to(c: &Client, css: &str, next: &str) -> Result {
+    find(c, css).await?.click().await.map_err(err)?;
+    find(c, next).await.map(drop)
 }
 
 /// Ticks a checkbox (no navigation).
@@ -345,6 +362,15 @@ async fn an_admin_signs_in_creates_a_connection_tests_it_links_a_user_and_resets
                 return Err(format!(
                     "the link does not go to the identity provider: {link}"
                 ));
+            }
+            // With the script, its copy button shows.
+            if !find(c, "button[data-copy=link]")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(err)?
+            {
+                return Err("the copy button is hidden although the script ran".into());
             }
             check_page(c).await?;
             c.goto(&link).await.map_err(err)?;
@@ -602,6 +628,71 @@ async fn every_console_page_is_accessible_and_light_and_the_other_actions_work()
             c.goto(&format!("{base}/api/docs")).await.map_err(err)?;
             find(c, "a[href='/api/openapi.json']").await?;
             check_page(c).await.map_err(|e| format!("/api/docs: {e}"))?;
+            Ok(())
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_core_actions_work_with_javascript_off() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let gw = Gateway::start(&mock);
+    let (base, password) = (gw.base.clone(), gw.password.clone());
+    in_browser_with("no_javascript", false, |c| {
+        Box::pin(async move {
+            // No script runs, WebDriver's neither: each click waits for what only the next page has.
+            c.goto(&format!("{base}/admin/sign-in"))
+                .await
+                .map_err(err)?;
+            fill(c, "#password", &password).await?;
+            click_to(c, "button[type=submit]", "nav[aria-label=Console]").await?;
+            c.goto(&format!("{base}/admin/connections/new"))
+                .await
+                .map_err(err)?;
+            fill(c, "#name", "contoso").await?;
+            fill(c, "#tenant", seed::TENANT_ID).await?;
+            fill(c, "#client_id", seed::WEB_APP).await?;
+            fill(c, "#client_secret", seed::WEB_APP_SECRET).await?;
+            click_to(
+                c,
+                "form[action='/admin/connections'] button[type=submit]",
+                "form[action='/admin/connections/contoso/delete']",
+            )
+            .await?;
+            if text(c, "main h1").await? != "Connection contoso" {
+                return Err("not created without JavaScript".into());
+            }
+            c.goto(&format!("{base}/admin/connections/contoso/sign-in-link"))
+                .await
+                .map_err(err)?;
+            fill(c, "#principal", "u42").await?;
+            click_to(c, "main form button[type=submit]", "#link").await?;
+            // The link is there as text; its copy button needs the script, so it stays hidden.
+            let link = text(c, "#link").await?;
+            if !link.contains("/oauth2/v2.0/authorize?") {
+                return Err(format!("no link: {link}"));
+            }
+            if find(c, "button[data-copy=link]")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(err)?
+            {
+                return Err("a copy button shows although the script did not run".into());
+            }
+            c.goto(&format!("{base}/admin/keys")).await.map_err(err)?;
+            fill(c, "#key-name", "portal").await?;
+            tick(c, "input[name=connection][value=contoso]").await?;
+            click_to(
+                c,
+                "form[action='/admin/keys'] button[type=submit]",
+                "#new-key",
+            )
+            .await?;
+            if !text(c, "#new-key").await?.starts_with("exg_") {
+                return Err("no key without JavaScript".into());
+            }
             Ok(())
         })
     })
