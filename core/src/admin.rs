@@ -401,6 +401,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_binding_changes_with_a_reset_and_needs_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let check = AdminCheck::new(Arc::clone(&store), None);
+        assert_eq!(check.binding().await.unwrap(), None, "no password yet");
+        reset_admin_credential(store.as_ref(), &crate::clock::SystemClock)
+            .await
+            .unwrap();
+        let first = check.binding().await.unwrap().unwrap();
+        assert_eq!(check.binding().await.unwrap(), Some(first));
+        reset_admin_credential(store.as_ref(), &crate::clock::SystemClock)
+            .await
+            .unwrap();
+        assert_ne!(check.binding().await.unwrap(), Some(first));
+        let configured = AdminCheck::new(store, Some(Secret::new("a configured one")));
+        assert!(configured.binding().await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn a_configured_password_needs_no_store() {
         let dir = tempfile::tempdir().unwrap();
         let check = AdminCheck::new(store(&dir).await, Some(Secret::new("a configured one")));

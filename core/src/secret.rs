@@ -333,6 +333,31 @@ mod tests {
     }
 
     #[test]
+    fn derived_keys_are_stable_per_key_file_and_apart_per_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = vault(&dir);
+        let again = vault(&dir);
+        assert_eq!(
+            a.derive_key("console-session"),
+            again.derive_key("console-session")
+        );
+        assert_ne!(a.derive_key("console-session"), a.derive_key("other"));
+        let other_dir = tempfile::tempdir().unwrap();
+        assert_ne!(
+            a.derive_key("console-session"),
+            vault(&other_dir).derive_key("console-session")
+        );
+        let raw = B64
+            .decode(fs::read_to_string(a.key_file()).unwrap().trim())
+            .unwrap();
+        assert_ne!(
+            a.derive_key("").as_slice(),
+            raw.as_slice(),
+            "not the master key"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_the_value() {
         let s = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{s:?}"), "[redacted]");

@@ -273,13 +273,13 @@ fn render_page(doc: &utoipa::openapi::OpenApi) -> String {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (text(&json["info"]["title"])) " — API reference" }
+                title { (text(&json["info"]["title"])) " API reference" }
                 link rel="stylesheet" href="/admin/assets/console.css";
             }
             body {
                 header { a.brand href="/admin" { "exgate console" } }
                 main {
-                    h1 { (text(&json["info"]["title"])) " " (text(&json["info"]["version"])) }
+                    h1 { (text(&json["info"]["title"])) " API " (text(&json["info"]["version"])) }
                     p { (text(&json["info"]["description"])) }
                     p { "The machine-readable document: " a href="/api/openapi.json" { "/api/openapi.json" } " (OpenAPI 3.1)." }
                     nav aria-label="Operations" {
@@ -342,8 +342,8 @@ pub(crate) async fn document(_: Caller) -> Json<&'static utoipa::openapi::OpenAp
 
 /// This document as a browsable page (rendered by the gateway; no script, no CDN).
 ///
-/// Without credentials it answers 401 with `WWW-Authenticate: Basic`, so a browser asks for the
-/// admin's user name and password.
+/// Without credentials (an API key, the admin password, or a console session) it answers 401
+/// with `WWW-Authenticate: Basic`, so a browser asks for the admin's user name and password.
 #[utoipa::path(
     get,
     path = "/api/docs",
@@ -354,14 +354,18 @@ pub(crate) async fn document(_: Caller) -> Json<&'static utoipa::openapi::OpenAp
         CallerErrors,
     ),
 )]
-pub(crate) async fn page(caller: Result<Caller, ApiError>) -> Response {
-    match caller {
-        Ok(_) => (
+pub(crate) async fn page(
+    caller: Result<Caller, ApiError>,
+    console: Result<crate::console::Session, Response>,
+) -> Response {
+    // A console session may read it too (the console links to it).
+    match caller.map_err(|e| (e, console.is_ok())) {
+        Ok(_) | Err((_, true)) => (
             [(header::CONTENT_SECURITY_POLICY, crate::console::CONSOLE_CSP)],
             Html(PAGE.as_str()),
         )
             .into_response(),
-        Err(e) => {
+        Err((e, false)) => {
             let challenge = e.status == StatusCode::UNAUTHORIZED;
             let mut resp = e.into_response();
             if challenge {

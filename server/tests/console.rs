@@ -118,12 +118,15 @@ impl Driver {
         }
     }
 
-    async fn browser(&self) -> Client {
+    /// A Chromium session; `javascript: false` turns the pages' scripts off (and WebDriver's
+    /// own scripts with them).
+    async fn browser_with(&self, javascript: bool) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": "/usr/bin/chromium",
+                "prefs": { "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 } },
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -159,8 +162,15 @@ async fn in_browser<F>(name: &str, steps: F)
 where
     F: for<'a> FnOnce(&'a Client) -> Pin<Box<dyn Future<Output = Result> + 'a>>,
 {
+    in_browser_with(name, true, steps).await;
+}
+
+async fn in_browser_with<F>(name: &str, javascript: bool, steps: F)
+where
+    F: for<'a> FnOnce(&'a Client) -> Pin<Box<dyn Future<Output = Result> + 'a>>,
+{
     let driver = Driver::start();
-    let c = driver.browser().await;
+    let c = driver.browser_with(javascript).await;
     let outcome = steps(&c).await;
     if let Err(e) = &outcome {
         let at = c
@@ -194,7 +204,36 @@ async fn fill(c: &Client, css: &str, value: &str) -> Result {
     find(c, css).await?.send_keys(value).await.map_err(err)
 }
 
+/// Replaces what a text field holds.
+async fn replace(c: &Client, css: &str, value: &str) -> Result {
+    let e = find(c, css).await?;
+    e.clear().await.map_err(err)?;
+    e.send_keys(value).await.map_err(err)
+}
+
+/// Clicks what leads to another page, and waits until that page is there (the old page is
+/// marked first, so a lookup never lands on it).
 async fn click(c: &Client, css: &str) -> Result {
+    let target = find(c, css).await?;
+    c.execute(
+        "document.documentElement.setAttribute('data-left', '');",
+        vec![],
+    )
+    .await
+    .map_err(err)?;
+    target.click().await.map_err(err)?;
+    find(c, "html:not([data-left])").await.map(drop)
+}
+
+/// Clicks, then waits for `next`, which only the next page has (no script: for pages whose
+/// scripts are off, where WebDriver's scripts do not run either).
+async fn click_to(c: &Client, css: &str, next: &str) -> Result {
+    find(c, css).await?.click().await.map_err(err)?;
+    find(c, next).await.map(drop)
+}
+
+/// Ticks a checkbox (no navigation).
+async fn tick(c: &Client, css: &str) -> Result {
     find(c, css).await?.click().await.map_err(err)
 }
 
@@ -324,6 +363,15 @@ async fn an_admin_signs_in_creates_a_connection_tests_it_links_a_user_and_resets
                     "the link does not go to the identity provider: {link}"
                 ));
             }
+            // With the script, its copy button shows.
+            if !find(c, "button[data-copy=link]")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(err)?
+            {
+                return Err("the copy button is hidden although the script ran".into());
+            }
             check_page(c).await?;
             c.goto(&link).await.map_err(err)?;
             fill(c, "input[name=login]", seed::ADELE).await?;
@@ -441,7 +489,7 @@ async fn a_wrong_password_a_missing_csrf_token_and_framing_are_refused() {
 
             // With its token the same form works, and the key is shown once.
             fill(c, "#key-name", "portal").await?;
-            click(c, "#key-admin").await?;
+            tick(c, "#key-admin").await?;
             click(c, "form[action='/admin/keys'] button[type=submit]").await?;
             let key = text(c, "#new-key").await?;
             if !key.starts_with("exg_") {
@@ -501,6 +549,156 @@ async fn a_wrong_password_a_missing_csrf_token_and_framing_are_refused() {
     assert_eq!(resp.status(), 303, "no session: to the sign-in page");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_console_page_is_accessible_and_light_and_the_other_actions_work() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let gw = Gateway::start(&mock);
+    let (base, password) = (gw.base.clone(), gw.password.clone());
+    in_browser("every_page", |c| {
+        Box::pin(async move {
+            sign_in(c, &base, &password).await?;
+            // An app-only connection, then edited: its backend changes, its secret stays set.
+            c.goto(&format!("{base}/admin/connections/new")).await.map_err(err)?;
+            fill(c, "#name", "service").await?;
+            fill(c, "#tenant", seed::TENANT_ID).await?;
+            find(c, "#auth").await?.select_by_value("oauth2-app-only").await.map_err(err)?;
+            fill(c, "#client_id", seed::DAEMON_APP).await?;
+            fill(c, "#client_secret", seed::DAEMON_APP_SECRET).await?;
+            click(c, "form[action='/admin/connections'] button[type=submit]").await?;
+            replace(c, "#backend", "graph").await?;
+            click(c, "form[action='/admin/connections/service'] button[type=submit]").await?;
+            let settings = text(c, "main pre").await?;
+            if !settings.contains("\"backend\": \"graph\"") || !settings.contains("\"set\": true") {
+                return Err(format!("the edit did not keep the secret or change the backend: {settings}"));
+            }
+            check_page(c).await?;
+
+            // Static users: add one, see it, remove it.
+            c.goto(&format!("{base}/admin/connections/service/static-users")).await.map_err(err)?;
+            check_page(c).await?;
+            fill(c, "#principal", "sales").await?;
+            fill(c, "#mailbox", seed::ADELE).await?;
+            click(c, "form[action='/admin/connections/service/static-users'] button[type=submit]").await?;
+            let table = text(c, "main table").await?;
+            if !table.contains("sales") || !table.contains(seed::ADELE) {
+                return Err(format!("the static user is not listed: {table}"));
+            }
+            check_page(c).await?;
+            click(c, "button[aria-label='Remove sales']").await?;
+            if text(c, "main table").await?.contains("sales") {
+                return Err("the static user was not removed".into());
+            }
+
+            // Reset every user: refused without the name, done with it.
+            c.goto(&format!("{base}/admin/connections/service/users/reset-all")).await.map_err(err)?;
+            check_page(c).await?;
+            fill(c, "#confirm", "service").await?;
+            click(c, "button.danger").await?;
+            let done = text(c, "[role=status]").await?;
+            if !done.contains("0 users of service") {
+                return Err(format!("reset all: {done}"));
+            }
+
+            // A key for the connection, then revoked.
+            c.goto(&format!("{base}/admin/keys")).await.map_err(err)?;
+            fill(c, "#key-name", "worker").await?;
+            tick(c, "input[name=connection][value=service]").await?;
+            click(c, "form[action='/admin/keys'] button[type=submit]").await?;
+            find(c, "#new-key").await?;
+            check_page(c).await?;
+            click(c, "button[aria-label='Revoke worker']").await?;
+            if c.find(Locator::Css("button[aria-label='Revoke worker']")).await.is_ok() {
+                return Err("the key was not revoked".into());
+            }
+
+            // The remaining pages.
+            for path in [
+                "/admin/connections",
+                "/admin/connections/service",
+                "/admin/connections/service/test",
+                "/admin/connections/service/users",
+                "/admin/connections/service/sign-in-link",
+                "/admin/setup",
+                "/admin/setup?name=svc&who=service&protocol=graph&protocol=ews&mailboxes=adele%40contoso.com",
+            ] {
+                c.goto(&format!("{base}{path}")).await.map_err(err)?;
+                check_page(c).await.map_err(|e| format!("{path}: {e}"))?;
+            }
+            // The API reference opens with the session, self-hosted, accessible and light too.
+            c.goto(&format!("{base}/api/docs")).await.map_err(err)?;
+            find(c, "a[href='/api/openapi.json']").await?;
+            check_page(c).await.map_err(|e| format!("/api/docs: {e}"))?;
+            Ok(())
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_core_actions_work_with_javascript_off() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let gw = Gateway::start(&mock);
+    let (base, password) = (gw.base.clone(), gw.password.clone());
+    in_browser_with("no_javascript", false, |c| {
+        Box::pin(async move {
+            // No script runs, WebDriver's neither: each click waits for what only the next page has.
+            c.goto(&format!("{base}/admin/sign-in"))
+                .await
+                .map_err(err)?;
+            fill(c, "#password", &password).await?;
+            click_to(c, "button[type=submit]", "nav[aria-label=Console]").await?;
+            c.goto(&format!("{base}/admin/connections/new"))
+                .await
+                .map_err(err)?;
+            fill(c, "#name", "contoso").await?;
+            fill(c, "#tenant", seed::TENANT_ID).await?;
+            fill(c, "#client_id", seed::WEB_APP).await?;
+            fill(c, "#client_secret", seed::WEB_APP_SECRET).await?;
+            click_to(
+                c,
+                "form[action='/admin/connections'] button[type=submit]",
+                "form[action='/admin/connections/contoso/delete']",
+            )
+            .await?;
+            if text(c, "main h1").await? != "Connection contoso" {
+                return Err("not created without JavaScript".into());
+            }
+            c.goto(&format!("{base}/admin/connections/contoso/sign-in-link"))
+                .await
+                .map_err(err)?;
+            fill(c, "#principal", "u42").await?;
+            click_to(c, "main form button[type=submit]", "#link").await?;
+            // The link is there as text; its copy button needs the script, so it stays hidden.
+            let link = text(c, "#link").await?;
+            if !link.contains("/oauth2/v2.0/authorize?") {
+                return Err(format!("no link: {link}"));
+            }
+            if find(c, "button[data-copy=link]")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(err)?
+            {
+                return Err("a copy button shows although the script did not run".into());
+            }
+            c.goto(&format!("{base}/admin/keys")).await.map_err(err)?;
+            fill(c, "#key-name", "portal").await?;
+            tick(c, "input[name=connection][value=contoso]").await?;
+            click_to(
+                c,
+                "form[action='/admin/keys'] button[type=submit]",
+                "#new-key",
+            )
+            .await?;
+            if !text(c, "#new-key").await?.starts_with("exg_") {
+                return Err("no key without JavaScript".into());
+            }
+            Ok(())
+        })
+    })
+    .await;
+}
+
 /// Takes the screenshots of docs/console.md (into `target/tmp/console-docs/`; with
 /// `EXGATE_DOCS_SCREENSHOTS=1` also into `docs/console/`).
 #[tokio::test(flavor = "multi_thread")]
@@ -509,6 +707,10 @@ async fn console_screenshots_for_the_docs() {
     let gw = Gateway::start(&mock);
     let (base, password) = (gw.base.clone(), gw.password.clone());
     let http = reqwest::Client::new();
+    // A client secret that expires in 20 days: the dashboard warns of it.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(20))
+        .date()
+        .to_string();
     let resp = http
         .post(format!("{base}/api/v1/connections"))
         .basic_auth("admin", Some(&password))
@@ -516,7 +718,7 @@ async fn console_screenshots_for_the_docs() {
             "name": "contoso", "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
             "client_id": seed::WEB_APP, "client_secret": seed::WEB_APP_SECRET,
             "redirect_uri": format!("{base}/service/oauth2/authorize"),
-            "credential_expires": "2027-01-01",
+            "credential_expires": expires,
         }))
         .send()
         .await

@@ -106,6 +106,7 @@ pub(crate) async fn dashboard(session: Session, State(s): State<AppState>) -> Re
         rows.push((name, c.settings.auth.kind(), accounts.len(), stale, expiry));
     }
     let throttled = s.mailboxes.governor().back_offs() + s.mailboxes.ews_governor().back_offs();
+    let store_ok = s.store.ping().await.is_ok();
     page(
         "Dashboard",
         Some(&session),
@@ -151,6 +152,13 @@ pub(crate) async fn dashboard(session: Session, State(s): State<AppState>) -> Re
                 ul { @for (c, p) in &needing { li { a href={"/admin/connections/" (enc(c)) "/users/" (enc(p))} { (c) " / " (p) } } } }
             }
             h2 { "Health" }
+            p #health {
+                "Store: "
+                @if store_ok { span.ok { "answers" } } @else { span.bad { "does not answer (see the gateway's log)" } }
+                ". Token requests failed since start: "
+                (s.signin.cache().stats().fetch_failures.load(std::sync::atomic::Ordering::Relaxed))
+                "."
+            }
             p { "Liveness " a href="/healthz" { "/healthz" } ", readiness " a href="/readyz" { "/readyz" } ", metrics " a href="/metrics" { "/metrics" } "." }
         },
     )
@@ -330,12 +338,14 @@ fn connection_form(
 
 fn spec_of(form: &[(String, String)]) -> ConnectionSpec {
     use exgate_core::secret::Secret;
+    // The form prefills the gateway's redirect URI; it belongs to delegated connections only.
+    let delegated = given(form, "auth").is_none_or(|a| a == "oauth2-delegated");
     ConnectionSpec {
         tenant: given(form, "tenant"),
         auth: given(form, "auth"),
         client_id: given(form, "client_id"),
         client_secret: given(form, "client_secret").map(Secret::new),
-        redirect_uri: given(form, "redirect_uri"),
+        redirect_uri: given(form, "redirect_uri").filter(|_| delegated),
         credential_expires: given(form, "credential_expires"),
         backend: given(form, "backend"),
         ews_url: given(form, "ews_url"),

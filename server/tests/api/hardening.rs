@@ -308,7 +308,7 @@ async fn a_wrong_field_is_named_with_its_expected_type() {
 
 /// A `MakeWriter` that keeps every log line.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::OpenApi;
 
+mod console;
 mod diagnose;
 mod ews;
 mod expiry;
