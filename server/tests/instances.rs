@@ -1,7 +1,8 @@
 //! Several gateways on one PostgreSQL: the real `exgate-server` binary, N processes sharing one
 //! throwaway cluster ([`TempPostgres`]), one master key and one mock Microsoft cloud. What one
 //! instance starts or stores, the others see; an account is refreshed by one instance at a time;
-//! a killed instance loses nothing it acknowledged.
+//! a killed instance loses nothing it acknowledged; a key revoked on one is refused by the others
+//! within a second.
 //!
 //! [`Cluster`] is the harness: [`Cluster::start`] brings up the database, the key and the mock;
 //! [`Cluster::gateway`] starts one more instance on it (with extra configuration if needed).
@@ -630,4 +631,76 @@ async fn killing_an_instance_in_the_middle_of_refreshes_and_writes_loses_nothing
         .await
         .unwrap();
     assert_eq!(account["status"], "active", "{account}");
+}
+
+/// What `key` gets from `gateway` for the list of keys (an admin route that needs no account).
+async fn keys_status(http: &reqwest::Client, gateway: &Gateway, key: &str) -> reqwest::StatusCode {
+    http.get(format!("{}/api/v1/keys", gateway.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_on_one_instance_is_refused_by_the_other_processes_within_a_second() {
+    let cluster = Cluster::start().await;
+    let gateways = [
+        cluster.gateway(""),
+        cluster.gateway(""),
+        cluster.gateway(""),
+    ];
+    let http = client();
+    let created: Value = http
+        .post(format!("{}/api/v1/keys", gateways[0].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({ "name": "leaked", "admin": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    // Every process knows the key and has it in its cache (kept five seconds).
+    for g in &gateways {
+        assert_eq!(keys_status(&http, g, &key).await, 200, "{}", g.stderr());
+    }
+    let revoked = http
+        .delete(format!("{}/api/v1/keys/{id}", gateways[0].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for g in &gateways {
+        loop {
+            let status = keys_status(&http, g, &key).await;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still answers {status} to the revoked key a second after its revocation",
+                g.base
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The admin password still works everywhere.
+    for g in &gateways {
+        let status = http
+            .get(format!("{}/api/v1/keys", g.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
 }
