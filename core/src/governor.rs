@@ -616,7 +616,7 @@ impl Governor {
                 .is_ok();
             let _lead = lead.then(|| Polling(&sg.polling));
             if lead || !held(sg) {
-                self.exchange(shared, gate, mailbox, None).await?;
+                self.exchange(shared, gate, mailbox, None, false).await?;
             }
             if !held(sg) {
                 continue;
@@ -642,7 +642,8 @@ impl Governor {
         mailbox: &str,
         cost: u32,
     ) -> Result<Option<Duration>, Duration> {
-        self.exchange(shared, gate, mailbox, Some(cost)).await
+        self.exchange(shared, gate, mailbox, Some(cost), false)
+            .await
     }
 
     /// One exchange with the budget: settles ended leases, renews (or gives back) the slots this
@@ -654,6 +655,7 @@ impl Governor {
         gate: &Arc<Gate>,
         mailbox: &str,
         lease: Option<u32>,
+        renewal: bool,
     ) -> Result<Option<Duration>, Duration> {
         let Some(sg) = &gate.shared else {
             unreachable!("a shared governor's gates are shared")
@@ -671,7 +673,7 @@ impl Governor {
             }
             let ended = match b.lease {
                 // Spent, ended, or not used since the last renewal: what is left goes back.
-                Some(l) if lease.is_some() || l.until <= t0 || !used => b.lease.take(),
+                Some(l) if lease.is_some() || l.until <= t0 || (renewal && !used) => b.lease.take(),
                 _ => None,
             };
             if let Some(l) = ended {
@@ -682,16 +684,16 @@ impl Governor {
         };
         let (in_use, wanted) = {
             let s = sg.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            let fresh = s.until.is_some_and(|u| t0 < u);
-            let free = if fresh {
-                u32::try_from(gate.permits.available_permits()).unwrap_or(0)
-            } else {
-                0
-            };
+            let free = u32::try_from(gate.permits.available_permits()).unwrap_or(0);
             let in_use = s.allowance.saturating_sub(free);
             let waiting = sg.waiting.load(Ordering::SeqCst);
-            // Keep what is held while it is used; ask for what callers wait for.
-            let keep = if s.used { s.allowance.min(s.target) } else { 0 };
+            // Keep what is held unless the renewal finds it unused; ask for what callers wait
+            // for.
+            let keep = if renewal && !s.used {
+                0
+            } else {
+                s.allowance.min(s.target)
+            };
             (in_use, keep.max(in_use + waiting))
         };
         let ask = Ask {
@@ -735,7 +737,7 @@ impl Governor {
         }
         {
             let mut s = sg.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            if lease.is_none() {
+            if renewal {
                 s.used = false;
             }
             s.until = Some(local(reply.slots_until_us));
@@ -778,7 +780,7 @@ impl Governor {
                     };
                     for (mailbox, gate) in active {
                         // Failures are logged by the exchange; the next round tries again.
-                        let _ = gov.exchange(shared, &gate, &mailbox, None).await;
+                        let _ = gov.exchange(shared, &gate, &mailbox, None, true).await;
                     }
                 }
             });
