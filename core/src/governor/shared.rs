@@ -370,6 +370,36 @@ mod tests {
         assert_eq!(e.lease.map(|(_, n, _)| n), Some(10));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_ledger_is_forgotten_once_nothing_is_counted() {
+        let t = terms();
+        let budget = MemoryBudget::default();
+        let mut a = ask(1, 5);
+        a.slots_wanted = 1;
+        let r = budget.exchange("graph", "m", &t, &a).await.unwrap();
+        assert_eq!((r.lease.map(|(_, n, _)| n), r.slots), (Some(5), 1));
+        assert_eq!(budget.ledgers(), 1);
+        // The lease's term, the window and the margin; the slots' term.
+        tokio::time::advance(Duration::from_micros(
+            (t.lease_us + t.window_us + t.margin_us).max(t.slots_us) as u64,
+        ))
+        .await;
+        let r = budget
+            .exchange(
+                "graph",
+                "m",
+                &t,
+                &Ask {
+                    holder: 2,
+                    ..Ask::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.lease, r.slots), (None, 0));
+        assert_eq!(budget.ledgers(), 0);
+    }
+
     #[test]
     fn slots_are_shared_and_a_waiting_holder_gets_its_share() {
         let t = terms();
