@@ -2,7 +2,7 @@
 //! throwaway cluster ([`TempPostgres`]), one master key and one mock Microsoft cloud. What one
 //! instance starts or stores, the others see; an account is refreshed by one instance at a time;
 //! a killed instance loses nothing it acknowledged; a key revoked on one is refused by the others
-//! within a second.
+//! within a second; under load the three never exceed the mock's per-mailbox limit together.
 //!
 //! [`Cluster`] is the harness: [`Cluster::start`] brings up the database, the key and the mock;
 //! [`Cluster::gateway`] starts one more instance on it (with extra configuration if needed).
@@ -703,4 +703,105 @@ async fn a_key_revoked_on_one_instance_is_refused_by_the_other_processes_within_
             .status();
         assert_eq!(status, 200);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processes_under_load_never_exceed_the_mailbox_limit_together() {
+    // The mock keeps Exchange Online's 4 requests at once and a budget of 40 per 2 seconds
+    // (Microsoft's 10,000 per 10 minutes, scaled to a test). The gateways are told 36 per 2
+    // seconds: the rest covers what three processes on one busy machine add to a request's way
+    // to the mock (the policy's margin is 10 ms).
+    let mock_policy = exgate_testkit::graph::ThrottlePolicy {
+        concurrent: 4,
+        requests: 40,
+        window: Duration::from_secs(2),
+    };
+    let cluster = Cluster::start().await;
+    cluster.mock.set_graph_throttling(Some(mock_policy));
+    let policy = "\n[graph]\nconcurrent = 4\nrequests = 36\nwindow_secs = 2\n";
+    let gateways = [
+        cluster.gateway(policy),
+        cluster.gateway(policy),
+        cluster.gateway(policy),
+    ];
+    let http = client();
+    let resp = http
+        .post(format!("{}/api/v1/connections", gateways[0].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({
+            "name": "daemon", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
+            "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let resp = http
+        .post(format!(
+            "{}/api/v1/connections/daemon/static-users",
+            gateways[1].base
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({ "principal": "adele", "mailbox": seed::ADELE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    let created: Value = http
+        .post(format!("{}/api/v1/keys", gateways[2].base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({ "name": "load", "admin": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    // 24 clients over the three processes list Adele's messages as fast as they are answered,
+    // for a little more than two of the mock's windows.
+    let run = mock_policy.window * 2 + Duration::from_millis(500);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..24)
+        .map(|c| {
+            let url = format!(
+                "{}/api/v1/connections/daemon/users/adele/messages?limit=5",
+                gateways[c % 3].base
+            );
+            let (http, key) = (http.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while started.elapsed() < run {
+                    let resp = http.get(&url).bearer_auth(&key).send().await.unwrap();
+                    let status = resp.status().as_u16();
+                    statuses.push((status, resp.text().await.unwrap()));
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut answered = 0usize;
+    for c in clients {
+        for (status, body) in c.await.unwrap() {
+            assert_eq!(status, 200, "{body}");
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        cluster.mock.graph_throttled(seed::ADELE),
+        0,
+        "the mock refused requests ({answered} answered)"
+    );
+    assert!(
+        cluster.mock.max_concurrent_seen(seed::ADELE) <= 4,
+        "{} in progress at once",
+        cluster.mock.max_concurrent_seen(seed::ADELE)
+    );
+    // The load went beyond one window's budget, so the limit was reached and kept.
+    assert!(
+        answered > 54,
+        "only {answered} answered: the load did not reach the limit"
+    );
 }
