@@ -429,7 +429,7 @@ pub(crate) fn run(
     println!(
         "\n{running}\n\n\
          exgate-mock (Entra ID, Graph, EWS, IMAP, POP, SMTP): {base}\n  tenant {tid}, user {upn} / {password}\n  EWS: {ews}\n  IMAP: {imap}  SMTP: {smtp}\n\
-         exgate-server:                  {gw}\n  admin user `admin`, password {admin_password}\n  API key (connections contoso-app, contoso): {key}\n\n\
+         exgate-server:                  {gw}\n  admin console {gw}/admin (password {admin_password})\n  admin user `admin`, password {admin_password}\n  API key (connections contoso-app, contoso): {key}\n\n\
          Try, through the gateway:\n\
          \x20 # the mailbox of static user `invoices-bot` (app-only connection contoso-app):\n\
          \x20 curl -s -H 'Authorization: Bearer {key}' {gw}/api/v1/connections/contoso-app/users/invoices-bot/messages\n\
