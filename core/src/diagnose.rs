@@ -601,6 +601,10 @@ pub async fn test_connection(
     };
     let token = match token {
         Ok((token, evidence)) => {
+            let evidence = match credential_expiry_evidence(&connection, signin).await {
+                Some(line) => format!("{evidence}; {line}"),
+                None => evidence,
+            };
             steps.passed(CREDENTIALS, evidence);
             token
         }
@@ -692,6 +696,41 @@ pub async fn test_connection(
         }
     }
     Ok(steps.report())
+}
+
+/// The client credential's expiry as the app's registration in Graph has it (a line of the
+/// credentials step's evidence), when the connection has a client credential and no given
+/// date (which wins); a 403 says which permission would let exgate read it.
+async fn credential_expiry_evidence(connection: &Connection, signin: &SignIn) -> Option<String> {
+    if connection.settings.credential_expires.is_some() {
+        return None;
+    }
+    let answer = crate::expiry::graph::read(connection, signin).await;
+    let name = connection.name.as_str();
+    match &answer {
+        crate::expiry::graph::FromGraph::NotApplicable(_) => None,
+        crate::expiry::graph::FromGraph::Found { expires, .. } => {
+            let now = signin.clock().now();
+            let near = crate::expiry::CredentialExpiry::with_graph(
+                &connection.settings,
+                Some(*expires),
+                now,
+            )
+            .filter(|e| e.warning.is_some())
+            .map(|e| format!(" ({})", e.message(name)))
+            .unwrap_or_default();
+            Some(format!("{}{near}", answer.evidence()))
+        }
+        crate::expiry::graph::FromGraph::Denied => Some(format!(
+            "{}; {}",
+            answer.evidence(),
+            crate::expiry::graph::READ_PERMISSION_FIX.replace(
+                "exgate connection edit NAME",
+                &format!("exgate connection edit {name}")
+            )
+        )),
+        _ => Some(answer.evidence()),
+    }
 }
 
 /// The authentication schemes a 401 offers (`WWW-Authenticate`), e.g. `Negotiate, NTLM, Basic`.

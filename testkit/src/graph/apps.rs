@@ -102,6 +102,8 @@ struct Actor {
     oid: Option<String>,
     roles: Vec<String>,
     granted: Vec<String>,
+    /// An app-only caller's service principal object ID (what it owns apps as).
+    sp: Option<String>,
 }
 
 impl Actor {
@@ -115,12 +117,14 @@ impl Actor {
                     oid: Some(user.object_id.clone()),
                     roles: user.directory_roles.clone(),
                     granted: scopes.clone(),
+                    sp: None,
                 })
             }
-            Who::App { roles } => Ok(Actor {
+            Who::App { roles, sp } => Ok(Actor {
                 oid: None,
                 roles: Vec::new(),
                 granted: roles.clone(),
+                sp: sp.clone(),
             }),
         }
     }
@@ -132,6 +136,28 @@ impl Actor {
             .iter()
             .any(|g| permissions.iter().any(|p| p.eq_ignore_ascii_case(g)))
         {
+            Ok(())
+        } else {
+            Err(graph_errors::directory_denied())
+        }
+    }
+
+    /// May read `app`: one of [`READ_APPS`], or app-only `Application.ReadWrite.OwnedBy` with
+    /// the caller's service principal among the app's owners (Graph's "Get application"
+    /// permissions).
+    fn may_read(&self, app: &AppObject) -> GraphResult<()> {
+        if self.need(READ_APPS).is_ok() {
+            return Ok(());
+        }
+        let owned_by = self
+            .granted
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case("Application.ReadWrite.OwnedBy"));
+        let owner = self
+            .sp
+            .as_ref()
+            .is_some_and(|sp| app.owners.iter().any(|o| o.eq_ignore_ascii_case(sp)));
+        if self.oid.is_none() && owned_by && owner {
             Ok(())
         } else {
             Err(graph_errors::directory_denied())
@@ -225,8 +251,13 @@ pub(crate) fn serve(
             Ok(entity(ctx, "applications", json, StatusCode::CREATED))
         }
         (["applications", _], &Method::GET) => {
-            actor.need(READ_APPS)?;
-            let app = app_by_key(&dir, t, &key(seg(1))).ok_or_else(|| not_found(seg(1)))?;
+            let app = app_by_key(&dir, t, &key(seg(1)));
+            // Without a read permission Graph answers 403 whether the app exists or not.
+            match app {
+                Some(app) => actor.may_read(app)?,
+                None => actor.need(READ_APPS)?,
+            }
+            let app = app.ok_or_else(|| not_found(seg(1)))?;
             let json = app_json(&dir, t, app).ok_or_else(|| not_found(seg(1)))?;
             Ok(entity(
                 ctx,
