@@ -16,7 +16,9 @@
 //!    AADSTS7000218 when "Allow public client flows" is off) — no user needed
 //!    (`diagnose::signin`);
 //! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
-//!    account's token (cached, or refreshed);
+//!    account's token (cached, or refreshed); for a connection with a client credential and no
+//!    given expiry date, the evidence ends with the credential's expiry read from the app's
+//!    registration in Graph, or the permission Graph wants for it (`expiry::graph`);
 //! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
 //!    backend needs for the mailbox operations;
 //! 4. **mailbox** — a real read of the mailbox's folders through the backend (for an IMAP or
