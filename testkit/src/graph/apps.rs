@@ -149,15 +149,25 @@ impl Actor {
         if self.need(READ_APPS).is_ok() {
             return Ok(());
         }
-        let owned_by = self
-            .granted
-            .iter()
-            .any(|g| g.eq_ignore_ascii_case("Application.ReadWrite.OwnedBy"));
+        let owned_by = self.need_owned_by().is_ok();
         let owner = self
             .sp
             .as_ref()
             .is_some_and(|sp| app.owners.iter().any(|o| o.eq_ignore_ascii_case(sp)));
-        if self.oid.is_none() && owned_by && owner {
+        if owned_by && owner {
+            Ok(())
+        } else {
+            Err(graph_errors::directory_denied())
+        }
+    }
+
+    /// An app-only caller holding `Application.ReadWrite.OwnedBy`.
+    fn need_owned_by(&self) -> GraphResult<()> {
+        let held = self
+            .granted
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case("Application.ReadWrite.OwnedBy"));
+        if self.oid.is_none() && held {
             Ok(())
         } else {
             Err(graph_errors::directory_denied())
@@ -181,13 +191,24 @@ impl Actor {
         }
     }
 
-    /// An admin, or the owner of `app`.
+    /// A permission to write applications: one of [`WRITE_APPS`], or app-only
+    /// `Application.ReadWrite.OwnedBy` (which [`Actor::may_manage`] limits to owned apps).
+    fn need_write_apps(&self) -> GraphResult<()> {
+        self.need(WRITE_APPS).or_else(|_| self.need_owned_by())
+    }
+
+    /// An admin (app-only: a tenant-wide write permission), or an owner of `app` (the user, or
+    /// app-only the caller's service principal).
     fn may_manage(&self, app: &AppObject) -> GraphResult<()> {
-        let owner = self
-            .oid
-            .as_ref()
-            .is_some_and(|oid| app.owners.iter().any(|o| o.eq_ignore_ascii_case(oid)));
-        if owner || self.has_role(APP_ADMINS) {
+        let owns = |id: &Option<String>| {
+            id.as_ref()
+                .is_some_and(|id| app.owners.iter().any(|o| o.eq_ignore_ascii_case(id)))
+        };
+        let tenant_wide = match self.oid {
+            None => self.need(WRITE_APPS).is_ok(),
+            Some(_) => self.has_role(APP_ADMINS),
+        };
+        if owns(&self.oid) || owns(&self.sp) || tenant_wide {
             Ok(())
         } else {
             Err(graph_errors::directory_denied())
@@ -239,7 +260,8 @@ pub(crate) fn serve(
             list(ctx, req, "applications", items)
         }
         (["applications"], &Method::POST) => {
-            actor.need(WRITE_APPS)?;
+            // App-only, Application.ReadWrite.OwnedBy creates apps too, and owns them.
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let created = state
                 .directory
@@ -267,7 +289,7 @@ pub(crate) fn serve(
             ))
         }
         (["applications", _], &Method::PATCH) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let k = key(seg(1));
             state.directory.update(|d| {
@@ -280,7 +302,7 @@ pub(crate) fn serve(
             Ok(Resp::empty(StatusCode::NO_CONTENT))
         }
         (["applications", _], &Method::DELETE) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let k = key(seg(1));
             state.directory.update(|d| {
                 let app = app_by_key(d, t, &k)
@@ -300,7 +322,7 @@ pub(crate) fn serve(
             ],
             &Method::POST,
         ) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object_or_empty(req)?;
             let k = key(seg(1));
             let (meta, value) = state.directory.update(|d| {
@@ -332,7 +354,7 @@ pub(crate) fn serve(
             ],
             &Method::POST,
         ) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let key_id = body
                 .get("keyId")
@@ -961,7 +983,8 @@ fn create_app(
         required_resource_access: Value::Array(Vec::new()),
         passwords: Vec::new(),
         keys: Vec::new(),
-        owners: actor.oid.iter().cloned().collect(),
+        // The signed-in user, or app-only the calling app's service principal.
+        owners: actor.oid.iter().chain(actor.sp.iter()).cloned().collect(),
         notes: None,
         description: None,
         tags: Vec::new(),
