@@ -102,6 +102,11 @@ pub(crate) enum ConnectionCommand {
         name: String,
         #[arg(long)]
         json: bool,
+        /// Also read the credential's expiry from the app's registration in Microsoft Graph
+        /// (needs Application.Read.All, or Application.ReadWrite.OwnedBy as an owner of itself);
+        /// a date given with --credential-expires still wins.
+        #[arg(long)]
+        from_graph: bool,
     },
     /// Change the given settings of a connection and keep the rest.
     Edit {

@@ -143,7 +143,11 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
                 write_table(&mut out, &all, &views)?;
             }
         }
-        ConnectionCommand::Show { name, json } => {
+        ConnectionCommand::Show {
+            name,
+            json,
+            from_graph,
+        } => {
             // Where a declared and a stored connection share the name, the declared one is
             // shown, with a warning about the other.
             let clash = warn_clashes(ctx, Some(name)).await?;
@@ -163,7 +167,18 @@ pub(crate) async fn run(ctx: &Context, cmd: &ConnectionCommand) -> anyhow::Resul
                     })?,
                 false => ctx.connections.get(name).await?,
             };
-            let view = ConnectionView::new(&entry, ctx.signin.clock().now());
+            let now = ctx.signin.clock().now();
+            let mut view = ConnectionView::new(&entry, now);
+            if *from_graph {
+                let answer = exgate_core::expiry::graph::read(&entry.connection, &ctx.signin).await;
+                view.credential = expiry_view(
+                    &entry.connection.settings,
+                    entry.connection.name.as_str(),
+                    answer.expires(),
+                    now,
+                );
+                view.from_graph = Some(answer.evidence());
+            }
             warn_expiry(std::slice::from_ref(&view))?;
             if *json {
                 serde_json::to_writer_pretty(&mut out, &view)?;
@@ -433,6 +448,9 @@ struct ConnectionView {
     /// When the credential expires, when that is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     credential: Option<ExpiryView>,
+    /// With `--from-graph`: what Graph said of the credential (its expiry, or why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_graph: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -442,7 +460,8 @@ struct ConnectionView {
 struct ExpiryView {
     /// RFC 3339.
     expires: String,
-    /// `given` (`--credential-expires`) or `certificate` (its notAfter).
+    /// `given` (`--credential-expires`), `graph` (`--from-graph`) or `certificate` (its
+    /// notAfter).
     source: &'static str,
     days_left: i64,
     /// `within-30-days`, `within-14-days`, `within-7-days`, `within-1-day`, `expired`, or null.
@@ -588,17 +607,28 @@ impl ConnectionView {
             authority: settings.authority.as_ref().map(ToString::to_string),
             resource: settings.resource.as_ref().map(ToString::to_string),
             auth,
-            credential: CredentialExpiry::of(settings, now).map(|e| ExpiryView {
-                expires: e.expires_rfc3339(),
-                source: e.source.as_str(),
-                days_left: e.days_left,
-                warning: e.warning.map(Warning::as_str),
-                message: e.message(name.as_str()),
-            }),
+            credential: expiry_view(settings, name.as_str(), None, now),
+            from_graph: None,
             created_at: timestamp(*created_at),
             updated_at: timestamp(*updated_at),
         }
     }
+}
+
+/// The credential's expiry as shown, with the date read from Graph when there is one.
+fn expiry_view(
+    settings: &exgate_core::model::ConnectionSettings,
+    name: &str,
+    graph: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> Option<ExpiryView> {
+    CredentialExpiry::with_graph(settings, graph, now).map(|e| ExpiryView {
+        expires: e.expires_rfc3339(),
+        source: e.source.as_str(),
+        days_left: e.days_left,
+        warning: e.warning.map(Warning::as_str),
+        message: e.message(name),
+    })
 }
 
 fn where_of(target: &Target) -> String {
@@ -754,6 +784,9 @@ fn write_details(out: &mut impl Write, v: &ConnectionView) -> anyhow::Result<()>
             "credential expires",
             format!("{} ({}): {}", c.expires, c.source, c.message),
         ));
+    }
+    if let Some(g) = &v.from_graph {
+        rows.push(("from graph", g.clone()));
     }
     rows.push(("created", v.created_at.clone()));
     rows.push(("updated", v.updated_at.clone()));

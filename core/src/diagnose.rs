@@ -16,7 +16,9 @@
 //!    AADSTS7000218 when "Allow public client flows" is off) — no user needed
 //!    (`diagnose::signin`);
 //! 2. **credentials** — app-only: a new token by client credentials; delegated: the chosen
-//!    account's token (cached, or refreshed);
+//!    account's token (cached, or refreshed); for a connection with a client credential and no
+//!    given expiry date, the evidence ends with the credential's expiry read from the app's
+//!    registration in Graph, or the permission Graph wants for it (`expiry::graph`);
 //! 3. **token claims** — the permissions the token carries (`roles` or `scp`) against what the
 //!    backend needs for the mailbox operations;
 //! 4. **mailbox** — a real read of the mailbox's folders through the backend (for an IMAP or
@@ -601,6 +603,10 @@ pub async fn test_connection(
     };
     let token = match token {
         Ok((token, evidence)) => {
+            let evidence = match credential_expiry_evidence(&connection, signin).await {
+                Some(line) => format!("{evidence}; {line}"),
+                None => evidence,
+            };
             steps.passed(CREDENTIALS, evidence);
             token
         }
@@ -692,6 +698,41 @@ pub async fn test_connection(
         }
     }
     Ok(steps.report())
+}
+
+/// The client credential's expiry as the app's registration in Graph has it (a line of the
+/// credentials step's evidence), when the connection has a client credential and no given
+/// date (which wins); a 403 says which permission would let exgate read it.
+async fn credential_expiry_evidence(connection: &Connection, signin: &SignIn) -> Option<String> {
+    if connection.settings.credential_expires.is_some() {
+        return None;
+    }
+    let answer = crate::expiry::graph::read(connection, signin).await;
+    let name = connection.name.as_str();
+    match &answer {
+        crate::expiry::graph::FromGraph::NotApplicable(_) => None,
+        crate::expiry::graph::FromGraph::Found { expires, .. } => {
+            let now = signin.clock().now();
+            let near = crate::expiry::CredentialExpiry::with_graph(
+                &connection.settings,
+                Some(*expires),
+                now,
+            )
+            .filter(|e| e.warning.is_some())
+            .map(|e| format!(" ({})", e.message(name)))
+            .unwrap_or_default();
+            Some(format!("{}{near}", answer.evidence()))
+        }
+        crate::expiry::graph::FromGraph::Denied => Some(format!(
+            "{}; {}",
+            answer.evidence(),
+            crate::expiry::graph::READ_PERMISSION_FIX.replace(
+                "exgate connection edit NAME",
+                &format!("exgate connection edit {name}")
+            )
+        )),
+        _ => Some(answer.evidence()),
+    }
 }
 
 /// The authentication schemes a 401 offers (`WWW-Authenticate`), e.g. `Negotiate, NTLM, Basic`.

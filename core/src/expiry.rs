@@ -5,6 +5,8 @@
 //! Pure functions of the settings or account and the time now (the injected clock's); the CLI,
 //! the API, the gateway's log and its metrics all render what these answer.
 
+pub mod graph;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -109,7 +111,23 @@ pub struct CredentialExpiry {
 impl CredentialExpiry {
     /// The expiry of `settings`' credential at `now`; `None` when it is not known.
     pub fn of(settings: &ConnectionSettings, now: OffsetDateTime) -> Option<Self> {
-        let (expires, source) = settings.credential_expiry()?;
+        Self::with_graph(settings, None, now)
+    }
+
+    /// As [`CredentialExpiry::of`], with the expiry read from Graph (`graph::read`), if any:
+    /// a given date wins over Graph, and Graph over a certificate's `notAfter` (Entra ID stops
+    /// taking a credential at its registration's `endDateTime`).
+    pub fn with_graph(
+        settings: &ConnectionSettings,
+        graph: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        let known = settings.credential_expiry();
+        let (expires, source) = match (known, graph) {
+            (Some(given @ (_, ExpirySource::Given)), _) => given,
+            (_, Some(at)) => (at, ExpirySource::Graph),
+            (known, None) => known?,
+        };
         let left = expires - now;
         Some(Self {
             credential: credential_noun(settings),
@@ -234,6 +252,8 @@ pub struct Watch {
     keep_alive: Option<Duration>,
     /// The date each connection (by name) or account (connection/principal) was last warned.
     warned: Mutex<HashMap<String, Date>>,
+    /// What Graph last said of each connection's credential (by name), and on which date.
+    from_graph: Mutex<HashMap<String, (Date, graph::FromGraph)>>,
 }
 
 impl Watch {
@@ -248,7 +268,57 @@ impl Watch {
             signin,
             keep_alive,
             warned: Mutex::new(HashMap::new()),
+            from_graph: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// What Graph said of `connection`'s credential in the last round that asked, if any.
+    pub fn from_graph(&self, connection: &str) -> Option<graph::FromGraph> {
+        let seen = self
+            .from_graph
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.get(connection).map(|(_, f)| f.clone())
+    }
+
+    /// The connection's credential expiry read from Graph, asking at most once a day (per the
+    /// injected clock's date) and only when no date was given (a given date wins anyway).
+    async fn graph_expiry(
+        &self,
+        connection: &crate::model::Connection,
+        today: Date,
+    ) -> Option<OffsetDateTime> {
+        if connection.settings.credential_expires.is_some() {
+            return None;
+        }
+        let name = connection.name.to_string();
+        {
+            let seen = self
+                .from_graph
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((date, answer)) = seen.get(&name)
+                && *date == today
+            {
+                return answer.expires();
+            }
+        }
+        let answer = graph::read(connection, &self.signin).await;
+        match &answer {
+            graph::FromGraph::Found { .. } | graph::FromGraph::NotApplicable(_) => {}
+            graph::FromGraph::Denied => {
+                tracing::info!(connection = %name, "{}", answer.evidence());
+            }
+            graph::FromGraph::NotListed(_) | graph::FromGraph::Failed(_) => {
+                tracing::warn!(connection = %name, "{}", answer.evidence());
+            }
+        }
+        let expires = answer.expires();
+        self.from_graph
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name, (today, answer));
+        expires
     }
 
     /// Whether `key` was not yet warned about on `today`; marks it.
@@ -269,13 +339,16 @@ impl Watch {
         for entry in self.connections.list().await? {
             let connection = &entry.connection;
             let name = connection.name.to_string();
-            if let Some(expiry) = CredentialExpiry::of(&connection.settings, now)
+            let from_graph = self.graph_expiry(connection, today).await;
+            if let Some(expiry) =
+                CredentialExpiry::with_graph(&connection.settings, from_graph, now)
                 && let Some(warning) = expiry.warning
                 && self.first_today(format!("connection/{name}"), today)
             {
                 tracing::warn!(
                     connection = %name,
                     expires = %expiry.expires_rfc3339(),
+                    source = expiry.source.as_str(),
                     days_left = expiry.days_left,
                     warning = warning.as_str(),
                     "{}",

@@ -662,3 +662,61 @@ async fn each_misconfiguration_is_named_with_its_fix() {
     assert_eq!(e.field, "client_secret");
     assert!(e.message.contains("the secret's ID"), "{e}");
 }
+
+/// The credentials step's evidence carries the secret's expiry as the app's registration in
+/// Graph has it; without the permission to read it, the step still passes and its evidence
+/// names the permission that would let exgate read it.
+#[tokio::test]
+async fn the_credentials_step_reads_the_secrets_expiry_from_graph_or_names_the_permission() {
+    let mut readable = Seed::contoso();
+    for app in readable
+        .tenants
+        .iter_mut()
+        .flat_map(|t| t.apps.iter_mut())
+        .filter(|a| a.client_id == seed::DAEMON_APP)
+    {
+        app.application_permissions
+            .entry(seed::GRAPH.to_string())
+            .or_default()
+            .push("Application.Read.All".into());
+    }
+    let credentials = |report: &Report| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == diagnose::CREDENTIALS)
+            .cloned()
+            .unwrap_or_else(|| panic!("{report:#?}"))
+    };
+    for (seed, needle) in [
+        (
+            readable,
+            format!(
+                "client secret {}… expires 2099-01-01T00:00:00Z (from Graph)",
+                &seed::DAEMON_APP_SECRET[..3]
+            ),
+        ),
+        (
+            Seed::contoso(),
+            "Application.ReadWrite.OwnedBy with the app's service principal made an owner".into(),
+        ),
+    ] {
+        let mock = MockMicrosoft::start(seed).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let report = test(
+            &mock,
+            dir.path(),
+            app_only(seed::DAEMON_APP_SECRET),
+            Duration::ZERO,
+            false,
+            Some(seed::ADELE),
+            None,
+        )
+        .await;
+        let step = credentials(&report);
+        assert_eq!(step.status, Status::Passed, "{step:?}");
+        assert!(step.evidence.contains(&needle), "{}", step.evidence);
+        assert!(!step.evidence.contains(seed::DAEMON_APP_SECRET));
+        assert!(report.ok, "{report:#?}");
+    }
+}

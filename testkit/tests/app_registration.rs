@@ -893,3 +893,72 @@ async fn a_principal_grant_consents_for_one_user_only() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error_codes"][0], 65001);
 }
+
+/// Graph's "Get application" app-only: Application.ReadWrite.OwnedBy reads only the apps whose
+/// owners include the caller's service principal (an app it created is one); others are 403.
+#[tokio::test]
+async fn owned_by_reads_only_the_apps_the_caller_owns() {
+    let mut contoso = exgate_testkit::Seed::contoso();
+    for app in contoso
+        .tenants
+        .iter_mut()
+        .flat_map(|t| t.apps.iter_mut())
+        .filter(|a| a.client_id == DAEMON_APP)
+    {
+        app.application_permissions
+            .entry(GRAPH.to_string())
+            .or_default()
+            .push("Application.ReadWrite.OwnedBy".into());
+    }
+    let m = MockMicrosoft::start(contoso).await.unwrap();
+    let (status, body) = secret_token(
+        &m,
+        DAEMON_APP,
+        DAEMON_APP_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let g = Graph {
+        m: &m,
+        token: body["access_token"].as_str().unwrap().to_string(),
+    };
+    // Not an owner of its own registration: refused.
+    let own = format!(
+        "/applications(appId='{}')?$select=passwordCredentials,keyCredentials",
+        DAEMON_APP
+    );
+    let (status, body) = g.call(reqwest::Method::GET, &own, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    // An app it creates, it owns and may read, with its credentials' metadata.
+    let (status, created) = g
+        .post(
+            "/applications",
+            json!({"displayName": "made by the daemon"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let app_id = created["appId"].as_str().unwrap();
+    let (status, secret) = g
+        .post(
+            &format!(
+                "/applications/{}/addPassword",
+                created["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{secret}");
+    let read = g
+        .get(&format!(
+            "/applications(appId='{app_id}')?$select=passwordCredentials,keyCredentials"
+        ))
+        .await;
+    let listed = &read["passwordCredentials"][0];
+    let value = secret["secretText"].as_str().unwrap();
+    assert_eq!(listed["hint"], value[..3]);
+    assert_eq!(listed["endDateTime"], secret["endDateTime"]);
+    assert!(listed["secretText"].is_null());
+    assert!(read.get("displayName").is_none(), "$select: {read}");
+}

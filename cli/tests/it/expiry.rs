@@ -186,3 +186,58 @@ async fn accounts_say_when_their_refresh_token_lapses() {
         "{shown}"
     );
 }
+
+/// `connection show --from-graph` reads the secret's expiry from the app's registration when
+/// the app may read it (Application.Read.All), and otherwise says which permission would let it.
+#[tokio::test]
+async fn show_from_graph_reads_the_expiry_or_names_the_permission() {
+    let mut readable = exgate_testkit::Seed::contoso();
+    for app in readable
+        .tenants
+        .iter_mut()
+        .flat_map(|t| t.apps.iter_mut())
+        .filter(|a| a.client_id == seed::DAEMON_APP)
+    {
+        app.application_permissions
+            .entry(seed::GRAPH.to_string())
+            .or_default()
+            .push("Application.Read.All".into());
+    }
+    for (env, readable) in [
+        (Env::with_seed(readable).await, true),
+        (Env::new().await, false),
+    ] {
+        let file = env.write("daemon.secret", seed::DAEMON_APP_SECRET);
+        env.add(
+            "daemon",
+            &[
+                "--auth",
+                "oauth2-app-only",
+                "--client-id",
+                seed::DAEMON_APP,
+                "--client-secret-file",
+                file.to_str().unwrap(),
+            ],
+        )
+        .await;
+        let run = env
+            .run(&["connection", "show", "daemon", "--json", "--from-graph"])
+            .await
+            .ok();
+        let view = json(&run.stdout());
+        let said = view["from_graph"].as_str().unwrap_or_default();
+        if readable {
+            // The contoso seed's secrets expire on 2099-01-01.
+            assert_eq!(view["credential"]["source"], "graph", "{view}");
+            assert_eq!(view["credential"]["expires"], "2099-01-01T00:00:00Z");
+            assert!(said.ends_with("(from Graph)"), "{view}");
+        } else {
+            assert!(view.get("credential").is_none(), "{view}");
+            assert!(
+                said.contains("403") && said.contains("Application.Read.All"),
+                "{view}"
+            );
+        }
+        assert!(!run.stdout().contains(seed::DAEMON_APP_SECRET));
+    }
+}

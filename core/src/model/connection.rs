@@ -493,6 +493,9 @@ pub enum ExpirySource {
     Given,
     /// The certificate's `notAfter`.
     Certificate,
+    /// The credential's `endDateTime` in the app's registration, read from Microsoft Graph
+    /// (`expiry::graph`; never stored).
+    Graph,
 }
 
 impl ExpirySource {
@@ -500,6 +503,7 @@ impl ExpirySource {
         match self {
             Self::Given => "given",
             Self::Certificate => "certificate",
+            Self::Graph => "graph",
         }
     }
 }

@@ -102,6 +102,8 @@ struct Actor {
     oid: Option<String>,
     roles: Vec<String>,
     granted: Vec<String>,
+    /// An app-only caller's service principal object ID (what it owns apps as).
+    sp: Option<String>,
 }
 
 impl Actor {
@@ -115,12 +117,14 @@ impl Actor {
                     oid: Some(user.object_id.clone()),
                     roles: user.directory_roles.clone(),
                     granted: scopes.clone(),
+                    sp: None,
                 })
             }
-            Who::App { roles } => Ok(Actor {
+            Who::App { roles, sp } => Ok(Actor {
                 oid: None,
                 roles: Vec::new(),
                 granted: roles.clone(),
+                sp: sp.clone(),
             }),
         }
     }
@@ -132,6 +136,38 @@ impl Actor {
             .iter()
             .any(|g| permissions.iter().any(|p| p.eq_ignore_ascii_case(g)))
         {
+            Ok(())
+        } else {
+            Err(graph_errors::directory_denied())
+        }
+    }
+
+    /// May read `app`: one of [`READ_APPS`], or app-only `Application.ReadWrite.OwnedBy` with
+    /// the caller's service principal among the app's owners (Graph's "Get application"
+    /// permissions).
+    fn may_read(&self, app: &AppObject) -> GraphResult<()> {
+        if self.need(READ_APPS).is_ok() {
+            return Ok(());
+        }
+        let owned_by = self.need_owned_by().is_ok();
+        let owner = self
+            .sp
+            .as_ref()
+            .is_some_and(|sp| app.owners.iter().any(|o| o.eq_ignore_ascii_case(sp)));
+        if owned_by && owner {
+            Ok(())
+        } else {
+            Err(graph_errors::directory_denied())
+        }
+    }
+
+    /// An app-only caller holding `Application.ReadWrite.OwnedBy`.
+    fn need_owned_by(&self) -> GraphResult<()> {
+        let held = self
+            .granted
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case("Application.ReadWrite.OwnedBy"));
+        if self.oid.is_none() && held {
             Ok(())
         } else {
             Err(graph_errors::directory_denied())
@@ -155,13 +191,24 @@ impl Actor {
         }
     }
 
-    /// An admin, or the owner of `app`.
+    /// A permission to write applications: one of [`WRITE_APPS`], or app-only
+    /// `Application.ReadWrite.OwnedBy` (which [`Actor::may_manage`] limits to owned apps).
+    fn need_write_apps(&self) -> GraphResult<()> {
+        self.need(WRITE_APPS).or_else(|_| self.need_owned_by())
+    }
+
+    /// An admin (app-only: a tenant-wide write permission), or an owner of `app` (the user, or
+    /// app-only the caller's service principal).
     fn may_manage(&self, app: &AppObject) -> GraphResult<()> {
-        let owner = self
-            .oid
-            .as_ref()
-            .is_some_and(|oid| app.owners.iter().any(|o| o.eq_ignore_ascii_case(oid)));
-        if owner || self.has_role(APP_ADMINS) {
+        let owns = |id: &Option<String>| {
+            id.as_ref()
+                .is_some_and(|id| app.owners.iter().any(|o| o.eq_ignore_ascii_case(id)))
+        };
+        let tenant_wide = match self.oid {
+            None => self.need(WRITE_APPS).is_ok(),
+            Some(_) => self.has_role(APP_ADMINS),
+        };
+        if owns(&self.oid) || owns(&self.sp) || tenant_wide {
             Ok(())
         } else {
             Err(graph_errors::directory_denied())
@@ -213,7 +260,8 @@ pub(crate) fn serve(
             list(ctx, req, "applications", items)
         }
         (["applications"], &Method::POST) => {
-            actor.need(WRITE_APPS)?;
+            // App-only, Application.ReadWrite.OwnedBy creates apps too, and owns them.
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let created = state
                 .directory
@@ -225,8 +273,13 @@ pub(crate) fn serve(
             Ok(entity(ctx, "applications", json, StatusCode::CREATED))
         }
         (["applications", _], &Method::GET) => {
-            actor.need(READ_APPS)?;
-            let app = app_by_key(&dir, t, &key(seg(1))).ok_or_else(|| not_found(seg(1)))?;
+            let app = app_by_key(&dir, t, &key(seg(1)));
+            // Without a read permission Graph answers 403 whether the app exists or not.
+            match app {
+                Some(app) => actor.may_read(app)?,
+                None => actor.need(READ_APPS)?,
+            }
+            let app = app.ok_or_else(|| not_found(seg(1)))?;
             let json = app_json(&dir, t, app).ok_or_else(|| not_found(seg(1)))?;
             Ok(entity(
                 ctx,
@@ -236,7 +289,7 @@ pub(crate) fn serve(
             ))
         }
         (["applications", _], &Method::PATCH) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let k = key(seg(1));
             state.directory.update(|d| {
@@ -249,7 +302,7 @@ pub(crate) fn serve(
             Ok(Resp::empty(StatusCode::NO_CONTENT))
         }
         (["applications", _], &Method::DELETE) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let k = key(seg(1));
             state.directory.update(|d| {
                 let app = app_by_key(d, t, &k)
@@ -269,7 +322,7 @@ pub(crate) fn serve(
             ],
             &Method::POST,
         ) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object_or_empty(req)?;
             let k = key(seg(1));
             let (meta, value) = state.directory.update(|d| {
@@ -301,7 +354,7 @@ pub(crate) fn serve(
             ],
             &Method::POST,
         ) => {
-            actor.need(WRITE_APPS)?;
+            actor.need_write_apps()?;
             let body = body_object(req)?;
             let key_id = body
                 .get("keyId")
@@ -930,7 +983,8 @@ fn create_app(
         required_resource_access: Value::Array(Vec::new()),
         passwords: Vec::new(),
         keys: Vec::new(),
-        owners: actor.oid.iter().cloned().collect(),
+        // The signed-in user, or app-only the calling app's service principal.
+        owners: actor.oid.iter().chain(actor.sp.iter()).cloned().collect(),
         notes: None,
         description: None,
         tags: Vec::new(),

@@ -41,8 +41,15 @@ pub(crate) struct Claims {
 /// The caller's identity.
 #[derive(Debug, Clone)]
 pub(crate) enum Who {
-    User { upn: String, scopes: Vec<String> },
-    App { roles: Vec<String> },
+    User {
+        upn: String,
+        scopes: Vec<String>,
+    },
+    /// App-only: its app roles and its service principal's object ID (the token's `oid`).
+    App {
+        roles: Vec<String>,
+        sp: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +135,7 @@ pub(crate) fn authenticate(
     let who = if claims.idtyp.as_deref() == Some("app") || claims.scp.is_none() {
         Who::App {
             roles: claims.roles.clone().unwrap_or_default(),
+            sp: claims.oid.clone(),
         }
     } else {
         let upn = match (&claims.upn, &claims.oid) {
@@ -300,7 +308,7 @@ pub(crate) fn authorize(
                 Err(graph_errors::access_denied())
             }
         }
-        Who::App { roles } => {
+        Who::App { roles, .. } => {
             if !holds(roles, need.app()) {
                 return Err(graph_errors::access_denied());
             }
@@ -362,7 +370,7 @@ pub(crate) fn authorize_profile(caller: &Caller, own: bool) -> GraphResult<()> {
             ];
             holds(scopes, others) || (own && holds(scopes, &["User.Read", "User.ReadWrite"]))
         }
-        Who::App { roles } => holds(
+        Who::App { roles, .. } => holds(
             roles,
             &[
                 "User.ReadBasic.All",
