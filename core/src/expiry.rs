@@ -241,6 +241,14 @@ pub struct WatchRound {
     pub keep_alive_failed: Vec<(String, Principal, String)>,
 }
 
+/// What the watch last read from Graph of a connection's credential.
+#[derive(Debug)]
+struct GraphReading {
+    date: Date,
+    updated_at: OffsetDateTime,
+    answer: graph::FromGraph,
+}
+
 /// The gateway's watch over expiring credentials: run at startup and then periodically, it
 /// logs each connection's expiry warning and each lapsing refresh token at most once a day
 /// (per the injected clock's date), and with `keep_alive` set refreshes accounts idle for
@@ -252,8 +260,9 @@ pub struct Watch {
     keep_alive: Option<Duration>,
     /// The date each connection (by name) or account (connection/principal) was last warned.
     warned: Mutex<HashMap<String, Date>>,
-    /// What Graph last said of each connection's credential (by name), and on which date.
-    from_graph: Mutex<HashMap<String, (Date, graph::FromGraph)>>,
+    /// What Graph said of each connection's credential (by name): on which date, and of the
+    /// connection as last updated when (an edit, such as a new secret, makes it stale).
+    from_graph: Mutex<HashMap<String, GraphReading>>,
 }
 
 impl Watch {
@@ -278,7 +287,27 @@ impl Watch {
             .from_graph
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        seen.get(connection).map(|(_, f)| f.clone())
+        seen.get(connection).map(|r| r.answer.clone())
+    }
+
+    /// `connection`'s credential expiry as the gateway shows it (the API, the gauge, the
+    /// console): a given date, else what Graph said in the last round that asked (if the
+    /// connection has not changed since), else the certificate's `notAfter`.
+    pub fn expiry(
+        &self,
+        connection: &crate::model::Connection,
+        now: OffsetDateTime,
+    ) -> Option<CredentialExpiry> {
+        let graph = {
+            let seen = self
+                .from_graph
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            seen.get(connection.name.as_str())
+                .filter(|r| r.updated_at == connection.updated_at)
+                .and_then(|r| r.answer.expires())
+        };
+        CredentialExpiry::with_graph(&connection.settings, graph, now)
     }
 
     /// The connection's credential expiry read from Graph, asking at most once a day (per the
@@ -297,10 +326,11 @@ impl Watch {
                 .from_graph
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some((date, answer)) = seen.get(&name)
-                && *date == today
+            if let Some(r) = seen.get(&name)
+                && r.date == today
+                && r.updated_at == connection.updated_at
             {
-                return answer.expires();
+                return r.answer.expires();
             }
         }
         let answer = graph::read(connection, &self.signin).await;
@@ -317,7 +347,14 @@ impl Watch {
         self.from_graph
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name, (today, answer));
+            .insert(
+                name,
+                GraphReading {
+                    date: today,
+                    updated_at: connection.updated_at,
+                    answer,
+                },
+            );
         expires
     }
 

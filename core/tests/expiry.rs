@@ -299,3 +299,48 @@ async fn without_permission_graph_answers_403_and_the_expiry_stays_unknown() {
     assert_eq!(watch.from_graph("daemon"), Some(graph::FromGraph::Denied));
     assert_eq!(CredentialExpiry::of(&connection.settings, start), None);
 }
+
+#[tokio::test]
+async fn what_the_watch_read_from_graph_is_the_shown_expiry_until_the_connection_changes() {
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let secret_expires = start + Duration::days(10);
+    let mock = MockMicrosoft::start(daemon_seed(true, secret_expires))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(Manual(Mutex::new(start)));
+    let (connections, signin) = services(&mock, dir.path(), clock.clone()).await;
+    connections.add("daemon", &daemon(None)).await.unwrap();
+    let watch = Watch::new(connections.clone(), signin.clone(), None);
+    let connection = connections.get("daemon").await.unwrap().connection;
+    // Before the watch asked, a secret's expiry is not known.
+    assert!(watch.expiry(&connection, clock.now()).is_none());
+
+    watch.run_once().await.unwrap();
+    let shown = watch.expiry(&connection, clock.now()).unwrap();
+    assert_eq!(shown.source, ExpirySource::Graph);
+    assert_eq!(shown.expires, secret_expires);
+    assert_eq!(shown.warning, Some(Warning::Within14Days));
+
+    // A new secret makes the reading stale: it is not shown for the edited connection.
+    clock.advance(Duration::seconds(1));
+    let edited = connections
+        .edit(
+            "daemon",
+            ConnectionSpec {
+                client_secret: Some(Secret::new(seed::DAEMON_APP_SECRET)),
+                ..ConnectionSpec::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    assert_ne!(edited.updated_at, connection.updated_at);
+    assert!(watch.expiry(&edited, clock.now()).is_none());
+    // The next round reads it again.
+    watch.run_once().await.unwrap();
+    assert_eq!(
+        watch.expiry(&edited, clock.now()).map(|e| e.source),
+        Some(ExpirySource::Graph)
+    );
+}

@@ -175,16 +175,10 @@ pub fn app(state: AppState) -> Router {
 pub const EXPIRY_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Starts the watch over expiring credentials (core's `expiry::Watch`): at once, then every
-/// [`EXPIRY_WATCH_INTERVAL`]. `keep_alive`: refresh accounts idle for longer than this.
-pub fn spawn_expiry_watch(
-    state: &AppState,
-    keep_alive: Option<time::Duration>,
-) -> tokio::task::JoinHandle<()> {
-    let watch = exgate_core::expiry::Watch::new(
-        std::sync::Arc::clone(&state.connections),
-        std::sync::Arc::clone(&state.signin),
-        keep_alive,
-    );
+/// [`EXPIRY_WATCH_INTERVAL`], with `server.keep_refresh_tokens_alive` as its keep-alive. What it
+/// reads from Graph shows in the API, the gauge and the console ([`AppState::expiry`]).
+pub fn spawn_expiry_watch(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let watch = std::sync::Arc::clone(&state.expiry);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EXPIRY_WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

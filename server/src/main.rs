@@ -303,9 +303,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .public_url
         .as_ref()
         .map_or_else(|| format!("http://{local}"), ToString::to_string);
-    let keep_alive = settings.server.keep_refresh_tokens_alive;
     let state = AppState::new(services, settings, public_url);
-    exgate_server::spawn_expiry_watch(&state, keep_alive);
+    exgate_server::spawn_expiry_watch(&state);
     say(&format!(
         "redirect URI to register in Entra ID for sign-ins through the gateway: {}",
         state.redirect_uri()

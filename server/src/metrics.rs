@@ -197,8 +197,7 @@ pub(crate) async fn render(State(s): State<AppState>) -> impl IntoResponse {
             if !seen.insert(e.connection.name.as_str().to_ascii_lowercase()) {
                 continue;
             }
-            if let Some(x) = exgate_core::expiry::CredentialExpiry::of(&e.connection.settings, now)
-            {
+            if let Some(x) = s.expiry.expiry(&e.connection, now) {
                 let _ = writeln!(
                     out,
                     "exgate_credential_expiry_seconds{{connection=\"{}\"}} {}",

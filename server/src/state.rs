@@ -34,6 +34,9 @@ pub struct AppState {
     /// The admin console's signing key (derived from the master key, so every gateway over the
     /// same store and key file accepts the same sessions).
     pub console: Arc<crate::console::Keys>,
+    /// The watch over expiring credentials (run by [`crate::spawn_expiry_watch`]); what it read
+    /// from Graph is part of the expiry the API, the gauge and the console show.
+    pub expiry: Arc<exgate_core::expiry::Watch>,
 }
 
 impl AppState {
@@ -53,7 +56,13 @@ impl AppState {
             &services.vault.derive_key("console-session"),
             Arc::clone(&services.clock),
         ));
+        let expiry = Arc::new(exgate_core::expiry::Watch::new(
+            Arc::clone(&services.connections),
+            Arc::clone(&services.signin),
+            settings.server.keep_refresh_tokens_alive,
+        ));
         Self {
+            expiry,
             changes: services.changes,
             console,
             keys: services.keys,

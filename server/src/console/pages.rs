@@ -85,7 +85,7 @@ pub(crate) async fn dashboard(session: Session, State(s): State<AppState>) -> Re
     for e in &entries {
         let c = &e.connection;
         let name = c.name.as_str().to_owned();
-        let expiry = exgate_core::expiry::CredentialExpiry::of(&c.settings, now);
+        let expiry = s.expiry.expiry(c, now);
         if let Some(x) = &expiry
             && x.warning.is_some()
         {
@@ -400,7 +400,7 @@ pub(crate) async fn connection(
         Ok(e) => e,
         Err(e) => return fail(&session, e),
     };
-    let view = crate::routes::admin::connection_json(&entry, s.signin.clock().now());
+    let view = crate::routes::admin::connection_json(&entry, &s.expiry, s.signin.clock().now());
     let read_only = !matches!(entry.source, exgate_core::connections::Source::Store);
     let base = format!("/admin/connections/{}", enc(&name));
     page(

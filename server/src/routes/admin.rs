@@ -211,12 +211,8 @@ pub(crate) struct CredentialExpiryView {
 }
 
 impl CredentialExpiryView {
-    fn of(
-        settings: &exgate_core::model::ConnectionSettings,
-        connection: &str,
-        now: OffsetDateTime,
-    ) -> Option<Self> {
-        exgate_core::expiry::CredentialExpiry::of(settings, now).map(|e| Self {
+    fn of(expiry: Option<exgate_core::expiry::CredentialExpiry>, connection: &str) -> Option<Self> {
+        expiry.map(|e| Self {
             kind: e.credential,
             expires: e.expires_rfc3339(),
             source: e.source.as_str(),
@@ -229,7 +225,7 @@ impl CredentialExpiryView {
 }
 
 impl ConnectionView {
-    fn new(e: &ConnectionEntry, now: OffsetDateTime) -> Self {
+    fn new(e: &ConnectionEntry, watch: &exgate_core::expiry::Watch, now: OffsetDateTime) -> Self {
         let c = &e.connection;
         let s = &c.settings;
         let target = match &s.target {
@@ -282,7 +278,7 @@ impl ConnectionView {
             authority: s.authority.as_ref().map(ToString::to_string),
             resource: s.resource.as_ref().map(ToString::to_string),
             auth,
-            credential: CredentialExpiryView::of(s, c.name.as_str(), now),
+            credential: CredentialExpiryView::of(watch.expiry(c, now), c.name.as_str()),
             created_at: ts(c.created_at),
             updated_at: ts(c.updated_at),
         }
@@ -290,8 +286,12 @@ impl ConnectionView {
 }
 
 /// A connection as the API shows it, as JSON (for the console's page).
-pub(crate) fn connection_json(e: &ConnectionEntry, now: OffsetDateTime) -> serde_json::Value {
-    serde_json::to_value(ConnectionView::new(e, now)).unwrap_or_default()
+pub(crate) fn connection_json(
+    e: &ConnectionEntry,
+    watch: &exgate_core::expiry::Watch,
+    now: OffsetDateTime,
+) -> serde_json::Value {
+    serde_json::to_value(ConnectionView::new(e, watch, now)).unwrap_or_default()
 }
 
 /// List connections.
@@ -315,7 +315,7 @@ pub(crate) async fn list_connections(
             .list()
             .await?
             .iter()
-            .map(|e| ConnectionView::new(e, now))
+            .map(|e| ConnectionView::new(e, &s.expiry, now))
             .collect(),
     ))
 }
@@ -340,6 +340,7 @@ pub(crate) async fn get_connection(
 ) -> ApiResult<Json<ConnectionView>> {
     Ok(Json(ConnectionView::new(
         &s.connections.get(&name).await?,
+        &s.expiry,
         s.signin.clock().now(),
     )))
 }
@@ -385,6 +386,7 @@ pub(crate) async fn create_connection(
         StatusCode::CREATED,
         Json(ConnectionView::new(
             &s.connections.get(&name).await?,
+            &s.expiry,
             s.signin.clock().now(),
         )),
     ))
@@ -429,6 +431,7 @@ pub(crate) async fn update_connection(
     s.connections.edit(&name, body.spec(), remove).await?;
     Ok(Json(ConnectionView::new(
         &s.connections.get(&name).await?,
+        &s.expiry,
         s.signin.clock().now(),
     )))
 }
