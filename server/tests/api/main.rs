@@ -2163,6 +2163,23 @@ async fn a_session_only_sign_in_is_listed_but_never_stored() {
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let (status, html) = html_page(&gw, location.strip_prefix(PUBLIC_URL).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{html}");
+    // Its status is known to this gateway only, like the sign-in itself.
+    let id = login["login_id"].as_str().unwrap();
+    let (status, done) = gw
+        .call(
+            "GET",
+            &format!("/api/v1/connections/web/logins/{id}"),
+            &key,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "signed_in", "{done}");
+    assert_eq!(done["principal"], "kiosk-7", "{done}");
+    assert!(
+        gw.state.store.login_status(id).await.unwrap().is_none(),
+        "a session-only sign-in's status was stored"
+    );
 
     let (status, account) = gw
         .admin(
