@@ -18,11 +18,10 @@ use crate::extract::{Json, Path, Query};
 use crate::openapi::CallerErrors;
 use crate::{ApiError, AppState};
 
-/// Sign-ins started through the API whose status only this process knows (device code sign-ins,
-/// which this process finishes itself, and session-only browser sign-ins, of which nothing reaches
-/// the store), by login ID, so an application can poll `GET …/logins/{login_id}`. Browser
-/// sign-ins kept in the store have their status there ([`SignIn::record_login_started`]), so it
-/// answers on every gateway. At most [`Logins::CAP`] are kept; beyond it the oldest is forgotten
+/// Session-only sign-ins started through the API (browser or device code): nothing of them may
+/// reach the store, so only this process knows their status, by login ID, for
+/// `GET …/logins/{login_id}`. Every other sign-in's status is in the store
+/// ([`SignIn::record_login_started`]), so it answers on every gateway. At most [`Logins::CAP`] are kept; beyond it the oldest is forgotten
 /// (its status route then answers 404).
 ///
 /// [`SignIn::record_login_started`]: exgate_core::auth::SignIn::record_login_started
@@ -294,7 +293,16 @@ pub(crate) async fn start(
             } else {
                 s.signin.start_device_login(&name).await?
             };
-            let id = s.logins.start(&name, None);
+            // A session-only sign-in's status stays in this process (nothing of it may reach
+            // the store); any other's is in the store, so every gateway answers its status.
+            let stored = !body.session_only;
+            let id = if stored {
+                let id = uuid::Uuid::new_v4().to_string();
+                s.signin.record_login_started(&id, connection.id).await?;
+                id
+            } else {
+                s.logins.start(&name, None)
+            };
             let a = &login.authorization;
             let answer = LoginStarted::DeviceCode {
                 status_url: status_url(&name, &id),
@@ -319,7 +327,16 @@ pub(crate) async fn start(
                         }
                     }
                 };
-                logins.finish(&id, status);
+                if stored {
+                    if let Err(e) = signin
+                        .record_login_outcome(&id, &LoginOutcome::from(&status))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not record how a sign-in ended");
+                    }
+                } else {
+                    logins.finish(&id, status);
+                }
             });
             Ok((StatusCode::CREATED, Json(answer)))
         }
@@ -362,7 +379,7 @@ pub(crate) async fn status(
             "not_found",
             format!("no sign-in `{id}` on this connection"),
         )
-        .with_hint("a login ID is kept an hour, until 10,000 newer sign-ins were started (a device code or session-only sign-in: on the gateway that started it, and not across restarts); start the sign-in again")
+        .with_hint("a login ID is kept an hour, until 10,000 newer sign-ins were started (a session-only sign-in's: on the gateway that started it, and not across restarts); start the sign-in again")
     })
 }
 

@@ -1494,6 +1494,15 @@ async fn applications_sign_their_users_in_with_a_device_code() {
         json!({ "status": "signed_in", "principal": "u7", "mailbox": seed::ADELE })
     );
     assert_shape(&document(), "LoginStatus", &done);
+    // Kept in the store, so any gateway sharing it answers the status.
+    let stored = gw.state.store.login_status(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.outcome,
+        exgate_core::store::LoginOutcome::SignedIn {
+            principal: "u7".into(),
+            mailbox: Some(seed::ADELE.into()),
+        }
+    );
 }
 
 #[tokio::test]
