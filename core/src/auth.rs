@@ -26,4 +26,6 @@ pub use error::{AuthError, ErrorBody};
 pub use loopback::{LoopbackReceiver, RedirectParams};
 pub use oauth::{DeviceAuthorization, Endpoints, Identity, OAuthClient, TokenResponse};
 pub use pending::{PendingLogin, PendingLogins};
-pub use signin::{BrowserLogin, DeviceLogin, PASSWORD_FLOW_WARNING, SignIn};
+pub use signin::{
+    BrowserLogin, DeviceLogin, LOGIN_STATUS_CAP, LOGIN_STATUS_TTL, PASSWORD_FLOW_WARNING, SignIn,
+};

@@ -242,6 +242,24 @@ pub trait Store: Send + Sync + Debug {
     /// How many sign-ins are remembered.
     async fn pending_logins(&self) -> Result<u64, StoreError>;
 
+    /// Remembers a sign-in an application started, `pending` (or whatever `login.outcome` says),
+    /// so that its status can be read on any gateway. In the same transaction, forgets those
+    /// started before `expired_before` and, where `cap` are kept, the oldest, so the new one fits.
+    async fn put_login_status(
+        &self,
+        login: &LoginStatusRow,
+        cap: usize,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Records how the sign-in `login_id` ended. False if it is not (or no longer) kept.
+    async fn set_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &LoginOutcome,
+    ) -> Result<bool, StoreError>;
+    /// The sign-in `login_id`'s status, expired or not (the caller checks `started_at`).
+    async fn login_status(&self, login_id: &str) -> Result<Option<LoginStatusRow>, StoreError>;
+
     /// Fails with [`StoreError::Conflict`] if the principal already has a static user on the connection.
     async fn insert_static_user(&self, user: &StaticUser) -> Result<(), StoreError>;
     async fn static_users(&self, connection: ConnectionId) -> Result<Vec<StaticUser>, StoreError>;
@@ -364,6 +382,30 @@ pub struct PendingLoginRow {
     pub principal: Option<Principal>,
     pub started_at: OffsetDateTime,
     pub payload: Secret,
+}
+
+/// Where a sign-in an application started stands, as the store keeps it for its status route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The user has not finished yet.
+    Pending,
+    /// The mailbox is linked for `principal`.
+    SignedIn {
+        principal: String,
+        mailbox: Option<String>,
+    },
+    /// The sign-in failed: the error as the API reports it, and how to fix it.
+    Failed { error: String, hint: Option<String> },
+}
+
+/// A sign-in's status by its login ID (a random UUID the gateway hands to the application).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginStatusRow {
+    pub login_id: String,
+    /// The connection it was started on; the status is answered on that connection only.
+    pub connection: ConnectionId,
+    pub started_at: OffsetDateTime,
+    pub outcome: LoginOutcome,
 }
 
 /// The stored form of a sign-in's `state`: its SHA-256 in hex.

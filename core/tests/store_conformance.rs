@@ -17,8 +17,8 @@ use exgate_core::model::{
 };
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::{
-    MemoryStore, PendingCaps, PendingLoginRow, PostgresOptions, PostgresStore, SqliteStore, Store,
-    StoreError,
+    LoginOutcome, LoginStatusRow, MemoryStore, PendingCaps, PendingLoginRow, PostgresOptions,
+    PostgresStore, SqliteStore, Store, StoreError,
 };
 use exgate_testkit::postgres::TempPostgres;
 use sqlx::Connection as _;
@@ -807,6 +807,17 @@ async fn deleting_a_connection_deletes_everything_of_it_and_nothing_else(b: Back
         s.insert_bridge_user(&bridge_user(c.id, &username), "h")
             .await
             .unwrap();
+        s.put_login_status(
+            &status_row(
+                c.id,
+                &format!("login-{}", c.name.folded()),
+                OffsetDateTime::now_utc(),
+            ),
+            10,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .await
+        .unwrap();
     }
     // Named in another case.
     assert!(s.delete_connection(&"GONE".parse().unwrap()).await.unwrap());
@@ -827,6 +838,8 @@ async fn deleting_a_connection_deletes_everything_of_it_and_nothing_else(b: Back
     let bridge: Vec<_> = s.bridge_users().await.unwrap();
     assert_eq!(bridge.len(), 1);
     assert_eq!(bridge[0].connection, kept.id);
+    assert_eq!(s.login_status("login-gone").await.unwrap(), None);
+    assert!(s.login_status("login-kept").await.unwrap().is_some());
 
     assert!(s.connection_by_id(kept.id).await.unwrap().is_some());
     assert_eq!(s.accounts(kept.id).await.unwrap().len(), 1);
@@ -927,6 +940,91 @@ async fn pending_logins_are_taken_once_capped_oldest_first_and_purged(b: Backend
         1
     );
     assert_eq!(s.pending_logins().await.unwrap(), 0);
+}
+
+fn status_row(connection: ConnectionId, login_id: &str, at: OffsetDateTime) -> LoginStatusRow {
+    LoginStatusRow {
+        login_id: login_id.into(),
+        connection,
+        started_at: at,
+        outcome: LoginOutcome::Pending,
+    }
+}
+
+async fn login_statuses_are_recorded_finished_capped_oldest_first_and_expire(b: Backend) {
+    let s = &b.store;
+    let at = datetime!(2026-11-05 10:00 UTC);
+    let hour = time::Duration::hours(1);
+    let (c, d) = (ConnectionId::new_random(), ConnectionId::new_random());
+    let put = |row: LoginStatusRow| async move {
+        let expired_before = row.started_at - hour;
+        s.put_login_status(&row, 3, expired_before).await.unwrap();
+    };
+    put(status_row(c, "l1", at)).await;
+    assert_eq!(
+        s.login_status("l1").await.unwrap(),
+        Some(status_row(c, "l1", at)),
+        "pending, with its connection and start"
+    );
+    assert_eq!(s.login_status("nobody").await.unwrap(), None);
+
+    let signed_in = LoginOutcome::SignedIn {
+        principal: "u42".into(),
+        mailbox: Some("adele@contoso.com".into()),
+    };
+    assert!(s.set_login_outcome("l1", &signed_in).await.unwrap());
+    let row = s.login_status("l1").await.unwrap().unwrap();
+    assert_eq!((row.connection, row.outcome), (c, signed_in));
+    assert!(
+        !s.set_login_outcome("nobody", &LoginOutcome::Pending)
+            .await
+            .unwrap(),
+        "an unknown login is not created by its outcome"
+    );
+    assert_eq!(s.login_status("nobody").await.unwrap(), None);
+
+    put(status_row(d, "l2", at)).await;
+    let failed = LoginOutcome::Failed {
+        error: "the user declined (access_denied)".into(),
+        hint: Some("ask the user to consent".into()),
+    };
+    assert!(s.set_login_outcome("l2", &failed).await.unwrap());
+    assert_eq!(s.login_status("l2").await.unwrap().unwrap().outcome, failed);
+    let no_hint = LoginOutcome::Failed {
+        error: "refused".into(),
+        hint: None,
+    };
+    assert!(s.set_login_outcome("l2", &no_hint).await.unwrap());
+    assert_eq!(
+        s.login_status("l2").await.unwrap().unwrap().outcome,
+        no_hint
+    );
+
+    // The cap (3 here): the oldest goes, whatever its connection.
+    put(status_row(c, "l3", at)).await;
+    put(status_row(c, "l4", at)).await;
+    assert_eq!(s.login_status("l1").await.unwrap(), None, "the oldest went");
+    for id in ["l2", "l3", "l4"] {
+        assert!(s.login_status(id).await.unwrap().is_some(), "{id}");
+    }
+    // Started again under the same ID: pending again, and one row.
+    put(status_row(c, "l4", at)).await;
+    assert_eq!(
+        s.login_status("l4").await.unwrap().unwrap().outcome,
+        LoginOutcome::Pending
+    );
+    assert!(s.login_status("l2").await.unwrap().is_some());
+
+    // A new one purges those started more than an hour before it.
+    let later = at + hour + time::Duration::seconds(1);
+    put(status_row(d, "late", later)).await;
+    for id in ["l2", "l3", "l4"] {
+        assert_eq!(s.login_status(id).await.unwrap(), None, "{id} expired");
+    }
+    assert_eq!(
+        s.login_status("late").await.unwrap().unwrap().started_at,
+        later
+    );
 }
 
 async fn a_refresh_turn_is_one_callers_and_the_next_reads_what_it_committed(b: Backend) {
@@ -1183,6 +1281,7 @@ every_backend!(
     bridge_users_follow_the_contract,
     deleting_a_connection_deletes_everything_of_it_and_nothing_else,
     pending_logins_are_taken_once_capped_oldest_first_and_purged,
+    login_statuses_are_recorded_finished_capped_oldest_first_and_expire,
     a_refresh_turn_is_one_callers_and_the_next_reads_what_it_committed,
 );
 

@@ -1,6 +1,7 @@
 //! Several gateways on one PostgreSQL: the real `exgate-server` binary, N processes sharing one
 //! throwaway cluster ([`TempPostgres`]), one master key and one mock Microsoft cloud. What one
-//! instance starts or stores, the others see; an account is refreshed by one instance at a time;
+//! instance starts or stores, the others see (a sign-in finishes, and its status answers, on any
+//! of them); an account is refreshed by one instance at a time;
 //! a killed instance loses nothing it acknowledged; a key revoked on one is refused by the others
 //! within a second; under load the three never exceed the mock's per-mailbox limit together.
 //!
@@ -270,11 +271,16 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 
 /// Creates the delegated connection through `gateway`'s admin API.
 async fn create_connection(http: &reqwest::Client, gateway: &Gateway) {
+    create_connection_named(http, gateway, CONNECTION).await;
+}
+
+/// Creates a delegated connection named `name` through `gateway`'s admin API.
+async fn create_connection_named(http: &reqwest::Client, gateway: &Gateway, name: &str) {
     let resp = http
         .post(format!("{}/api/v1/connections", gateway.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .json(&json!({
-            "name": CONNECTION, "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
+            "name": name, "tenant": seed::TENANT_ID, "auth": "oauth2-delegated",
             "client_id": seed::WEB_APP, "client_secret": seed::WEB_APP_SECRET,
             "return_urls": ["https://portal.contoso.com/linked"],
         }))
@@ -399,6 +405,84 @@ async fn a_sign_in_started_on_one_instance_finishes_through_anothers_callback() 
     // The account is in the store: every instance uses it.
     for g in [&a, &b, &c] {
         assert_eq!(list_folders(&http, g).await, 200, "{}", g.stderr());
+    }
+}
+
+/// `GET …/connections/{connection}/logins/{login_id}` on `gateway`, as the admin or with `key`.
+async fn login_status(
+    http: &reqwest::Client,
+    gateway: &Gateway,
+    connection: &str,
+    login_id: &str,
+    key: Option<&str>,
+) -> (reqwest::StatusCode, Value) {
+    let req = http.get(format!(
+        "{}/api/v1/connections/{connection}/logins/{login_id}",
+        gateway.base
+    ));
+    let req = match key {
+        Some(key) => req.bearer_auth(key),
+        None => req.basic_auth("admin", Some(ADMIN_PASSWORD)),
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_started_on_one_instance_is_followed_by_its_login_id_on_the_others() {
+    let cluster = Cluster::start().await;
+    let b = cluster.gateway("");
+    let c = cluster.gateway("");
+    // Behind one public name, the identity provider sends the browser back to B.
+    let a = cluster.gateway(&format!("public_url = \"{}\"", b.base));
+    let http = client();
+    create_connection(&http, &a).await;
+    // Another connection, and an application's key for it only.
+    create_connection_named(&http, &a, "fabrikam").await;
+    let created: Value = http
+        .post(format!("{}/api/v1/keys", a.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({ "name": "fabrikam-app", "connections": ["fabrikam"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_key = created["key"].as_str().unwrap().to_owned();
+
+    // Started on A; the user is at the identity provider, the callback not yet taken.
+    let (callback, login_id) = sign_in_until_callback(&cluster, &http, &a, None).await;
+    for g in [&a, &b, &c] {
+        let (status, body) = login_status(&http, g, CONNECTION, &login_id, None).await;
+        assert_eq!(status, 200, "{body} {}", g.stderr());
+        assert_eq!(body, json!({ "status": "pending" }), "{}", g.base);
+    }
+
+    // The callback lands on B; A and C learn the outcome from the store.
+    let done = http.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 200, "{}", b.stderr());
+    for g in [&b, &c, &a] {
+        let (status, body) = login_status(&http, g, CONNECTION, &login_id, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "signed_in", "{body}");
+        assert_eq!(body["principal"], "u42", "{body}");
+    }
+
+    // The login ID is no oracle: on another connection it is unknown, even to the admin; a key
+    // for that connection learns nothing of it there, and may not ask on this one.
+    for g in [&b, &c] {
+        let (status, body) = login_status(&http, g, "fabrikam", &login_id, None).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["code"], "not_found", "{body}");
+        let (status, body) = login_status(&http, g, "fabrikam", &login_id, Some(&other_key)).await;
+        assert_eq!(status, 404, "{body}");
+        let (status, body) = login_status(&http, g, CONNECTION, &login_id, Some(&other_key)).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.get("principal").is_none(), "{body}");
+        let (status, _) = login_status(&http, g, CONNECTION, "no-such-login", None).await;
+        assert_eq!(status, 404);
     }
 }
 

@@ -440,6 +440,12 @@ pub struct DeviceLogin {
     pub session_only: bool,
 }
 
+/// How long the status of a sign-in an application started is kept (by login ID, in the store,
+/// for `GET …/logins/{login_id}` on any gateway): well beyond the ten minutes a sign-in may take.
+pub const LOGIN_STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The most sign-in statuses kept; beyond it the oldest is forgotten.
+pub const LOGIN_STATUS_CAP: usize = 10_000;
+
 /// Sign-in and tokens for every connection.
 #[derive(Debug)]
 pub struct SignIn {
@@ -495,6 +501,60 @@ impl SignIn {
         self.shared.accounts.clear();
         self.shared.only_account.clear();
         self.cache.forget_accounts(account);
+    }
+
+    /// Remembers, in the store, that the sign-in `login_id` started on `connection` is pending,
+    /// so that its status answers on every gateway sharing the store. Forgets expired statuses
+    /// ([`LOGIN_STATUS_TTL`]) and, beyond [`LOGIN_STATUS_CAP`], the oldest.
+    pub async fn record_login_started(
+        &self,
+        login_id: &str,
+        connection: crate::model::ConnectionId,
+    ) -> Result<(), Error> {
+        let now = self.shared.clock.now();
+        let row = crate::store::LoginStatusRow {
+            login_id: login_id.to_owned(),
+            connection,
+            started_at: now,
+            outcome: crate::store::LoginOutcome::Pending,
+        };
+        self.shared
+            .store
+            .put_login_status(&row, LOGIN_STATUS_CAP, now - LOGIN_STATUS_TTL)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how the sign-in `login_id` ended (on whichever gateway took its callback). False
+    /// if its status is no longer kept.
+    pub async fn record_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &crate::store::LoginOutcome,
+    ) -> Result<bool, Error> {
+        Ok(self
+            .shared
+            .store
+            .set_login_outcome(login_id, outcome)
+            .await?)
+    }
+
+    /// Where the sign-in `login_id` stands, if it was started on `connection` and has not
+    /// expired. A login ID of another connection answers `None`, like an unknown one, so it
+    /// tells nothing to a caller who may use only this connection.
+    pub async fn login_status(
+        &self,
+        connection: crate::model::ConnectionId,
+        login_id: &str,
+    ) -> Result<Option<crate::store::LoginOutcome>, Error> {
+        let expired_before = self.shared.clock.now() - LOGIN_STATUS_TTL;
+        Ok(self
+            .shared
+            .store
+            .login_status(login_id)
+            .await?
+            .filter(|l| l.connection == connection && l.started_at >= expired_before)
+            .map(|l| l.outcome))
     }
 
     /// The clock sign-in runs on (client assertions, token lifetimes).

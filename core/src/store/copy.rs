@@ -144,6 +144,10 @@ pub const NOT_COPIED: &[(&str, &str)] = &[
         "transient: browser sign-ins in progress (10 minutes at most)",
     ),
     (
+        "login_status",
+        "transient: the status of sign-ins applications started (an hour at most)",
+    ),
+    (
         "governor_ledgers",
         "transient: the per-mailbox governor's window and leases (a few minutes at most)",
     ),

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError};
+use super::{
+    LoginOutcome, LoginStatusRow, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError,
+};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -198,6 +200,32 @@ impl Store for CountingStore {
         self.inner
             .put_pending_login(login, caps, expired_before)
             .await
+    }
+
+    async fn put_login_status(
+        &self,
+        login: &LoginStatusRow,
+        cap: usize,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.count("put_login_status");
+        self.inner
+            .put_login_status(login, cap, expired_before)
+            .await
+    }
+
+    async fn set_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &LoginOutcome,
+    ) -> Result<bool, StoreError> {
+        self.count("set_login_outcome");
+        self.inner.set_login_outcome(login_id, outcome).await
+    }
+
+    async fn login_status(&self, login_id: &str) -> Result<Option<LoginStatusRow>, StoreError> {
+        self.count("login_status");
+        self.inner.login_status(login_id).await
     }
 
     async fn take_pending_login(&self, state: &str) -> Result<Option<PendingLoginRow>, StoreError> {

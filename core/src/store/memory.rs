@@ -10,7 +10,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{LocalLocks, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold};
+use super::{
+    LocalLocks, LoginOutcome, LoginStatusRow, PendingCaps, PendingLoginRow, RefreshTurn, Store,
+    StoreError, TurnHold,
+};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -30,6 +33,9 @@ struct State {
     /// Pending sign-ins by state, with their order of arrival.
     pending: BTreeMap<String, (u64, PendingLoginRow)>,
     next_pending: u64,
+    /// Sign-in statuses by login ID, with their order of arrival.
+    login_status: BTreeMap<String, (u64, LoginStatusRow)>,
+    next_login_status: u64,
 }
 
 impl State {
@@ -149,6 +155,7 @@ impl Store for MemoryStore {
         s.static_users.retain(|_, u| u.connection != id);
         s.bridge_users.retain(|_, (u, _)| u.connection != id);
         s.pending.retain(|_, (_, p)| p.connection != id);
+        s.login_status.retain(|_, (_, l)| l.connection != id);
         s.connections.remove(&id);
         Ok(true)
     }
@@ -359,6 +366,58 @@ impl Store for MemoryStore {
 
     async fn pending_logins(&self) -> Result<u64, StoreError> {
         Ok(self.state().pending.len() as u64)
+    }
+
+    async fn put_login_status(
+        &self,
+        login: &LoginStatusRow,
+        cap: usize,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state();
+        s.login_status
+            .retain(|_, (_, l)| l.started_at >= expired_before);
+        s.login_status.remove(&login.login_id);
+        let keep = cap.saturating_sub(1);
+        if s.login_status.len() > keep {
+            let mut order: Vec<(u64, String)> = s
+                .login_status
+                .iter()
+                .map(|(k, (n, _))| (*n, k.clone()))
+                .collect();
+            order.sort_unstable();
+            let excess = order.len() - keep;
+            for (_, id) in order.into_iter().take(excess) {
+                s.login_status.remove(&id);
+            }
+        }
+        let n = s.next_login_status;
+        s.next_login_status += 1;
+        s.login_status
+            .insert(login.login_id.clone(), (n, login.clone()));
+        Ok(())
+    }
+
+    async fn set_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &LoginOutcome,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.state().login_status.get_mut(login_id) {
+            Some((_, l)) => {
+                l.outcome = outcome.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn login_status(&self, login_id: &str) -> Result<Option<LoginStatusRow>, StoreError> {
+        Ok(self
+            .state()
+            .login_status
+            .get(login_id)
+            .map(|(_, l)| l.clone()))
     }
 
     async fn delete_access_tokens(

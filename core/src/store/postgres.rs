@@ -18,12 +18,15 @@ use super::changes::{self, Change, ChangeFeed, FeedEvent};
 use super::copy::{self, ColumnType, Row as CopyRow, TableSpec, Value, WritePlan};
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
-    connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
-    open_refresh_token, pending_login_columns, pending_login_from_row, scope_column,
-    seal_access_token, seal_key_check, seal_refresh_token, static_user_from_row, status_reason, ts,
-    verify_key_check,
+    connection_columns, connection_from_row, db, is_unique_violation, login_outcome_columns,
+    login_status_from_row, open_access_token, open_refresh_token, pending_login_columns,
+    pending_login_from_row, scope_column, seal_access_token, seal_key_check, seal_refresh_token,
+    static_user_from_row, status_reason, ts, verify_key_check,
 };
-use super::{PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold, state_hash};
+use super::{
+    LoginOutcome, LoginStatusRow, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError,
+    TurnHold, state_hash,
+};
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, BridgeUser, Connection, ConnectionId,
@@ -55,11 +58,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_governor_leases.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_login_status.sql"),
+    ),
 ];
 
 /// The transaction-level advisory lock taken while a sign-in is added, so that the caps hold
 /// across gateways adding at once ("pending" in ASCII).
 const PENDING_LOCK: i64 = 0x0070_656e_6469_6e67;
+
+/// The transaction-level advisory lock taken while a sign-in's status is added, so that the cap
+/// holds across gateways ("loginsta").
+const LOGIN_STATUS_LOCK: i64 = 0x006c_6f67_696e_7374;
 
 /// The session advisory lock held while migrating, so that gateways starting together migrate
 /// once ("exgate" in ASCII).
@@ -352,6 +363,7 @@ impl Store for PostgresStore {
             "DELETE FROM static_users WHERE connection_id = $1",
             "DELETE FROM bridge_users WHERE connection_id = $1",
             "DELETE FROM pending_logins WHERE connection_id = $1",
+            "DELETE FROM login_status WHERE connection_id = $1",
             "DELETE FROM connections WHERE id = $1",
         ] {
             sqlx::query(sql)
@@ -793,6 +805,89 @@ impl Store for PostgresStore {
             .and_then(|row| row.try_get(0))
             .map_err(db("counting pending sign-ins"))?;
         Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn put_login_status(
+        &self,
+        login: &LoginStatusRow,
+        cap: usize,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "remembering a sign-in's status";
+        let o = login_outcome_columns(&login.outcome);
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOGIN_STATUS_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        sqlx::query("DELETE FROM login_status WHERE started_unix < $1 OR login_id = $2")
+            .bind(expired_before.unix_timestamp())
+            .bind(&login.login_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM login_status WHERE seq IN (SELECT seq FROM login_status \
+             ORDER BY seq DESC OFFSET $1)",
+        )
+        .bind(i64::try_from(cap.saturating_sub(1)).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO login_status (login_id, connection_id, started_unix, status, principal, mailbox, error, hint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&login.login_id)
+        .bind(login.connection.to_string())
+        .bind(login.started_at.unix_timestamp())
+        .bind(o.status)
+        .bind(o.principal)
+        .bind(o.mailbox)
+        .bind(o.error)
+        .bind(o.hint)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn set_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &LoginOutcome,
+    ) -> Result<bool, StoreError> {
+        let o = login_outcome_columns(outcome);
+        let r = sqlx::query(
+            "UPDATE login_status SET status = $1, principal = $2, mailbox = $3, error = $4, hint = $5 \
+             WHERE login_id = $6",
+        )
+        .bind(o.status)
+        .bind(o.principal)
+        .bind(o.mailbox)
+        .bind(o.error)
+        .bind(o.hint)
+        .bind(login_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("recording how a sign-in ended"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn login_status(&self, login_id: &str) -> Result<Option<LoginStatusRow>, StoreError> {
+        let ctx = "reading a sign-in's status";
+        let row = sqlx::query("SELECT * FROM login_status WHERE login_id = $1")
+            .bind(login_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(ctx))?;
+        row.map(|row| {
+            let started: i64 = row.try_get("started_unix").map_err(db(ctx))?;
+            login_status_from_row(&row, started)
+        })
+        .transpose()
     }
 
     async fn insert_static_user(&self, u: &StaticUser) -> Result<(), StoreError> {

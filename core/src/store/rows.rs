@@ -12,7 +12,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{PendingLoginRow, StoreError, state_hash};
+use super::{LoginOutcome, LoginStatusRow, PendingLoginRow, StoreError, state_hash};
 use crate::apikeys::{ApiKey, ApiKeyId, KeyScope};
 use crate::model::{
     AccessToken, Account, AccountId, AccountStatus, AppOnlyAuth, Auth, Backend, BridgeUser,
@@ -567,4 +567,71 @@ pub(crate) fn api_key_from_row(row: &dyn RawRow) -> Result<ApiKey, StoreError> {
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A sign-in status's outcome as columns: `status`, `principal`, `mailbox`, `error`, `hint`.
+pub(crate) struct LoginOutcomeColumns {
+    pub status: &'static str,
+    pub principal: Option<String>,
+    pub mailbox: Option<String>,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+pub(crate) fn login_outcome_columns(o: &LoginOutcome) -> LoginOutcomeColumns {
+    match o {
+        LoginOutcome::Pending => LoginOutcomeColumns {
+            status: "pending",
+            principal: None,
+            mailbox: None,
+            error: None,
+            hint: None,
+        },
+        LoginOutcome::SignedIn { principal, mailbox } => LoginOutcomeColumns {
+            status: "signed_in",
+            principal: Some(principal.clone()),
+            mailbox: mailbox.clone(),
+            error: None,
+            hint: None,
+        },
+        LoginOutcome::Failed { error, hint } => LoginOutcomeColumns {
+            status: "failed",
+            principal: None,
+            mailbox: None,
+            error: Some(error.clone()),
+            hint: hint.clone(),
+        },
+    }
+}
+
+/// A sign-in's status from its row.
+pub(crate) fn login_status_from_row(
+    row: &dyn RawRow,
+    started_unix: i64,
+) -> Result<LoginStatusRow, StoreError> {
+    let ctx = "reading a sign-in's status";
+    let text = |col: &str| row.opt_text(col).map_err(db(ctx));
+    let outcome = match row.text("status").map_err(db(ctx))?.as_str() {
+        "pending" => LoginOutcome::Pending,
+        "signed_in" => LoginOutcome::SignedIn {
+            principal: text("principal")?
+                .ok_or_else(|| StoreError::Corrupt("signed-in status without principal".into()))?,
+            mailbox: text("mailbox")?,
+        },
+        "failed" => LoginOutcome::Failed {
+            error: text("error")?.unwrap_or_default(),
+            hint: text("hint")?,
+        },
+        other => return Err(StoreError::Corrupt(format!("sign-in status `{other}`"))),
+    };
+    Ok(LoginStatusRow {
+        login_id: row.text("login_id").map_err(db(ctx))?,
+        connection: parse_col(
+            &row.text("connection_id").map_err(db(ctx))?,
+            "connection id",
+        )?,
+        started_at: OffsetDateTime::from_unix_timestamp(started_unix)
+            .map_err(|_| StoreError::Corrupt(format!("timestamp {started_unix}")))?,
+        outcome,
+    })
 }

@@ -17,13 +17,14 @@ use time::OffsetDateTime;
 use super::copy::{self, ColumnType, Row as CopyRow, TableSpec, Value, WritePlan};
 use super::rows::{
     account_column, account_columns, account_from_row, api_key_from_row, bridge_user_from_row,
-    connection_columns, connection_from_row, db, is_unique_violation, open_access_token,
-    open_refresh_token, pending_login_columns, pending_login_from_row, scope_column,
-    seal_access_token, seal_key_check, seal_refresh_token, static_user_from_row,
-    status_from_columns, status_reason, ts, verify_key_check,
+    connection_columns, connection_from_row, db, is_unique_violation, login_outcome_columns,
+    login_status_from_row, open_access_token, open_refresh_token, pending_login_columns,
+    pending_login_from_row, scope_column, seal_access_token, seal_key_check, seal_refresh_token,
+    static_user_from_row, status_from_columns, status_reason, ts, verify_key_check,
 };
 use super::{
-    LocalLocks, PendingCaps, PendingLoginRow, RefreshTurn, Store, StoreError, TurnHold, state_hash,
+    LocalLocks, LoginOutcome, LoginStatusRow, PendingCaps, PendingLoginRow, RefreshTurn, Store,
+    StoreError, TurnHold, state_hash,
 };
 use crate::apikeys::{ApiKey, ApiKeyId};
 use crate::model::{
@@ -50,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_pending_logins.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_login_status.sql"),
     ),
 ];
 
@@ -329,6 +334,7 @@ impl Store for SqliteStore {
             "DELETE FROM static_users WHERE connection_id = ?",
             "DELETE FROM bridge_users WHERE connection_id = ?",
             "DELETE FROM pending_logins WHERE connection_id = ?",
+            "DELETE FROM login_status WHERE connection_id = ?",
             "DELETE FROM connections WHERE id = ?",
         ] {
             sqlx::query(sql)
@@ -723,6 +729,85 @@ impl Store for SqliteStore {
             .and_then(|row| row.try_get(0))
             .map_err(db("counting pending sign-ins"))?;
         Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn put_login_status(
+        &self,
+        login: &LoginStatusRow,
+        cap: usize,
+        expired_before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let ctx = "remembering a sign-in's status";
+        let o = login_outcome_columns(&login.outcome);
+        let mut tx = self.pool.begin().await.map_err(db(ctx))?;
+        // A write first, so the transaction holds the file's write lock from its start.
+        sqlx::query("DELETE FROM login_status WHERE started_unix < ? OR login_id = ?")
+            .bind(expired_before.unix_timestamp())
+            .bind(&login.login_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(ctx))?;
+        sqlx::query(
+            "DELETE FROM login_status WHERE seq IN (SELECT seq FROM login_status \
+             ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(i64::try_from(cap.saturating_sub(1)).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        sqlx::query(
+            "INSERT INTO login_status (login_id, seq, connection_id, started_unix, status, principal, mailbox, error, hint) \
+             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM login_status), ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&login.login_id)
+        .bind(login.connection.to_string())
+        .bind(login.started_at.unix_timestamp())
+        .bind(o.status)
+        .bind(o.principal)
+        .bind(o.mailbox)
+        .bind(o.error)
+        .bind(o.hint)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ctx))?;
+        tx.commit().await.map_err(db(ctx))?;
+        Ok(())
+    }
+
+    async fn set_login_outcome(
+        &self,
+        login_id: &str,
+        outcome: &LoginOutcome,
+    ) -> Result<bool, StoreError> {
+        let o = login_outcome_columns(outcome);
+        let r = sqlx::query(
+            "UPDATE login_status SET status = ?, principal = ?, mailbox = ?, error = ?, hint = ? \
+             WHERE login_id = ?",
+        )
+        .bind(o.status)
+        .bind(o.principal)
+        .bind(o.mailbox)
+        .bind(o.error)
+        .bind(o.hint)
+        .bind(login_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("recording how a sign-in ended"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn login_status(&self, login_id: &str) -> Result<Option<LoginStatusRow>, StoreError> {
+        let ctx = "reading a sign-in's status";
+        let row = sqlx::query("SELECT * FROM login_status WHERE login_id = ?")
+            .bind(login_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(ctx))?;
+        row.map(|row| {
+            let started: i64 = row.try_get("started_unix").map_err(db(ctx))?;
+            login_status_from_row(&row, started)
+        })
+        .transpose()
     }
 
     async fn delete_access_tokens(

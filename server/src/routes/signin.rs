@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use exgate_core::auth::RedirectParams;
 use exgate_core::model::Principal;
+use exgate_core::store::LoginOutcome;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,9 +18,13 @@ use crate::extract::{Json, Path, Query};
 use crate::openapi::CallerErrors;
 use crate::{ApiError, AppState};
 
-/// Sign-ins started through the API (browser and device code), by login ID, so an application
-/// can poll `GET …/logins/{login_id}`. At most [`Logins::CAP`] are kept; beyond it the oldest is
-/// forgotten (its status route then answers 404).
+/// Session-only sign-ins started through the API (browser or device code): nothing of them may
+/// reach the store, so only this process knows their status, by login ID, for
+/// `GET …/logins/{login_id}`. Every other sign-in's status is in the store
+/// ([`SignIn::record_login_started`]), so it answers on every gateway. At most [`Logins::CAP`] are kept; beyond it the oldest is forgotten
+/// (its status route then answers 404).
+///
+/// [`SignIn::record_login_started`]: exgate_core::auth::SignIn::record_login_started
 #[derive(Debug, Default)]
 pub struct Logins(Mutex<LoginsInner>);
 
@@ -42,7 +47,7 @@ struct Login {
 
 impl Logins {
     /// The most sign-ins remembered.
-    pub const CAP: usize = 10_000;
+    pub const CAP: usize = exgate_core::auth::LOGIN_STATUS_CAP;
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LoginsInner> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
@@ -111,7 +116,7 @@ fn status_url(connection: &str, id: &str) -> String {
     format!("/api/v1/connections/{connection}/logins/{id}")
 }
 
-/// Where a device code sign-in stands.
+/// Where a browser or device code sign-in stands.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum LoginStatus {
@@ -124,6 +129,26 @@ pub enum LoginStatus {
     },
     /// The sign-in failed; `hint` says how to fix it.
     Failed { error: String, hint: Option<String> },
+}
+
+impl From<LoginOutcome> for LoginStatus {
+    fn from(o: LoginOutcome) -> Self {
+        match o {
+            LoginOutcome::Pending => Self::Pending,
+            LoginOutcome::SignedIn { principal, mailbox } => Self::SignedIn { principal, mailbox },
+            LoginOutcome::Failed { error, hint } => Self::Failed { error, hint },
+        }
+    }
+}
+
+impl From<&LoginStatus> for LoginOutcome {
+    fn from(s: &LoginStatus) -> Self {
+        match s.clone() {
+            LoginStatus::Pending => Self::Pending,
+            LoginStatus::SignedIn { principal, mailbox } => Self::SignedIn { principal, mailbox },
+            LoginStatus::Failed { error, hint } => Self::Failed { error, hint },
+        }
+    }
 }
 
 /// A sign-in to start for one of the application's users.
@@ -206,7 +231,7 @@ pub(crate) async fn start(
     Path(name): Path<String>,
     Json(body): Json<LoginBody>,
 ) -> Result<(StatusCode, Json<LoginStarted>), ApiError> {
-    caller.connection(&s, &name).await?;
+    let connection = caller.connection(&s, &name).await?;
     let principal = body
         .principal
         .parse::<Principal>()
@@ -244,7 +269,13 @@ pub(crate) async fn start(
                     app_data,
                 )
                 .await?;
-            s.logins.start_with_id(id.clone(), &name, return_url);
+            if body.session_only {
+                // Its callback must come back to this process (nothing of it is in the store),
+                // so only this process can know its status.
+                s.logins.start_with_id(id.clone(), &name, return_url);
+            } else {
+                s.signin.record_login_started(&id, connection.id).await?;
+            }
             Ok((
                 StatusCode::CREATED,
                 Json(LoginStarted::Browser {
@@ -262,7 +293,16 @@ pub(crate) async fn start(
             } else {
                 s.signin.start_device_login(&name).await?
             };
-            let id = s.logins.start(&name, None);
+            // A session-only sign-in's status stays in this process (nothing of it may reach
+            // the store); any other's is in the store, so every gateway answers its status.
+            let stored = !body.session_only;
+            let id = if stored {
+                let id = uuid::Uuid::new_v4().to_string();
+                s.signin.record_login_started(&id, connection.id).await?;
+                id
+            } else {
+                s.logins.start(&name, None)
+            };
             let a = &login.authorization;
             let answer = LoginStarted::DeviceCode {
                 status_url: status_url(&name, &id),
@@ -287,7 +327,16 @@ pub(crate) async fn start(
                         }
                     }
                 };
-                logins.finish(&id, status);
+                if stored {
+                    if let Err(e) = signin
+                        .record_login_outcome(&id, &LoginOutcome::from(&status))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not record how a sign-in ended");
+                    }
+                } else {
+                    logins.finish(&id, status);
+                }
             });
             Ok((StatusCode::CREATED, Json(answer)))
         }
@@ -319,14 +368,18 @@ pub(crate) async fn status(
     State(s): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<LoginStatus>, ApiError> {
-    caller.connection(&s, &name).await?;
+    let connection = caller.connection(&s, &name).await?;
+    // The store answers only for a sign-in started on this connection, as memory does.
+    if let Some(outcome) = s.signin.login_status(connection.id, &id).await? {
+        return Ok(Json(outcome.into()));
+    }
     s.logins.status(&name, &id).map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no sign-in `{id}` on this connection"),
         )
-        .with_hint("a login ID is kept until 10,000 newer sign-ins were started, and not across restarts; start the sign-in again")
+        .with_hint("a login ID is kept an hour, until 10,000 newer sign-ins were started (a session-only sign-in's: on the gateway that started it, and not across restarts); start the sign-in again")
     })
 }
 
@@ -421,23 +474,37 @@ pub(crate) async fn callback(
     let (app_data, finished) = s.signin.finish_browser_login_with_app_data(params).await;
     let finished = finished.map_err(ApiError::from);
     let app_data = app_data.and_then(|d| serde_json::from_str::<AppData>(&d).ok());
-    let back = app_data.and_then(|data| {
-        let id = data.login_id;
-        let status = match &finished {
-            Ok(a) => LoginStatus::SignedIn {
-                principal: a.principal.to_string(),
-                mailbox: a.mailbox.as_ref().map(|m| m.to_string()),
-            },
-            Err(api) => LoginStatus::Failed {
-                error: api.message.clone(),
-                hint: api.hint.clone(),
-            },
-        };
-        s.logins.finish(&id, status);
-        // Checked against the connection's allow-list when the sign-in started.
-        let back = url::Url::parse(&data.return_url?).ok()?;
-        Some((id, back))
-    });
+    let back = match app_data {
+        Some(data) => {
+            let id = data.login_id;
+            let status = match &finished {
+                Ok(a) => LoginStatus::SignedIn {
+                    principal: a.principal.to_string(),
+                    mailbox: a.mailbox.as_ref().map(|m| m.to_string()),
+                },
+                Err(api) => LoginStatus::Failed {
+                    error: api.message.clone(),
+                    hint: api.hint.clone(),
+                },
+            };
+            // In the store, so the status answers on every gateway (a session-only sign-in's is
+            // in this process's memory only: it matches no row there).
+            if let Err(e) = s
+                .signin
+                .record_login_outcome(&id, &LoginOutcome::from(&status))
+                .await
+            {
+                tracing::warn!(error = %e, "could not record how a sign-in ended");
+            }
+            s.logins.finish(&id, status);
+            // Checked against the connection's allow-list when the sign-in started.
+            data.return_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .map(|back| (id, back))
+        }
+        None => None,
+    };
     if let Some((id, mut url)) = back {
         // The application learns the details from its status route; the URL says only which
         // sign-in this was and how it ended (no code, no error text an attacker could inject).

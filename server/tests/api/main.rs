@@ -1494,6 +1494,15 @@ async fn applications_sign_their_users_in_with_a_device_code() {
         json!({ "status": "signed_in", "principal": "u7", "mailbox": seed::ADELE })
     );
     assert_shape(&document(), "LoginStatus", &done);
+    // Kept in the store, so any gateway sharing it answers the status.
+    let stored = gw.state.store.login_status(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.outcome,
+        exgate_core::store::LoginOutcome::SignedIn {
+            principal: "u7".into(),
+            mailbox: Some(seed::ADELE.into()),
+        }
+    );
 }
 
 #[tokio::test]
@@ -2163,6 +2172,23 @@ async fn a_session_only_sign_in_is_listed_but_never_stored() {
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let (status, html) = html_page(&gw, location.strip_prefix(PUBLIC_URL).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{html}");
+    // Its status is known to this gateway only, like the sign-in itself.
+    let id = login["login_id"].as_str().unwrap();
+    let (status, done) = gw
+        .call(
+            "GET",
+            &format!("/api/v1/connections/web/logins/{id}"),
+            &key,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "signed_in", "{done}");
+    assert_eq!(done["principal"], "kiosk-7", "{done}");
+    assert!(
+        gw.state.store.login_status(id).await.unwrap().is_none(),
+        "a session-only sign-in's status was stored"
+    );
 
     let (status, account) = gw
         .admin(
