@@ -524,8 +524,10 @@ async fn a_thousand_token_requests_over_three_instances_cause_one_refresh_and_lo
     for r in requests {
         assert_eq!(r.await.unwrap().unwrap(), 200);
     }
-    // Each instance loaded the stored token (due) and started one refresh of it; one of them
+    // An instance that loaded the stored token (due) started one refresh of it; one of them
     // reached the identity provider, the others waited for its turn and took what it stored.
+    // (On a busy machine an instance may load the token only after the refresh was committed,
+    // and then has nothing to refresh: at most one refresh per instance, not exactly one.)
     let started = || async {
         let mut started = 0;
         for g in &gateways {
@@ -533,12 +535,15 @@ async fn a_thousand_token_requests_over_three_instances_cause_one_refresh_and_lo
         }
         started
     };
-    until(
-        "every instance refreshed, and one of them committed",
-        || async { started().await >= 3 && cluster.refreshed().await },
-    )
+    until("one of the instances committed a refresh", || async {
+        started().await >= 1 && cluster.refreshed().await
+    })
     .await;
-    assert_eq!(started().await, 3, "one refresh per instance");
+    let refreshes = started().await;
+    assert!(
+        (1..=3).contains(&refreshes),
+        "{refreshes} refreshes: at most one per instance"
+    );
     for g in &gateways {
         assert_eq!(
             g.metric(&http, "exgate_token_refresh_failures_total").await,
