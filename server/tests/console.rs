@@ -18,6 +18,9 @@ use exgate_testkit::entra::{Seed, seed};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+mod support;
+use support::Gateway;
+
 const AXE: &str = include_str!("fixtures/axe-core/axe.min.js");
 const WAIT: Duration = Duration::from_secs(20);
 const MAX_PAGE_BYTES: u64 = 100 * 1024;
@@ -26,64 +29,6 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-/// The real `exgate-server` on port 0, reaching `mock` for Entra ID and Graph.
-struct Gateway {
-    child: Child,
-    password: String,
-    base: String,
-    _home: tempfile::TempDir,
-}
-
-impl Gateway {
-    fn start(mock: &MockMicrosoft) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let config = home.path().join("config/exgate/exgate.toml");
-        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
-                mock.base_url(),
-                mock.graph_url()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(std::result::Result::ok);
-        assert!(lines.next().unwrap().contains("admin password"));
-        let password = lines.next().unwrap().trim().to_owned();
-        let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            password,
-            base,
-            _home: home,
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `chromedriver --port=0`: it prints the port it chose.

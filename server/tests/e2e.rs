@@ -2,103 +2,15 @@
 //! A connection is created through the API, a user signs in through the real callback (the mock's
 //! consent form submitted over HTTP), then reads and sends mail and creates an event.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
 use serde_json::{Value, json};
 
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The hidden inputs of the mock's sign-in form.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" ")
-        .skip(1)
-        .filter_map(|tail| {
-            let name = tail.split("name=\"").nth(1)?.split('"').next()?;
-            let value = tail.split("value=\"").nth(1)?.split('"').next()?;
-            Some((unescape(name), unescape(value)))
-        })
-        .collect()
-}
-
-/// The real `exgate-server` on port 0, reaching `mock` for Entra ID and Graph.
-struct Gateway {
-    child: Child,
-    password: String,
-    base: String,
-    _home: tempfile::TempDir,
-}
-
-impl Gateway {
-    fn start(mock: &MockMicrosoft) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let config = home.path().join("config/exgate/exgate.toml");
-        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
-                mock.base_url(),
-                mock.graph_url()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok);
-        assert!(lines.next().unwrap().contains("admin password"));
-        let password = lines.next().unwrap().trim().to_owned();
-        let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
-        // The gateway goes on printing (the redirect URI); keep its stdout open and drained.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            password,
-            base,
-            _home: home,
-        }
-    }
-
-    /// The process's peak resident memory so far, in bytes (the kernel's `VmHWM`).
-    fn peak_memory(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib * 1024
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::{Gateway, hidden_inputs};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_signs_in_through_the_gateway_then_reads_sends_and_schedules() {

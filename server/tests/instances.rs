@@ -22,6 +22,9 @@ use exgate_testkit::postgres::TempPostgres;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
+mod support;
+use support::hidden_inputs;
+
 const WAIT: Duration = Duration::from_secs(60);
 const ADMIN_PASSWORD: &str = "cluster-admin-Password-7Qz!x9Lw2Rk5";
 const CONNECTION: &str = "contoso";
@@ -247,26 +250,6 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The hidden inputs of the mock's sign-in form.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" ")
-        .skip(1)
-        .filter_map(|tail| {
-            let name = tail.split("name=\"").nth(1)?.split('"').next()?;
-            let value = tail.split("value=\"").nth(1)?.split('"').next()?;
-            Some((unescape(name), unescape(value)))
-        })
-        .collect()
 }
 
 /// Creates the delegated connection through `gateway`'s admin API.
