@@ -26,6 +26,7 @@ pub mod mailbox;
 pub mod mailboxes;
 pub mod model;
 pub mod net;
+pub mod notify;
 pub mod pipeline;
 pub mod secret;
 pub mod services;

@@ -393,6 +393,10 @@ pub struct Backend {
     pub calendar: Option<Arc<dyn Calendar>>,
     pub availability: Option<Arc<dyn Availability>>,
     pub contacts: Option<Arc<dyn Contacts>>,
+    /// How it tells of changes, if it can: pushed to a URL (Graph subscriptions) or heard over
+    /// a held connection (EWS streaming, IMAP IDLE). A backend with neither is polled.
+    pub push: Option<Arc<dyn crate::notify::Push>>,
+    pub listen: Option<Arc<dyn crate::notify::Listen>>,
 }
 
 impl Backend {
@@ -407,6 +411,8 @@ impl Backend {
             calendar: Some(Arc::clone(&b) as Arc<dyn Calendar>),
             availability: Some(Arc::clone(&b) as Arc<dyn Availability>),
             contacts: Some(b as Arc<dyn Contacts>),
+            push: None,
+            listen: None,
         }
     }
 

@@ -392,6 +392,8 @@ impl Mailboxes {
             calendar: None,
             availability: None,
             contacts: None,
+            push: None,
+            listen: None,
         })
     }
 
@@ -439,6 +441,8 @@ impl Mailboxes {
             calendar: None,
             availability: None,
             contacts: None,
+            push: None,
+            listen: None,
         })
     }
 

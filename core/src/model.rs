@@ -15,7 +15,7 @@ pub use connection::{
 };
 pub use ids::{
     AccountId, ClientId, ConnectionId, ConnectionName, EmailAddress, EndpointUrl, ParseError,
-    Principal, ResourceIndicator, StaticUserId, Tenant,
+    Principal, ResourceIndicator, StaticUserId, Tenant, WatchId, WebhookId,
 };
 pub use token::{AccessToken, Resource, TokenKey};
 

@@ -305,6 +305,12 @@ pub trait Store: Send + Sync + Debug {
     /// False if there is none.
     async fn delete_bridge_user(&self, username: &str) -> Result<bool, StoreError>;
 
+    /// What change notifications keep ([`crate::notify::NotifyStore`]); `None` for a store
+    /// that keeps none.
+    fn notifications(&self) -> Option<&dyn crate::notify::NotifyStore> {
+        None
+    }
+
     // --- The per-mailbox governor shared by several instances (issue 13) ---
 
     /// The budget every gateway on this store shares, so that together they keep the governor's

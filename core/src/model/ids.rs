@@ -484,6 +484,14 @@ uuid_id!(
     /// A static user's stable identity.
     StaticUserId
 );
+uuid_id!(
+    /// A watch: a mailbox whose changes become events ([`crate::notify`]).
+    WatchId
+);
+uuid_id!(
+    /// A webhook an application registered to receive events.
+    WebhookId
+);
 
 #[cfg(test)]
 mod tests {
