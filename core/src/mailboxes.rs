@@ -428,9 +428,11 @@ impl Mailboxes {
             },
             pages,
         );
+        let imap = Arc::new(imap);
+        let listen = Arc::clone(&imap) as Arc<dyn crate::notify::Listen>;
         // The claims checked before connecting, Exchange's refusals explained with the IDs.
         let imap = crate::mail::explained::ExplainedImap::new(
-            Arc::new(imap),
+            imap,
             credentials,
             TokenExpectation::for_connection(conn)?,
             me,
@@ -442,7 +444,7 @@ impl Mailboxes {
             availability: None,
             contacts: None,
             push: None,
-            listen: None,
+            listen: Some(listen),
         })
     }
 
