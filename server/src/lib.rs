@@ -41,7 +41,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The gateway's router with its middleware: request IDs, tracing, metrics, body limit, timeout.
 pub fn app(state: AppState) -> Router {
-    use routes::{admin, mailbox as mb, signin};
+    use routes::{admin, mailbox as mb, notify, signin};
     // One limit for every request body: core's item limit (`limits.max_item_mb`).
     let max_body = usize::try_from(state.mailboxes.limits().max_item_bytes).unwrap_or(usize::MAX);
     let user = "/api/v1/connections/{connection}/users/{principal}";
@@ -143,6 +143,23 @@ pub fn app(state: AppState) -> Router {
                 .patch(mb::update_contact)
                 .delete(mb::delete_contact),
         )
+        .route(&format!("{user}/watches"), post(notify::create_watch))
+        .route(
+            "/api/v1/connections/{connection}/watches",
+            get(notify::list_watches),
+        )
+        .route(
+            "/api/v1/connections/{connection}/watches/{id}",
+            axum::routing::delete(notify::delete_watch),
+        )
+        .route(
+            "/api/v1/connections/{connection}/events",
+            get(notify::events),
+        )
+        .route(
+            "/api/v1/connections/{connection}/events/stream",
+            get(notify::stream),
+        )
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/docs", get(openapi::page));
     Router::new()
@@ -189,6 +206,12 @@ pub fn spawn_expiry_watch(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Starts change notifications: the tasks of the watches this gateway owns (claimed from the
+/// store, so several gateways share them out).
+pub fn spawn_notifications(state: &AppState) -> tokio::task::JoinHandle<()> {
+    state.notifier.run()
 }
 
 pub async fn serve(
