@@ -160,12 +160,36 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/connections/{connection}/events/stream",
             get(notify::stream),
         )
+        .route(
+            "/api/v1/connections/{connection}/webhooks",
+            get(notify::list_webhooks).post(notify::create_webhook),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}",
+            axum::routing::delete(notify::delete_webhook),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}/dead-letters",
+            get(notify::dead_letters),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}/dead-letters/replay",
+            post(notify::replay),
+        )
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/docs", get(openapi::page));
     Router::new()
         .merge(api)
         .merge(console::router())
         .route("/service/oauth2/authorize", get(signin::callback))
+        .route(
+            "/notifications/graph/{watch}",
+            post(routes::notify::graph_notification),
+        )
+        .route(
+            "/notifications/graph/{watch}/lifecycle",
+            post(routes::notify::graph_lifecycle),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
@@ -211,7 +235,19 @@ pub fn spawn_expiry_watch(state: &AppState) -> tokio::task::JoinHandle<()> {
 /// Starts change notifications: the tasks of the watches this gateway owns (claimed from the
 /// store, so several gateways share them out).
 pub fn spawn_notifications(state: &AppState) -> tokio::task::JoinHandle<()> {
-    state.notifier.run()
+    let watches = state.notifier.run();
+    let delivery = state.delivery.clone();
+    let mut committed = state.notifier.committed();
+    tokio::spawn(async move {
+        let run = delivery.clone();
+        let worker = tokio::spawn(async move { run.run(std::future::pending::<()>()).await });
+        // Each commit of events wakes the delivery at once.
+        while committed.changed().await.is_ok() {
+            delivery.poke();
+        }
+        worker.abort();
+        watches.abort();
+    })
 }
 
 pub async fn serve(

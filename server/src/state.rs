@@ -40,6 +40,10 @@ pub struct AppState {
     /// Change notifications: the watches this gateway runs, their journal and webhooks
     /// (started by [`crate::spawn_notifications`]).
     pub notifier: Arc<exgate_core::notify::Notifier>,
+    /// The webhook delivery worker.
+    pub delivery: exgate_core::notify::delivery::Delivery,
+    /// `[notify]` as configured.
+    pub notify: exgate_core::config::NotifyConfig,
 }
 
 impl AppState {
@@ -81,7 +85,19 @@ impl AppState {
                 ..exgate_core::notify::NotifySettings::default()
             },
         ));
+        let delivery = exgate_core::notify::delivery::Delivery::new(
+            Arc::clone(&services.store),
+            &settings.network,
+            Arc::clone(&services.clock),
+            exgate_core::notify::delivery::DeliveryOptions {
+                retry_for: settings.notify.webhook_retry,
+                ..exgate_core::notify::delivery::DeliveryOptions::default()
+            },
+        )
+        .expect("the network settings were checked when the services were opened");
         Self {
+            notify: settings.notify.clone(),
+            delivery,
             notifier,
             expiry,
             changes: services.changes,
