@@ -541,7 +541,12 @@ pub(crate) async fn create_webhook(
     let filter = q.filter(conn.id)?;
     let store = s.notifier.store()?;
     let all = store.webhooks().await.map_err(store_error)?;
-    if all.iter().filter(|w| w.filter.connection == conn.id).count() >= MAX_WEBHOOKS {
+    if all
+        .iter()
+        .filter(|w| w.filter.connection == conn.id)
+        .count()
+        >= MAX_WEBHOOKS
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "too_many_webhooks",
@@ -771,7 +776,10 @@ async fn graph_notified(
     let plain = |status: StatusCode, text: String| {
         (
             status,
-            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
             text,
         )
             .into_response()
@@ -786,7 +794,10 @@ async fn graph_notified(
         return plain(StatusCode::NOT_FOUND, "no such watch".into());
     };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_NOTIFICATION_BYTES).await else {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large".into());
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is too large".into(),
+        );
     };
     let parsed = match parse(&bytes) {
         Ok(p) => p,
@@ -816,7 +827,10 @@ async fn graph_notified(
     }
     let outcome = s.notifier.pushed(watch, &pushed).await;
     if outcome.accepted == 0 && outcome.refused > 0 {
-        return plain(StatusCode::FORBIDDEN, "not a notification of this watch".into());
+        return plain(
+            StatusCode::FORBIDDEN,
+            "not a notification of this watch".into(),
+        );
     }
     StatusCode::ACCEPTED.into_response()
 }
