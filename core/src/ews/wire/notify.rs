@@ -41,8 +41,8 @@ impl Subscribe {
     fn write(&self, w: &mut Writer, ctx: &RequestContext) {
         w.open("m:Subscribe", &[]);
         let name = match self.kind {
-            SubscriptionKind::Streaming => "t:StreamingSubscriptionRequest",
-            SubscriptionKind::Pull { .. } => "t:PullSubscriptionRequest",
+            SubscriptionKind::Streaming => "m:StreamingSubscriptionRequest",
+            SubscriptionKind::Pull { .. } => "m:PullSubscriptionRequest",
         };
         w.open(name, &[]);
         w.open("t:FolderIds", &[]);
