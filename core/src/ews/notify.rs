@@ -68,6 +68,7 @@ impl Listen for EwsListen {
                 splitter: EnvelopeSplitter::new(MAX_ENVELOPE),
             },
             pending: VecDeque::new(),
+            empty_ends: 0,
         };
         listener.subscribe().await?;
         Ok(Box::new(listener))
@@ -113,7 +114,12 @@ pub struct EwsListener {
     subscriptions: Vec<Sub>,
     mode: Mode,
     pending: VecDeque<Signal>,
+    /// Connections in a row that ended without a single envelope.
+    empty_ends: u32,
 }
+
+/// A server that ends this many streams in a row without an envelope is not listened to.
+const MAX_EMPTY_ENDS: u32 = 3;
 
 /// The server does not know the subscription any more: subscribe again.
 fn subscription_gone(e: &EwsError) -> bool {
@@ -298,7 +304,17 @@ impl EwsListener {
             if let Mode::Streaming { stream, .. } = &mut self.mode {
                 *stream = None;
             }
+            self.empty_ends += 1;
+            if self.empty_ends >= MAX_EMPTY_ENDS {
+                return Err(MailboxError::Protocol(
+                    "EWS ended GetStreamingEvents answers without notifications or a status".into(),
+                )
+                .into());
+            }
             return Ok(());
+        }
+        if !envelopes.is_empty() {
+            self.empty_ends = 0;
         }
         for envelope in envelopes {
             let decoded = match wire::decode_streaming_events(&envelope) {
