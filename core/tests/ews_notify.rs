@@ -187,3 +187,178 @@ async fn a_server_without_streaming_is_pulled_every_interval() {
     deliver(&backend, "Pulled again").await;
     assert_eq!(next(&mut listener).await, Signal::Changed(Some(inbox())));
 }
+
+mod wire {
+    use exgate_core::ews::wire::notify::EventKind;
+    use exgate_core::ews::wire::*;
+    use exgate_core::mailbox::MailboxRef;
+    use proptest::prelude::*;
+
+    const M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+    const T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+
+    /// One envelope as Exchange streams it (the shape of Microsoft's GetStreamingEvents
+    /// example: the envelope in the default namespace, a prefix per part).
+    fn exchange_envelope(message: &str) -> String {
+        format!(
+            r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><soap11:Header xmlns:soap11="http://schemas.xmlsoap.org/soap/envelope/"><ServerVersionInfo xmlns="{T}" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4"/></soap11:Header><soap11:Body xmlns:soap11="http://schemas.xmlsoap.org/soap/envelope/"><m:GetStreamingEventsResponse xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages>{message}</m:ResponseMessages></m:GetStreamingEventsResponse></soap11:Body></Envelope>"#
+        )
+    }
+
+    fn stream() -> String {
+        let ok = r#"<m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"#;
+        let events = r#"<m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notifications><t:Notification><t:SubscriptionId>SUB1</t:SubscriptionId><t:PreviousWatermark>AQAAAA==</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:NewMailEvent><t:Watermark>AQAAAB==</t:Watermark><t:TimeStamp>2026-12-02T05:00:00Z</t:TimeStamp><t:ItemId Id="AAMk" ChangeKey="CQAA"/><t:ParentFolderId Id="INBOX" ChangeKey="AQAA"/></t:NewMailEvent><t:MovedEvent><t:Watermark>AQAAAC==</t:Watermark><t:TimeStamp>2026-12-02T05:00:01Z</t:TimeStamp><t:ItemId Id="AAMl" ChangeKey="CQAB"/><t:ParentFolderId Id="ARCHIVE" ChangeKey="AQAA"/><t:OldItemId Id="AAMk" ChangeKey="CQAA"/><t:OldParentFolderId Id="INBOX" ChangeKey="AQAA"/></t:MovedEvent></t:Notification></m:Notifications></m:GetStreamingEventsResponseMessage>"#;
+        let closed = r#"<m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:ConnectionStatus>Closed</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"#;
+        [ok, events, closed]
+            .iter()
+            .map(|m| exchange_envelope(m))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    fn split(bytes: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
+        let mut splitter = EnvelopeSplitter::new(64 * 1024);
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes.get(i).copied().unwrap_or(7).clamp(1, rest.len());
+            i += 1;
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            if splitter.push(chunk).is_err() {
+                return out;
+            }
+            while let Some(e) = splitter.next_envelope() {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn requests_are_schema_valid() {
+        let own = RequestContext::for_mailbox(RequestVersion::Exchange2013, &MailboxRef::Me, false);
+        let delegate = RequestContext::for_mailbox(
+            RequestVersion::Exchange2013,
+            &MailboxRef::User("sales@contoso.com".into()),
+            false,
+        );
+        let impersonated = RequestContext::for_mailbox(
+            RequestVersion::Exchange2013,
+            &MailboxRef::User("sales@contoso.com".into()),
+            true,
+        );
+        let inbox = FolderSpec::Distinguished(DistinguishedFolder::Inbox);
+        let streaming = Subscribe {
+            folders: vec![inbox.clone(), FolderSpec::Id("AQMkAD=".into())],
+            kind: SubscriptionKind::Streaming,
+        };
+        let pull = Subscribe {
+            folders: vec![DistinguishedFolder::Calendar.into()],
+            kind: SubscriptionKind::Pull {
+                timeout_minutes: 10,
+            },
+        };
+        let documents = vec![
+            streaming.to_xml(&own),
+            streaming.to_xml(&delegate),
+            pull.to_xml(&impersonated),
+            GetStreamingEvents {
+                subscriptions: vec!["SUB1".into(), "SUB2".into()],
+                timeout_minutes: 30,
+            }
+            .to_xml(&own),
+            PullEvents {
+                subscription: "SUB1".into(),
+                watermark: "AQAAAA==".into(),
+            }
+            .to_xml(&impersonated),
+            Unsubscribe {
+                subscription: "SUB1".into(),
+            }
+            .to_xml(&own),
+        ];
+        assert!(documents[1].contains("<t:EmailAddress>sales@contoso.com</t:EmailAddress>"));
+        assert!(documents[2].contains("<t:PrimarySmtpAddress>sales@contoso.com"));
+        exgate_testkit::xsd::validate_soap(&documents).unwrap_or_else(|e| panic!("{e}"));
+        exgate_testkit::xsd::validate_soap(&[stream().split("\r\n").nth(1).unwrap()])
+            .unwrap_or_else(|e| panic!("the sample: {e}"));
+    }
+
+    #[test]
+    fn a_stream_decodes_envelope_by_envelope() {
+        let envelopes = split(stream().as_bytes(), &[1, 3, 500, 2, 9000]);
+        assert_eq!(envelopes.len(), 3);
+        let decoded: Vec<StreamingEvents> = envelopes
+            .iter()
+            .map(|e| decode_streaming_events(e).unwrap().into_single().unwrap())
+            .collect();
+        assert_eq!(decoded[0].status, Some(ConnectionStatus::Ok));
+        let n = &decoded[1].notifications[0];
+        assert_eq!(n.subscription, "SUB1");
+        assert_eq!(n.events.len(), 2);
+        assert_eq!(n.events[0].kind, EventKind::NewMail);
+        assert_eq!(n.events[0].parent_folder.as_deref(), Some("INBOX"));
+        assert_eq!(n.events[1].kind, EventKind::Moved);
+        assert_eq!(n.events[1].old_parent_folder.as_deref(), Some("INBOX"));
+        assert_eq!(n.last_watermark(), Some("AQAAAC=="));
+        assert_eq!(decoded[2].status, Some(ConnectionStatus::Closed));
+
+        let lost = exchange_envelope(
+            r#"<m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>The specified subscription was not found.</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscriptionIds><t:SubscriptionId>SUB1</t:SubscriptionId></m:ErrorSubscriptionIds><m:ConnectionStatus>Closed</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"#,
+        );
+        let error = decode_streaming_events(lost.as_bytes())
+            .unwrap()
+            .into_single();
+        assert!(
+            matches!(&error, Err(WireError::Refused(e)) if e.code.as_str() == "ErrorSubscriptionNotFound"),
+            "{error:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_chunking_gives_the_same_envelopes(sizes in prop::collection::vec(1usize..400, 1..40)) {
+            let whole = split(stream().as_bytes(), &[usize::MAX]);
+            prop_assert_eq!(split(stream().as_bytes(), &sizes), whole);
+        }
+
+        #[test]
+        fn no_input_panics(
+            bytes in prop::collection::vec(any::<u8>(), 0..4096),
+            sizes in prop::collection::vec(1usize..300, 1..20),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            for envelope in split(&bytes, &sizes) {
+                let _ = decode_streaming_events(&envelope);
+            }
+            let _ = decode_pull_events(&bytes);
+            let _ = decode_subscribe(&bytes);
+            // A real stream, damaged.
+            let mut damaged = stream().into_bytes();
+            let at = cut.index(damaged.len());
+            damaged.splice(at..at, bytes.iter().copied().take(64));
+            for envelope in split(&damaged, &sizes) {
+                let _ = decode_streaming_events(&envelope).map(|d| d.into_results());
+            }
+        }
+    }
+
+    #[test]
+    fn an_envelope_without_end_is_bounded() {
+        let mut splitter = EnvelopeSplitter::new(1024);
+        splitter.push(b"<Envelope xmlns=\"x\"><Body>").unwrap();
+        let mut refused = false;
+        for _ in 0..100 {
+            if splitter.push(&[b'a'; 64]).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "more than the limit is refused");
+        assert!(splitter.pending() <= 1024);
+    }
+}
