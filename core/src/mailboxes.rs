@@ -10,7 +10,7 @@ use crate::auth::signin::primary_resource;
 use crate::config::NetworkSettings;
 use crate::connections::Connections;
 use crate::ews::wire::RequestVersion;
-use crate::ews::{EwsAnswers, EwsMailbox};
+use crate::ews::{EwsAnswers, EwsListen, EwsMailbox};
 use crate::governor::{Governor, GovernorPolicy, SharedBudget};
 use crate::graph::{GraphAnswers, GraphMailbox, default_base_url};
 use crate::mail::composed::SmtpSending;
@@ -745,15 +745,17 @@ impl Mailboxes {
         // mapping asks for impersonation (ApplicationImpersonation).
         let impersonate =
             impersonate.unwrap_or(matches!(conn.settings.auth, Auth::OAuth2AppOnly(_)));
-        let ews = EwsMailbox::new(
+        let ews = Arc::new(EwsMailbox::new(
             pipe,
             url,
             version,
             pages,
             me.unwrap_or_default(),
             impersonate,
-        );
-        Ok(Backend::full("EWS", Arc::new(ews)))
+        ));
+        let mut backend = Backend::full("EWS", Arc::clone(&ews));
+        backend.listen = Some(Arc::new(EwsListen::new(ews)));
+        Ok(backend)
     }
 }
 

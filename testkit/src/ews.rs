@@ -21,6 +21,7 @@ mod dispatch;
 mod folders;
 mod ids;
 mod items;
+mod notify;
 mod ntlm;
 mod people;
 mod recurrence;
@@ -80,6 +81,8 @@ pub(crate) struct EwsOwn {
     pub autodiscover: Vec<AutodiscoverRequest>,
     /// HTTP requests to `/EWS/Exchange.asmx`.
     pub requests: usize,
+    /// Notification subscriptions (`Subscribe`).
+    pub subscriptions: notify::Subscriptions,
 }
 
 /// The shared state of one EWS mock. Cloning shares it; [`ews_router`] serves it.
@@ -93,6 +96,8 @@ pub struct EwsState {
     base_url: Arc<Mutex<String>>,
     own: Arc<Mutex<EwsOwn>>,
     throttle: throttle::Throttle,
+    /// Bumped when subscriptions are forgotten or streams closed: open streams look again.
+    stream_kicks: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for EwsState {
@@ -119,6 +124,7 @@ impl EwsState {
             base_url: Arc::new(Mutex::new(String::new())),
             own: Arc::new(Mutex::new(EwsOwn::default())),
             throttle: throttle::Throttle::default(),
+            stream_kicks: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -182,6 +188,26 @@ impl EwsState {
     /// The most requests for `mailbox` in progress at once so far (refused ones included).
     pub fn max_concurrent_seen(&self, mailbox: &str) -> usize {
         self.throttle.max_seen(mailbox)
+    }
+
+    /// Forgets every notification subscription, as Exchange does when a mailbox moves or its
+    /// server restarts: the next `GetEvents` or `GetStreamingEvents` for one answers
+    /// `ErrorSubscriptionNotFound` (an open stream says so at once).
+    pub fn expire_subscriptions(&self) {
+        self.own().subscriptions.clear();
+        self.stream_kicks.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Ends every open `GetStreamingEvents` connection with `ConnectionStatus` `Closed`, as
+    /// Exchange does at the request's `ConnectionTimeout`; the subscriptions stay.
+    pub fn close_streams(&self) {
+        self.own().subscriptions.closes += 1;
+        self.stream_kicks.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// How many notification subscriptions the mock keeps.
+    pub fn subscriptions(&self) -> usize {
+        self.own().subscriptions.len()
     }
 
     /// How many requests for `mailbox` the throttling policy refused so far

@@ -129,6 +129,75 @@ impl EwsMailbox {
         }
     }
 
+    /// The HTTP request for `request` to `mailbox` (its SOAP headers and `X-AnchorMailbox`).
+    fn request(&self, mailbox: &MailboxRef, request: &(impl EwsRequest + Sync)) -> Request {
+        let ctx = self.context(mailbox);
+        let xml = request.to_xml(&ctx);
+        let mut req = Request::new(Method::POST, self.url.clone(), mailbox.key(&self.me))
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8");
+        if let Some(anchor) = ctx.anchor_mailbox() {
+            req = req.header(HeaderName::from_static("x-anchormailbox"), anchor);
+        }
+        req.body = Some(Bytes::from(xml));
+        req
+    }
+
+    /// The EWS error of a refused answer.
+    fn refusal(answer: &crate::pipeline::Answer) -> EwsError {
+        EwsAnswers::refusal(answer.status, &answer.headers, &answer.body).unwrap_or_else(|| {
+            EwsError::new(
+                wire::ResponseCode::Other(format!("HTTP{}", answer.status.as_u16())),
+                format!("HTTP {}", answer.status),
+            )
+        })
+    }
+
+    /// Posts a notification request (`Subscribe`, `GetEvents`, `Unsubscribe`): the body of a
+    /// 2xx answer, or the EWS error of a refusal (the listener acts on its code).
+    pub(super) async fn post_raw(
+        &self,
+        mailbox: &MailboxRef,
+        request: &(impl EwsRequest + Sync),
+        retry: Retry,
+    ) -> Result<Result<Bytes, EwsError>, Error> {
+        let mut req = self.request(mailbox, request);
+        req.retry = retry;
+        match self.pipe.send(&req).await {
+            Ok(answer) => Ok(Ok(answer.body)),
+            Err(Failure::Error(e)) => Err(e),
+            Err(Failure::Refused(answer)) => Ok(Err(Self::refusal(&answer))),
+        }
+    }
+
+    /// Posts `GetStreamingEvents` and hands back the answer as it arrives, or the EWS error of
+    /// a refusal.
+    pub(super) async fn open_stream(
+        &self,
+        mailbox: &MailboxRef,
+        request: &(impl EwsRequest + Sync),
+    ) -> Result<Result<ByteStream, EwsError>, Error> {
+        let req = self.request(mailbox, request);
+        match self.pipe.stream(&req).await {
+            Ok(streamed) => Ok(Ok(streamed.body)),
+            Err(Failure::Error(e)) => Err(e),
+            Err(Failure::Refused(answer)) => Ok(Err(Self::refusal(&answer))),
+        }
+    }
+
+    /// The EWS folder for a neutral one (see [`Self::folder`]).
+    pub(super) async fn folder_spec(
+        &self,
+        mailbox: &MailboxRef,
+        folder: &FolderRef,
+    ) -> Result<FolderSpec, Error> {
+        self.folder(mailbox, folder).await
+    }
+
+    /// The mailbox's address, for errors.
+    pub(super) fn address_of<'a>(&'a self, mailbox: &'a MailboxRef) -> &'a str {
+        self.address(mailbox)
+    }
+
     fn refused(&self, error: &EwsError, mailbox: &MailboxRef, names: &Names<'_>) -> Error {
         error
             .to_mailbox_error(names.what, names.id, self.address(mailbox))

@@ -10,7 +10,7 @@
 //! - one module per group of operations: [`folders`], [`mail`] (messages, attachments,
 //!   moves, deletes, sends), [`calendar`] (events and recurrence), [`contacts`] (and
 //!   `ResolveNames`), [`availability`] (free/busy) and [`sync`] (`SyncFolderItems`,
-//!   `SyncFolderHierarchy`).
+//!   `SyncFolderHierarchy`), [`notify`] (subscriptions, streamed and pulled events).
 //!
 //! Requests are written with fixed element names; every value is escaped, so no input can
 //! change a document's structure. Answers are read with a pull parser (quick-xml's
@@ -25,6 +25,7 @@ pub mod errors;
 pub mod folders;
 mod items;
 pub mod mail;
+pub mod notify;
 mod recurrence;
 pub mod response;
 pub mod sync;
@@ -52,6 +53,11 @@ pub use mail::{
     AttachmentContent, CreateAttachments, CreateMessage, FindMessages, FullMessage, GetAttachments,
     GetMessages, ReplyKind, ReplyMessage, SendItems, SetReadFlag, decode_create_attachments,
     decode_find_messages, decode_get_attachments, decode_get_messages, decode_send_items,
+};
+pub use notify::{
+    ConnectionStatus, EnvelopeSplitter, GetStreamingEvents, Notification, NotificationEvent,
+    PullEvents, StreamingEvents, Subscribe, Subscribed, SubscriptionKind, Unsubscribe,
+    decode_pull_events, decode_streaming_events, decode_subscribe,
 };
 pub use recurrence::check_recurrence;
 pub use response::{Decoded, ResponseMessage, ServerVersionInfo, decode_fault, find_busy};

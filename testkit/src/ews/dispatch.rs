@@ -14,7 +14,7 @@ use super::auth::{self, Principal};
 use super::soap::{self, EwsError, EwsResult, NS_MESSAGES, NS_SOAP, NS_TYPES};
 use super::switches::ServerVersion;
 use super::xml::{self, Element};
-use super::{EwsState, MAX_BODY, calendar, create, folders, items, people, sync, update};
+use super::{EwsState, MAX_BODY, calendar, create, folders, items, notify, people, sync, update};
 use crate::conn::ConnectionControl;
 use crate::directory::{DirectoryData, MailboxRight};
 use crate::faults::{FaultKind, Service};
@@ -85,6 +85,8 @@ struct Answer {
     headers: Vec<(String, String)>,
     body: String,
     content_type: &'static str,
+    /// A body sent as it is made (`GetStreamingEvents`), instead of `body`.
+    stream: Option<Body>,
 }
 
 impl Answer {
@@ -94,13 +96,15 @@ impl Answer {
             headers: Vec::new(),
             body,
             content_type: "text/xml; charset=utf-8",
+            stream: None,
         }
     }
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Body::from(self.body)).into_response();
+        let body = self.stream.unwrap_or_else(|| Body::from(self.body));
+        let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         if !self.content_type.is_empty() {
             headers.insert(
@@ -493,6 +497,27 @@ async fn run(
         dir,
         now,
     };
+    match body.name.as_str() {
+        "GetStreamingEvents" => {
+            return match notify::get_streaming_events(state, &op, body) {
+                Ok(stream) => {
+                    let mut answer = Answer::soap(StatusCode::OK, String::new());
+                    answer.stream = Some(stream);
+                    answer
+                }
+                Err(Ok(whole)) => Answer::soap(StatusCode::OK, whole),
+                Err(Err(e)) => fault(version, &e),
+            };
+        }
+        "Subscribe" | "GetEvents" | "Unsubscribe" => {
+            let store = state.store.lock();
+            return match notify::operation(state, &op, &store, body) {
+                Ok(body) => Answer::soap(StatusCode::OK, soap::envelope(version, &body)),
+                Err(e) => fault(version, &e),
+            };
+        }
+        _ => {}
+    }
     let mut store = state.store.lock();
     match operation(&op, &mut store, body) {
         Ok(body) => Answer::soap(StatusCode::OK, soap::envelope(version, &body)),

@@ -188,6 +188,18 @@ pub struct EwsSwitches {
     pub bearer: bool,
     /// Autodiscover answers this redirect instead of the EWS URL.
     pub autodiscover_redirect: Option<AutodiscoverRedirect>,
+    /// Streaming notifications are offered (Exchange 2010 SP1 and later); off, the server
+    /// answers as Exchange 2010 before SP1: `StreamingSubscriptionRequest` and
+    /// `GetStreamingEvents` fail schema validation, pull subscriptions work.
+    #[serde(default = "yes")]
+    pub streaming: bool,
+    /// Open streams swallow their notifications (the subscription moves on without them).
+    #[serde(default)]
+    pub drop_notifications: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for EwsSwitches {
@@ -202,6 +214,8 @@ impl Default for EwsSwitches {
             ntlm: true,
             bearer: true,
             autodiscover_redirect: None,
+            streaming: true,
+            drop_notifications: false,
         }
     }
 }
@@ -237,6 +251,10 @@ pub struct EwsSwitchChange {
         skip_serializing_if = "Option::is_none"
     )]
     pub autodiscover_redirect: Option<Option<AutodiscoverRedirect>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_notifications: Option<bool>,
 }
 
 mod double_option {
@@ -298,6 +316,12 @@ impl EwsSwitchChange {
         }
         if let Some(b) = self.bearer {
             s.bearer = b;
+        }
+        if let Some(b) = self.streaming {
+            s.streaming = b;
+        }
+        if let Some(b) = self.drop_notifications {
+            s.drop_notifications = b;
         }
         if let Some(r) = &self.autodiscover_redirect {
             if let Some(AutodiscoverRedirect::Address { address }) = r
