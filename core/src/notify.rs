@@ -33,7 +33,9 @@ use crate::mailbox::{FolderRef, MailboxRef};
 use crate::secret::Secret;
 
 pub use delivery::{Delivery, DeliveryOptions};
-pub use engine::{Lifecycle, NewWatch, Notifier, NotifySettings, Pushed, PushedOutcome};
+pub use engine::{
+    Lifecycle, NewWatch, Notifier, NotifySettings, Pushed, PushedOutcome, WatchAccess,
+};
 pub use event::{ChangeEvent, EventKind};
 pub use store::NotifyStore;
 

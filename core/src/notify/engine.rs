@@ -32,7 +32,9 @@ use crate::clock::Clock;
 use crate::connections::Connections;
 use crate::mailbox::{Backend, FolderRef, MailboxError, MailboxRef, MessageSummary};
 use crate::mailboxes::Mailboxes;
-use crate::model::{ConnectionId, EmailAddress, InvalidInput, Principal, WatchId};
+use crate::model::{
+    Auth, Connection, ConnectionId, EmailAddress, InvalidInput, Principal, WatchId,
+};
 use crate::secret::{Secret, constant_time_eq, random_bytes};
 use crate::store::{Store, StoreError};
 
@@ -202,6 +204,23 @@ pub struct PushedOutcome {
     pub refused: usize,
 }
 
+/// Whose rights open a watch's mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchAccess {
+    /// The principal's, as the gateway's mailbox routes check them
+    /// ([`Mailboxes::for_connection`]): a linked account on a delegated connection; on a
+    /// connection with a service identity (app-only, Basic, NTLM), a static user and the mailbox
+    /// an admin mapped to it.
+    #[default]
+    Principal,
+    /// The connection's own, as the command line's mailbox commands use them
+    /// ([`Mailboxes::open`]): on a delegated connection the principal is the account that acts
+    /// (on its own mailbox or the one the watch names); a service identity acts itself on the
+    /// mailbox the watch names (its own when none, for Basic and NTLM), and the principal only
+    /// names who the watch is for.
+    Connection,
+}
+
 /// A watch the caller asks for.
 #[derive(Debug, Clone)]
 pub struct NewWatch {
@@ -227,6 +246,7 @@ pub struct Notifier {
     running: Mutex<HashMap<WatchId, Running>>,
     /// [`Notifier::run`] was called: watches get tasks.
     active: std::sync::atomic::AtomicBool,
+    access: WatchAccess,
 }
 
 #[derive(Debug)]
@@ -258,7 +278,15 @@ impl Notifier {
             committed: watch::channel(0).0,
             running: Mutex::default(),
             active: std::sync::atomic::AtomicBool::new(false),
+            access: WatchAccess::default(),
         }
+    }
+
+    /// Opens watches' mailboxes with these rights (default: [`WatchAccess::Principal`]).
+    #[must_use]
+    pub fn with_access(mut self, access: WatchAccess) -> Self {
+        self.access = access;
+        self
     }
 
     pub fn settings(&self) -> &NotifySettings {
@@ -297,8 +325,7 @@ impl Notifier {
             return Err(InvalidInput::new("watched", "at most 16 folders per watch".into()).into());
         }
         let (backend, _) = self
-            .mailboxes
-            .for_connection(&conn, &new.principal, new.mailbox.as_ref())
+            .open_mailbox(&conn, &new.principal, new.mailbox.as_ref())
             .await?;
         for w in &watched {
             match w {
@@ -377,9 +404,34 @@ impl Notifier {
             .map(str::parse::<EmailAddress>)
             .transpose()
             .map_err(|_| StoreError::Corrupt("a watch's mailbox is not an address".into()))?;
-        self.mailboxes
-            .for_connection(&conn, &row.principal, mailbox.as_ref())
+        self.open_mailbox(&conn, &row.principal, mailbox.as_ref())
             .await
+    }
+
+    /// The backend and mailbox of a watch, with the rights [`WatchAccess`] says.
+    async fn open_mailbox(
+        &self,
+        conn: &Connection,
+        principal: &Principal,
+        mailbox: Option<&EmailAddress>,
+    ) -> Result<(Backend, MailboxRef), Error> {
+        match self.access {
+            WatchAccess::Principal => {
+                self.mailboxes
+                    .for_connection(conn, principal, mailbox)
+                    .await
+            }
+            WatchAccess::Connection => {
+                let account =
+                    matches!(conn.settings.auth, Auth::OAuth2Delegated(_)).then_some(principal);
+                let backend = self
+                    .mailboxes
+                    .open(Some(conn.name.as_str()), account)
+                    .await?;
+                let target = mailbox.map_or(MailboxRef::Me, |m| MailboxRef::User(m.to_string()));
+                Ok((backend, target))
+            }
+        }
     }
 
     /// Syncs a watch: what changed since its last sync becomes events, committed with the new
