@@ -19,7 +19,7 @@ use exgate_core::model::{
 use exgate_core::notify::{EventKind, NewWatch, Notifier, NotifySettings, Pushed, Watched};
 use exgate_core::pipeline::Limits;
 use exgate_core::secret::{Secret, Vault};
-use exgate_core::store::{SqliteStore, Store};
+use exgate_core::store::{MemoryStore, Store};
 use exgate_testkit::MockMicrosoft;
 use exgate_testkit::entra::{Seed, seed};
 
@@ -37,11 +37,7 @@ impl World {
         let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let vault = Arc::new(Vault::open_or_create(&dir.path().join("k")).unwrap());
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("db"), vault.clone())
-                .await
-                .unwrap(),
-        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let clock = Arc::new(SystemClock);
         let connections = Arc::new(Connections::new(store.clone(), vec![], clock.clone()));
         let network = NetworkSettings {
