@@ -233,21 +233,36 @@ pub fn spawn_expiry_watch(state: &AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Starts change notifications: the tasks of the watches this gateway owns (claimed from the
-/// store, so several gateways share them out).
-pub fn spawn_notifications(state: &AppState) -> tokio::task::JoinHandle<()> {
+/// store, so several gateways share them out) and the webhook delivery, woken by each commit of
+/// events. Dropping the answer stops them all.
+pub fn spawn_notifications(state: &AppState) -> NotificationTasks {
     let watches = state.notifier.run();
     let delivery = state.delivery.clone();
+    let worker = tokio::spawn(async move { delivery.run(std::future::pending::<()>()).await });
+    let delivery = state.delivery.clone();
     let mut committed = state.notifier.committed();
-    tokio::spawn(async move {
-        let run = delivery.clone();
-        let worker = tokio::spawn(async move { run.run(std::future::pending::<()>()).await });
-        // Each commit of events wakes the delivery at once.
+    let poke = tokio::spawn(async move {
         while committed.changed().await.is_ok() {
             delivery.poke();
         }
-        worker.abort();
-        watches.abort();
-    })
+    });
+    NotificationTasks {
+        tasks: vec![watches, worker, poke],
+    }
+}
+
+/// The tasks [`spawn_notifications`] started; dropped, they stop.
+#[derive(Debug)]
+pub struct NotificationTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NotificationTasks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 pub async fn serve(

@@ -253,3 +253,230 @@ async fn watches_and_events_belong_to_their_connection() {
         .await;
     assert_eq!(list, json!([]));
 }
+
+/// A webhook receiver on 127.0.0.1: each request's headers and body arrive on a channel; it
+/// answers with the status set in `status`.
+struct Receiver {
+    url: String,
+    requests: tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, axum::body::Bytes)>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        let (tx, requests) = tokio::sync::mpsc::unbounded_channel();
+        let status = std::sync::Arc::new(AtomicU16::new(200));
+        let answer = status.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let tx = tx.clone();
+                    let answer = answer.clone();
+                    async move {
+                        let status = answer.load(Ordering::SeqCst);
+                        if status == 200 {
+                            let _ = tx.send((headers, body));
+                        }
+                        StatusCode::from_u16(status).unwrap()
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            requests,
+            status,
+            _task: task,
+        }
+    }
+
+    /// The next delivered event, its signature checked with `secret`.
+    async fn next(&mut self, secret: &str) -> Value {
+        let (headers, body) = tokio::time::timeout(PATIENCE, self.requests.recv())
+            .await
+            .expect("a webhook request within the patience")
+            .unwrap();
+        exgate_core::notify::webhook::verify(
+            &headers,
+            &body,
+            &exgate_core::secret::Secret::new(secret),
+            time::OffsetDateTime::now_utc(),
+            exgate_core::notify::webhook::TOLERANCE,
+        )
+        .expect("a valid signature");
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
+/// A gateway serving on a real port (Graph posts its notifications there), with Graph push
+/// on and the safety poll an hour away: events come from Graph's notifications.
+struct Pushed {
+    t: AppOnly,
+    base: String,
+    _tasks: exgate_server::NotificationTasks,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Pushed {
+    async fn start() -> Self {
+        let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let t = AppOnly::start_with(
+            mock,
+            &base,
+            [("EXGATE__NOTIFY__SAFETY_POLL_SECS", "3600".to_owned())],
+        )
+        .await;
+        let state = t.gw.state.clone();
+        let server = tokio::spawn(async move {
+            exgate_server::serve(listener, state, std::future::pending())
+                .await
+                .unwrap();
+        });
+        let tasks = exgate_server::spawn_notifications(&t.gw.state);
+        Self {
+            t,
+            base,
+            _tasks: tasks,
+            _server: server,
+        }
+    }
+
+    /// Registers a webhook to `receiver`; answers its secret.
+    async fn webhook(&self, receiver: &Receiver) -> String {
+        let (status, hook) = self
+            .t
+            .gw
+            .call(
+                "POST",
+                "/api/v1/connections/contoso/webhooks",
+                &self.t.key,
+                json!({ "url": receiver.url }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        assert!(hook["secret"].as_str().unwrap().starts_with("whsec_"));
+        hook["secret"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_pushes_each_new_message_to_the_webhook_once_signed_and_in_order() {
+    let p = Pushed::start().await;
+    let mut receiver = Receiver::start().await;
+    let secret = p.webhook(&receiver).await;
+    let (status, watch) = p.t.user("POST", "/watches", Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED, "{watch}");
+    // The gateway subscribed at Graph (after the validation handshake with its own URL).
+    let graph = p.t.mock.graph_state();
+    assert_eq!(graph.subscription_ids().len(), 1);
+
+    mail_adele(&p.t, "Pushed one").await;
+    mail_adele(&p.t, "Pushed two").await;
+    let first = receiver.next(&secret).await;
+    let second = receiver.next(&secret).await;
+    assert_eq!(first["type"], "message.created");
+    assert_eq!(second["type"], "message.created");
+    assert_eq!(first["item_id"], p.t.message_id("Pushed one").await.as_str());
+    assert_eq!(second["item_id"], p.t.message_id("Pushed two").await.as_str());
+    assert!(first["seq"].as_i64() < second["seq"].as_i64());
+    assert_ne!(first["id"], second["id"]);
+    // Nothing else was sent: the journal holds these two, and the webhook's cursor is past them.
+    assert_eq!(journal(&p.t, "?after=0").await["events"].as_array().unwrap().len(), 2);
+    assert!(receiver.requests.try_recv().is_err());
+
+    // The secret is never listed again.
+    let (_, hooks) = p
+        .t
+        .gw
+        .call("GET", "/api/v1/connections/contoso/webhooks", &p.t.key, Value::Null)
+        .await;
+    assert!(hooks[0].get("secret").is_none(), "{hooks}");
+    assert!(!hooks.to_string().contains(&secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_graph_notifications_are_refused_and_validation_tokens_echoed() {
+    let p = Pushed::start().await;
+    let (_, watch) = p.t.user("POST", "/watches", Value::Null).await;
+    let id = watch["id"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/notifications/graph/{id}", p.base);
+
+    let echoed = http
+        .post(format!("{url}?validationToken=Validation%3A%20Testing%20client"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), reqwest::StatusCode::OK);
+    assert!(echoed.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(echoed.text().await.unwrap(), "Validation: Testing client");
+
+    let subscription = p.t.mock.graph_state().subscription_ids()[0].clone();
+    let forged = json!({ "value": [{
+        "subscriptionId": subscription, "clientState": "a guess", "changeType": "created",
+        "resource": "users/x/messages/y", "tenantId": seed::TENANT_ID,
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+    }]});
+    let resp = http.post(&url).json(&forged).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::FORBIDDEN);
+    let resp = http.post(&url).body("not json").send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
+    let resp = http
+        .post(format!("{}/notifications/graph/not-a-watch", p.base))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(journal(&p.t, "?after=0").await["events"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_notifications_and_an_expired_subscription_are_caught_up_once() {
+    let p = Pushed::start().await;
+    let mut receiver = Receiver::start().await;
+    let secret = p.webhook(&receiver).await;
+    let (status, _) = p.t.user("POST", "/watches", Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let graph = p.t.mock.graph_state();
+    let first_subscription = graph.subscription_ids()[0].clone();
+
+    // Graph's notification is lost: nothing arrives…
+    graph.drop_notifications(true);
+    mail_adele(&p.t, "Lost notification").await;
+    graph.notifications_settled().await;
+    assert_eq!(journal(&p.t, "?after=0").await["events"], json!([]));
+    graph.drop_notifications(false);
+    // …until Graph says notifications were missed: the catch-up reports it once.
+    assert!(graph.send_lifecycle(
+        &first_subscription,
+        exgate_testkit::graph::LifecycleEvent::Missed
+    ));
+    let e = receiver.next(&secret).await;
+    assert_eq!(e["item_id"], p.t.message_id("Lost notification").await.as_str());
+
+    // The subscription expires while a message arrives: the gateway subscribes again and the
+    // catch-up reports the message once.
+    assert!(graph.expire_subscription(&first_subscription));
+    mail_adele(&p.t, "While unsubscribed").await;
+    let e = receiver.next(&secret).await;
+    assert_eq!(e["item_id"], p.t.message_id("While unsubscribed").await.as_str());
+    // New mail is pushed through the new subscription.
+    mail_adele(&p.t, "After resubscribing").await;
+    let e = receiver.next(&secret).await;
+    assert_eq!(e["item_id"], p.t.message_id("After resubscribing").await.as_str());
+    let now = graph.subscription_ids();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], first_subscription);
+    assert_eq!(journal(&p.t, "?after=0").await["events"].as_array().unwrap().len(), 3);
+}
