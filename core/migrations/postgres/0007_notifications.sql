@@ -83,6 +83,8 @@ CREATE TABLE webhooks (
     attempts        BIGINT NOT NULL,
     next_attempt_at TEXT COLLATE "C",
     last_error      TEXT,
+    -- when the next event first failed (it becomes a dead letter after notify.webhook_retry_hours)
+    first_failed_at TEXT COLLATE "C",
     owner           TEXT,
     owner_until     TEXT COLLATE "C"
 );

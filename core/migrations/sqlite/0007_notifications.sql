@@ -79,6 +79,8 @@ CREATE TABLE webhooks (
     attempts        INTEGER NOT NULL,
     next_attempt_at TEXT,
     last_error      TEXT,
+    -- when the next event first failed (it becomes a dead letter after notify.webhook_retry_hours)
+    first_failed_at TEXT,
     owner           TEXT,
     owner_until     TEXT
 );

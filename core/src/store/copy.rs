@@ -184,6 +184,7 @@ pub const TABLES: &[TableSpec] = &[
             int("attempts"),
             text("next_attempt_at"),
             text("last_error"),
+            text("first_failed_at"),
             text("owner"),
             text("owner_until"),
         ],

@@ -162,6 +162,7 @@ pub(crate) struct ProgressColumns {
     pub attempts: i64,
     pub next_attempt_at: Option<String>,
     pub last_error: Option<String>,
+    pub first_failed_at: Option<String>,
 }
 
 pub(crate) fn progress_columns(p: &WebhookProgress) -> ProgressColumns {
@@ -170,6 +171,7 @@ pub(crate) fn progress_columns(p: &WebhookProgress) -> ProgressColumns {
         attempts: i64::from(p.attempts),
         next_attempt_at: p.next_attempt_at.map(ts_ordered),
         last_error: p.last_error.clone(),
+        first_failed_at: p.first_failed_at.map(ts_ordered),
     }
 }
 
@@ -235,6 +237,7 @@ pub(crate) fn webhook_from_row(
                 .map_err(|_| StoreError::Corrupt(format!("webhook {id}: attempts {attempts}")))?,
             next_attempt_at: opt("next_attempt_at")?.map(|t| parse_ts(&t)).transpose()?,
             last_error: opt("last_error")?,
+            first_failed_at: opt("first_failed_at")?.map(|t| parse_ts(&t)).transpose()?,
         },
     })
 }

@@ -386,20 +386,36 @@ async fn graph_pushes_each_new_message_to_the_webhook_once_signed_and_in_order()
     let second = receiver.next(&secret).await;
     assert_eq!(first["type"], "message.created");
     assert_eq!(second["type"], "message.created");
-    assert_eq!(first["item_id"], p.t.message_id("Pushed one").await.as_str());
-    assert_eq!(second["item_id"], p.t.message_id("Pushed two").await.as_str());
+    assert_eq!(
+        first["item_id"],
+        p.t.message_id("Pushed one").await.as_str()
+    );
+    assert_eq!(
+        second["item_id"],
+        p.t.message_id("Pushed two").await.as_str()
+    );
     assert!(first["seq"].as_i64() < second["seq"].as_i64());
     assert_ne!(first["id"], second["id"]);
     // Nothing else was sent: the journal holds these two, and the webhook's cursor is past them.
-    assert_eq!(journal(&p.t, "?after=0").await["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        journal(&p.t, "?after=0").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(receiver.requests.try_recv().is_err());
 
     // The secret is never listed again.
-    let (_, hooks) = p
-        .t
-        .gw
-        .call("GET", "/api/v1/connections/contoso/webhooks", &p.t.key, Value::Null)
-        .await;
+    let (_, hooks) =
+        p.t.gw
+            .call(
+                "GET",
+                "/api/v1/connections/contoso/webhooks",
+                &p.t.key,
+                Value::Null,
+            )
+            .await;
     assert!(hooks[0].get("secret").is_none(), "{hooks}");
     assert!(!hooks.to_string().contains(&secret));
 }
@@ -413,12 +429,19 @@ async fn forged_graph_notifications_are_refused_and_validation_tokens_echoed() {
     let url = format!("{}/notifications/graph/{id}", p.base);
 
     let echoed = http
-        .post(format!("{url}?validationToken=Validation%3A%20Testing%20client"))
+        .post(format!(
+            "{url}?validationToken=Validation%3A%20Testing%20client"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(echoed.status(), reqwest::StatusCode::OK);
-    assert!(echoed.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        echoed.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert_eq!(echoed.text().await.unwrap(), "Validation: Testing client");
 
     let subscription = p.t.mock.graph_state().subscription_ids()[0].clone();
@@ -463,20 +486,35 @@ async fn dropped_notifications_and_an_expired_subscription_are_caught_up_once() 
         exgate_testkit::graph::LifecycleEvent::Missed
     ));
     let e = receiver.next(&secret).await;
-    assert_eq!(e["item_id"], p.t.message_id("Lost notification").await.as_str());
+    assert_eq!(
+        e["item_id"],
+        p.t.message_id("Lost notification").await.as_str()
+    );
 
     // The subscription expires while a message arrives: the gateway subscribes again and the
     // catch-up reports the message once.
     assert!(graph.expire_subscription(&first_subscription));
     mail_adele(&p.t, "While unsubscribed").await;
     let e = receiver.next(&secret).await;
-    assert_eq!(e["item_id"], p.t.message_id("While unsubscribed").await.as_str());
+    assert_eq!(
+        e["item_id"],
+        p.t.message_id("While unsubscribed").await.as_str()
+    );
     // New mail is pushed through the new subscription.
     mail_adele(&p.t, "After resubscribing").await;
     let e = receiver.next(&secret).await;
-    assert_eq!(e["item_id"], p.t.message_id("After resubscribing").await.as_str());
+    assert_eq!(
+        e["item_id"],
+        p.t.message_id("After resubscribing").await.as_str()
+    );
     let now = graph.subscription_ids();
     assert_eq!(now.len(), 1);
     assert_ne!(now[0], first_subscription);
-    assert_eq!(journal(&p.t, "?after=0").await["events"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        journal(&p.t, "?after=0").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -319,8 +319,8 @@ impl NotifyStore for PostgresStore {
         let cols = webhook_columns(&self.vault, webhook)?;
         let result = sqlx::query(
             "INSERT INTO webhooks (id, api_key_id, connection_id, principal, mailbox, kinds, url, secret_sealed, \
-             created_at, cursor, attempts, next_attempt_at, last_error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             created_at, cursor, attempts, next_attempt_at, last_error, first_failed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(cols.id)
         .bind(cols.api_key_id)
@@ -335,6 +335,7 @@ impl NotifyStore for PostgresStore {
         .bind(cols.progress.attempts)
         .bind(cols.progress.next_attempt_at)
         .bind(cols.progress.last_error)
+        .bind(cols.progress.first_failed_at)
         .execute(&self.pool)
         .await;
         match result {
@@ -388,12 +389,14 @@ impl NotifyStore for PostgresStore {
             .transpose()?;
         let mut tx = self.pool.begin().await.map_err(db(ctx))?;
         let r = sqlx::query(
-            "UPDATE webhooks SET cursor = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5",
+            "UPDATE webhooks SET cursor = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+             first_failed_at = $5 WHERE id = $6",
         )
         .bind(p.cursor)
         .bind(p.attempts)
         .bind(p.next_attempt_at)
         .bind(p.last_error)
+        .bind(p.first_failed_at)
         .bind(id.to_string())
         .execute(&mut *tx)
         .await

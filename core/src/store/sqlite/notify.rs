@@ -298,8 +298,8 @@ impl NotifyStore for SqliteStore {
         let cols = webhook_columns(&self.vault, webhook)?;
         let result = sqlx::query(
             "INSERT INTO webhooks (id, api_key_id, connection_id, principal, mailbox, kinds, url, secret_sealed, \
-             created_at, cursor, attempts, next_attempt_at, last_error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, cursor, attempts, next_attempt_at, last_error, first_failed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(cols.id)
         .bind(cols.api_key_id)
@@ -314,6 +314,7 @@ impl NotifyStore for SqliteStore {
         .bind(cols.progress.attempts)
         .bind(cols.progress.next_attempt_at)
         .bind(cols.progress.last_error)
+        .bind(cols.progress.first_failed_at)
         .execute(&self.pool)
         .await;
         match result {
@@ -367,12 +368,14 @@ impl NotifyStore for SqliteStore {
             .transpose()?;
         let mut tx = self.pool.begin().await.map_err(db(ctx))?;
         let r = sqlx::query(
-            "UPDATE webhooks SET cursor = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            "UPDATE webhooks SET cursor = ?, attempts = ?, next_attempt_at = ?, last_error = ?, \
+             first_failed_at = ? WHERE id = ?",
         )
         .bind(p.cursor)
         .bind(p.attempts)
         .bind(p.next_attempt_at)
         .bind(p.last_error)
+        .bind(p.first_failed_at)
         .bind(id.to_string())
         .execute(&mut *tx)
         .await
