@@ -325,8 +325,11 @@ impl Mailboxes {
                     conn.name.as_str(),
                     principal_name.as_deref(),
                 );
-                let graph = GraphMailbox::new(pipe, &base, pages, me)?;
-                Ok(Backend::full("Microsoft Graph", Arc::new(graph)))
+                let graph = Arc::new(GraphMailbox::new(pipe, &base, pages, me)?);
+                Ok(Backend {
+                    push: Some(Arc::clone(&graph) as Arc<dyn crate::notify::Push>),
+                    ..Backend::full("Microsoft Graph", graph)
+                })
             }
             _ => Err(MailboxError::Unsupported(format!(
                 "connection `{}` has no backend for its target",
