@@ -65,7 +65,7 @@ impl Listen for EwsListen {
             subscriptions: Vec::new(),
             mode: Mode::Streaming {
                 stream: None,
-                splitter: EnvelopeSplitter::new(MAX_ENVELOPE),
+                splitter: Box::new(EnvelopeSplitter::new(MAX_ENVELOPE)),
             },
             pending: VecDeque::new(),
             empty_ends: 0,
@@ -78,7 +78,7 @@ impl Listen for EwsListen {
 enum Mode {
     Streaming {
         stream: Option<ByteStream>,
-        splitter: EnvelopeSplitter,
+        splitter: Box<EnvelopeSplitter>,
     },
     Pull {
         next_poll: Instant,
@@ -206,7 +206,7 @@ impl EwsListener {
                 }
                 Err(e) if no_streaming(&e) && matches!(self.mode, Mode::Streaming { .. }) => {
                     tracing::debug!(code = %e.code, "no streaming notifications; pulling");
-                    self.to_pull();
+                    self.switch_to_pull();
                     // Start over with pull subscriptions.
                     self.subscriptions.clear();
                     i = 0;
@@ -217,7 +217,7 @@ impl EwsListener {
         Ok(())
     }
 
-    fn to_pull(&mut self) {
+    fn switch_to_pull(&mut self) {
         self.mode = Mode::Pull {
             next_poll: Instant::now() + PULL_INTERVAL,
         };
@@ -241,7 +241,7 @@ impl EwsListener {
     async fn resubscribe(&mut self) -> Result<(), Error> {
         if let Mode::Streaming { stream, splitter } = &mut self.mode {
             *stream = None;
-            *splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
+            **splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
         }
         self.subscribe().await?;
         self.pending.push_back(Signal::Gap);
@@ -262,13 +262,13 @@ impl EwsListener {
                 Ok(body) => {
                     if let Mode::Streaming { stream, splitter } = &mut self.mode {
                         *stream = Some(body);
-                        *splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
+                        **splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
                     }
                 }
                 Err(e) if subscription_gone(&e) => return self.resubscribe().await,
                 Err(e) if no_streaming(&e) => {
                     tracing::debug!(code = %e.code, "GetStreamingEvents refused; pulling");
-                    self.to_pull();
+                    self.switch_to_pull();
                     self.subscribe().await?;
                     // Events between the streaming subscription and the pull one are lost.
                     self.pending.push_back(Signal::Gap);

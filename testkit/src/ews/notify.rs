@@ -376,14 +376,20 @@ struct Event {
     parent: u64,
 }
 
-/// The events of `sub` after `after` (at most `max`, then `true`: more wait), and the version
-/// they reach. Updates the calendar items the subscription knows.
-fn collect(
-    sub: &mut Subscription,
-    mb: &Mailbox,
-    after: u64,
-    max: usize,
-) -> (Vec<Event>, u64, bool) {
+/// What a subscription reports after a watermark.
+struct Batch {
+    /// The version it starts after.
+    previous: u64,
+    events: Vec<Event>,
+    /// The version it reaches.
+    reached: u64,
+    /// More events wait.
+    more: bool,
+}
+
+/// The events of `sub` after `after` (at most `max`; more wait then). Updates the calendar
+/// items the subscription knows.
+fn collect(sub: &mut Subscription, mb: &Mailbox, after: u64, max: usize) -> Batch {
     let upto = mb.version();
     let watches = |folder: u64| sub.folders.as_ref().is_none_or(|f| f.contains(&folder));
     let wants = |t: EventType| sub.types.contains(&t);
@@ -479,34 +485,35 @@ fn collect(
         out.retain(|e| e.version < cut_version);
         if !out.is_empty() {
             let reached = out.last().map_or(upto, |e| e.version);
-            return (out, reached, true);
+            return Batch {
+                previous: after,
+                events: out,
+                reached,
+                more: true,
+            };
         }
     }
-    (out, upto, false)
+    Batch {
+        previous: after,
+        events: out,
+        reached: upto,
+        more: false,
+    }
 }
 
 /// `t:Notification` for `events` of subscription `id` (a `StatusEvent` when none).
-fn notification(
-    tag: &str,
-    id: &str,
-    mb: &Mailbox,
-    previous: u64,
-    events: &[Event],
-    reached: u64,
-    more: bool,
-    now: OffsetDateTime,
-) -> String {
+fn notification(tag: &str, id: &str, mb: &Mailbox, batch: &Batch, now: OffsetDateTime) -> String {
     let mut x = Xml::new();
     x.open(tag, &[]);
     x.leaf("t:SubscriptionId", id);
-    x.leaf("t:PreviousWatermark", &watermark(id, previous));
-    x.leaf("t:MoreEvents", if more { "true" } else { "false" });
-    if events.is_empty() {
+    x.leaf("t:PreviousWatermark", &watermark(id, batch.previous));
+    x.leaf("t:MoreEvents", if batch.more { "true" } else { "false" });
+    if batch.events.is_empty() {
         x.open("t:StatusEvent", &[]);
-        x.leaf("t:Watermark", &watermark(id, reached));
+        x.leaf("t:Watermark", &watermark(id, batch.reached));
         x.close("t:StatusEvent");
     }
-    for e in events {
+    for e in &batch.events {
         let tag = e.kind.tag();
         x.open(tag, &[]);
         x.leaf("t:Watermark", &watermark(id, e.version));
@@ -546,18 +553,9 @@ fn get_events(
             ));
         }
         sub.last_seen = op.now;
-        let (events, reached, more) = collect(sub, mb, after, MAX_EVENTS);
-        sub.cursor = reached;
-        Ok(notification(
-            "m:Notification",
-            id,
-            mb,
-            after,
-            &events,
-            reached,
-            more,
-            op.now,
-        ))
+        let batch = collect(sub, mb, after, MAX_EVENTS);
+        sub.cursor = batch.reached;
+        Ok(notification("m:Notification", id, mb, &batch, op.now))
     })();
     Ok(soap::response(
         "GetEvents",
@@ -632,21 +630,12 @@ fn pending(
         };
         loop {
             let after = sub.cursor;
-            let (events, reached, more) = collect(sub, mb, after, MAX_EVENTS);
-            sub.cursor = reached;
-            if !events.is_empty() {
-                out.push(notification(
-                    "t:Notification",
-                    id,
-                    mb,
-                    after,
-                    &events,
-                    reached,
-                    more,
-                    now,
-                ));
+            let batch = collect(sub, mb, after, MAX_EVENTS);
+            sub.cursor = batch.reached;
+            if !batch.events.is_empty() {
+                out.push(notification("t:Notification", id, mb, &batch, now));
             }
-            if !more {
+            if !batch.more {
                 break;
             }
         }

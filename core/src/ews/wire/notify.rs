@@ -421,13 +421,10 @@ fn find_end(buf: &[u8], from: usize) -> Option<usize> {
     const NAME: &[u8] = b"Envelope";
     let mut i = from;
     while i + NAME.len() <= buf.len() {
-        let Some(pos) = buf[i..]
+        let pos = buf[i..]
             .windows(NAME.len())
             .position(|w| w == NAME)
-            .map(|p| p + i)
-        else {
-            return None;
-        };
+            .map(|p| p + i)?;
         i = pos + 1;
         // After the name: whitespace, then `>`.
         let mut after = pos + NAME.len();
