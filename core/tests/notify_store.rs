@@ -727,6 +727,7 @@ async fn webhooks_record_progress_and_dead_letters_together(b: Backend) {
         attempts: 3,
         next_attempt_at: Some(T0 + Duration::seconds(90)),
         last_error: Some("HTTP 503".into()),
+        first_failed_at: Some(T0),
     };
     assert!(
         n.set_webhook_progress(newer.id, &failing, None)
