@@ -5,9 +5,6 @@
 //! `memory::…`). The database backends are also read raw (no secret in clear) and copied
 //! (`store::copy`) with their notification tables.
 
-// Until SQLite and PostgreSQL join the suite (the next commit), their helpers are unused.
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,7 +17,7 @@ use exgate_core::notify::store::{
 use exgate_core::notify::{ChangeEvent, EventKind, Watched, event::event_id};
 use exgate_core::secret::{Secret, Vault};
 use exgate_core::store::{
-    MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
+    MemoryStore, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError, copy,
 };
 use exgate_testkit::postgres::TempPostgres;
 use sqlx::Connection as _;
@@ -1002,6 +999,8 @@ macro_rules! every_backend {
     ($($check:ident),* $(,)?) => {
         mod all {
             use super::*;
+            conformance!(sqlite: $($check),*);
+            conformance!(postgres: $($check),*);
             conformance!(memory: $($check),*);
         }
     };
@@ -1018,3 +1017,124 @@ every_backend!(
     one_owner_at_a_time_holds_a_claim_until_it_ends,
     a_reader_following_the_journal_misses_nothing_of_concurrent_commits,
 );
+
+mod databases {
+    use super::*;
+    conformance!(sqlite: secrets_are_sealed_in_the_database);
+    conformance!(postgres: secrets_are_sealed_in_the_database);
+}
+
+/// `store migrate` copies the notification tables (state still sealed to its rows), and the
+/// journal goes on after the copied events on the target.
+#[tokio::test]
+async fn the_notification_tables_are_copied_and_the_journal_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(Vault::open_or_create(&dir.path().join("master.key")).unwrap());
+    let source = SqliteStore::open(&dir.path().join("source.db"), Arc::clone(&vault))
+        .await
+        .unwrap();
+    let cluster = TempPostgres::start();
+    let url = cluster.create_database();
+    let target = PostgresStore::open(&PostgresOptions::new(&url), Arc::clone(&vault))
+        .await
+        .unwrap();
+
+    let n = source.notifications().unwrap();
+    let w = watch(ConnectionId::new_random(), "alice@contoso.com", T0);
+    n.insert_watch(&w).await.unwrap();
+    let mut c = commit(
+        &w,
+        0,
+        vec![
+            event(&w, EventKind::MessageCreated, "m1", "v1"),
+            event(&w, EventKind::MessageCreated, "m2", "v1"),
+        ],
+    );
+    c.upsert = vec![("mail:inbox".into(), item("m1", "v1"))];
+    let appended = n.commit_sync(&c).await.unwrap();
+    n.claim_watch(w.id, "gw-a", T0, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    let h = webhook(w.connection, T0);
+    n.insert_webhook(&h).await.unwrap();
+    let dead = DeadLetter {
+        webhook: h.id,
+        event: appended[0].clone(),
+        attempts: 20,
+        last_error: "HTTP 500".into(),
+        failed_at: T0,
+        replay: true,
+    };
+    let progress = WebhookProgress {
+        cursor: appended[0].seq,
+        ..WebhookProgress::default()
+    };
+    n.set_webhook_progress(h.id, &progress, Some(&dead))
+        .await
+        .unwrap();
+
+    let report = copy::copy(&source, &target, false).await.unwrap();
+    for table in [
+        "watches",
+        "watch_items",
+        "events",
+        "webhooks",
+        "dead_letters",
+    ] {
+        assert!(
+            report.copied.iter().any(|(t, d)| *t == table && d.rows > 0),
+            "{table} not copied: {:?}",
+            report.copied
+        );
+    }
+
+    let t = target.notifications().unwrap();
+    assert_eq!(t.watch(w.id).await.unwrap(), Some(w.clone()));
+    let state = t.watch_state(w.id).await.unwrap().unwrap();
+    assert_eq!(state.version, 1);
+    assert!(state.document.unwrap().expose().contains(CLIENT_STATE));
+    assert_eq!(
+        t.known_items(w.id, "mail:inbox").await.unwrap(),
+        vec![item("m1", "v1")]
+    );
+    assert_eq!(
+        t.events_after(0, &all(w.connection), 10).await.unwrap(),
+        appended
+    );
+    assert_eq!(t.last_event_seq().await.unwrap(), appended[1].seq);
+    let copied = t.webhook(h.id).await.unwrap().unwrap();
+    assert_eq!(copied.secret.expose(), HOOK_SECRET);
+    assert_eq!(copied.progress, progress);
+    assert_eq!(t.dead_letters(h.id).await.unwrap(), vec![dead]);
+    // The copy's owner is the source's: the claim ends when it would have.
+    assert!(
+        !t.claim_watch(w.id, "gw-b", T0, T0 + Duration::minutes(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.claim_watch(
+            w.id,
+            "gw-b",
+            T0 + Duration::minutes(1),
+            T0 + Duration::minutes(2)
+        )
+        .await
+        .unwrap()
+    );
+
+    // The journal goes on after the copied events; the state's version check holds.
+    let next = t
+        .commit_sync(&commit(
+            &w,
+            1,
+            vec![event(&w, EventKind::MessageCreated, "m3", "v1")],
+        ))
+        .await
+        .unwrap();
+    assert!(next[0].seq > appended[1].seq);
+    assert!(matches!(
+        t.commit_sync(&commit(&w, 1, vec![])).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
