@@ -235,6 +235,8 @@ pub(crate) fn webhook_from_row(
                 .map_err(|_| StoreError::Corrupt(format!("webhook {id}: attempts {attempts}")))?,
             next_attempt_at: opt("next_attempt_at")?.map(|t| parse_ts(&t)).transpose()?,
             last_error: opt("last_error")?,
+            // Not stored yet (needs a column): delivery estimates it from `attempts`.
+            first_failed_at: None,
         },
     })
 }
