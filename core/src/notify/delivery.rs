@@ -65,6 +65,12 @@ pub fn backoff(attempts: u32) -> Duration {
     BACKOFF.get(i).copied().unwrap_or(MAX_BACKOFF)
 }
 
+/// The nominal time from an event's first failure to its attempt after `attempts` failures:
+/// the first failure's time when a store does not keep it.
+fn elapsed_after(attempts: u32) -> Duration {
+    (1..=attempts.min(1000)).map(backoff).sum()
+}
+
 /// `d` ± 10 %, so that webhooks failing together do not retry together.
 fn jittered(d: Duration) -> Duration {
     let [a, b] = random_bytes::<2>();
@@ -367,7 +373,9 @@ impl Delivery {
                     Err(failure) => {
                         report.failed += 1;
                         let now = self.inner.clock.now();
-                        let first = progress.first_failed_at.unwrap_or(now);
+                        let first = progress
+                            .first_failed_at
+                            .unwrap_or_else(|| now - elapsed_after(progress.attempts));
                         let attempts = progress.attempts.saturating_add(1);
                         if now - first >= self.inner.options.retry_for {
                             tracing::warn!(
@@ -502,6 +510,9 @@ mod tests {
         assert_eq!(secs, [10, 30, 120, 300, 900, 1800, 3600, 3600, 3600]);
         assert_eq!(backoff(0).as_secs(), 10);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        assert_eq!(elapsed_after(0), Duration::ZERO);
+        assert_eq!(elapsed_after(3).as_secs(), 160);
+        assert_eq!(elapsed_after(8).as_secs(), 3160 + 2 * 3600);
         for _ in 0..100 {
             let j = jittered(Duration::from_secs(100));
             assert!(
