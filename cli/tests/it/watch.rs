@@ -204,6 +204,19 @@ async fn an_imap_watch_is_woken_by_idle() {
         .stdout();
     assert!(shown.contains("Over IDLE"), "{shown}");
 
+    // The next one too; the watch held an IDLE session on the Inbox to hear of it.
+    deliver(&env, seed::ADELE, "Over IDLE again");
+    let line = watch.next_line().await;
+    assert!(line.contains(" message.created inbox im1."), "{line}");
+    let sessions = env.mock.mail_sessions();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.mailbox.as_deref() == Some(seed::ADELE)
+                && s.commands.iter().any(|c| c == "IDLE")),
+        "{sessions:?}"
+    );
+
     // IMAP has no calendar: the watch is refused with the reason.
     env.run(&["watch", "-m", seed::ADELE, "--calendar"])
         .await
@@ -220,9 +233,9 @@ async fn a_watch_that_cannot_be_made_fails_with_the_reason() {
         .await
         .fails(1, &["connection", "nosuch"]);
     // App-only names the mailbox.
-    let run = env.run(&["watch", "--interval", "1"]).await;
-    assert_ne!(run.out.status.code(), Some(0), "{}", run.dump());
-    assert!(run.stderr().contains("--mailbox"), "{}", run.dump());
+    env.run(&["watch", "--interval", "1"])
+        .await
+        .fails(2, &["--mailbox"]);
     // The app may not read Adele's mailbox (an application access policy).
     env.mock
         .set_mailbox_scope(seed::DAEMON_APP, Some(vec![seed::MEGAN.to_owned()]));
