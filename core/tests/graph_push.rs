@@ -306,10 +306,14 @@ async fn a_receiver_that_does_not_echo_fails_the_subscription() {
     let w = World::new().await;
     let push = w.push();
     let mailbox = MailboxRef::User(ADELE.into());
-    // Nobody listens at this URL (the discard port): Graph's validation fails.
+    // A receiver that answers 200 with something else than the token.
+    let app = Router::new().route("/notify", post(|| async { "not the token" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let target = PushTarget {
-        notification_url: "http://127.0.0.1:9/notify".parse().unwrap(),
-        lifecycle_url: "http://127.0.0.1:9/lifecycle".parse().unwrap(),
+        notification_url: format!("http://{addr}/notify").parse().unwrap(),
+        lifecycle_url: format!("http://{addr}/notify").parse().unwrap(),
         client_state: Secret::new(CLIENT_STATE),
         expires: w.mock.clock().now() + time::Duration::hours(1),
     };

@@ -239,9 +239,9 @@ async fn the_handshake_is_refused_when_the_receiver_does_not_echo_the_token() {
     assert!(m.graph_state().subscription_ids().is_empty());
     assert_eq!(g.get("/subscriptions").await.values().len(), 0);
 
-    // An endpoint nobody listens on.
+    // An endpoint that answers with an error.
     let mut body = body;
-    body["notificationUrl"] = json!("http://127.0.0.1:9/nobody");
+    body["notificationUrl"] = json!(format!("{}/not-a-route", r.base));
     let answer = g.post("/subscriptions", &body).await;
     answer.error(400, "ValidationError");
     // Graph wants HTTPS beyond the loopback.

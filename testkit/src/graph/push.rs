@@ -583,7 +583,7 @@ impl GraphState {
         self.graph_switches().subscriptions
     }
 
-    /// Queues a batch (used when a subscription is created, to wake the task).
+    /// Wakes the task (a subscription was created: it reads the store again).
     pub(crate) fn wake_notifier(&self) {
         self.push.wake.notify_one();
     }
