@@ -7,6 +7,25 @@
 //! Times are stored as RFC 3339 text in UTC with nine fractional digits (`ts_ordered`): fixed
 //! width, so the database compares and orders them as text (claims, purges, oldest first), and
 //! exact, so a row reads back equal to what was written.
+//!
+//! Where the trait is silent, every backend (the memory store too) decides alike:
+//! - `seq` is the journal's highest + 1, and [`NotifyStore::purge_events`] never forgets the
+//!   newest entry (it is not counted): `seq` never goes back, not even after a purge of
+//!   everything or a `store migrate`, which copies the rows and has no sequence to carry.
+//! - A journal entry's time, by which it is purged, is the event's `detected_at` (the engine's
+//!   clock at the sync), and its watch is [`SyncCommit::watch`](crate::notify::store::SyncCommit)
+//!   (whose journal the duplicate check looks in), its connection that watch's.
+//! - A sync of a watch that no longer exists is a conflict, like one from an older version.
+//! - A claim is free when nobody holds it, its holder asks again, or it ended at or before
+//!   `now` (`owner_until <= now`: "holds it past `now`" is `owner_until > now`).
+//! - A dead letter given again for the same `seq` replaces the first; its `webhook` is the
+//!   webhook the progress is recorded for.
+//! - [`NotifyStore::request_replay`] answers how many letters are now marked (those marked
+//!   already count); [`NotifyStore::finish_replay`] of a failed replay counts one more attempt
+//!   and keeps the previous error if none is given; of a letter that is gone, does nothing.
+//! - Deleting a connection deletes its watches and webhooks (with their items and dead
+//!   letters) in the same transaction, without a foreign key: a connection declared in a
+//!   configuration file has no row, and its watches are kept all the same.
 
 use serde_json::Value as Json;
 use time::{OffsetDateTime, UtcOffset};
@@ -15,6 +34,8 @@ use super::StoreError;
 use super::rows::{RawRow, db, parse_col, parse_ts};
 use crate::apikeys::ApiKeyId;
 use crate::model::{ConnectionId, WatchId, WebhookId};
+#[cfg(doc)]
+use crate::notify::NotifyStore;
 use crate::notify::store::{DeadLetter, EventFilter, WatchRow, WebhookProgress, WebhookRow};
 use crate::notify::{ChangeEvent, EventKind, Watched};
 use crate::secret::{Secret, Vault};

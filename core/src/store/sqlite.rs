@@ -70,6 +70,9 @@ pub struct SqliteStore {
     path: String,
     /// Refresh turns: one gateway per SQLite file, so a lock of this process.
     refreshing: LocalLocks,
+    /// Notification writes of several statements (a sync's commit, a webhook's progress) take
+    /// turns here, in order, rather than in SQLite's busy handler ([`notify`]).
+    notify_writes: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -133,6 +136,7 @@ impl SqliteStore {
             vault,
             path: path.display().to_string(),
             refreshing: LocalLocks::default(),
+            notify_writes: tokio::sync::Mutex::new(()),
         };
         // A store that is up to date answers its version and key check in one statement; a new
         // or older one is migrated first.

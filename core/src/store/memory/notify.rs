@@ -2,9 +2,11 @@
 //! conformance suite `core/tests/notify_store.rs` runs over all three), held in the store's one
 //! mutex, so every method is atomic.
 //!
-//! As in the databases: the journal's `seq` never goes back (the newest event survives every
-//! purge, as the journal's high-water mark), and deleting a connection deletes its watches and
-//! webhooks (with their items and dead letters) but not its journal entries.
+//! Where the trait is silent it decides as the databases do (`store/notify_rows.rs` lists the
+//! decisions): the journal's `seq` never goes back (the newest event survives every purge, as
+//! the journal's high-water mark), a claim ends at its `until`, and deleting a connection
+//! deletes its watches and webhooks (with their items and dead letters) but not its journal
+//! entries.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,6 +22,7 @@ use crate::notify::store::{
 };
 use crate::secret::Secret;
 use crate::store::StoreError;
+use crate::store::notify_rows::stale_sync;
 
 /// Who runs a watch or delivers to a webhook, and until when.
 #[derive(Debug, Clone, Default)]
@@ -93,11 +96,6 @@ impl NotifyState {
         self.next_order += 1;
         self.next_order
     }
-}
-
-/// Conflict answered when a sync started from an older state (or the watch is gone).
-fn stale_sync(id: WatchId) -> StoreError {
-    StoreError::Conflict(format!("a newer sync of watch {id} (or its deletion)"))
 }
 
 #[async_trait]

@@ -5,6 +5,11 @@
 //! writes starts with its write (the version check of [`NotifyStore::commit_sync`] is an
 //! `UPDATE`), so it waits for the file's lock instead of failing on a snapshot another commit
 //! made stale, and `seq` (the rowid, highest + 1) is assigned in commit order.
+//!
+//! Writes of several statements (a sync's commit, a webhook's progress) first take turns on a
+//! lock of this process (`notify_writes`), in order: many watches committing at once would
+//! otherwise all wait in SQLite's busy handler, which polls with back-off and does not queue,
+//! so one of them could wait past the busy timeout and fail ("database is locked").
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -137,6 +142,7 @@ impl NotifyStore for SqliteStore {
         for event in &commit.events {
             bodies.push(event_body(event)?);
         }
+        let _turn = self.notify_writes.lock().await;
         let mut tx = self.pool.begin().await.map_err(db(ctx))?;
         // The version check first: it is the transaction's first statement and a write.
         let row = sqlx::query(
@@ -366,6 +372,7 @@ impl NotifyStore for SqliteStore {
         let dead = dead
             .map(|d| event_body(&d.event).map(|body| (d, body)))
             .transpose()?;
+        let _turn = self.notify_writes.lock().await;
         let mut tx = self.pool.begin().await.map_err(db(ctx))?;
         let r = sqlx::query(
             "UPDATE webhooks SET cursor = ?, attempts = ?, next_attempt_at = ?, last_error = ?, \
