@@ -69,6 +69,7 @@ impl Listen for EwsListen {
             },
             pending: VecDeque::new(),
             empty_ends: 0,
+            heard: false,
         };
         listener.subscribe().await?;
         Ok(Box::new(listener))
@@ -116,6 +117,8 @@ pub struct EwsListener {
     pending: VecDeque<Signal>,
     /// Connections in a row that ended without a single envelope.
     empty_ends: u32,
+    /// The open connection has answered an envelope.
+    heard: bool,
 }
 
 /// A server that ends this many streams in a row without an envelope is not listened to.
@@ -260,6 +263,7 @@ impl EwsListener {
             };
             match self.ews.open_stream(&self.mailbox, &request).await? {
                 Ok(body) => {
+                    self.heard = false;
                     if let Mode::Streaming { stream, splitter } = &mut self.mode {
                         *stream = Some(body);
                         **splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
@@ -286,8 +290,7 @@ impl EwsListener {
         };
         let chunk = body.next_chunk().await;
         let mut envelopes = Vec::new();
-        let mut ended = false;
-        match chunk {
+        let ended = match chunk {
             Ok(Some(bytes)) => {
                 splitter
                     .push(&bytes)
@@ -295,26 +298,37 @@ impl EwsListener {
                 while let Some(e) = splitter.next_envelope() {
                     envelopes.push(e);
                 }
+                false
             }
-            // The server ended the answer (or the connection dropped): its events wait on the
-            // subscription; the next connection reads them.
-            Ok(None) | Err(_) => ended = true,
-        }
+            // The server ended the answer without saying Closed, the connection dropped, or
+            // it went quiet past the client's read timeout.
+            Ok(None) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "the notification stream broke; reconnecting");
+                true
+            }
+        };
+        // Either way the subscriptions keep their events: the next connection reads them. A
+        // server that keeps ending connections before saying anything is not listened to.
         if ended {
             if let Mode::Streaming { stream, .. } = &mut self.mode {
                 *stream = None;
             }
-            self.empty_ends += 1;
-            if self.empty_ends >= MAX_EMPTY_ENDS {
-                return Err(MailboxError::Protocol(
-                    "EWS ended GetStreamingEvents answers without notifications or a status".into(),
-                )
-                .into());
+            if !self.heard {
+                self.empty_ends += 1;
+                if self.empty_ends >= MAX_EMPTY_ENDS {
+                    return Err(MailboxError::Protocol(
+                        "EWS ended GetStreamingEvents answers without notifications or a status"
+                            .into(),
+                    )
+                    .into());
+                }
             }
             return Ok(());
         }
         if !envelopes.is_empty() {
             self.empty_ends = 0;
+            self.heard = true;
         }
         for envelope in envelopes {
             let decoded = match wire::decode_streaming_events(&envelope) {
