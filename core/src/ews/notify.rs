@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use super::EwsMailbox;
 use super::wire::{
     self, ConnectionStatus, EnvelopeSplitter, EwsError, GetStreamingEvents, Notification,
-    PullEvents, ResponseCode, Subscribe, SubscriptionKind, WireError, notify::EventKind,
+    PullEvents, ResponseCode, Subscribe, SubscriptionKind, Unsubscribe, WireError,
+    notify::EventKind,
 };
 use crate::Error;
 use crate::mailbox::{MailboxError, MailboxRef};
@@ -431,5 +432,29 @@ impl Listener for EwsListener {
                 Mode::Pull { .. } => self.pull_step().await?,
             }
         }
+    }
+}
+
+impl Drop for EwsListener {
+    /// Ends the subscriptions on the server (in the background, when a runtime runs); one not
+    /// ended expires there on its own (30 minutes without a connection, or its pull timeout).
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.subscriptions.drain(..).map(|s| s.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ews = Arc::clone(&self.ews);
+        let mailbox = self.mailbox.clone();
+        runtime.spawn(async move {
+            for subscription in ids {
+                let request = Unsubscribe { subscription };
+                if let Err(e) = ews.post_raw(&mailbox, &request, Retry::Always).await {
+                    tracing::debug!(error = %e, "Unsubscribe failed; the subscription expires");
+                }
+            }
+        });
     }
 }
