@@ -56,6 +56,9 @@ pub(crate) enum Command {
     /// The mailbox's contacts.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Print the mailbox's changes as they happen, one line (or JSON object) per event, until
+    /// Ctrl-C.
+    Watch(WatchArgs),
     /// The local IMAP/POP/SMTP bridge for software that only knows passwords: `exgate bridge`
     /// serves it; `exgate bridge user add` lets a mailbox use it.
     Bridge(BridgeArgs),
@@ -641,6 +644,54 @@ pub(crate) struct ContactArgs {
     #[arg(long)]
     pub(crate) job_title: Option<String>,
 }
+
+#[derive(Debug, Args)]
+#[command(after_help = WATCH_HELP)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    pub(crate) target: AccountArgs,
+    /// Another user's or a shared mailbox (default: the signed-in user's own; required app-only).
+    #[arg(long, short = 'm', env = "EXGATE_MAILBOX")]
+    pub(crate) mailbox: Option<String>,
+    /// A mail folder to watch: inbox, sent-items, archive, … or a folder ID; repeat for more
+    /// (default: inbox, unless only --calendar is given).
+    #[arg(long = "folder", value_name = "FOLDER")]
+    pub(crate) folders: Vec<String>,
+    /// Watch the events of the default calendar (Graph and EWS connections).
+    #[arg(long)]
+    pub(crate) calendar: bool,
+    /// Print each event as one JSON object per line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Seconds between two looks at a mailbox whose protocol cannot tell of changes (Microsoft
+    /// Graph from the command line, POP).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) interval: u64,
+}
+
+const WATCH_HELP: &str = "\
+Events start when the command starts: what the mailbox holds then is not reported. Nothing is
+written to exgate's store.
+
+How changes are found: Microsoft Graph pushes notifications only to a public URL, which the
+command line has none of, so a Graph mailbox is looked at every --interval seconds (the gateway,
+exgate-server, with a public URL, is told by Graph instead); IMAP is told by IDLE and EWS by
+streaming notifications, and looks anyway every 5 minutes (or every --interval if longer); POP
+is looked at every --interval seconds.
+
+Each line is `TIME TYPE FOLDER ITEM-ID` (moves add `from FOLDER ITEM-ID`), such as
+  2026-12-02T10:00:00Z message.created inbox AAMkAGI2…
+TYPE is message.created|updated|deleted|moved or event.created|updated|deleted; the ITEM-ID is
+what `exgate mail show` and `exgate calendar update` take. With --json, each line is the event
+as webhooks receive it: {\"id\", \"seq\", \"type\", \"folder\", \"item_id\", \"detected_at\", …}.
+Ctrl-C or SIGTERM stops it (exit code 0).
+
+Examples:
+  exgate watch
+  exgate watch -c contoso-app -m helpdesk@contoso.com --folder inbox --folder archive --json
+  exgate watch --calendar --interval 60
+  exgate watch --json | jq -r --unbuffered 'select(.type == \"message.created\") | .item_id'";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = BRIDGE_EXAMPLES)]

@@ -11,6 +11,7 @@ mod input;
 mod mailbox;
 mod setup;
 mod signin;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -125,6 +126,7 @@ async fn run(cli: Cli, given: &mut Given) -> anyhow::Result<()> {
         Command::Setup(args) => setup::run(&Context::open(&cli, given).await?, args).await,
         Command::App(cmd) => app::run(&Context::open(&cli, given).await?, cmd).await,
         Command::Bridge(args) => bridge::run(&Context::open(&cli, given).await?, args).await,
+        Command::Watch(args) => watch::run(&Context::open(&cli, given).await?, args).await,
         Command::Token { target, resource } => {
             signin::token(&Context::open(&cli, given).await?, target, resource).await
         }

@@ -147,6 +147,44 @@ pub struct BridgeConfig {
     pub idle_timeout: std::time::Duration,
 }
 
+/// `[notify]`: how the gateway learns of mailbox changes and hands them to applications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// Microsoft Graph posts notifications to `server.public_url` (which Graph must reach over
+    /// HTTPS); off: Graph watches are polled every `poll_secs`.
+    pub graph_push: bool,
+    /// How often a watch whose backend cannot tell of changes is synced.
+    pub poll: std::time::Duration,
+    /// How often a watch whose backend tells of changes is synced anyway.
+    pub safety_poll: std::time::Duration,
+    /// How long a webhook's failing event is retried before it becomes a dead letter.
+    pub webhook_retry: std::time::Duration,
+    /// Webhooks may be plain `http://` beyond loopback (a private network without TLS).
+    pub allow_http_webhooks: bool,
+    /// How long the journal keeps events (streams resume, webhooks catch up within it).
+    pub keep_events: std::time::Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            graph_push: true,
+            poll: std::time::Duration::from_secs(30),
+            safety_poll: std::time::Duration::from_secs(300),
+            webhook_retry: std::time::Duration::from_secs(26 * 3600),
+            allow_http_webhooks: false,
+            keep_events: std::time::Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// `notify.poll_secs`, `notify.safety_poll_secs`, `notify.webhook_retry_hours`,
+/// `notify.keep_events_days`: their ranges.
+pub const NOTIFY_POLL_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
+pub const NOTIFY_SAFETY_POLL_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
+pub const NOTIFY_RETRY_HOURS: std::ops::RangeInclusive<u64> = 24..=168;
+pub const NOTIFY_KEEP_DAYS: std::ops::RangeInclusive<u64> = 1..=90;
+
 /// The bridge's default ports: the well-known ones plus 1000, so no privileges are needed.
 pub const BRIDGE_PORTS: (u16, u16, u16) = (1143, 1110, 1587);
 /// How many bridge sessions may run at once (`bridge.max_connections`).
@@ -206,6 +244,8 @@ pub struct Settings {
     pub bridge: BridgeConfig,
     /// Item sizes and waits of the mailbox pipeline (`[limits]`).
     pub limits: crate::pipeline::Limits,
+    /// Change notifications (`[notify]`).
+    pub notify: NotifyConfig,
     /// The configuration files that were read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -273,7 +313,19 @@ struct RawSettings {
     ews: RawGraph,
     limits: RawLimits,
     bridge: RawBridge,
+    notify: RawNotify,
     connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawNotify {
+    graph_push: Option<bool>,
+    poll_secs: Option<u64>,
+    safety_poll_secs: Option<u64>,
+    webhook_retry_hours: Option<u64>,
+    allow_http_webhooks: Option<bool>,
+    keep_events_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -991,8 +1043,48 @@ impl Resolver<'_> {
             )?,
             limits: self.limits(&raw.limits)?,
             bridge: self.bridge(raw.bridge)?,
+            notify: self.notify(&raw.notify)?,
             files,
         })
+    }
+
+    fn notify(&self, raw: &RawNotify) -> Result<NotifyConfig, ConfigError> {
+        let mut c = NotifyConfig::default();
+        let ranged =
+            |key: &str, value: Option<u64>, range: &std::ops::RangeInclusive<u64>| match value {
+                Some(v) if !range.contains(&v) => Err(self.invalid(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                )),
+                v => Ok(v),
+            };
+        if let Some(v) = ranged("notify.poll_secs", raw.poll_secs, &NOTIFY_POLL_SECS)? {
+            c.poll = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = ranged(
+            "notify.safety_poll_secs",
+            raw.safety_poll_secs,
+            &NOTIFY_SAFETY_POLL_SECS,
+        )? {
+            c.safety_poll = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = ranged(
+            "notify.webhook_retry_hours",
+            raw.webhook_retry_hours,
+            &NOTIFY_RETRY_HOURS,
+        )? {
+            c.webhook_retry = std::time::Duration::from_secs(v * 3600);
+        }
+        if let Some(v) = ranged(
+            "notify.keep_events_days",
+            raw.keep_events_days,
+            &NOTIFY_KEEP_DAYS,
+        )? {
+            c.keep_events = std::time::Duration::from_secs(v * 86_400);
+        }
+        c.graph_push = raw.graph_push.unwrap_or(c.graph_push);
+        c.allow_http_webhooks = raw.allow_http_webhooks.unwrap_or(c.allow_http_webhooks);
+        Ok(c)
     }
 
     fn bridge(&self, raw: RawBridge) -> Result<BridgeConfig, ConfigError> {

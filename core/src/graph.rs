@@ -3,14 +3,18 @@
 //! Requests go through the [`Pipeline`] (governor slot, credential, `Retry-After` within the
 //! cap, one refresh after a 401); [`explain`] classifies Graph's answers and turns refusals into
 //! errors that name the fix. The capabilities live apart: [`mail`] (paging, `$batch` MIME,
-//! sends that never deliver twice, upload sessions), [`calendar`] (and free/busy), [`contacts`].
+//! sends that never deliver twice, upload sessions), [`calendar`] (and free/busy), [`contacts`],
+//! change notifications ([`subscriptions`]: `crate::notify::Push`; [`notifications`]: what Graph
+//! POSTs back).
 //! Every ID is one path segment; every page or sync token is sealed to its mailbox and query.
 
 mod calendar;
 mod contacts;
 mod explain;
 mod mail;
+pub mod notifications;
 pub(crate) mod permissions;
+pub mod subscriptions;
 pub(crate) mod wire;
 
 use std::collections::HashSet;

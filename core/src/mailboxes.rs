@@ -325,8 +325,11 @@ impl Mailboxes {
                     conn.name.as_str(),
                     principal_name.as_deref(),
                 );
-                let graph = GraphMailbox::new(pipe, &base, pages, me)?;
-                Ok(Backend::full("Microsoft Graph", Arc::new(graph)))
+                let graph = Arc::new(GraphMailbox::new(pipe, &base, pages, me)?);
+                Ok(Backend {
+                    push: Some(Arc::clone(&graph) as Arc<dyn crate::notify::Push>),
+                    ..Backend::full("Microsoft Graph", graph)
+                })
             }
             _ => Err(MailboxError::Unsupported(format!(
                 "connection `{}` has no backend for its target",
@@ -428,9 +431,11 @@ impl Mailboxes {
             },
             pages,
         );
+        let imap = Arc::new(imap);
+        let listen = Arc::clone(&imap) as Arc<dyn crate::notify::Listen>;
         // The claims checked before connecting, Exchange's refusals explained with the IDs.
         let imap = crate::mail::explained::ExplainedImap::new(
-            Arc::new(imap),
+            imap,
             credentials,
             TokenExpectation::for_connection(conn)?,
             me,
@@ -442,7 +447,7 @@ impl Mailboxes {
             availability: None,
             contacts: None,
             push: None,
-            listen: None,
+            listen: Some(listen),
         })
     }
 

@@ -15,8 +15,11 @@
 //! doubled or forged changes nothing but when the next sync runs, and after any gap (a restart,
 //! dropped notifications, an expired subscription) the next sync reports every change once.
 
+pub mod delivery;
+pub mod engine;
 pub mod event;
 pub mod store;
+pub mod webhook;
 
 use std::fmt::Debug;
 
@@ -29,6 +32,10 @@ use crate::Error;
 use crate::mailbox::{FolderRef, MailboxRef};
 use crate::secret::Secret;
 
+pub use delivery::{Delivery, DeliveryOptions};
+pub use engine::{
+    Lifecycle, NewWatch, Notifier, NotifySettings, Pushed, PushedOutcome, WatchAccess,
+};
 pub use event::{ChangeEvent, EventKind};
 pub use store::NotifyStore;
 

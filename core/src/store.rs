@@ -10,6 +10,7 @@ pub mod changes;
 pub mod copy;
 pub mod counting;
 mod memory;
+mod notify_rows;
 mod postgres;
 mod postgres_governor;
 mod rows;

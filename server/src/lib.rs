@@ -41,7 +41,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The gateway's router with its middleware: request IDs, tracing, metrics, body limit, timeout.
 pub fn app(state: AppState) -> Router {
-    use routes::{admin, mailbox as mb, signin};
+    use routes::{admin, mailbox as mb, notify, signin};
     // One limit for every request body: core's item limit (`limits.max_item_mb`).
     let max_body = usize::try_from(state.mailboxes.limits().max_item_bytes).unwrap_or(usize::MAX);
     let user = "/api/v1/connections/{connection}/users/{principal}";
@@ -143,12 +143,53 @@ pub fn app(state: AppState) -> Router {
                 .patch(mb::update_contact)
                 .delete(mb::delete_contact),
         )
+        .route(&format!("{user}/watches"), post(notify::create_watch))
+        .route(
+            "/api/v1/connections/{connection}/watches",
+            get(notify::list_watches),
+        )
+        .route(
+            "/api/v1/connections/{connection}/watches/{id}",
+            axum::routing::delete(notify::delete_watch),
+        )
+        .route(
+            "/api/v1/connections/{connection}/events",
+            get(notify::events),
+        )
+        .route(
+            "/api/v1/connections/{connection}/events/stream",
+            get(notify::stream),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks",
+            get(notify::list_webhooks).post(notify::create_webhook),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}",
+            axum::routing::delete(notify::delete_webhook),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}/dead-letters",
+            get(notify::dead_letters),
+        )
+        .route(
+            "/api/v1/connections/{connection}/webhooks/{id}/dead-letters/replay",
+            post(notify::replay),
+        )
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/docs", get(openapi::page));
     Router::new()
         .merge(api)
         .merge(console::router())
         .route("/service/oauth2/authorize", get(signin::callback))
+        .route(
+            "/notifications/graph/{watch}",
+            post(routes::notify::graph_notification),
+        )
+        .route(
+            "/notifications/graph/{watch}/lifecycle",
+            post(routes::notify::graph_lifecycle),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
@@ -189,6 +230,39 @@ pub fn spawn_expiry_watch(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Starts change notifications: the tasks of the watches this gateway owns (claimed from the
+/// store, so several gateways share them out) and the webhook delivery, woken by each commit of
+/// events. Dropping the answer stops them all.
+pub fn spawn_notifications(state: &AppState) -> NotificationTasks {
+    let watches = state.notifier.run();
+    let delivery = state.delivery.clone();
+    let worker = tokio::spawn(async move { delivery.run(std::future::pending::<()>()).await });
+    let delivery = state.delivery.clone();
+    let mut committed = state.notifier.committed();
+    let poke = tokio::spawn(async move {
+        while committed.changed().await.is_ok() {
+            delivery.poke();
+        }
+    });
+    NotificationTasks {
+        tasks: vec![watches, worker, poke],
+    }
+}
+
+/// The tasks [`spawn_notifications`] started; dropped, they stop.
+#[derive(Debug)]
+pub struct NotificationTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NotificationTasks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 pub async fn serve(

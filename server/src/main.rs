@@ -305,6 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_or_else(|| format!("http://{local}"), ToString::to_string);
     let state = AppState::new(services, settings, public_url);
     exgate_server::spawn_expiry_watch(&state);
+    let _notifications = exgate_server::spawn_notifications(&state);
     say(&format!(
         "redirect URI to register in Entra ID for sign-ins through the gateway: {}",
         state.redirect_uri()

@@ -2,4 +2,5 @@
 
 pub(crate) mod admin;
 pub(crate) mod mailbox;
+pub(crate) mod notify;
 pub(crate) mod signin;

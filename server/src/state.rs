@@ -37,6 +37,13 @@ pub struct AppState {
     /// The watch over expiring credentials (run by [`crate::spawn_expiry_watch`]); what it read
     /// from Graph is part of the expiry the API, the gauge and the console show.
     pub expiry: Arc<exgate_core::expiry::Watch>,
+    /// Change notifications: the watches this gateway runs, their journal and webhooks
+    /// (started by [`crate::spawn_notifications`]).
+    pub notifier: Arc<exgate_core::notify::Notifier>,
+    /// The webhook delivery worker.
+    pub delivery: exgate_core::notify::delivery::Delivery,
+    /// `[notify]` as configured.
+    pub notify: exgate_core::config::NotifyConfig,
 }
 
 impl AppState {
@@ -61,7 +68,37 @@ impl AppState {
             Arc::clone(&services.signin),
             settings.server.keep_refresh_tokens_alive,
         ));
+        let public = public_url.trim_end_matches('/').to_owned();
+        let notifier = Arc::new(exgate_core::notify::Notifier::new(
+            Arc::clone(&services.store),
+            Arc::clone(&services.connections),
+            Arc::clone(&services.mailboxes),
+            Arc::clone(&services.clock),
+            exgate_core::notify::NotifySettings {
+                public_url: settings
+                    .notify
+                    .graph_push
+                    .then(|| url::Url::parse(&format!("{public}/")).ok())
+                    .flatten(),
+                poll_every: settings.notify.poll,
+                safety_every: settings.notify.safety_poll,
+                ..exgate_core::notify::NotifySettings::default()
+            },
+        ));
+        let delivery = exgate_core::notify::delivery::Delivery::new(
+            Arc::clone(&services.store),
+            &settings.network,
+            Arc::clone(&services.clock),
+            exgate_core::notify::delivery::DeliveryOptions {
+                retry_for: settings.notify.webhook_retry,
+                ..exgate_core::notify::delivery::DeliveryOptions::default()
+            },
+        )
+        .expect("the network settings were checked when the services were opened");
         Self {
+            notify: settings.notify.clone(),
+            delivery,
+            notifier,
             expiry,
             changes: services.changes,
             console,

@@ -1,4 +1,5 @@
-//! Mock Microsoft Graph v1.0 for Outlook resources: mail, calendar, contacts, users, `$batch`.
+//! Mock Microsoft Graph v1.0 for Outlook resources: mail, calendar, contacts, users, `$batch`,
+//! change-notification subscriptions (`subscriptions`, `push`).
 //!
 //! Served under `{base}/graph/v1.0` beside the mock Entra ID ([`crate::MockMicrosoft`]). Every
 //! request needs a bearer token the mock Entra issued for `https://graph.microsoft.com`;
@@ -25,6 +26,8 @@ mod http;
 pub(crate) mod ids;
 mod mail;
 mod odata;
+mod push;
+mod subscriptions;
 mod throttle;
 mod uploads;
 mod users;
@@ -52,6 +55,7 @@ pub use crate::mailstore::fixtures;
 pub use crate::mailstore::recurrence::{
     DayOfWeek, PatternType, RangeType, Recurrence, RecurrencePattern, RecurrenceRange, WeekIndex,
 };
+pub use push::{GraphSwitchChange, GraphSwitches, LifecycleEvent, LifecycleSend};
 pub use throttle::ThrottlePolicy;
 
 use crate::clock::Clock;
@@ -129,6 +133,8 @@ pub struct GraphState {
     own: Arc<Mutex<GraphOwn>>,
     throttle: Throttle,
     decoding: Arc<DecodingKey>,
+    /// Change-notification subscriptions and their task ([`push`]).
+    push: push::Push,
 }
 
 impl std::fmt::Debug for GraphState {
@@ -156,6 +162,7 @@ impl GraphState {
             own: Arc::new(Mutex::new(GraphOwn::default())),
             throttle: Throttle::default(),
             decoding: Arc::new(token_key),
+            push: push::Push::default(),
         }
     }
 

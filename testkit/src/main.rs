@@ -127,6 +127,8 @@ Exchange Online checks it, PLAIN/LOGIN/USER take the seeded passwords (bridge te
                           drop silent mail connections after SECS (default 1800)
   --mail-max-size BYTES   the largest message SMTP and APPEND take (default 157286400)
   The mail switches can be read and changed at run time: GET/POST {base}/_mock/mail
+Graph's change notifications (subscriptions; drop, delay, expire, lifecycle) can be read and
+changed at run time: GET/POST {base}/_mock/graph
 
 fixtures: writes a generated mailbox (JSON) for --mailboxes
   --mailbox ADDRESS       whose mailbox it is (required)

@@ -214,6 +214,7 @@ impl MockMicrosoft {
                 ews.clone(),
                 oidc.clone(),
                 mail.clone(),
+                graph.clone(),
             ))
             .merge(extra);
         // One certificate for HTTPS and the mail servers (the mail servers always use TLS).
@@ -767,13 +768,14 @@ impl MockMicrosoft {
 /// `GET/POST/DELETE /_mock/faults`: read, extend and clear the fault plan at run time;
 /// `GET/POST /_mock/entra`: read and change Entra's switches; `GET/POST /_mock/ews`: EWS's;
 /// `GET/POST /_mock/oidc`: the generic OpenID provider's; `GET/POST /_mock/mail`: the mail
-/// servers'.
+/// servers'; `GET/POST /_mock/graph`: Graph's change notifications'.
 fn admin_router(
     faults: Faults,
     entra: EntraState,
     ews: EwsState,
     oidc: OidcState,
     mail: MailState,
+    graph: GraphState,
 ) -> Router {
     use axum::Json;
     use axum::extract::State;
@@ -812,6 +814,18 @@ fn admin_router(
         .merge(switch_routes::<EwsState>("/_mock/ews", ews))
         .merge(switch_routes::<OidcState>("/_mock/oidc", oidc))
         .merge(switch_routes::<MailState>("/_mock/mail", mail))
+        .merge(switch_routes::<GraphState>("/_mock/graph", graph))
+}
+
+impl Switchboard for GraphState {
+    type Switches = crate::graph::GraphSwitches;
+    fn switches(&self) -> Self::Switches {
+        self.graph_switches()
+    }
+    fn change(&self, json: &str) -> Result<Self::Switches, String> {
+        crate::graph::GraphSwitchChange::from_json(json)
+            .and_then(|c| self.change_graph_switches(&c))
+    }
 }
 
 impl Switchboard for MailState {

@@ -15,3 +15,4 @@ mod pipeline;
 mod signin;
 mod terminal;
 mod util;
+mod watch;

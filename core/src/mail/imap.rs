@@ -26,6 +26,7 @@
 
 mod folders;
 mod ids;
+mod listen;
 mod message;
 mod search;
 mod session;

@@ -126,6 +126,10 @@ pub struct WebhookProgress {
     pub next_attempt_at: Option<OffsetDateTime>,
     /// Why the last attempt failed (status or transport error; never a body or a secret).
     pub last_error: Option<String>,
+    /// When the next event first failed (`None` while nothing fails): it becomes a dead letter
+    /// once it has failed for longer than the delivery's `retry_for`. A store that does not keep
+    /// it answers `None`, and delivery estimates it from `attempts` and the back-off.
+    pub first_failed_at: Option<OffsetDateTime>,
 }
 
 /// An event a webhook gave up on, kept for the admin to see and replay.

@@ -123,6 +123,84 @@ pub const TABLES: &[TableSpec] = &[
             text("created_at"),
         ],
     },
+    // Change notifications. A watch's or webhook's `owner` and `owner_until` are copied as they
+    // are: they name a gateway of the source, whose claim simply ends at `owner_until`, after
+    // which the target's gateways take the watch or webhook over.
+    TableSpec {
+        name: "watches",
+        columns: &[
+            text("id"),
+            text("connection_id"),
+            text("principal"),
+            text("mailbox"),
+            text("watched"),
+            text("api_key_id"),
+            text("created_at"),
+            bytes("state_sealed"),
+            int("version"),
+            text("owner"),
+            text("owner_until"),
+        ],
+    },
+    TableSpec {
+        name: "watch_items",
+        columns: &[
+            text("watch_id"),
+            text("scope"),
+            text("item_id"),
+            text("version"),
+            text("extra"),
+        ],
+    },
+    // The journal, with its `seq`: the target's next entry follows the highest copied (the
+    // newest entry is never purged), so webhooks' cursors and streams' positions stay valid.
+    TableSpec {
+        name: "events",
+        columns: &[
+            int("seq"),
+            text("event_id"),
+            text("watch_id"),
+            text("connection_id"),
+            text("principal"),
+            text("mailbox"),
+            text("kind"),
+            text("body"),
+            text("created_at"),
+        ],
+    },
+    TableSpec {
+        name: "webhooks",
+        columns: &[
+            text("id"),
+            text("api_key_id"),
+            text("connection_id"),
+            text("principal"),
+            text("mailbox"),
+            text("kinds"),
+            text("url"),
+            bytes("secret_sealed"),
+            text("created_at"),
+            int("cursor"),
+            int("attempts"),
+            text("next_attempt_at"),
+            text("last_error"),
+            text("first_failed_at"),
+            text("owner"),
+            text("owner_until"),
+        ],
+    },
+    TableSpec {
+        name: "dead_letters",
+        columns: &[
+            text("webhook_id"),
+            int("seq"),
+            text("event"),
+            int("attempts"),
+            text("last_error"),
+            text("failed_at"),
+            int("replay"),
+        ],
+    },
 ];
 
 /// Tables that are not copied, and why. A name here need not exist in every build or backend.

@@ -62,6 +62,11 @@ impl Store for CountingStore {
         self.inner.governor_budget()
     }
 
+    /// Forwarded uncounted: the inner store's notification state, whose calls are not counted.
+    fn notifications(&self) -> Option<&dyn crate::notify::NotifyStore> {
+        self.inner.notifications()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.count("ping");
         self.inner.ping().await

@@ -4,6 +4,8 @@
 //!
 //! Nothing here is written anywhere, so nothing is sealed; secrets stay [`Secret`]s.
 
+mod notify;
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -36,6 +38,8 @@ struct State {
     /// Sign-in statuses by login ID, with their order of arrival.
     login_status: BTreeMap<String, (u64, LoginStatusRow)>,
     next_login_status: u64,
+    /// Watches, the journal, webhooks and dead letters ([`crate::notify::NotifyStore`]).
+    notify: notify::NotifyState,
 }
 
 impl State {
@@ -90,6 +94,10 @@ fn token_key(key: &TokenKey) -> (ConnectionId, Option<AccountId>, &'static str) 
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn notifications(&self) -> Option<&dyn crate::notify::NotifyStore> {
+        Some(self)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -156,6 +164,7 @@ impl Store for MemoryStore {
         s.bridge_users.retain(|_, (u, _)| u.connection != id);
         s.pending.retain(|_, (_, p)| p.connection != id);
         s.login_status.retain(|_, (_, l)| l.connection != id);
+        s.notify.forget_connection(id);
         s.connections.remove(&id);
         Ok(true)
     }

@@ -4,6 +4,8 @@
 //! Row mapping and sealing are [`super::rows`], shared with SQLite; this file holds only the SQL.
 //! Connection names are unique on their folded form (`name_folded`), which exgate computes.
 
+mod notify;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -61,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/postgres/0006_login_status.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_notifications.sql"),
     ),
 ];
 
@@ -252,6 +258,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn notifications(&self) -> Option<&dyn crate::notify::NotifyStore> {
+        Some(self)
+    }
+
     fn governor_budget(&self) -> Option<Arc<dyn crate::governor::SharedBudget>> {
         Some(Arc::new(super::postgres_governor::PostgresBudget::new(
             self.pool.clone(),
@@ -364,6 +374,9 @@ impl Store for PostgresStore {
             "DELETE FROM bridge_users WHERE connection_id = $1",
             "DELETE FROM pending_logins WHERE connection_id = $1",
             "DELETE FROM login_status WHERE connection_id = $1",
+            // Their items and dead letters follow by cascade; journal entries stay until purged.
+            "DELETE FROM watches WHERE connection_id = $1",
+            "DELETE FROM webhooks WHERE connection_id = $1",
             "DELETE FROM connections WHERE id = $1",
         ] {
             sqlx::query(sql)
@@ -1269,12 +1282,11 @@ impl Store for PostgresStore {
                 let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
                 for (value, column) in row.iter().zip(spec.columns) {
                     q = match (value, column.ty) {
-                        (Value::Null, ColumnType::Int) => q.bind(None::<i32>),
+                        (Value::Null, ColumnType::Int) => q.bind(None::<i64>),
                         (Value::Null, ColumnType::Bytes) => q.bind(None::<Vec<u8>>),
                         (Value::Null, ColumnType::Text) => q.bind(None::<String>),
-                        (Value::Int(i), _) => q.bind(i32::try_from(*i).map_err(|_| {
-                            StoreError::Corrupt(format!("{}.{} = {i}", spec.name, column.name))
-                        })?),
+                        // An INTEGER column takes it by assignment (out of range: an error).
+                        (Value::Int(i), _) => q.bind(*i),
                         (Value::Text(t), _) => q.bind(t.clone()),
                         (Value::Bytes(b), _) => q.bind(b.clone()),
                     };
@@ -1316,7 +1328,15 @@ async fn read_table(
     spec: &TableSpec,
 ) -> Result<Vec<CopyRow>, StoreError> {
     let ctx = "reading a table to copy";
-    let columns: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+    // Integers are read as 64 bits whatever the column's width (INTEGER or BIGINT).
+    let columns: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| match c.ty {
+            ColumnType::Int => format!("{0}::BIGINT AS {0}", c.name),
+            ColumnType::Text | ColumnType::Bytes => c.name.to_owned(),
+        })
+        .collect();
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {} FROM {}",
         columns.join(", "),
@@ -1341,9 +1361,9 @@ async fn read_table(
                             .map_err(db(ctx))?
                             .map_or(Value::Null, Value::Bytes),
                         ColumnType::Int => row
-                            .try_get::<Option<i32>, _>(i)
+                            .try_get::<Option<i64>, _>(i)
                             .map_err(db(ctx))?
-                            .map_or(Value::Null, |v| Value::Int(i64::from(v))),
+                            .map_or(Value::Null, Value::Int),
                     })
                 })
                 .collect()

@@ -1,5 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode.
 
+mod notify;
+
 use std::fmt;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -55,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/sqlite/0006_login_status.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_notifications.sql"),
     ),
 ];
 
@@ -235,6 +241,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn notifications(&self) -> Option<&dyn crate::notify::NotifyStore> {
+        Some(self)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -335,6 +345,9 @@ impl Store for SqliteStore {
             "DELETE FROM bridge_users WHERE connection_id = ?",
             "DELETE FROM pending_logins WHERE connection_id = ?",
             "DELETE FROM login_status WHERE connection_id = ?",
+            // Their items and dead letters follow by cascade; journal entries stay until purged.
+            "DELETE FROM watches WHERE connection_id = ?",
+            "DELETE FROM webhooks WHERE connection_id = ?",
             "DELETE FROM connections WHERE id = ?",
         ] {
             sqlx::query(sql)

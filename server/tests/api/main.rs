@@ -31,6 +31,7 @@ mod hardening;
 mod hot_path;
 mod limiter;
 mod mail_protocols;
+mod notify;
 mod pipeline;
 mod signin;
 
@@ -748,6 +749,23 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Sends a request without a body, with these headers.
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> axum::response::Response {
+        let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        app(self.state.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
     /// Sends a request and reads the JSON answer (null for an empty body).
     async fn call(&self, method: &str, path: &str, auth: &str, body: Value) -> (StatusCode, Value) {
         let resp = self.send(method, path, Some(auth), body).await;
@@ -803,8 +821,22 @@ struct AppOnly {
 impl AppOnly {
     async fn start() -> Self {
         let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+        Self::start_with(mock, PUBLIC_URL, []).await
+    }
+
+    /// [`AppOnly::start`] over `mock`, reached at `public_url`, with more environment.
+    async fn start_with(
+        mock: MockMicrosoft,
+        public_url: &str,
+        env: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Self {
         let home = Home::new();
-        let gw = Gateway::mocked(&home, &mock).await;
+        let mut all = vec![
+            ("EXGATE__ENDPOINTS__AUTHORITY_HOST", mock.base_url()),
+            ("EXGATE__ENDPOINTS__GRAPH_URL", mock.graph_url()),
+        ];
+        all.extend(env);
+        let gw = Gateway::new(home.state_with(public_url, all).await).await;
         gw.connection(json!({
             "name": "contoso", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
             "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,

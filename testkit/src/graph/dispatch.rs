@@ -8,7 +8,8 @@ use super::auth::{self, Caller, MailboxRef, Need, Target};
 use super::error::{GraphError, GraphResult, graph_errors};
 use super::http::{Ctx, Req, Resp};
 use super::{
-    GraphInner, GraphState, MAX_BODY, apps, batch, calendar, contacts, faults, mail, uploads, users,
+    GraphInner, GraphState, MAX_BODY, apps, batch, calendar, contacts, faults, mail, subscriptions,
+    uploads, users,
 };
 use crate::faults::Fault;
 
@@ -140,6 +141,12 @@ async fn process(
         ));
     }
     let segments = split_path(&req.path)?;
+    if segments
+        .first()
+        .is_some_and(|first| subscriptions::serves(first))
+    {
+        return subscriptions::serve(state, ctx, req, &caller, &segments).await;
+    }
     if segments.first().is_some_and(|first| apps::serves(first)) {
         return apps::serve(state, ctx, req, &caller, &segments);
     }
