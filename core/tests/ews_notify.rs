@@ -149,6 +149,16 @@ async fn streaming_hears_mail_reopens_closed_connections_and_reports_lost_subscr
         next(&mut listener).await,
         Signal::Changed(Some(Watched::Calendar))
     );
+
+    // A listener dropped ends its subscriptions.
+    drop(listener);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while mock.ews_state().subscriptions() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the subscriptions are ended");
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ const USAGE: &str = "usage: exgate-mock [--listen IP:PORT] [--tls [--ca-out PATH
                      [--faults FILE] [--generic-oidc [--oidc-id-token-fault KIND]] \
                      [--ews-version VERSION] [--ews-throttle SPEC] \
                      [--ews-busy-in-response] [--ews-block-apps] [--ews-allow-app CLIENT_ID]... \
-                     [--ews-auth SCHEMES] \
+                     [--ews-auth SCHEMES] [--ews-no-streaming] [--ews-drop-notifications] \
                      [--autodiscover-redirect-addr ADDRESS | --autodiscover-redirect-url URL] \
                      [--mail-ca-out PATH] [--imap-disabled MAILBOX]... [--pop-disabled MAILBOX]... \
                      [--smtp-auth-disabled MAILBOX]... [--smtp-auth-disabled-tenant] \
@@ -85,6 +85,9 @@ autodiscover at {base}/autodiscover/autodiscover.xml (POX), …/autodiscover.svc
   --ews-allow-app CLIENT_ID
                           allow-list an app while blocked; repeatable
   --ews-auth SCHEMES      the enabled schemes, comma-separated: basic,ntlm,bearer (default all)
+  --ews-no-streaming      no streaming notifications, as Exchange 2010 before SP1 (pull works)
+  --ews-drop-notifications
+                          open GetStreamingEvents streams swallow their notifications
   --autodiscover-redirect-addr ADDRESS
                           autodiscover answers a redirect to another address
   --autodiscover-redirect-url URL
@@ -352,6 +355,8 @@ fn parse_args(argv: Vec<String>) -> anyhow::Result<Args> {
             }
             "--ews-block-apps" => parsed.ews.block_apps = Some(true),
             "--ews-busy-in-response" => parsed.ews.busy_in_response = Some(true),
+            "--ews-no-streaming" => parsed.ews.streaming = Some(false),
+            "--ews-drop-notifications" => parsed.ews.drop_notifications = Some(true),
             "--ews-allow-app" => parsed
                 .ews
                 .allowed_apps

@@ -69,6 +69,8 @@ async fn the_ready_line_names_ews_and_the_flags_switch_it() {
         "--ews-throttle",
         "27,1,3600",
         "--ews-block-apps",
+        "--ews-no-streaming",
+        "--ews-drop-notifications",
         "--autodiscover-redirect-url",
         "http://evil.example/autodiscover/autodiscover.xml",
     ]);
@@ -91,6 +93,8 @@ async fn the_ready_line_names_ews_and_the_flags_switch_it() {
     assert_eq!(switches["block_apps"], true);
     assert_eq!(switches["throttling"]["budget"], 1);
     assert_eq!(switches["autodiscover_redirect"]["kind"], "url");
+    assert_eq!(switches["streaming"], false);
+    assert_eq!(switches["drop_notifications"], true);
     // Exchange2016 is too new for 2010 SP2.
     let (status, text) = find_inbox(&ews).await;
     assert_eq!(status, 500);

@@ -18,6 +18,10 @@ fn subscribe(kind: &str, folders: &[&str], extra: &str) -> String {
         .iter()
         .map(|f| format!(r#"<t:DistinguishedFolderId Id="{f}"/>"#))
         .collect();
+    subscribe_to(kind, &folders, extra)
+}
+
+fn subscribe_to(kind: &str, folders: &str, extra: &str) -> String {
     format!(
         "<m:Subscribe><m:{kind}><t:FolderIds>{folders}</t:FolderIds><t:EventTypes><t:EventType>NewMailEvent</t:EventType><t:EventType>CreatedEvent</t:EventType><t:EventType>DeletedEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType><t:EventType>MovedEvent</t:EventType></t:EventTypes>{extra}</m:{kind}></m:Subscribe>"
     )
@@ -295,4 +299,64 @@ async fn forgotten_subscriptions_and_a_server_without_streaming_say_so() {
     let mut answers = adele.bodies();
     answers.extend(stream.envelopes);
     exgate_testkit::xsd::validate_soap(&answers).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn impersonation_and_delegate_access_reach_other_mailboxes() {
+    let m = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    // Megan, the service account, impersonates Adele (ApplicationImpersonation).
+    let megan = Ews::basic(&m, MEGAN, MEGAN_PASSWORD);
+    let as_adele = impersonate(ADELE);
+    let sub = megan
+        .call_with(
+            &as_adele,
+            &subscribe(
+                "PullSubscriptionRequest",
+                &["inbox"],
+                "<t:Timeout>10</t:Timeout>",
+            ),
+        )
+        .await;
+    sub.ok();
+    let id = sub.texts("SubscriptionId").remove(0);
+    let start = sub.texts("Watermark").remove(0);
+    deliver(&m, "To Adele").await;
+    let events = megan.call_with(&as_adele, &get_events(&id, &start)).await;
+    events.ok();
+    assert_eq!(events.count("<t:NewMailEvent>"), 1, "{}", events.text);
+    // Without the impersonation header it is not Megan's own subscription.
+    let own = megan.call(&get_events(&id, &start)).await;
+    assert_eq!(own.codes(), ["ErrorSubscriptionAccessDenied"]);
+
+    // Adele reads Sales as a delegate (FullAccess).
+    let adele = Ews::basic(&m, ADELE, ADELE_PASSWORD);
+    let sub = adele
+        .call(&subscribe_to(
+            "PullSubscriptionRequest",
+            &dfid_of("inbox", SALES),
+            "<t:Timeout>10</t:Timeout>",
+        ))
+        .await;
+    sub.ok();
+    let id = sub.texts("SubscriptionId").remove(0);
+    let start = sub.texts("Watermark").remove(0);
+    megan
+        .call(&create_message(
+            "SendAndSaveCopy",
+            "To Sales",
+            &[SALES],
+            "hi",
+        ))
+        .await
+        .ok();
+    let events = adele.call(&get_events(&id, &start)).await;
+    events.ok();
+    assert_eq!(events.count("<t:NewMailEvent>"), 1, "{}", events.text);
+    // Adele's own deliveries are not Sales's.
+    deliver(&m, "To Adele again").await;
+    let next = events.texts("Watermark").pop().unwrap();
+    let quiet = adele.call(&get_events(&id, &next)).await;
+    assert_eq!(quiet.count("<t:StatusEvent>"), 1, "{}", quiet.text);
+
+    validate_all(&[&megan, &adele]);
 }

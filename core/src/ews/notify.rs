@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use super::EwsMailbox;
 use super::wire::{
     self, ConnectionStatus, EnvelopeSplitter, EwsError, GetStreamingEvents, Notification,
-    PullEvents, ResponseCode, Subscribe, SubscriptionKind, WireError, notify::EventKind,
+    PullEvents, ResponseCode, Subscribe, SubscriptionKind, Unsubscribe, WireError,
+    notify::EventKind,
 };
 use crate::Error;
 use crate::mailbox::{MailboxError, MailboxRef};
@@ -69,6 +70,7 @@ impl Listen for EwsListen {
             },
             pending: VecDeque::new(),
             empty_ends: 0,
+            heard: false,
         };
         listener.subscribe().await?;
         Ok(Box::new(listener))
@@ -116,6 +118,8 @@ pub struct EwsListener {
     pending: VecDeque<Signal>,
     /// Connections in a row that ended without a single envelope.
     empty_ends: u32,
+    /// The open connection has answered an envelope.
+    heard: bool,
 }
 
 /// A server that ends this many streams in a row without an envelope is not listened to.
@@ -260,6 +264,7 @@ impl EwsListener {
             };
             match self.ews.open_stream(&self.mailbox, &request).await? {
                 Ok(body) => {
+                    self.heard = false;
                     if let Mode::Streaming { stream, splitter } = &mut self.mode {
                         *stream = Some(body);
                         **splitter = EnvelopeSplitter::new(MAX_ENVELOPE);
@@ -286,8 +291,7 @@ impl EwsListener {
         };
         let chunk = body.next_chunk().await;
         let mut envelopes = Vec::new();
-        let mut ended = false;
-        match chunk {
+        let ended = match chunk {
             Ok(Some(bytes)) => {
                 splitter
                     .push(&bytes)
@@ -295,26 +299,37 @@ impl EwsListener {
                 while let Some(e) = splitter.next_envelope() {
                     envelopes.push(e);
                 }
+                false
             }
-            // The server ended the answer (or the connection dropped): its events wait on the
-            // subscription; the next connection reads them.
-            Ok(None) | Err(_) => ended = true,
-        }
+            // The server ended the answer without saying Closed, the connection dropped, or
+            // it went quiet past the client's read timeout.
+            Ok(None) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "the notification stream broke; reconnecting");
+                true
+            }
+        };
+        // Either way the subscriptions keep their events: the next connection reads them. A
+        // server that keeps ending connections before saying anything is not listened to.
         if ended {
             if let Mode::Streaming { stream, .. } = &mut self.mode {
                 *stream = None;
             }
-            self.empty_ends += 1;
-            if self.empty_ends >= MAX_EMPTY_ENDS {
-                return Err(MailboxError::Protocol(
-                    "EWS ended GetStreamingEvents answers without notifications or a status".into(),
-                )
-                .into());
+            if !self.heard {
+                self.empty_ends += 1;
+                if self.empty_ends >= MAX_EMPTY_ENDS {
+                    return Err(MailboxError::Protocol(
+                        "EWS ended GetStreamingEvents answers without notifications or a status"
+                            .into(),
+                    )
+                    .into());
+                }
             }
             return Ok(());
         }
         if !envelopes.is_empty() {
             self.empty_ends = 0;
+            self.heard = true;
         }
         for envelope in envelopes {
             let decoded = match wire::decode_streaming_events(&envelope) {
@@ -417,5 +432,29 @@ impl Listener for EwsListener {
                 Mode::Pull { .. } => self.pull_step().await?,
             }
         }
+    }
+}
+
+impl Drop for EwsListener {
+    /// Ends the subscriptions on the server (in the background, when a runtime runs); one not
+    /// ended expires there on its own (30 minutes without a connection, or its pull timeout).
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.subscriptions.drain(..).map(|s| s.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ews = Arc::clone(&self.ews);
+        let mailbox = self.mailbox.clone();
+        runtime.spawn(async move {
+            for subscription in ids {
+                let request = Unsubscribe { subscription };
+                if let Err(e) = ews.post_raw(&mailbox, &request, Retry::Always).await {
+                    tracing::debug!(error = %e, "Unsubscribe failed; the subscription expires");
+                }
+            }
+        });
     }
 }

@@ -38,8 +38,9 @@ use super::xml::{Element, Xml};
 use crate::mailstore::Mailboxes;
 use crate::mailstore::mailbox::{Change, Mailbox};
 
-/// How often an open stream with nothing to say sends `ConnectionStatus` `OK`.
-pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// How often an open stream with nothing to say sends `ConnectionStatus` `OK` (the mock's
+/// choice, below the 30 s a client's read may wait).
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// A streaming subscription without a connection lives this long (Exchange: 30 minutes).
 const STREAMING_LIFETIME: time::Duration = time::Duration::minutes(30);
