@@ -324,7 +324,7 @@ impl Notifier {
         if watched.len() > 16 {
             return Err(InvalidInput::new("watched", "at most 16 folders per watch".into()).into());
         }
-        let (backend, _) = self
+        let (backend, mailbox) = self
             .open_mailbox(&conn, &new.principal, new.mailbox.as_ref())
             .await?;
         for w in &watched {
@@ -360,6 +360,13 @@ impl Notifier {
         if let Err(e) = self.sync(row.id).await {
             let _ = notes.delete_watch(row.id).await;
             return Err(e);
+        }
+        // A gateway that runs its watches subscribes before it answers, so changes from here on
+        // are pushed (a failure is logged; the watch's task tries again and polls meanwhile).
+        if self.active.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.keep_push(&row, &backend, &mailbox).await
+        {
+            tracing::warn!(watch = %row.id, error = %e, "the Graph subscription could not be made yet; polling meanwhile");
         }
         self.start_watch(&row);
         Ok(row)
