@@ -242,7 +242,7 @@ async fn a_calendar_watch_reports_events_created_changed_and_deleted() {
             &World::adele(),
             &EventDraft {
                 subject: Some("Planning".into()),
-                start: Some(EventTime::from_instant(start, zone.clone())),
+                start: Some(EventTime::from_instant(start, zone)),
                 end: Some(EventTime::from_instant(
                     start + time::Duration::hours(1),
                     zone,
