@@ -394,6 +394,12 @@ pub(crate) fn run(
         &basic,
         &format!("{{\"principal\":\"invoices-bot\",\"mailbox\":\"{upn}\"}}"),
     )?;
+    // Change notifications: the gateway watches the bot's Inbox (Graph pushes to the gateway).
+    post(
+        "/api/v1/connections/contoso-app/users/invoices-bot/watches",
+        &basic,
+        "{\"folders\":[\"inbox\"]}",
+    )?;
 
     let bridge_imap = bridge_ports
         .iter()
@@ -436,6 +442,9 @@ pub(crate) fn run(
          \x20 # sign a user in (delegated connection contoso): open the authorization_url it returns and sign in as {upn}\n\
          \x20 curl -s -X POST -H 'Authorization: Bearer {key}' -H 'content-type: application/json' -d '{{\"principal\":\"u42\"}}' {gw}/api/v1/connections/contoso/logins\n\
          \x20 curl -s -H 'Authorization: Bearer {key}' {gw}/api/v1/connections/contoso/users/u42/messages\n\
+         \x20 # change notifications: the gateway watches invoices-bot's Inbox; follow its events, then send it a mail:\n\
+         \x20 curl -sN -H 'Authorization: Bearer {key}' {gw}/api/v1/connections/contoso-app/events/stream\n\
+         \x20 {env} {exe} mail send -c contoso-imap --mailbox {upn} --to {upn} --subject Watched --body hello\n\
          \x20 # the admin's view of connections and known users:\n\
          \x20 curl -s -u 'admin:{admin_password}' {gw}/api/v1/connections/contoso/accounts\n\n\
          Or with the CLI, on the same configuration and store:\n\
@@ -446,6 +455,8 @@ pub(crate) fn run(
          \x20 {env} {exe} calendar list -c onprem\n\
          \x20 # Exchange Online over IMAP and SMTP (connection contoso-imap, XOAUTH2):\n\
          \x20 {env} {exe} mail list -c contoso-imap --mailbox {upn}\n\
+         \x20 # a mailbox's changes as they happen (IMAP IDLE):\n\
+         \x20 {env} {exe} watch -c contoso-imap --mailbox {upn}\n\
          \x20 # a password-only client through the bridge:\n\
          \x20 python3 -c 'import imaplib; m = imaplib.IMAP4(\"127.0.0.1\", {bridge_imap}); m.login(\"{upn}\", \"{bridge_password}\"); print(m.select(\"INBOX\"))'\n"
     );

@@ -505,3 +505,150 @@ async fn dropped_notifications_and_an_expired_subscription_are_caught_up_once() 
         3
     );
 }
+
+/// Delivers a message from Megan into `mailbox`'s Inbox (as a mail server would).
+fn deliver(mock: &MockMicrosoft, mailbox: &str, subject: &str) {
+    use exgate_testkit::graph::{Address, MessageContent};
+    let message = MessageContent::new(
+        "inbox",
+        subject,
+        Address::new("Megan Bowen", seed::MEGAN),
+        time::OffsetDateTime::now_utc(),
+    );
+    mock.add_messages(mailbox, &[message]).unwrap();
+}
+
+/// A gateway in `home` over `env`, serving on a real port, with its notifications running and
+/// every timer an hour away: events come from the backend's own notifications only.
+async fn listening(
+    home: &super::Home,
+    env: Vec<(&'static str, String)>,
+) -> (super::Gateway, exgate_server::NotificationTasks) {
+    let mut env = env;
+    env.push(("EXGATE__NOTIFY__SAFETY_POLL_SECS", "3600".to_owned()));
+    env.push(("EXGATE__NOTIFY__POLL_SECS", "3600".to_owned()));
+    let gw = super::Gateway::new(home.state_with(PUBLIC_URL, env).await).await;
+    let tasks = exgate_server::spawn_notifications(&gw.state);
+    (gw, tasks)
+}
+
+/// Registers a webhook to `receiver` on `connection` and watches `principal`'s Inbox.
+async fn hook_and_watch(
+    gw: &super::Gateway,
+    key: &str,
+    connection: &str,
+    principal: &str,
+    receiver: &Receiver,
+) -> String {
+    let (status, hook) = gw
+        .call(
+            "POST",
+            &format!("/api/v1/connections/{connection}/webhooks"),
+            key,
+            json!({ "url": receiver.url, "types": ["message.created"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let (status, watch) = gw
+        .call(
+            "POST",
+            &format!("/api/v1/connections/{connection}/users/{principal}/watches"),
+            key,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{watch}");
+    hook["secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_server_mailbox_streams_its_new_mail_to_the_webhook() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let home = super::Home::new();
+    let (gw, _tasks) = listening(
+        &home,
+        vec![("EXGATE__ENDPOINTS__AUTHORITY_HOST", mock.base_url())],
+    )
+    .await;
+    gw.connection(json!({
+        "name": "onprem", "ews_url": mock.ews_url(), "auth": "basic",
+        "username": seed::MEGAN, "password": seed::MEGAN_PASSWORD,
+    }))
+    .await;
+    let (status, body) = gw
+        .admin(
+            "POST",
+            "/api/v1/connections/onprem/static-users",
+            json!({ "principal": "adele", "mailbox": seed::ADELE, "access": "impersonation" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = gw.app_key("portal", &["onprem"]).await;
+    let mut receiver = Receiver::start().await;
+    let secret = hook_and_watch(&gw, &key, "onprem", "adele", &receiver).await;
+
+    deliver(&mock, seed::ADELE, "Over EWS streaming");
+    let e = receiver.next(&secret).await;
+    assert_eq!(e["type"], "message.created");
+    assert_eq!(e["connection"], "onprem");
+    // The ID is one the mailbox routes take.
+    let id = e["item_id"].as_str().unwrap();
+    let (status, message) = gw
+        .call(
+            "GET",
+            &format!("/api/v1/connections/onprem/users/adele/messages/{id}"),
+            &key,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{message}");
+    assert_eq!(message["subject"], "Over EWS streaming");
+    deliver(&mock, seed::ADELE, "Second over EWS");
+    let e = receiver.next(&secret).await;
+    assert_ne!(e["item_id"].as_str().unwrap(), id);
+    assert!(receiver.requests.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imap_mailbox_tells_its_new_mail_by_idle_to_the_webhook() {
+    let mock = MockMicrosoft::start(Seed::contoso()).await.unwrap();
+    let home = super::Home::new();
+    let ca = home.dir.path().join("mail-ca.pem");
+    std::fs::write(&ca, mock.mail_ca_pem()).unwrap();
+    let (gw, _tasks) = listening(
+        &home,
+        vec![
+            ("EXGATE__ENDPOINTS__AUTHORITY_HOST", mock.base_url()),
+            ("EXGATE__ENDPOINTS__IMAP_URL", mock.imap_url()),
+            ("EXGATE__ENDPOINTS__SMTP_URL", mock.smtp_url()),
+            ("EXGATE__TLS__CA_FILE", ca.display().to_string()),
+        ],
+    )
+    .await;
+    gw.connection(json!({
+        "name": "helpdesk", "tenant": seed::TENANT_ID, "auth": "oauth2-app-only",
+        "client_id": seed::DAEMON_APP, "client_secret": seed::DAEMON_APP_SECRET,
+        "backend": "imap", "send": "smtp",
+    }))
+    .await;
+    let (status, body) = gw
+        .admin(
+            "POST",
+            "/api/v1/connections/helpdesk/static-users",
+            json!({ "principal": "tickets", "mailbox": seed::ADELE }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = gw.app_key("portal", &["helpdesk"]).await;
+    let mut receiver = Receiver::start().await;
+    let secret = hook_and_watch(&gw, &key, "helpdesk", "tickets", &receiver).await;
+
+    deliver(&mock, seed::ADELE, "Over IMAP IDLE");
+    let e = receiver.next(&secret).await;
+    assert_eq!(e["type"], "message.created");
+    assert!(e["item_id"].as_str().unwrap().starts_with("im1."), "{e}");
+    deliver(&mock, seed::ADELE, "Second over IDLE");
+    let second = receiver.next(&secret).await;
+    assert_ne!(second["item_id"], e["item_id"]);
+    assert!(receiver.requests.try_recv().is_err());
+}
