@@ -102,6 +102,9 @@ pub(crate) use core_types::{
         (name = "mailbox", description = "Mail, calendar and contacts of a user: a linked account \
                                           on a delegated connection, a static user on an app-only \
                                           one."),
+        (name = "notifications", description = "Change notifications: watches on mailboxes, \
+                                                their events polled or streamed (Server-Sent \
+                                                Events), and signed webhooks with dead letters."),
         (name = "operations", description = "Probes, metrics, and this document."),
     )
 )]

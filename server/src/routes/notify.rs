@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::extract::{Json, JsonOrEmpty, Path, Query};
-use crate::openapi::MailboxErrors;
+use crate::openapi::{CallerErrors, MailboxErrors};
 use crate::{ApiError, AppState};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -200,7 +200,7 @@ pub(crate) async fn create_watch(
     tag = "notifications",
     params(ConnectionPath),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 200, description = "The connection's watches", body = Vec<WatchView>)),
+    responses((status = 200, description = "The connection's watches", body = Vec<WatchView>), CallerErrors),
 )]
 pub(crate) async fn list_watches(
     s: axum::extract::State<AppState>,
@@ -242,7 +242,7 @@ async fn watch_of(s: &AppState, conn: ConnectionId, id: &str) -> ApiResult<Watch
     tag = "notifications",
     params(WatchPath),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "No such watch", body = ApiError)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such watch", body = ApiError), CallerErrors),
 )]
 pub(crate) async fn delete_watch(
     s: axum::extract::State<AppState>,
@@ -312,7 +312,7 @@ pub(crate) struct EventPage {
     tag = "notifications",
     params(ConnectionPath, EventsQuery),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 200, description = "Events, oldest first", body = EventPage)),
+    responses((status = 200, description = "Events, oldest first", body = EventPage), CallerErrors),
 )]
 pub(crate) async fn events(
     s: axum::extract::State<AppState>,
@@ -343,7 +343,7 @@ pub(crate) async fn events(
     tag = "notifications",
     params(ConnectionPath, EventsQuery),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 200, description = "A `text/event-stream` of events", content_type = "text/event-stream", body = String)),
+    responses((status = 200, description = "A `text/event-stream` of events", content_type = "text/event-stream", body = String), CallerErrors),
 )]
 pub(crate) async fn stream(
     s: axum::extract::State<AppState>,
@@ -520,8 +520,7 @@ fn store_error(e: exgate_core::store::StoreError) -> ApiError {
     security(("api_key" = []), ("admin" = [])),
     responses(
         (status = 201, description = "The webhook, with its secret (shown only now)", body = WebhookView),
-        (status = 400, description = "A bad URL or filter", body = ApiError),
-    ),
+        (status = 400, description = "A bad URL or filter", body = ApiError), CallerErrors),
 )]
 pub(crate) async fn create_webhook(
     s: axum::extract::State<AppState>,
@@ -583,7 +582,7 @@ pub(crate) async fn create_webhook(
     tag = "notifications",
     params(ConnectionPath),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 200, description = "The webhooks (without secrets)", body = Vec<WebhookView>)),
+    responses((status = 200, description = "The webhooks (without secrets)", body = Vec<WebhookView>), CallerErrors),
 )]
 pub(crate) async fn list_webhooks(
     s: axum::extract::State<AppState>,
@@ -622,7 +621,7 @@ async fn webhook_of(s: &AppState, conn: ConnectionId, id: &str) -> ApiResult<Web
     tag = "notifications",
     params(WebhookPath),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "No such webhook", body = ApiError)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such webhook", body = ApiError), CallerErrors),
 )]
 pub(crate) async fn delete_webhook(
     s: axum::extract::State<AppState>,
@@ -661,7 +660,7 @@ pub(crate) struct DeadLetterView {
     tag = "notifications",
     params(WebhookPath),
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 200, description = "Events given up on, oldest first", body = Vec<DeadLetterView>)),
+    responses((status = 200, description = "Events given up on, oldest first", body = Vec<DeadLetterView>), CallerErrors),
 )]
 pub(crate) async fn dead_letters(
     s: axum::extract::State<AppState>,
@@ -712,7 +711,7 @@ pub(crate) struct ReplayView {
     params(WebhookPath),
     request_body = ReplayBody,
     security(("api_key" = []), ("admin" = [])),
-    responses((status = 202, description = "Marked for delivery", body = ReplayView)),
+    responses((status = 202, description = "Marked for delivery", body = ReplayView), CallerErrors),
 )]
 pub(crate) async fn replay(
     s: axum::extract::State<AppState>,

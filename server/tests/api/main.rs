@@ -313,6 +313,19 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/connections/c/users/p/contacts/x"),
     ("PATCH", "/api/v1/connections/c/users/p/contacts/x"),
     ("DELETE", "/api/v1/connections/c/users/p/contacts/x"),
+    ("POST", "/api/v1/connections/c/users/p/watches"),
+    ("GET", "/api/v1/connections/c/watches"),
+    ("DELETE", "/api/v1/connections/c/watches/w"),
+    ("GET", "/api/v1/connections/c/events"),
+    ("GET", "/api/v1/connections/c/events/stream"),
+    ("GET", "/api/v1/connections/c/webhooks"),
+    ("POST", "/api/v1/connections/c/webhooks"),
+    ("DELETE", "/api/v1/connections/c/webhooks/h"),
+    ("GET", "/api/v1/connections/c/webhooks/h/dead-letters"),
+    (
+        "POST",
+        "/api/v1/connections/c/webhooks/h/dead-letters/replay",
+    ),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
 ];
@@ -2126,7 +2139,7 @@ async fn the_openapi_document_describes_every_route_and_needs_authentication() {
             let what = format!("{method} {path}");
             let tag = op["tags"][0].as_str().unwrap_or_else(|| panic!("{what}"));
             assert!(
-                ["admin", "sign-in", "mailbox", "operations"].contains(&tag),
+                ["admin", "sign-in", "mailbox", "notifications", "operations"].contains(&tag),
                 "{what}"
             );
             let in_path: Vec<&str> = path
