@@ -69,6 +69,14 @@ impl AppState {
             settings.server.keep_refresh_tokens_alive,
         ));
         let public = public_url.trim_end_matches('/').to_owned();
+        // Several gateways on one store claim watches and webhooks under a name of their own; a
+        // store this gateway alone uses (SQLite) is claimed under one name, so a gateway killed
+        // and started again takes its watches back at once instead of after the lease.
+        let owner = if services.store.shares_auth_failures() {
+            format!("exgate-server-{}", uuid::Uuid::new_v4())
+        } else {
+            "exgate-server".to_owned()
+        };
         let notifier = Arc::new(exgate_core::notify::Notifier::new(
             Arc::clone(&services.store),
             Arc::clone(&services.connections),
@@ -82,6 +90,7 @@ impl AppState {
                     .flatten(),
                 poll_every: settings.notify.poll,
                 safety_every: settings.notify.safety_poll,
+                owner: owner.clone(),
                 ..exgate_core::notify::NotifySettings::default()
             },
         ));
@@ -91,6 +100,7 @@ impl AppState {
             Arc::clone(&services.clock),
             exgate_core::notify::delivery::DeliveryOptions {
                 retry_for: settings.notify.webhook_retry,
+                owner,
                 ..exgate_core::notify::delivery::DeliveryOptions::default()
             },
         )

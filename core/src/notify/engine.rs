@@ -95,6 +95,9 @@ struct WatchDoc {
     /// The secret each of this watch's Graph notifications must carry.
     #[serde(default)]
     client_state: Option<String>,
+    /// The public URL the subscriptions post to: when the gateway's changed, they are made again.
+    #[serde(default)]
+    push_base: Option<String>,
 }
 
 impl WatchDoc {
@@ -825,12 +828,23 @@ impl Notifier {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         });
         let mut kept = Vec::new();
-        let mut changed = doc.client_state.is_none();
+        let moved = doc.push_base.as_deref() != Some(base.as_str());
+        let mut changed = doc.client_state.is_none() || moved;
+        if moved {
+            // Subscriptions to another URL (the gateway's public URL changed) are of no use.
+            for old in &doc.push {
+                let _ = push.unsubscribe(&old.id).await;
+            }
+        }
         for watched in &row.watched {
-            let existing = doc.push.iter().find(|s| &s.watched == watched).cloned();
+            let existing = doc
+                .push
+                .iter()
+                .find(|s| &s.watched == watched && !moved)
+                .cloned();
             let wanted = now + PUSH_LIFETIME;
             match existing {
-                Some(sub) if sub.expires - now > PUSH_LIFETIME * 2 / 3 => kept.push(sub),
+                Some(sub) if sub.expires - now > PUSH_LIFETIME / 3 => kept.push(sub),
                 Some(sub) => match push.renew(&sub.id, wanted).await {
                     Ok(expires) => {
                         changed = true;
@@ -854,9 +868,11 @@ impl Notifier {
             }
         }
         if changed {
+            let base = base.to_string();
             self.update_doc(row.id, move |d| {
                 d.push = kept.clone();
                 d.client_state = Some(client_state.clone());
+                d.push_base = Some(base.clone());
             })
             .await?;
         }

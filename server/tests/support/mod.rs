@@ -37,26 +37,53 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     pub(crate) fn start(mock: &MockMicrosoft) -> Self {
+        Self::start_with(mock, "")
+    }
+
+    /// [`Gateway::start`] with more configuration (TOML appended to the file).
+    pub(crate) fn start_with(mock: &MockMicrosoft, extra: &str) -> Self {
         let home = tempfile::tempdir().unwrap();
         let config = home.path().join("config/exgate/exgate.toml");
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
         std::fs::write(
             &config,
             format!(
-                "[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
+                "{extra}\n[endpoints]\nauthority_host = \"{}\"\ngraph_url = \"{}\"\n",
                 mock.base_url(),
                 mock.graph_url()
             ),
         )
         .unwrap();
+        let (child, password, base) = Self::spawn(home.path());
+        Self {
+            child,
+            password: password.expect("a first start prints the admin password"),
+            base,
+            _home: home,
+        }
+    }
+
+    /// Kills the process (SIGKILL: nothing is finished or given back) and starts a new one on
+    /// the same configuration and store.
+    pub(crate) fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (child, _, base) = Self::spawn(self._home.path());
+        self.child = child;
+        self.base = base;
+    }
+
+    /// Starts `exgate-server` in `home`: the process, the admin password it printed (first
+    /// start only) and its base URL.
+    fn spawn(home: &std::path::Path) -> (Child, Option<String>, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_exgate-server"))
             .args(["--listen", "127.0.0.1:0"])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .env("EXGATE_SYSTEM_CONFIG", home.path().join("none.toml"))
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("EXGATE_SYSTEM_CONFIG", home.join("none.toml"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -65,17 +92,18 @@ impl Gateway {
         let mut lines = BufReader::new(child.stdout.take().unwrap())
             .lines()
             .map_while(Result::ok);
-        assert!(lines.next().unwrap().contains("admin password"));
-        let password = lines.next().unwrap().trim().to_owned();
-        let base = lines.next().unwrap().rsplit(' ').next().unwrap().to_owned();
+        let mut password = None;
+        let base = loop {
+            let line = lines.next().expect("the gateway printed where it listens");
+            if line.contains("admin password") {
+                password = Some(lines.next().unwrap().trim().to_owned());
+            } else if line.contains("listening on") {
+                break line.rsplit(' ').next().unwrap().to_owned();
+            }
+        };
         // The gateway goes on printing (the redirect URI); keep its stdout open and drained.
         std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            password,
-            base,
-            _home: home,
-        }
+        (child, password, base)
     }
 
     /// The process's peak resident memory so far, in bytes (the kernel's `VmHWM`).
