@@ -64,6 +64,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("exgate-core", "graph_export"),
     ("exgate-core", "ews_export"),
     ("exgate-server", "instances"),
+    ("exgate-server", "notify"),
 ];
 
 /// Builds every benchmark once with the `perf` profile and returns each one's executable.
