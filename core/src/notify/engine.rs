@@ -694,7 +694,11 @@ impl Notifier {
     /// subscriptions and carry its `clientState` (compared in constant time), or it is
     /// refused. An accepted change or `missed` wakes the watch's sync; `subscriptionRemoved`
     /// subscribes again; `reauthorizationRequired` reauthorizes.
-    pub async fn pushed(&self, watch: WatchId, notifications: &[Pushed]) -> PushedOutcome {
+    pub async fn pushed(
+        self: &Arc<Self>,
+        watch: WatchId,
+        notifications: &[Pushed],
+    ) -> PushedOutcome {
         let mut outcome = PushedOutcome::default();
         let doc = match self.notes() {
             Ok(notes) => match notes.watch_state(watch).await {
@@ -731,7 +735,18 @@ impl Notifier {
             for (sub, l) in lifecycle {
                 self.lifecycle(watch, &sub, l).await;
             }
-            self.wake(watch);
+            if self.runs(watch) {
+                self.wake(watch);
+            } else {
+                // Another gateway runs the watch (the load balancer sent Graph here): this one
+                // syncs it; the commit's version check keeps each change reported once.
+                let me = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(e) = me.sync(watch).await {
+                        tracing::warn!(%watch, error = %e, "a notified watch could not be synced here");
+                    }
+                });
+            }
         }
         outcome
     }
