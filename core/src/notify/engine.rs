@@ -76,6 +76,9 @@ impl Default for NotifySettings {
 const CALENDAR_PAST: time::Duration = time::Duration::days(1);
 const CALENDAR_AHEAD: time::Duration = time::Duration::days(365);
 
+/// The most webhooks one connection may have.
+pub const MAX_WEBHOOKS: usize = 100;
+
 /// The lifetime asked of a Graph subscription (Graph grants at most 4,230 minutes for Outlook
 /// resources), and when it is renewed: with a third of it left.
 const PUSH_LIFETIME: time::Duration = time::Duration::minutes(4_200);
@@ -686,6 +689,51 @@ impl Notifier {
                 }
             })
             .collect()
+    }
+
+    // ---- webhooks ----
+
+    /// Registers a webhook for the events `filter` passes, from the next one committed on:
+    /// its URL checked (`https`, or `http` to loopback unless `allow_plain_http`), a new secret
+    /// (in the answer, the only time it is shown), at most [`MAX_WEBHOOKS`] per connection.
+    pub async fn create_webhook(
+        &self,
+        filter: super::store::EventFilter,
+        url: &str,
+        allow_plain_http: bool,
+        api_key: Option<ApiKeyId>,
+    ) -> Result<super::store::WebhookRow, Error> {
+        let url = super::webhook::validate_url(url, allow_plain_http)?;
+        let notes = self.notes()?;
+        let kept = notes
+            .webhooks()
+            .await?
+            .iter()
+            .filter(|w| w.filter.connection == filter.connection)
+            .count();
+        if kept >= MAX_WEBHOOKS {
+            return Err(InvalidInput::new(
+                "url",
+                format!(
+                    "the connection has {MAX_WEBHOOKS} webhooks already; delete those it no longer needs, or filter by mailbox"
+                ),
+            )
+            .into());
+        }
+        let row = super::store::WebhookRow {
+            id: crate::model::WebhookId::new_random(),
+            api_key,
+            filter,
+            url: url.to_string(),
+            secret: super::webhook::generate_secret(),
+            created_at: self.clock.now(),
+            progress: super::store::WebhookProgress {
+                cursor: notes.last_event_seq().await?,
+                ..super::store::WebhookProgress::default()
+            },
+        };
+        notes.insert_webhook(&row).await?;
+        Ok(row)
     }
 
     // ---- pushed notifications (Graph) ----

@@ -10,8 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use exgate_core::mailbox::FolderRef;
 use exgate_core::model::{ConnectionId, EmailAddress, Principal, WatchId, WebhookId};
-use exgate_core::notify::store::{EventFilter, WatchRow, WebhookProgress, WebhookRow};
-use exgate_core::notify::webhook;
+use exgate_core::notify::store::{EventFilter, WatchRow, WebhookRow};
 use exgate_core::notify::{ChangeEvent, EventKind, NewWatch, Watched};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
@@ -420,9 +419,6 @@ where
 
 // ---- webhooks ----
 
-/// The most webhooks one connection may have.
-const MAX_WEBHOOKS: usize = 100;
-
 /// A webhook in the path.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -529,47 +525,25 @@ pub(crate) async fn create_webhook(
     Json(body): Json<NewWebhookBody>,
 ) -> ApiResult<Response> {
     let conn = caller.connection(&s, &connection).await?;
-    let url = webhook::validate_url(&body.url, s.notify.allow_http_webhooks)
-        .map_err(exgate_core::Error::from)?;
     let q = EventsQuery {
         principal: body.principal,
         mailbox: body.mailbox,
         types: Some(body.types.join(",")),
         ..EventsQuery::default()
     };
-    let filter = q.filter(conn.id)?;
-    let store = s.notifier.store()?;
-    let all = store.webhooks().await.map_err(store_error)?;
-    if all
-        .iter()
-        .filter(|w| w.filter.connection == conn.id)
-        .count()
-        >= MAX_WEBHOOKS
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "too_many_webhooks",
-            format!("the connection has {MAX_WEBHOOKS} webhooks already"),
+    let row = s
+        .notifier
+        .create_webhook(
+            q.filter(conn.id)?,
+            &body.url,
+            s.notify.allow_http_webhooks,
+            match &caller {
+                Caller::App(k) => Some(k.id),
+                Caller::Admin => None,
+            },
         )
-        .with_hint("delete webhooks it no longer needs, or filter fewer by mailbox"));
-    }
-    let secret = webhook::generate_secret();
-    let row = WebhookRow {
-        id: WebhookId::new_random(),
-        api_key: match &caller {
-            Caller::App(k) => Some(k.id),
-            Caller::Admin => None,
-        },
-        filter,
-        url: url.to_string(),
-        secret: secret.clone(),
-        created_at: OffsetDateTime::now_utc(),
-        progress: WebhookProgress {
-            cursor: store.last_event_seq().await.map_err(store_error)?,
-            ..WebhookProgress::default()
-        },
-    };
-    store.insert_webhook(&row).await.map_err(store_error)?;
+        .await?;
+    let secret = row.secret.clone();
     let mut view = WebhookView::of(&row);
     view.secret = Some(secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)).into_response())
