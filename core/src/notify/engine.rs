@@ -400,6 +400,35 @@ impl Notifier {
         Ok(notes.delete_watch(id).await?)
     }
 
+    /// The watch `id` of `connection`; one of another connection (or an ID that is none) is
+    /// "not found", so a caller learns nothing of other connections' watches.
+    pub async fn watch_of(&self, connection: ConnectionId, id: &str) -> Result<WatchRow, Error> {
+        let not_found = || Error::NotFound {
+            what: "watch",
+            name: id.to_owned(),
+        };
+        let id: WatchId = id.parse().map_err(|_| not_found())?;
+        let row = self.notes()?.watch(id).await?;
+        row.filter(|r| r.connection == connection)
+            .ok_or_else(not_found)
+    }
+
+    /// The webhook `id` of `connection`, as [`Notifier::watch_of`] finds a watch.
+    pub async fn webhook_of(
+        &self,
+        connection: ConnectionId,
+        id: &str,
+    ) -> Result<super::store::WebhookRow, Error> {
+        let not_found = || Error::NotFound {
+            what: "webhook",
+            name: id.to_owned(),
+        };
+        let id: crate::model::WebhookId = id.parse().map_err(|_| not_found())?;
+        let row = self.notes()?.webhook(id).await?;
+        row.filter(|r| r.filter.connection == connection)
+            .ok_or_else(not_found)
+    }
+
     /// The watches of a connection (all when `None`).
     pub async fn watches(&self, connection: Option<ConnectionId>) -> Result<Vec<WatchRow>, Error> {
         let mut all = self.notes()?.watches().await?;
@@ -411,13 +440,22 @@ impl Notifier {
 
     async fn open(&self, row: &WatchRow) -> Result<(Backend, MailboxRef), Error> {
         let conn = self.connections.by_id(row.connection).await?;
+        self.open_on(&conn, row).await
+    }
+
+    /// [`Notifier::open`] on the watch's connection, already looked up.
+    async fn open_on(
+        &self,
+        conn: &Connection,
+        row: &WatchRow,
+    ) -> Result<(Backend, MailboxRef), Error> {
         let mailbox = row
             .mailbox
             .as_deref()
             .map(str::parse::<EmailAddress>)
             .transpose()
             .map_err(|_| StoreError::Corrupt("a watch's mailbox is not an address".into()))?;
-        self.open_mailbox(&conn, &row.principal, mailbox.as_ref())
+        self.open_mailbox(conn, &row.principal, mailbox.as_ref())
             .await
     }
 
@@ -463,13 +501,10 @@ impl Notifier {
                 name: id.to_string(),
             })?;
         let mut doc = WatchDoc::read(state.document.as_ref())?;
-        let (backend, mailbox) = self.open(&row).await?;
-        let connection_name = self
-            .connections
-            .by_id(row.connection)
-            .await?
-            .name
-            .to_string();
+        // The connection is looked up once: for the backend and for the events' name.
+        let conn = self.connections.by_id(row.connection).await?;
+        let (backend, mailbox) = self.open_on(&conn, &row).await?;
+        let connection_name = conn.name.to_string();
         let now = self.clock.now();
         let baseline = !doc.baseline;
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use exgate_core::mailbox::FolderRef;
-use exgate_core::model::{ConnectionId, EmailAddress, Principal, WatchId, WebhookId};
+use exgate_core::model::{ConnectionId, EmailAddress, Principal, WatchId};
 use exgate_core::notify::store::{EventFilter, WatchRow, WebhookRow};
 use exgate_core::notify::{ChangeEvent, EventKind, NewWatch, Watched};
 use futures_util::Stream;
@@ -215,25 +215,6 @@ pub(crate) async fn list_watches(
     ))
 }
 
-/// The watch `id` of `conn`: one of another connection is "not found".
-async fn watch_of(s: &AppState, conn: ConnectionId, id: &str) -> ApiResult<WatchRow> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("watch `{id}` does not exist on this connection"),
-        )
-    };
-    let id: WatchId = id.parse().map_err(|_| not_found())?;
-    let row = s
-        .notifier
-        .store()?
-        .watch(id)
-        .await
-        .map_err(exgate_core::Error::from)?;
-    row.filter(|r| r.connection == conn).ok_or_else(not_found)
-}
-
 /// Stop watching: the watch and its subscription are deleted (its events stay in the journal).
 #[utoipa::path(
     delete,
@@ -249,7 +230,7 @@ pub(crate) async fn delete_watch(
     Path(WatchPath { connection, id }): Path<WatchPath>,
 ) -> ApiResult<StatusCode> {
     let conn = caller.connection(&s, &connection).await?;
-    let row = watch_of(&s, conn.id, &id).await?;
+    let row = s.notifier.watch_of(conn.id, &id).await?;
     s.notifier.delete_watch(row.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -573,21 +554,6 @@ pub(crate) async fn list_webhooks(
     ))
 }
 
-/// The webhook `id` of `conn`: one of another connection is "not found".
-async fn webhook_of(s: &AppState, conn: ConnectionId, id: &str) -> ApiResult<WebhookRow> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("webhook `{id}` does not exist on this connection"),
-        )
-    };
-    let id: WebhookId = id.parse().map_err(|_| not_found())?;
-    let row = s.notifier.store()?.webhook(id).await.map_err(store_error)?;
-    row.filter(|r| r.filter.connection == conn)
-        .ok_or_else(not_found)
-}
-
 /// Delete a webhook with its dead letters.
 #[utoipa::path(
     delete,
@@ -603,7 +569,7 @@ pub(crate) async fn delete_webhook(
     Path(WebhookPath { connection, id }): Path<WebhookPath>,
 ) -> ApiResult<StatusCode> {
     let conn = caller.connection(&s, &connection).await?;
-    let row = webhook_of(&s, conn.id, &id).await?;
+    let row = s.notifier.webhook_of(conn.id, &id).await?;
     s.notifier
         .store()?
         .delete_webhook(row.id)
@@ -642,7 +608,7 @@ pub(crate) async fn dead_letters(
     Path(WebhookPath { connection, id }): Path<WebhookPath>,
 ) -> ApiResult<Json<Vec<DeadLetterView>>> {
     let conn = caller.connection(&s, &connection).await?;
-    let row = webhook_of(&s, conn.id, &id).await?;
+    let row = s.notifier.webhook_of(conn.id, &id).await?;
     let dead = s
         .notifier
         .store()?
@@ -694,7 +660,7 @@ pub(crate) async fn replay(
     JsonOrEmpty(body): JsonOrEmpty<ReplayBody>,
 ) -> ApiResult<Response> {
     let conn = caller.connection(&s, &connection).await?;
-    let row = webhook_of(&s, conn.id, &id).await?;
+    let row = s.notifier.webhook_of(conn.id, &id).await?;
     let requested = s
         .notifier
         .store()?
