@@ -91,7 +91,9 @@ fn main() {
             policy,
             Limits::default(),
         )
-        .expect("mailboxes");
+        .expect("mailboxes")
+        // The EWS governor: `[ews]`, which an administrator sets to their server's policy.
+        .with_ews_policy(policy);
         let backend = mailboxes.open(Some("bench"), None).await.expect("backend");
         let mail = backend.mail_handle().expect("mail");
         let me = MailboxRef::Me;
