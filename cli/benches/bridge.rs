@@ -28,7 +28,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 const MESSAGES: usize = 10_000;
 const IDLE_SESSIONS: usize = 200;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 9;
 
 fn exgate() -> PathBuf {
     std::env::var_os("EXGATE_BIN").map_or_else(
